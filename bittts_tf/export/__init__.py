@@ -1,0 +1,1 @@
+"""Conversion to TFLite with packed ternary weights, and the C runtime glue."""

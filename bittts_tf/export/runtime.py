@@ -1,0 +1,137 @@
+"""Our C libraries from Python: the decoder through ctypes, and a LiteRT
+interpreter with BitTTSTernaryDecode registered."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import pathlib
+
+import numpy as np
+
+from bittts_tf.quant import packing, spec
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD_DIR = pathlib.Path(os.environ.get("BITTTS_BUILD_DIR", REPO_ROOT / "build"))
+CORE_LIBRARY = BUILD_DIR / "libbittts_ternary.so"
+LITERT_LIBRARY = BUILD_DIR / "libbittts_litert.so"
+
+STATUS_OK, STATUS_NULL, STATUS_SIZE, STATUS_INDEX = 0, 1, 2, 3
+
+
+class DecodeError(RuntimeError):
+    """The C decoder rejected its input."""
+
+
+def _require(path: pathlib.Path) -> pathlib.Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: build it with `make lib`")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def core_library() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(_require(CORE_LIBRARY)))
+    u8p, f32p, i8p = (ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_float),
+                      ctypes.POINTER(ctypes.c_int8))
+    size_t, size_tp = ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)
+    for name in ("bittts_decode_f32", "bittts_decode_f32_naive"):
+        fn = getattr(lib, name)
+        fn.argtypes = [u8p, size_t, ctypes.c_float, f32p, size_t, size_tp]
+        fn.restype = ctypes.c_int
+    lib.bittts_decode_i8.argtypes = [u8p, size_t, i8p, size_t, size_tp]
+    lib.bittts_decode_i8.restype = ctypes.c_int
+    lib.bittts_packed_size.argtypes = [size_t]
+    lib.bittts_packed_size.restype = size_t
+    lib.bittts_status_message.argtypes = [ctypes.c_int]
+    lib.bittts_status_message.restype = ctypes.c_char_p
+    lib.bittts_op_name.restype = ctypes.c_char_p
+    lib.bittts_trits_per_byte.restype = ctypes.c_int
+    lib.bittts_max_index.restype = ctypes.c_int
+    return lib
+
+
+def _pointer(array: np.ndarray, ctype):
+    return array.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _check(status: int, indices: np.ndarray, bad: ctypes.c_size_t) -> None:
+    if status == STATUS_OK:
+        return
+    message = core_library().bittts_status_message(status).decode()
+    if status == STATUS_INDEX:
+        message += f" (byte {bad.value} is {int(indices[bad.value])})"
+    raise DecodeError(f"C decode failed: {message}")
+
+
+def c_decode_f32(indices: np.ndarray, scale: float, num_weights: int,
+                 naive: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 weights decoded by the C fast path (or the naive one)."""
+    indices = np.ascontiguousarray(indices, np.uint8)
+    if out is None:
+        out = np.empty(num_weights, np.float32)
+    lib = core_library()
+    fn = lib.bittts_decode_f32_naive if naive else lib.bittts_decode_f32
+    bad = ctypes.c_size_t(0)
+    status = fn(_pointer(indices, ctypes.c_uint8), indices.size, scale,
+                _pointer(out, ctypes.c_float), num_weights, ctypes.byref(bad))
+    _check(status, indices, bad)
+    return out
+
+
+def c_decode_i8(indices: np.ndarray, num_weights: int) -> np.ndarray:
+    indices = np.ascontiguousarray(indices, np.uint8)
+    out = np.empty(num_weights, np.int8)
+    bad = ctypes.c_size_t(0)
+    status = core_library().bittts_decode_i8(
+        _pointer(indices, ctypes.c_uint8), indices.size, _pointer(out, ctypes.c_int8),
+        num_weights, ctypes.byref(bad))
+    _check(status, indices, bad)
+    return out
+
+
+def c_spec() -> dict:
+    """The constants as the compiled C library sees them (tested against `spec`)."""
+    lib = core_library()
+    return {"op_name": lib.bittts_op_name().decode(),
+            "trits_per_byte": lib.bittts_trits_per_byte(),
+            "max_index": lib.bittts_max_index(),
+            "packed_size_of_11": lib.bittts_packed_size(11)}
+
+
+@functools.lru_cache(maxsize=None)
+def _load_litert_op_library() -> ctypes.CDLL:
+    # RTLD_GLOBAL: the interpreter finds the registerer with dlsym.
+    return ctypes.CDLL(str(_require(LITERT_LIBRARY)), mode=ctypes.RTLD_GLOBAL)
+
+
+def make_interpreter(model_content: bytes, num_threads: int = 1,
+                     preserve_all_tensors: bool = False):
+    """A LiteRT interpreter that runs BitTTSTernaryDecode with our C kernel."""
+    _load_litert_op_library()
+    from ai_edge_litert.interpreter import InterpreterWithCustomOps
+    return InterpreterWithCustomOps(
+        model_content=bytes(model_content),
+        custom_op_registerers=[spec.REGISTERER_SYMBOL],
+        num_threads=num_threads,
+        experimental_preserve_all_tensors=preserve_all_tensors)
+
+
+def run_interpreter(interpreter, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Resizes the inputs to the given arrays, invokes, returns every output."""
+    details = interpreter.get_input_details()
+    if len(details) != len(inputs):
+        raise ValueError(f"model takes {len(details)} inputs, got {len(inputs)}")
+    for detail, value in zip(details, inputs):
+        if tuple(detail["shape"]) != value.shape:
+            interpreter.resize_tensor_input(detail["index"], value.shape)
+    interpreter.allocate_tensors()
+    for detail, value in zip(interpreter.get_input_details(), inputs):
+        interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def numpy_decode_f32(indices: np.ndarray, scale: float, num_weights: int) -> np.ndarray:
+    return packing.decode(indices, num_weights).astype(np.float32) * np.float32(scale)
