@@ -1,0 +1,86 @@
+"""Reading and writing waveforms: mono float32, resampled on request."""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message names the file and the reason."""
+
+
+def check_riff(path: str) -> None:
+    """Raise AudioError if a RIFF/WAVE file is cut short.
+
+    libsndfile reads a truncated WAV without complaint (it returns whatever
+    samples are there), so a file cut off by a crashed copy would silently
+    yield a clip whose transcript no longer matches. The chunk sizes in the
+    header say how long the file must be.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # not RIFF; libsndfile decides whether it is audio at all
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                if pos + 8 + chunk_size > size:
+                    raise AudioError(f"{path}: truncated WAV: header promises {chunk_size} bytes "
+                                     f"of audio, the file holds {size - pos - 8}")
+                return
+            pos += 8 + chunk_size + (chunk_size & 1)
+    raise AudioError(f"{path}: WAV file has no data chunk")
+
+
+def load_wav(path: str, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a sound file as mono float32 in [-1, 1]; resample if sample_rate is given."""
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such file")
+    check_riff(path)
+    try:
+        audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise AudioError(f"{path}: not readable audio ({e})") from None
+    audio = audio.mean(axis=1)
+    if audio.size == 0:
+        raise AudioError(f"{path}: contains no samples")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if sample_rate is not None and sr != sample_rate:
+        audio = resample(audio, sr, sample_rate)
+        sr = sample_rate
+    return audio, sr
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    import librosa  # slow to import; only needed when rates differ
+    if orig_sr == target_sr:
+        return audio.astype(np.float32)
+    return librosa.resample(audio.astype(np.float32), orig_sr=orig_sr, target_sr=target_sr,
+                            res_type="soxr_hq").astype(np.float32)
+
+
+def save_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM WAV atomically: a reader never sees a half-written file."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise AudioError(f"{path}: save_wav wants mono audio, got shape {audio.shape}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""Datasets: corpus loaders, feature cache, tf.data pipeline."""
