@@ -4,6 +4,10 @@
 
 #include "bittts_spec.h"
 
+/* The header cannot include the spec; this keeps the two in step. */
+typedef char bittts_table_size_matches_spec
+    [BITTTS_F32_TABLE_SIZE == BITTTS_NUM_PATTERNS * BITTTS_TRITS_PER_BYTE ? 1 : -1];
+
 size_t bittts_packed_size(size_t num_weights) {
   return num_weights / BITTTS_TRITS_PER_BYTE +
          (num_weights % BITTTS_TRITS_PER_BYTE != 0);
@@ -35,37 +39,48 @@ static bittts_status check_call(const uint8_t *packed, size_t packed_len,
   return bittts_check_sizes(packed_len, num_weights);
 }
 
-bittts_status bittts_decode_f32(const uint8_t *packed, size_t packed_len,
-                                float scale, float *out, size_t num_weights,
-                                size_t *bad_offset) {
-  size_t g, k, full_groups, tail;
-  float level[3];
+void bittts_fill_f32_table(float scale, float table[BITTTS_F32_TABLE_SIZE]) {
+  int index, k;
+  for (index = 0; index < BITTTS_NUM_PATTERNS; ++index)
+    for (k = 0; k < BITTTS_TRITS_PER_BYTE; ++k)
+      table[index * BITTTS_TRITS_PER_BYTE + k] =
+          (float)BITTTS_TRIT_TABLE[index][k] * scale;
+}
+
+bittts_status bittts_decode_f32_with_table(const uint8_t *packed, size_t packed_len,
+                                           const float *table, float *out,
+                                           size_t num_weights, size_t *bad_offset) {
+  enum { kRowBytes = BITTTS_TRITS_PER_BYTE * sizeof(float) };
+  size_t g, full_groups, tail;
   bittts_status status = check_call(packed, packed_len, out, num_weights);
   if (status != BITTTS_OK) return status;
+  if (table == NULL) return BITTTS_ERR_NULL;
   status = find_invalid_index(packed, packed_len, bad_offset);
   if (status != BITTTS_OK) {
     memset(out, 0, num_weights * sizeof(float));
     return status;
   }
-  level[0] = -scale;
-  level[1] = 0.0f;
-  level[2] = scale;
   full_groups = num_weights / BITTTS_TRITS_PER_BYTE;
   for (g = 0; g < full_groups; ++g) {
-    const int8_t *trits = BITTTS_TRIT_TABLE[packed[g]];
-    float *dst = out + g * BITTTS_TRITS_PER_BYTE;
-    dst[0] = level[trits[0] + 1];
-    dst[1] = level[trits[1] + 1];
-    dst[2] = level[trits[2] + 1];
-    dst[3] = level[trits[3] + 1];
-    dst[4] = level[trits[4] + 1];
+    memcpy(out + g * BITTTS_TRITS_PER_BYTE,
+           table + (size_t)packed[g] * BITTTS_TRITS_PER_BYTE, kRowBytes);
   }
   tail = num_weights - full_groups * BITTTS_TRITS_PER_BYTE;
-  for (k = 0; k < tail; ++k) {
-    out[full_groups * BITTTS_TRITS_PER_BYTE + k] =
-        level[BITTTS_TRIT_TABLE[packed[full_groups]][k] + 1];
+  if (tail) {
+    memcpy(out + full_groups * BITTTS_TRITS_PER_BYTE,
+           table + (size_t)packed[full_groups] * BITTTS_TRITS_PER_BYTE,
+           tail * sizeof(float));
   }
   return BITTTS_OK;
+}
+
+bittts_status bittts_decode_f32(const uint8_t *packed, size_t packed_len,
+                                float scale, float *out, size_t num_weights,
+                                size_t *bad_offset) {
+  float table[BITTTS_F32_TABLE_SIZE];
+  bittts_fill_f32_table(scale, table);
+  return bittts_decode_f32_with_table(packed, packed_len, table, out,
+                                      num_weights, bad_offset);
 }
 
 bittts_status bittts_decode_i8(const uint8_t *packed, size_t packed_len,

@@ -23,9 +23,23 @@ size_t bittts_packed_size(size_t num_weights);
 /* BITTTS_OK when packed_len bytes hold exactly num_weights weights. */
 bittts_status bittts_check_sizes(size_t packed_len, size_t num_weights);
 
-/* Fast path: table look-up, no division or modulo. Writes out[0..n) with
- * trit * scale. On BITTTS_ERR_INDEX, *bad_offset (if not NULL) is the byte
- * offset of the first invalid index and out is left zero-filled up to n. */
+/* Floats per decode table: one row of 5 scaled weights per index. */
+#define BITTTS_F32_TABLE_SIZE (243 * 5)
+
+/* Fills table[index * 5 + k] = trit k of index * scale. */
+void bittts_fill_f32_table(float scale, float table[BITTTS_F32_TABLE_SIZE]);
+
+/* Fast path: one 20-byte copy per packed byte from a table filled by
+ * bittts_fill_f32_table; no division or modulo. Writes out[0..n). On
+ * BITTTS_ERR_INDEX, *bad_offset (if not NULL) is the byte offset of the first
+ * invalid index and out is zero-filled; nothing is read or written outside
+ * packed[0..packed_len) and out[0..num_weights). */
+bittts_status bittts_decode_f32_with_table(const uint8_t *packed, size_t packed_len,
+                                           const float *table, float *out,
+                                           size_t num_weights, size_t *bad_offset);
+
+/* The same with the table on the stack (4860 bytes); targets with small
+ * stacks keep a table in a persistent buffer and call the function above. */
 bittts_status bittts_decode_f32(const uint8_t *packed, size_t packed_len,
                                 float scale, float *out, size_t num_weights,
                                 size_t *bad_offset);

@@ -10,8 +10,12 @@ briefly in the arena.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import os
+import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -41,10 +45,38 @@ class TensorReport:
     format: str  # "ternary-indexed" or "float32"
 
 
+@contextlib.contextmanager
+def _captured_output():
+    """Sends the converter's stdout/stderr chatter (C++ logs included) to a
+    temporary file; on failure its tail goes into the error message."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except Exception as error:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            sink.seek(0)
+            tail = sink.read().decode(errors="replace").strip().splitlines()[-5:]
+            raise ConversionError(f"TFLite conversion failed: {error}\n" + "\n".join(tail)) from error
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def convert_float(model: keras.Model) -> bytes:
     """Plain TFLite conversion (float32 weights, or the folded quantized ones)."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    return bytes(converter.convert())
+    with _captured_output():
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        return bytes(converter.convert())
 
 
 def _candidate_layouts(kernel: np.ndarray, target_shape: tuple[int, ...]):

@@ -110,12 +110,16 @@ def make_interpreter(model_content: bytes, num_threads: int = 1,
                      preserve_all_tensors: bool = False):
     """A LiteRT interpreter that runs BitTTSTernaryDecode with our C kernel."""
     _load_litert_op_library()
+    import warnings
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
-    return InterpreterWithCustomOps(
+    with warnings.catch_warnings():
+        # preserve_all_tensors is wanted here: validation reads intermediates.
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        return InterpreterWithCustomOps(
         model_content=bytes(model_content),
-        custom_op_registerers=[spec.REGISTERER_SYMBOL],
-        num_threads=num_threads,
-        experimental_preserve_all_tensors=preserve_all_tensors)
+            custom_op_registerers=[spec.REGISTERER_SYMBOL],
+            num_threads=num_threads,
+            experimental_preserve_all_tensors=preserve_all_tensors)
 
 
 def run_interpreter(interpreter, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -136,3 +136,14 @@ def ternary_codes_np(w: np.ndarray) -> tuple[np.ndarray, np.float32]:
     beta = np.float32(np.mean(np.abs(w), dtype=np.float32) + np.float32(SCALE_EPSILON))
     codes = np.clip(np.round(w / beta), -1, 1).astype(np.int8)
     return codes, beta
+
+
+def absmax_activation_codes(x, bits: int = 8):
+    """The integer codes (as floats) that `absmax_activation_quantize` rounds to.
+
+    Same ops in the same order, so validation can compare them with the
+    ROUND outputs of a converted model."""
+    levels = float(activation_levels(bits))
+    reduce_axes = list(range(1, len(x.shape))) if len(x.shape) > 1 else [0]
+    gamma = tf.maximum(tf.reduce_max(tf.abs(x), axis=reduce_axes, keepdims=True), SCALE_EPSILON)
+    return tf.round(x * (levels / gamma))

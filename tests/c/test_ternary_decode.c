@@ -123,6 +123,7 @@ static void test_size_mismatch_and_null(void) {
   CHECK(bittts_decode_f32(NULL, 3, 1.0f, out, 15, NULL) == BITTTS_ERR_NULL, "null packed");
   CHECK(bittts_decode_f32(packed, 3, 1.0f, NULL, 15, NULL) == BITTTS_ERR_NULL, "null out");
   CHECK(bittts_decode_f32(NULL, 0, 1.0f, NULL, 0, NULL) == BITTTS_OK, "empty tensor");
+  CHECK(bittts_decode_f32_with_table(packed, 3, NULL, out, 15, NULL) == BITTTS_ERR_NULL, "null table");
   CHECK(bittts_packed_size(0) == 0 && bittts_packed_size(1) == 1 && bittts_packed_size(5) == 1 &&
         bittts_packed_size(6) == 2, "packed sizes");
 }
