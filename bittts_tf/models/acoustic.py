@@ -1,0 +1,110 @@
+"""The conv-based JETS acoustic model of BitTTS: phonemes -> log-mel frames.
+
+Phone (+ speaker) embedding -> encoder (4 residual conv blocks) -> variance
+adaptor (durations from the alignment module in training, from the duration
+predictor at inference) -> length regulator -> decoder (4 conv blocks) ->
+float mel projection.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from bittts_tf.models import alignment as alignment_lib
+from bittts_tf.models.layers import ConvStack, mask_weights
+from bittts_tf.models.variance import (VarianceAdaptor, alignment_from_durations,
+                                       durations_from_log, length_regulate, token_average)
+from bittts_tf.quant import QuantConv1D
+
+_PACKAGE = "bittts_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AcousticModel(keras.Model):
+    """`call` is the training forward pass (needs mels, F0 and energy targets);
+    `infer` synthesizes from phonemes alone."""
+
+    def __init__(self, config: dict, weight_bits=32, quantize_activations=False, **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(config)
+        self.weight_bits = weight_bits
+        self.quantize_activations = quantize_activations
+        c = self.config
+        q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
+        self.phone_embedding = keras.layers.Embedding(c["n_symbols"], c["encoder_channels"],
+                                                      name="phone_embedding")
+        self.speaker_embedding = (
+            keras.layers.Embedding(c["n_speakers"], c["encoder_channels"], name="speaker_embedding")
+            if c["n_speakers"] > 1 else None)
+        self.encoder = ConvStack(c["encoder_channels"], c["encoder_blocks"], c["encoder_kernel"],
+                                 c["dropout"], name="encoder", **q)
+        self.aligner = alignment_lib.AlignmentModule(
+            c["encoder_channels"], c["n_mels"], c["attention_channels"],
+            c["attention_hidden_multiplier"], name="aligner", weight_bits=weight_bits)
+        self.variance_adaptor = VarianceAdaptor(c, name="variance_adaptor", **q)
+        self.decoder_input = QuantConv1D(c["decoder_channels"], 1, padding="same",
+                                         name="decoder_input", **q)
+        self.decoder = ConvStack(c["decoder_channels"], c["decoder_blocks"], c["decoder_kernel"],
+                                 c["dropout"], name="decoder", **q)
+        self.mel_projection = keras.layers.Dense(c["n_mels"], name="mel_projection")
+
+    def encode(self, phonemes, phoneme_lengths, speakers=None, training=False):
+        text_weights = mask_weights(phoneme_lengths, tf.shape(phonemes)[1])
+        hidden = self.phone_embedding(phonemes) * text_weights
+        hidden = self.encoder(hidden, text_weights, training=training)
+        if self.speaker_embedding is not None:
+            if speakers is None:
+                raise ValueError("this model has several speakers: pass speaker ids")
+            hidden = hidden + self.speaker_embedding(speakers)[:, None, :]
+        return hidden * text_weights, text_weights
+
+    def decode(self, hidden, alignment, mel_weights, training=False):
+        frames = length_regulate(hidden, alignment) * mel_weights
+        frames = self.decoder_input(frames) * mel_weights
+        frames = self.decoder(frames, mel_weights, training=training)
+        return self.mel_projection(frames) * mel_weights
+
+    def standardize_targets(self, f0, energy):
+        """(standardized log-F0, voiced flags, standardized energy), frame level."""
+        c = self.config
+        voiced = tf.cast(f0 > 0.0, tf.float32)
+        log_f0 = (tf.math.log(tf.maximum(f0, 1.0)) - c["log_f0_mean"]) / c["log_f0_std"]
+        return log_f0 * voiced, voiced, (energy - c["energy_mean"]) / c["energy_std"]
+
+    def call(self, inputs, training=False, use_ground_truth_durations=False):
+        phonemes = inputs["phonemes"]
+        phoneme_lengths = inputs["phoneme_lengths"]
+        mels = inputs["mels"]
+        mel_lengths = inputs["mel_lengths"]
+        hidden, text_weights = self.encode(phonemes, phoneme_lengths, inputs.get("speakers"),
+                                           training=training)
+        mel_weights = mask_weights(mel_lengths, tf.shape(mels)[1])
+        log_probs = self.aligner(hidden, mels * mel_weights, phoneme_lengths, mel_lengths)
+        if use_ground_truth_durations:
+            hard = alignment_from_durations(inputs["durations"], tf.shape(mels)[1])
+        else:
+            hard = alignment_lib.hard_alignment(log_probs, phoneme_lengths, mel_lengths)
+        log_f0, voiced, energy = self.standardize_targets(inputs["f0"], inputs["energy"])
+        pitch_target = token_average(log_f0, hard, voiced * mel_weights[..., 0])
+        energy_target = token_average(energy, hard, mel_weights[..., 0])
+        hidden, predictions = self.variance_adaptor(hidden, text_weights, pitch_target,
+                                                    energy_target, training=training)
+        mel = self.decode(hidden, hard, mel_weights, training=training)
+        return {"mel": mel, "log_probs": log_probs, "hard_alignment": hard,
+                "durations": tf.reduce_sum(hard, axis=1), "pitch_target": pitch_target,
+                "energy_target": energy_target, **predictions}
+
+    def infer(self, phonemes, phoneme_lengths, speakers=None, duration_scale=1.0):
+        """Returns (mel [B, T, n_mels], mel_lengths [B], durations [B, T_text])."""
+        hidden, text_weights = self.encode(phonemes, phoneme_lengths, speakers)
+        hidden, predictions = self.variance_adaptor(hidden, text_weights)
+        durations = durations_from_log(predictions["log_duration"], text_weights, duration_scale)
+        mel_lengths = tf.reduce_sum(durations, axis=1)
+        alignment = alignment_from_durations(durations)
+        mel_weights = mask_weights(mel_lengths, tf.shape(alignment)[1])
+        return self.decode(hidden, alignment, mel_weights), mel_lengths, durations
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config, "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}

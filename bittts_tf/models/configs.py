@@ -1,0 +1,211 @@
+"""Model configurations (paper / small / tiny) as plain dataclasses, JSON-saved.
+
+A `ModelConfig` is written next to every checkpoint together with the symbol
+table and the audio config, so a checkpoint can be rebuilt without the flags
+that trained it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from bittts_tf.audio.config import AudioConfig
+from bittts_tf.audio.config import preset as audio_preset
+from bittts_tf.quant.quantizers import FLOAT_BITS, normalize_bits
+
+QUANTIZE_SCOPES = ("none", "acoustic", "vocoder", "all")
+
+
+@dataclasses.dataclass
+class AcousticConfig:
+    """Conv-JETS. Predictor sizes follow ESPnet JETS defaults (pitch: 5 layers,
+    kernel 5; energy and duration: 2 layers, kernel 3)."""
+
+    n_symbols: int = 80
+    n_speakers: int = 1
+    n_mels: int = 80
+    encoder_channels: int = 256
+    encoder_blocks: int = 4
+    encoder_kernel: int = 5
+    decoder_channels: int = 192
+    decoder_blocks: int = 4
+    decoder_kernel: int = 5
+    dropout: float = 0.1
+    duration_layers: int = 2
+    duration_channels: int = 256
+    duration_kernel: int = 3
+    pitch_layers: int = 5
+    pitch_channels: int = 256
+    pitch_kernel: int = 5
+    energy_layers: int = 2
+    energy_channels: int = 256
+    energy_kernel: int = 3
+    predictor_dropout: float = 0.5
+    variance_embedding_kernel: int = 1
+    attention_channels: int = 80
+    attention_hidden_multiplier: int = 2
+    # Standardization of the token-averaged log-F0 and energy targets; set from
+    # corpus statistics by the trainer.
+    log_f0_mean: float = 5.0
+    log_f0_std: float = 0.3
+    energy_mean: float = 20.0
+    energy_std: float = 15.0
+
+
+@dataclasses.dataclass
+class VocoderConfig:
+    """HiFi-GAN generator and discriminators. `initial_channel` overrides the
+    version's (the paper uses 128); V1 and V2 differ only by that channel."""
+
+    version: str = "V1"
+    initial_channel: int = 128
+    upsample_rates: tuple = (8, 8, 2, 2)
+    upsample_kernels: tuple = (16, 16, 4, 4)
+    resblock_type: int = 1
+    resblock_kernels: tuple = (3, 7, 11)
+    resblock_dilations: tuple = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    periods: tuple = (2, 3, 5, 7, 11)
+    n_scales: int = 3
+    # 1.0 gives the published discriminator widths (1024 channels at the top);
+    # a CPU run divides them.
+    discriminator_width: float = 1.0
+
+    def __post_init__(self):
+        self.upsample_rates = tuple(self.upsample_rates)
+        self.upsample_kernels = tuple(self.upsample_kernels)
+        self.resblock_kernels = tuple(self.resblock_kernels)
+        self.resblock_dilations = tuple(tuple(d) for d in self.resblock_dilations)
+        self.periods = tuple(self.periods)
+        if len(self.upsample_rates) != len(self.upsample_kernels):
+            raise ValueError("upsample_rates and upsample_kernels differ in length")
+        if len(self.resblock_kernels) != len(self.resblock_dilations):
+            raise ValueError("resblock_kernels and resblock_dilations differ in length")
+
+    @property
+    def hop_length(self) -> int:
+        product = 1
+        for rate in self.upsample_rates:
+            product *= rate
+        return product
+
+
+HIFIGAN_VERSIONS = {
+    "V1": dict(initial_channel=512, upsample_rates=(8, 8, 2, 2), upsample_kernels=(16, 16, 4, 4),
+               resblock_type=1, resblock_kernels=(3, 7, 11),
+               resblock_dilations=((1, 3, 5), (1, 3, 5), (1, 3, 5))),
+    "V2": dict(initial_channel=128, upsample_rates=(8, 8, 2, 2), upsample_kernels=(16, 16, 4, 4),
+               resblock_type=1, resblock_kernels=(3, 7, 11),
+               resblock_dilations=((1, 3, 5), (1, 3, 5), (1, 3, 5))),
+    "V3": dict(initial_channel=256, upsample_rates=(8, 8, 4), upsample_kernels=(16, 16, 8),
+               resblock_type=2, resblock_kernels=(3, 5, 7),
+               resblock_dilations=((1, 2), (2, 6), (3, 12))),
+}
+
+
+def hifigan(version: str, initial_channel: int | None = None, **overrides) -> VocoderConfig:
+    try:
+        fields = dict(HIFIGAN_VERSIONS[version])
+    except KeyError:
+        raise ValueError(f"unknown HiFi-GAN version {version!r}; "
+                         f"choose from {sorted(HIFIGAN_VERSIONS)}") from None
+    if initial_channel is not None:
+        fields["initial_channel"] = initial_channel
+    fields.update(overrides)
+    return VocoderConfig(version=version, **fields)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str
+    audio: AudioConfig
+    acoustic: AcousticConfig
+    vocoder: VocoderConfig
+    quantize: str = "none"
+    weight_bits: float = 1.58
+    quantize_activations: bool = False
+
+    def __post_init__(self):
+        if self.quantize not in QUANTIZE_SCOPES:
+            raise ValueError(f"quantize scope must be one of {QUANTIZE_SCOPES}, "
+                             f"got {self.quantize!r}")
+        self.weight_bits = normalize_bits(self.weight_bits)
+        if self.vocoder.hop_length != self.audio.hop_length:
+            raise ValueError(f"vocoder upsamples by {self.vocoder.hop_length} but the audio hop "
+                             f"is {self.audio.hop_length}")
+        if self.acoustic.n_mels != self.audio.n_mels:
+            raise ValueError(f"acoustic n_mels={self.acoustic.n_mels} but audio n_mels="
+                             f"{self.audio.n_mels}")
+
+    @property
+    def acoustic_bits(self) -> float:
+        return self.weight_bits if self.quantize in ("acoustic", "all") else FLOAT_BITS
+
+    @property
+    def vocoder_bits(self) -> float:
+        return self.weight_bits if self.quantize in ("vocoder", "all") else FLOAT_BITS
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "audio": self.audio.to_dict(),
+                "acoustic": dataclasses.asdict(self.acoustic),
+                "vocoder": dataclasses.asdict(self.vocoder), "quantize": self.quantize,
+                "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        try:
+            return cls(name=data["name"], audio=AudioConfig.from_dict(data["audio"]),
+                       acoustic=AcousticConfig(**data["acoustic"]),
+                       vocoder=VocoderConfig(**data["vocoder"]), quantize=data["quantize"],
+                       weight_bits=data["weight_bits"],
+                       quantize_activations=data["quantize_activations"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not a ModelConfig: {e}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def _paper() -> ModelConfig:
+    return ModelConfig("paper", audio_preset("ljspeech"), AcousticConfig(),
+                       hifigan("V1", initial_channel=128))
+
+
+def _small() -> ModelConfig:
+    # Channel-reduced float baseline, sized near the paper's 12.78 MB (3.2 M params).
+    acoustic = AcousticConfig(encoder_channels=160, decoder_channels=128, duration_channels=160,
+                              pitch_channels=160, energy_channels=160)
+    return ModelConfig("small", audio_preset("ljspeech"), acoustic,
+                       hifigan("V1", initial_channel=96))
+
+
+def _tiny() -> ModelConfig:
+    # About 1 M parameters in total: CPU training and microcontrollers.
+    acoustic = AcousticConfig(encoder_channels=128, decoder_channels=96, duration_channels=96,
+                              pitch_channels=96, pitch_layers=2, pitch_kernel=3,
+                              energy_channels=96, attention_channels=64,
+                              attention_hidden_multiplier=1)
+    vocoder = hifigan("V3", initial_channel=64, upsample_rates=(8, 8, 4),
+                      upsample_kernels=(16, 16, 8), discriminator_width=0.125)
+    return ModelConfig("tiny", audio_preset("tiny"), acoustic, vocoder)
+
+
+PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
+
+
+def preset(name: str, quantize: str = "none", weight_bits=1.58, **acoustic_overrides) -> ModelConfig:
+    try:
+        config = PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown model config {name!r}; choose from {sorted(PRESETS)}") from None
+    for key, value in acoustic_overrides.items():
+        if not hasattr(config.acoustic, key):
+            raise ValueError(f"AcousticConfig has no field {key!r}")
+        setattr(config.acoustic, key, value)
+    return ModelConfig(config.name, config.audio, config.acoustic, config.vocoder,
+                       quantize=quantize, weight_bits=weight_bits)

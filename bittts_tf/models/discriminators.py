@@ -1,0 +1,124 @@
+"""HiFi-GAN's multi-period (MPD) and multi-scale (MSD) discriminators.
+
+Training-only, never quantized or exported. The MPD's (k, 1) Conv2D kernels
+are written as Conv1D over the period-folded signal (each of the p phases
+becomes a batch row), which is the same computation.
+`width` scales every channel count so that a CPU run can afford them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from bittts_tf.models.weight_norm import WeightNormConv1D
+
+_PACKAGE = "bittts_tf"
+LEAKY_SLOPE = 0.1
+
+
+def _scaled(channels, width):
+    return max(4, int(round(channels * width)))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PeriodDiscriminator(keras.layers.Layer):
+    CHANNELS = (32, 128, 512, 1024, 1024)
+
+    def __init__(self, period, width=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.period = period
+        self.width = width
+        strides = (3, 3, 3, 3, 1)
+        self.convs = [WeightNormConv1D(_scaled(ch, width), 5, strides=s, padding="same",
+                                       weight_bits=32, name=f"conv_{i}")
+                      for i, (ch, s) in enumerate(zip(self.CHANNELS, strides))]
+        self.conv_post = WeightNormConv1D(1, 3, padding="same", weight_bits=32, name="conv_post")
+
+    def call(self, audio):
+        """audio [B, T] -> (scores [B * p, T'], feature maps)."""
+        length = tf.shape(audio)[1]
+        pad = (-length) % self.period
+        x = tf.pad(audio, [[0, 0], [0, pad]], mode="REFLECT")
+        x = tf.reshape(x, [tf.shape(x)[0], -1, self.period])
+        x = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, tf.shape(x)[1], 1])
+        features = []
+        for conv in self.convs:
+            x = tf.nn.leaky_relu(conv(x), LEAKY_SLOPE)
+            features.append(x)
+        x = self.conv_post(x)
+        features.append(x)
+        return x[..., 0], features
+
+    def get_config(self):
+        return {**super().get_config(), "period": self.period, "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ScaleDiscriminator(keras.layers.Layer):
+    # (channels, kernel, stride, groups) of MelGAN / HiFi-GAN's DiscriminatorS.
+    LAYERS = ((128, 15, 1, 1), (128, 41, 2, 4), (256, 41, 2, 16), (512, 41, 4, 16),
+              (1024, 41, 4, 16), (1024, 41, 1, 16), (1024, 5, 1, 1))
+
+    def __init__(self, width=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        self.convs = []
+        in_channels = 1
+        for i, (ch, kernel, stride, groups) in enumerate(self.LAYERS):
+            out_channels = _scaled(ch, width)
+            groups = math.gcd(math.gcd(groups, in_channels), out_channels)
+            self.convs.append(WeightNormConv1D(out_channels, kernel, strides=stride,
+                                               groups=groups, padding="same", weight_bits=32,
+                                               name=f"conv_{i}"))
+            in_channels = out_channels
+        self.conv_post = WeightNormConv1D(1, 3, padding="same", weight_bits=32, name="conv_post")
+
+    def call(self, audio):
+        x = audio[..., None]
+        features = []
+        for conv in self.convs:
+            x = tf.nn.leaky_relu(conv(x), LEAKY_SLOPE)
+            features.append(x)
+        x = self.conv_post(x)
+        features.append(x)
+        return x[..., 0], features
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Discriminators(keras.Model):
+    """MPD and MSD together: audio [B, T] -> (list of scores, list of feature lists)."""
+
+    def __init__(self, periods=(2, 3, 5, 7, 11), n_scales=3, width=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.periods = tuple(periods)
+        self.n_scales = n_scales
+        self.width = width
+        self.period_discriminators = [PeriodDiscriminator(p, width, name=f"period_{p}")
+                                      for p in self.periods]
+        self.scale_discriminators = [ScaleDiscriminator(width, name=f"scale_{i}")
+                                     for i in range(n_scales)]
+
+    def call(self, audio):
+        scores, features = [], []
+        for d in self.period_discriminators:
+            s, f = d(audio)
+            scores.append(s)
+            features.append(f)
+        x = audio
+        for i, d in enumerate(self.scale_discriminators):
+            if i > 0:
+                x = tf.nn.avg_pool1d(x[..., None], 4, 2, "SAME")[..., 0]
+            s, f = d(x)
+            scores.append(s)
+            features.append(f)
+        return scores, features
+
+    def get_config(self):
+        return {**super().get_config(), "periods": self.periods, "n_scales": self.n_scales,
+                "width": self.width}

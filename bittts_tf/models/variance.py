@@ -1,0 +1,130 @@
+"""Variance adaptor: duration, pitch and energy predictors, pitch/energy
+embeddings and the length regulator (FastSpeech2 / JETS, token-level pitch
+and energy)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from bittts_tf.models.layers import ConvBlock
+from bittts_tf.quant import QuantConv1D
+
+_PACKAGE = "bittts_tf"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class VariancePredictor(keras.layers.Layer):
+    """Non-residual conv blocks and a float linear head: one value per token."""
+
+    def __init__(self, channels, n_layers, kernel_size, dropout=0.5, weight_bits=32,
+                 quantize_activations=False, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.n_layers = n_layers
+        self.kernel_size = kernel_size
+        self.dropout_rate = dropout
+        self.weight_bits = weight_bits
+        self.quantize_activations = quantize_activations
+        self.blocks = [ConvBlock(channels, kernel_size, dropout, weight_bits,
+                                 quantize_activations, residual=False, name=f"block_{i}")
+                       for i in range(n_layers)]
+        self.head = keras.layers.Dense(1, name="head")
+
+    def call(self, x, weights, training=False):
+        for block in self.blocks:
+            x = block(x, weights, training=training)
+        return self.head(x)[..., 0] * weights[..., 0]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "n_layers": self.n_layers,
+                "kernel_size": self.kernel_size, "dropout": self.dropout_rate,
+                "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}
+
+
+def alignment_from_durations(durations, max_frames=None):
+    """0/1 matrix [B, T_mel, T_text]: frame t belongs to token j.
+
+    Frames beyond an utterance's total duration belong to no token, so they
+    come out of the length regulator as zeros.
+    """
+    durations = tf.cast(durations, tf.int32)
+    ends = tf.cumsum(durations, axis=1)
+    starts = ends - durations
+    if max_frames is None:
+        max_frames = tf.reduce_max(ends[:, -1])
+    frames = tf.range(max_frames)[None, :, None]
+    inside = tf.logical_and(frames >= starts[:, None, :], frames < ends[:, None, :])
+    return tf.cast(inside, tf.float32)
+
+
+def length_regulate(token_features, alignment):
+    """Repeats each token's features over its frames: [B, T_mel, C]."""
+    return tf.matmul(alignment, token_features)
+
+
+def token_average(frame_values, alignment, frame_weights=None):
+    """Mean of a frame-level value over each token's frames, [B, T_text].
+
+    With `frame_weights` (e.g. voiced-frame flags for F0) the mean is over the
+    weighted frames only; tokens with none get 0.
+    """
+    if frame_weights is None:
+        frame_weights = tf.ones_like(frame_values)
+    total = tf.einsum("bt,btj->bj", frame_values * frame_weights, alignment)
+    count = tf.einsum("bt,btj->bj", frame_weights, alignment)
+    return tf.math.divide_no_nan(total, count)
+
+
+def durations_from_log(log_durations, text_weights, scale=1.0):
+    """Predicted frames per token: round(scale * (exp(d) - 1)), at least 1 on valid tokens."""
+    frames = tf.round(scale * (tf.exp(log_durations) - 1.0))
+    return tf.cast(tf.maximum(frames, 1.0) * text_weights[..., 0], tf.int32)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class VarianceAdaptor(keras.layers.Layer):
+    """Predicts duration, pitch and energy per token and adds the pitch and
+    energy embeddings; targets (teacher forcing) in training, predictions at
+    inference."""
+
+    def __init__(self, config: dict, weight_bits=32, quantize_activations=False, **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(config)
+        self.weight_bits = weight_bits
+        self.quantize_activations = quantize_activations
+        c = self.config
+        q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
+        self.duration_predictor = VariancePredictor(
+            c["duration_channels"], c["duration_layers"], c["duration_kernel"],
+            c["predictor_dropout"], name="duration_predictor", **q)
+        self.pitch_predictor = VariancePredictor(
+            c["pitch_channels"], c["pitch_layers"], c["pitch_kernel"], c["predictor_dropout"],
+            name="pitch_predictor", **q)
+        self.energy_predictor = VariancePredictor(
+            c["energy_channels"], c["energy_layers"], c["energy_kernel"], c["predictor_dropout"],
+            name="energy_predictor", **q)
+        self.pitch_embedding = QuantConv1D(c["encoder_channels"], c["variance_embedding_kernel"],
+                                           padding="same", name="pitch_embedding", **q)
+        self.energy_embedding = QuantConv1D(c["encoder_channels"], c["variance_embedding_kernel"],
+                                            padding="same", name="energy_embedding", **q)
+
+    def call(self, hidden, text_weights, pitch_target=None, energy_target=None, training=False):
+        """Returns (hidden with variance embeddings, predictions dict)."""
+        # The duration predictor learns from the encoder but must not steer it
+        # (JETS/FastSpeech2 detach its input).
+        log_duration = self.duration_predictor(tf.stop_gradient(hidden), text_weights,
+                                               training=training)
+        pitch = self.pitch_predictor(hidden, text_weights, training=training)
+        energy = self.energy_predictor(hidden, text_weights, training=training)
+        pitch_used = pitch if pitch_target is None else pitch_target
+        energy_used = energy if energy_target is None else energy_target
+        hidden = hidden + self.pitch_embedding(pitch_used[..., None] * text_weights)
+        hidden = hidden + self.energy_embedding(energy_used[..., None] * text_weights)
+        return hidden * text_weights, {"log_duration": log_duration, "pitch": pitch,
+                                       "energy": energy}
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config, "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}

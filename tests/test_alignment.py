@@ -1,0 +1,136 @@
+"""Alignment learning against independent references: brute-force search over
+all monotonic paths, a numpy forward algorithm, scipy's beta-binomial pmf."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+import tensorflow as tf
+
+from bittts_tf.models import alignment
+
+
+def all_monotonic_paths(n_frames, n_tokens):
+    """Every path as a token index per frame: durations are the compositions
+    of n_frames into n_tokens positive parts."""
+    for cuts in itertools.combinations(range(1, n_frames), n_tokens - 1):
+        bounds = (0,) + cuts + (n_frames,)
+        yield np.concatenate([np.full(bounds[j + 1] - bounds[j], j) for j in range(n_tokens)])
+
+
+def path_matrix(tokens, n_tokens):
+    m = np.zeros((len(tokens), n_tokens), np.int32)
+    m[np.arange(len(tokens)), tokens] = 1
+    return m
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_mas_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n_tokens = int(rng.integers(1, 5))
+    n_frames = int(rng.integers(n_tokens, 9))
+    log_probs = rng.normal(size=(n_frames, n_tokens)) * 3
+    best_score, best = -np.inf, None
+    for tokens in all_monotonic_paths(n_frames, n_tokens):
+        score = log_probs[np.arange(n_frames), tokens].sum()
+        if score > best_score:
+            best_score, best = score, tokens
+    found = alignment.monotonic_alignment_search(log_probs)
+    np.testing.assert_array_equal(found, path_matrix(best, n_tokens))
+    assert found.sum(axis=1).tolist() == [1] * n_frames
+
+
+def test_mas_rejects_too_few_frames():
+    with pytest.raises(ValueError, match="at least one frame per token"):
+        alignment.monotonic_alignment_search(np.zeros((2, 3)))
+
+
+def test_batched_mas_ignores_padding():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 3))
+    padded = rng.normal(size=(2, 9, 4)) * 100  # garbage in the padding
+    padded[0, :6, :3] = a
+    paths = alignment.batch_monotonic_alignment_search(padded, [3, 4], [6, 9])
+    np.testing.assert_array_equal(paths[0, :6, :3], alignment.monotonic_alignment_search(a))
+    assert paths[0, 6:].sum() == 0 and paths[0, :, 3:].sum() == 0
+
+
+def numpy_log_softmax(x):
+    return x - scipy.special.logsumexp(x, axis=-1, keepdims=True)
+
+
+def brute_force_forward_sum(log_probs):
+    """-log sum over all monotonic paths of prod P, per frame (exact, tiny sizes)."""
+    n_frames, n_tokens = log_probs.shape
+    lp = numpy_log_softmax(log_probs)
+    scores = [lp[np.arange(n_frames), tokens].sum()
+              for tokens in all_monotonic_paths(n_frames, n_tokens)]
+    return -scipy.special.logsumexp(scores) / n_frames
+
+
+def test_forward_sum_loss_equals_brute_force_on_a_padded_batch():
+    rng = np.random.default_rng(1)
+    text_lengths = np.array([3, 1, 4, 2])
+    mel_lengths = np.array([7, 3, 8, 2])
+    log_probs = rng.normal(size=(4, 8, 4)).astype(np.float32) * 2
+    expected = np.mean([brute_force_forward_sum(log_probs[i, :t, :n].astype(np.float64))
+                        for i, (n, t) in enumerate(zip(text_lengths, mel_lengths))])
+    got = alignment.forward_sum_loss(log_probs, text_lengths, mel_lengths)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5, atol=1e-5)
+
+
+def numpy_forward(log_probs):
+    n_frames, n_tokens = log_probs.shape
+    lp = numpy_log_softmax(log_probs)
+    alpha = np.full(n_tokens, -np.inf)
+    alpha[0] = lp[0, 0]
+    for t in range(1, n_frames):
+        advance = np.concatenate([[-np.inf], alpha[:-1]])
+        alpha = np.logaddexp(alpha, advance) + lp[t]
+    return -alpha[-1] / n_frames
+
+
+def test_forward_sum_loss_equals_numpy_forward_algorithm_on_long_inputs():
+    rng = np.random.default_rng(2)
+    text_lengths = np.array([20, 35])
+    mel_lengths = np.array([150, 90])
+    log_probs = rng.normal(size=(2, 150, 35)).astype(np.float32)
+    expected = np.mean([numpy_forward(log_probs[i, :t, :n].astype(np.float64))
+                        for i, (n, t) in enumerate(zip(text_lengths, mel_lengths))])
+    got = alignment.forward_sum_loss(log_probs, text_lengths, mel_lengths)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_forward_sum_gradient_is_finite_and_zero_in_padding():
+    rng = np.random.default_rng(3)
+    log_probs = tf.Variable(rng.normal(size=(2, 10, 5)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = alignment.forward_sum_loss(log_probs, [5, 3], [10, 6])
+    grad = tape.gradient(loss, log_probs).numpy()
+    assert np.all(np.isfinite(grad))
+    assert np.all(grad[1, 6:] == 0) and np.all(grad[1, :, 3:] == 0)
+    assert np.abs(grad[1, :6, :3]).sum() > 0
+
+
+def test_beta_binomial_prior_matches_scipy():
+    text_lengths = np.array([5, 3])
+    mel_lengths = np.array([12, 7])
+    prior = alignment.beta_binomial_log_prior(text_lengths, mel_lengths, scaling=1.0).numpy()
+    assert prior.shape == (2, 12, 5)
+    for i, (n, t_total) in enumerate(zip(text_lengths, mel_lengths)):
+        for t in range(1, t_total + 1):
+            expected = scipy.stats.betabinom(n - 1, t, t_total - t + 1).logpmf(np.arange(n))
+            np.testing.assert_allclose(prior[i, t - 1, :n], expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.exp(prior[i, :t_total, :n]).sum(-1), 1.0, rtol=1e-4)
+    assert np.all(prior[1, 7:] == 0) and np.all(prior[1, :, 3:] == 0)
+
+
+def test_binarization_loss_is_the_mean_log_prob_on_the_hard_path():
+    rng = np.random.default_rng(4)
+    log_probs = np.log(rng.dirichlet(np.ones(4), size=(1, 9))).astype(np.float32)
+    hard = alignment.batch_monotonic_alignment_search(log_probs, [4], [9])
+    expected = -np.sum(hard * log_probs) / 9
+    got = alignment.binarization_loss(tf.constant(hard), tf.constant(log_probs))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-6)
