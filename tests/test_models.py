@@ -1,0 +1,140 @@
+"""Acoustic model: padding invariance, quantization scopes, configs."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from bittts_tf.models import build, configs
+from bittts_tf.models.weight_norm import WeightNormConv1D
+
+
+def random_utterances(config, rng, lengths):
+    """Utterances of (n_tokens, n_frames), with F0 that has unvoiced frames."""
+    out = []
+    for n_tokens, n_frames in lengths:
+        f0 = rng.uniform(80, 300, n_frames).astype(np.float32)
+        f0[rng.random(n_frames) < 0.3] = 0.0
+        out.append({"phonemes": rng.integers(1, config.acoustic.n_symbols, n_tokens),
+                    "mels": rng.normal(-4, 2, (n_frames, config.audio.n_mels)).astype(np.float32),
+                    "f0": f0, "energy": rng.uniform(0, 40, n_frames).astype(np.float32)})
+    return out
+
+
+def pad_batch(utterances, pad_value=0.0, extra_frames=0):
+    """Pads with `pad_value` (not zero) to prove the model masks its inputs."""
+    n_tok = max(len(u["phonemes"]) for u in utterances)
+    n_fr = max(len(u["mels"]) for u in utterances) + extra_frames
+    b = len(utterances)
+    batch = {"phonemes": np.zeros((b, n_tok), np.int32),
+             "phoneme_lengths": np.array([len(u["phonemes"]) for u in utterances], np.int32),
+             "mels": np.full((b, n_fr, utterances[0]["mels"].shape[1]), pad_value, np.float32),
+             "mel_lengths": np.array([len(u["mels"]) for u in utterances], np.int32),
+             "f0": np.full((b, n_fr), pad_value, np.float32),
+             "energy": np.full((b, n_fr), pad_value, np.float32),
+             "speakers": np.zeros((b,), np.int32)}
+    for i, u in enumerate(utterances):
+        batch["phonemes"][i, :len(u["phonemes"])] = u["phonemes"]
+        for key in ("mels", "f0", "energy"):
+            batch[key][i, :len(u[key])] = u[key]
+    return batch
+
+
+@pytest.mark.parametrize("quantize", ["none", "acoustic"])
+def test_padding_does_not_change_outputs(quantize):
+    config = configs.preset("tiny", quantize=quantize)
+    model = build.build_acoustic(config)
+    rng = np.random.default_rng(0)
+    short, long_ = random_utterances(config, rng, [(5, 23), (9, 41)])
+    alone = model(pad_batch([short]))
+    batched = model(pad_batch([short, long_], pad_value=7.0, extra_frames=3))
+    n_tok, n_fr = len(short["phonemes"]), len(short["mels"])
+    for key, valid in [("mel", (slice(None, n_fr),)), ("log_probs", (slice(None, n_fr), slice(None, n_tok))),
+                       ("durations", (slice(None, n_tok),)), ("log_duration", (slice(None, n_tok),)),
+                       ("pitch", (slice(None, n_tok),)), ("pitch_target", (slice(None, n_tok),)),
+                       ("energy_target", (slice(None, n_tok),))]:
+        np.testing.assert_allclose(np.asarray(batched[key][0])[valid], np.asarray(alone[key][0])[valid],
+                                   atol=1e-5, rtol=1e-5, err_msg=key)
+    assert np.asarray(alone["durations"]).sum() == n_fr
+    assert np.all(np.asarray(batched["mel"][0, n_fr:]) == 0)
+
+    mel_alone, len_alone, dur_alone = model.infer(pad_batch([short])["phonemes"], [n_tok])
+    b = pad_batch([short, long_])
+    mel_b, len_b, dur_b = model.infer(b["phonemes"], b["phoneme_lengths"])
+    np.testing.assert_array_equal(dur_b[0, :n_tok], dur_alone[0])
+    frames = int(len_alone[0])
+    assert int(len_b[0]) == frames
+    np.testing.assert_allclose(mel_b[0, :frames], mel_alone[0, :frames], atol=1e-5, rtol=1e-5)
+
+
+def expected_quantized(model, exclude=()):
+    """Every conv layer in the model, found by walking Keras' own layer tree."""
+    convs = [l for l in model._flatten_layers(include_self=False, recursive=True)
+             if isinstance(l, (keras.layers.Conv1D, keras.layers.Conv1DTranspose))]
+    return {l.path for l in convs if l.name not in exclude}
+
+
+@pytest.mark.parametrize("scope", configs.QUANTIZE_SCOPES)
+def test_quantization_scope_selects_exactly_the_intended_layers(scope):
+    bits = {"none": 1.58, "acoustic": 2, "vocoder": 4, "all": 1.58}[scope]
+    config = configs.preset("tiny", quantize=scope, weight_bits=bits)
+    acoustic, generator = build.build_acoustic(config), build.build_generator(config)
+    rows = build.quantization_table({"acoustic": acoustic, "vocoder": generator})
+    got = {(m, path) for m, path, _, _ in rows}
+    want = set()
+    if scope in ("acoustic", "all"):
+        want |= {("acoustic", p) for p in expected_quantized(acoustic)}
+    if scope in ("vocoder", "all"):
+        want |= {("vocoder", p) for p in expected_quantized(generator, exclude={"conv_post"})}
+    assert got == want
+    assert all(b == bits for _, _, b, _ in rows)
+    # Counted from the architecture: encoder, aligner (2 key + 3 query convs),
+    # three predictors, two variance embeddings, decoder input, decoder.
+    a = config.acoustic
+    n_acoustic = (a.encoder_blocks + 5 + a.duration_layers + a.pitch_layers + a.energy_layers
+                  + 2 + 1 + a.decoder_blocks)
+    v = config.vocoder
+    convs_per_block = sum(len(d) for d in v.resblock_dilations) * (2 if v.resblock_type == 1 else 1)
+    n_vocoder = 1 + len(v.upsample_rates) * (1 + convs_per_block)
+    assert len(got) == {"none": 0, "acoustic": n_acoustic, "vocoder": n_vocoder,
+                        "all": n_acoustic + n_vocoder}[scope]
+    # The final waveform conv is never quantized, whatever the scope.
+    assert not generator.conv_post.is_quantized
+    assert all(not isinstance(l, keras.layers.Conv1D) or hasattr(l, "is_quantized")
+               for l in acoustic._flatten_layers() + generator._flatten_layers())
+
+
+@pytest.mark.parametrize("version,published", [("V2", 0.93e6), ("V3", 1.46e6)])
+def test_hifigan_versions_have_the_published_sizes(version, published):
+    config = configs.preset("tiny")
+    config = dataclasses.replace(config, vocoder=configs.hifigan(version), audio=config.audio)
+    generator = build.build_generator(config)
+    assert abs(generator.count_params() - published) / published < 0.02
+    mel = np.random.default_rng(0).normal(size=(2, 5, 80)).astype(np.float32)
+    audio = generator(mel)
+    assert audio.shape == (2, 5 * config.audio.hop_length)
+    assert np.all(np.abs(audio) < 1)
+
+
+def test_weight_norm_kernel_is_g_times_unit_direction():
+    layer = WeightNormConv1D(6, 3, weight_bits=1.58)
+    layer.build((None, None, 4))
+    v = np.asarray(layer._kernel)
+    np.testing.assert_allclose(np.asarray(layer.kernel), v, rtol=1e-5)  # g starts at ||v||
+    g = np.random.default_rng(1).uniform(0.5, 2, 6).astype(np.float32)
+    layer.weight_norm_g.assign(g)
+    expected = g * v / np.sqrt((v ** 2).sum(axis=(0, 1), keepdims=True))
+    np.testing.assert_allclose(np.asarray(layer.kernel), expected, rtol=1e-5)
+    codes, beta = layer.ternary_codes()
+    np.testing.assert_array_equal(codes, np.clip(np.round(expected / beta), -1, 1))
+
+
+def test_config_json_round_trip_and_bad_scope():
+    config = configs.preset("paper", quantize="all", weight_bits="2")
+    again = configs.ModelConfig.from_json(config.to_json())
+    assert again.to_dict() == config.to_dict() and again.weight_bits == 2
+    with pytest.raises(ValueError, match="quantize scope"):
+        configs.preset("tiny", quantize="decoder")
+    with pytest.raises(ValueError, match="not a ModelConfig"):
+        configs.ModelConfig.from_dict({"name": "x"})
