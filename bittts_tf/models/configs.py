@@ -178,8 +178,8 @@ def _paper() -> ModelConfig:
 
 def _small() -> ModelConfig:
     # Channel-reduced float baseline, sized near the paper's 12.78 MB (3.2 M params).
-    acoustic = AcousticConfig(encoder_channels=160, decoder_channels=128, duration_channels=160,
-                              pitch_channels=160, energy_channels=160)
+    acoustic = AcousticConfig(encoder_channels=184, decoder_channels=136, duration_channels=184,
+                              pitch_channels=184, energy_channels=184)
     return ModelConfig("small", audio_preset("ljspeech"), acoustic,
                        hifigan("V1", initial_channel=96))
 
