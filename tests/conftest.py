@@ -1,0 +1,21 @@
+"""Shared test set-up: fresh random seeds (printed, so a failure can be replayed)."""
+
+import os
+import secrets
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+settings.register_profile("bittts", deadline=None, max_examples=60, derandomize=False)
+settings.load_profile("bittts")
+
+
+@pytest.fixture
+def rng(request):
+    """A numpy Generator with a fresh seed; replay with BITTTS_TEST_SEED=<seed>."""
+    seed = int(os.environ.get("BITTTS_TEST_SEED", secrets.randbits(32)))
+    print(f"{request.node.nodeid}: seed {seed}")
+    return np.random.default_rng(seed)

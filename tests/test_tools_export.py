@@ -1,0 +1,83 @@
+"""tools/convert.py and tools/validate.py from the command line."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from bittts_tf.quant import TernaryConv1D
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_tool(name, *args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / name), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def keras_model_path(tmp_path_factory):
+    inputs = keras.Input((None, 8))
+    x = TernaryConv1D(64, 5, padding="same", activation="relu")(inputs)
+    outputs = TernaryConv1D(8, 5, padding="same")(x)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_convert_then_validate(keras_model_path, tmp_path):
+    tflite = tmp_path / "tiny.tflite"
+    converted = run_tool("convert.py", f"--keras_model={keras_model_path}", f"--out={tflite}")
+    assert converted.returncode == 0, converted.stderr
+    report = json.loads((tmp_path / "tiny.size.json").read_text())
+    assert report["tflite_bytes"] == tflite.stat().st_size
+    assert report["ternary_weights"] == 5 * 8 * 64 + 5 * 64 * 8
+    assert "bits each" in converted.stdout
+
+    validated = run_tool("validate.py", f"--keras_model={keras_model_path}", f"--tflite={tflite}",
+                         f"--report={tmp_path / 'v.json'}")
+    assert validated.returncode == 0, validated.stderr
+    results = json.loads((tmp_path / "v.json").read_text())
+    assert results["litert_vs_keras"]["rel_err"] <= 1e-5
+    assert results["decode"]["c_decode_equals_numpy"]
+
+
+def last_line(stderr):
+    return stderr.strip().splitlines()[-1]
+
+
+def test_validate_names_a_truncated_file(keras_model_path, tmp_path):
+    truncated = tmp_path / "cut.tflite"
+    converted = run_tool("convert.py", f"--keras_model={keras_model_path}", f"--out={truncated}")
+    assert converted.returncode == 0, converted.stderr
+    truncated.write_bytes(truncated.read_bytes()[:700])
+    result = run_tool("validate.py", f"--keras_model={keras_model_path}", f"--tflite={truncated}")
+    assert result.returncode != 0
+    assert last_line(result.stderr).startswith(f"validate: {truncated}: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_convert_and_validate_name_foreign_files(keras_model_path, tmp_path):
+    not_a_model = tmp_path / "readme.keras"
+    not_a_model.write_text("hello")
+    result = run_tool("convert.py", f"--keras_model={not_a_model}", f"--out={tmp_path / 'x.tflite'}")
+    assert result.returncode != 0
+    assert last_line(result.stderr).startswith(f"convert: {not_a_model}: not a readable .keras model")
+    assert not (tmp_path / "x.tflite").exists()
+
+    not_tflite = tmp_path / "image.tflite"
+    not_tflite.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    result = run_tool("validate.py", f"--keras_model={keras_model_path}", f"--tflite={not_tflite}")
+    assert result.returncode != 0
+    assert last_line(result.stderr) == (f"validate: {not_tflite}: not a TFLite model "
+                                        f"(file identifier b'\\r\\n\\x1a\\n', expected b'TFL3')")
+    assert "Traceback" not in result.stderr
+
+
+def test_help_describes_the_flags():
+    result = run_tool("convert.py", "--help")  # absl exits 1 after printing help
+    assert "Converts a Keras model with ternary layers" in result.stdout
+    assert "--keras_model: The .keras model to convert." in result.stdout
