@@ -32,7 +32,11 @@ class WeightPrecision:
 class _QuantizedKernelMixin:
     """Shared QAT behaviour: quantize the input and the kernel, then the float op."""
 
-    def _init_quantization(self, weight_bits, quantize_activations, activation_bits):
+    def __init__(self, *args, weight_bits=quantizers.TERNARY_BITS, quantize_activations=False,
+                 activation_bits=8, **kwargs):
+        super().__init__(*args, **kwargs)
+        if getattr(self, "data_format", "channels_last") != "channels_last":
+            raise ValueError(f"{type(self).__name__} supports channels_last only")
         self.weight_bits = quantizers.normalize_bits(weight_bits)
         self.quantize_activations = bool(quantize_activations)
         self.activation_bits = int(activation_bits)
@@ -80,8 +84,9 @@ class _QuantizedKernelMixin:
             outputs = self.activation(outputs)
         return outputs
 
-    def _quantization_config(self) -> dict:
-        return {"weight_bits": self.weight_bits,
+    def get_config(self):
+        return {**super().get_config(),
+                "weight_bits": self.weight_bits,
                 "quantize_activations": self.quantize_activations,
                 "activation_bits": self.activation_bits}
 
@@ -90,12 +95,6 @@ class _QuantizedKernelMixin:
 class QuantConv1D(_QuantizedKernelMixin, keras.layers.Conv1D):
     """Conv1D (same/causal/valid padding, strides, dilation) with QAT weights."""
 
-    def __init__(self, filters, kernel_size, weight_bits=quantizers.TERNARY_BITS,
-                 quantize_activations=False, activation_bits=8, **kwargs):
-        super().__init__(filters, kernel_size, **kwargs)
-        if self.data_format != "channels_last":
-            raise ValueError(f"{type(self).__name__} supports channels_last only")
-        self._init_quantization(weight_bits, quantize_activations, activation_bits)
 
     def call(self, inputs):
         x = self.quantize_input(inputs)
@@ -108,20 +107,12 @@ class QuantConv1D(_QuantizedKernelMixin, keras.layers.Conv1D):
                            data_format=self.data_format)
         return self._add_bias_and_activation(outputs)
 
-    def get_config(self):
-        return {**super().get_config(), **self._quantization_config()}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class QuantConv1DTranspose(_QuantizedKernelMixin, keras.layers.Conv1DTranspose):
     """Conv1DTranspose (the vocoder's upsampler) with QAT weights."""
 
-    def __init__(self, filters, kernel_size, weight_bits=quantizers.TERNARY_BITS,
-                 quantize_activations=False, activation_bits=8, **kwargs):
-        super().__init__(filters, kernel_size, **kwargs)
-        if self.data_format != "channels_last":
-            raise ValueError(f"{type(self).__name__} supports channels_last only")
-        self._init_quantization(weight_bits, quantize_activations, activation_bits)
 
     def call(self, inputs):
         x = self.quantize_input(inputs)
@@ -131,26 +122,18 @@ class QuantConv1DTranspose(_QuantizedKernelMixin, keras.layers.Conv1DTranspose):
             data_format=self.data_format)
         return self._add_bias_and_activation(outputs)
 
-    def get_config(self):
-        return {**super().get_config(), **self._quantization_config()}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class QuantDense(_QuantizedKernelMixin, keras.layers.Dense):
     """Dense with QAT weights."""
 
-    def __init__(self, units, weight_bits=quantizers.TERNARY_BITS,
-                 quantize_activations=False, activation_bits=8, **kwargs):
-        super().__init__(units, **kwargs)
-        self._init_quantization(weight_bits, quantize_activations, activation_bits)
 
     def call(self, inputs):
         x = self.quantize_input(inputs)
         outputs = ops.matmul(x, self.quantized_kernel())
         return self._add_bias_and_activation(outputs)
 
-    def get_config(self):
-        return {**super().get_config(), **self._quantization_config()}
 
 
 def _ternary(cls):
