@@ -49,7 +49,7 @@ def pitch(audio: np.ndarray, cfg: AudioConfig) -> np.ndarray:
         return np.zeros(n_frames, np.float32)  # too short to hold one pitch period
     f0, voiced, _ = librosa.pyin(audio, fmin=cfg.f0_min, fmax=cfg.f0_max, sr=cfg.sample_rate,
                                  frame_length=cfg.f0_frame_length, hop_length=cfg.hop_length,
-                                 center=True)
+                                 resolution=cfg.f0_resolution, center=True)
     f0 = np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
     return _fit_length(f0, n_frames)
 

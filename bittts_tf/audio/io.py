@@ -84,3 +84,15 @@ def save_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def probe(path: str) -> tuple[int, int]:
+    """(frames, sample_rate) from the header, cheaply; AudioError if unusable."""
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such file")
+    check_riff(path)
+    try:
+        info = sf.info(path)
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise AudioError(f"{path}: not readable audio ({e})") from None
+    return int(info.frames), int(info.samplerate)

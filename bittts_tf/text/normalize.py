@@ -60,7 +60,9 @@ _DECIMAL_RE = re.compile(r"(?<![\d.])(\d[\d,]*)\.(\d+)\b")
 _NUMBER_RE = re.compile(r"\d+(?:,\d{3})+(?!\d)|\d+")
 _SYMBOLS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " number ",
             "%": " percent ", "/": " ", "_": " ", "*": " ", "~": " ", "|": ", ",
-            "<": " less than ", ">": " greater than ", "^": " "}
+            "<": " less than ", ">": " greater than ", "^": " ",
+            # A currency sign with no amount after it has nothing to say.
+            "$": " ", "\u00a3": " ", "\u20ac": " ", "\u00a5": " "}
 
 
 def _int(s: str) -> int:

