@@ -1,0 +1,1 @@
+"""Training: losses, the Keras-fit JETS trainer, checkpoints, data batches."""

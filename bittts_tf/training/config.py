@@ -1,0 +1,49 @@
+"""Training hyper-parameters, saved with each checkpoint next to the ModelConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+MODES = ("acoustic", "vocoder", "joint")
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """`mode`: "acoustic" and "vocoder" are the two stages of two-stage
+    training (the vocoder learns from ground-truth mels); "joint" trains text to
+    wave at once as JETS does. Loss weights are JETS / HiFi-GAN's."""
+
+    mode: str = "acoustic"
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    beta_1: float = 0.8
+    beta_2: float = 0.99
+    weight_decay: float = 0.01
+    # Exponential decay: the rate is multiplied by lr_decay_rate every lr_decay_steps.
+    lr_decay_rate: float = 0.999
+    lr_decay_steps: int = 100
+    segment_frames: int = 32
+    mel_weight: float = 45.0
+    feature_matching_weight: float = 2.0
+    adversarial_weight: float = 1.0
+    acoustic_mel_weight: float = 1.0
+    variance_weight: float = 1.0
+    forward_sum_weight: float = 1.0
+    binarization_weight: float = 1.0
+    # The hard alignment is poor at first; binarizing the soft one towards it
+    # too early locks in a bad path (RAD-TTS waits as well).
+    binarization_start_step: int = 1000
+    use_ground_truth_durations: bool = False
+    seed: int = 1234
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"training mode must be one of {MODES}, got {self.mode!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingConfig":
+        return cls(**json.loads(text))

@@ -1,0 +1,155 @@
+"""Keras-fit trainer for the three modes of TrainingConfig.
+
+"acoustic": the acoustic model alone (stage 1 of two-stage training).
+"vocoder": HiFi-GAN on random segments of ground-truth mels (stage 2).
+"joint": text to wave as in JETS: the acoustic model's mel output, sliced
+into random segments, feeds the generator, and every loss trains both. (JETS
+feeds the decoder's hidden states; feeding the mel keeps one generator
+architecture for both regimes and lets a jointly trained vocoder run on any
+acoustic model's output.)
+
+Segment starts are drawn from a stateless RNG keyed by (seed, step), and the
+dropout seed states are model variables, so a run restored from a checkpoint
+repeats exactly the steps of the run it continues.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bittts_tf.audio.config import AudioConfig
+from bittts_tf.training import losses as losses_lib
+from bittts_tf.training.config import TrainingConfig
+from bittts_tf.training.mel import LogMel
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.learning_rate, decay_steps=config.lr_decay_steps, decay_rate=config.lr_decay_rate)
+    return keras.optimizers.AdamW(learning_rate=schedule, beta_1=config.beta_1,
+                                  beta_2=config.beta_2, weight_decay=config.weight_decay)
+
+
+class JetsTrainer(keras.Model):
+    """Holds the models being trained; `models` maps names to them."""
+
+    def __init__(self, config: TrainingConfig, audio_config: AudioConfig, acoustic=None,
+                 generator=None, discriminators=None, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.audio_config = audio_config
+        needs = {"acoustic": ("acoustic",), "vocoder": ("generator", "discriminators"),
+                 "joint": ("acoustic", "generator", "discriminators")}[config.mode]
+        given = {"acoustic": acoustic, "generator": generator, "discriminators": discriminators}
+        missing = [name for name in needs if given[name] is None]
+        if missing:
+            raise ValueError(f"mode {config.mode!r} needs the models {missing}")
+        self.acoustic = acoustic if "acoustic" in needs else None
+        self.generator = generator if "generator" in needs else None
+        self.discriminators = discriminators if "discriminators" in needs else None
+        self.models = {name: given[name] for name in needs}
+        self.log_mel = LogMel(audio_config)
+        self.discriminator_optimizer = None
+
+    def generator_side_variables(self):
+        return [v for name, m in self.models.items() if name != "discriminators"
+                for v in m.trainable_variables]
+
+    def compile(self, optimizer, discriminator_optimizer=None):
+        super().compile(optimizer=optimizer)
+        # Built now (not lazily inside the traced step) so that a checkpoint can
+        # be restored into them before the first step.
+        optimizer.build(self.generator_side_variables())
+        if self.discriminators is not None:
+            if discriminator_optimizer is None:
+                raise ValueError(f"mode {self.config.mode!r} needs a discriminator optimizer")
+            discriminator_optimizer.build(self.discriminators.trainable_variables)
+        self.discriminator_optimizer = discriminator_optimizer
+
+    @property
+    def step(self):
+        return self.optimizer.iterations
+
+    def random_segments(self, mels, audio, mel_lengths):
+        """Same random window of `segment_frames` frames from the mels and the audio."""
+        frames = self.config.segment_frames
+        hop = self.audio_config.hop_length
+        batch = tf.shape(mels)[0]
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        uniform = tf.random.stateless_uniform([batch], seed=seed)
+        max_start = tf.maximum(mel_lengths - frames, 0)
+        start = tf.cast(tf.floor(uniform * tf.cast(max_start + 1, tf.float32)), tf.int32)
+        start = tf.minimum(start, max_start)
+        frame_index = start[:, None] + tf.range(frames)[None, :]
+        mels = tf.pad(mels, [[0, 0], [0, frames], [0, 0]])
+        segment = tf.gather(mels, frame_index, batch_dims=1)
+        # Frames past an utterance's end become silence, matching its zero audio.
+        valid = (frame_index < mel_lengths[:, None])[..., None]
+        segment = tf.where(valid, segment, float(np.log(self.audio_config.log_floor)))
+        sample_index = start[:, None] * hop + tf.range(frames * hop)[None, :]
+        audio = tf.pad(audio, [[0, 0], [0, frames * hop]])
+        return segment, tf.gather(audio, sample_index, batch_dims=1)
+
+    def _acoustic_forward(self, batch, training):
+        outputs = self.acoustic(batch, training=training,
+                                use_ground_truth_durations=self.config.use_ground_truth_durations)
+        return outputs, losses_lib.acoustic_losses(outputs, batch, self.step, self.config)
+
+    def _discriminate(self, real, fake):
+        """(real scores, real features, fake scores, fake features) from one
+        call on the stacked batch: half the graph to trace."""
+        scores, features = self.discriminators(tf.concat([real, fake], axis=0))
+        n = tf.shape(real)[0]
+        return ([s[:n] for s in scores], [[f[:n] for f in fs] for fs in features],
+                [s[n:] for s in scores], [[f[n:] for f in fs] for fs in features])
+
+    def _update_discriminators(self, real, fake):
+        with tf.GradientTape() as tape:
+            real_scores, _, fake_scores, _ = self._discriminate(real, fake)
+            loss = losses_lib.discriminator_loss(real_scores, fake_scores)
+        variables = self.discriminators.trainable_variables
+        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def train_step(self, batch):
+        c = self.config
+        variables = self.generator_side_variables()
+        logs = {}
+        with tf.GradientTape() as tape:
+            total = 0.0
+            if self.acoustic is not None:
+                outputs, acoustic_losses = self._acoustic_forward(batch, training=True)
+                total += acoustic_losses["acoustic_total"]
+                logs.update(acoustic_losses)
+            if self.generator is not None:
+                mels = outputs["mel"] if c.mode == "joint" else batch["mels"]
+                mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
+                fake = self.generator(mel_segment)
+                with tape.stop_recording():
+                    logs["discriminator"] = self._update_discriminators(real, tf.stop_gradient(fake))
+                _, real_features, fake_scores, fake_features = self._discriminate(real, fake)
+                logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
+                logs["feature_matching"] = losses_lib.feature_matching_loss(real_features,
+                                                                            fake_features)
+                logs["adversarial"] = losses_lib.generator_adversarial_loss(fake_scores)
+                total += (c.mel_weight * logs["wave_mel_l1"]
+                          + c.feature_matching_weight * logs["feature_matching"]
+                          + c.adversarial_weight * logs["adversarial"])
+            logs["loss"] = total
+        gradients = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return logs
+
+    def test_step(self, batch):
+        logs = {}
+        if self.acoustic is not None:
+            _, acoustic_losses = self._acoustic_forward(batch, training=False)
+            logs.update(acoustic_losses)
+        if self.generator is not None:
+            mels = batch["mels"]
+            mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
+            fake = self.generator(mel_segment)
+            logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
+        return logs

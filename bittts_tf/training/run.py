@@ -1,0 +1,217 @@
+"""One training run, start or resume: what tools/train.py does, callable from
+tests. The output directory holds checkpoints, losses.jsonl (one line per
+step) and TensorBoard logs; everything needed to resume or synthesize is in
+the checkpoints' manifests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import keras
+import numpy as np
+
+from bittts_tf.models import build, configs
+from bittts_tf.text.g2p import FrontEnd
+from bittts_tf.training import callbacks, checkpoints, data, jets_trainer
+from bittts_tf.training.config import TrainingConfig
+
+
+@dataclasses.dataclass
+class RunOptions:
+    output_dir: str
+    corpus: str = "synthetic:64"
+    config: str = "tiny"
+    mode: str = "acoustic"
+    quantize: str = "none"
+    weight_bits: str = "1.58"
+    quantize_activations: bool = False
+    steps: int = 1000
+    checkpoint_every: int = 100
+    batch_size: int = 16
+    held_out: int = 20
+    segment_frames: int = 32
+    learning_rate: float = 2e-4
+    use_ground_truth_durations: bool = False
+    binarization_start_step: int = 1000
+    scalar_every: int = 10
+    media_every: int = 500
+    seed: int = 1234
+    verbose: int = 1
+    evaluate: bool = True
+
+
+@dataclasses.dataclass
+class Corpus:
+    utterances: list
+    front_end: FrontEnd
+    audio: object
+    n_speakers: int
+    ids: list
+
+
+def load_corpus(spec: str, audio_config) -> Corpus:
+    """`synthetic:N` (tests, smoke runs) or a feature-cache directory."""
+    if spec.startswith("synthetic:"):
+        from bittts_tf.training.synthetic import synthetic_corpus
+        front_end = FrontEnd()
+        n = int(spec.split(":", 1)[1])
+        utterances = synthetic_corpus(n, audio_config, n_symbols=len(front_end.symbols), seed=0)
+        return Corpus(utterances, front_end, audio_config, 1, [f"synthetic_{i}" for i in range(n)])
+    from bittts_tf.data.cache import FeatureCache
+    cache = FeatureCache(spec)
+    if cache.audio_config != audio_config:
+        raise ValueError(f"corpus {spec} was built for {cache.audio_config}, the model config "
+                         f"expects {audio_config}; rebuild the cache or pick another config")
+    ids = [e["utt_id"] for e in cache.entries]
+    return Corpus([cache.load(i) for i in ids], cache.front_end, cache.audio_config,
+                  max(1, len(cache.speakers)), ids)
+
+
+def _model_config(options: RunOptions, corpus: Corpus, train_utterances) -> configs.ModelConfig:
+    config = configs.preset(options.config, quantize=options.quantize,
+                            weight_bits=options.weight_bits,
+                            n_symbols=len(corpus.front_end.symbols), n_speakers=corpus.n_speakers,
+                            **data.corpus_statistics(train_utterances))
+    config.quantize_activations = options.quantize_activations
+    return config
+
+
+def _training_config(options: RunOptions) -> TrainingConfig:
+    return TrainingConfig(mode=options.mode, batch_size=options.batch_size,
+                          learning_rate=options.learning_rate,
+                          segment_frames=options.segment_frames,
+                          use_ground_truth_durations=options.use_ground_truth_durations,
+                          binarization_start_step=options.binarization_start_step,
+                          seed=options.seed)
+
+
+class LossFile(keras.callbacks.Callback):
+    """losses.jsonl: one JSON line per step; a resumed run drops the lines of
+    steps after its checkpoint, which the killed run had logged."""
+
+    def __init__(self, path, trainer, resume_step):
+        super().__init__()
+        self.path = path
+        self.trainer = trainer
+        kept = []
+        if os.path.exists(path):
+            with open(path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+        with open(path, "w") as f:
+            f.writelines(kept)
+
+    def on_train_batch_end(self, batch, logs=None):
+        row = {"step": int(self.trainer.step),
+               **{k: float(np.asarray(v)) for k, v in (logs or {}).items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def read_losses(output_dir: str) -> dict[int, dict]:
+    with open(os.path.join(output_dir, "losses.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {r.pop("step"): r for r in rows}
+
+
+def train(options: RunOptions) -> dict:
+    """Trains to options.steps (resuming from the newest checkpoint in
+    output_dir) and returns the held-out losses."""
+    if options.steps % options.checkpoint_every:
+        raise ValueError(f"--steps={options.steps} must be a multiple of "
+                         f"--checkpoint_every={options.checkpoint_every}")
+    keras.utils.set_random_seed(options.seed)
+    os.makedirs(options.output_dir, exist_ok=True)
+    ckpt_dir = os.path.join(options.output_dir, "checkpoints")
+    resume_from = checkpoints.latest(ckpt_dir)
+
+    # The corpus, split into training and held-out utterances.
+    audio_config = configs.preset(options.config).audio
+    corpus = load_corpus(options.corpus, audio_config)
+    if len(corpus.utterances) <= options.held_out:
+        raise ValueError(f"corpus has {len(corpus.utterances)} utterances, not enough to hold "
+                         f"out {options.held_out}")
+    held_out = corpus.utterances[:options.held_out]
+    train_utterances = corpus.utterances[options.held_out:]
+
+    # The configs: new from the flags, or the ones the checkpoint was trained with.
+    if resume_from:
+        manifest = checkpoints.read_manifest(resume_from)
+        model_config = configs.ModelConfig.from_dict(manifest["model_config"])
+        training_config = TrainingConfig(**manifest["training_config"])
+        if training_config.mode != options.mode:
+            raise ValueError(f"{resume_from} was trained in mode {training_config.mode!r}, "
+                             f"not {options.mode!r}")
+    else:
+        model_config = _model_config(options, corpus, train_utterances)
+        training_config = _training_config(options)
+
+    # The models, the trainer and its optimizers.
+    mode = training_config.mode
+    acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
+    generator = build.build_generator(model_config) if mode != "acoustic" else None
+    discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None
+    trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
+                                       discriminators)
+    trainer.compile(jets_trainer.make_optimizer(training_config),
+                    jets_trainer.make_optimizer(training_config) if discriminators else None)
+    print(build.format_quantization_table(
+        {name: m for name, m in trainer.models.items() if name != "discriminators"}))
+
+    # Resume exactly where the checkpoint left off: weights, optimizer moments,
+    # dropout seeds, step and data position.
+    step = 0
+    if resume_from:
+        manifest = checkpoints.restore(resume_from, trainer.models,
+                                       {"generator_side": trainer.optimizer,
+                                        "discriminators": trainer.discriminator_optimizer})
+        step = int(manifest["step"])
+        if int(trainer.step) != step:
+            raise checkpoints.CheckpointError(f"{resume_from}: manifest step {step} but the "
+                                              f"optimizer counter says {int(trainer.step)}")
+        print(f"resumed from {resume_from} at step {step}")
+    if step >= options.steps:
+        print(f"already at step {step} >= --steps={options.steps}; nothing to train")
+
+    manifest = {"model_config": model_config.to_dict(),
+                "training_config": dataclasses.asdict(training_config),
+                "front_end": corpus.front_end.to_dict(), "corpus": options.corpus,
+                "held_out_ids": corpus.ids[:options.held_out]}
+    dataset = data.resumable_dataset(train_utterances, training_config.batch_size,
+                                     model_config.audio.hop_length, training_config.seed,
+                                     start_batch=step)
+    sample = data.pad_batch(held_out[:2], model_config.audio.hop_length)
+    checkpointer = callbacks.PeriodicCheckpoint(trainer, ckpt_dir, options.checkpoint_every,
+                                                manifest)
+    step_log = callbacks.StepLog(trainer)
+    callback_list = [
+        callbacks.StopOnNonFinite(trainer, ckpt_dir),   # first: nothing saved after a NaN
+        LossFile(os.path.join(options.output_dir, "losses.jsonl"), trainer, step),
+        step_log,
+        callbacks.TensorBoardLogger(trainer, os.path.join(options.output_dir, "tensorboard"),
+                                    sample, options.scalar_every, options.media_every,
+                                    model_config.audio.sample_rate),
+        checkpointer,
+    ]
+    if step < options.steps:
+        trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
+                    initial_epoch=step // options.checkpoint_every,
+                    epochs=options.steps // options.checkpoint_every,
+                    callbacks=callback_list, verbose=options.verbose)
+
+    # Held-out losses of the final model.
+    evaluation = {}
+    if options.evaluate:
+        evaluation = trainer.evaluate(
+            data.fixed_dataset(held_out, training_config.batch_size,
+                               model_config.audio.hop_length),
+            steps=math.ceil(len(held_out) / training_config.batch_size), return_dict=True,
+            verbose=0)
+        with open(os.path.join(options.output_dir, "held_out.jsonl"), "a") as f:
+            f.write(json.dumps({"step": int(trainer.step), **evaluation}) + "\n")
+    result = {"step": int(trainer.step), "held_out": evaluation,
+              "train_losses": step_log.steps, "checkpoint": checkpoints.latest(ckpt_dir),
+              "trainer": trainer}
+    return result

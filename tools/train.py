@@ -1,0 +1,64 @@
+"""Trains BitTTS with Keras fit: the acoustic model, the vocoder, or both jointly.
+
+Two-stage training (cheaper on a CPU):
+  python tools/train.py --mode=acoustic --corpus=CACHE --output_dir=runs/am
+  python tools/train.py --mode=vocoder  --corpus=CACHE --output_dir=runs/voc
+Joint text-to-wave training, as JETS does:
+  python tools/train.py --mode=joint --corpus=CACHE --output_dir=runs/jets
+
+--quantize picks which models train with quantized (QAT) conv weights and
+--weight_bits their precision. Running the same command again after a kill
+resumes from the newest checkpoint in --output_dir at the same step, with the
+same optimizer state and the same next batch. A NaN or Inf loss stops the run
+with an error, without writing a checkpoint.
+"""
+
+import json
+
+from absl import app, flags
+
+from bittts_tf.models import configs
+from bittts_tf.training import run
+from bittts_tf.training.config import MODES
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("config", "tiny", sorted(configs.PRESETS), "Model size preset.")
+flags.DEFINE_string("corpus", "synthetic:64",
+                    "A feature-cache directory (tools/make_corpus.py), or synthetic:N.")
+flags.DEFINE_enum("mode", "acoustic", MODES,
+                  "acoustic / vocoder: the two stages of two-stage training; joint: JETS.")
+flags.DEFINE_enum("quantize", "none", configs.QUANTIZE_SCOPES,
+                  "Models whose conv weights are quantized (the vocoder's final conv never is).")
+flags.DEFINE_enum("weight_bits", "1.58", ["1.58", "2", "4", "8"], "Quantized weight precision.")
+flags.DEFINE_boolean("quantize_activations", False,
+                     "Also quantize conv inputs to 8 bit (LayerNorm + absmax), as the paper does.")
+flags.DEFINE_integer("steps", 1000, "Total training steps (a resumed run counts from zero too).")
+flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints; divides --steps.")
+flags.DEFINE_string("output_dir", None, "Checkpoints, losses.jsonl and TensorBoard logs.")
+flags.DEFINE_integer("batch_size", 16, "Utterances per batch.")
+flags.DEFINE_integer("held_out", 20, "Utterances held out for evaluation (the first ones).")
+flags.DEFINE_integer("segment_frames", 32, "Mel frames per vocoder training segment.")
+flags.DEFINE_float("learning_rate", 2e-4, "Initial AdamW learning rate (decays exponentially).")
+flags.DEFINE_boolean("use_ground_truth_durations", False,
+                     "Shortcut: take the corpus durations instead of the learned alignment.")
+flags.DEFINE_integer("binarization_start_step", 1000, "Step at which the binarization loss starts.")
+flags.DEFINE_integer("scalar_every", 10, "Steps between TensorBoard scalar logs.")
+flags.DEFINE_integer("media_every", 500, "Steps between TensorBoard mel images and audio.")
+flags.DEFINE_integer("seed", 1234, "Seed of initialization, batch order and segments.")
+flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+    del argv
+    options = run.RunOptions(**{name: FLAGS[name].value for name in (
+        "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
+        "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
+        "segment_frames", "learning_rate", "use_ground_truth_durations",
+        "binarization_start_step", "scalar_every", "media_every", "seed")})
+    result = run.train(options)
+    print(f"finished at step {result['step']}; checkpoint {result['checkpoint']}")
+    print("held-out losses: " + json.dumps({k: round(v, 4) for k, v in result["held_out"].items()}))
+
+
+if __name__ == "__main__":
+    app.run(main)
