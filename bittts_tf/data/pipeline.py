@@ -111,7 +111,8 @@ def acoustic_dataset(cache: FeatureCache, split: str = "train", batch_size: int 
 
     ds = ds.map(add_lengths)
     silence = float(np.log(cache.audio_config.log_floor))
-    padding = {k: tf.constant(0, v.dtype) for k, v in signature.items()}
+    padding = {k: tf.constant(0, v.dtype) for k, v in signature.items()
+               if k not in ("utt_id", "has_durations")}
     padding.update({"utt_id": tf.constant(""), "mel": tf.constant(silence, tf.float32),
                     "has_durations": tf.constant(False),
                     "phoneme_lengths": tf.constant(0, tf.int32),

@@ -1,0 +1,97 @@
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest_corpus import tiny_cache, tiny_corpus  # noqa: F401
+
+from bittts_tf.audio.config import preset
+from bittts_tf.audio.features import frame_features
+from bittts_tf.audio.io import load_wav
+from bittts_tf.data.cache import FeatureCache, build_feature_cache
+from bittts_tf.data.ljspeech import load_ljspeech
+from bittts_tf.text.festival import festival_to_symbol
+from bittts_tf.text.symbols import PAUSE
+
+CFG = preset("tiny")
+
+
+def test_cache_holds_what_the_models_need(tiny_cache, tiny_corpus):
+    assert len(tiny_cache) == 6 and tiny_cache.speakers == {"kal": 0, "slt": 1}
+    with open(os.path.join(tiny_corpus, "phone_durations.jsonl"), encoding="utf-8") as f:
+        timings = {r["id"]: r for r in map(json.loads, f)}
+    for entry in tiny_cache.entries:
+        z = tiny_cache.load(entry["utt_id"])
+        audio, _ = load_wav(entry["wav_path"], CFG.sample_rate)
+        n = CFG.n_frames(len(audio))
+        assert z["mel"].shape == (n, CFG.n_mels) and z["f0"].shape == z["energy"].shape == (n,)
+        assert int(z["speaker"]) == tiny_cache.speakers[entry["speaker"]]
+        np.testing.assert_allclose(z["audio"] / 32767.0, audio, atol=1.5 / 32767)
+        # Phonemes come from festival's segments, one per segment (pauses merged).
+        t = timings[entry["utt_id"]]
+        symbols = [festival_to_symbol(p, s) for p, s in zip(t["phones"], t["stress"])]
+        merged = [s for i, s in enumerate(symbols) if not (s == PAUSE and i and symbols[i - 1] == PAUSE)]
+        assert tiny_cache.front_end.symbols.decode(z["phonemes"]) == merged
+        d = z["durations"]
+        assert len(d) == len(z["phonemes"]) and d.sum() == n and np.all(d >= 0)
+        # Each phone's frames start where festival says it starts (to the frame).
+        starts = np.concatenate([[0], np.cumsum(d)[:-1]])
+        ends_s = [e for i, e in enumerate(t["ends"]) if not (symbols[i] == PAUSE and i + 1 < len(symbols) and symbols[i + 1] == PAUSE)]
+        start_s = np.concatenate([[0.0], ends_s[:-1]])
+        nonempty = d > 0
+        np.testing.assert_allclose(starts[nonempty] * CFG.hop_length / CFG.sample_rate,
+                                   start_s[nonempty], atol=CFG.hop_length / CFG.sample_rate)
+        voiced = z["f0"] > 0
+        assert voiced.mean() > 0.3  # festival speech is mostly voiced
+        pf0 = z["phone_f0"]
+        pos = 0
+        for k, dk in enumerate(d):
+            seg = z["f0"][pos:pos + dk]
+            seg = seg[seg > 0]
+            assert pf0[k] == pytest.approx(seg.mean() if len(seg) else 0.0, rel=1e-5)
+            pos += dk
+
+
+def test_features_equal_a_direct_extraction(tiny_cache):
+    entry = tiny_cache.entries[0]
+    audio, _ = load_wav(entry["wav_path"], CFG.sample_rate)
+    direct = frame_features(audio, CFG)
+    z = tiny_cache.load(entry["utt_id"])
+    for key in ("mel", "f0", "energy"):
+        np.testing.assert_allclose(z[key], direct[key], rtol=1e-5, atol=1e-5)
+
+
+def test_reuse_partial_rebuild_and_config_change(tiny_corpus, tmp_path):
+    utterances, report = load_ljspeech(tiny_corpus)
+    cache_dir = str(tmp_path / "cache")
+    kwargs = dict(report=report, num_workers=1, progress=False)
+    first = build_feature_cache(utterances[:4], CFG, cache_dir, **kwargs)
+    assert first.stats["extracted"] == 4 and not first.stats["reused_manifest"]
+
+    again = build_feature_cache(utterances[:4], CFG, cache_dir, **kwargs)
+    assert again.stats["reused_manifest"]
+
+    # Two more utterances: only they are extracted.
+    grown = build_feature_cache(utterances, CFG, cache_dir, **kwargs)
+    assert grown.stats["extracted"] == 2 and grown.stats["reused_files"] == 4
+
+    # Another configuration rebuilds everything, and the result follows it.
+    other = dataclasses.replace(CFG, n_mels=40)
+    rebuilt = build_feature_cache(utterances, other, cache_dir, **kwargs)
+    assert rebuilt.stats["extracted"] == 6 and rebuilt.audio_config == other
+    assert rebuilt.load(utterances[0].utt_id)["mel"].shape[1] == 40
+
+    # Loading from disk alone gives the same manifest.
+    assert FeatureCache(cache_dir).entries == rebuilt.entries
+
+
+def test_utterance_without_timings_gets_g2p_phonemes(tiny_corpus, tmp_path):
+    utterances, _ = load_ljspeech(tiny_corpus)
+    utt = dataclasses.replace(utterances[0], festival_phones=None, festival_stress=None,
+                              festival_ends=None)
+    cache = build_feature_cache([utt], CFG, str(tmp_path / "c"), num_workers=1, progress=False)
+    z = cache.load(utt.utt_id)
+    assert "durations" not in z
+    assert list(z["phonemes"]) == cache.front_end.encode(utt.normalized)
