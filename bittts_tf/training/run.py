@@ -199,7 +199,7 @@ def train(options: RunOptions) -> dict:
         trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
                     initial_epoch=step // options.checkpoint_every,
                     epochs=options.steps // options.checkpoint_every,
-                    callbacks=callback_list, verbose=options.verbose)
+                    callbacks=callback_list, verbose=options.verbose, shuffle=False)
 
     # Held-out losses of the final model.
     evaluation = {}

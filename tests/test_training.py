@@ -1,0 +1,122 @@
+"""Training through Keras fit: losses, exact resume (in-process and after a
+real SIGKILL of tools/train.py), NaN stop, corrupt checkpoints."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bittts_tf.audio.config import preset as audio_preset
+from bittts_tf.training import callbacks, checkpoints, run
+from bittts_tf.training.mel import LogMel, reference_log_mel
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def options(output_dir, **overrides):
+    base = dict(output_dir=str(output_dir), corpus="synthetic:20", config="tiny", held_out=4,
+                batch_size=4, segment_frames=16, checkpoint_every=2, scalar_every=1,
+                media_every=1000, binarization_start_step=2, verbose=0, evaluate=False)
+    base.update(overrides)
+    return run.RunOptions(**base)
+
+
+def test_tf_log_mel_matches_the_feature_extractor():
+    config = audio_preset("tiny")
+    audio = np.random.default_rng(0).normal(0, 0.1, (2, 5000)).astype(np.float32)
+    got = LogMel(config)(tf.constant(audio)).numpy()
+    for i in range(2):
+        np.testing.assert_allclose(got[i], reference_log_mel(audio[i], config), atol=2e-3)
+
+
+def test_joint_training_resumes_at_the_same_step_and_loss(tmp_path):
+    straight = run.train(options(tmp_path / "straight", mode="joint", quantize="all", steps=4))
+    losses = straight["train_losses"]
+    assert sorted(losses) == [1, 2, 3, 4]
+    for row in losses.values():
+        assert all(np.isfinite(v) for v in row.values())
+        assert {"mel_l1", "forward_sum", "wave_mel_l1", "discriminator", "adversarial"} <= set(row)
+
+    # A second run that only has the step-2 checkpoint (as after a kill at step 3).
+    resumed_dir = tmp_path / "resumed" / "checkpoints"
+    resumed_dir.mkdir(parents=True)
+    shutil.copy(tmp_path / "straight" / "checkpoints" / "ckpt-00000002.npz", resumed_dir)
+    resumed = run.train(options(tmp_path / "resumed", mode="joint", quantize="all", steps=4))
+    assert sorted(resumed["train_losses"]) == [3, 4]
+    for step in (3, 4):
+        for name, value in losses[step].items():
+            np.testing.assert_allclose(resumed["train_losses"][step][name], value, rtol=1e-4,
+                                       err_msg=f"step {step} {name}")
+
+
+def wait_for(path, process, timeout=240):
+    start = time.time()
+    while not os.path.exists(path):
+        if process.poll() is not None:
+            raise AssertionError(f"train.py exited with {process.returncode} before {path}")
+        if time.time() - start > timeout:
+            raise AssertionError(f"no {path} after {timeout} s")
+        time.sleep(0.05)
+
+
+def test_train_tool_killed_and_rerun_continues_where_it_stopped(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, os.path.join(REPO, "tools", "train.py"), "--mode=acoustic",
+               "--corpus=synthetic:20", "--held_out=4", "--batch_size=4", "--steps=40",
+               "--checkpoint_every=4", "--binarization_start_step=2", "--scalar_every=1",
+               f"--output_dir={out}"]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(out / "checkpoints" / "ckpt-00000004.npz", killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    last = checkpoints.latest(str(out / "checkpoints"))
+    assert last is not None and not os.path.basename(last).startswith(".tmp")
+    stopped_at = checkpoints.read_manifest(last)["step"]
+    assert stopped_at < 40
+
+    rerun = subprocess.run([c.replace("--steps=40", f"--steps={stopped_at + 4}") for c in command],
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"resumed from {last} at step {stopped_at}" in rerun.stdout
+    logged = run.read_losses(str(out))
+    assert sorted(logged) == list(range(1, stopped_at + 5))
+
+    # The same steps without the kill, in-process, from the same seed.
+    reference = run.train(options(tmp_path / "reference", mode="acoustic",
+                                  steps=stopped_at + 4, checkpoint_every=4))
+    for step in range(1, stopped_at + 5):
+        np.testing.assert_allclose(logged[step]["loss"], reference["train_losses"][step]["loss"],
+                                   rtol=1e-4, err_msg=f"step {step}")
+
+
+def test_nan_stops_training_without_a_checkpoint(tmp_path, monkeypatch):
+    real_build = run.build.build_acoustic
+
+    def poisoned(config):
+        model = real_build(config)
+        kernel = model.decoder.blocks[0].conv.kernel
+        kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+        return model
+
+    monkeypatch.setattr(run.build, "build_acoustic", poisoned)
+    with pytest.raises(callbacks.NonFiniteLossError, match=r"non-finite loss at step 1: .*mel_l1=nan"):
+        run.train(options(tmp_path / "nan", mode="acoustic", steps=2))
+    assert checkpoints.latest(str(tmp_path / "nan" / "checkpoints")) is None
+
+
+def test_corrupt_or_mismatched_checkpoint_is_named(tmp_path):
+    result = run.train(options(tmp_path / "ok", mode="acoustic", steps=2))
+    path = result["checkpoint"]
+    trainer = result["trainer"]
+    truncated = tmp_path / "ckpt-00000002.npz"
+    truncated.write_bytes(open(path, "rb").read()[:5000])
+    with pytest.raises(checkpoints.CheckpointError, match="corrupt or truncated"):
+        checkpoints.restore(str(truncated), trainer.models)
+    with pytest.raises(checkpoints.CheckpointError, match="has no 'model/generator'"):
+        checkpoints.restore(path, {"generator": trainer.acoustic})
