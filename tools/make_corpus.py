@@ -160,7 +160,10 @@ def write_outputs(out_dir: str, plan: list[dict], records: dict, multi_speaker: 
 
 def main(argv):
     del argv
-    festival.require_festival()
+    try:
+        festival.require_festival()
+    except festival.FestivalError as e:
+        sys.exit(f"error: {e}")
     out_dir = FLAGS.out_dir
     os.makedirs(os.path.join(out_dir, "wavs"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "segments"), exist_ok=True)
@@ -170,7 +173,10 @@ def main(argv):
 
     settings = content_settings()
     check_settings(out_dir, settings)
-    plan = make_plan(settings, FLAGS.num_utterances)
+    try:
+        plan = make_plan(settings, FLAGS.num_utterances)
+    except prompts.PromptSourceError as e:
+        raise app.UsageError(str(e)) from None
 
     # A killed run may have left temp files; finished utterances are intact
     # because they only ever appear by atomic rename.
