@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from bittts_tf.audio.config import preset as audio_preset
+from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.training import callbacks, checkpoints, run
 from bittts_tf.training.mel import LogMel, reference_log_mel
 
@@ -42,6 +43,15 @@ def test_joint_training_resumes_at_the_same_step_and_loss(tmp_path):
     for row in losses.values():
         assert all(np.isfinite(v) for v in row.values())
         assert {"mel_l1", "forward_sum", "wave_mel_l1", "discriminator", "adversarial"} <= set(row)
+
+    # The joint checkpoint speaks through its own vocoder.
+    synthesizer = Synthesizer(str(tmp_path / "straight"))
+    assert synthesizer.vocoder_source.endswith("ckpt-00000004.npz")
+    mel = synthesizer.mel("Hello world.")
+    assert mel.shape[1] == 80 and len(mel) >= len(synthesizer.front_end.encode("Hello world."))
+    audio = synthesizer.waveform(mel)
+    assert audio.shape == (len(mel) * synthesizer.config.audio.hop_length,)
+    assert np.all(np.isfinite(audio)) and np.abs(audio).max() < 1
 
     # A second run that only has the step-2 checkpoint (as after a kill at step 3).
     resumed_dir = tmp_path / "resumed" / "checkpoints"

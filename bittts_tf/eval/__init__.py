@@ -1,0 +1,1 @@
+"""Inference from checkpoints and objective evaluation."""

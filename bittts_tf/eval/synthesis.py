@@ -1,0 +1,71 @@
+"""Text -> mel -> waveform from training checkpoints.
+
+A joint checkpoint holds both models; two-stage training leaves an acoustic
+checkpoint and a vocoder checkpoint. Without any vocoder the mel is inverted
+by Griffin-Lim, which is only good enough to hear what was said.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bittts_tf.models import build, configs
+from bittts_tf.text.g2p import FrontEnd
+from bittts_tf.training import checkpoints
+
+
+def resolve(path: str) -> str:
+    """A checkpoint file, or a run / checkpoints directory (its newest checkpoint)."""
+    if os.path.isdir(path):
+        for directory in (os.path.join(path, "checkpoints"), path):
+            found = checkpoints.latest(directory)
+            if found:
+                return found
+        raise checkpoints.CheckpointError(f"no checkpoint in {path}")
+    return path
+
+
+class Synthesizer:
+    def __init__(self, checkpoint: str, vocoder_checkpoint: str | None = None):
+        self.checkpoint = resolve(checkpoint)
+        manifest = checkpoints.read_manifest(self.checkpoint)
+        self.config = configs.ModelConfig.from_dict(manifest["model_config"])
+        self.front_end = FrontEnd.from_dict(manifest["front_end"])
+        if "model/acoustic" not in manifest["layout"]:
+            raise checkpoints.CheckpointError(f"{self.checkpoint} holds no acoustic model "
+                                              "(a vocoder-only run?)")
+        self.acoustic = build.build_acoustic(self.config)
+        checkpoints.restore(self.checkpoint, {"acoustic": self.acoustic})
+        self.generator = None
+        self.vocoder_source = "griffin-lim"
+        source = self.checkpoint if "model/generator" in manifest["layout"] else None
+        if vocoder_checkpoint:
+            source = resolve(vocoder_checkpoint)
+        if source:
+            vocoder_config = configs.ModelConfig.from_dict(
+                checkpoints.read_manifest(source)["model_config"])
+            if vocoder_config.audio != self.config.audio:
+                raise ValueError(f"vocoder {source} was trained for {vocoder_config.audio}, the "
+                                 f"acoustic model for {self.config.audio}")
+            self.generator = build.build_generator(vocoder_config)
+            checkpoints.restore(source, {"generator": self.generator})
+            self.vocoder_source = source
+
+    def mel(self, text: str, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
+        ids = np.asarray([self.front_end.encode(text)], np.int32)
+        speakers = np.asarray([speaker], np.int32) if self.config.acoustic.n_speakers > 1 else None
+        mel, lengths, _ = self.acoustic.infer(ids, np.asarray([ids.shape[1]], np.int32), speakers,
+                                              duration_scale)
+        return np.asarray(mel[0, :int(lengths[0])])
+
+    def waveform(self, mel: np.ndarray) -> np.ndarray:
+        if self.generator is not None:
+            return np.asarray(self.generator(mel[None].astype(np.float32))[0])
+        import librosa
+        a = self.config.audio
+        return librosa.feature.inverse.mel_to_audio(
+            np.exp(mel.T), sr=a.sample_rate, n_fft=a.n_fft, hop_length=a.hop_length,
+            win_length=a.win_length, window=a.window, power=1.0, fmin=a.fmin, fmax=a.fmax,
+            n_iter=32).astype(np.float32)

@@ -1,0 +1,44 @@
+"""Speaks a sentence with a trained BitTTS checkpoint: writes a wav and a mel PNG.
+
+  python tools/synthesize.py --checkpoint=runs/jets --text="Hello there." --output=hello.wav
+  python tools/synthesize.py --checkpoint=runs/am --vocoder_checkpoint=runs/voc ...
+
+--checkpoint is a checkpoint file or a run directory (its newest checkpoint).
+A joint run's checkpoint carries its own vocoder; a two-stage acoustic
+checkpoint needs --vocoder_checkpoint, else Griffin-Lim stands in.
+"""
+
+import os
+
+import soundfile
+from absl import app, flags
+
+from bittts_tf.eval.synthesis import Synthesizer
+from bittts_tf.training.callbacks import mel_figure_png
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint file or run directory.")
+flags.DEFINE_string("vocoder_checkpoint", None, "Vocoder checkpoint (two-stage training).")
+flags.DEFINE_string("text", None, "The sentence to speak.")
+flags.DEFINE_string("output", "synthesized.wav", "Output wav; the mel PNG goes next to it.")
+flags.DEFINE_float("duration_scale", 1.0, "Multiplies predicted durations (>1 speaks slower).")
+flags.DEFINE_integer("speaker", 0, "Speaker id (multi-speaker models).")
+flags.mark_flags_as_required(["checkpoint", "text"])
+
+
+def main(argv):
+    del argv
+    synthesizer = Synthesizer(FLAGS.checkpoint, FLAGS.vocoder_checkpoint)
+    print(f"acoustic model: {synthesizer.checkpoint}; vocoder: {synthesizer.vocoder_source}")
+    mel = synthesizer.mel(FLAGS.text, FLAGS.duration_scale, FLAGS.speaker)
+    audio = synthesizer.waveform(mel)
+    soundfile.write(FLAGS.output, audio, synthesizer.config.audio.sample_rate)
+    png = os.path.splitext(FLAGS.output)[0] + ".png"
+    with open(png, "wb") as f:
+        f.write(mel_figure_png([mel], [FLAGS.text]))
+    seconds = len(audio) / synthesizer.config.audio.sample_rate
+    print(f"wrote {FLAGS.output} ({seconds:.2f} s, {len(mel)} frames) and {png}")
+
+
+if __name__ == "__main__":
+    app.run(main)
