@@ -134,3 +134,19 @@ def test_binarization_loss_is_the_mean_log_prob_on_the_hard_path():
     expected = -np.sum(hard * log_probs) / 9
     got = alignment.binarization_loss(tf.constant(hard), tf.constant(log_probs))
     np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+
+
+def test_boundary_error_matches_numpy_on_a_padded_batch():
+    from bittts_tf.eval.alignment_metrics import boundary_error_ms, boundary_error_ms_np
+    rng = np.random.default_rng(5)
+    lengths = [6, 3]
+    durations = np.zeros((2, 6), np.int32)
+    reference = np.zeros((2, 6), np.int32)
+    for i, n in enumerate(lengths):
+        reference[i, :n] = rng.integers(1, 8, n)
+        durations[i, :n] = rng.integers(1, 8, n)
+        durations[i, n - 1] += reference[i].sum() - durations[i].sum()  # same total
+    got = float(boundary_error_ms(durations, reference, lengths, 16.0))
+    per_boundary = [boundary_error_ms_np(durations[i, :n], reference[i, :n], 16.0) * (n - 1)
+                    for i, n in enumerate(lengths)]
+    np.testing.assert_allclose(got, sum(per_boundary) / sum(n - 1 for n in lengths), rtol=1e-6)

@@ -63,7 +63,8 @@ class AcousticModel(keras.Model):
         frames = length_regulate(hidden, alignment) * mel_weights
         frames = self.decoder_input(frames) * mel_weights
         frames = self.decoder(frames, mel_weights, training=training)
-        return self.mel_projection(frames) * mel_weights
+        mel = self.mel_projection(frames) * self.config["mel_std"] + self.config["mel_mean"]
+        return mel * mel_weights
 
     def standardize_targets(self, f0, energy):
         """(standardized log-F0, voiced flags, standardized energy), frame level."""
@@ -80,7 +81,8 @@ class AcousticModel(keras.Model):
         hidden, text_weights = self.encode(phonemes, phoneme_lengths, inputs.get("speakers"),
                                            training=training)
         mel_weights = mask_weights(mel_lengths, tf.shape(mels)[1])
-        log_probs = self.aligner(hidden, mels * mel_weights, phoneme_lengths, mel_lengths)
+        normalized = (mels - self.config["mel_mean"]) / self.config["mel_std"]
+        log_probs = self.aligner(hidden, normalized * mel_weights, phoneme_lengths, mel_lengths)
         if use_ground_truth_durations:
             hard = alignment_from_durations(inputs["durations"], tf.shape(mels)[1])
         else:

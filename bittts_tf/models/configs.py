@@ -51,6 +51,11 @@ class AcousticConfig:
     log_f0_std: float = 0.3
     energy_mean: float = 20.0
     energy_std: float = 15.0
+    # Log-mel standardization: the model works on (mel - mean) / std and
+    # outputs mel in the features' own units (log mels sit around -5, far
+    # from where a freshly initialized projection starts).
+    mel_mean: float = -5.0
+    mel_std: float = 2.5
 
 
 @dataclasses.dataclass

@@ -105,9 +105,12 @@ def fixed_dataset(utterances: list[dict], batch_size: int, hop_length: int) -> t
 
 
 def corpus_statistics(utterances: list[dict]) -> dict[str, float]:
-    """Mean / std of voiced log-F0 and of energy: the acoustic model's target scaling."""
+    """Mean / std of voiced log-F0, of energy and of log-mel: the acoustic
+    model's input and target scaling."""
+    mel = np.concatenate([u["mel"] for u in utterances])
     f0 = np.concatenate([u["f0"] for u in utterances])
     energy = np.concatenate([u["energy"] for u in utterances])
     log_f0 = np.log(f0[f0 > 0]) if np.any(f0 > 0) else np.array([0.0, 1.0])
     return {"log_f0_mean": float(log_f0.mean()), "log_f0_std": float(max(log_f0.std(), 1e-3)),
-            "energy_mean": float(energy.mean()), "energy_std": float(max(energy.std(), 1e-3))}
+            "energy_mean": float(energy.mean()), "energy_std": float(max(energy.std(), 1e-3)),
+            "mel_mean": float(mel.mean()), "mel_std": float(max(mel.std(), 1e-3))}

@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from bittts_tf.audio.config import AudioConfig
+from bittts_tf.eval.alignment_metrics import boundary_error_ms
+from bittts_tf.models.variance import durations_from_log
 from bittts_tf.training import losses as losses_lib
 from bittts_tf.training.config import TrainingConfig
 from bittts_tf.training.mel import LogMel
@@ -145,8 +147,18 @@ class JetsTrainer(keras.Model):
     def test_step(self, batch):
         logs = {}
         if self.acoustic is not None:
-            _, acoustic_losses = self._acoustic_forward(batch, training=False)
+            outputs, acoustic_losses = self._acoustic_forward(batch, training=False)
             logs.update(acoustic_losses)
+            # Against the corpus durations, when it has them (festival corpora do):
+            # the learned alignment, and the duration predictor's own guess.
+            frame_ms = 1000.0 * self.audio_config.hop_length / self.audio_config.sample_rate
+            text_weights = tf.sequence_mask(batch["phoneme_lengths"],
+                                            tf.shape(batch["phonemes"])[1], tf.float32)
+            predicted = durations_from_log(outputs["log_duration"], text_weights[..., None])
+            logs["alignment_boundary_ms"] = boundary_error_ms(
+                outputs["durations"], batch["durations"], batch["phoneme_lengths"], frame_ms)
+            logs["predicted_boundary_ms"] = boundary_error_ms(
+                predicted, batch["durations"], batch["phoneme_lengths"], frame_ms)
         if self.generator is not None:
             mels = batch["mels"]
             mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
