@@ -129,3 +129,13 @@ def test_g2p_agrees_with_festival_on_the_tiny_corpus(tiny_corpus):
         errors += edit_distance(FRONT_END.phonemes(u.text), reference)
         total += len(reference)
     assert errors / total < 0.12, f"phone error rate {errors / total:.3f} against festival"
+
+
+@given(st.from_regex(r"[$\u00a3\u20ac]?[0-9,.]{1,30}(st|nd|rd|th|%| million)?", fullmatch=True))
+def test_number_like_strings_never_crash(text):
+    try:
+        phones = FRONT_END.phonemes(text)
+    except TextError as e:
+        assert "no pronounceable words" in str(e)
+        return
+    assert all(p in TABLE for p in phones)
