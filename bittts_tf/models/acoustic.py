@@ -47,7 +47,10 @@ class AcousticModel(keras.Model):
                                          name="decoder_input", **q)
         self.decoder = ConvStack(c["decoder_channels"], c["decoder_blocks"], c["decoder_kernel"],
                                  c["dropout"], name="decoder", **q)
-        self.mel_projection = keras.layers.Dense(c["n_mels"], name="mel_projection")
+        # Zero init: training starts from the mean mel instead of a random
+        # one several log units off.
+        self.mel_projection = keras.layers.Dense(c["n_mels"], kernel_initializer="zeros",
+                                                 name="mel_projection")
 
     def encode(self, phonemes, phoneme_lengths, speakers=None, training=False):
         text_weights = mask_weights(phoneme_lengths, tf.shape(phonemes)[1])

@@ -156,11 +156,13 @@ class AlignmentModule(keras.layers.Layer):
     """Text/mel encoders and their L2 scores; returns soft alignment log-probs.
 
     Sizes follow RAD-TTS: keys 2 convs (kernel 3 then 1), queries 3 convs
-    (kernel 3, 1, 1), both into `attention_channels`.
+    (kernel 3, 1, 1), both into `attention_channels`. The score is minus the
+    L2 distance times `temperature` (JETS); RAD-TTS's squared distance with
+    temperature 5e-4 suits raw log-mels, not the standardized ones used here.
     """
 
     def __init__(self, text_channels=256, n_mels=80, attention_channels=80,
-                 hidden_multiplier=2, temperature=0.0005, prior_scaling=1.0,
+                 hidden_multiplier=2, temperature=1.0, prior_scaling=1.0,
                  weight_bits=32, **kwargs):
         super().__init__(**kwargs)
         self.text_channels = text_channels
@@ -190,7 +192,8 @@ class AlignmentModule(keras.layers.Layer):
         distance = (tf.reduce_sum(queries ** 2, -1)[:, :, None]
                     - 2.0 * tf.matmul(queries, keys, transpose_b=True)
                     + tf.reduce_sum(keys ** 2, -1)[:, None, :])
-        scores = -self.temperature * distance
+        # The epsilon keeps the sqrt's gradient finite at zero distance.
+        scores = -self.temperature * tf.sqrt(tf.maximum(distance, 0.0) + 1e-8)
         log_probs = masked_log_softmax(scores, text_mask[:, None, :])
         prior = beta_binomial_log_prior(text_lengths, mel_lengths, tf.shape(text_features)[1],
                                         tf.shape(mels)[1], self.prior_scaling)
