@@ -1,0 +1,121 @@
+"""Objective speech metrics: mel cepstral distortion (here), PESQ and STOI
+(`pesq`, `pystoi` packages), and word error rate with pocketsphinx's built-in
+English model (a weak recognizer: compare systems with each other and with
+the original recordings, never with published WERs).
+
+The reference and the test signal are assumed time-aligned and of equal
+length, which holds when both come from the same ground-truth durations or
+when a vocoder re-synthesizes a recording from its own mel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from bittts_tf.audio.config import AudioConfig
+from bittts_tf.audio.features import log_mel
+
+# 10 / ln 10 * sqrt(2): the usual dB scaling of the cepstral distance.
+MCD_CONSTANT = 10.0 / math.log(10.0) * math.sqrt(2.0)
+METRIC_RATE = 16000
+
+
+class MissingMetricPackage(ImportError):
+    pass
+
+
+def mel_cepstrum(audio: np.ndarray, config: AudioConfig, n_coefficients: int = 13,
+                 floor_db: float = -60.0) -> np.ndarray:
+    """Cepstra [frames, n_coefficients] (c0 included) of the natural-log mel,
+    floored `floor_db` below the loudest bin so silence does not dominate."""
+    mel = log_mel(audio, config)
+    floor = mel.max() + floor_db / 20.0 * math.log(10.0)
+    return scipy.fft.dct(np.maximum(mel, floor), type=2, norm="ortho", axis=1)[:, :n_coefficients]
+
+
+def mel_cepstral_distortion(reference: np.ndarray, test: np.ndarray, config: AudioConfig,
+                            n_coefficients: int = 13) -> float:
+    """MCD in dB over c1..c(n-1) (c0, the loudness, excluded), frame-aligned."""
+    a = mel_cepstrum(reference, config, n_coefficients)
+    b = mel_cepstrum(test, config, n_coefficients)
+    n = min(len(a), len(b))
+    diff = a[:n, 1:] - b[:n, 1:]
+    return float(MCD_CONSTANT * np.mean(np.sqrt(np.sum(diff ** 2, axis=1))))
+
+
+def to_metric_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    audio = np.asarray(audio, np.float64)
+    if sample_rate == METRIC_RATE:
+        return audio
+    g = math.gcd(sample_rate, METRIC_RATE)
+    return scipy.signal.resample_poly(audio, METRIC_RATE // g, sample_rate // g)
+
+
+def pesq_score(reference: np.ndarray, test: np.ndarray, sample_rate: int) -> float:
+    """Wide-band PESQ at 16 kHz."""
+    try:
+        from pesq import pesq
+    except ImportError as e:
+        raise MissingMetricPackage("PESQ needs the 'pesq' package: pip install pesq") from e
+    ref, deg = to_metric_rate(reference, sample_rate), to_metric_rate(test, sample_rate)
+    n = min(len(ref), len(deg))
+    return float(pesq(METRIC_RATE, ref[:n], deg[:n], "wb"))
+
+
+def stoi_score(reference: np.ndarray, test: np.ndarray, sample_rate: int) -> float:
+    try:
+        from pystoi import stoi
+    except ImportError as e:
+        raise MissingMetricPackage("STOI needs the 'pystoi' package: pip install pystoi") from e
+    n = min(len(reference), len(test))
+    return float(stoi(np.asarray(reference[:n], np.float64), np.asarray(test[:n], np.float64),
+                      sample_rate, extended=False))
+
+
+def word_errors(hypothesis: list[str], reference: list[str]) -> int:
+    """Levenshtein distance between word lists (substitutions, insertions, deletions)."""
+    previous = list(range(len(reference) + 1))
+    for i, word in enumerate(hypothesis, 1):
+        current = [i] + [0] * len(reference)
+        for j, ref_word in enumerate(reference, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1,
+                             previous[j - 1] + (word != ref_word))
+        previous = current
+    return previous[-1]
+
+
+def normalize_words(text: str) -> list[str]:
+    kept = "".join(c.lower() if c.isalnum() or c == "'" else " " for c in text)
+    return kept.split()
+
+
+def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus WER: total word errors over total reference words."""
+    errors = sum(word_errors(normalize_words(h), normalize_words(r))
+                 for h, r in zip(hypotheses, references))
+    return errors / max(1, sum(len(normalize_words(r)) for r in references))
+
+
+class Recognizer:
+    """pocketsphinx 5 with its bundled US English model."""
+
+    def __init__(self):
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as e:
+            raise MissingMetricPackage("WER needs the 'pocketsphinx' package: "
+                                       "pip install pocketsphinx") from e
+        self.decoder = Decoder(samprate=METRIC_RATE)
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
+        audio = to_metric_rate(audio, sample_rate)
+        pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm.tobytes(), full_utt=True)
+        self.decoder.end_utt()
+        hypothesis = self.decoder.hyp()
+        return hypothesis.hypstr if hypothesis is not None else ""

@@ -1,0 +1,84 @@
+"""Objective metrics: behaviour on signals whose answer is known."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bittts_tf.audio.config import preset as audio_preset
+from bittts_tf.eval import metrics
+
+
+def test_word_errors_equals_brute_force_edit_distance():
+    rng = np.random.default_rng(0)
+
+    def brute(h, r):
+        # Shortest edit script found by breadth-first search over edits.
+        frontier, seen, depth = {tuple(h)}, set(), 0
+        vocabulary = set(r) | {"x"}
+        while tuple(r) not in frontier:
+            nxt = set()
+            for s in frontier:
+                for i in range(len(s) + 1):
+                    for w in vocabulary:
+                        nxt.add(s[:i] + (w,) + s[i:])
+                        if i < len(s):
+                            nxt.add(s[:i] + (w,) + s[i + 1:])
+                    if i < len(s):
+                        nxt.add(s[:i] + s[i + 1:])
+            seen |= frontier
+            frontier = nxt - seen
+            depth += 1
+        return depth
+
+    for _ in range(15):
+        h = list(rng.choice(["a", "b", "c"], rng.integers(0, 4)))
+        r = list(rng.choice(["a", "b", "c"], rng.integers(0, 4)))
+        assert metrics.word_errors(h, r) == brute(h, r), (h, r)
+    assert metrics.word_error_rate(["the cat sat", "Hello, world!"],
+                                   ["the cat sat down", "hello world"]) == pytest.approx(1 / 6)
+
+
+def harmonic(seconds, sample_rate, f0, seed=0):
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    rng = np.random.default_rng(seed)
+    return (0.3 * np.sin(2 * np.pi * f0 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+            + 0.01 * rng.normal(size=t.shape)).astype(np.float32)
+
+
+def test_mcd_is_zero_for_identical_and_gain_changed_signals_and_grows_with_noise():
+    config = audio_preset("tiny")
+    x = harmonic(1.0, config.sample_rate, 180)
+    assert metrics.mel_cepstral_distortion(x, x, config) == 0.0
+    # A gain only shifts the log mel by a constant, i.e. only c0, which MCD leaves out.
+    assert metrics.mel_cepstral_distortion(x, 0.5 * x, config) < 0.05
+    rng = np.random.default_rng(1)
+    small = metrics.mel_cepstral_distortion(x, x + 0.01 * rng.normal(size=x.shape), config)
+    large = metrics.mel_cepstral_distortion(x, x + 0.1 * rng.normal(size=x.shape), config)
+    assert 0 < small < large
+
+
+def test_pesq_and_stoi_rank_clean_above_noisy():
+    sample_rate = 16000
+    x = harmonic(2.0, sample_rate, 150)
+    noisy = x + 0.2 * np.random.default_rng(2).normal(size=x.shape)
+    assert metrics.stoi_score(x, x, sample_rate) == pytest.approx(1.0, abs=1e-6)
+    assert metrics.stoi_score(x, noisy, sample_rate) < 0.99
+    assert metrics.pesq_score(x, x, sample_rate) > 4.4
+    assert metrics.pesq_score(x, noisy, sample_rate) < metrics.pesq_score(x, x, sample_rate) - 1
+
+
+@pytest.mark.skipif(shutil.which("text2wave") is None, reason="festival's text2wave not installed")
+def test_recognizer_hears_festival_speech(tmp_path):
+    import soundfile
+    text = "the quick brown fox jumps over the lazy dog"
+    wav = tmp_path / "fox.wav"
+    subprocess.run(["text2wave", "-o", str(wav)], input=text, text=True, check=True,
+                   capture_output=True)
+    audio, rate = soundfile.read(wav)
+    recognizer = metrics.Recognizer()
+    heard = recognizer.transcribe(audio, rate)
+    silence = recognizer.transcribe(np.zeros(rate), rate)
+    assert metrics.word_error_rate([heard], [text]) < 0.7, heard
+    assert metrics.word_error_rate([silence], [text]) == 1.0
