@@ -82,3 +82,23 @@ def test_recognizer_hears_festival_speech(tmp_path):
     silence = recognizer.transcribe(np.zeros(rate), rate)
     assert metrics.word_error_rate([heard], [text]) < 0.7, heard
     assert metrics.word_error_rate([silence], [text]) == 1.0
+
+
+def test_vocoder_evaluation_on_a_perfect_and_a_fresh_vocoder():
+    from bittts_tf.eval import vocoder_eval
+    from bittts_tf.models import build, configs
+    from bittts_tf.training.synthetic import synthetic_corpus
+    config = configs.preset("tiny")
+    utterances = synthetic_corpus(2, config.audio, seed=3, tokens=(12, 14),
+                                  frames_per_token=(6, 8))
+    by_mel = {u["mel"].tobytes(): u["audio"] for u in utterances}
+
+    def perfect(mel):
+        # A stand-in vocoder that returns the recording the mel came from.
+        return np.asarray(by_mel[np.asarray(mel[0]).tobytes()])[None]
+
+    ideal = vocoder_eval.evaluate(perfect, utterances, config.audio, with_wer=False)["summary"]
+    assert ideal["mcd_db"] == 0.0 and ideal["stoi"] > 0.999 and ideal["pesq"] > 4.4
+    fresh = vocoder_eval.evaluate(build.build_generator(config), utterances, config.audio,
+                                  with_wer=False)["summary"]
+    assert fresh["mcd_db"] > 1.0 and fresh["pesq"] < ideal["pesq"]
