@@ -41,9 +41,9 @@ def pad_batch(utterances, pad_value=0.0, extra_frames=0):
     return batch
 
 
-@pytest.mark.parametrize("quantize", ["none", "acoustic"])
-def test_padding_does_not_change_outputs(quantize):
-    config = configs.preset("tiny", quantize=quantize)
+@pytest.mark.parametrize("quantize,n_speakers", [("none", 1), ("acoustic", 2)])
+def test_padding_does_not_change_outputs(quantize, n_speakers):
+    config = configs.preset("tiny", quantize=quantize, n_speakers=n_speakers)
     model = build.build_acoustic(config)
     rng = np.random.default_rng(0)
     short, long_ = random_utterances(config, rng, [(5, 23), (9, 41)])
@@ -63,9 +63,11 @@ def test_padding_does_not_change_outputs(quantize):
     assert np.asarray(alone["durations"]).sum() == n_fr
     assert np.all(np.asarray(batched["mel"][0, n_fr:]) == 0)
 
-    mel_alone, len_alone, dur_alone = model.infer(pad_batch([short])["phonemes"], [n_tok])
+    speakers = [1, 0] if n_speakers > 1 else None
+    mel_alone, len_alone, dur_alone = model.infer(pad_batch([short])["phonemes"], [n_tok],
+                                                  speakers and speakers[:1])
     b = pad_batch([short, long_])
-    mel_b, len_b, dur_b = model.infer(b["phonemes"], b["phoneme_lengths"])
+    mel_b, len_b, dur_b = model.infer(b["phonemes"], b["phoneme_lengths"], speakers)
     np.testing.assert_array_equal(dur_b[0, :n_tok], dur_alone[0])
     frames = int(len_alone[0])
     assert int(len_b[0]) == frames

@@ -125,7 +125,8 @@ class TensorBoardLogger(keras.callbacks.Callback):
             for k, v in held_out.items():
                 tf.summary.scalar(f"held_out/{k}", float(v))
             mel, lengths, _ = trainer.acoustic.infer(sample["phonemes"][:1],
-                                                     sample["phoneme_lengths"][:1])
+                                                     sample["phoneme_lengths"][:1],
+                                                     sample["speakers"][:1])
             mels.append(np.asarray(mel[0, :int(lengths[0])]))
             titles.append("synthesized (predicted durations)")
         image = tf.image.decode_png(mel_figure_png(mels, titles))[None]

@@ -45,29 +45,43 @@ class RunOptions:
 
 @dataclasses.dataclass
 class Corpus:
-    utterances: list
+    train: list
+    held_out: list
+    held_out_ids: list
+    held_out_texts: list
     front_end: FrontEnd
-    audio: object
     n_speakers: int
-    ids: list
 
 
-def load_corpus(spec: str, audio_config) -> Corpus:
-    """`synthetic:N` (tests, smoke runs) or a feature-cache directory."""
+def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
+    """`synthetic:N` (tests, smoke runs; the first utterances are held out) or
+    a feature-cache directory (held out: the data pipeline's validation split,
+    so every model of the project is evaluated on the same utterances)."""
     if spec.startswith("synthetic:"):
         from bittts_tf.training.synthetic import synthetic_corpus
         front_end = FrontEnd()
         n = int(spec.split(":", 1)[1])
+        if n <= n_held_out:
+            raise ValueError(f"{spec} has too few utterances to hold out {n_held_out}")
         utterances = synthetic_corpus(n, audio_config, n_symbols=len(front_end.symbols), seed=0)
-        return Corpus(utterances, front_end, audio_config, 1, [f"synthetic_{i}" for i in range(n)])
+        return Corpus(utterances[n_held_out:], utterances[:n_held_out],
+                      [f"synthetic_{i}" for i in range(n_held_out)], [""] * n_held_out,
+                      front_end, 1)
     from bittts_tf.data.cache import FeatureCache
+    from bittts_tf.data.pipeline import split_of
     cache = FeatureCache(spec)
     if cache.audio_config != audio_config:
         raise ValueError(f"corpus {spec} was built for {cache.audio_config}, the model config "
                          f"expects {audio_config}; rebuild the cache or pick another config")
-    ids = [e["utt_id"] for e in cache.entries]
-    return Corpus([cache.load(i) for i in ids], cache.front_end, cache.audio_config,
-                  max(1, len(cache.speakers)), ids)
+    train = [e for e in cache.entries if split_of(e["utt_id"]) == "train"]
+    held_out = [e for e in cache.entries if split_of(e["utt_id"]) == "validation"][:n_held_out]
+    if not train or len(held_out) < n_held_out:
+        raise ValueError(f"corpus {spec}: {len(train)} training and {len(held_out)} validation "
+                         f"utterances; need some and {n_held_out}")
+    return Corpus([cache.load(e["utt_id"]) for e in train],
+                  [cache.load(e["utt_id"]) for e in held_out],
+                  [e["utt_id"] for e in held_out], [e.get("text", "") for e in held_out],
+                  cache.front_end, max(cache.speakers.values(), default=0) + 1)
 
 
 def _model_config(options: RunOptions, corpus: Corpus, train_utterances) -> configs.ModelConfig:
@@ -129,12 +143,8 @@ def train(options: RunOptions) -> dict:
 
     # The corpus, split into training and held-out utterances.
     audio_config = configs.preset(options.config).audio
-    corpus = load_corpus(options.corpus, audio_config)
-    if len(corpus.utterances) <= options.held_out:
-        raise ValueError(f"corpus has {len(corpus.utterances)} utterances, not enough to hold "
-                         f"out {options.held_out}")
-    held_out = corpus.utterances[:options.held_out]
-    train_utterances = corpus.utterances[options.held_out:]
+    corpus = load_corpus(options.corpus, audio_config, options.held_out)
+    held_out, train_utterances = corpus.held_out, corpus.train
 
     # The configs: new from the flags, or the ones the checkpoint was trained with.
     if resume_from:
@@ -178,7 +188,7 @@ def train(options: RunOptions) -> dict:
     manifest = {"model_config": model_config.to_dict(),
                 "training_config": dataclasses.asdict(training_config),
                 "front_end": corpus.front_end.to_dict(), "corpus": options.corpus,
-                "held_out_ids": corpus.ids[:options.held_out]}
+                "held_out_ids": corpus.held_out_ids}
     dataset = data.resumable_dataset(train_utterances, training_config.batch_size,
                                      model_config.audio.hop_length, training_config.seed,
                                      start_batch=step)
