@@ -59,6 +59,7 @@ class AcousticModel(keras.Model):
         if self.speaker_embedding is not None:
             if speakers is None:
                 raise ValueError("this model has several speakers: pass speaker ids")
+            speakers = tf.convert_to_tensor(speakers, tf.int32)
             hidden = hidden + self.speaker_embedding(speakers)[:, None, :]
         return hidden * text_weights, text_weights
 
