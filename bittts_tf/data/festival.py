@@ -37,8 +37,10 @@ _SCHEME_PRELUDE = """
 """
 
 # A tail no louder than -60 dBFS is silence (the diphone voices end with a
-# few samples of +-5 LSB and then exact zeros).
+# few samples of +-5 LSB and then exact zeros); one louder than -40 dBFS is
+# never silence, whatever the pause before it sounds like.
 _SILENCE = 1e-3
+_NEVER_SILENCE = 1e-2
 
 
 class FestivalError(RuntimeError):
@@ -98,8 +100,8 @@ def trim_padding(audio: np.ndarray, sample_rate: int, segments: list[Segment]) -
     (the second half of the last pause-pause diphone, near-zero samples).
     Those samples belong to no phone; cutting them keeps durations and audio
     consistent. The cut is made only when the last segment is a pause and
-    the tail is no louder than that pause (or than -60 dBFS); any other tail
-    is kept and shows up as a duration mismatch.
+    the tail is no louder than that pause (or than -60 dBFS) and below
+    -40 dBFS; any other tail is kept and shows up as a duration mismatch.
     """
     last = segments[-1]
     end_sample = int(round(last.end * sample_rate))
@@ -107,7 +109,8 @@ def trim_padding(audio: np.ndarray, sample_rate: int, segments: list[Segment]) -
         return audio, 0
     start = int(round((segments[-2].end if len(segments) > 1 else 0.0) * sample_rate))
     pause_peak = float(np.max(np.abs(audio[start:end_sample]), initial=0.0))
-    if np.max(np.abs(audio[end_sample:])) > max(pause_peak, _SILENCE):
+    tail_peak = float(np.max(np.abs(audio[end_sample:])))
+    if tail_peak > max(pause_peak, _SILENCE) or tail_peak > _NEVER_SILENCE:
         return audio, 0
     return audio[:end_sample], len(audio) - end_sample
 
