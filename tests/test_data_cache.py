@@ -95,3 +95,36 @@ def test_utterance_without_timings_gets_g2p_phonemes(tiny_corpus, tmp_path):
     z = cache.load(utt.utt_id)
     assert "durations" not in z
     assert list(z["phonemes"]) == cache.front_end.encode(utt.normalized)
+
+
+def test_corpus_at_another_rate_is_resampled(tiny_corpus, tmp_path):
+    from bittts_tf.audio.io import save_wav
+    from bittts_tf.data.libritts import load_libritts
+    source, _ = load_ljspeech(tiny_corpus)
+    root = tmp_path / "libritts24k" / "spk" / "ch"
+    root.mkdir(parents=True)
+    lengths = {}
+    for u in source[:2]:
+        audio, _ = load_wav(u.wav_path, 24000)
+        save_wav(str(root / f"{u.utt_id}.wav"), audio, 24000)
+        (root / f"{u.utt_id}.normalized.txt").write_text(u.normalized)
+        lengths[u.utt_id] = len(audio)
+    utterances, report = load_libritts(str(tmp_path / "libritts24k"))
+    cache = build_feature_cache(utterances, CFG, str(tmp_path / "c"), report=report,
+                                num_workers=1, progress=False)
+    for e in cache.entries:
+        z = cache.load(e["utt_id"])
+        n16 = len(z["audio"])
+        assert abs(n16 - lengths[e["utt_id"]] * 2 / 3) <= 1
+        assert len(z["mel"]) == CFG.n_frames(n16)
+        assert e["speaker"] == "spk" and "durations" not in z
+
+
+def test_timings_that_do_not_fit_the_audio_are_skipped(tiny_corpus, tmp_path):
+    utterances, _ = load_ljspeech(tiny_corpus)
+    u = utterances[0]
+    stretched = dataclasses.replace(u, festival_ends=[e * 1.5 for e in u.festival_ends])
+    cache = build_feature_cache([stretched, utterances[1]], CFG, str(tmp_path / "c"),
+                                num_workers=1, progress=False)
+    assert [e["utt_id"] for e in cache.entries] == [utterances[1].utt_id]
+    assert "durations do not fit the audio" in cache.report.reason_of(u.utt_id)
