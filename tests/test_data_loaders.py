@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 
@@ -61,6 +62,8 @@ def test_planted_faults_are_skipped_and_reported(tiny_corpus, tmp_path):
     cache = build_feature_cache(utterances, preset("tiny"), str(tmp_path / "cache"), report=report,
                                 num_workers=1, progress=False)
     assert len(cache) == 2 and cache.report.ids() == report.ids()
+    with open(tmp_path / "cache" / "skipped.json", encoding="utf-8") as f:
+        assert {item["utt_id"] for item in json.load(f)} == report.ids()
 
 
 def test_clips_outside_the_length_limits_are_reported(tiny_corpus):

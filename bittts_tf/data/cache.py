@@ -3,6 +3,7 @@
 Layout of a cache folder:
   manifest.json      audio config, front end (symbol table), speaker ids,
                      entries (one per usable utterance), skipped items
+  skipped.json       the skipped items alone, each with its reason
   feats/<id>.npz     phonemes, mel, f0, energy, audio (int16), speaker, and,
                      for synthesized corpora, ground-truth durations in frames
                      with per-phone f0 / energy
@@ -258,6 +259,7 @@ def build_feature_cache(utterances: list[Utterance], cfg: AudioConfig, cache_dir
                   "utterances_per_second": round(len(tasks) / extract_seconds, 3) if tasks else None,
                   "num_workers": num_workers or os.cpu_count()},
     })
+    report.save(os.path.join(cache_dir, "skipped.json"))
     cache = FeatureCache(cache_dir)
     cache.stats = {**cache.stats, "reused_manifest": False}
     return cache
