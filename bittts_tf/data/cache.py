@@ -211,6 +211,8 @@ def build_feature_cache(utterances: list[Utterance], cfg: AudioConfig, cache_dir
                     and all(os.path.isfile(cache.path_of(e["utt_id"])) for e in cache.entries)):
                 cache.stats = {**cache.stats, "reused_manifest": True,
                                "seconds": round(time.time() - start, 3)}
+                if not os.path.isfile(os.path.join(cache_dir, "skipped.json")):
+                    cache.report.save(os.path.join(cache_dir, "skipped.json"))
                 return cache
         except (CacheError, KeyError, ValueError, TypeError):
             pass  # an unreadable manifest is rebuilt
