@@ -6,7 +6,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from conftest_corpus import MAKE_CORPUS, REPO, TINY_FLAGS, require_festival, run_make_corpus, tiny_corpus  # noqa: F401

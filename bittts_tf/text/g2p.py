@@ -36,7 +36,6 @@ def cmu_dictionary() -> dict[str, list[list[str]]]:
 def _start(w, i): return i == 0
 def _end(w, i, n): return i + n == len(w)
 def _before_front_vowel(w, i, n): return i + n < len(w) and w[i + n] in "eiy"
-def _not_start(w, i): return i > 0
 
 
 _VOWEL_LETTERS = "aeiouy"
