@@ -128,8 +128,9 @@ def test_eager_graph_and_saved_model_agree(rng, tmp_path):
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_array_equal(eager, graph)
-    np.testing.assert_array_equal(eager, loaded(x).numpy())
+    # graph mode may pick other float kernels: agreement to rounding, not bits
+    np.testing.assert_allclose(graph, eager, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded(x).numpy(), eager)
     assert [type(l).__name__ for l in quantized_layers(loaded)] == \
         ["TernaryConv1D", "QuantConv1D", "TernaryConv1DTranspose", "TernaryDense"]
     assert quantized_layers(loaded)[0].quantize_activations
