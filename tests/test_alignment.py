@@ -150,3 +150,30 @@ def test_boundary_error_matches_numpy_on_a_padded_batch():
     per_boundary = [boundary_error_ms_np(durations[i, :n], reference[i, :n], 16.0) * (n - 1)
                     for i, n in enumerate(lengths)]
     np.testing.assert_allclose(got, sum(per_boundary) / sum(n - 1 for n in lengths), rtol=1e-6)
+
+
+def brute_force_ctc(log_probs, blank_log_prob):
+    """-log sum over every frame labelling that collapses to 1..N (CTC rules:
+    merge repeats, then drop blanks), enumerated outright; / N."""
+    n_frames, n_tokens = log_probs.shape
+    scores = numpy_log_softmax(np.concatenate([np.full((n_frames, 1), blank_log_prob),
+                                               log_probs], axis=1))
+    target = list(range(1, n_tokens + 1))
+    total = []
+    for labels in itertools.product(range(n_tokens + 1), repeat=n_frames):
+        collapsed = [l for i, l in enumerate(labels) if i == 0 or l != labels[i - 1]]
+        if [l for l in collapsed if l != 0] == target:
+            total.append(scores[np.arange(n_frames), labels].sum())
+    return -scipy.special.logsumexp(total) / n_tokens
+
+
+def test_ctc_forward_sum_equals_brute_force_on_a_padded_batch():
+    rng = np.random.default_rng(6)
+    text_lengths = np.array([3, 1, 2])
+    mel_lengths = np.array([6, 4, 5])
+    log_probs = (rng.normal(size=(3, 6, 3)) * 2).astype(np.float32)
+    log_probs[0, :, 1] += 1.0  # not a normalized input: the loss normalizes it
+    expected = np.mean([brute_force_ctc(log_probs[i, :t, :n].astype(np.float64), -1.0)
+                        for i, (n, t) in enumerate(zip(text_lengths, mel_lengths))])
+    got = alignment.ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, -1.0)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-4)

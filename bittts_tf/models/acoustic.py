@@ -52,15 +52,18 @@ class AcousticModel(keras.Model):
         self.mel_projection = keras.layers.Dense(c["n_mels"], kernel_initializer="zeros",
                                                  name="mel_projection")
 
-    def encode(self, phonemes, phoneme_lengths, speakers=None, training=False):
+    def encode(self, phonemes, phoneme_lengths, speakers=None, training=False,
+               return_embedding=False):
         text_weights = mask_weights(phoneme_lengths, tf.shape(phonemes)[1])
-        hidden = self.phone_embedding(phonemes) * text_weights
-        hidden = self.encoder(hidden, text_weights, training=training)
+        embedded = self.phone_embedding(phonemes) * text_weights
+        hidden = self.encoder(embedded, text_weights, training=training)
         if self.speaker_embedding is not None:
             if speakers is None:
                 raise ValueError("this model has several speakers: pass speaker ids")
             speakers = tf.convert_to_tensor(speakers, tf.int32)
             hidden = hidden + self.speaker_embedding(speakers)[:, None, :]
+        if return_embedding:
+            return hidden * text_weights, text_weights, embedded
         return hidden * text_weights, text_weights
 
     def decode(self, hidden, alignment, mel_weights, training=False):
@@ -82,11 +85,14 @@ class AcousticModel(keras.Model):
         phoneme_lengths = inputs["phoneme_lengths"]
         mels = inputs["mels"]
         mel_lengths = inputs["mel_lengths"]
-        hidden, text_weights = self.encode(phonemes, phoneme_lengths, inputs.get("speakers"),
-                                           training=training)
+        hidden, text_weights, embedded = self.encode(
+            phonemes, phoneme_lengths, inputs.get("speakers"), training=training,
+            return_embedding=True)
         mel_weights = mask_weights(mel_lengths, tf.shape(mels)[1])
         normalized = (mels - self.config["mel_mean"]) / self.config["mel_std"]
-        log_probs = self.aligner(hidden, normalized * mel_weights, phoneme_lengths, mel_lengths)
+        text_side = embedded if self.config.get("aligner_text_input") == "embedding" else hidden
+        log_probs = self.aligner(text_side, normalized * mel_weights, phoneme_lengths,
+                                 mel_lengths)
         if use_ground_truth_durations:
             hard = alignment_from_durations(inputs["durations"], tf.shape(mels)[1])
         else:

@@ -97,6 +97,29 @@ def forward_sum_loss(log_probs, text_lengths, mel_lengths):
     return tf.reduce_mean(-log_likelihood / tf.cast(mel_lengths, tf.float32))
 
 
+BLANK_LOG_PROB = -1.0
+
+
+def ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, blank_log_prob=BLANK_LOG_PROB):
+    """RAD-TTS / JETS forward-sum: CTC of the token sequence 1..N over the
+    frames, with a blank of fixed log-score `blank_log_prob` appended to every
+    frame (frames may then also belong to no token). Mean over the batch of
+    -log P / N_tokens, as torch's CTC 'mean' reduction."""
+    log_probs = tf.convert_to_tensor(log_probs, tf.float32)
+    text_lengths = tf.cast(text_lengths, tf.int32)
+    mel_lengths = tf.cast(mel_lengths, tf.int32)
+    max_text = tf.shape(log_probs)[2]
+    text_mask = tf.sequence_mask(text_lengths, max_text)[:, None, :]
+    scores = tf.where(text_mask, log_probs, LOG_ZERO)
+    blank = tf.fill(tf.concat([tf.shape(scores)[:2], [1]], 0), blank_log_prob)
+    logits = tf.concat([blank, scores], axis=-1)  # ctc_loss normalizes them itself
+    labels = tf.where(tf.sequence_mask(text_lengths, max_text), tf.range(1, max_text + 1)[None],
+                      0)
+    nll = tf.nn.ctc_loss(labels, logits, text_lengths, mel_lengths, logits_time_major=False,
+                         blank_index=0)
+    return tf.reduce_mean(nll / tf.cast(text_lengths, tf.float32))
+
+
 def monotonic_alignment_search(log_probs: np.ndarray) -> np.ndarray:
     """Most likely monotonic alignment of one utterance (Viterbi), as a 0/1 matrix.
 

@@ -45,6 +45,9 @@ class AcousticConfig:
     variance_embedding_kernel: int = 1
     attention_channels: int = 80
     attention_hidden_multiplier: int = 2
+    # What the aligner's text side sees: the phone embeddings (as RAD-TTS) or
+    # the encoder output (as JETS).
+    aligner_text_input: str = "embedding"
     # Standardization of the token-averaged log-F0 and energy targets; set from
     # corpus statistics by the trainer.
     log_f0_mean: float = 5.0

@@ -30,6 +30,9 @@ class TrainingConfig:
     acoustic_mel_weight: float = 1.0
     variance_weight: float = 1.0
     forward_sum_weight: float = 1.0
+    # "ctc": RAD-TTS / JETS (blank token, per-token normalization);
+    # "monotonic": every frame belongs to a token, per-frame normalization.
+    forward_sum: str = "ctc"
     binarization_weight: float = 1.0
     # The hard alignment is poor at first; binarizing the soft one towards it
     # too early locks in a bad path (RAD-TTS waits as well).
@@ -38,6 +41,8 @@ class TrainingConfig:
     seed: int = 1234
 
     def __post_init__(self):
+        if self.forward_sum not in ("ctc", "monotonic"):
+            raise ValueError(f"forward_sum must be 'ctc' or 'monotonic', got {self.forward_sum!r}")
         if self.mode not in MODES:
             raise ValueError(f"training mode must be one of {MODES}, got {self.mode!r}")
 

@@ -32,7 +32,9 @@ def acoustic_losses(outputs, batch, step, config) -> dict:
                                        tf.math.log(outputs["durations"] + 1.0), text_weights),
         "pitch": masked_mean_square(outputs["pitch"], outputs["pitch_target"], text_weights),
         "energy": masked_mean_square(outputs["energy"], outputs["energy_target"], text_weights),
-        "forward_sum": alignment.forward_sum_loss(outputs["log_probs"], text_lengths, mel_lengths),
+        "forward_sum": (alignment.ctc_forward_sum_loss if config.forward_sum == "ctc"
+                        else alignment.forward_sum_loss)(outputs["log_probs"], text_lengths,
+                                                         mel_lengths),
         "binarization": alignment.binarization_loss(outputs["hard_alignment"],
                                                     outputs["log_probs"]),
     }
