@@ -17,7 +17,8 @@ import time
 import numpy as np
 from absl import app, flags
 
-from bittts_tf.export import runtime, tflite_file
+from bittts_tf import fileio
+from bittts_tf.export import runtime
 from bittts_tf.quant import packing, spec
 
 FLAGS = flags.FLAGS
@@ -89,7 +90,7 @@ def main(argv):
           f"{results['c_fast_over_c_naive_whole_buffer_ratio']:.2f}x whole buffer")
     print(f"C fast / numpy:   {results['c_fast_over_numpy_streamed_ratio']:.2f}x streamed, "
           f"{results['c_fast_over_numpy_whole_buffer_ratio']:.2f}x whole buffer")
-    tflite_file.write_json_atomic(FLAGS.out, results)
+    fileio.atomic_write_json(FLAGS.out, results)
     print(f"wrote {FLAGS.out}")
 
 

@@ -11,7 +11,8 @@ import sys
 
 from absl import app, flags, logging
 
-from bittts_tf.export import converter, keras_io, tflite_file
+from bittts_tf import fileio
+from bittts_tf.export import converter, keras_io
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("keras_model", None, "The .keras model to convert.", required=True)
@@ -30,9 +31,9 @@ def main(argv):
         sys.exit(f"convert: {error}")
 
     print(converter.format_size_table(result))
-    tflite_file.write_atomic(FLAGS.out, result.tflite)
+    fileio.atomic_write_bytes(FLAGS.out, result.tflite)
     report_path = FLAGS.report or FLAGS.out.removesuffix(".tflite") + ".size.json"
-    tflite_file.write_json_atomic(report_path, result.report())
+    fileio.atomic_write_json(report_path, result.report())
     print(f"wrote {FLAGS.out} ({len(result.tflite)} bytes) and {report_path}")
 
 

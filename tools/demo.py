@@ -14,7 +14,8 @@ import keras
 import numpy as np
 from absl import app, flags, logging
 
-from bittts_tf.export import converter, keras_io, runtime, tflite_file, validate
+from bittts_tf import fileio
+from bittts_tf.export import converter, keras_io, runtime, validate
 from bittts_tf.quant import TernaryConv1D, quantized_layers
 
 FLAGS = flags.FLAGS
@@ -97,8 +98,8 @@ def main(argv):
     print("== 2. conversion")
     result = converter.convert(model)
     print(converter.format_size_table(result))
-    tflite_file.write_atomic(f"{out}/model.tflite", result.tflite)
-    tflite_file.write_json_atomic(f"{out}/model.size.json", result.report())
+    fileio.atomic_write_bytes(f"{out}/model.tflite", result.tflite)
+    fileio.atomic_write_json(f"{out}/model.size.json", result.report())
 
     print("== 3. validation")
     inputs = validate.random_inputs(model, batch=2, length=100, seed=FLAGS.seed + 1)
@@ -143,7 +144,7 @@ def main(argv):
                      "final_val_loss": history.history["val_loss"][-1],
                      "distinct_kernel_values_per_layer": distinct},
     }
-    tflite_file.write_json_atomic(f"{out}/report.json", report)
+    fileio.atomic_write_json(f"{out}/report.json", report)
     print(f"== wrote {out}/report.json: {summary['tflite_bytes']} bytes .tflite = "
           f"{summary['size_ratio_vs_float32']:.3f}x float32, "
           f"{summary['bits_per_ternary_weight']:.3f} bits per ternary weight")

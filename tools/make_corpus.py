@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bittts_tf.audio.io import resample, save_wav  # noqa: E402
 from bittts_tf.data import festival, prompts  # noqa: E402
-from bittts_tf.data.files import atomic_write_json, atomic_write_text, remove_stale_temps  # noqa: E402
+from bittts_tf.fileio import atomic_write_json, atomic_write_text, remove_stale_temps  # noqa: E402
 from bittts_tf.text.normalize import normalize_text  # noqa: E402
 
 FLAGS = flags.FLAGS

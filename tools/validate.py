@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags, logging
 
+from bittts_tf import fileio
 from bittts_tf.export import keras_io, tflite_file, validate
 
 FLAGS = flags.FLAGS
@@ -57,7 +58,7 @@ def main(argv):
     print(f"C decode vs numpy decode: {decode['packed_tensors']} tensors, {decode['weights']} "
           f"weights, {'identical' if decode['c_decode_equals_numpy'] else 'MISMATCH'}")
     if FLAGS.report:
-        tflite_file.write_json_atomic(FLAGS.report, results)
+        fileio.atomic_write_json(FLAGS.report, results)
 
     failed = not decode["c_decode_equals_numpy"] or (
         not worst.quantized_activations and worst.rel_err > FLAGS.tolerance)

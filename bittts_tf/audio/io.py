@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 
 import numpy as np
 import soundfile as sf
+
+from bittts_tf import fileio
 
 
 class AudioError(ValueError):
@@ -73,17 +74,8 @@ def save_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise AudioError(f"{path}: save_wav wants mono audio, got shape {audio.shape}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".wav")
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.atomic_write(path, lambda tmp: sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate,
+                                                   subtype="PCM_16", format="WAV"), suffix=".wav")
 
 
 def probe(path: str) -> tuple[int, int]:

@@ -34,7 +34,7 @@ from bittts_tf.audio.config import AudioConfig
 from bittts_tf.audio.features import durations_to_frames, frame_features, phone_average
 from bittts_tf.audio.io import AudioError, load_wav
 from bittts_tf.data.corpus import Utterance
-from bittts_tf.data.files import atomic_write, atomic_write_json, remove_stale_temps
+from bittts_tf.fileio import atomic_write, atomic_write_json, remove_stale_temps
 from bittts_tf.data.report import SkipReport
 from bittts_tf.text.festival import FestivalPhoneError, festival_to_symbol, merge_pauses
 from bittts_tf.text.g2p import FrontEnd

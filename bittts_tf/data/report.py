@@ -6,7 +6,7 @@ import collections
 import dataclasses
 import json
 
-from bittts_tf.data.files import atomic_write_text
+from bittts_tf.fileio import atomic_write_text
 
 
 @dataclasses.dataclass(frozen=True)

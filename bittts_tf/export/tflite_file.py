@@ -1,11 +1,8 @@
-"""Reading, checking and atomically writing .tflite files."""
+"""Reading and checking .tflite files."""
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
-import tempfile
 
 TFLITE_IDENTIFIER = b"TFL3"
 # A flatbuffer starts with a 4-byte root offset, then the file identifier.
@@ -63,26 +60,3 @@ def read_tflite(path) -> bytes:
 def serialize_model(model) -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def write_atomic(path, data: bytes | str) -> pathlib.Path:
-    """Writes to a temporary file beside `path`, then renames it into place."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path, obj) -> pathlib.Path:
-    return write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -9,7 +9,7 @@ import numpy as np
 
 from bittts_tf.export import runtime, tflite_file
 from bittts_tf.quant import layers as qlayers
-from bittts_tf.quant import packing, quantizers, spec
+from bittts_tf.quant import quantizers, spec
 
 _ROUND = 116  # schema BuiltinOperator.ROUND
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from typing import Iterable, Sequence
+
+from bittts_tf import fileio
 
 PAD = "<pad>"
 PAUSE = "pau"
@@ -114,7 +114,7 @@ class SymbolTable:
         return table
 
     def save(self, path: str) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        fileio.atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str) -> "SymbolTable":
@@ -124,18 +124,3 @@ class SymbolTable:
             except json.JSONDecodeError as e:
                 raise SymbolError(f"{path}: not a JSON symbol table ({e})") from None
         return cls.from_dict(data)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write a whole file so that readers see either the old or the new content."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
