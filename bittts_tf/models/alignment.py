@@ -1,11 +1,12 @@
 """Unsupervised text-to-mel alignment (Badlani et al. 2021, as used by JETS).
 
 A text encoder and a mel encoder project both sequences to a shared space;
-the score of (frame t, token j) is minus the squared L2 distance. A log-softmax
+the score of (frame t, token j) is minus their L2 distance. A log-softmax
 over the tokens plus a beta-binomial prior gives soft alignment log-probs,
 which train the encoders through the forward-sum loss (the likelihood of all
-monotonic alignments) and yield hard durations through monotonic alignment
-search (MAS). No external durations are needed.
+monotonic alignments: `ctc_forward_sum_loss`, with a blank as in RAD-TTS and
+JETS, or `forward_sum_loss`, without) and yield hard durations through
+monotonic alignment search (MAS). No external durations are needed.
 """
 
 from __future__ import annotations

@@ -36,7 +36,9 @@ def build_acoustic(config: ModelConfig) -> AcousticModel:
 
 def build_generator(config: ModelConfig) -> HiFiGANGenerator:
     model = HiFiGANGenerator(dataclasses.asdict(config.vocoder), n_mels=config.audio.n_mels,
-                             weight_bits=config.vocoder_bits, name="generator")
+                             weight_bits=config.vocoder_bits,
+                             quantize_activations=config.quantize_activations and
+                             config.vocoder_bits != 32, name="generator")
     model(np.zeros((1, 2, config.audio.n_mels), np.float32))
     return model
 

@@ -25,15 +25,17 @@ class ResBlock(keras.layers.Layer):
     undilated one; type 2 (V3): one dilated conv per dilation."""
 
     def __init__(self, channels, kernel_size, dilations, block_type=1, weight_bits=FLOAT_BITS,
-                 **kwargs):
+                 quantize_activations=False, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
         self.kernel_size = kernel_size
         self.dilations = tuple(dilations)
         self.block_type = block_type
         self.weight_bits = weight_bits
+        self.quantize_activations = quantize_activations
         conv = lambda d, name: WeightNormConv1D(channels, kernel_size, dilation_rate=d,
                                                 padding="same", weight_bits=weight_bits,
+                                                quantize_activations=quantize_activations,
                                                 name=name)
         self.dilated = [conv(d, f"dilated_{i}") for i, d in enumerate(self.dilations)]
         self.plain = ([conv(1, f"plain_{i}") for i in range(len(self.dilations))]
@@ -50,31 +52,33 @@ class ResBlock(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
                 "kernel_size": self.kernel_size, "dilations": self.dilations,
-                "block_type": self.block_type, "weight_bits": self.weight_bits}
+                "block_type": self.block_type, "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class HiFiGANGenerator(keras.Model):
     """mel [B, T, n_mels] -> waveform [B, T * hop] in (-1, 1)."""
 
-    def __init__(self, config: dict, n_mels=80, weight_bits=FLOAT_BITS, **kwargs):
+    def __init__(self, config: dict, n_mels=80, weight_bits=FLOAT_BITS,
+                 quantize_activations=False, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(config)
         self.n_mels = n_mels
         self.weight_bits = weight_bits
+        self.quantize_activations = quantize_activations
         c = self.config
+        q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
         channels = c["initial_channel"]
-        self.conv_pre = WeightNormConv1D(channels, 7, padding="same", weight_bits=weight_bits,
-                                         name="conv_pre")
+        self.conv_pre = WeightNormConv1D(channels, 7, padding="same", name="conv_pre", **q)
         self.upsamples = []
         self.resblocks = []
         for i, (rate, kernel) in enumerate(zip(c["upsample_rates"], c["upsample_kernels"])):
             channels //= 2
             self.upsamples.append(WeightNormConv1DTranspose(
-                channels, kernel, strides=rate, padding="same", weight_bits=weight_bits,
-                name=f"upsample_{i}"))
+                channels, kernel, strides=rate, padding="same", name=f"upsample_{i}", **q))
             self.resblocks.append([
-                ResBlock(channels, k, d, c["resblock_type"], weight_bits, name=f"resblock_{i}_{j}")
+                ResBlock(channels, k, d, c["resblock_type"], name=f"resblock_{i}_{j}", **q)
                 for j, (k, d) in enumerate(zip(c["resblock_kernels"], c["resblock_dilations"]))])
         self.conv_post = WeightNormConv1D(1, 7, padding="same", weight_bits=FLOAT_BITS,
                                           name="conv_post")
@@ -90,4 +94,5 @@ class HiFiGANGenerator(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "config": self.config, "n_mels": self.n_mels,
-                "weight_bits": self.weight_bits}
+                "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}
