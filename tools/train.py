@@ -22,29 +22,30 @@ from bittts_tf.training import run
 from bittts_tf.training.config import MODES
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("config", "tiny", sorted(configs.PRESETS), "Model size preset.")
-flags.DEFINE_string("corpus", "synthetic:64",
+_DEFAULTS = run.RunOptions(output_dir="")  # one home for every default
+flags.DEFINE_enum("config", _DEFAULTS.config, sorted(configs.PRESETS), "Model size preset.")
+flags.DEFINE_string("corpus", _DEFAULTS.corpus,
                     "A feature-cache directory (tools/make_corpus.py), or synthetic:N.")
-flags.DEFINE_enum("mode", "acoustic", MODES,
+flags.DEFINE_enum("mode", _DEFAULTS.mode, MODES,
                   "acoustic / vocoder: the two stages of two-stage training; joint: JETS.")
-flags.DEFINE_enum("quantize", "none", configs.QUANTIZE_SCOPES,
+flags.DEFINE_enum("quantize", _DEFAULTS.quantize, configs.QUANTIZE_SCOPES,
                   "Models whose conv weights are quantized (the vocoder's final conv never is).")
-flags.DEFINE_enum("weight_bits", "1.58", ["1.58", "2", "4", "8"], "Quantized weight precision.")
-flags.DEFINE_boolean("quantize_activations", False,
+flags.DEFINE_enum("weight_bits", _DEFAULTS.weight_bits, ["1.58", "2", "4", "8"], "Quantized weight precision.")
+flags.DEFINE_boolean("quantize_activations", _DEFAULTS.quantize_activations,
                      "Also quantize conv inputs to 8 bit (LayerNorm + absmax), as the paper does.")
-flags.DEFINE_integer("steps", 1000, "Total training steps (a resumed run counts from zero too).")
-flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints; divides --steps.")
+flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total training steps (a resumed run counts from zero too).")
+flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints; divides --steps.")
 flags.DEFINE_string("output_dir", None, "Checkpoints, losses.jsonl and TensorBoard logs.")
-flags.DEFINE_integer("batch_size", 16, "Utterances per batch.")
-flags.DEFINE_integer("held_out", 20, "Utterances held out for evaluation (the first ones).")
-flags.DEFINE_integer("segment_frames", 32, "Mel frames per vocoder training segment.")
-flags.DEFINE_float("learning_rate", 2e-4, "Initial AdamW learning rate (decays exponentially).")
-flags.DEFINE_boolean("use_ground_truth_durations", False,
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Utterances per batch.")
+flags.DEFINE_integer("held_out", _DEFAULTS.held_out, "Utterances held out for evaluation (the first ones).")
+flags.DEFINE_integer("segment_frames", _DEFAULTS.segment_frames, "Mel frames per vocoder training segment.")
+flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Initial AdamW learning rate (decays exponentially).")
+flags.DEFINE_boolean("use_ground_truth_durations", _DEFAULTS.use_ground_truth_durations,
                      "Shortcut: take the corpus durations instead of the learned alignment.")
-flags.DEFINE_integer("binarization_start_step", 1000, "Step at which the binarization loss starts.")
-flags.DEFINE_integer("scalar_every", 10, "Steps between TensorBoard scalar logs.")
-flags.DEFINE_integer("media_every", 500, "Steps between TensorBoard mel images and audio.")
-flags.DEFINE_integer("seed", 1234, "Seed of initialization, batch order and segments.")
+flags.DEFINE_integer("binarization_start_step", _DEFAULTS.binarization_start_step, "Step at which the binarization loss starts.")
+flags.DEFINE_integer("scalar_every", _DEFAULTS.scalar_every, "Steps between TensorBoard scalar logs.")
+flags.DEFINE_integer("media_every", _DEFAULTS.media_every, "Steps between TensorBoard mel images and audio.")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of initialization, batch order and segments.")
 flags.mark_flag_as_required("output_dir")
 
 

@@ -20,14 +20,15 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
 
 from bittts_tf.export import tflite_file
 from bittts_tf.quant import layers as qlayers
 from bittts_tf.quant import packing, spec
 
-_FLOAT32 = 0  # schema TensorType.FLOAT32
-_UINT8 = 3  # schema TensorType.UINT8
-_CUSTOM = 32  # schema BuiltinOperator.CUSTOM
+_FLOAT32 = schema.TensorType.FLOAT32
+_UINT8 = schema.TensorType.UINT8
+_CUSTOM = schema.BuiltinOperator.CUSTOM
 
 
 class ConversionError(RuntimeError):
@@ -128,7 +129,6 @@ def _codes_and_scale(data: np.ndarray, layer) -> tuple[np.ndarray, float]:
 
 
 def _add_buffer(model, data: bytes) -> int:
-    from ai_edge_litert import schema_py_generated as schema
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(data, np.uint8).copy()
     model.buffers.append(buffer)
@@ -136,7 +136,6 @@ def _add_buffer(model, data: bytes) -> int:
 
 
 def _add_tensor(model, subgraph, name: str, shape, tensor_type: int, data: bytes) -> int:
-    from ai_edge_litert import schema_py_generated as schema
     tensor = schema.TensorT()
     tensor.name = name.encode()
     tensor.shape = np.asarray(shape, np.int32)
@@ -147,7 +146,6 @@ def _add_tensor(model, subgraph, name: str, shape, tensor_type: int, data: bytes
 
 
 def _decode_opcode_index(model) -> int:
-    from ai_edge_litert import schema_py_generated as schema
     for index, code in enumerate(model.operatorCodes):
         if code.customCode is not None and code.customCode.decode() == spec.OP_NAME:
             return index
@@ -161,7 +159,6 @@ def _decode_opcode_index(model) -> int:
 
 
 def _insert_decode_op(model, subgraph, opcode_index: int, inputs, output: int) -> None:
-    from ai_edge_litert import schema_py_generated as schema
     op = schema.OperatorT()
     op.opcodeIndex = opcode_index
     op.inputs = np.asarray(inputs, np.int32)

@@ -6,12 +6,13 @@ import dataclasses
 
 import keras
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 from bittts_tf.export import runtime, tflite_file
 from bittts_tf.quant import layers as qlayers
 from bittts_tf.quant import quantizers, spec
 
-_ROUND = 116  # schema BuiltinOperator.ROUND
+_ROUND = schema.BuiltinOperator.ROUND
 
 
 def max_norm_relative_error(actual: np.ndarray, reference: np.ndarray) -> float:

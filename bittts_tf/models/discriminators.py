@@ -24,6 +24,18 @@ def _scaled(channels, width):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+
+def _conv_stack(convs, conv_post, x):
+    """Runs a discriminator's conv stack; returns its output and every layer's
+    activations (the feature-matching loss compares them)."""
+    features = []
+    for conv in convs:
+        x = tf.nn.leaky_relu(conv(x), LEAKY_SLOPE)
+        features.append(x)
+    x = conv_post(x)
+    features.append(x)
+    return x, features
+
 class PeriodDiscriminator(keras.layers.Layer):
     CHANNELS = (32, 128, 512, 1024, 1024)
 
@@ -45,12 +57,7 @@ class PeriodDiscriminator(keras.layers.Layer):
         x = tf.pad(audio, [[0, 0], [0, pad]], mode="REFLECT")
         x = tf.reshape(x, [tf.shape(x)[0], -1, self.period])
         x = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, tf.shape(x)[1], 1])
-        features = []
-        for conv in self.convs:
-            x = tf.nn.leaky_relu(conv(x), LEAKY_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
+        x, features = _conv_stack(self.convs, self.conv_post, x)
         # Back to one row per utterance, so a batch can be split after the call.
         unfold = lambda f: tf.reshape(f, [batch, self.period, tf.shape(f)[1], f.shape[-1]])
         return unfold(x)[..., 0], [unfold(f) for f in features]
@@ -108,12 +115,7 @@ class ScaleDiscriminator(keras.layers.Layer):
 
     def call(self, audio):
         x = audio[..., None]
-        features = []
-        for conv in self.convs:
-            x = tf.nn.leaky_relu(conv(x), LEAKY_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
+        x, features = _conv_stack(self.convs, self.conv_post, x)
         return x[..., 0], features
 
     def get_config(self):

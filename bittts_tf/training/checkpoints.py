@@ -12,10 +12,11 @@ import glob
 import json
 import os
 import re
-import tempfile
 import zipfile
 
 import numpy as np
+
+from bittts_tf import fileio
 
 MANIFEST_KEY = "__manifest__"
 _NAME = re.compile(r"ckpt-(\d{8})\.npz$")
@@ -47,20 +48,17 @@ def save(directory: str, step: int, models: dict, optimizers: dict, manifest: di
     manifest = {**manifest, "step": int(step), "layout": layout}
     arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
     path = checkpoint_path(directory, step)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-ckpt-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.atomic_write(path, lambda tmp: _save_npz_durably(tmp, arrays), suffix=".npz")
     for old in list_checkpoints(directory)[:-keep] if keep else []:
         os.unlink(old)
     return path
+
+
+def _save_npz_durably(path: str, arrays: dict) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def list_checkpoints(directory: str) -> list[str]:

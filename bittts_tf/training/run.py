@@ -30,15 +30,15 @@ class RunOptions:
     quantize_activations: bool = False
     steps: int = 1000
     checkpoint_every: int = 100
-    batch_size: int = 16
+    batch_size: int = TrainingConfig.batch_size
     held_out: int = 20
-    segment_frames: int = 32
-    learning_rate: float = 2e-4
-    use_ground_truth_durations: bool = False
-    binarization_start_step: int = 1000
+    segment_frames: int = TrainingConfig.segment_frames
+    learning_rate: float = TrainingConfig.learning_rate
+    use_ground_truth_durations: bool = TrainingConfig.use_ground_truth_durations
+    binarization_start_step: int = TrainingConfig.binarization_start_step
     scalar_every: int = 10
     media_every: int = 500
-    seed: int = 1234
+    seed: int = TrainingConfig.seed
     verbose: int = 1
     evaluate: bool = True
 
