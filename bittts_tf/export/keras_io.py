@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import keras
 
+from bittts_tf import fileio
 import bittts_tf.quant  # noqa: F401  (registers the layers for deserialization)
 
 
@@ -28,14 +27,6 @@ def load_keras_model(path) -> keras.Model:
 
 def save_keras_model(model: keras.Model, path) -> pathlib.Path:
     """Saves atomically: a killed save never leaves a half-written model behind."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    # Keras picks the format from the suffix, so the temporary file keeps it.
+    fileio.atomic_write(path, model.save, suffix=".keras")
+    return pathlib.Path(path)
