@@ -130,3 +130,40 @@ def test_corrupt_or_mismatched_checkpoint_is_named(tmp_path):
         checkpoints.restore(str(truncated), trainer.models)
     with pytest.raises(checkpoints.CheckpointError, match="has no 'model/generator'"):
         checkpoints.restore(path, {"generator": trainer.acoustic})
+
+
+def test_held_out_curve_and_cpu_budget_survive_a_resume(tmp_path):
+    out = tmp_path / "budget"
+    # A budget of ~0 CPU time: the run stops at its first checkpoint (step 2),
+    # far before --steps, and records held-out losses at steps 0 and 2.
+    first = run.train(options(out, steps=100, evaluate=True, max_cpu_minutes=1e-6))
+    assert first["step"] == 2
+    curve = run.read_held_out(str(out))
+    assert sorted(curve) == [0, 2]
+    assert 0 <= curve[0]["cpu_seconds"] < curve[2]["cpu_seconds"]
+    for row in curve.values():
+        assert np.isfinite(row["mel_l1"]) and row["alignment_boundary_ms"] >= 0
+    saved = checkpoints.read_manifest(first["checkpoint"])["cpu_seconds"]
+    assert saved == pytest.approx(curve[2]["cpu_seconds"], abs=0.1)
+
+    # The spent budget is remembered across the restart: nothing more is trained.
+    again = run.train(options(out, steps=100, evaluate=True, max_cpu_minutes=1e-6))
+    assert again["step"] == 2 and again["cpu_seconds"] >= saved
+    assert sorted(run.read_held_out(str(out))) == [0, 2]
+
+    # A larger budget continues from the checkpoint; the curve keeps its rows.
+    more = run.train(options(out, steps=4, evaluate=True, max_cpu_minutes=60))
+    assert more["step"] == 4
+    curve = run.read_held_out(str(out))
+    assert sorted(curve) == [0, 2, 4] and curve[4]["cpu_seconds"] > curve[2]["cpu_seconds"]
+
+
+def test_held_out_evaluation_weights_batches_by_utterances():
+    class Fixed:
+        def test_step(self, batch):
+            n = len(batch["phoneme_lengths"])
+            return {"loss": float(n)}    # a batch of n reports n
+
+    batches = [{"phoneme_lengths": np.ones(4)}, {"phoneme_lengths": np.ones(1)}]
+    got = callbacks.evaluate_held_out(Fixed(), batches)
+    assert got["loss"] == pytest.approx((4 * 4 + 1 * 1) / 5)

@@ -45,6 +45,11 @@ flags.DEFINE_boolean("use_ground_truth_durations", _DEFAULTS.use_ground_truth_du
 flags.DEFINE_integer("binarization_start_step", _DEFAULTS.binarization_start_step, "Step at which the binarization loss starts.")
 flags.DEFINE_integer("scalar_every", _DEFAULTS.scalar_every, "Steps between TensorBoard scalar logs.")
 flags.DEFINE_integer("media_every", _DEFAULTS.media_every, "Steps between TensorBoard mel images and audio.")
+flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
+                     "Steps between held-out evaluations (held_out.jsonl); 0: at every checkpoint.")
+flags.DEFINE_float("max_cpu_minutes", _DEFAULTS.max_cpu_minutes,
+                   "Stop at the first checkpoint after this much training CPU time (kept across "
+                   "resumes; 0: no limit). For comparing runs at equal CPU time.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of initialization, batch order and segments.")
 flags.mark_flag_as_required("output_dir")
 
@@ -55,9 +60,11 @@ def main(argv):
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "use_ground_truth_durations",
-        "binarization_start_step", "scalar_every", "media_every", "seed")})
+        "binarization_start_step", "scalar_every", "media_every", "eval_every",
+        "max_cpu_minutes", "seed")})
     result = run.train(options)
-    print(f"finished at step {result['step']}; checkpoint {result['checkpoint']}")
+    print(f"finished at step {result['step']} after {result['cpu_seconds'] / 60:.1f} CPU minutes; "
+          f"checkpoint {result['checkpoint']}")
     print("held-out losses: " + json.dumps({k: round(v, 4) for k, v in result["held_out"].items()}))
 
 

@@ -1,10 +1,15 @@
 """Callbacks for the trainer: stop on NaN/Inf, periodic checkpoints,
-TensorBoard scalars / mel images / audio, and a per-step loss record."""
+held-out evaluation, a CPU-time budget, TensorBoard scalars / mel images /
+audio, and per-step records in JSON-lines files."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import math
+import os
+import time
 
 import keras
 import numpy as np
@@ -37,23 +42,152 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 + f"; stopped without saving. Last good checkpoint: {last or 'none'}")
 
 
+class CpuClock:
+    """Process CPU seconds spent training, carried across resumes (the
+    checkpoint manifest stores them), so that runs compared at "equal CPU
+    time" are, even when killed and resumed. Held-out evaluation is paused out:
+    it is bookkeeping, not training."""
+
+    def __init__(self, already_spent: float = 0.0):
+        self._offset = float(already_spent) - time.process_time()
+
+    def seconds(self) -> float:
+        return self._offset + time.process_time()
+
+    @contextlib.contextmanager
+    def paused(self):
+        start = time.process_time()
+        try:
+            yield
+        finally:
+            self._offset -= time.process_time() - start
+
+
+class JsonLines:
+    """An append-only per-step record (losses.jsonl, held_out.jsonl). A resumed
+    run first drops the rows after its checkpoint, which the killed run logged."""
+
+    def __init__(self, path: str, resume_step: int):
+        self.path = path
+        kept = []
+        if os.path.exists(path):
+            with open(path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+        with open(path, "w") as f:
+            f.writelines(kept)
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def last_step(self) -> int | None:
+        with open(self.path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        return rows[-1]["step"] if rows else None
+
+
+def read_json_lines(path: str) -> dict[int, dict]:
+    """{step: {name: value}} of a JsonLines file."""
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {r.pop("step"): r for r in rows}
+
+
+class LossFile(keras.callbacks.Callback):
+    """losses.jsonl: the training logs of every step."""
+
+    def __init__(self, path, trainer, resume_step):
+        super().__init__()
+        self.trainer = trainer
+        self.record = JsonLines(path, resume_step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.record.append({"step": int(self.trainer.step), **_floats(logs)})
+
+
+def evaluate_held_out(trainer, batches) -> dict[str, float]:
+    """The trainer's test_step over the held-out batches, each batch's means
+    weighted by its number of utterances."""
+    totals, count = {}, 0
+    for batch in batches:
+        n = int(np.shape(batch["phoneme_lengths"])[0])
+        for k, v in _floats(trainer.test_step(batch)).items():
+            totals[k] = totals.get(k, 0.0) + n * v
+        count += n
+    return {k: v / count for k, v in totals.items()}
+
+
+class HeldOutEvaluation(keras.callbacks.Callback):
+    """held_out.jsonl: held-out losses every `every` steps (and before the
+    first step of a new run), with the CPU seconds trained so far: the curves
+    that compare runs."""
+
+    def __init__(self, trainer, batches, every, path, clock, resume_step):
+        super().__init__()
+        self.trainer = trainer
+        self.batches = batches
+        self.every = every
+        self.clock = clock
+        self.record = JsonLines(path, resume_step)
+
+    def evaluate(self) -> dict[str, float]:
+        with self.clock.paused():
+            losses = evaluate_held_out(self.trainer, self.batches)
+        step = int(self.trainer.step)
+        if self.record.last_step() != step:
+            self.record.append({"step": step, "cpu_seconds": round(self.clock.seconds(), 1),
+                                **losses})
+        return losses
+
+    def on_train_begin(self, logs=None):
+        if int(self.trainer.step) == 0:
+            self.evaluate()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.trainer.step) % self.every == 0:
+            self.evaluate()
+
+
+class CpuBudget(keras.callbacks.Callback):
+    """Stops training at the first multiple of `every` steps (a checkpoint)
+    reached after `max_seconds` of training CPU time."""
+
+    def __init__(self, trainer, clock, max_seconds, every):
+        super().__init__()
+        self.trainer = trainer
+        self.clock = clock
+        self.max_seconds = max_seconds
+        self.every = every
+        self.exhausted = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.trainer.step)
+        if step % self.every == 0 and self.clock.seconds() >= self.max_seconds:
+            print(f"\nCPU budget of {self.max_seconds / 60:.1f} min spent at step {step} "
+                  f"({self.clock.seconds() / 60:.1f} min); stopping")
+            self.exhausted = True
+            self.trainer.stop_training = True
+
+
 class PeriodicCheckpoint(keras.callbacks.Callback):
-    def __init__(self, trainer, directory, every, manifest, keep=3):
+    def __init__(self, trainer, directory, every, manifest, keep=3, clock=None):
         super().__init__()
         self.trainer = trainer
         self.directory = directory
         self.every = every
         self.manifest = manifest
         self.keep = keep
+        self.clock = clock
         self.saved = []
 
     def save(self):
         step = int(self.trainer.step)
+        cpu = {"cpu_seconds": self.clock.seconds()} if self.clock else {}
         path = checkpoints.save(
             self.directory, step, self.trainer.models,
             {"generator_side": self.trainer.optimizer,
              "discriminators": self.trainer.discriminator_optimizer},
-            {**self.manifest, "data_position": step}, keep=self.keep)
+            {**self.manifest, "data_position": step, **cpu}, keep=self.keep)
         self.saved.append(step)
         return path
 

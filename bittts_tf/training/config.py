@@ -50,5 +50,5 @@ class TrainingConfig:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainingConfig":
+    def from_json(cls, text: str) -> TrainingConfig:
         return cls(**json.loads(text))

@@ -6,12 +6,9 @@ the checkpoints' manifests."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 
 import keras
-import numpy as np
 
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
@@ -38,6 +35,8 @@ class RunOptions:
     binarization_start_step: int = TrainingConfig.binarization_start_step
     scalar_every: int = 10
     media_every: int = 500
+    eval_every: int = 0          # 0: at every checkpoint
+    max_cpu_minutes: float = 0.0  # 0: no budget, train to `steps`
     seed: int = TrainingConfig.seed
     verbose: int = 1
     evaluate: bool = True
@@ -102,37 +101,18 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           seed=options.seed)
 
 
-class LossFile(keras.callbacks.Callback):
-    """losses.jsonl: one JSON line per step; a resumed run drops the lines of
-    steps after its checkpoint, which the killed run had logged."""
-
-    def __init__(self, path, trainer, resume_step):
-        super().__init__()
-        self.path = path
-        self.trainer = trainer
-        kept = []
-        if os.path.exists(path):
-            with open(path) as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
-        with open(path, "w") as f:
-            f.writelines(kept)
-
-    def on_train_batch_end(self, batch, logs=None):
-        row = {"step": int(self.trainer.step),
-               **{k: float(np.asarray(v)) for k, v in (logs or {}).items()}}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-
-
 def read_losses(output_dir: str) -> dict[int, dict]:
-    with open(os.path.join(output_dir, "losses.jsonl")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {r.pop("step"): r for r in rows}
+    return callbacks.read_json_lines(os.path.join(output_dir, "losses.jsonl"))
+
+
+def read_held_out(output_dir: str) -> dict[int, dict]:
+    return callbacks.read_json_lines(os.path.join(output_dir, "held_out.jsonl"))
 
 
 def train(options: RunOptions) -> dict:
-    """Trains to options.steps (resuming from the newest checkpoint in
-    output_dir) and returns the held-out losses."""
+    """Trains to options.steps, or until options.max_cpu_minutes of training
+    CPU time are spent (resuming from the newest checkpoint in output_dir), and
+    returns the held-out losses."""
     if options.steps % options.checkpoint_every:
         raise ValueError(f"--steps={options.steps} must be a multiple of "
                          f"--checkpoint_every={options.checkpoint_every}")
@@ -172,12 +152,13 @@ def train(options: RunOptions) -> dict:
 
     # Resume exactly where the checkpoint left off: weights, optimizer moments,
     # dropout seeds, step and data position.
-    step = 0
+    step, cpu_seconds = 0, 0.0
     if resume_from:
         manifest = checkpoints.restore(resume_from, trainer.models,
                                        {"generator_side": trainer.optimizer,
                                         "discriminators": trainer.discriminator_optimizer})
         step = int(manifest["step"])
+        cpu_seconds = float(manifest.get("cpu_seconds", 0.0))
         if int(trainer.step) != step:
             raise checkpoints.CheckpointError(f"{resume_from}: manifest step {step} but the "
                                               f"optimizer counter says {int(trainer.step)}")
@@ -193,35 +174,41 @@ def train(options: RunOptions) -> dict:
                                      model_config.audio.hop_length, training_config.seed,
                                      start_batch=step)
     sample = data.pad_batch(held_out[:2], model_config.audio.hop_length)
+    held_out_batches = list(data.fixed_dataset(held_out, training_config.batch_size,
+                                               model_config.audio.hop_length))
+    clock = callbacks.CpuClock(cpu_seconds)
+    held_out_eval = callbacks.HeldOutEvaluation(
+        trainer, held_out_batches, options.eval_every or options.checkpoint_every,
+        os.path.join(options.output_dir, "held_out.jsonl"), clock, step)
     checkpointer = callbacks.PeriodicCheckpoint(trainer, ckpt_dir, options.checkpoint_every,
-                                                manifest)
+                                                manifest, clock=clock)
     step_log = callbacks.StepLog(trainer)
     callback_list = [
         callbacks.StopOnNonFinite(trainer, ckpt_dir),   # first: nothing saved after a NaN
-        LossFile(os.path.join(options.output_dir, "losses.jsonl"), trainer, step),
+        callbacks.LossFile(os.path.join(options.output_dir, "losses.jsonl"), trainer, step),
         step_log,
         callbacks.TensorBoardLogger(trainer, os.path.join(options.output_dir, "tensorboard"),
                                     sample, options.scalar_every, options.media_every,
                                     model_config.audio.sample_rate),
         checkpointer,
     ]
-    if step < options.steps:
+    if options.evaluate:
+        callback_list.append(held_out_eval)
+    if options.max_cpu_minutes > 0:
+        # Last: it stops the run only after that step's checkpoint is written.
+        callback_list.append(callbacks.CpuBudget(trainer, clock, 60.0 * options.max_cpu_minutes,
+                                                 options.checkpoint_every))
+    if step < options.steps and not (options.max_cpu_minutes > 0
+                                     and cpu_seconds >= 60.0 * options.max_cpu_minutes):
         trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
                     initial_epoch=step // options.checkpoint_every,
                     epochs=options.steps // options.checkpoint_every,
                     callbacks=callback_list, verbose=options.verbose, shuffle=False)
 
     # Held-out losses of the final model.
-    evaluation = {}
-    if options.evaluate:
-        evaluation = trainer.evaluate(
-            data.fixed_dataset(held_out, training_config.batch_size,
-                               model_config.audio.hop_length),
-            steps=math.ceil(len(held_out) / training_config.batch_size), return_dict=True,
-            verbose=0)
-        with open(os.path.join(options.output_dir, "held_out.jsonl"), "a") as f:
-            f.write(json.dumps({"step": int(trainer.step), **evaluation}) + "\n")
+    evaluation = held_out_eval.evaluate() if options.evaluate else {}
     result = {"step": int(trainer.step), "held_out": evaluation,
+              "cpu_seconds": clock.seconds(),
               "train_losses": step_log.steps, "checkpoint": checkpoints.latest(ckpt_dir),
               "trainer": trainer}
     return result
