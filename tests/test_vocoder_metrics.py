@@ -5,6 +5,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.eval import metrics
@@ -84,7 +85,7 @@ def test_recognizer_hears_festival_speech(tmp_path):
     assert metrics.word_error_rate([silence], [text]) == 1.0
 
 
-def test_vocoder_evaluation_on_a_perfect_and_a_fresh_vocoder():
+def test_vocoder_evaluation_on_a_perfect_and_a_fresh_vocoder(tmp_path):
     from bittts_tf.eval import vocoder_eval
     from bittts_tf.models import build, configs
     from bittts_tf.training.synthetic import synthetic_corpus
@@ -97,7 +98,13 @@ def test_vocoder_evaluation_on_a_perfect_and_a_fresh_vocoder():
         # A stand-in vocoder that returns the recording the mel came from.
         return np.asarray(by_mel[np.asarray(mel[0]).tobytes()])[None]
 
-    ideal = vocoder_eval.evaluate(perfect, utterances, config.audio, with_wer=False)["summary"]
+    ideal = vocoder_eval.evaluate(perfect, utterances, config.audio, with_wer=False,
+                                  audio_dir=str(tmp_path / "wavs"), ids=["a", "b"])["summary"]
+    for i, name in enumerate(["a", "b"]):
+        for kind in ("original", "vocoded"):
+            written, rate = sf.read(str(tmp_path / "wavs" / f"{name}_{kind}.wav"))
+            assert rate == config.audio.sample_rate
+            np.testing.assert_allclose(written, utterances[i]["audio"], atol=1.0 / 32768 + 1e-6)
     assert ideal["mcd_db"] == 0.0 and ideal["stoi"] > 0.999 and ideal["pesq"] > 4.4
     fresh = vocoder_eval.evaluate(build.build_generator(config), utterances, config.audio,
                                   with_wer=False)["summary"]

@@ -10,19 +10,27 @@ The held-out utterances are the ones the vocoder run held out (its manifest).
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
+from bittts_tf import fileio
+from bittts_tf.audio.io import save_wav
 from bittts_tf.eval import metrics
 
 
 def evaluate(generator, utterances: list[dict], audio_config, texts: list[str] | None = None,
-             with_wer: bool = True) -> dict:
-    """Per-utterance metrics and their means. `utterances` hold mel and audio."""
+             with_wer: bool = True, audio_dir: str | None = None,
+             ids: list[str] | None = None) -> dict:
+    """Per-utterance metrics and their means. `utterances` hold mel and audio.
+    With `audio_dir`, each original and re-synthesized clip is written there
+    (<id>_original.wav, <id>_vocoded.wav) for listening."""
     rows = []
     hypotheses, originals = [], []
     recognizer = metrics.Recognizer() if with_wer and texts else None
     rate = audio_config.sample_rate
+    if audio_dir:
+        os.makedirs(audio_dir, exist_ok=True)
     for i, u in enumerate(utterances):
         reference = np.asarray(u["audio"])
         if reference.dtype == np.int16:
@@ -30,6 +38,10 @@ def evaluate(generator, utterances: list[dict], audio_config, texts: list[str] |
         synthesized = np.asarray(generator(np.asarray(u["mel"], np.float32)[None])[0])
         n = min(len(reference), len(synthesized))
         reference, synthesized = reference[:n], synthesized[:n]
+        if audio_dir:
+            name = ids[i] if ids else f"{i:03d}"
+            save_wav(os.path.join(audio_dir, f"{name}_original.wav"), reference, rate)
+            save_wav(os.path.join(audio_dir, f"{name}_vocoded.wav"), synthesized, rate)
         row = {"mcd_db": metrics.mel_cepstral_distortion(reference, synthesized, audio_config),
                "pesq": metrics.pesq_score(reference, synthesized, rate),
                "stoi": metrics.stoi_score(reference, synthesized, rate)}
@@ -47,7 +59,7 @@ def evaluate(generator, utterances: list[dict], audio_config, texts: list[str] |
 
 def main(argv):
     del argv
-    from absl import flags
+    from absl import app, flags
 
     from bittts_tf.eval.synthesis import resolve
     from bittts_tf.models import build, configs
@@ -63,12 +75,17 @@ def main(argv):
     cache = FeatureCache(FLAGS.corpus)
     texts = {e["utt_id"]: e.get("text", "") for e in cache.entries}
     ids = manifest["held_out_ids"][:FLAGS.n]
+    if len(ids) < FLAGS.n:
+        raise app.UsageError(f"{path} held out only {len(ids)} utterances; --n={FLAGS.n}")
     result = evaluate(generator, [cache.load(i) for i in ids], config.audio,
-                      [texts[i] for i in ids], with_wer=FLAGS.wer)
-    print(json.dumps(result["summary"], indent=1))
+                      [texts[i] for i in ids], with_wer=FLAGS.wer, audio_dir=FLAGS.audio_dir,
+                      ids=ids)
+    print(json.dumps({"checkpoint": path, "step": manifest["step"],
+                      "cpu_minutes": round(manifest.get("cpu_seconds", 0.0) / 60, 1),
+                      "quantize": config.quantize, **result["summary"]}, indent=1))
     if FLAGS.output:
-        with open(FLAGS.output, "w") as f:
-            json.dump({"checkpoint": path, "ids": ids, **result}, f, indent=1)
+        fileio.atomic_write_json(FLAGS.output, {"checkpoint": path, "step": manifest["step"],
+                                                "ids": ids, **result})
 
 
 if __name__ == "__main__":
@@ -78,5 +95,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("n", 20, "Held-out utterances to evaluate.")
     flags.DEFINE_boolean("wer", True, "Also transcribe with pocketsphinx (slow).")
     flags.DEFINE_string("output", None, "Optional JSON file for per-utterance results.")
+    flags.DEFINE_string("audio_dir", None, "Optional folder for the original and vocoded wavs.")
     flags.mark_flags_as_required(["vocoder_checkpoint", "corpus"])
     app.run(main)

@@ -1,0 +1,73 @@
+"""tools/compare_runs.py and the pure parts of tools/kill_resume_check.py,
+on run records made up here (the training itself is tested in test_training)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import kill_resume_check  # noqa: E402
+
+
+def write_curve(run_dir, rows):
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "held_out.jsonl"), "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def test_compare_runs_reports_final_values_ratios_and_a_plot(tmp_path):
+    rng = np.random.default_rng()
+    finals = rng.uniform(0.2, 1.0, 2)
+    boundaries = rng.uniform(10, 50, 2)
+    for name, final, boundary in zip(("float", "ternary"), finals, boundaries):
+        steps = [0, 100, 200]
+        write_curve(tmp_path / name, [
+            {"step": s, "cpu_seconds": 30.0 * i, "mel_l1": final * (3 - i),
+             "alignment_boundary_ms": boundary * (3 - i)} for i, s in enumerate(steps)])
+    png = tmp_path / "out" / "curves.png"
+    os.makedirs(png.parent)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "compare_runs.py"),
+                             f"--runs={tmp_path / 'float'},{tmp_path / 'ternary'}",
+                             f"--output={png}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((tmp_path / "out" / "curves.json").read_text())
+    assert summary["float"]["step"] == 200 and summary["float"]["cpu_minutes"] == 1.0
+    assert summary["ternary"]["mel_l1"] == pytest.approx(finals[1])
+    assert summary["ternary"]["mel_l1_ratio"] == pytest.approx(finals[1] / finals[0])
+    assert summary["ternary"]["alignment_boundary_ms_ratio"] == pytest.approx(
+        boundaries[1] / boundaries[0])
+
+
+def test_compare_runs_names_a_directory_without_a_curve(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "compare_runs.py"),
+                             f"--runs={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert f"{tmp_path}: no held_out.jsonl" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_comparison_finds_the_largest_relative_difference():
+    rng = np.random.default_rng()
+    before = {s: {"loss": float(rng.uniform(1, 2)), "mel": float(rng.uniform(1, 2))}
+              for s in range(1, 31)}
+    after = {s: dict(row) for s, row in before.items()}
+    after[27]["mel"] *= 1.01          # the one disagreement, after the checkpoint
+    after[5]["loss"] *= 2.0           # before the checkpoint: not compared
+    got = kill_resume_check.compare(before, after, resumed_at=20)
+    assert got["n_steps_compared"] == 10 and got["steps_compared"] == [21, 30]
+    assert got["max_relative_difference"] == pytest.approx(0.01, rel=1e-6)
+
+
+def test_falling_means_cover_the_first_and_last_twenty_steps():
+    losses = {s: {"loss": float(s)} for s in range(1, 101)}
+    got = kill_resume_check.falling(losses)["loss"]
+    assert got["first_20_mean"] == pytest.approx(np.mean(np.arange(1, 21)))
+    assert got["last_20_mean"] == pytest.approx(np.mean(np.arange(81, 101)))

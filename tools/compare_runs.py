@@ -1,0 +1,84 @@
+"""Compares training runs by their held-out curves (held_out.jsonl).
+
+  python tools/compare_runs.py --runs=runs/tiny_am_float,runs/tiny_am_ternary \
+      --output=out/am_curves.png
+
+Plots each metric against training CPU minutes (the fair axis when runs are
+given equal CPU time) and prints every run's final values, with the ratio of
+each run's final value to the first run's.
+"""
+
+import os
+
+from absl import app, flags
+
+from bittts_tf import fileio
+from bittts_tf.training import run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("runs", None, "Run directories (tools/train.py --output_dir); the first is "
+                  "the reference of the ratios.")
+flags.DEFINE_list("metrics", ["mel_l1", "alignment_boundary_ms"],
+                  "held_out.jsonl columns to plot and compare.")
+flags.DEFINE_string("output", None, "PNG of the curves; a .json with the same stem gets the "
+                    "final values.")
+flags.mark_flag_as_required("runs")
+
+
+def load_curves(run_dir: str) -> dict[int, dict]:
+    path = os.path.join(run_dir, "held_out.jsonl")
+    if not os.path.exists(path):
+        raise app.UsageError(f"{run_dir}: no held_out.jsonl (not a tools/train.py run, or it "
+                             "has not evaluated yet)")
+    curves = run.read_held_out(run_dir)
+    if not curves:
+        raise app.UsageError(f"{path}: empty")
+    return curves
+
+
+def plot(curves: dict[str, dict[int, dict]], metrics: list[str], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, rows in curves.items():
+            steps = sorted(s for s in rows if metric in rows[s])
+            ax.plot([rows[s]["cpu_seconds"] / 60 for s in steps],
+                    [rows[s][metric] for s in steps], marker=".", label=name)
+        ax.set_xlabel("training CPU minutes")
+        ax.set_ylabel(f"held-out {metric}")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fileio.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), suffix=".png")
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    curves = {os.path.basename(os.path.normpath(d)): load_curves(d) for d in FLAGS.runs}
+    reference = None
+    summary = {}
+    for name, rows in curves.items():
+        last = rows[max(rows)]
+        summary[name] = {"step": max(rows), "cpu_minutes": round(last["cpu_seconds"] / 60, 2),
+                         **{m: last.get(m) for m in FLAGS.metrics}}
+        if reference is None:
+            reference = last
+        else:
+            summary[name].update({f"{m}_ratio": last[m] / reference[m] for m in FLAGS.metrics
+                                  if m in last and reference.get(m)})
+    for name, row in summary.items():
+        print(f"{name:28s} " + "  ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    if FLAGS.output:
+        plot(curves, FLAGS.metrics, FLAGS.output)
+        stem = os.path.splitext(FLAGS.output)[0]
+        fileio.atomic_write_json(stem + ".json", summary)
+        print(f"wrote {FLAGS.output} and {stem}.json")
+
+
+if __name__ == "__main__":
+    app.run(main)
