@@ -61,9 +61,9 @@ def main(argv):
     del argv
     from absl import app, flags
 
+    from bittts_tf.data.cache import FeatureCache
     from bittts_tf.eval.synthesis import resolve
     from bittts_tf.models import build, configs
-    from bittts_tf.data.cache import FeatureCache
     from bittts_tf.training import checkpoints
 
     FLAGS = flags.FLAGS
