@@ -64,6 +64,8 @@ def test_resume_comparison_finds_the_largest_relative_difference():
     got = kill_resume_check.compare(before, after, resumed_at=20)
     assert got["n_steps_compared"] == 10 and got["steps_compared"] == [21, 30]
     assert got["max_relative_difference"] == pytest.approx(0.01, rel=1e-6)
+    assert got["max_relative_difference_per_loss"]["loss"] == 0.0
+    assert got["first_step_differing_by_more_than_0.0001"] == 27
 
 
 def test_falling_means_cover_the_first_and_last_twenty_steps():

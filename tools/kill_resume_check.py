@@ -34,6 +34,7 @@ flags.mark_flag_as_required("kill_after_step")
 
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 WINDOW = 20
+SAME = 1e-4   # relative: float32 sums in another thread order, not another step
 
 
 def output_dir_of(train_args: list[str]) -> str:
@@ -69,13 +70,17 @@ def compare(before: dict[int, dict], after: dict[int, dict], resumed_at: int) ->
     """Largest relative difference, over the steps both runs trained after
     the checkpoint, of every loss both logged."""
     steps = sorted(s for s in before if s > resumed_at and s in after)
-    worst = 0.0
+    per_loss, first_differing = {}, None
     for s in steps:
         for name, value in before[s].items():
-            scale = max(abs(value), 1e-6)
-            worst = max(worst, abs(after[s][name] - value) / scale)
+            difference = abs(after[s][name] - value) / max(abs(value), 1e-6)
+            per_loss[name] = max(per_loss.get(name, 0.0), difference)
+            if difference > SAME and first_differing is None:
+                first_differing = s
     return {"steps_compared": [steps[0], steps[-1]] if steps else [], "n_steps_compared": len(steps),
-            "max_relative_difference": worst}
+            "max_relative_difference": max(per_loss.values(), default=0.0),
+            "max_relative_difference_per_loss": per_loss,
+            f"first_step_differing_by_more_than_{SAME:g}": first_differing}
 
 
 def falling(losses: dict[int, dict]) -> dict:
@@ -99,6 +104,8 @@ def main(argv):
         started = time.time()
         run_until_killed(command, output_dir, FLAGS.kill_after_step, log)
     killed_losses = run.read_losses(output_dir)
+    with open(os.path.join(output_dir, "losses.jsonl"), "rb") as f:   # the rerun rewrites it
+        fileio.atomic_write_bytes(os.path.join(output_dir, "killed_losses.jsonl"), f.read())
     last = checkpoints.latest(os.path.join(output_dir, "checkpoints"))
     resumed_at = checkpoints.read_manifest(last)["step"] if last else 0
     print(f"killed after step {max(killed_losses)} ({time.time() - started:.0f} s); newest "
