@@ -177,3 +177,22 @@ def test_ctc_forward_sum_equals_brute_force_on_a_padded_batch():
                         for i, (n, t) in enumerate(zip(text_lengths, mel_lengths))])
     got = alignment.ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, -1.0)
     np.testing.assert_allclose(float(got), expected, rtol=1e-4)
+
+
+def test_signed_boundary_errors_and_their_summary_match_a_direct_count():
+    from bittts_tf.eval.alignment_metrics import (boundary_error_ms_np, boundary_error_summary,
+                                                  boundary_errors_frames)
+    rng = np.random.default_rng()
+    reference = rng.integers(1, 9, 12)
+    learned = reference.copy()
+    shift = rng.integers(1, 4)
+    learned[0] += shift          # every inner boundary comes `shift` frames late...
+    learned[-1] -= shift         # ...and the utterance still ends where it did
+    errors = boundary_errors_frames(learned, reference)
+    assert errors.tolist() == [shift] * 11
+    summary = boundary_error_summary(errors, 16.0)
+    assert summary["signed_mean_ms"] == summary["mean_abs_ms"] == summary["median_abs_ms"] == 16.0 * shift
+    assert summary["share_over_2_frames"] == (1.0 if shift > 2 else 0.0)
+    assert summary["mean_abs_ms"] == pytest.approx(boundary_error_ms_np(learned, reference, 16.0))
+    with pytest.raises(ValueError, match="no inner phone boundaries"):
+        boundary_error_summary([], 16.0)

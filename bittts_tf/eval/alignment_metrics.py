@@ -26,3 +26,23 @@ def boundary_error_ms_np(durations, reference, frame_ms: float) -> float:
     if len(ends) == 0:
         return 0.0
     return float(np.mean(np.abs(ends - reference_ends)) * frame_ms)
+
+
+def boundary_errors_frames(durations, reference) -> np.ndarray:
+    """Signed errors (predicted - reference end, in frames) of the inner phone
+    boundaries of one unpadded utterance: positive means the learned boundary
+    comes late."""
+    return (np.cumsum(durations)[:-1] - np.cumsum(reference)[:-1]).astype(np.float64)
+
+
+def boundary_error_summary(errors_frames, frame_ms: float) -> dict[str, float]:
+    """Mean absolute, signed mean and median absolute error in ms, and the
+    share of boundaries more than 2 frames off."""
+    errors = np.asarray(errors_frames, np.float64)
+    if errors.size == 0:
+        raise ValueError("no inner phone boundaries to compare")
+    return {"boundaries": int(errors.size),
+            "mean_abs_ms": float(np.mean(np.abs(errors)) * frame_ms),
+            "signed_mean_ms": float(np.mean(errors) * frame_ms),
+            "median_abs_ms": float(np.median(np.abs(errors)) * frame_ms),
+            "share_over_2_frames": float(np.mean(np.abs(errors) > 2))}
