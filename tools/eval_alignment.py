@@ -16,7 +16,10 @@ from absl import app, flags
 
 from bittts_tf import fileio
 from bittts_tf.data.cache import FeatureCache
-from bittts_tf.eval.alignment_metrics import boundary_error_summary, boundary_errors_frames
+from bittts_tf.eval.alignment_metrics import (
+    boundary_error_summary,
+    boundary_errors_frames,
+)
 from bittts_tf.eval.synthesis import resolve
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
