@@ -60,6 +60,18 @@ def test_mcd_is_zero_for_identical_and_gain_changed_signals_and_grows_with_noise
     assert 0 < small < large
 
 
+def test_cepstrum_recovers_the_coefficients_of_a_cosine_series():
+    rng = np.random.default_rng()
+    n_bands, n_coefficients = 80, 13
+    c = rng.normal(size=(3, n_coefficients))
+    n = np.arange(n_bands)
+    # Brute force: log mel = c0 + 2 sum_m c_m cos(pi m (n + 1/2) / N).
+    log_mel = c[:, :1] + 2 * sum(c[:, m:m + 1] * np.cos(np.pi * m * (n + 0.5) / n_bands)
+                                 for m in range(1, n_coefficients))
+    np.testing.assert_allclose(metrics.cepstrum_of_log_mel(log_mel, n_coefficients), c,
+                               atol=1e-12)
+
+
 def test_pesq_and_stoi_rank_clean_above_noisy():
     sample_rate = 16000
     x = harmonic(2.0, sample_rate, 150)

@@ -28,13 +28,22 @@ class MissingMetricPackage(ImportError):
     pass
 
 
+def cepstrum_of_log_mel(log_mel_frames: np.ndarray, n_coefficients: int) -> np.ndarray:
+    """c[:, :n] with log_mel[n] = c0 + 2 * sum_m c_m cos(pi m (n + 1/2) / N): the
+    scale of a mel-cepstrum (log amplitude = c0 + 2 sum c_m cos m w), which is
+    the one MCD_CONSTANT and published MCD figures assume. (An orthonormal DCT
+    would inflate every coefficient by sqrt(2 N).)"""
+    n_bands = log_mel_frames.shape[1]
+    return scipy.fft.dct(log_mel_frames, type=2, axis=1)[:, :n_coefficients] / (2.0 * n_bands)
+
+
 def mel_cepstrum(audio: np.ndarray, config: AudioConfig, n_coefficients: int = 13,
                  floor_db: float = -60.0) -> np.ndarray:
     """Cepstra [frames, n_coefficients] (c0 included) of the natural-log mel,
     floored `floor_db` below the loudest bin so silence does not dominate."""
     mel = log_mel(audio, config)
     floor = mel.max() + floor_db / 20.0 * math.log(10.0)
-    return scipy.fft.dct(np.maximum(mel, floor), type=2, norm="ortho", axis=1)[:, :n_coefficients]
+    return cepstrum_of_log_mel(np.maximum(mel, floor), n_coefficients)
 
 
 def mel_cepstral_distortion(reference: np.ndarray, test: np.ndarray, config: AudioConfig,
