@@ -60,16 +60,28 @@ def test_mcd_is_zero_for_identical_and_gain_changed_signals_and_grows_with_noise
     assert 0 < small < large
 
 
+def cosine_series(c, n_bands):
+    """log mel = c0 + sum_m c_m cos(pi m (k + 1/2) / K), summed term by term."""
+    k = np.arange(n_bands)
+    return c[:, :1] + sum(c[:, m:m + 1] * np.cos(np.pi * m * (k + 0.5) / n_bands)
+                          for m in range(1, c.shape[1]))
+
+
 def test_cepstrum_recovers_the_coefficients_of_a_cosine_series():
     rng = np.random.default_rng()
-    n_bands, n_coefficients = 80, 13
-    c = rng.normal(size=(3, n_coefficients))
-    n = np.arange(n_bands)
-    # Brute force: log mel = c0 + 2 sum_m c_m cos(pi m (n + 1/2) / N).
-    log_mel = c[:, :1] + 2 * sum(c[:, m:m + 1] * np.cos(np.pi * m * (n + 0.5) / n_bands)
-                                 for m in range(1, n_coefficients))
-    np.testing.assert_allclose(metrics.cepstrum_of_log_mel(log_mel, n_coefficients), c,
+    c = rng.normal(size=(3, 13))
+    np.testing.assert_allclose(metrics.cepstrum_of_log_mel(cosine_series(c, 80), 13), c,
                                atol=1e-12)
+
+
+def test_mcd_scale_is_the_rms_db_distance_of_smooth_log_mels():
+    rng = np.random.default_rng()
+    a, b = cosine_series(rng.normal(size=(1, 13)), 80), cosine_series(rng.normal(size=(1, 13)), 80)
+    ca, cb = metrics.cepstrum_of_log_mel(a, 13), metrics.cepstrum_of_log_mel(b, 13)
+    mcd = metrics.MCD_CONSTANT * np.sqrt(np.sum((ca[0, 1:] - cb[0, 1:]) ** 2))
+    difference_db = 20 / np.log(10) * (a - b)[0]
+    np.testing.assert_allclose(mcd, np.sqrt(np.mean((difference_db - difference_db.mean()) ** 2)),
+                               rtol=1e-9)
 
 
 def test_pesq_and_stoi_rank_clean_above_noisy():

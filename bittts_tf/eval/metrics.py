@@ -29,12 +29,15 @@ class MissingMetricPackage(ImportError):
 
 
 def cepstrum_of_log_mel(log_mel_frames: np.ndarray, n_coefficients: int) -> np.ndarray:
-    """c[:, :n] with log_mel[n] = c0 + 2 * sum_m c_m cos(pi m (n + 1/2) / N): the
-    scale of a mel-cepstrum (log amplitude = c0 + 2 sum c_m cos m w), which is
-    the one MCD_CONSTANT and published MCD figures assume. (An orthonormal DCT
-    would inflate every coefficient by sqrt(2 N).)"""
+    """c[:, :n] with log_mel[k] = c0 + sum_{m>=1} c_m cos(pi m (k + 1/2) / K) over
+    the K bands: the scale of a (minimum-phase) mel-cepstrum, the one
+    MCD_CONSTANT assumes. Then MCD is the RMS dB distance between the
+    cepstrally smoothed log mels with their means removed. (An orthonormal DCT
+    would scale c_m by sqrt(K / 2) instead.)"""
     n_bands = log_mel_frames.shape[1]
-    return scipy.fft.dct(log_mel_frames, type=2, axis=1)[:, :n_coefficients] / (2.0 * n_bands)
+    c = scipy.fft.dct(log_mel_frames, type=2, axis=1)[:, :n_coefficients] / n_bands
+    c[:, 0] /= 2.0
+    return c
 
 
 def mel_cepstrum(audio: np.ndarray, config: AudioConfig, n_coefficients: int = 13,
