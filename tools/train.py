@@ -19,7 +19,7 @@ from absl import app, flags
 
 from bittts_tf.models import configs
 from bittts_tf.training import run
-from bittts_tf.training.config import MODES
+from bittts_tf.training.config import FORWARD_SUMS, MODES
 
 FLAGS = flags.FLAGS
 _DEFAULTS = run.RunOptions(output_dir="")  # one home for every default
@@ -43,6 +43,9 @@ flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Initial AdamW lear
 flags.DEFINE_boolean("use_ground_truth_durations", _DEFAULTS.use_ground_truth_durations,
                      "Shortcut: take the corpus durations instead of the learned alignment.")
 flags.DEFINE_integer("binarization_start_step", _DEFAULTS.binarization_start_step, "Step at which the binarization loss starts.")
+flags.DEFINE_enum("forward_sum", _DEFAULTS.forward_sum, FORWARD_SUMS,
+                  "Alignment likelihood: ctc (with a blank, as RAD-TTS and JETS) or monotonic "
+                  "(every frame belongs to a phone).")
 flags.DEFINE_integer("scalar_every", _DEFAULTS.scalar_every, "Steps between TensorBoard scalar logs.")
 flags.DEFINE_integer("media_every", _DEFAULTS.media_every, "Steps between TensorBoard mel images and audio.")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
@@ -60,7 +63,7 @@ def main(argv):
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "use_ground_truth_durations",
-        "binarization_start_step", "scalar_every", "media_every", "eval_every",
+        "binarization_start_step", "forward_sum", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed")})
     result = run.train(options)
     print(f"finished at step {result['step']} after {result['cpu_seconds'] / 60:.1f} CPU minutes; "

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 MODES = ("acoustic", "vocoder", "joint")
+FORWARD_SUMS = ("ctc", "monotonic")
 
 
 @dataclasses.dataclass
@@ -41,8 +42,8 @@ class TrainingConfig:
     seed: int = 1234
 
     def __post_init__(self):
-        if self.forward_sum not in ("ctc", "monotonic"):
-            raise ValueError(f"forward_sum must be 'ctc' or 'monotonic', got {self.forward_sum!r}")
+        if self.forward_sum not in FORWARD_SUMS:
+            raise ValueError(f"forward_sum must be one of {FORWARD_SUMS}, got {self.forward_sum!r}")
         if self.mode not in MODES:
             raise ValueError(f"training mode must be one of {MODES}, got {self.mode!r}")
 

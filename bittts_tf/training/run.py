@@ -33,6 +33,7 @@ class RunOptions:
     learning_rate: float = TrainingConfig.learning_rate
     use_ground_truth_durations: bool = TrainingConfig.use_ground_truth_durations
     binarization_start_step: int = TrainingConfig.binarization_start_step
+    forward_sum: str = TrainingConfig.forward_sum
     scalar_every: int = 10
     media_every: int = 500
     eval_every: int = 0          # 0: at every checkpoint
@@ -98,6 +99,7 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           segment_frames=options.segment_frames,
                           use_ground_truth_durations=options.use_ground_truth_durations,
                           binarization_start_step=options.binarization_start_step,
+                          forward_sum=options.forward_sum,
                           seed=options.seed)
 
 
