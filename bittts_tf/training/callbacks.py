@@ -75,15 +75,12 @@ class JsonLines:
                 kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
         with open(path, "w") as f:
             f.writelines(kept)
+        self.last_step = json.loads(kept[-1])["step"] if kept else None
 
     def append(self, row: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-
-    def last_step(self) -> int | None:
-        with open(self.path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        return rows[-1]["step"] if rows else None
+        self.last_step = row["step"]
 
 
 def read_json_lines(path: str) -> dict[int, dict]:
@@ -134,7 +131,7 @@ class HeldOutEvaluation(keras.callbacks.Callback):
         with self.clock.paused():
             losses = evaluate_held_out(self.trainer, self.batches)
         step = int(self.trainer.step)
-        if self.record.last_step() != step:
+        if self.record.last_step != step:
             self.record.append({"step": step, "cpu_seconds": round(self.clock.seconds(), 1),
                                 **losses})
         return losses
@@ -158,14 +155,12 @@ class CpuBudget(keras.callbacks.Callback):
         self.clock = clock
         self.max_seconds = max_seconds
         self.every = every
-        self.exhausted = False
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.trainer.step)
         if step % self.every == 0 and self.clock.seconds() >= self.max_seconds:
             print(f"\nCPU budget of {self.max_seconds / 60:.1f} min spent at step {step} "
                   f"({self.clock.seconds() / 60:.1f} min); stopping")
-            self.exhausted = True
             self.trainer.stop_training = True
 
 
