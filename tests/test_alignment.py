@@ -196,3 +196,42 @@ def test_signed_boundary_errors_and_their_summary_match_a_direct_count():
     assert summary["mean_abs_ms"] == pytest.approx(boundary_error_ms_np(learned, reference, 16.0))
     with pytest.raises(ValueError, match="no inner phone boundaries"):
         boundary_error_summary([], 16.0)
+
+
+def test_ctc_forward_sum_equals_tf_ctc_loss_on_a_random_batch():
+    rng = np.random.default_rng()
+    batch, max_text, max_mel = 4, 9, 40
+    text_lengths = rng.integers(1, max_text + 1, batch)
+    mel_lengths = np.maximum(rng.integers(10, max_mel + 1, batch), text_lengths)
+    log_probs = (rng.normal(size=(batch, max_mel, max_text)) * 3).astype(np.float32)
+    logits = np.concatenate([np.full((batch, max_mel, 1), -1.0, np.float32),
+                             np.where(np.arange(max_text) < text_lengths[:, None, None],
+                                      log_probs, -1e9)], axis=-1)
+    labels = np.where(np.arange(max_text) < text_lengths[:, None], np.arange(1, max_text + 1), 0)
+    reference = tf.nn.ctc_loss(labels, logits, text_lengths, mel_lengths,
+                               logits_time_major=False, blank_index=0).numpy()
+    expected = np.mean(reference / text_lengths)
+    got = alignment.ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, -1.0)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+
+
+def test_ctc_forward_sum_gradient_matches_tf_ctc_loss_and_is_zero_in_padding():
+    rng = np.random.default_rng()
+    text_lengths, mel_lengths = np.array([6, 3]), np.array([20, 11])
+    values = (rng.normal(size=(2, 20, 6)) * 2).astype(np.float32)
+    log_probs = tf.Variable(values)
+    with tf.GradientTape() as tape:
+        loss = alignment.ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, -1.0)
+    grad = tape.gradient(loss, log_probs).numpy()
+    reference_input = tf.Variable(values)
+    with tf.GradientTape() as tape:
+        logits = tf.concat([tf.fill([2, 20, 1], -1.0), tf.where(
+            np.arange(6) < text_lengths[:, None, None], reference_input, -1e9)], -1)
+        labels = np.where(np.arange(6) < text_lengths[:, None], np.arange(1, 7), 0)
+        reference = tf.reduce_mean(tf.nn.ctc_loss(labels, logits, text_lengths, mel_lengths,
+                                                  logits_time_major=False, blank_index=0)
+                                   / text_lengths.astype(np.float32))
+    expected = tape.gradient(reference, reference_input).numpy()
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, expected, atol=1e-5)
+    assert np.all(grad[1, 11:] == 0) and np.all(grad[1, :, 3:] == 0)

@@ -54,17 +54,26 @@ flags.DEFINE_float("max_cpu_minutes", _DEFAULTS.max_cpu_minutes,
                    "Stop at the first checkpoint after this much training CPU time (kept across "
                    "resumes; 0: no limit). For comparing runs at equal CPU time.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of initialization, batch order and segments.")
+flags.DEFINE_list("acoustic_config", [],
+                  "AcousticConfig fields to change from the preset, as field=value "
+                  "(e.g. alignment_prior_scaling=0.5,aligner_text_input=encoder). "
+                  "Ignored on resume: the checkpoint's config wins.")
 flags.mark_flag_as_required("output_dir")
 
 
 def main(argv):
     del argv
+    try:
+        acoustic_overrides = configs.parse_acoustic_overrides(FLAGS.acoustic_config)
+    except ValueError as e:
+        raise app.UsageError(f"--acoustic_config: {e}") from None
     options = run.RunOptions(**{name: FLAGS[name].value for name in (
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "scalar_every", "media_every", "eval_every",
-        "max_cpu_minutes", "seed")})
+        "max_cpu_minutes", "seed")},
+        acoustic_overrides=acoustic_overrides)
     result = run.train(options)
     print(f"finished at step {result['step']} after {result['cpu_seconds'] / 60:.1f} CPU minutes; "
           f"checkpoint {result['checkpoint']}")

@@ -41,7 +41,8 @@ class AcousticModel(keras.Model):
                                  c["dropout"], name="encoder", **q)
         self.aligner = alignment_lib.AlignmentModule(
             c["encoder_channels"], c["n_mels"], c["attention_channels"],
-            c["attention_hidden_multiplier"], name="aligner", weight_bits=weight_bits)
+            c["attention_hidden_multiplier"], prior_scaling=c.get("alignment_prior_scaling", 1.0),
+            name="aligner", weight_bits=weight_bits)
         self.variance_adaptor = VarianceAdaptor(c, name="variance_adaptor", **q)
         self.decoder_input = QuantConv1D(c["decoder_channels"], 1, padding="same",
                                          name="decoder_input", **q)

@@ -105,20 +105,50 @@ def ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, blank_log_prob=BL
     """RAD-TTS / JETS forward-sum: CTC of the token sequence 1..N over the
     frames, with a blank of fixed log-score `blank_log_prob` appended to every
     frame (frames may then also belong to no token). Mean over the batch of
-    -log P / N_tokens, as torch's CTC 'mean' reduction."""
+    -log P / N_tokens, as torch's CTC 'mean' reduction.
+
+    The CTC forward recursion runs as a `tf.scan` over the frames, the way
+    `forward_sum_loss` does: on a CPU it costs about a fifth of
+    `tf.nn.ctc_loss`, whose per-utterance label handling dominated a training
+    step. The labels 1..N are all distinct, so a token state may always be
+    entered from the previous token's state, skipping the blank between them.
+    """
     log_probs = tf.convert_to_tensor(log_probs, tf.float32)
     text_lengths = tf.cast(text_lengths, tf.int32)
     mel_lengths = tf.cast(mel_lengths, tf.int32)
-    max_text = tf.shape(log_probs)[2]
+    batch_size, max_text = tf.shape(log_probs)[0], tf.shape(log_probs)[2]
     text_mask = tf.sequence_mask(text_lengths, max_text)[:, None, :]
     scores = tf.where(text_mask, log_probs, LOG_ZERO)
     blank = tf.fill(tf.concat([tf.shape(scores)[:2], [1]], 0), blank_log_prob)
-    logits = tf.concat([blank, scores], axis=-1)  # ctc_loss normalizes them itself
-    labels = tf.where(tf.sequence_mask(text_lengths, max_text), tf.range(1, max_text + 1)[None],
-                      0)
-    nll = tf.nn.ctc_loss(labels, logits, text_lengths, mel_lengths, logits_time_major=False,
-                         blank_index=0)
-    return tf.reduce_mean(nll / tf.cast(text_lengths, tf.float32))
+    normalized = tf.nn.log_softmax(tf.concat([blank, scores], axis=-1), axis=-1)
+    blank_scores, token_scores = normalized[..., :1], normalized[..., 1:]
+    # Extended states blank, token 1, blank, token 2, ..., token N, blank: [B, T, 2N + 1].
+    interleaved = tf.reshape(
+        tf.stack([tf.repeat(blank_scores, max_text, axis=-1), token_scores], axis=-1),
+        tf.concat([tf.shape(scores)[:2], [2 * max_text]], 0))
+    extended = tf.concat([interleaved, blank_scores], axis=-1)
+    n_states = 2 * max_text + 1
+    state = tf.range(n_states)[None, :]
+    may_skip = tf.logical_and(state % 2 == 1, state >= 3)
+
+    alpha0 = tf.where(state <= 1, extended[:, 0, :], LOG_ZERO)
+
+    def step(alpha, frame_scores):
+        from_previous = tf.pad(alpha[:, :-1], [[0, 0], [1, 0]], constant_values=LOG_ZERO)
+        from_two_back = tf.where(
+            may_skip, tf.pad(alpha[:, :-2], [[0, 0], [2, 0]], constant_values=LOG_ZERO), LOG_ZERO)
+        return (tf.reduce_logsumexp(tf.stack([alpha, from_previous, from_two_back], 0), 0)
+                + frame_scores)
+
+    rest = tf.transpose(extended[:, 1:, :], [1, 0, 2])
+    alphas = tf.scan(step, rest, initializer=alpha0)
+    alphas = tf.concat([alpha0[None], alphas], axis=0)  # [T_mel, B, 2N + 1]
+    batch = tf.range(batch_size)
+    last_frame = mel_lengths - 1
+    ends = [tf.gather_nd(alphas, tf.stack([last_frame, batch, 2 * text_lengths - offset], 1))
+            for offset in (0, 1)]  # the final blank, or the last token
+    log_likelihood = tf.reduce_logsumexp(tf.stack(ends, 0), 0)
+    return tf.reduce_mean(-log_likelihood / tf.cast(text_lengths, tf.float32))
 
 
 def monotonic_alignment_search(log_probs: np.ndarray) -> np.ndarray:

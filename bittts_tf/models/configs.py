@@ -48,6 +48,9 @@ class AcousticConfig:
     # What the aligner's text side sees: the phone embeddings (as RAD-TTS) or
     # the encoder output (as JETS).
     aligner_text_input: str = "embedding"
+    # Beta-binomial prior sharpness (JETS and RAD-TTS use 1): larger keeps the
+    # alignment nearer the diagonal of a constant speaking rate.
+    alignment_prior_scaling: float = 1.0
     # Standardization of the token-averaged log-F0 and energy targets; set from
     # corpus statistics by the trainer.
     log_f0_mean: float = 5.0
@@ -204,6 +207,32 @@ def _tiny() -> ModelConfig:
 
 
 PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
+
+
+def parse_acoustic_overrides(items) -> dict:
+    """["field=value", ...] -> {field: value} for AcousticConfig, each value
+    converted to the type of the field's default."""
+    defaults = AcousticConfig()
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"acoustic override {item!r} is not of the form field=value")
+        if not hasattr(defaults, key):
+            raise ValueError(f"acoustic override {item!r}: AcousticConfig has no field {key!r}")
+        kind = type(getattr(defaults, key))
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value = text.lower() in ("true", "1")
+            else:
+                value = kind(text)
+        except ValueError:
+            raise ValueError(f"acoustic override {item!r}: {text!r} is not a {kind.__name__}") from None
+        overrides[key] = value
+    return overrides
 
 
 def preset(name: str, quantize: str = "none", weight_bits=1.58, **acoustic_overrides) -> ModelConfig:

@@ -39,6 +39,8 @@ class RunOptions:
     eval_every: int = 0          # 0: at every checkpoint
     max_cpu_minutes: float = 0.0  # 0: no budget, train to `steps`
     seed: int = TrainingConfig.seed
+    # AcousticConfig fields to change from the preset, e.g. {"alignment_prior_scaling": 0.5}.
+    acoustic_overrides: dict = dataclasses.field(default_factory=dict)
     verbose: int = 1
     evaluate: bool = True
 
@@ -88,7 +90,8 @@ def _model_config(options: RunOptions, corpus: Corpus, train_utterances) -> conf
     config = configs.preset(options.config, quantize=options.quantize,
                             weight_bits=options.weight_bits,
                             n_symbols=len(corpus.front_end.symbols), n_speakers=corpus.n_speakers,
-                            **data.corpus_statistics(train_utterances))
+                            **{**options.acoustic_overrides,
+                               **data.corpus_statistics(train_utterances)})
     config.quantize_activations = options.quantize_activations
     return config
 
