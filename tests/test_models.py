@@ -146,3 +146,21 @@ def test_config_json_round_trip_and_bad_scope():
         configs.preset("tiny", quantize="decoder")
     with pytest.raises(ValueError, match="not a ModelConfig"):
         configs.ModelConfig.from_dict({"name": "x"})
+
+
+def test_acoustic_overrides_are_typed_and_reach_the_aligner():
+    overrides = configs.parse_acoustic_overrides(
+        ["alignment_prior_scaling=0.25", "aligner_text_input=encoder", "encoder_blocks=3"])
+    assert overrides == {"alignment_prior_scaling": 0.25, "aligner_text_input": "encoder",
+                         "encoder_blocks": 3}
+    assert type(overrides["encoder_blocks"]) is int
+    config = configs.preset("tiny", n_symbols=20, **overrides)
+    again = configs.ModelConfig.from_json(config.to_json())
+    acoustic = build.build_acoustic(again)
+    assert acoustic.aligner.prior_scaling == 0.25
+    assert len(acoustic.encoder.blocks) == 3
+    for bad, message in [("alignment_prior_scaling", "field=value"),
+                         ("no_such_field=1", "no field 'no_such_field'"),
+                         ("encoder_blocks=two", "'two' is not a int")]:
+        with pytest.raises(ValueError, match=message):
+            configs.parse_acoustic_overrides([bad])

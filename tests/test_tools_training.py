@@ -73,3 +73,14 @@ def test_falling_means_cover_the_first_and_last_twenty_steps():
     got = kill_resume_check.falling(losses)["loss"]
     assert got["first_20_mean"] == pytest.approx(np.mean(np.arange(1, 21)))
     assert got["last_20_mean"] == pytest.approx(np.mean(np.arange(81, 101)))
+
+
+def test_train_names_a_bad_acoustic_override_before_touching_the_output(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"),
+                             f"--output_dir={out}", "--acoustic_config=encoder_blocks=two"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode != 0
+    assert "--acoustic_config: acoustic override 'encoder_blocks=two'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
