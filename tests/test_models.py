@@ -150,14 +150,17 @@ def test_config_json_round_trip_and_bad_scope():
 
 def test_acoustic_overrides_are_typed_and_reach_the_aligner():
     overrides = configs.parse_acoustic_overrides(
-        ["alignment_prior_scaling=0.25", "aligner_text_input=encoder", "encoder_blocks=3"])
+        ["alignment_prior_scaling=0.25", "aligner_text_input=encoder", "encoder_blocks=3",
+         "attention_query_kernel=5"])
     assert overrides == {"alignment_prior_scaling": 0.25, "aligner_text_input": "encoder",
-                         "encoder_blocks": 3}
+                         "encoder_blocks": 3, "attention_query_kernel": 5}
     assert type(overrides["encoder_blocks"]) is int
     config = configs.preset("tiny", n_symbols=20, **overrides)
     again = configs.ModelConfig.from_json(config.to_json())
     acoustic = build.build_acoustic(again)
     assert acoustic.aligner.prior_scaling == 0.25
+    assert acoustic.aligner.query_layers[0].kernel_size == (5,)
+    assert acoustic.aligner.key_layers[0].kernel_size == (3,)
     assert len(acoustic.encoder.blocks) == 3
     for bad, message in [("alignment_prior_scaling", "field=value"),
                          ("no_such_field=1", "no field 'no_such_field'"),

@@ -42,6 +42,7 @@ class AcousticModel(keras.Model):
         self.aligner = alignment_lib.AlignmentModule(
             c["encoder_channels"], c["n_mels"], c["attention_channels"],
             c["attention_hidden_multiplier"], prior_scaling=c.get("alignment_prior_scaling", 1.0),
+            query_kernel=c.get("attention_query_kernel", 3), key_kernel=c.get("attention_key_kernel", 3),
             name="aligner", weight_bits=weight_bits)
         self.variance_adaptor = VarianceAdaptor(c, name="variance_adaptor", **q)
         self.decoder_input = QuantConv1D(c["decoder_channels"], 1, padding="same",

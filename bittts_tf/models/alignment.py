@@ -209,15 +209,15 @@ def binarization_loss(hard, log_probs):
 class AlignmentModule(keras.layers.Layer):
     """Text/mel encoders and their L2 scores; returns soft alignment log-probs.
 
-    Sizes follow RAD-TTS: keys 2 convs (kernel 3 then 1), queries 3 convs
-    (kernel 3, 1, 1), both into `attention_channels`. The score is minus the
+    Sizes follow RAD-TTS: keys 2 convs (kernel `key_kernel`, then 1), queries
+    3 convs (kernel `query_kernel`, 1, 1), both into `attention_channels`. The score is minus the
     L2 distance times `temperature` (JETS); RAD-TTS's squared distance with
     temperature 5e-4 suits raw log-mels, not the standardized ones used here.
     """
 
     def __init__(self, text_channels=256, n_mels=80, attention_channels=80,
                  hidden_multiplier=2, temperature=1.0, prior_scaling=1.0,
-                 weight_bits=32, **kwargs):
+                 weight_bits=32, query_kernel=3, key_kernel=3, **kwargs):
         super().__init__(**kwargs)
         self.text_channels = text_channels
         self.n_mels = n_mels
@@ -226,11 +226,13 @@ class AlignmentModule(keras.layers.Layer):
         self.temperature = temperature
         self.prior_scaling = prior_scaling
         self.weight_bits = weight_bits
+        self.query_kernel = query_kernel
+        self.key_kernel = key_kernel
         conv = lambda ch, k, name: QuantConv1D(ch, k, padding="same", weight_bits=weight_bits,
                                                name=name)
-        self.key_layers = [conv(text_channels * hidden_multiplier, 3, "key_conv_0"),
+        self.key_layers = [conv(text_channels * hidden_multiplier, key_kernel, "key_conv_0"),
                            conv(attention_channels, 1, "key_conv_1")]
-        self.query_layers = [conv(n_mels * hidden_multiplier, 3, "query_conv_0"),
+        self.query_layers = [conv(n_mels * hidden_multiplier, query_kernel, "query_conv_0"),
                              conv(attention_channels, 1, "query_conv_1"),
                              conv(attention_channels, 1, "query_conv_2")]
 
@@ -258,7 +260,8 @@ class AlignmentModule(keras.layers.Layer):
         return {**super().get_config(), "text_channels": self.text_channels,
                 "n_mels": self.n_mels, "attention_channels": self.attention_channels,
                 "hidden_multiplier": self.hidden_multiplier, "temperature": self.temperature,
-                "prior_scaling": self.prior_scaling, "weight_bits": self.weight_bits}
+                "prior_scaling": self.prior_scaling, "weight_bits": self.weight_bits,
+                "query_kernel": self.query_kernel, "key_kernel": self.key_kernel}
 
 
 def _masked_conv_stack(layers, x, weights):
