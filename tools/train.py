@@ -40,6 +40,10 @@ flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Utterances per batch."
 flags.DEFINE_integer("held_out", _DEFAULTS.held_out, "Utterances held out for evaluation (the first ones).")
 flags.DEFINE_integer("segment_frames", _DEFAULTS.segment_frames, "Mel frames per vocoder training segment.")
 flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Initial AdamW learning rate (decays exponentially).")
+flags.DEFINE_float("lr_decay_rate", _DEFAULTS.lr_decay_rate,
+                   "Learning-rate factor per 100 steps (exponential decay; 0.999 is HiFi-GAN's).")
+flags.register_validator("lr_decay_rate", lambda rate: 0.0 < rate <= 1.0,
+                         message="--lr_decay_rate must be in (0, 1]")
 flags.DEFINE_boolean("use_ground_truth_durations", _DEFAULTS.use_ground_truth_durations,
                      "Shortcut: take the corpus durations instead of the learned alignment.")
 flags.DEFINE_integer("binarization_start_step", _DEFAULTS.binarization_start_step, "Step at which the binarization loss starts.")
@@ -70,7 +74,7 @@ def main(argv):
     options = run.RunOptions(**{name: FLAGS[name].value for name in (
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
-        "segment_frames", "learning_rate", "use_ground_truth_durations",
+        "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed")},
         acoustic_overrides=acoustic_overrides)

@@ -46,6 +46,8 @@ class TrainingConfig:
             raise ValueError(f"forward_sum must be one of {FORWARD_SUMS}, got {self.forward_sum!r}")
         if self.mode not in MODES:
             raise ValueError(f"training mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.0 < self.lr_decay_rate <= 1.0:
+            raise ValueError(f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)

@@ -31,6 +31,7 @@ class RunOptions:
     held_out: int = 20
     segment_frames: int = TrainingConfig.segment_frames
     learning_rate: float = TrainingConfig.learning_rate
+    lr_decay_rate: float = TrainingConfig.lr_decay_rate
     use_ground_truth_durations: bool = TrainingConfig.use_ground_truth_durations
     binarization_start_step: int = TrainingConfig.binarization_start_step
     forward_sum: str = TrainingConfig.forward_sum
@@ -99,6 +100,7 @@ def _model_config(options: RunOptions, corpus: Corpus, train_utterances) -> conf
 def _training_config(options: RunOptions) -> TrainingConfig:
     return TrainingConfig(mode=options.mode, batch_size=options.batch_size,
                           learning_rate=options.learning_rate,
+                          lr_decay_rate=options.lr_decay_rate,
                           segment_frames=options.segment_frames,
                           use_ground_truth_durations=options.use_ground_truth_durations,
                           binarization_start_step=options.binarization_start_step,
