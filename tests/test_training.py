@@ -167,3 +167,18 @@ def test_held_out_evaluation_weights_batches_by_utterances():
     batches = [{"phoneme_lengths": np.ones(4)}, {"phoneme_lengths": np.ones(1)}]
     got = callbacks.evaluate_held_out(Fixed(), batches)
     assert got["loss"] == pytest.approx((4 * 4 + 1 * 1) / 5)
+
+
+def test_learning_rate_decays_by_the_given_factor_every_100_steps():
+    from bittts_tf.training.config import TrainingConfig
+    from bittts_tf.training.jets_trainer import make_optimizer
+    rng = np.random.default_rng()
+    rate, lr = float(rng.uniform(0.5, 0.99)), float(rng.uniform(1e-4, 1e-2))
+    optimizer = make_optimizer(TrainingConfig(learning_rate=lr, lr_decay_rate=rate))
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(lr)  # at iteration 0
+    schedule = optimizer._learning_rate  # Keras keeps the schedule object here
+    for step in (100, 250, 1000):
+        assert float(schedule(step)) == pytest.approx(lr * rate ** (step / 100), rel=1e-5)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="lr_decay_rate must be in"):
+            TrainingConfig(lr_decay_rate=bad)
