@@ -40,7 +40,8 @@ def conv_weights_from_config(config):
                 + 2 * a.variance_embedding_kernel * c
                 + c * a.decoder_channels
                 + a.decoder_blocks * a.decoder_kernel * a.decoder_channels ** 2)
-    aligner = 3 * c * c * m + c * m * att + 3 * mels * mels * m + mels * m * att + att * att
+    aligner = (a.attention_key_kernel * c * c * m + c * m * att
+               + a.attention_query_kernel * mels * mels * m + mels * m * att + att * att)
     ch = v.initial_channel
     vocoder = 7 * mels * ch
     for rate_kernel in v.upsample_kernels:
