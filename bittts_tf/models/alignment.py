@@ -108,9 +108,8 @@ def ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, blank_log_prob=BL
     -log P / N_tokens, as torch's CTC 'mean' reduction.
 
     The CTC forward recursion runs as a `tf.scan` over the frames, the way
-    `forward_sum_loss` does: on a CPU it costs about a fifth of
-    `tf.nn.ctc_loss`, whose per-utterance label handling dominated a training
-    step. The labels 1..N are all distinct, so a token state may always be
+    `forward_sum_loss` does: on a CPU its loss and gradient cost about a
+    thirteenth of `tf.nn.ctc_loss`'s, which dominated a training step. The labels 1..N are all distinct, so a token state may always be
     entered from the previous token's state, skipping the blank between them.
     """
     log_probs = tf.convert_to_tensor(log_probs, tf.float32)
@@ -210,9 +209,10 @@ class AlignmentModule(keras.layers.Layer):
     """Text/mel encoders and their L2 scores; returns soft alignment log-probs.
 
     Sizes follow RAD-TTS: keys 2 convs (kernel `key_kernel`, then 1), queries
-    3 convs (kernel `query_kernel`, 1, 1), both into `attention_channels`. The score is minus the
-    L2 distance times `temperature` (JETS); RAD-TTS's squared distance with
-    temperature 5e-4 suits raw log-mels, not the standardized ones used here.
+    3 convs (kernel `query_kernel`, 1, 1), both into `attention_channels`.
+    The score is minus the L2 distance times `temperature` (JETS); RAD-TTS's
+    squared distance with temperature 5e-4 suits raw log-mels, not the
+    standardized ones used here.
     """
 
     def __init__(self, text_channels=256, n_mels=80, attention_channels=80,

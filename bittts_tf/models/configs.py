@@ -194,16 +194,19 @@ class ModelConfig:
         return cls.from_dict(json.loads(text))
 
 
+# The aligner settings every preset uses (see the AcousticConfig fields for why).
+_PRESET_ALIGNER = dict(attention_query_kernel=1, alignment_prior_scaling=0.05)
+
+
 def _paper() -> ModelConfig:
-    acoustic = AcousticConfig(attention_query_kernel=1, alignment_prior_scaling=0.05)
+    acoustic = AcousticConfig(**_PRESET_ALIGNER)
     return ModelConfig("paper", audio_preset("ljspeech"), acoustic, hifigan("V1", initial_channel=128))
 
 
 def _small() -> ModelConfig:
     # Channel-reduced float baseline, sized near the paper's 12.78 MB (3.2 M params).
     acoustic = AcousticConfig(encoder_channels=184, decoder_channels=136, duration_channels=184,
-                              pitch_channels=184, energy_channels=184, attention_query_kernel=1,
-                              alignment_prior_scaling=0.05)
+                              pitch_channels=184, energy_channels=184, **_PRESET_ALIGNER)
     return ModelConfig("small", audio_preset("ljspeech"), acoustic,
                        hifigan("V1", initial_channel=96))
 
@@ -213,8 +216,7 @@ def _tiny() -> ModelConfig:
     acoustic = AcousticConfig(encoder_channels=128, decoder_channels=96, duration_channels=96,
                               pitch_channels=96, pitch_layers=2, pitch_kernel=3,
                               energy_channels=96, attention_channels=64,
-                              attention_hidden_multiplier=1, attention_query_kernel=1,
-                              alignment_prior_scaling=0.05)
+                              attention_hidden_multiplier=1, **_PRESET_ALIGNER)
     vocoder = hifigan("V3", initial_channel=64, upsample_rates=(8, 8, 4),
                       upsample_kernels=(16, 16, 8), discriminator_width=0.125)
     return ModelConfig("tiny", audio_preset("tiny"), acoustic, vocoder)
