@@ -182,3 +182,41 @@ def test_learning_rate_decays_by_the_given_factor_every_100_steps():
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="lr_decay_rate must be in"):
             TrainingConfig(lr_decay_rate=bad)
+
+
+def test_qat_run_starts_from_a_float_run_checkpoint(tmp_path):
+    float_run = run.train(options(tmp_path / "float", mode="acoustic", steps=2))
+    float_weights = [v.numpy() for v in float_run["trainer"].acoustic.variables]
+    float_cpu = checkpoints.read_manifest(float_run["checkpoint"])["cpu_seconds"]
+
+    # --steps equal to the checkpoint's step: nothing is trained, so the
+    # ternary model must hold exactly the float run's latent weights.
+    ternary = run.train(options(tmp_path / "ternary", mode="acoustic", quantize="acoustic",
+                                steps=2, init_from=str(tmp_path / "float")))
+    model = ternary["trainer"].acoustic
+    assert ternary["step"] == 2 and ternary["cpu_seconds"] >= float_cpu
+    assert any(getattr(layer, "is_ternary", False) for layer in model._flatten_layers())
+    for expected, variable in zip(float_weights, model.variables, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), expected)
+
+    # Trained on, it continues the step count; a resume ignores --init_from
+    # and keeps the provenance.
+    more = run.train(options(tmp_path / "ternary", mode="acoustic", quantize="acoustic",
+                             steps=4, init_from=str(tmp_path / "float")))
+    assert more["step"] == 4
+    resumed = run.train(options(tmp_path / "ternary", mode="acoustic", quantize="acoustic",
+                                steps=4, init_from=str(tmp_path / "elsewhere")))
+    assert resumed["step"] == 4
+    manifest = checkpoints.read_manifest(resumed["checkpoint"])
+    assert manifest["init_from"] == float_run["checkpoint"]
+    assert manifest["model_config"]["quantize"] == "acoustic"
+
+
+def test_init_from_a_run_of_another_mode_is_refused(tmp_path):
+    run.train(options(tmp_path / "vocoder", mode="vocoder", steps=2))
+    with pytest.raises(ValueError, match="trained in mode 'vocoder', not 'acoustic'"):
+        run.train(options(tmp_path / "acoustic", mode="acoustic", steps=2,
+                          init_from=str(tmp_path / "vocoder")))
+    with pytest.raises(checkpoints.CheckpointError, match="holds no checkpoint"):
+        run.train(options(tmp_path / "acoustic2", mode="acoustic", steps=2,
+                          init_from=str(tmp_path)))

@@ -62,6 +62,11 @@ flags.DEFINE_list("acoustic_config", [],
                   "AcousticConfig fields to change from the preset, as field=value "
                   "(e.g. alignment_prior_scaling=0.5,aligner_text_input=encoder). "
                   "Ignored on resume: the checkpoint's config wins.")
+flags.DEFINE_string("init_from", "",
+                    "A checkpoint, or a run directory (its newest checkpoint), to start from when "
+                    "--output_dir has none: weights, optimizer state, step, data position and CPU "
+                    "time carry over; the configs come from the flags. For QAT after float "
+                    "pre-training: --quantize=acoustic --init_from=runs/float/checkpoints/ckpt-….npz.")
 flags.mark_flag_as_required("output_dir")
 
 
@@ -76,7 +81,7 @@ def main(argv):
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "scalar_every", "media_every", "eval_every",
-        "max_cpu_minutes", "seed")},
+        "max_cpu_minutes", "seed", "init_from")},
         acoustic_overrides=acoustic_overrides)
     result = run.train(options)
     print(f"finished at step {result['step']} after {result['cpu_seconds'] / 60:.1f} CPU minutes; "

@@ -42,6 +42,10 @@ class RunOptions:
     seed: int = TrainingConfig.seed
     # AcousticConfig fields to change from the preset, e.g. {"alignment_prior_scaling": 0.5}.
     acoustic_overrides: dict = dataclasses.field(default_factory=dict)
+    # A checkpoint (or run directory) to start from when output_dir has none:
+    # its weights, optimizer state, step, data position and CPU time carry over,
+    # the configs come from these options. Float pre-training, then QAT.
+    init_from: str = ""
     verbose: int = 1
     evaluate: bool = True
 
@@ -108,6 +112,22 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           seed=options.seed)
 
 
+def _init_checkpoint(init_from: str, mode: str) -> str | None:
+    """The checkpoint --init_from names (a file, or a run's newest), checked for mode."""
+    if not init_from:
+        return None
+    path = init_from
+    if os.path.isdir(init_from):
+        path = checkpoints.latest(os.path.join(init_from, "checkpoints")) or checkpoints.latest(
+            init_from)
+        if path is None:
+            raise checkpoints.CheckpointError(f"--init_from={init_from} holds no checkpoint")
+    init_mode = checkpoints.read_manifest(path)["training_config"]["mode"]
+    if init_mode != mode:
+        raise ValueError(f"--init_from={path} was trained in mode {init_mode!r}, not {mode!r}")
+    return path
+
+
 def read_losses(output_dir: str) -> dict[int, dict]:
     return callbacks.read_json_lines(os.path.join(output_dir, "losses.jsonl"))
 
@@ -159,24 +179,28 @@ def train(options: RunOptions) -> dict:
 
     # Resume exactly where the checkpoint left off: weights, optimizer moments,
     # dropout seeds, step and data position.
-    step, cpu_seconds = 0, 0.0
-    if resume_from:
-        manifest = checkpoints.restore(resume_from, trainer.models,
+    step, cpu_seconds, init_record = 0, 0.0, ""
+    start_from = resume_from or _init_checkpoint(options.init_from, mode)
+    if start_from:
+        manifest = checkpoints.restore(start_from, trainer.models,
                                        {"generator_side": trainer.optimizer,
                                         "discriminators": trainer.discriminator_optimizer})
         step = int(manifest["step"])
         cpu_seconds = float(manifest.get("cpu_seconds", 0.0))
         if int(trainer.step) != step:
-            raise checkpoints.CheckpointError(f"{resume_from}: manifest step {step} but the "
+            raise checkpoints.CheckpointError(f"{start_from}: manifest step {step} but the "
                                               f"optimizer counter says {int(trainer.step)}")
-        print(f"resumed from {resume_from} at step {step}")
+        init_record = manifest.get("init_from", "") if resume_from else start_from
+        verb = "resumed" if resume_from else "initialized"
+        print(f"{verb} from {start_from} at step {step} ({cpu_seconds / 60:.1f} CPU minutes)")
     if step >= options.steps:
         print(f"already at step {step} >= --steps={options.steps}; nothing to train")
 
     manifest = {"model_config": model_config.to_dict(),
                 "training_config": dataclasses.asdict(training_config),
                 "front_end": corpus.front_end.to_dict(), "corpus": options.corpus,
-                "held_out_ids": corpus.held_out_ids}
+                "held_out_ids": corpus.held_out_ids,
+                "init_from": init_record}
     dataset = data.resumable_dataset(train_utterances, training_config.batch_size,
                                      model_config.audio.hop_length, training_config.seed,
                                      start_batch=step)
