@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.eval.synthesis import Synthesizer
+from bittts_tf.quant import quantized_layers
 from bittts_tf.training import callbacks, checkpoints, run
 from bittts_tf.training.mel import LogMel, reference_log_mel
 
@@ -195,7 +196,7 @@ def test_qat_run_starts_from_a_float_run_checkpoint(tmp_path):
                                 steps=2, init_from=str(tmp_path / "float")))
     model = ternary["trainer"].acoustic
     assert ternary["step"] == 2 and ternary["cpu_seconds"] >= float_cpu
-    assert any(getattr(layer, "is_ternary", False) for layer in model._flatten_layers())
+    assert any(layer.is_ternary for layer in quantized_layers(model))
     for expected, variable in zip(float_weights, model.variables, strict=True):
         np.testing.assert_array_equal(variable.numpy(), expected)
 

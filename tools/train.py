@@ -66,7 +66,7 @@ flags.DEFINE_string("init_from", "",
                     "A checkpoint, or a run directory (its newest checkpoint), to start from when "
                     "--output_dir has none: weights, optimizer state, step, data position and CPU "
                     "time carry over; the configs come from the flags. For QAT after float "
-                    "pre-training: --quantize=acoustic --init_from=runs/float/checkpoints/ckpt-….npz.")
+                    "pre-training: --quantize=acoustic --init_from=runs/float.")
 flags.mark_flag_as_required("output_dir")
 
 

@@ -109,8 +109,9 @@ def ctc_forward_sum_loss(log_probs, text_lengths, mel_lengths, blank_log_prob=BL
 
     The CTC forward recursion runs as a `tf.scan` over the frames, the way
     `forward_sum_loss` does: on a CPU its loss and gradient cost about a
-    thirteenth of `tf.nn.ctc_loss`'s, which dominated a training step. The labels 1..N are all distinct, so a token state may always be
-    entered from the previous token's state, skipping the blank between them.
+    thirteenth of `tf.nn.ctc_loss`'s, which dominated a training step. The
+    labels 1..N are all distinct, so a token state may always be entered from
+    the previous token's state, skipping the blank between them.
     """
     log_probs = tf.convert_to_tensor(log_probs, tf.float32)
     text_lengths = tf.cast(text_lengths, tf.int32)

@@ -122,10 +122,14 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
             init_from)
         if path is None:
             raise checkpoints.CheckpointError(f"--init_from={init_from} holds no checkpoint")
-    init_mode = checkpoints.read_manifest(path)["training_config"]["mode"]
-    if init_mode != mode:
-        raise ValueError(f"--init_from={path} was trained in mode {init_mode!r}, not {mode!r}")
+    _require_mode(f"--init_from={path}", checkpoints.read_manifest(path)["training_config"]["mode"],
+                  mode)
     return path
+
+
+def _require_mode(source: str, trained_mode: str, mode: str) -> None:
+    if trained_mode != mode:
+        raise ValueError(f"{source} was trained in mode {trained_mode!r}, not {mode!r}")
 
 
 def read_losses(output_dir: str) -> dict[int, dict]:
@@ -147,6 +151,7 @@ def train(options: RunOptions) -> dict:
     os.makedirs(options.output_dir, exist_ok=True)
     ckpt_dir = os.path.join(options.output_dir, "checkpoints")
     resume_from = checkpoints.latest(ckpt_dir)
+    start_from = resume_from or _init_checkpoint(options.init_from, options.mode)
 
     # The corpus, split into training and held-out utterances.
     audio_config = configs.preset(options.config).audio
@@ -158,9 +163,7 @@ def train(options: RunOptions) -> dict:
         manifest = checkpoints.read_manifest(resume_from)
         model_config = configs.ModelConfig.from_dict(manifest["model_config"])
         training_config = TrainingConfig(**manifest["training_config"])
-        if training_config.mode != options.mode:
-            raise ValueError(f"{resume_from} was trained in mode {training_config.mode!r}, "
-                             f"not {options.mode!r}")
+        _require_mode(resume_from, training_config.mode, options.mode)
     else:
         model_config = _model_config(options, corpus, train_utterances)
         training_config = _training_config(options)
@@ -180,7 +183,6 @@ def train(options: RunOptions) -> dict:
     # Resume exactly where the checkpoint left off: weights, optimizer moments,
     # dropout seeds, step and data position.
     step, cpu_seconds, init_record = 0, 0.0, ""
-    start_from = resume_from or _init_checkpoint(options.init_from, mode)
     if start_from:
         manifest = checkpoints.restore(start_from, trainer.models,
                                        {"generator_side": trainer.optimizer,
