@@ -45,12 +45,17 @@ def save(directory: str, step: int, models: dict, optimizers: dict, manifest: di
         layout[group] = [[v.path, list(v.shape)] for v in variables]
         for i, v in enumerate(variables):
             arrays[f"{group}/{i:05d}"] = np.asarray(v.numpy())
-    manifest = {**manifest, "step": int(step), "layout": layout}
-    arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
-    path = checkpoint_path(directory, step)
-    fileio.atomic_write(path, lambda tmp: _save_npz_durably(tmp, arrays), suffix=".npz")
+    path = write(checkpoint_path(directory, step), arrays,
+                 {**manifest, "step": int(step), "layout": layout})
     for old in list_checkpoints(directory)[:-keep] if keep else []:
         os.unlink(old)
+    return path
+
+
+def write(path: str, arrays: dict[str, np.ndarray], manifest: dict) -> str:
+    """Writes `arrays` (keyed "<group>/<index>") and the manifest to `path` atomically."""
+    arrays = {**arrays, MANIFEST_KEY: np.frombuffer(json.dumps(manifest).encode(), np.uint8)}
+    fileio.atomic_write(path, lambda tmp: _save_npz_durably(tmp, arrays), suffix=".npz")
     return path
 
 
@@ -81,6 +86,17 @@ def _open(path: str):
             UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {e}") from None
     return data, manifest
+
+
+def read_arrays(path: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Every stored array, keyed "<group>/<index>", and the manifest."""
+    data, manifest = _open(path)
+    with data:
+        try:
+            arrays = {key: data[key] for key in data.files if key != MANIFEST_KEY}
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {e}") from None
+    return arrays, manifest
 
 
 def read_manifest(path: str) -> dict:

@@ -112,6 +112,24 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           seed=options.seed)
 
 
+def build_trainer(model_config: configs.ModelConfig,
+                  training_config: TrainingConfig) -> jets_trainer.JetsTrainer:
+    """The models the mode trains, in a compiled trainer with its optimizers."""
+    mode = training_config.mode
+    acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
+    generator = build.build_generator(model_config) if mode != "acoustic" else None
+    discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None
+    trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
+                                       discriminators)
+    trainer.compile(jets_trainer.make_optimizer(training_config),
+                    jets_trainer.make_optimizer(training_config) if discriminators else None)
+    return trainer
+
+
+def held_out_batches(held_out: list, training_config: TrainingConfig, hop_length: int) -> list:
+    return list(data.fixed_dataset(held_out, training_config.batch_size, hop_length))
+
+
 def _init_checkpoint(init_from: str, mode: str) -> str | None:
     """The checkpoint --init_from names (a file, or a run's newest), checked for mode."""
     if not init_from:
@@ -168,15 +186,7 @@ def train(options: RunOptions) -> dict:
         model_config = _model_config(options, corpus, train_utterances)
         training_config = _training_config(options)
 
-    # The models, the trainer and its optimizers.
-    mode = training_config.mode
-    acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
-    generator = build.build_generator(model_config) if mode != "acoustic" else None
-    discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None
-    trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
-                                       discriminators)
-    trainer.compile(jets_trainer.make_optimizer(training_config),
-                    jets_trainer.make_optimizer(training_config) if discriminators else None)
+    trainer = build_trainer(model_config, training_config)
     print(build.format_quantization_table(
         {name: m for name, m in trainer.models.items() if name != "discriminators"}))
 
@@ -207,11 +217,10 @@ def train(options: RunOptions) -> dict:
                                      model_config.audio.hop_length, training_config.seed,
                                      start_batch=step)
     sample = data.pad_batch(held_out[:2], model_config.audio.hop_length)
-    held_out_batches = list(data.fixed_dataset(held_out, training_config.batch_size,
-                                               model_config.audio.hop_length))
     clock = callbacks.CpuClock(cpu_seconds)
     held_out_eval = callbacks.HeldOutEvaluation(
-        trainer, held_out_batches, options.eval_every or options.checkpoint_every,
+        trainer, held_out_batches(held_out, training_config, model_config.audio.hop_length),
+        options.eval_every or options.checkpoint_every,
         os.path.join(options.output_dir, "held_out.jsonl"), clock, step)
     checkpointer = callbacks.PeriodicCheckpoint(trainer, ckpt_dir, options.checkpoint_every,
                                                 manifest, clock=clock)
