@@ -2,12 +2,17 @@
 
 import os
 import secrets
+import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One numba cache per pytest-xdist worker: workers compiling librosa's pYIN
+# kernels into a shared cache at once can crash on it (numba issue 10128).
+os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+    tempfile.gettempdir(), f"bittts-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 
 settings.register_profile("bittts", deadline=None, max_examples=60, derandomize=False)
 settings.load_profile("bittts")

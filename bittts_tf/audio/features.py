@@ -54,6 +54,15 @@ def pitch(audio: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     return _fit_length(f0, n_frames)
 
 
+def compile_pitch_tracker(cfg: AudioConfig) -> None:
+    """Runs pYIN once, so that librosa's numba kernels are compiled and cached
+    by this process alone. Processes that compile the same guvectorize kernel
+    at once can pair cache files written by different compilers and crash on
+    loading them (numba issue 10128); call this before starting workers."""
+    t = np.arange(4 * cfg.f0_frame_length, dtype=np.float32) / cfg.sample_rate
+    pitch(0.1 * np.sin(2 * np.pi * 2 * cfg.f0_min * t), cfg)
+
+
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     if len(x) >= n:
         return x[:n]

@@ -31,7 +31,12 @@ import time
 import numpy as np
 
 from bittts_tf.audio.config import AudioConfig
-from bittts_tf.audio.features import durations_to_frames, frame_features, phone_average
+from bittts_tf.audio.features import (
+    compile_pitch_tracker,
+    durations_to_frames,
+    frame_features,
+    phone_average,
+)
 from bittts_tf.audio.io import AudioError, load_wav
 from bittts_tf.data.corpus import Utterance
 from bittts_tf.fileio import atomic_write, atomic_write_json, remove_stale_temps
@@ -279,6 +284,7 @@ def _run(tasks: list[dict], num_workers: int | None, progress: bool) -> list[dic
             results.append(extract_utterance(task))
             bar.update(1)
     else:
+        compile_pitch_tracker(AudioConfig.from_dict(tasks[0]["audio_config"]))
         # spawn, not fork: the caller may already have TensorFlow's threads running.
         with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
             for result in pool.imap_unordered(extract_utterance, tasks, chunksize=4):
