@@ -33,11 +33,12 @@ def main(argv):
         raise app.UsageError("give exactly one of --run_dir and --checkpoints")
     paths = (averaging.last_checkpoints(FLAGS.run_dir, FLAGS.last) if FLAGS.run_dir
              else FLAGS.checkpoints)
-    paths = sorted(paths, key=lambda p: checkpoints.read_manifest(p)["step"])
+    steps = {path: checkpoints.read_manifest(path)["step"] for path in paths}
+    paths = sorted(paths, key=steps.get)
 
     output = averaging.write_average(paths, FLAGS.output)
     print(f"averaged {len(paths)} checkpoints (steps "
-          f"{', '.join(str(checkpoints.read_manifest(p)['step']) for p in paths)}) into {output}")
+          f"{', '.join(str(steps[p]) for p in paths)}) into {output}")
     if not FLAGS.corpus:
         return
 

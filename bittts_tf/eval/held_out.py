@@ -36,6 +36,5 @@ class HeldOutEvaluator:
         if manifest["model_config"] != self.stored_model_config:
             raise checkpoints.CheckpointError(f"{checkpoint} holds another model config than "
                                               "the checkpoint this evaluator was built for")
-        checkpoints.restore(checkpoint, {name: model for name, model in
-                                         self.trainer.models.items()})
+        checkpoints.restore(checkpoint, self.trainer.models)
         return callbacks.evaluate_held_out(self.trainer, self.batches)

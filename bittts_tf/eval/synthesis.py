@@ -19,11 +19,10 @@ from bittts_tf.training import checkpoints
 def resolve(path: str) -> str:
     """A checkpoint file, or a run / checkpoints directory (its newest checkpoint)."""
     if os.path.isdir(path):
-        for directory in (os.path.join(path, "checkpoints"), path):
-            found = checkpoints.latest(directory)
-            if found:
-                return found
-        raise checkpoints.CheckpointError(f"no checkpoint in {path}")
+        found = checkpoints.of_run(path)
+        if not found:
+            raise checkpoints.CheckpointError(f"no checkpoint in {path}")
+        return found[-1]
     return path
 
 

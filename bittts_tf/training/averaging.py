@@ -34,8 +34,8 @@ def average(paths: list[str]) -> tuple[dict[str, np.ndarray], dict]:
     if len(paths) < 2:
         raise ValueError(f"averaging needs at least two checkpoints, got {len(paths)}")
     loaded = [checkpoints.read_arrays(path) for path in paths]
-    newest_path = max(zip(paths, loaded), key=lambda item: item[1][1]["step"])[0]
-    arrays, manifest = loaded[paths.index(newest_path)]
+    newest = max(range(len(paths)), key=lambda i: loaded[i][1]["step"])
+    newest_path, (arrays, manifest) = paths[newest], loaded[newest]
     reference = _model_layout(manifest)
     for path, (_, other) in zip(paths, loaded):
         if _model_layout(other) != reference or other["model_config"] != manifest["model_config"]:
@@ -60,14 +60,13 @@ def average(paths: list[str]) -> tuple[dict[str, np.ndarray], dict]:
 
 def last_checkpoints(directory: str, count: int) -> list[str]:
     """The `count` newest checkpoints of a run (or checkpoints) directory, oldest first."""
-    for candidate in (os.path.join(directory, "checkpoints"), directory):
-        found = checkpoints.list_checkpoints(candidate)
-        if found:
-            if len(found) < count:
-                raise ValueError(f"{candidate} holds {len(found)} checkpoints, "
-                                 f"fewer than the {count} asked for")
-            return found[-count:]
-    raise checkpoints.CheckpointError(f"no checkpoint in {directory}")
+    found = checkpoints.of_run(directory)
+    if not found:
+        raise checkpoints.CheckpointError(f"no checkpoint in {directory}")
+    if len(found) < count:
+        raise ValueError(f"{directory} holds {len(found)} checkpoints, "
+                         f"fewer than the {count} asked for")
+    return found[-count:]
 
 
 def write_average(paths: list[str], output: str) -> str:

@@ -71,6 +71,13 @@ def list_checkpoints(directory: str) -> list[str]:
     return sorted(paths, key=lambda p: int(_NAME.search(p).group(1)))
 
 
+def of_run(directory: str) -> list[str]:
+    """The checkpoints of a run directory (in its checkpoints/ folder) or of a
+    checkpoints directory, oldest first; empty when it holds none."""
+    return (list_checkpoints(os.path.join(directory, "checkpoints"))
+            or list_checkpoints(directory))
+
+
 def latest(directory: str) -> str | None:
     paths = list_checkpoints(directory)
     return paths[-1] if paths else None

@@ -136,10 +136,10 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
         return None
     path = init_from
     if os.path.isdir(init_from):
-        path = checkpoints.latest(os.path.join(init_from, "checkpoints")) or checkpoints.latest(
-            init_from)
-        if path is None:
+        found = checkpoints.of_run(init_from)
+        if not found:
             raise checkpoints.CheckpointError(f"--init_from={init_from} holds no checkpoint")
+        path = found[-1]
     _require_mode(f"--init_from={path}", checkpoints.read_manifest(path)["training_config"]["mode"],
                   mode)
     return path
