@@ -1,7 +1,7 @@
 """Objective speech metrics: mel cepstral distortion (here), PESQ and STOI
-(`pesq`, `pystoi` packages), and word error rate with pocketsphinx's built-in
-English model (a weak recognizer: compare systems with each other and with
-the original recordings, never with published WERs).
+(`pesq`, `pystoi` packages), and word and character error rates with
+pocketsphinx's built-in English model (a weak recognizer: compare systems
+with each other and with the original recordings, never with published WERs).
 
 The reference and the test signal are assumed time-aligned and of equal
 length, which holds when both come from the same ground-truth durations or
@@ -110,6 +110,24 @@ def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
     errors = sum(word_errors(normalize_words(h), normalize_words(r))
                  for h, r in zip(hypotheses, references))
     return errors / max(1, sum(len(normalize_words(r)) for r in references))
+
+
+def normalize_characters(text: str) -> str:
+    """Lower-case ASCII letters and digits with single spaces between words: the
+    string CER counts. Apostrophes join ("don't" -> "dont") so a recognizer's
+    spelling of a contraction is not two words; other punctuation separates."""
+    text = text.replace("'", "")
+    kept = "".join(c.lower() if c.isascii() and c.isalnum() else " " for c in text)
+    return " ".join(kept.split())
+
+
+def character_error_rate(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus CER: total character edits over total reference characters
+    (spaces included, so a wrong word boundary costs one)."""
+    pairs = [(normalize_characters(h), normalize_characters(r))
+             for h, r in zip(hypotheses, references)]
+    errors = sum(word_errors(list(h), list(r)) for h, r in pairs)
+    return errors / max(1, sum(len(r) for _, r in pairs))
 
 
 class Recognizer:
