@@ -50,6 +50,12 @@ flags.DEFINE_integer("binarization_start_step", _DEFAULTS.binarization_start_ste
 flags.DEFINE_enum("forward_sum", _DEFAULTS.forward_sum, FORWARD_SUMS,
                   "Alignment likelihood: ctc (with a blank, as RAD-TTS and JETS) or monotonic "
                   "(every frame belongs to a phone).")
+flags.DEFINE_float("stft_loss_weight", _DEFAULTS.stft_loss_weight,
+                   "Weight of the multi-resolution STFT loss on the vocoder's waveform (0: off, as "
+                   "HiFi-GAN; 9 for the frame-rate vocoder of the tiny config).")
+flags.DEFINE_integer("generator_warmup_steps", _DEFAULTS.generator_warmup_steps,
+                     "Steps of vocoder training on the spectral losses alone before the "
+                     "discriminators start (0: adversarial from the start).")
 flags.DEFINE_integer("scalar_every", _DEFAULTS.scalar_every, "Steps between TensorBoard scalar logs.")
 flags.DEFINE_integer("media_every", _DEFAULTS.media_every, "Steps between TensorBoard mel images and audio.")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
@@ -80,7 +86,8 @@ def main(argv):
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
-        "binarization_start_step", "forward_sum", "scalar_every", "media_every", "eval_every",
+        "binarization_start_step", "forward_sum", "stft_loss_weight",
+        "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed", "init_from")},
         acoustic_overrides=acoustic_overrides)
     result = run.train(options)

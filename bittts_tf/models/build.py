@@ -11,6 +11,7 @@ import numpy as np
 from bittts_tf.models.acoustic import AcousticModel
 from bittts_tf.models.configs import ModelConfig
 from bittts_tf.models.discriminators import Discriminators
+from bittts_tf.models.frame_vocoder import FrameVocoder
 from bittts_tf.models.vocoder import HiFiGANGenerator
 from bittts_tf.quant import quantized_layers
 
@@ -34,11 +35,13 @@ def build_acoustic(config: ModelConfig) -> AcousticModel:
     return model
 
 
-def build_generator(config: ModelConfig) -> HiFiGANGenerator:
-    model = HiFiGANGenerator(dataclasses.asdict(config.vocoder), n_mels=config.audio.n_mels,
-                             weight_bits=config.vocoder_bits,
-                             quantize_activations=config.quantize_activations and
-                             config.vocoder_bits != 32, name="generator")
+def build_generator(config: ModelConfig) -> HiFiGANGenerator | FrameVocoder:
+    """The vocoder the config names: HiFi-GAN or the frame-rate vocoder."""
+    kind = FrameVocoder if config.vocoder.kind == "frame" else HiFiGANGenerator
+    model = kind(dataclasses.asdict(config.vocoder), n_mels=config.audio.n_mels,
+                 weight_bits=config.vocoder_bits,
+                 quantize_activations=config.quantize_activations and config.vocoder_bits != 32,
+                 name="generator")
     model(np.zeros((1, 2, config.audio.n_mels), np.float32))
     return model
 

@@ -26,6 +26,12 @@ class TrainingConfig:
     lr_decay_steps: int = 100
     segment_frames: int = 32
     mel_weight: float = 45.0
+    # Multi-resolution STFT loss (0: off, as HiFi-GAN). The frame-rate
+    # vocoder's recipe: 9, i.e. one fifth of the mel weight (NOTES section 7).
+    stft_loss_weight: float = 0.0
+    # Steps of generator-only training on the spectral losses before the
+    # discriminators start (0: adversarial from the first step, as HiFi-GAN).
+    generator_warmup_steps: int = 0
     feature_matching_weight: float = 2.0
     adversarial_weight: float = 1.0
     acoustic_mel_weight: float = 1.0

@@ -115,6 +115,12 @@ class JetsTrainer(keras.Model):
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
+    def _generator_adversarial_losses(self, real, fake):
+        """(feature matching, adversarial) losses of the generator."""
+        _, real_features, fake_scores, fake_features = self._discriminate(real, fake)
+        return (losses_lib.feature_matching_loss(real_features, fake_features),
+                losses_lib.generator_adversarial_loss(fake_scores))
+
     def train_step(self, batch):
         c = self.config
         variables = self.generator_side_variables()
@@ -129,15 +135,21 @@ class JetsTrainer(keras.Model):
                 mels = outputs["mel"] if c.mode == "joint" else batch["mels"]
                 mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
                 fake = self.generator(mel_segment)
-                with tape.stop_recording():
-                    logs["discriminator"] = self._update_discriminators(real, tf.stop_gradient(fake))
-                _, real_features, fake_scores, fake_features = self._discriminate(real, fake)
                 logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
-                logs["feature_matching"] = losses_lib.feature_matching_loss(real_features,
-                                                                            fake_features)
-                logs["adversarial"] = losses_lib.generator_adversarial_loss(fake_scores)
-                total += (c.mel_weight * logs["wave_mel_l1"]
-                          + c.feature_matching_weight * logs["feature_matching"]
+                total += c.mel_weight * logs["wave_mel_l1"]
+                if c.stft_loss_weight:
+                    logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)
+                    total += c.stft_loss_weight * logs["stft"]
+                adversarial = self.step >= c.generator_warmup_steps
+                with tape.stop_recording():
+                    logs["discriminator"] = tf.cond(
+                        adversarial,
+                        lambda: self._update_discriminators(real, tf.stop_gradient(fake)),
+                        lambda: tf.constant(0.0))
+                logs["feature_matching"], logs["adversarial"] = tf.cond(
+                    adversarial, lambda: self._generator_adversarial_losses(real, fake),
+                    lambda: (tf.constant(0.0), tf.constant(0.0)))
+                total += (c.feature_matching_weight * logs["feature_matching"]
                           + c.adversarial_weight * logs["adversarial"])
             logs["loss"] = total
         gradients = tape.gradient(total, variables)
@@ -164,4 +176,6 @@ class JetsTrainer(keras.Model):
             mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
             fake = self.generator(mel_segment)
             logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
+            if self.config.stft_loss_weight:
+                logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)
         return logs

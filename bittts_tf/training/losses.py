@@ -62,3 +62,29 @@ def feature_matching_loss(real_features, fake_features):
     return tf.add_n([tf.reduce_mean(tf.abs(tf.stop_gradient(r) - f))
                      for real, fake in zip(real_features, fake_features)
                      for r, f in zip(real, fake)])
+
+
+# (n_fft, hop) pairs of the multi-resolution STFT loss: 16 ms to 128 ms
+# windows at 16 kHz (Parallel WaveGAN uses three of 512-2048 at 24 kHz).
+STFT_RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512))
+
+
+def stft_magnitude(audio, n_fft: int, hop: int):
+    spectrum = tf.signal.stft(audio, n_fft, hop, fft_length=n_fft,
+                              window_fn=tf.signal.hann_window)
+    return tf.sqrt(tf.square(tf.abs(spectrum)) + 1e-7)
+
+
+def multi_resolution_stft_loss(fake, real, resolutions=STFT_RESOLUTIONS):
+    """Mean over resolutions of spectral convergence + mean |log magnitude
+    difference| (Parallel WaveGAN, Yamamoto et al. 2020)."""
+    total = 0.0
+    for n_fft, hop in resolutions:
+        fake_magnitude = stft_magnitude(fake, n_fft, hop)
+        real_magnitude = stft_magnitude(real, n_fft, hop)
+        convergence = tf.norm(real_magnitude - fake_magnitude) / tf.maximum(
+            tf.norm(real_magnitude), 1e-7)
+        log_distance = tf.reduce_mean(tf.abs(tf.math.log(real_magnitude)
+                                             - tf.math.log(fake_magnitude)))
+        total += convergence + log_distance
+    return total / len(resolutions)

@@ -35,6 +35,8 @@ class RunOptions:
     use_ground_truth_durations: bool = TrainingConfig.use_ground_truth_durations
     binarization_start_step: int = TrainingConfig.binarization_start_step
     forward_sum: str = TrainingConfig.forward_sum
+    stft_loss_weight: float = TrainingConfig.stft_loss_weight
+    generator_warmup_steps: int = TrainingConfig.generator_warmup_steps
     scalar_every: int = 10
     media_every: int = 500
     eval_every: int = 0          # 0: at every checkpoint
@@ -109,6 +111,8 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           use_ground_truth_durations=options.use_ground_truth_durations,
                           binarization_start_step=options.binarization_start_step,
                           forward_sum=options.forward_sum,
+                          stft_loss_weight=options.stft_loss_weight,
+                          generator_warmup_steps=options.generator_warmup_steps,
                           seed=options.seed)
 
 
