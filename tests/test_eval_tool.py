@@ -1,0 +1,141 @@
+"""tools/evaluate.py end to end, with a stand-in runtime that speaks with
+festival (so the model's rows must equal festival's), and its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join(REPO, "tools", "evaluate.py")
+
+# The interface bittts_tf.runtime provides, answered by festival's slt voice
+# resampled to the model rate: a "model" whose ceiling is exactly festival.
+STAND_IN_RUNTIME = textwrap.dedent('''
+    import dataclasses
+    import os
+
+    import numpy as np
+
+    from bittts_tf.audio.config import AudioConfig
+    from bittts_tf.audio.features import log_mel
+    from bittts_tf.audio.io import resample
+    from bittts_tf.data import festival
+    from bittts_tf.text.normalize import normalize_text
+
+
+    class ModelFolderError(ValueError):
+        pass
+
+
+    @dataclasses.dataclass
+    class Result:
+        audio: np.ndarray
+        mel: np.ndarray
+        sample_rate: int
+
+
+    class TextToSpeech:
+        def __init__(self, model_dir):
+            if not os.path.isfile(os.path.join(model_dir, "model.tflite")):
+                raise ModelFolderError(f"{model_dir}: no model.tflite")
+            self.audio_config = AudioConfig()
+
+        def synthesize(self, text):
+            [spoken], _ = festival.synthesize_batch([("x", normalize_text(text))], "slt")
+            rate = self.audio_config.sample_rate
+            audio = resample(spoken.audio, spoken.sample_rate, rate)
+            return Result(audio, log_mel(audio, self.audio_config), rate)
+''')
+
+LAUNCH = textwrap.dedent('''
+    import runpy, sys
+    import stand_in_runtime
+    sys.modules["bittts_tf.runtime"] = stand_in_runtime
+    sys.argv = [{tool!r}] + sys.argv[1:]
+    runpy.run_path({tool!r}, run_name="__main__")
+''').format(tool=TOOL)
+
+
+def run_tool(tmp_path, *args, stand_in=True):
+    env = dict(os.environ)
+    if stand_in:
+        (tmp_path / "stand_in_runtime.py").write_text(STAND_IN_RUNTIME)
+        env["PYTHONPATH"] = str(tmp_path)
+        command = [sys.executable, "-c", LAUNCH, *args]
+    else:
+        command = [sys.executable, TOOL, *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def one_line_error(proc, *expected):
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("evaluate: "), proc.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.tflite").write_bytes(b"stand-in")
+    return folder
+
+
+def test_scores_every_system_and_the_stand_in_model_matches_festival(tmp_path, model_dir):
+    output, audio_dir = tmp_path / "out" / "eval.json", tmp_path / "wavs"
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}",
+                    f"--audio_dir={audio_dir}", "--limit=2")
+    print(proc.stdout, proc.stderr[-2000:])
+    assert proc.returncode == 0
+    report = json.loads(output.read_text())
+    systems = report["systems"]
+    assert sorted(systems) == sorted(["model", "griffin_lim", "festival", "festival_griffin_lim"])
+    for name, result in systems.items():
+        assert len(result["sentences"]) == 2
+        assert {"wer", "cer", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"} <= set(result["summary"])
+        assert name in proc.stdout
+        assert sorted(os.listdir(audio_dir / name)) == ["01.wav", "02.wav"]
+    # Same audio, same mel: the pairs must agree sentence by sentence.
+    for a, b in (("model", "festival"), ("griffin_lim", "festival_griffin_lim")):
+        assert [r["heard"] for r in systems[a]["sentences"]] == \
+            [r["heard"] for r in systems[b]["sentences"]]
+        assert systems[a]["summary"]["dnsmos_ovrl"] == \
+            pytest.approx(systems[b]["summary"]["dnsmos_ovrl"], abs=1e-3)
+    assert systems["festival"]["summary"]["wer"] < 0.5
+    assert not [n for n in os.listdir(output.parent) if n.startswith(".tmp-")]
+
+
+def test_a_model_folder_the_runtime_rejects_gets_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(run_tool(tmp_path, f"--model_dir={empty}"), str(empty), "no model.tflite")
+
+
+@pytest.mark.parametrize("stand_in", [True, False])
+def test_a_missing_model_folder_gets_one_line(tmp_path, stand_in):
+    missing = tmp_path / "no_such_model"
+    one_line_error(run_tool(tmp_path, f"--model_dir={missing}", stand_in=stand_in),
+                   str(missing), "no such folder")
+
+
+def test_the_real_runtime_on_an_empty_folder_gets_one_line(tmp_path):
+    # Whatever bittts_tf.runtime is by now (or its absence), no traceback.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(run_tool(tmp_path, f"--model_dir={empty}", "--nodnsmos", stand_in=False))
+
+
+def test_a_bad_sentences_file_or_system_gets_one_line(tmp_path, model_dir):
+    missing = tmp_path / "nope.txt"
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", f"--sentences={missing}"),
+                   str(missing))
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", "--systems=model,opera"),
+                   "opera")
