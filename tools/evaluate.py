@@ -56,6 +56,53 @@ def load_model(model_dir: str):
         fail(f"--model_dir={model_dir}: {e}")
 
 
+class SpokenByModel:
+    """The model's audio and mel of each sentence from one synthesis, shared by
+    the "model" and "griffin_lim" systems instead of running the model twice."""
+
+    def __init__(self, tts):
+        self.tts, self.results, self.cpu_seconds = tts, {}, 0.0
+
+    def _synthesize(self, text):
+        if text not in self.results:
+            start = time.process_time()
+            self.results[text] = self.tts.synthesize(text)
+            self.cpu_seconds += time.process_time() - start
+        return self.results[text]
+
+    def audio(self, text):
+        result = self._synthesize(text)
+        if result.sample_rate != self.tts.audio_config.sample_rate:
+            raise ValueError(f"audio at {result.sample_rate} Hz from a model configured for "
+                             f"{self.tts.audio_config.sample_rate} Hz")
+        return result.audio
+
+    def mel(self, text):
+        return self._synthesize(text).mel
+
+
+def load_scorers():
+    try:
+        recognizer = metrics.Recognizer()
+        if not FLAGS.dnsmos:
+            return recognizer, None
+        from bittts_tf.eval.dnsmos import DnsMos
+        return recognizer, DnsMos(threads=FLAGS.threads)
+    except metrics.MissingMetricPackage as e:
+        fail(str(e))
+
+
+def festival_systems(sentences, config):
+    from bittts_tf.data.festival import FestivalError
+    try:
+        festival = evaluation.festival_renderer(sentences, config.sample_rate)
+    except FestivalError as e:
+        fail(str(e))
+    return {"festival": festival,
+            "festival_griffin_lim": evaluation.griffin_lim_of(festival, config,
+                                                              FLAGS.griffin_lim_iters)}
+
+
 def main(argv):
     del argv
     unknown = sorted(set(FLAGS.systems) - set(SYSTEMS))
@@ -67,52 +114,23 @@ def main(argv):
         fail(str(e))
     if FLAGS.limit:
         sentences = sentences[:FLAGS.limit]
+    # Found out now, not after every clip has been rendered and scored.
+    for folder in filter(None, (os.path.dirname(os.path.abspath(FLAGS.output)), FLAGS.audio_dir)):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            fail(f"cannot make the folder {folder}: {e.strerror}")
 
     tts = load_model(FLAGS.model_dir)
     config = tts.audio_config
-    try:
-        recognizer = metrics.Recognizer()
-        dnsmos = None
-        if FLAGS.dnsmos:
-            from bittts_tf.eval.dnsmos import DnsMos
-            dnsmos = DnsMos(threads=FLAGS.threads)
-    except metrics.MissingMetricPackage as e:
-        fail(str(e))
+    recognizer, dnsmos = load_scorers()
 
-    # The model's audio and its mel come from one synthesis; both systems that
-    # use them share it instead of running the model twice.
-    synthesized, model_seconds = {}, [0.0]
-
-    def synthesize(text):
-        if text not in synthesized:
-            start = time.process_time()
-            synthesized[text] = tts.synthesize(text)
-            model_seconds[0] += time.process_time() - start
-        return synthesized[text]
-
-    def festival_audio():
-        from bittts_tf.data.festival import FestivalError
-        try:
-            return evaluation.festival_renderer(sentences, config.sample_rate)
-        except FestivalError as e:
-            fail(str(e))
-
-    def model_audio(text):
-        result = synthesize(text)
-        if result.sample_rate != config.sample_rate:
-            raise ValueError(f"audio at {result.sample_rate} Hz from a model configured for "
-                             f"{config.sample_rate} Hz")
-        return result.audio
-
-    renders = {
-        "model": model_audio,
-        "griffin_lim": lambda text: evaluation.griffin_lim(synthesize(text).mel, config,
-                                                           FLAGS.griffin_lim_iters),
-    }
-    if "festival" in FLAGS.systems or "festival_griffin_lim" in FLAGS.systems:
-        renders["festival"] = festival_audio()
-        renders["festival_griffin_lim"] = evaluation.griffin_lim_of(
-            renders["festival"], config, FLAGS.griffin_lim_iters)
+    model = SpokenByModel(tts)
+    renders = {"model": model.audio,
+               "griffin_lim": lambda text: evaluation.griffin_lim(model.mel(text), config,
+                                                                  FLAGS.griffin_lim_iters)}
+    if {"festival", "festival_griffin_lim"} & set(FLAGS.systems):
+        renders.update(festival_systems(sentences, config))
 
     results = []
     for name in [s for s in SYSTEMS if s in FLAGS.systems]:
@@ -125,7 +143,7 @@ def main(argv):
 
     report = {"model_dir": FLAGS.model_dir, "sentences_file": FLAGS.sentences,
               "audio_config": config.to_dict(),
-              "model_cpu_seconds": round(model_seconds[0], 2) if synthesized else None,
+              "model_cpu_seconds": round(model.cpu_seconds, 2) if model.results else None,
               "systems": {r["system"]: r for r in results}}
     fileio.atomic_write_json(FLAGS.output, report)
     print(evaluation.format_table(results))
