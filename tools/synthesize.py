@@ -10,6 +10,7 @@ checkpoint needs --vocoder_checkpoint, else Griffin-Lim stands in.
 
 import os
 
+import numpy as np
 import soundfile
 from absl import app, flags
 
@@ -23,6 +24,9 @@ flags.DEFINE_string("text", None, "The sentence to speak.")
 flags.DEFINE_string("output", "synthesized.wav", "Output wav; the mel PNG goes next to it.")
 flags.DEFINE_float("duration_scale", 1.0, "Multiplies predicted durations (>1 speaks slower).")
 flags.DEFINE_integer("speaker", 0, "Speaker id (multi-speaker models).")
+flags.DEFINE_integer("max_tokens", 64,
+                     "Split the text into segments of at most this many phonemes, as an exported "
+                     "model's text graph does (tools/export_tts.py --max_tokens); 0: one piece.")
 flags.mark_flags_as_required(["checkpoint", "text"])
 
 
@@ -30,8 +34,13 @@ def main(argv):
     del argv
     synthesizer = Synthesizer(FLAGS.checkpoint, FLAGS.vocoder_checkpoint)
     print(f"acoustic model: {synthesizer.checkpoint}; vocoder: {synthesizer.vocoder_source}")
-    mel = synthesizer.mel(FLAGS.text, FLAGS.duration_scale, FLAGS.speaker)
-    audio = synthesizer.waveform(mel)
+    if FLAGS.max_tokens:
+        mels = synthesizer.segment_mels(FLAGS.text, FLAGS.max_tokens, FLAGS.duration_scale,
+                                        FLAGS.speaker)
+    else:
+        mels = [synthesizer.mel(FLAGS.text, FLAGS.duration_scale, FLAGS.speaker)]
+    mel = np.concatenate(mels)
+    audio = np.concatenate([synthesizer.waveform(m) for m in mels])
     soundfile.write(FLAGS.output, audio, synthesizer.config.audio.sample_rate)
     png = os.path.splitext(FLAGS.output)[0] + ".png"
     with open(png, "wb") as f:

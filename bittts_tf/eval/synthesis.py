@@ -53,11 +53,22 @@ class Synthesizer:
             self.vocoder_source = source
 
     def mel(self, text: str, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
-        ids = np.asarray([self.front_end.encode(text)], np.int32)
+        """The mel of `text` in one piece, however long."""
+        return self.mel_of_ids(self.front_end.encode(text), duration_scale, speaker)
+
+    def mel_of_ids(self, ids, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
+        ids = np.asarray([ids], np.int32)
         speakers = np.asarray([speaker], np.int32) if self.config.acoustic.n_speakers > 1 else None
         mel, lengths, _ = self.acoustic.infer(ids, np.asarray([ids.shape[1]], np.int32), speakers,
                                               duration_scale)
         return np.asarray(mel[0, :int(lengths[0])])
+
+    def segment_mels(self, text: str, max_tokens: int, duration_scale: float = 1.0,
+                     speaker: int = 0) -> list[np.ndarray]:
+        """One mel per segment, split as the exported text graph splits `text`."""
+        from bittts_tf.text.segment import segment_ids
+        return [self.mel_of_ids(ids, duration_scale, speaker)
+                for ids in segment_ids(self.front_end, text, max_tokens)]
 
     def waveform(self, mel: np.ndarray) -> np.ndarray:
         if self.generator is not None:

@@ -69,11 +69,21 @@ class AcousticModel(keras.Model):
         return hidden * text_weights, text_weights
 
     def decode(self, hidden, alignment, mel_weights, training=False):
-        frames = length_regulate(hidden, alignment) * mel_weights
-        frames = self.decoder_input(frames) * mel_weights
+        return self.decode_frames(length_regulate(hidden, alignment) * mel_weights, mel_weights,
+                                  training=training)
+
+    def decode_frames(self, frames, mel_weights, training=False):
+        """Length-regulated encoder states [B, T, C] -> mel [B, T, n_mels]; the
+        exported frames graph runs this on chunks (so every conv input is masked)."""
+        frames = self.decoder_input(frames * mel_weights) * mel_weights
         frames = self.decoder(frames, mel_weights, training=training)
         mel = self.mel_projection(frames) * self.config["mel_std"] + self.config["mel_mean"]
         return mel * mel_weights
+
+    def decoder_context(self) -> int:
+        """Frames on each side of a frame that reach its mel (the decoder's
+        "same"-padded convs; decoder_input has kernel 1)."""
+        return self.config["decoder_blocks"] * ((self.config["decoder_kernel"] - 1) // 2)
 
     def standardize_targets(self, f0, energy):
         """(standardized log-F0, voiced flags, standardized energy), frame level."""

@@ -36,7 +36,13 @@ def sigmoid_gelu(x):
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ConvNeXtBlock(keras.layers.Layer):
     """depthwise conv -> LayerNorm -> pointwise expand -> GELU -> pointwise
-    project -> layer scale, with a residual connection."""
+    project, with a residual connection.
+
+    Vocos multiplies the projection by a learned per-channel layer scale
+    (initialized at 1/8) so that deep stacks start near the identity. The
+    TFLite converter folds such a multiply into the projection's filter,
+    which is then no longer ternary; here the projection's initial weights are
+    scaled instead (a ternary kernel's scale, mean |W|, follows them)."""
 
     def __init__(self, channels, hidden_channels, kernel_size=7, layer_scale=0.1,
                  weight_bits=FLOAT_BITS, quantize_activations=False, **kwargs):
@@ -51,18 +57,15 @@ class ConvNeXtBlock(keras.layers.Layer):
         self.depthwise = keras.layers.DepthwiseConv1D(kernel_size, padding="same", name="depthwise")
         self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
         self.expand = QuantConv1D(hidden_channels, 1, name="expand", **q)
-        self.project = QuantConv1D(channels, 1, name="project", **q)
-
-    def build(self, input_shape):
-        self.layer_scale = self.add_weight(
-            shape=(self.channels,), name="layer_scale",
-            initializer=keras.initializers.Constant(self.layer_scale_init))
-        super().build(input_shape)
+        self.project = QuantConv1D(
+            channels, 1, name="project",
+            kernel_initializer=keras.initializers.VarianceScaling(
+                layer_scale**2, mode="fan_avg", distribution="uniform"), **q)
 
     def call(self, x, mask):
         y = self.norm(self.depthwise(x * mask))
         y = self.project(sigmoid_gelu(self.expand(y)))
-        return (x + y * self.layer_scale) * mask
+        return (x + y) * mask
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,

@@ -1,0 +1,241 @@
+"""A trained TTS -> two TFLite graphs with fixed shapes, the ones a
+microcontroller runs:
+
+- the *text* graph: phoneme ids padded to `max_tokens`, their count (and the
+  speaker) -> encoder states with the pitch and energy embeddings added, and
+  the predicted log-durations;
+- the *frames* graph: `left + chunk + right` length-regulated encoder frames
+  and their mask -> the chunk's waveform samples and mel frames (acoustic
+  decoder + vocoder in one graph: both run on every chunk, and one graph
+  keeps one set of context frames instead of two).
+
+Length regulation happens between the two, outside the graphs (numpy in
+bittts_tf.runtime, C in the firmware). The context sizes come from
+`frames_context`, computed from the architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from bittts_tf.export import converter as converter_lib
+from bittts_tf.models.frame_vocoder import FrameVocoder, receptive_field
+
+TEXT_GRAPH = "text"
+FRAMES_GRAPH = "frames"
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphShapes:
+    max_tokens: int
+    chunk_frames: int
+    left_context: int
+    right_context: int
+    hop_length: int
+
+    @property
+    def window_frames(self) -> int:
+        return self.left_context + self.chunk_frames + self.right_context
+
+
+def frames_context(acoustic, vocoder) -> tuple[int, int]:
+    """(left, right) frames outside a chunk that reach the chunk's samples:
+    the decoder's reach plus the vocoder's."""
+    if not isinstance(vocoder, FrameVocoder):
+        raise ExportError(f"the frames graph needs the frame-rate vocoder; {type(vocoder).__name__} "
+                          "runs at the sample rate and is not exported")
+    decoder = acoustic.decoder_context()
+    left, right = receptive_field(vocoder.config)
+    return decoder + left, decoder + right
+
+
+def graph_shapes(acoustic, vocoder, max_tokens: int, chunk_frames: int) -> GraphShapes:
+    if max_tokens < 3:
+        raise ExportError(f"max_tokens={max_tokens}: a text graph needs room for a word and two pauses")
+    if chunk_frames < 1:
+        raise ExportError(f"chunk_frames={chunk_frames} must be at least 1")
+    left, right = frames_context(acoustic, vocoder)
+    return GraphShapes(max_tokens, chunk_frames, left, right, vocoder.config["hop_length"])
+
+
+class _LayerGroup(keras.layers.Layer):
+    """The layers one graph uses: the converter packs exactly their ternary kernels."""
+
+    def __init__(self, layers, **kwargs):
+        super().__init__(**kwargs)
+        self.members = list(layers)
+
+
+def text_function(acoustic, shapes: GraphShapes):
+    multi_speaker = acoustic.speaker_embedding is not None
+    signature = [tf.TensorSpec([1, shapes.max_tokens], tf.int32, name="phonemes"),
+                 tf.TensorSpec([1], tf.int32, name="length")]
+    if multi_speaker:
+        signature.append(tf.TensorSpec([1], tf.int32, name="speaker"))
+
+    @tf.function(input_signature=signature)
+    def text(phonemes, length, speaker=None):
+        hidden, text_weights = acoustic.encode(phonemes, length, speaker)
+        hidden, predictions = acoustic.variance_adaptor(hidden, text_weights)
+        return {"hidden": hidden, "log_duration": predictions["log_duration"]}
+
+    layers = [acoustic.phone_embedding, acoustic.encoder, acoustic.variance_adaptor]
+    if multi_speaker:
+        layers.append(acoustic.speaker_embedding)
+    return text, _LayerGroup(layers)
+
+
+def frames_function(acoustic, vocoder, shapes: GraphShapes):
+    channels = acoustic.config["encoder_channels"]
+    window = shapes.window_frames
+    start, stop = shapes.left_context, shapes.left_context + shapes.chunk_frames
+    hop = shapes.hop_length
+
+    @tf.function(input_signature=[tf.TensorSpec([1, window, channels], tf.float32, name="frames"),
+                                  tf.TensorSpec([1, window, 1], tf.float32, name="mask")])
+    def frames(regulated, mask):
+        mel = acoustic.decode_frames(regulated, mask)
+        audio = vocoder(mel, mask)
+        return {"audio": audio[:, start * hop:stop * hop], "mel": mel[:, start:stop]}
+
+    layers = [acoustic.decoder_input, acoustic.decoder, acoustic.mel_projection, vocoder]
+    return frames, _LayerGroup(layers)
+
+
+def convert_function(function, trackable) -> bytes:
+    """Plain TFLite conversion of a tf.function with a fixed signature."""
+    with converter_lib._captured_output():
+        # Frozen weights: the quantized kernels fold into constants, which the
+        # packer replaces; resource variables would keep them float and live.
+        frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
+        return bytes(converter.convert())
+
+
+@dataclasses.dataclass
+class ConvertedGraph:
+    name: str
+    packed: bytes             # ternary kernels packed, BitTTSTernaryDecode in the graph
+    float32: bytes            # the same graph, every weight float32 (the size baseline)
+    tensors: list             # converter.TensorReport rows of the packed graph
+
+
+def convert_graph(name: str, make_function) -> ConvertedGraph:
+    """`make_function()` -> (tf.function, layer group); called twice, since a
+    traced function keeps the weights it was traced with."""
+    function, layers = make_function()
+    folded = convert_function(function, layers)
+    has_ternary = any(getattr(layer, "is_ternary", False)
+                      for layer in converter_lib.qlayers.quantized_layers(layers))
+    if has_ternary:
+        packed, reports = converter_lib.pack_ternary_weights(layers, folded)
+        reports = reports + converter_lib.float_tensor_reports(packed)
+    else:
+        packed, reports = folded, converter_lib.float_tensor_reports(folded)
+    with _float_weights(layers):
+        baseline = convert_function(*make_function())
+    return ConvertedGraph(name, packed, baseline, reports)
+
+
+class _float_weights:
+    """Within the block, every QAT layer of `layers` runs with float weights
+    (the float32 conversion of the same architecture)."""
+
+    def __init__(self, layers):
+        self.layers = converter_lib.qlayers.quantized_layers(layers)
+
+    def __enter__(self):
+        self.saved = [layer.weight_bits for layer in self.layers]
+        for layer in self.layers:
+            layer.weight_bits = 32
+        return self
+
+    def __exit__(self, *exc):
+        for layer, bits in zip(self.layers, self.saved):
+            layer.weight_bits = bits
+        return False
+
+
+def export_graphs(acoustic, vocoder, shapes: GraphShapes) -> dict[str, ConvertedGraph]:
+    return {TEXT_GRAPH: convert_graph(TEXT_GRAPH, lambda: text_function(acoustic, shapes)),
+            FRAMES_GRAPH: convert_graph(FRAMES_GRAPH,
+                                        lambda: frames_function(acoustic, vocoder, shapes))}
+
+
+def size_summary(graph: ConvertedGraph) -> dict:
+    ternary = [t for t in graph.tensors if t.format == "ternary-indexed"]
+    weights = sum(t.weights for t in ternary)
+    stored = sum(t.stored_bytes for t in ternary)
+    return {"bytes": len(graph.packed), "float32_bytes": len(graph.float32),
+            "ratio_vs_float32": round(len(graph.packed) / len(graph.float32), 4),
+            "ternary_tensors": len(ternary), "ternary_weights": weights,
+            "ternary_stored_bytes": stored,
+            "bits_per_ternary_weight": round(8.0 * stored / weights, 4) if weights else None,
+            "float32_weights": sum(t.weights for t in graph.tensors if t.format == "float32")}
+
+
+
+# Caps of length regulation: a phoneme held over 1.2 s, or a segment over
+# 24 s (16 kHz, hop 256), is a duration predictor gone wrong, not speech.
+MAX_FRAMES_PER_TOKEN = 75
+MAX_FRAMES_PER_SEGMENT = 1500
+
+
+def manifest(model_config, front_end, shapes: GraphShapes, graphs: dict[str, bytes],
+             source: dict) -> dict:
+    from bittts_tf.runtime import model_folder
+    return {
+        "format": model_folder.FORMAT_NAME,
+        "format_version": model_folder.FORMAT_VERSION,
+        "audio": model_config.audio.to_dict(),
+        "front_end": front_end.to_dict(),
+        "speakers": int(model_config.acoustic.n_speakers),
+        "shapes": {**dataclasses.asdict(shapes),
+                   "encoder_channels": int(model_config.acoustic.encoder_channels),
+                   "n_mels": int(model_config.audio.n_mels),
+                   "max_frames_per_token": MAX_FRAMES_PER_TOKEN,
+                   "max_frames_per_segment": MAX_FRAMES_PER_SEGMENT},
+        "graphs": {key: {"file": key + ".tflite", "bytes": len(data),
+                         "sha256": model_folder.sha256(data)} for key, data in graphs.items()},
+        "model_config": model_config.to_dict(),
+        "source": source,
+    }
+
+
+def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes]) -> dict:
+    per_graph = {name: size_summary(graph) for name, graph in converted.items()}
+    ternary_weights = sum(g["ternary_weights"] for g in per_graph.values())
+    ternary_bytes = sum(g["ternary_stored_bytes"] for g in per_graph.values())
+    packed = sum(len(g.packed) for g in converted.values())
+    float32 = sum(len(g.float32) for g in converted.values())
+    return {"graphs": per_graph,
+            "total": {"packed_graph_bytes": packed, "float32_graph_bytes": float32,
+                      "ratio_vs_float32": round(packed / float32, 4),
+                      "model_folder_graph_bytes": sum(len(d) for d in files.values()),
+                      "ternary_weights": ternary_weights, "ternary_stored_bytes": ternary_bytes,
+                      "bits_per_ternary_weight": (round(8.0 * ternary_bytes / ternary_weights, 4)
+                                                  if ternary_weights else None)}}
+
+
+def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end,
+                        max_tokens: int, chunk_frames: int, source: dict) -> dict:
+    """Converts both graphs and writes the model folder; returns the size report."""
+    from bittts_tf.runtime import model_folder
+    shapes = graph_shapes(acoustic, vocoder, max_tokens, chunk_frames)
+    converted = export_graphs(acoustic, vocoder, shapes)
+    files = {model_folder.graph_file(name, "packed"): graph.packed
+             for name, graph in converted.items()}
+    report = size_report(converted, files)
+    graphs = {name: graph.packed for name, graph in converted.items()}
+    model_folder.write(out_dir, manifest(model_config, front_end, shapes, graphs, source), files,
+                       {model_folder.SIZE_REPORT: report})
+    return report

@@ -1,0 +1,128 @@
+"""The exported model folder: what tools/export_tts.py writes and
+bittts_tf.runtime (and tools/firmware.py) read. No TensorFlow here.
+
+    manifest.json      format, version, audio config, front end, graph shapes,
+                       speakers, and every graph file with its size and SHA-256
+    text.tflite        phonemes -> encoder states, log-durations (ternary packed)
+    frames.tflite      chunk of regulated frames -> samples, mel (ternary packed)
+    *.int8.tflite      the integer variants (optional)
+    size_report.json   per graph and in total, next to float32
+
+Every file is checked against the manifest on load, so a truncated or
+corrupt file is refused by name before an interpreter sees it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from bittts_tf import fileio
+
+FORMAT_NAME = "bittts-tts-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SIZE_REPORT = "size_report.json"
+# Graph roles and their variants: "packed" keeps the ternary kernels packed
+# with BitTTSTernaryDecode in the graph; "int8" has int8 activations too.
+GRAPHS = ("text", "frames")
+VARIANTS = ("packed", "int8")
+
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot be used; the message names the file."""
+
+
+def graph_key(graph: str, variant: str) -> str:
+    return graph if variant == "packed" else f"{graph}.{variant}"
+
+
+def graph_file(graph: str, variant: str) -> str:
+    return graph_key(graph, variant) + ".tflite"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclasses.dataclass
+class ModelFolder:
+    path: str
+    manifest: dict
+
+    @property
+    def shapes(self) -> dict:
+        return self.manifest["shapes"]
+
+    @property
+    def variants(self) -> list[str]:
+        return [v for v in VARIANTS if all(graph_key(g, v) in self.manifest["graphs"] for g in GRAPHS)]
+
+    def read_graph(self, graph: str, variant: str = "packed") -> bytes:
+        key = graph_key(graph, variant)
+        entry = self.manifest["graphs"].get(key)
+        if entry is None:
+            raise ModelFolderError(f"{self.path}: the model has no {variant} {graph} graph "
+                                   f"(variants: {', '.join(self.variants) or 'none'})")
+        path = os.path.join(self.path, entry["file"])
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ModelFolderError(f"{path}: cannot read the {graph} graph ({e.strerror})") from None
+        if len(data) != entry["bytes"]:
+            raise ModelFolderError(f"{path}: {len(data)} bytes, the manifest says {entry['bytes']} "
+                                   "(truncated or replaced)")
+        if sha256(data) != entry["sha256"]:
+            raise ModelFolderError(f"{path}: contents differ from the manifest's SHA-256 (corrupt)")
+        return data
+
+
+_REQUIRED = ("format", "format_version", "audio", "front_end", "speakers", "shapes", "graphs")
+_SHAPES = ("max_tokens", "chunk_frames", "left_context", "right_context", "hop_length",
+           "encoder_channels", "n_mels", "max_frames_per_token", "max_frames_per_segment")
+
+
+def load(path: str) -> ModelFolder:
+    """Reads and checks a model folder's manifest (graphs are checked when read)."""
+    if not os.path.isdir(path):
+        raise ModelFolderError(f"{path}: not a model folder (no such directory)")
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise ModelFolderError(f"{manifest_path}: missing; export a model with "
+                               "tools/export_tts.py") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFolderError(f"{manifest_path}: not a readable JSON manifest ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ModelFolderError(f"{manifest_path}: not a {FORMAT_NAME} manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFolderError(f"{manifest_path}: format version {version!r} is newer than this "
+                               f"runtime's {FORMAT_VERSION}; update bittts_tf")
+    missing = [k for k in _REQUIRED if k not in manifest]
+    missing += [f"shapes.{k}" for k in _SHAPES if k not in manifest.get("shapes", {})]
+    if missing:
+        raise ModelFolderError(f"{manifest_path}: missing fields {missing}")
+    for graph in GRAPHS:
+        if graph not in manifest["graphs"]:
+            raise ModelFolderError(f"{manifest_path}: no {graph} graph listed")
+    return ModelFolder(path, manifest)
+
+
+def write(path: str, manifest: dict, files: dict[str, bytes], extra_json: dict | None = None) -> None:
+    """Writes the files, then the manifest (with each file's size and hash)
+    last and atomically: a folder with a manifest is complete."""
+    os.makedirs(path, exist_ok=True)
+    # An old manifest would vouch for files half replaced by this export.
+    if os.path.exists(os.path.join(path, MANIFEST)):
+        os.remove(os.path.join(path, MANIFEST))
+    for name, data in files.items():
+        fileio.atomic_write_bytes(os.path.join(path, name), data)
+    for name, value in (extra_json or {}).items():
+        fileio.atomic_write_json(os.path.join(path, name), value)
+    fileio.atomic_write_json(os.path.join(path, MANIFEST), manifest)

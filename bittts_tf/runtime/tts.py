@@ -1,0 +1,205 @@
+"""Text -> speech through an exported model folder with LiteRT: front end ->
+text graph -> length regulation (numpy) -> frames graph, chunk by chunk.
+
+No TensorFlow is imported (a test checks), so a process that only speaks
+starts in about a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Iterator
+
+import numpy as np
+
+from bittts_tf.audio.config import AudioConfig
+from bittts_tf.runtime import model_folder as folder_lib
+from bittts_tf.runtime.decode_at_load import decode_at_load
+from bittts_tf.text.g2p import FrontEnd
+from bittts_tf.text.normalize import TextError
+from bittts_tf.text.segment import segment_ids
+
+# Where the ternary weights are decoded: "load" once into constants (fast on
+# a desktop: XNNPACK takes the whole graph), "graph" by BitTTSTernaryDecode at
+# every invoke (as on a microcontroller).
+DECODE_MODES = ("load", "graph")
+
+
+class SynthesisError(ValueError):
+    """Bad input to synthesis (unknown speaker, bad duration scale)."""
+
+
+@dataclasses.dataclass
+class Synthesis:
+    audio: np.ndarray            # float32 [n_samples]
+    mel: np.ndarray              # float32 [n_frames, n_mels], natural-log mel
+    sample_rate: int
+    segments: list[list[int]]    # phoneme ids of each segment
+    durations: list[np.ndarray]  # frames per phoneme of each segment
+    notes: list[str]             # caps that bit, said plainly
+    time_to_first_audio: float   # seconds from the call to the first chunk
+    seconds: float               # wall time of the whole synthesis
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.seconds / max(len(self.audio) / self.sample_rate, 1e-9)
+
+
+def regulate_durations(log_durations: np.ndarray, length: int, scale: float,
+                       max_per_token: int, max_total: int) -> tuple[np.ndarray, list[str]]:
+    """Frames per token: round(scale * (exp(d) - 1)), at least 1, as the
+    acoustic model's `durations_from_log`; then the caps."""
+    frames = np.round(np.float32(scale) * (np.exp(log_durations[:length].astype(np.float32))
+                                           - np.float32(1.0)))
+    durations = np.maximum(frames, 1.0).astype(np.int64)
+    notes = []
+    if durations.max() > max_per_token:
+        notes.append(f"{int((durations > max_per_token).sum())} phoneme(s) predicted longer than "
+                     f"{max_per_token} frames were shortened to it")
+        durations = np.minimum(durations, max_per_token)
+    if durations.sum() > max_total:
+        total = int(durations.sum())
+        durations = np.maximum(np.floor(durations * (max_total / total)), 1).astype(np.int64)
+        notes.append(f"a segment of {total} frames was sped up to {int(durations.sum())} "
+                     f"(the cap is {max_total} frames)")
+    return durations, notes
+
+
+def regulate(hidden: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """Encoder states [n_tokens, C] -> one row per frame [sum(durations), C]."""
+    return hidden[np.repeat(np.arange(len(durations)), durations)]
+
+
+class _Graph:
+    """One interpreter with fixed-shape inputs, addressed by tensor name."""
+
+    def __init__(self, model: bytes, decode: str, num_threads: int):
+        if decode == "load":
+            from ai_edge_litert.interpreter import Interpreter
+            self.interpreter = Interpreter(model_content=decode_at_load(model),
+                                           num_threads=num_threads)
+        else:
+            from bittts_tf.export.runtime import make_interpreter
+            self.interpreter = make_interpreter(model, num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self.inputs = {self._name(d): d for d in self.interpreter.get_input_details()}
+        self.outputs = {self._name(d): d for d in self.interpreter.get_output_details()}
+
+    @staticmethod
+    def _name(detail) -> str:
+        # Signature inputs are named "serving_default_<name>:0"; outputs
+        # "StatefulPartitionedCall:<i>", in the signature's sorted key order.
+        name = detail["name"]
+        if name.startswith("serving_default_"):
+            name = name[len("serving_default_"):]
+        return name.split(":")[0]
+
+    def run(self, **inputs) -> list[np.ndarray]:
+        for name, value in inputs.items():
+            detail = self.inputs[name]
+            self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(d["index"])
+                for d in sorted(self.outputs.values(), key=lambda d: d["name"])]
+
+
+class TextToSpeech:
+    def __init__(self, model_dir: str, variant: str = "packed", decode: str = "load",
+                 num_threads: int = 1):
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {DECODE_MODES}, got {decode!r}")
+        self.folder = folder_lib.load(model_dir)
+        manifest = self.folder.manifest
+        try:
+            self.audio_config = AudioConfig.from_dict(manifest["audio"])
+            self.front_end = FrontEnd.from_dict(manifest["front_end"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise folder_lib.ModelFolderError(
+                f"{model_dir}/{folder_lib.MANIFEST}: bad audio or front-end settings ({e})") from None
+        self.shapes = dict(manifest["shapes"])
+        self.speakers = int(manifest["speakers"])
+        self.variant, self.decode = variant, decode
+        self.text_graph = _Graph(self.folder.read_graph("text", variant), decode, num_threads)
+        self.frames_graph = _Graph(self.folder.read_graph("frames", variant), decode, num_threads)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio_config.sample_rate
+
+    def segments(self, text: str) -> list[list[int]]:
+        return segment_ids(self.front_end, text, self.shapes["max_tokens"])
+
+    def _check(self, speaker: int, duration_scale: float) -> None:
+        if not 0 <= speaker < self.speakers:
+            raise SynthesisError(f"speaker {speaker} is unknown: this model has "
+                                 f"{self.speakers} speaker(s), ids 0..{self.speakers - 1}")
+        if not (np.isfinite(duration_scale) and 0.1 <= duration_scale <= 10.0):
+            raise SynthesisError(f"duration scale {duration_scale} is outside 0.1..10")
+
+    def encode(self, ids: list[int], speaker: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Text graph: (encoder states [n, C], log-durations [n]) of one segment."""
+        n = len(ids)
+        padded = np.zeros((1, self.shapes["max_tokens"]), np.int32)
+        padded[0, :n] = ids
+        inputs = {"phonemes": padded, "length": np.asarray([n], np.int32)}
+        if self.speakers > 1:
+            inputs["speaker"] = np.asarray([speaker], np.int32)
+        hidden, log_duration = self.text_graph.run(**inputs)
+        return hidden[0, :n], log_duration[0, :n]
+
+    def frame_chunks(self, regulated: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Frames graph over regulated frames [F, C], chunk by chunk: yields
+        (samples, mel) of each chunk's centre, the last one trimmed to F."""
+        s = self.shapes
+        left, chunk, right = s["left_context"], s["chunk_frames"], s["right_context"]
+        hop = s["hop_length"]
+        n_frames = len(regulated)
+        n_chunks = -(-n_frames // chunk)
+        total = left + n_chunks * chunk + right
+        frames = np.zeros((total, regulated.shape[1]), np.float32)
+        mask = np.zeros((total, 1), np.float32)
+        frames[left:left + n_frames] = regulated
+        mask[left:left + n_frames] = 1.0
+        for k in range(n_chunks):
+            window = slice(k * chunk, k * chunk + left + chunk + right)
+            audio, mel = self.frames_graph.run(frames=frames[None, window], mask=mask[None, window])
+            keep = min(chunk, n_frames - k * chunk)
+            yield audio[0, :keep * hop], mel[0, :keep]
+
+    def stream(self, text: str, speaker: int = 0, duration_scale: float = 1.0,
+               notes: list | None = None, segments_out: list | None = None,
+               durations_out: list | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yields (samples, mel frames) as each chunk is computed."""
+        self._check(speaker, duration_scale)
+        segments = self.segments(text)
+        for ids in segments:
+            hidden, log_duration = self.encode(ids, speaker)
+            durations, segment_notes = regulate_durations(
+                log_duration, len(ids), duration_scale, self.shapes["max_frames_per_token"],
+                self.shapes["max_frames_per_segment"])
+            if notes is not None:
+                notes.extend(segment_notes)
+            if segments_out is not None:
+                segments_out.append(ids)
+            if durations_out is not None:
+                durations_out.append(durations)
+            yield from self.frame_chunks(regulate(hidden, durations))
+
+    def synthesize(self, text: str, speaker: int = 0, duration_scale: float = 1.0) -> Synthesis:
+        start = time.perf_counter()
+        first = None
+        notes, segments, durations, audio, mel = [], [], [], [], []
+        for samples, frames in self.stream(text, speaker, duration_scale, notes, segments,
+                                           durations):
+            if first is None:
+                first = time.perf_counter() - start
+            audio.append(samples)
+            mel.append(frames)
+        seconds = time.perf_counter() - start
+        return Synthesis(np.concatenate(audio).astype(np.float32), np.concatenate(mel),
+                         self.sample_rate, segments, durations, notes, first or seconds, seconds)
+
+
+__all__ = ["TextToSpeech", "Synthesis", "SynthesisError", "TextError", "regulate",
+           "regulate_durations", "DECODE_MODES"]
