@@ -5,14 +5,11 @@ PYTHON_SYSTEM ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BUILD := build
-SITE = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-TF_DIR = $(SITE)/tensorflow
 
 CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -fPIC
-CXXFLAGS := -std=c++17 -O2 -Wall -Wextra -Werror -fPIC
 CORE_SRC := tflite/bittts_ternary.c
 CORE_HDR := tflite/bittts_ternary.h tflite/bittts_spec.h
-LITERT_SRC := tflite/bittts_litert_op.c tflite/bittts_litert_register.cc
+LITERT_SRC := tflite/bittts_litert_op.c tflite/bittts_litert_register.c
 LITERT_HDR := tflite/bittts_litert_op.h tflite/litert_abi.h
 
 .PHONY: setup apt venv lib demo test test-c test-py bench clean
@@ -43,13 +40,11 @@ $(BUILD)/libbittts_ternary.so: $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -shared -o $@ $(CORE_SRC)
 
-$(BUILD)/libbittts_litert.so: $(CORE_SRC) $(CORE_HDR) $(LITERT_SRC) $(LITERT_HDR) $(VENV)/.stamp
+# Links nothing from TensorFlow: the registerer finds the interpreter's own
+# MutableOpResolver::AddCustom at run time (see bittts_litert_register.c).
+$(BUILD)/libbittts_litert.so: $(CORE_SRC) $(CORE_HDR) $(LITERT_SRC) $(LITERT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -c -o $(BUILD)/bittts_ternary.o $(CORE_SRC)
-	$(CC) $(CFLAGS) -c -o $(BUILD)/bittts_litert_op.o tflite/bittts_litert_op.c
-	$(CXX) $(CXXFLAGS) -c -o $(BUILD)/bittts_litert_register.o tflite/bittts_litert_register.cc
-	$(CXX) -shared -o $@ $(BUILD)/bittts_ternary.o $(BUILD)/bittts_litert_op.o \
-	  $(BUILD)/bittts_litert_register.o -L$(TF_DIR) -l:libtensorflow_cc.so.2 -Wl,-rpath,$(TF_DIR)
+	$(CC) $(CFLAGS) -shared -o $@ $(CORE_SRC) $(LITERT_SRC) -ldl
 
 $(BUILD)/test_ternary_decode: tests/c/test_ternary_decode.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(BUILD)

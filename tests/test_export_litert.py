@@ -1,7 +1,12 @@
 """The converted model in LiteRT with our C kernel: against Keras, the op on
-its own (float32 and int8 outputs), corrupt and malformed models."""
+its own (float32 and int8 outputs), corrupt, old-format and malformed models;
+the registerer without TensorFlow."""
 
+import ctypes
 import importlib.metadata
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -13,10 +18,11 @@ from bittts_tf.quant import (QuantConv1D, TernaryConv1D, TernaryConv1DTranspose,
                              packing, spec)
 
 
-def test_runtime_versions_match_the_declared_abi():
-    # tflite/litert_abi.h mirrors these exact versions; re-check it before bumping them.
+def test_runtime_version_matches_the_declared_abi():
+    # tflite/litert_abi.h mirrors this exact version, and the registerer takes
+    # AddCustom from its interpreter library; re-check both before bumping it.
+    # (TensorFlow's version no longer matters to the runtime: nothing links it.)
     assert importlib.metadata.version("ai-edge-litert") == "2.3.0"
-    assert importlib.metadata.version("tensorflow") == "2.21.0"
 
 
 def mixed_model(quantize_activations=False, width=24):
@@ -84,17 +90,36 @@ def test_activation_quantization_error_and_flips_are_measured(rng):
     assert comparison.rel_err < 0.05
 
 
-@pytest.mark.parametrize("bad_byte", [243, 249, 255])
+INVALID_BYTES = [-128, -122, 122, 127]
+
+
+@pytest.mark.parametrize("bad_byte", INVALID_BYTES)
 def test_corrupt_index_fails_invoke_with_a_clear_error(converted, rng, bad_byte):
     model, result = converted
     corrupted = validate.corrupt_indices(result.tflite, value=bad_byte)
     interpreter = runtime.make_interpreter(corrupted)
-    with pytest.raises(RuntimeError, match=f"is {bad_byte}, above the largest index 242"):
+    with pytest.raises(RuntimeError, match=f"is {bad_byte}, outside -121..121"):
         runtime.run_interpreter(interpreter, [rng.standard_normal((1, 8, 6)).astype(np.float32)])
 
 
+def test_converted_index_tensors_are_int8_and_the_op_carries_the_format_version(converted):
+    _, result = converted
+    model = tflite_file.parse_model(result.tflite)
+    codes = [c for c in model.operatorCodes if c.customCode == spec.OP_NAME.encode()]
+    assert [c.version for c in codes] == [spec.FORMAT_VERSION] == [2]
+    subgraph = model.subgraphs[0]
+    decode_ops = [op for op in subgraph.operators
+                  if model.operatorCodes[op.opcodeIndex].customCode == spec.OP_NAME.encode()]
+    assert len(decode_ops) == 5
+    for op in decode_ops:
+        indices = subgraph.tensors[int(op.inputs[0])]
+        assert indices.type == schema.TensorType.INT8
+        data = np.frombuffer(bytes(model.buffers[indices.buffer].data), np.int8)
+        assert np.abs(data.astype(int)).max() <= 121
+
+
 def decode_only_model(indices, scale, out_shape, out_type=schema.TensorType.FLOAT32,
-                      indices_type=schema.TensorType.UINT8):
+                      indices_type=schema.TensorType.INT8, version=spec.FORMAT_VERSION):
     """A model whose only op is BitTTSTernaryDecode, its output the graph output."""
     model = schema.ModelT()
     model.version = 3
@@ -113,7 +138,7 @@ def decode_only_model(indices, scale, out_shape, out_type=schema.TensorType.FLOA
 
     code = schema.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
-    code.customCode, code.version = spec.OP_NAME.encode(), 1
+    code.customCode, code.version = spec.OP_NAME.encode(), version
     model.operatorCodes = [code]
     op = schema.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, np.int32([0, 1]), np.int32([2])
@@ -142,9 +167,20 @@ def test_op_alone_float32_and_int8(rng, shape):
     np.testing.assert_array_equal(weights, codes.astype(np.float32) * np.float32(scale))
     trits = run_decode_only(decode_only_model(indices, scale, shape, schema.TensorType.INT8))
     np.testing.assert_array_equal(trits, codes)
-    as_int8 = run_decode_only(decode_only_model(indices.view(np.int8), scale, shape,
-                                                indices_type=schema.TensorType.INT8))
-    np.testing.assert_array_equal(as_int8, weights)
+
+
+def test_op_refuses_format_version_1_models(rng):
+    indices = packing.encode(rng.integers(-1, 2, 20))
+    as_uint8 = indices.view(np.uint8)
+    old = decode_only_model(as_uint8, 1.0, (20,), indices_type=schema.TensorType.UINT8,
+                            version=1)
+    interpreter = runtime.make_interpreter(old)
+    with pytest.raises(RuntimeError, match="packed format version 1 .*convert the model again"):
+        interpreter.allocate_tensors()
+    uint8_v2 = decode_only_model(as_uint8, 1.0, (20,), indices_type=schema.TensorType.UINT8)
+    interpreter = runtime.make_interpreter(uint8_v2)
+    with pytest.raises(RuntimeError, match="packed indices must be int8 \\(format version 2\\)"):
+        interpreter.allocate_tensors()
 
 
 def test_op_rejects_size_mismatch_at_prepare(rng):
@@ -152,6 +188,78 @@ def test_op_rejects_size_mismatch_at_prepare(rng):
     interpreter = runtime.make_interpreter(decode_only_model(indices, 1.0, (21,)))
     with pytest.raises(RuntimeError, match="21 weights need 5 packed bytes, tensor has 4"):
         interpreter.allocate_tensors()
+    interpreter = runtime.make_interpreter(decode_only_model(indices, 1.0, (15,)))
+    with pytest.raises(RuntimeError, match="15 weights need 3 packed bytes, tensor has 4"):
+        interpreter.allocate_tensors()
+
+
+def test_registerer_finds_add_custom_in_the_pinned_litert(rng):
+    # The assumption behind linking nothing from TensorFlow: ai-edge-litert
+    # 2.3.0's libpywrap_litert_common.so keeps MutableOpResolver::AddCustom in
+    # its static symbol table. A wheel without it fails here, by name.
+    indices = packing.encode(rng.integers(-1, 2, 10))
+    runtime.make_interpreter(decode_only_model(indices, 1.0, (10,)))
+    assert runtime.litert_register_error() == ""
+    library = runtime.LITERT_LIBRARY.read_bytes()
+    assert b"libtensorflow" not in library
+
+
+def test_registerer_refuses_what_is_not_a_resolver():
+    lib = runtime._load_litert_op_library()
+    register = getattr(lib, spec.REGISTERER_SYMBOL)
+    register.argtypes, register.restype = [ctypes.c_void_p], None
+    not_loaded = (ctypes.c_void_p * 4)(8)  # a vtable pointer into no loaded object
+    register(ctypes.addressof(not_loaded))
+    assert "the resolver's vtable is in no loaded object" in runtime.litert_register_error()
+    ours = ctypes.cast(lib.bittts_litert_register_error, ctypes.c_void_p).value
+    foreign = (ctypes.c_void_p * 4)(ours)  # a pointer into our own library
+    register(ctypes.addressof(foreign))
+    error = runtime.litert_register_error()
+    assert error.startswith(f"{spec.REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: ")
+    assert "is not an OpResolver vtable in" in error and "libbittts_litert.so" in error
+
+
+NO_TENSORFLOW = textwrap.dedent("""
+    import ctypes, importlib.abc, sys
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+                raise ImportError(f"{name} is blocked in this test")
+
+    sys.meta_path.insert(0, Blocker())
+    import numpy as np
+    library, model, expected = sys.argv[1:4]
+    ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+    from ai_edge_litert.interpreter import InterpreterWithCustomOps
+    interpreter = InterpreterWithCustomOps(model_content=open(model, "rb").read(),
+                                           custom_op_registerers=["{symbol}"])
+    interpreter.allocate_tensors()
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_array_equal(out, np.load(expected))
+    try:
+        import tensorflow
+        raise SystemExit("tensorflow was importable")
+    except ImportError:
+        pass
+    loaded = [line for line in open("/proc/self/maps") if "tensorflow" in line]
+    assert not loaded, loaded
+    print("ran without tensorflow")
+""").replace("{symbol}", spec.REGISTERER_SYMBOL)
+
+
+def test_packed_model_runs_where_tensorflow_cannot_be_imported(rng, tmp_path):
+    codes = rng.integers(-1, 2, (9, 1, 5, 7)).astype(np.int8)
+    scale = float(rng.uniform(0.01, 2.0))
+    model = tmp_path / "decode.tflite"
+    model.write_bytes(decode_only_model(packing.encode(codes), scale, codes.shape))
+    np.save(tmp_path / "expected.npy", codes.astype(np.float32) * np.float32(scale))
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, str(runtime.LITERT_LIBRARY), str(model),
+         str(tmp_path / "expected.npy")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ran without tensorflow" in result.stdout
 
 
 def test_truncated_and_foreign_files_are_named(converted, tmp_path):

@@ -1,4 +1,7 @@
-"""Weight indexing: round trips, sizes, errors; Python spec vs the C library."""
+"""Weight indexing (format version 2, balanced ternary): round trips, sizes,
+errors; Python spec vs the C library; every C decoder vs numpy."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -13,26 +16,51 @@ shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=23)
 ternary_arrays = shapes.flatmap(
     lambda shape: hnp.arrays(np.int8, shape, elements=st.sampled_from([-1, 0, 1])))
 
+INVALID_BYTES = [b for b in range(-128, 128) if abs(b) > 121]
+C_DECODERS = sorted(runtime.F32_DECODERS)
+
 
 def brute_force_decode(indices, n):
-    """Base-3 digits by repeated division: the definition, not the table."""
+    """Balanced base-3 digits by repeated division: the definition, not the table."""
     out = []
     for byte in indices:
         value = int(byte)
         for _ in range(spec.TRITS_PER_BYTE):
-            out.append(value % 3 - 1)
-            value //= 3
+            trit = (value + 1) % 3 - 1  # the remainder in -1..1
+            out.append(trit)
+            value = (value - trit) // 3
+        assert value == 0, byte
     return np.array(out[:n], np.int8)
 
 
 @given(ternary_arrays)
 def test_round_trip_any_shape(codes):
     indices = packing.encode(codes)
-    assert indices.dtype == np.uint8
+    assert indices.dtype == np.int8
     assert indices.size == -(-codes.size // 5)
-    assert indices.max(initial=0) <= spec.MAX_INDEX
+    assert np.abs(indices.astype(int)).max(initial=0) <= spec.MAX_INDEX
     np.testing.assert_array_equal(packing.decode(indices, codes.size).reshape(codes.shape), codes)
     np.testing.assert_array_equal(brute_force_decode(indices, codes.size), codes.reshape(-1))
+
+
+@given(ternary_arrays)
+def test_negating_the_weights_negates_the_bytes(codes):
+    np.testing.assert_array_equal(packing.encode(-codes), -packing.encode(codes))
+
+
+def test_the_243_patterns_are_the_bytes_minus_121_to_121():
+    seen = {}
+    for trits in itertools.product((-1, 0, 1), repeat=5):
+        byte = int(packing.encode(np.array(trits, np.int8))[0])
+        assert byte == sum(t * 3**k for k, t in enumerate(trits))
+        seen[byte] = trits
+        np.testing.assert_array_equal(packing.decode(np.int8([byte]), 5), trits)
+    assert sorted(seen) == list(range(-121, 122))
+    assert (spec.MIN_INDEX, spec.MAX_INDEX, spec.NUM_PATTERNS) == (-121, 121, 243)
+
+
+def test_prescale_constants_are_exact_for_every_byte():
+    assert spec.prescale_is_exact()
 
 
 @given(ternary_arrays, st.floats(1e-6, 10.0, allow_nan=False))
@@ -44,7 +72,7 @@ def test_pack_unpack_float_weights(codes, scale):
 
 @given(st.integers(10_000, 3_000_000))
 def test_storage_at_most_1_61_bits_per_weight_from_10k_weights(n):
-    size = packing.PackedTernary(np.zeros(packing.packed_size(n), np.uint8), 1.0, (n,))
+    size = packing.PackedTernary(np.zeros(packing.packed_size(n), np.int8), 1.0, (n,))
     assert size.bits_per_weight <= 1.61
     assert size.nbytes == -(-n // 5) + 4
 
@@ -58,18 +86,26 @@ def test_measured_storage_of_real_tensors(rng):
 
 def test_padding_trits_are_zero_weights():
     indices = packing.encode(np.array([1, -1, 1], np.int8))
-    assert indices[0] == (2 + 0 * 3 + 2 * 9 + 1 * 27 + 1 * 81)
+    assert indices[0] == 1 - 1 * 3 + 1 * 9 + 0 * 27 + 0 * 81
 
 
 def test_errors_name_the_problem():
     with pytest.raises(packing.PackingError, match="must be -1, 0 or 1"):
         packing.encode(np.array([0, 2, 1]))
     with pytest.raises(packing.PackingError, match="need 2 packed bytes"):
-        packing.decode(np.zeros(3, np.uint8), 7)
-    with pytest.raises(packing.PackingError, match="byte 1 is 243"):
-        packing.decode(np.array([0, 243], np.uint8), 10)
+        packing.decode(np.zeros(3, np.int8), 7)
     with pytest.raises(packing.PackingError, match="uint8"):
+        packing.decode(np.zeros(2, np.uint8), 10)
+    with pytest.raises(packing.PackingError, match="int32"):
         packing.decode(np.zeros(2, np.int32), 10)
+
+
+@pytest.mark.parametrize("bad_byte", INVALID_BYTES)
+def test_numpy_decode_rejects_each_invalid_byte(bad_byte):
+    assert len(INVALID_BYTES) == 13
+    indices = np.int8([0, 121, bad_byte, -121])
+    with pytest.raises(packing.PackingError, match=f"byte 2 is {bad_byte}, outside -121..121"):
+        packing.decode(indices, 20)
 
 
 def test_committed_c_header_is_generated_from_spec():
@@ -78,33 +114,54 @@ def test_committed_c_header_is_generated_from_spec():
 
 
 def test_c_library_agrees_with_python_spec():
-    assert runtime.c_spec() == {"op_name": spec.OP_NAME, "trits_per_byte": spec.TRITS_PER_BYTE,
-                                "max_index": spec.MAX_INDEX,
+    assert runtime.c_spec() == {"op_name": spec.OP_NAME, "format_version": spec.FORMAT_VERSION,
+                                "trits_per_byte": spec.TRITS_PER_BYTE,
+                                "min_index": spec.MIN_INDEX, "max_index": spec.MAX_INDEX,
                                 "packed_size_of_11": packing.packed_size(11)}
+    assert spec.FORMAT_VERSION == 2
 
 
 @given(st.integers(1, 5000), st.floats(1e-4, 4.0))
-def test_c_decoders_equal_numpy_decode(n, scale):
+def test_c_decoders_equal_brute_force_decode(n, scale):
     codes = np.random.default_rng(n).integers(-1, 2, n).astype(np.int8)
     indices = packing.encode(codes)
-    expected = packing.decode(indices, n).astype(np.float32) * np.float32(scale)
-    np.testing.assert_array_equal(runtime.c_decode_f32(indices, scale, n), expected)
-    np.testing.assert_array_equal(runtime.c_decode_f32(indices, scale, n, naive=True), expected)
+    expected = brute_force_decode(indices, n).astype(np.float32) * np.float32(scale)
+    for decoder in C_DECODERS:
+        np.testing.assert_array_equal(runtime.c_decode_f32(indices, scale, n, decoder=decoder),
+                                      expected, err_msg=decoder)
     np.testing.assert_array_equal(runtime.c_decode_i8(indices, n), codes)
 
 
-@pytest.mark.parametrize("bad_byte", [243, 250, 255])
-def test_c_decoder_rejects_out_of_range_index(rng, bad_byte):
+def test_c_decoders_on_every_byte_value(rng):
+    scale = float(rng.uniform(0.01, 3.0))
+    indices = np.arange(-121, 122, dtype=np.int8)
+    rng.shuffle(indices)
+    n = 5 * indices.size - int(rng.integers(0, 5))
+    expected = brute_force_decode(indices, n)
+    for decoder in C_DECODERS:
+        np.testing.assert_array_equal(runtime.c_decode_f32(indices, scale, n, decoder=decoder),
+                                      expected.astype(np.float32) * np.float32(scale),
+                                      err_msg=decoder)
+    np.testing.assert_array_equal(runtime.c_decode_i8(indices, n), expected)
+
+
+@pytest.mark.parametrize("bad_byte", INVALID_BYTES)
+def test_c_decoders_reject_each_invalid_byte(rng, bad_byte):
     indices = packing.encode(rng.integers(-1, 2, 100))
     indices[7] = bad_byte
-    for decode in (lambda: runtime.c_decode_f32(indices, 1.0, 100),
-                   lambda: runtime.c_decode_f32(indices, 1.0, 100, naive=True),
-                   lambda: runtime.c_decode_i8(indices, 100)):
-        with pytest.raises(runtime.DecodeError, match=f"byte 7 is {bad_byte}"):
+    decoders = [lambda d=d: runtime.c_decode_f32(indices, 1.0, 100, decoder=d) for d in C_DECODERS]
+    for decode in decoders + [lambda: runtime.c_decode_i8(indices, 100)]:
+        with pytest.raises(runtime.DecodeError, match=f"outside -121..121 \\(byte 7 is {bad_byte}\\)"):
             decode()
 
 
-def test_c_decoder_rejects_size_mismatch(rng):
+def test_c_decoder_rejects_size_mismatch_and_wrong_dtypes(rng):
     indices = packing.encode(rng.integers(-1, 2, 100))
     with pytest.raises(runtime.DecodeError, match="does not match"):
         runtime.c_decode_f32(indices, 1.0, 101)
+    with pytest.raises(runtime.DecodeError, match="does not match"):
+        runtime.c_decode_i8(indices, 95)
+    with pytest.raises(ValueError, match="int8 array .*format version 2.*uint8"):
+        runtime.c_decode_f32(indices.view(np.uint8), 1.0, 100)
+    with pytest.raises(ValueError, match="at least 100 elements"):
+        runtime.c_decode_f32(indices, 1.0, 100, out=np.empty(99, np.float32))

@@ -1,5 +1,5 @@
-/* BitTTSTernaryDecode for the LiteRT / TFLite interpreter.
- * inputs:  0 packed indices, uint8 (or int8 bit pattern) [ceil(n / 5)]
+/* BitTTSTernaryDecode (format version 2) for the LiteRT / TFLite interpreter.
+ * inputs:  0 packed indices, int8 [ceil(n / 5)], balanced ternary
  *          1 scale, float32 [1]
  * output:  0 weights, float32 (trit * scale) or int8 (trit), any shape of n. */
 #include "bittts_litert_op.h"
@@ -47,7 +47,9 @@ static int tensor_is_consistent(const TfLiteTensor *tensor) {
 }
 
 static TfLiteStatus fail(TfLiteContext *context, const char *what) {
-  context->ReportError(context, "%s: %s", BITTTS_OP_NAME, what);
+  /* The newline keeps our message on a line of its own: the interpreter
+   * appends its own "Node number ..." text right after. */
+  context->ReportError(context, "%s: %s\n", BITTTS_OP_NAME, what);
   return kTfLiteError;
 }
 
@@ -73,8 +75,13 @@ static TfLiteStatus get_tensors(TfLiteContext *context, TfLiteNode *node,
     return fail(context,
                 "tensor record inconsistent (unsupported type, or the runtime's "
                 "TfLiteTensor layout differs from tflite/litert_abi.h)");
-  if (t->packed->type != kTfLiteUInt8 && t->packed->type != kTfLiteInt8)
-    return fail(context, "packed indices must be uint8 or int8");
+  if (t->packed->type != kTfLiteInt8) {
+    snprintf(message, sizeof message,
+             "packed indices must be int8 (format version %d); uint8 indices are "
+             "format version 1: convert the model again",
+             BITTTS_FORMAT_VERSION);
+    return fail(context, message);
+  }
   if (t->scale->type != kTfLiteFloat32 || element_count(t->scale) != 1)
     return fail(context, "scale must be a single float32");
   if (t->weights->type != kTfLiteFloat32 && t->weights->type != kTfLiteInt8)
@@ -104,19 +111,19 @@ static TfLiteStatus eval(TfLiteContext *context, TfLiteNode *node) {
     return fail(context, "tensor data not allocated");
   n = element_count(t.weights);
   if (t.weights->type == kTfLiteFloat32) {
-    status = bittts_decode_f32((const uint8_t *)t.packed->data, t.packed->bytes,
+    status = bittts_decode_f32((const int8_t *)t.packed->data, t.packed->bytes,
                                *(const float *)t.scale->data,
                                (float *)t.weights->data, n, &bad);
   } else {
-    status = bittts_decode_i8((const uint8_t *)t.packed->data, t.packed->bytes,
+    status = bittts_decode_i8((const int8_t *)t.packed->data, t.packed->bytes,
                               (int8_t *)t.weights->data, n, &bad);
   }
   if (status == BITTTS_ERR_INDEX) {
     snprintf(message, sizeof message,
-             "tensor '%s': packed byte %zu is %d, above the largest index %d "
-             "(corrupt model?)",
+             "tensor '%s': packed byte %zu is %d, outside " BITTTS_INDEX_RANGE_TEXT
+             " (corrupt model?)",
              t.packed->name ? t.packed->name : "?", bad,
-             ((const uint8_t *)t.packed->data)[bad], BITTTS_MAX_INDEX);
+             ((const int8_t *)t.packed->data)[bad]);
     return fail(context, message);
   }
   if (status != BITTTS_OK) return fail(context, bittts_status_message(status));
@@ -129,6 +136,26 @@ const TfLiteRegistration *bittts_litert_registration(void) {
   registration.free = NULL;
   registration.prepare = prepare;
   registration.invoke = eval;
+  registration.custom_name = BITTTS_OP_NAME;
+  registration.version = BITTTS_FORMAT_VERSION;
+  return &registration;
+}
+
+/* Models of an older format carry an older op version; without a kernel for
+ * it the interpreter would only say the op is unresolved. */
+static TfLiteStatus refuse_old_format(TfLiteContext *context, TfLiteNode *node) {
+  (void)node;
+  context->ReportError(context,
+                       "%s: the model uses packed format version 1 (uint8 indices); this "
+                       "runtime reads version %d: convert the model again\n",
+                       BITTTS_OP_NAME, BITTTS_FORMAT_VERSION);
+  return kTfLiteError;
+}
+
+const TfLiteRegistration *bittts_litert_old_format_registration(void) {
+  static TfLiteRegistration registration;
+  registration.prepare = refuse_old_format;
+  registration.invoke = refuse_old_format;
   registration.custom_name = BITTTS_OP_NAME;
   registration.version = 1;
   return &registration;

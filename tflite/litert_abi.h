@@ -1,9 +1,9 @@
 /* The few TFLite C types the LiteRT custom-op adapter touches, declared here
  * because no installed wheel ships TFLite's C headers. They mirror the ABI of
- * the pinned runtime (ai-edge-litert 2.3.0 / tensorflow 2.21.0, x86-64 and
- * aarch64 Linux). tests/test_litert_op.py runs the op inside that runtime and
- * the adapter self-checks every tensor it reads (bytes == elements * size),
- * so a layout change fails loudly instead of reading garbage. */
+ * the pinned runtime (ai-edge-litert 2.3.0, x86-64 and aarch64 Linux).
+ * tests/test_export_litert.py runs the op inside that runtime and the adapter
+ * self-checks every tensor it reads (bytes == elements * size), so a layout
+ * change fails loudly instead of reading garbage. */
 #ifndef BITTTS_LITERT_ABI_H_
 #define BITTTS_LITERT_ABI_H_
 

@@ -1,8 +1,11 @@
 """Times the packed-ternary decoders side by side on one 16 M-weight tensor.
 
-Three decoders decode the same bytes in one run: the C fast path (a scaled
-table, one 20-byte copy per packed byte, no division), the naive C decode
-(division and modulo per weight) and numpy (table look-up). Two ways:
+The decoders decode the same int8 bytes (format version 2) in one run: the C
+table decode (a scaled 243-row table, one 20-byte copy per packed byte), the
+C multiply-shift decode (no table: one multiply-add-shift per byte, one
+multiply-shift per weight), the naive C decode (division and modulo per weight),
+and numpy (table look-up). `c_fast` is whichever of them bittts_decode_f32, the
+LiteRT kernel's decoder, calls. Two ways:
 
 * streamed: the tensor is decoded block by block into a cache-sized buffer, as
   a consumer that uses each block right away would (the headline figures:
@@ -41,9 +44,14 @@ def best_time(fn, repeats):
 
 
 def decoders(scale):
+    def c_decoder(name):
+        return lambda idx, n, out: runtime.c_decode_f32(idx, scale, n, out=out, decoder=name)
+
     return {
-        "c_fast": lambda idx, n, out: runtime.c_decode_f32(idx, scale, n, out=out),
-        "c_naive": lambda idx, n, out: runtime.c_decode_f32(idx, scale, n, naive=True, out=out),
+        "c_fast": c_decoder("fast"),
+        "c_lut": c_decoder("lut"),
+        "c_mulshift": c_decoder("mulshift"),
+        "c_naive": c_decoder("naive"),
         "numpy": lambda idx, n, out: runtime.numpy_decode_f32(idx, scale, n),
     }
 
@@ -69,10 +77,12 @@ def main(argv):
     whole_out = np.empty(n, np.float32)
     block_out = np.empty(FLAGS.block_bytes * spec.TRITS_PER_BYTE, np.float32)
 
-    results = {"num_weights": n, "packed_bytes": int(indices.size),
-               "block_bytes": FLAGS.block_bytes, "repeats": FLAGS.repeats}
-    print(f"decoding {n} ternary weights ({indices.size} packed bytes), best of {FLAGS.repeats}")
-    print(f"{'decoder':9s} {'streamed w/s':>14s} {'whole-buffer w/s':>17s}")
+    results = {"format_version": spec.FORMAT_VERSION, "num_weights": n,
+               "packed_bytes": int(indices.size), "block_bytes": FLAGS.block_bytes,
+               "repeats": FLAGS.repeats}
+    print(f"decoding {n} ternary weights ({indices.size} packed bytes, format "
+          f"v{spec.FORMAT_VERSION}), best of {FLAGS.repeats}")
+    print(f"{'decoder':11s} {'streamed w/s':>14s} {'whole-buffer w/s':>17s}")
     for name, decode in decoders(scale).items():
         if not np.array_equal(decode(indices, n, whole_out), expected):
             raise SystemExit(f"{name} decoded the tensor wrongly")
@@ -81,15 +91,16 @@ def main(argv):
         whole_s = best_time(lambda: decode(indices, n, whole_out), FLAGS.repeats)
         results[f"{name}_weights_per_s"] = n / stream_s
         results[f"{name}_whole_buffer_weights_per_s"] = n / whole_s
-        print(f"{name:9s} {n / stream_s:14.3e} {n / whole_s:17.3e}")
+        print(f"{name:11s} {n / stream_s:14.3e} {n / whole_s:17.3e}")
     for mode in ("", "whole_buffer_"):
+        label = mode or "streamed_"
         fast = results[f"c_fast_{mode}weights_per_s"]
-        results[f"c_fast_over_c_naive_{mode or 'streamed_'}ratio"] = fast / results[f"c_naive_{mode}weights_per_s"]
-        results[f"c_fast_over_numpy_{mode or 'streamed_'}ratio"] = fast / results[f"numpy_{mode}weights_per_s"]
-    print(f"C fast / C naive: {results['c_fast_over_c_naive_streamed_ratio']:.2f}x streamed, "
-          f"{results['c_fast_over_c_naive_whole_buffer_ratio']:.2f}x whole buffer")
-    print(f"C fast / numpy:   {results['c_fast_over_numpy_streamed_ratio']:.2f}x streamed, "
-          f"{results['c_fast_over_numpy_whole_buffer_ratio']:.2f}x whole buffer")
+        for other in ("c_lut", "c_mulshift", "c_naive", "numpy"):
+            results[f"c_fast_over_{other.removeprefix('c_')}_{label}ratio"] = (
+                fast / results[f"{other}_{mode}weights_per_s"])
+    for other in ("mulshift", "naive", "numpy"):
+        print(f"C fast / {other + ':':9s} {results[f'c_fast_over_{other}_streamed_ratio']:.2f}x "
+              f"streamed, {results[f'c_fast_over_{other}_whole_buffer_ratio']:.2f}x whole buffer")
     fileio.atomic_write_json(FLAGS.out, results)
     print(f"wrote {FLAGS.out}")
 

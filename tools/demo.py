@@ -118,13 +118,13 @@ def main(argv):
     print(f"C decode == numpy decode on {decode['packed_tensors']} tensors: "
           f"{decode['c_decode_equals_numpy']}")
 
-    corrupted = validate.corrupt_indices(result.tflite, value=250)
+    corrupted = validate.corrupt_indices(result.tflite, value=-128)
     try:
         runtime.run_interpreter(runtime.make_interpreter(corrupted), inputs)
         corrupt_message = None
     except RuntimeError as error:
         corrupt_message = str(error).strip().splitlines()[0]
-    print(f"corrupted index byte (250): {'refused: ' + corrupt_message if corrupt_message else 'NOT refused'}")
+    print(f"corrupted index byte (-128): {'refused: ' + corrupt_message if corrupt_message else 'NOT refused'}")
 
     summary = result.summary()
     report = {

@@ -2,10 +2,10 @@
 
 The model is first converted plainly (the converter folds each layer's
 quantized kernel into a float constant, already in the layout its TFLite op
-reads). Each of those constants is then replaced by a uint8 index tensor and a
-float32 scale, decoded at run time by the custom op BitTTSTernaryDecode placed
-just before the op that reads the weights, so the decoded weights live only
-briefly in the arena.
+reads). Each of those constants is then replaced by an int8 index tensor
+(packed format version 2) and a float32 scale, decoded at run time by the
+custom op BitTTSTernaryDecode placed just before the op that reads the
+weights, so the decoded weights live only briefly in the arena.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bittts_tf.quant import layers as qlayers
 from bittts_tf.quant import packing, spec
 
 _FLOAT32 = schema.TensorType.FLOAT32
-_UINT8 = schema.TensorType.UINT8
+_INT8 = schema.TensorType.INT8
 _CUSTOM = schema.BuiltinOperator.CUSTOM
 
 
@@ -153,7 +153,9 @@ def _decode_opcode_index(model) -> int:
     code.builtinCode = _CUSTOM
     code.deprecatedBuiltinCode = _CUSTOM
     code.customCode = spec.OP_NAME.encode()
-    code.version = 1
+    # The op version is the format version: a runtime registers the kernel per
+    # version, so a model and a runtime of different formats cannot meet silently.
+    code.version = spec.FORMAT_VERSION
     model.operatorCodes.append(code)
     return len(model.operatorCodes) - 1
 
@@ -197,7 +199,7 @@ def pack_ternary_weights(keras_model: keras.Model, float_tflite: bytes):
         tensor.buffer = 0  # buffer 0 is the schema's empty buffer: a computed tensor
         name = tensor.name.decode()
         packed_index = _add_tensor(model, subgraph, name + "/ternary_indices",
-                                   [packed.indices.size], _UINT8, packed.indices.tobytes())
+                                   [packed.indices.size], _INT8, packed.indices.tobytes())
         scale_index = _add_tensor(model, subgraph, name + "/ternary_scale", [1], _FLOAT32,
                                   np.float32([scale]).tobytes())
         _insert_decode_op(model, subgraph, opcode_index, [packed_index, scale_index], t_index)

@@ -30,30 +30,44 @@ def _require(path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+F32_DECODERS = {"fast": "bittts_decode_f32", "lut": "bittts_decode_f32_lut",
+                "mulshift": "bittts_decode_f32_mulshift", "naive": "bittts_decode_f32_naive"}
+
+
 @functools.lru_cache(maxsize=None)
 def core_library() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(_require(CORE_LIBRARY)))
-    u8p, f32p, i8p = (ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_float),
-                      ctypes.POINTER(ctypes.c_int8))
+    i8p, f32p = ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_float)
     size_t, size_tp = ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)
-    for name in ("bittts_decode_f32", "bittts_decode_f32_naive"):
+    for name in F32_DECODERS.values():
         fn = getattr(lib, name)
-        fn.argtypes = [u8p, size_t, ctypes.c_float, f32p, size_t, size_tp]
+        fn.argtypes = [i8p, size_t, ctypes.c_float, f32p, size_t, size_tp]
         fn.restype = ctypes.c_int
-    lib.bittts_decode_i8.argtypes = [u8p, size_t, i8p, size_t, size_tp]
+    lib.bittts_decode_i8.argtypes = [i8p, size_t, i8p, size_t, size_tp]
     lib.bittts_decode_i8.restype = ctypes.c_int
     lib.bittts_packed_size.argtypes = [size_t]
     lib.bittts_packed_size.restype = size_t
     lib.bittts_status_message.argtypes = [ctypes.c_int]
     lib.bittts_status_message.restype = ctypes.c_char_p
     lib.bittts_op_name.restype = ctypes.c_char_p
-    lib.bittts_trits_per_byte.restype = ctypes.c_int
-    lib.bittts_max_index.restype = ctypes.c_int
+    for name in ("bittts_format_version", "bittts_trits_per_byte", "bittts_min_index",
+                 "bittts_max_index"):
+        getattr(lib, name).restype = ctypes.c_int
     return lib
 
 
 def _pointer(array: np.ndarray, ctype):
     return array.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _packed_indices(indices) -> np.ndarray:
+    """The int8 index array, refusing other dtypes instead of casting them
+    (a uint8 array is most likely format version 1, whose bytes mean other weights)."""
+    indices = np.asarray(indices)
+    if indices.dtype != np.int8 or indices.ndim != 1:
+        raise ValueError(f"packed indices must be a 1-D int8 array (format version "
+                         f"{spec.FORMAT_VERSION}), got {indices.dtype} {indices.shape}")
+    return np.ascontiguousarray(indices)
 
 
 def _check(status: int, indices: np.ndarray, bad: ctypes.c_size_t) -> None:
@@ -66,26 +80,32 @@ def _check(status: int, indices: np.ndarray, bad: ctypes.c_size_t) -> None:
 
 
 def c_decode_f32(indices: np.ndarray, scale: float, num_weights: int,
-                 naive: bool = False, out: np.ndarray | None = None) -> np.ndarray:
-    """float32 weights decoded by the C fast path (or the naive one)."""
-    indices = np.ascontiguousarray(indices, np.uint8)
+                 naive: bool = False, out: np.ndarray | None = None,
+                 decoder: str = "fast") -> np.ndarray:
+    """float32 weights decoded by a C decoder: `decoder` is one of F32_DECODERS
+    ("fast" is the one the LiteRT kernel uses); naive=True means "naive"."""
+    indices = _packed_indices(indices)
+    if decoder not in F32_DECODERS:
+        raise ValueError(f"decoder must be one of {sorted(F32_DECODERS)}, got {decoder!r}")
     if out is None:
         out = np.empty(num_weights, np.float32)
-    lib = core_library()
-    fn = lib.bittts_decode_f32_naive if naive else lib.bittts_decode_f32
+    elif out.dtype != np.float32 or not out.flags.c_contiguous or out.size < num_weights:
+        raise ValueError(f"out must be a contiguous float32 array of at least {num_weights} "
+                         f"elements, got {out.dtype} {out.shape}")
+    fn = getattr(core_library(), F32_DECODERS["naive" if naive else decoder])
     bad = ctypes.c_size_t(0)
-    status = fn(_pointer(indices, ctypes.c_uint8), indices.size, scale,
+    status = fn(_pointer(indices, ctypes.c_int8), indices.size, scale,
                 _pointer(out, ctypes.c_float), num_weights, ctypes.byref(bad))
     _check(status, indices, bad)
     return out
 
 
 def c_decode_i8(indices: np.ndarray, num_weights: int) -> np.ndarray:
-    indices = np.ascontiguousarray(indices, np.uint8)
+    indices = _packed_indices(indices)
     out = np.empty(num_weights, np.int8)
     bad = ctypes.c_size_t(0)
     status = core_library().bittts_decode_i8(
-        _pointer(indices, ctypes.c_uint8), indices.size, _pointer(out, ctypes.c_int8),
+        _pointer(indices, ctypes.c_int8), indices.size, _pointer(out, ctypes.c_int8),
         num_weights, ctypes.byref(bad))
     _check(status, indices, bad)
     return out
@@ -95,7 +115,9 @@ def c_spec() -> dict:
     """The constants as the compiled C library sees them (tested against `spec`)."""
     lib = core_library()
     return {"op_name": lib.bittts_op_name().decode(),
+            "format_version": lib.bittts_format_version(),
             "trits_per_byte": lib.bittts_trits_per_byte(),
+            "min_index": lib.bittts_min_index(),
             "max_index": lib.bittts_max_index(),
             "packed_size_of_11": lib.bittts_packed_size(11)}
 
@@ -103,23 +125,38 @@ def c_spec() -> dict:
 @functools.lru_cache(maxsize=None)
 def _load_litert_op_library() -> ctypes.CDLL:
     # RTLD_GLOBAL: the interpreter finds the registerer with dlsym.
-    return ctypes.CDLL(str(_require(LITERT_LIBRARY)), mode=ctypes.RTLD_GLOBAL)
+    lib = ctypes.CDLL(str(_require(LITERT_LIBRARY)), mode=ctypes.RTLD_GLOBAL)
+    lib.bittts_litert_register_error.restype = ctypes.c_char_p
+    return lib
+
+
+def litert_register_error() -> str:
+    """Why the last BitTTS_RegisterOps call could not register the op ("" when it did)."""
+    return _load_litert_op_library().bittts_litert_register_error().decode()
 
 
 def make_interpreter(model_content: bytes, num_threads: int = 1,
                      preserve_all_tensors: bool = False):
-    """A LiteRT interpreter that runs BitTTSTernaryDecode with our C kernel."""
+    """A LiteRT interpreter that runs BitTTSTernaryDecode with our C kernel.
+
+    Needs only ai-edge-litert and build/libbittts_litert.so (no TensorFlow):
+    the registerer takes MutableOpResolver::AddCustom from the interpreter's
+    own library (see tflite/bittts_litert_register.c)."""
     _load_litert_op_library()
     import warnings
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
     with warnings.catch_warnings():
         # preserve_all_tensors is wanted here: validation reads intermediates.
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-        return InterpreterWithCustomOps(
-        model_content=bytes(model_content),
+        interpreter = InterpreterWithCustomOps(
+            model_content=bytes(model_content),
             custom_op_registerers=[spec.REGISTERER_SYMBOL],
             num_threads=num_threads,
             experimental_preserve_all_tensors=preserve_all_tensors)
+    error = litert_register_error()
+    if error:
+        raise RuntimeError(error)
+    return interpreter
 
 
 def run_interpreter(interpreter, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -117,7 +117,7 @@ def packed_tensors(tflite_bytes: bytes) -> list[PackedTensor]:
                 continue
             packed_t, scale_t = (subgraph.tensors[int(i)] for i in op.inputs)
             output_t = subgraph.tensors[int(op.outputs[0])]
-            indices = np.frombuffer(bytes(model.buffers[packed_t.buffer].data), np.uint8)
+            indices = np.frombuffer(bytes(model.buffers[packed_t.buffer].data), np.int8)
             scale = float(np.frombuffer(bytes(model.buffers[scale_t.buffer].data), np.float32)[0])
             found.append(PackedTensor(output_t.name.decode(), indices, scale,
                                       int(np.prod(output_t.shape))))
@@ -138,18 +138,19 @@ def compare_c_numpy_decode(tflite_bytes: bytes) -> dict:
             "c_decode_equals_numpy": not mismatched and bool(tensors)}
 
 
-def corrupt_indices(tflite_bytes: bytes, value: int = 250) -> bytes:
-    """A copy of the model with one index byte of the first packed tensor set to `value`."""
+def corrupt_indices(tflite_bytes: bytes, value: int = spec.MIN_INDEX - 1) -> bytes:
+    """A copy of the model with one index byte of the first packed tensor set to
+    `value` (an int8; the default is just below the valid range)."""
+    if not -128 <= value <= 127:
+        raise ValueError(f"value {value} is not an int8 byte (-128..127)")
     model = tflite_file.parse_model(tflite_bytes)
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
             code = model.operatorCodes[op.opcodeIndex]
             if code.customCode is not None and code.customCode.decode() == spec.OP_NAME:
                 buffer = model.buffers[subgraph.tensors[int(op.inputs[0])].buffer]
-                data = np.array(buffer.data, np.uint8)
+                data = np.array(buffer.data, np.uint8).view(np.int8)
                 data[len(data) // 2] = value
-                buffer.data = data
+                buffer.data = data.view(np.uint8)
                 return tflite_file.serialize_model(model)
     raise ValueError("model has no packed ternary tensors")
-
-

@@ -1,4 +1,4 @@
-"""Weight indexing: 5 ternary weights in one byte (see `spec` for the layout)."""
+"""Weight indexing: 5 ternary weights in one int8 (see `spec` for the layout)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class PackingError(ValueError):
 class PackedTernary:
     """One ternary tensor packed for storage: indices, scale and shape."""
 
-    indices: np.ndarray  # uint8 [ceil(n / 5)]
+    indices: np.ndarray  # int8 [ceil(n / 5)], balanced ternary (format version 2)
     scale: float
     shape: tuple[int, ...]
 
@@ -43,35 +43,38 @@ def packed_size(num_weights: int) -> int:
 
 
 def encode(codes: np.ndarray) -> np.ndarray:
-    """Packs ternary codes (any shape, values in {-1, 0, 1}) into uint8 indices."""
+    """Packs ternary codes (any shape, values in {-1, 0, 1}) into int8 indices."""
     codes = np.asarray(codes)
     flat = codes.reshape(-1)
     if flat.size and not np.isin(flat, (-1, 0, 1)).all():
         bad = flat[~np.isin(flat, (-1, 0, 1))][0]
         raise PackingError(f"ternary codes must be -1, 0 or 1; found {bad!r}")
     pad = packed_size(flat.size) * spec.TRITS_PER_BYTE - flat.size
-    digits = np.concatenate(
-        [flat.astype(np.int32) + 1, np.full(pad, spec.PADDING_TRIT + 1, np.int32)])
-    groups = digits.reshape(-1, spec.TRITS_PER_BYTE)
-    return (groups @ _DIGIT_WEIGHTS).astype(np.uint8)
+    trits = np.concatenate(
+        [flat.astype(np.int32), np.full(pad, spec.PADDING_TRIT, np.int32)])
+    groups = trits.reshape(-1, spec.TRITS_PER_BYTE)
+    return (groups @ _DIGIT_WEIGHTS).astype(np.int8)
 
 
 def decode(indices: np.ndarray, num_weights: int) -> np.ndarray:
-    """Unpacks uint8 indices into `num_weights` int8 codes (table look-up, no division)."""
+    """Unpacks int8 indices into `num_weights` int8 codes (table look-up, no division)."""
     indices = np.asarray(indices)
-    if indices.dtype != np.uint8 or indices.ndim != 1:
+    if indices.dtype != np.int8 or indices.ndim != 1:
         raise PackingError(
-            f"packed indices must be a 1-D uint8 array, got {indices.dtype} {indices.shape}")
+            f"packed indices must be a 1-D int8 array (format version {spec.FORMAT_VERSION}), "
+            f"got {indices.dtype} {indices.shape}")
     if indices.size != packed_size(num_weights):
         raise PackingError(
             f"{num_weights} weights need {packed_size(num_weights)} packed bytes, "
             f"got {indices.size}")
-    if indices.size and int(indices.max()) > spec.MAX_INDEX:
-        where = int(np.argmax(indices > spec.MAX_INDEX))
+    invalid = np.abs(indices.astype(np.int16)) > spec.MAX_INDEX
+    if invalid.any():
+        where = int(np.argmax(invalid))
         raise PackingError(
-            f"packed byte {where} is {int(indices[where])}, above the largest index "
-            f"{spec.MAX_INDEX}")
-    return _TRIT_TABLE[indices].reshape(-1)[:num_weights]
+            f"packed byte {where} is {int(indices[where])}, outside "
+            f"{spec.MIN_INDEX}..{spec.MAX_INDEX}")
+    rows = indices.astype(np.intp) + spec.INDEX_OFFSET
+    return _TRIT_TABLE[rows].reshape(-1)[:num_weights]
 
 
 def pack(codes: np.ndarray, scale: float) -> PackedTernary:

@@ -1,10 +1,13 @@
-/* Unit tests of the C decoder against an independent base-3 reference, on
- * random tensors whose sizes are and are not multiples of 5. Canary words
- * around every output buffer catch writes out of bounds; `make test` also
- * builds this file with AddressSanitizer to catch reads out of bounds. */
+/* Unit tests of the C decoders (format version 2, balanced ternary) against an
+ * independent reference: trits enumerated and encoded by the definition
+ * sum_k t_k 3^k, on random tensors whose sizes are and are not multiples of 5.
+ * Canary words around every output buffer catch writes out of bounds; `make
+ * test` also builds this file with AddressSanitizer to catch reads out of
+ * bounds. The seed is printed; BITTTS_TEST_SEED=<seed> replays a run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../tflite/bittts_spec.h"
 #include "../../tflite/bittts_ternary.h"
@@ -21,7 +24,7 @@ static int failures = 0, checks = 0;
     }                                                      \
   } while (0)
 
-static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
+static unsigned long long rng_state;
 static unsigned rng(void) {
   rng_state ^= rng_state << 13;
   rng_state ^= rng_state >> 7;
@@ -29,114 +32,243 @@ static unsigned rng(void) {
   return (unsigned)(rng_state >> 11);
 }
 
-/* Reference encoder: digit k of byte g is trit 5g+k plus one, little-endian. */
-static void encode_reference(const int *trits, size_t n, uint8_t *packed) {
+typedef bittts_status (*f32_decoder)(const int8_t *, size_t, float, float *, size_t,
+                                     size_t *);
+static const struct {
+  const char *name;
+  f32_decoder fn;
+} kF32Decoders[] = {
+    {"f32", bittts_decode_f32},
+    {"lut", bittts_decode_f32_lut},
+    {"mulshift", bittts_decode_f32_mulshift},
+    {"naive", bittts_decode_f32_naive},
+};
+enum { kNumF32 = sizeof kF32Decoders / sizeof *kF32Decoders };
+
+/* Reference encoder: byte g is sum_k trit[5g+k] * 3^k, padding trits are 0. */
+static void encode_reference(const int *trits, size_t n, int8_t *packed) {
   size_t g, k, groups = (n + 4) / 5;
   for (g = 0; g < groups; ++g) {
-    unsigned value = 0, power = 1;
+    int value = 0, power = 1;
     for (k = 0; k < 5; ++k, power *= 3) {
       size_t i = g * 5 + k;
-      value += (unsigned)((i < n ? trits[i] : 0) + 1) * power;
+      value += (i < n ? trits[i] : 0) * power;
     }
-    packed[g] = (uint8_t)value;
+    packed[g] = (int8_t)value;
   }
 }
 
 #define CANARY 0x5Au
 
+static int float_canary_intact(const float *word) {
+  uint8_t guard[sizeof(float)];
+  memset(guard, CANARY, sizeof guard);
+  return !memcmp(word, guard, sizeof guard);
+}
+
 static void test_round_trip(size_t n) {
-  size_t i, nbytes = bittts_packed_size(n), bad = 0;
+  size_t i, d, nbytes = bittts_packed_size(n), bad = 0;
   int *trits = malloc((n + 1) * sizeof *trits);
-  uint8_t *packed = malloc(nbytes + 1);
+  int8_t *packed = malloc(nbytes + 1);
   float *f32 = malloc((n + 2) * sizeof *f32);
-  float *naive = malloc((n + 2) * sizeof *naive);
+  float *table = malloc(BITTTS_F32_TABLE_SIZE * sizeof *table);
   int8_t *i8 = malloc(n + 2);
   const float scale = 0.037f;
   for (i = 0; i < n; ++i) trits[i] = (int)(rng() % 3) - 1;
   encode_reference(trits, n, packed);
-  memset(f32, CANARY, (n + 2) * sizeof *f32);
-  memset(naive, CANARY, (n + 2) * sizeof *naive);
+  bittts_fill_f32_table(scale, table);
+  for (d = 0; d <= kNumF32; ++d) {
+    const char *name = d < kNumF32 ? kF32Decoders[d].name : "with_table";
+    bittts_status status;
+    memset(f32, CANARY, (n + 2) * sizeof *f32);
+    /* outputs start one element in so both neighbours are canaries */
+    status = d < kNumF32
+                 ? kF32Decoders[d].fn(packed, nbytes, scale, f32 + 1, n, &bad)
+                 : bittts_decode_f32_with_table(packed, nbytes, table, f32 + 1, n, &bad);
+    CHECK(status == BITTTS_OK, "%s n=%zu status %d", name, n, (int)status);
+    for (i = 0; i < n; ++i) {
+      if (f32[i + 1] != (float)trits[i] * scale) {
+        CHECK(0, "%s n=%zu weight %zu: trit %d, decoded %g", name, n, i, trits[i], f32[i + 1]);
+        break;
+      }
+    }
+    CHECK(float_canary_intact(&f32[0]) && float_canary_intact(&f32[n + 1]),
+          "%s canary n=%zu", name, n);
+  }
   memset(i8, CANARY, n + 2);
-  /* outputs start one element in so both neighbours are canaries */
-  CHECK(bittts_decode_f32(packed, nbytes, scale, f32 + 1, n, &bad) == BITTTS_OK, "f32 n=%zu", n);
-  CHECK(bittts_decode_f32_naive(packed, nbytes, scale, naive + 1, n, &bad) == BITTTS_OK, "naive n=%zu", n);
   CHECK(bittts_decode_i8(packed, nbytes, i8 + 1, n, &bad) == BITTTS_OK, "i8 n=%zu", n);
   for (i = 0; i < n; ++i) {
-    if (f32[i + 1] != (float)trits[i] * scale || naive[i + 1] != (float)trits[i] * scale ||
-        i8[i + 1] != trits[i]) {
-      CHECK(0, "n=%zu weight %zu: trit %d, f32 %g, naive %g, i8 %d", n, i,
-            trits[i], f32[i + 1], naive[i + 1], i8[i + 1]);
+    if (i8[i + 1] != trits[i]) {
+      CHECK(0, "i8 n=%zu weight %zu: trit %d, decoded %d", n, i, trits[i], i8[i + 1]);
       break;
     }
   }
-  {
-    uint8_t guard[sizeof(float)];
-    memset(guard, CANARY, sizeof guard);
-    CHECK(!memcmp(&f32[0], guard, 4) && !memcmp(&f32[n + 1], guard, 4), "f32 canary n=%zu", n);
-    CHECK(!memcmp(&naive[0], guard, 4) && !memcmp(&naive[n + 1], guard, 4), "naive canary n=%zu", n);
-    CHECK((uint8_t)i8[0] == CANARY && (uint8_t)i8[n + 1] == CANARY, "i8 canary n=%zu", n);
-  }
-  free(trits); free(packed); free(f32); free(naive); free(i8);
+  CHECK((uint8_t)i8[0] == CANARY && (uint8_t)i8[n + 1] == CANARY, "i8 canary n=%zu", n);
+  free(trits); free(packed); free(f32); free(table); free(i8);
 }
 
-static void test_every_index_matches_table(void) {
-  unsigned index;
-  for (index = 0; index <= BITTTS_MAX_INDEX; ++index) {
-    uint8_t byte = (uint8_t)index;
-    float out[5];
-    unsigned k, value = index;
-    CHECK(bittts_decode_f32(&byte, 1, 1.0f, out, 5, NULL) == BITTTS_OK, "index %u", index);
-    for (k = 0; k < 5; ++k, value /= 3)
-      CHECK(out[k] == (float)((int)(value % 3) - 1), "index %u trit %u", index, k);
+/* All 3^5 trit patterns, enumerated: each byte value must decode to exactly
+ * the pattern whose definition gives that value, and each value is hit once. */
+static void test_every_valid_byte(void) {
+  int hits[256] = {0};
+  int t[5], d;
+  for (t[0] = -1; t[0] <= 1; ++t[0])
+  for (t[1] = -1; t[1] <= 1; ++t[1])
+  for (t[2] = -1; t[2] <= 1; ++t[2])
+  for (t[3] = -1; t[3] <= 1; ++t[3])
+  for (t[4] = -1; t[4] <= 1; ++t[4]) {
+    int value = t[0] + 3 * t[1] + 9 * t[2] + 27 * t[3] + 81 * t[4], k;
+    int8_t byte = (int8_t)value, negated = (int8_t)-value;
+    float out[5], out_neg[5];
+    int8_t out_i8[5];
+    hits[value + 128]++;
+    for (d = 0; d < kNumF32; ++d) {
+      CHECK(kF32Decoders[d].fn(&byte, 1, 1.0f, out, 5, NULL) == BITTTS_OK, "%s byte %d",
+            kF32Decoders[d].name, value);
+      CHECK(kF32Decoders[d].fn(&negated, 1, 1.0f, out_neg, 5, NULL) == BITTTS_OK,
+            "%s byte %d", kF32Decoders[d].name, -value);
+      for (k = 0; k < 5; ++k) {
+        CHECK(out[k] == (float)t[k], "%s byte %d weight %d: %g, expected %d",
+              kF32Decoders[d].name, value, k, out[k], t[k]);
+        CHECK(out_neg[k] == (float)-t[k], "%s byte %d (negated) weight %d",
+              kF32Decoders[d].name, -value, k);
+      }
+    }
+    CHECK(bittts_decode_i8(&byte, 1, out_i8, 5, NULL) == BITTTS_OK, "i8 byte %d", value);
+    for (k = 0; k < 5; ++k)
+      CHECK(out_i8[k] == t[k], "i8 byte %d weight %d: %d", value, k, out_i8[k]);
+  }
+  for (d = -128; d <= 127; ++d) {
+    int valid = d >= BITTTS_MIN_INDEX && d <= BITTTS_MAX_INDEX;
+    CHECK(hits[d + 128] == valid, "byte %d produced by %d patterns", d, hits[d + 128]);
   }
 }
 
-static void test_invalid_index_is_rejected(void) {
-  unsigned byte_value;
-  for (byte_value = BITTTS_MAX_INDEX + 1; byte_value <= 255; ++byte_value) {
-    uint8_t packed[4] = {0, 121, 0, 0};
-    float out[17];
-    int8_t out_i8[17];
-    size_t bad = 99;
-    packed[2] = (uint8_t)byte_value;
-    memset(out, CANARY, sizeof out);
-    CHECK(bittts_decode_f32(packed, 4, 1.0f, out, 17, &bad) == BITTTS_ERR_INDEX && bad == 2,
-          "byte %u: f32 status/offset %zu", byte_value, bad);
-    CHECK(out[5] == 0.0f && out[16] == 0.0f, "byte %u: f32 output not cleared", byte_value);
+static void test_invalid_bytes_are_rejected(void) {
+  int value, d, invalid = 0;
+  for (value = -128; value <= 127; ++value) {
+    int8_t packed[4] = {0, 121, 0, -121};
+    float out[19];
+    int8_t out_i8[19];
+    size_t bad, i;
+    if (value >= BITTTS_MIN_INDEX && value <= BITTTS_MAX_INDEX) continue;
+    ++invalid;
+    packed[2] = (int8_t)value;
+    for (d = 0; d < kNumF32; ++d) {
+      bad = 99;
+      memset(out, CANARY, sizeof out);
+      CHECK(kF32Decoders[d].fn(packed, 4, 1.0f, out + 1, 17, &bad) == BITTTS_ERR_INDEX &&
+                bad == 2,
+            "byte %d: %s status/offset %zu", value, kF32Decoders[d].name, bad);
+      for (i = 1; i <= 17; ++i)
+        if (out[i] != 0.0f) break;
+      CHECK(i == 18, "byte %d: %s output not cleared at %zu", value, kF32Decoders[d].name, i - 1);
+      CHECK(float_canary_intact(&out[0]) && float_canary_intact(&out[18]),
+            "byte %d: %s canary", value, kF32Decoders[d].name);
+      CHECK(kF32Decoders[d].fn(packed, 4, 1.0f, out, 17, NULL) == BITTTS_ERR_INDEX,
+            "byte %d: %s without bad_offset", value, kF32Decoders[d].name);
+    }
     bad = 99;
-    CHECK(bittts_decode_f32_naive(packed, 4, 1.0f, out, 17, &bad) == BITTTS_ERR_INDEX && bad == 2,
-          "byte %u: naive status", byte_value);
+    memset(out_i8, CANARY, sizeof out_i8);
+    CHECK(bittts_decode_i8(packed, 4, out_i8 + 1, 17, &bad) == BITTTS_ERR_INDEX && bad == 2,
+          "byte %d: i8 status/offset %zu", value, bad);
+    for (i = 1; i <= 17; ++i) CHECK(out_i8[i] == 0, "byte %d: i8 output not cleared", value);
+    CHECK((uint8_t)out_i8[0] == CANARY && (uint8_t)out_i8[18] == CANARY, "i8 canary");
+    /* the first bad byte is reported, also when it is the last one */
+    packed[2] = 0;
+    packed[3] = (int8_t)value;
     bad = 99;
-    CHECK(bittts_decode_i8(packed, 4, out_i8, 17, &bad) == BITTTS_ERR_INDEX && bad == 2,
-          "byte %u: i8 status", byte_value);
+    CHECK(bittts_decode_f32(packed, 4, 1.0f, out, 16, &bad) == BITTTS_ERR_INDEX && bad == 3,
+          "byte %d last: offset %zu", value, bad);
   }
+  CHECK(invalid == 13, "%d invalid byte values, expected 13", invalid);
 }
 
-static void test_size_mismatch_and_null(void) {
-  uint8_t packed[3] = {121, 121, 121};
-  float out[16];
-  int8_t out_i8[16];
-  CHECK(bittts_decode_f32(packed, 3, 1.0f, out, 16, NULL) == BITTTS_ERR_SIZE, "16 weights need 4 bytes");
-  CHECK(bittts_decode_f32(packed, 3, 1.0f, out, 10, NULL) == BITTTS_ERR_SIZE, "10 weights need 2 bytes");
-  CHECK(bittts_decode_i8(packed, 2, out_i8, 11, NULL) == BITTTS_ERR_SIZE, "11 weights need 3 bytes");
-  CHECK(bittts_decode_f32_naive(packed, 3, 1.0f, out, 16, NULL) == BITTTS_ERR_SIZE, "naive size");
-  CHECK(bittts_decode_f32(NULL, 3, 1.0f, out, 15, NULL) == BITTTS_ERR_NULL, "null packed");
-  CHECK(bittts_decode_f32(packed, 3, 1.0f, NULL, 15, NULL) == BITTTS_ERR_NULL, "null out");
-  CHECK(bittts_decode_f32(NULL, 0, 1.0f, NULL, 0, NULL) == BITTTS_OK, "empty tensor");
-  CHECK(bittts_decode_f32_with_table(packed, 3, NULL, out, 15, NULL) == BITTTS_ERR_NULL, "null table");
+/* A wrong size is refused before anything is written: the output buffer is
+ * sized for what the caller claims, and a packed tensor holding more or
+ * fewer weights than that must not be decoded into it. */
+static void test_size_mismatch(void) {
+  int8_t packed[4] = {121, -121, 13, 0};
+  float out[18];
+  int8_t out_i8[18];
+  size_t n, len, i;
+  int d;
+  for (len = 0; len <= 4; ++len) {
+    for (n = 0; n <= 16; ++n) {
+      int ok = bittts_packed_size(n) == len;
+      for (d = 0; d < kNumF32; ++d) {
+        memset(out, CANARY, sizeof out);
+        CHECK((kF32Decoders[d].fn(packed, len, 1.0f, out + 1, n, NULL) == BITTTS_OK) == ok,
+              "%s: %zu bytes for %zu weights", kF32Decoders[d].name, len, n);
+        if (!ok)
+          for (i = 0; i < 18; ++i)
+            if (!float_canary_intact(&out[i])) {
+              CHECK(0, "%s wrote on a size error", kF32Decoders[d].name);
+              break;
+            }
+        CHECK(float_canary_intact(&out[0]) && float_canary_intact(&out[n + 1]), "%s canary",
+              kF32Decoders[d].name);
+      }
+      memset(out_i8, CANARY, sizeof out_i8);
+      CHECK((bittts_decode_i8(packed, len, out_i8 + 1, n, NULL) == BITTTS_OK) == ok,
+            "i8: %zu bytes for %zu weights", len, n);
+      if (!ok)
+        for (i = 0; i < 18; ++i) CHECK((uint8_t)out_i8[i] == CANARY, "i8 wrote on a size error");
+    }
+  }
   CHECK(bittts_packed_size(0) == 0 && bittts_packed_size(1) == 1 && bittts_packed_size(5) == 1 &&
-        bittts_packed_size(6) == 2, "packed sizes");
+            bittts_packed_size(6) == 2 && bittts_packed_size(1000001) == 200001,
+        "packed sizes");
+}
+
+static void test_null_pointers(void) {
+  int8_t packed[3] = {121, 121, 121};
+  float out[15], table[BITTTS_F32_TABLE_SIZE];
+  int8_t out_i8[15];
+  int d;
+  bittts_fill_f32_table(1.0f, table);
+  for (d = 0; d < kNumF32; ++d) {
+    CHECK(kF32Decoders[d].fn(NULL, 3, 1.0f, out, 15, NULL) == BITTTS_ERR_NULL, "%s null packed",
+          kF32Decoders[d].name);
+    CHECK(kF32Decoders[d].fn(packed, 3, 1.0f, NULL, 15, NULL) == BITTTS_ERR_NULL, "%s null out",
+          kF32Decoders[d].name);
+    CHECK(kF32Decoders[d].fn(NULL, 0, 1.0f, NULL, 0, NULL) == BITTTS_OK, "%s empty tensor",
+          kF32Decoders[d].name);
+  }
+  CHECK(bittts_decode_i8(NULL, 3, out_i8, 15, NULL) == BITTTS_ERR_NULL, "i8 null packed");
+  CHECK(bittts_decode_i8(packed, 3, NULL, 15, NULL) == BITTTS_ERR_NULL, "i8 null out");
+  CHECK(bittts_decode_i8(NULL, 0, NULL, 0, NULL) == BITTTS_OK, "i8 empty tensor");
+  CHECK(bittts_decode_f32_with_table(packed, 3, NULL, out, 15, NULL) == BITTTS_ERR_NULL,
+        "null table");
+  CHECK(bittts_decode_f32_with_table(NULL, 3, table, out, 15, NULL) == BITTTS_ERR_NULL,
+        "with_table null packed");
+  CHECK(bittts_decode_f32_with_table(packed, 3, table, NULL, 15, NULL) == BITTTS_ERR_NULL,
+        "with_table null out");
+}
+
+static void test_constants(void) {
+  CHECK(bittts_format_version() == 2, "format version %d", bittts_format_version());
+  CHECK(bittts_min_index() == -121 && bittts_max_index() == 121, "index range");
+  CHECK(strcmp(bittts_status_message(BITTTS_ERR_INDEX), "packed byte outside -121..121") == 0,
+        "message '%s'", bittts_status_message(BITTTS_ERR_INDEX));
 }
 
 int main(void) {
   size_t sizes[] = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 24, 25, 26, 99, 1000, 1003, 65537};
   size_t i;
   int round;
+  const char *seed_text = getenv("BITTTS_TEST_SEED");
+  unsigned long long seed =
+      seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
+  rng_state = seed ? seed : 1;
+  printf("test_ternary_decode: seed %llu (replay with BITTTS_TEST_SEED=%llu)\n", seed, seed);
   for (i = 0; i < sizeof sizes / sizeof *sizes; ++i) test_round_trip(sizes[i]);
   for (round = 0; round < 200; ++round) test_round_trip(1 + rng() % 4000);
-  test_every_index_matches_table();
-  test_invalid_index_is_rejected();
-  test_size_mismatch_and_null();
+  test_every_valid_byte();
+  test_invalid_bytes_are_rejected();
+  test_size_mismatch();
+  test_null_pointers();
+  test_constants();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures != 0;
 }
