@@ -129,7 +129,7 @@ class ConvertedGraph:
     tensors: list             # converter.TensorReport rows of the packed graph
 
 
-def convert_graph(name: str, make_function) -> ConvertedGraph:
+def convert_graph(name: str, make_function, float32_baseline: bool = True) -> ConvertedGraph:
     """`make_function()` -> (tf.function, layer group); called twice, since a
     traced function keeps the weights it was traced with."""
     function, layers = make_function()
@@ -141,8 +141,10 @@ def convert_graph(name: str, make_function) -> ConvertedGraph:
         reports = reports + converter_lib.float_tensor_reports(packed)
     else:
         packed, reports = folded, converter_lib.float_tensor_reports(folded)
-    with _float_weights(layers):
-        baseline = convert_function(*make_function())
+    baseline = b""
+    if float32_baseline:
+        with _float_weights(layers):
+            baseline = convert_function(*make_function())
     return ConvertedGraph(name, packed, baseline, reports)
 
 
@@ -165,18 +167,24 @@ class _float_weights:
         return False
 
 
-def export_graphs(acoustic, vocoder, shapes: GraphShapes) -> dict[str, ConvertedGraph]:
-    return {TEXT_GRAPH: convert_graph(TEXT_GRAPH, lambda: text_function(acoustic, shapes)),
+def export_graphs(acoustic, vocoder, shapes: GraphShapes,
+                  float32_baseline: bool = True) -> dict[str, ConvertedGraph]:
+    """Both graphs; `float32_baseline=False` skips the float32 conversions
+    that only the size report needs."""
+    return {TEXT_GRAPH: convert_graph(TEXT_GRAPH, lambda: text_function(acoustic, shapes),
+                                      float32_baseline),
             FRAMES_GRAPH: convert_graph(FRAMES_GRAPH,
-                                        lambda: frames_function(acoustic, vocoder, shapes))}
+                                        lambda: frames_function(acoustic, vocoder, shapes),
+                                        float32_baseline)}
 
 
 def size_summary(graph: ConvertedGraph) -> dict:
     ternary = [t for t in graph.tensors if t.format == "ternary-indexed"]
     weights = sum(t.weights for t in ternary)
     stored = sum(t.stored_bytes for t in ternary)
-    return {"bytes": len(graph.packed), "float32_bytes": len(graph.float32),
-            "ratio_vs_float32": round(len(graph.packed) / len(graph.float32), 4),
+    return {"bytes": len(graph.packed), "float32_bytes": len(graph.float32) or None,
+            "ratio_vs_float32": (round(len(graph.packed) / len(graph.float32), 4)
+                                 if graph.float32 else None),
             "ternary_tensors": len(ternary), "ternary_weights": weights,
             "ternary_stored_bytes": stored,
             "bits_per_ternary_weight": round(8.0 * stored / weights, 4) if weights else None,
@@ -218,8 +226,8 @@ def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes]) -
     packed = sum(len(g.packed) for g in converted.values())
     float32 = sum(len(g.float32) for g in converted.values())
     return {"graphs": per_graph,
-            "total": {"packed_graph_bytes": packed, "float32_graph_bytes": float32,
-                      "ratio_vs_float32": round(packed / float32, 4),
+            "total": {"packed_graph_bytes": packed, "float32_graph_bytes": float32 or None,
+                      "ratio_vs_float32": round(packed / float32, 4) if float32 else None,
                       "model_folder_graph_bytes": sum(len(d) for d in files.values()),
                       "ternary_weights": ternary_weights, "ternary_stored_bytes": ternary_bytes,
                       "bits_per_ternary_weight": (round(8.0 * ternary_bytes / ternary_weights, 4)
@@ -227,11 +235,12 @@ def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes]) -
 
 
 def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end,
-                        max_tokens: int, chunk_frames: int, source: dict) -> dict:
+                        max_tokens: int, chunk_frames: int, source: dict,
+                        float32_baseline: bool = True) -> dict:
     """Converts both graphs and writes the model folder; returns the size report."""
     from bittts_tf.runtime import model_folder
     shapes = graph_shapes(acoustic, vocoder, max_tokens, chunk_frames)
-    converted = export_graphs(acoustic, vocoder, shapes)
+    converted = export_graphs(acoustic, vocoder, shapes, float32_baseline)
     files = {model_folder.graph_file(name, "packed"): graph.packed
              for name, graph in converted.items()}
     report = size_report(converted, files)

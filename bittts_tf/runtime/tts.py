@@ -83,25 +83,19 @@ class _Graph:
             from bittts_tf.export.runtime import make_interpreter
             self.interpreter = make_interpreter(model, num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        self.inputs = {self._name(d): d for d in self.interpreter.get_input_details()}
-        self.outputs = {self._name(d): d for d in self.interpreter.get_output_details()}
-
-    @staticmethod
-    def _name(detail) -> str:
-        # Signature inputs are named "serving_default_<name>:0"; outputs
-        # "StatefulPartitionedCall:<i>", in the signature's sorted key order.
-        name = detail["name"]
-        if name.startswith("serving_default_"):
-            name = name[len("serving_default_"):]
-        return name.split(":")[0]
+        # Inputs are named "serving_default_<name>:0"; outputs "PartitionedCall:<i>",
+        # i following the sorted keys of the exported function's output dict.
+        self.inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
+                       for d in self.interpreter.get_input_details()}
+        self.outputs = sorted(self.interpreter.get_output_details(),
+                              key=lambda d: int(d["name"].rsplit(":", 1)[-1]))
 
     def run(self, **inputs) -> list[np.ndarray]:
         for name, value in inputs.items():
             detail = self.inputs[name]
             self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(d["index"])
-                for d in sorted(self.outputs.values(), key=lambda d: d["name"])]
+        return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
 
 
 class TextToSpeech:
@@ -119,9 +113,17 @@ class TextToSpeech:
                 f"{model_dir}/{folder_lib.MANIFEST}: bad audio or front-end settings ({e})") from None
         self.shapes = dict(manifest["shapes"])
         self.speakers = int(manifest["speakers"])
-        self.variant, self.decode = variant, decode
-        self.text_graph = _Graph(self.folder.read_graph("text", variant), decode, num_threads)
-        self.frames_graph = _Graph(self.folder.read_graph("frames", variant), decode, num_threads)
+        self.variant, self.decode, self.num_threads = variant, decode, num_threads
+        # Read and checked now; the interpreters start at the first synthesis,
+        # after the text has been checked (their start-up logs nothing then).
+        self._models = {graph: self.folder.read_graph(graph, variant)
+                        for graph in folder_lib.GRAPHS}
+        self._graphs = {}
+
+    def _graph(self, name: str) -> _Graph:
+        if name not in self._graphs:
+            self._graphs[name] = _Graph(self._models[name], self.decode, self.num_threads)
+        return self._graphs[name]
 
     @property
     def sample_rate(self) -> int:
@@ -145,7 +147,7 @@ class TextToSpeech:
         inputs = {"phonemes": padded, "length": np.asarray([n], np.int32)}
         if self.speakers > 1:
             inputs["speaker"] = np.asarray([speaker], np.int32)
-        hidden, log_duration = self.text_graph.run(**inputs)
+        hidden, log_duration = self._graph("text").run(**inputs)
         return hidden[0, :n], log_duration[0, :n]
 
     def frame_chunks(self, regulated: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -163,7 +165,7 @@ class TextToSpeech:
         mask[left:left + n_frames] = 1.0
         for k in range(n_chunks):
             window = slice(k * chunk, k * chunk + left + chunk + right)
-            audio, mel = self.frames_graph.run(frames=frames[None, window], mask=mask[None, window])
+            audio, mel = self._graph("frames").run(frames=frames[None, window], mask=mask[None, window])
             keep = min(chunk, n_frames - k * chunk)
             yield audio[0, :keep * hop], mel[0, :keep]
 
@@ -172,8 +174,7 @@ class TextToSpeech:
                durations_out: list | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yields (samples, mel frames) as each chunk is computed."""
         self._check(speaker, duration_scale)
-        segments = self.segments(text)
-        for ids in segments:
+        for ids in self.segments(text):
             hidden, log_duration = self.encode(ids, speaker)
             durations, segment_notes = regulate_durations(
                 log_duration, len(ids), duration_scale, self.shapes["max_frames_per_token"],

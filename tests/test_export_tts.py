@@ -1,0 +1,172 @@
+"""Exported TTS graphs and the LiteRT runtime: streamed synthesis against the
+Keras whole-utterance path, fixed shapes, no TensorFlow in the runtime, and
+one-line errors for bad input and damaged model folders."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+
+from bittts_tf.export import tflite_file, tts_graphs
+from bittts_tf.models import build, configs
+from bittts_tf.quant import spec
+from bittts_tf.runtime import ModelFolderError, SynthesisError, TextToSpeech, model_folder
+from bittts_tf.text import FrontEnd, TextError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MAX_TOKENS = 24
+TEXTS = ["Hello there.",
+         "The quick brown fox, who was rather tired, jumped over the lazy dog by the river."]
+
+
+@pytest.fixture(scope="module")
+def trained_looking_model():
+    seed = int(np.random.default_rng().integers(2**31))
+    print(f"model seed {seed}")
+    keras.utils.set_random_seed(seed)
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
+    # Durations of a few frames a phoneme, as a trained model predicts.
+    head = acoustic.variance_adaptor.duration_predictor.head
+    head.bias.assign([np.log(5.0)])
+    head.kernel.assign(head.kernel * 0.05)
+    return config, acoustic, vocoder
+
+
+@pytest.fixture(scope="module")
+def exported(trained_looking_model, tmp_path_factory):
+    """Model folders with chunks of 1 (the smallest), 4 and 16 frames."""
+    config, acoustic, vocoder = trained_looking_model
+    folders = {}
+    for chunk in (1, 4, 16):
+        path = str(tmp_path_factory.mktemp(f"chunk{chunk}"))
+        tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
+                                       chunk, {"test": True}, float32_baseline=chunk == 16)
+        folders[chunk] = path
+    return folders
+
+
+def keras_whole(acoustic, vocoder, segments):
+    """Each segment through the training graph in one piece, concatenated."""
+    audio = []
+    for ids in segments:
+        mel, lengths, _ = acoustic.infer(np.asarray([ids], np.int32),
+                                         np.asarray([len(ids)], np.int32))
+        audio.append(np.asarray(vocoder(mel[:, :int(lengths[0])])[0]))
+    return np.concatenate(audio)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 16])
+def test_streamed_litert_equals_keras_whole(trained_looking_model, exported, chunk):
+    _, acoustic, vocoder = trained_looking_model
+    for decode in ("load", "graph"):
+        tts = TextToSpeech(exported[chunk], decode=decode)
+        for text in TEXTS:
+            result = tts.synthesize(text)
+            expected = keras_whole(acoustic, vocoder, result.segments)
+            assert result.audio.shape == expected.shape
+            error = np.abs(result.audio - expected).max() / np.abs(expected).max()
+            assert error <= 1e-4, (chunk, decode, text, error)
+    assert len(result.segments) > 1  # the long text was split
+
+
+def test_graphs_have_fixed_shapes_and_only_our_custom_op(exported):
+    folder = model_folder.load(exported[4])
+    for graph in model_folder.GRAPHS:
+        model = tflite_file.parse_model(folder.read_graph(graph), graph)
+        customs = {bytes(code.customCode).decode() for code in model.operatorCodes
+                   if code.builtinCode == schema.BuiltinOperator.CUSTOM}
+        assert customs == {spec.OP_NAME}, customs
+        for subgraph in model.subgraphs:
+            for tensor in subgraph.tensors:
+                signature = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
+                assert signature is None or all(int(d) >= 0 for d in signature), tensor.name
+
+
+def test_size_report(exported):
+    with open(os.path.join(exported[16], model_folder.SIZE_REPORT)) as f:
+        total = json.load(f)["total"]
+    assert total["bits_per_ternary_weight"] <= 1.61
+    assert total["packed_graph_bytes"] < 0.35 * total["float32_graph_bytes"]
+
+
+def test_runtime_imports_no_tensorflow(exported):
+    code = ("import sys\nfrom bittts_tf.runtime import TextToSpeech\n"
+            f"r = TextToSpeech({exported[4]!r}).synthesize('Hello.')\n"
+            "assert r.audio.size > 0\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_bad_text_and_speaker_are_named(exported):
+    tts = TextToSpeech(exported[4])
+    for text in ("", "?!... ,"):
+        with pytest.raises(TextError, match="no pronounceable words"):
+            tts.synthesize(text)
+    with pytest.raises(SynthesisError, match="speaker 3 is unknown"):
+        tts.synthesize("Hello.", speaker=3)
+
+
+def damaged_copies(source, tmp_path):
+    """(what is wrong, folder) pairs."""
+    def copy(name):
+        path = tmp_path / name
+        shutil.copytree(source, path)
+        return path
+
+    missing = copy("missing")
+    os.remove(missing / "frames.tflite")
+    truncated = copy("truncated")
+    data = (truncated / "text.tflite").read_bytes()
+    (truncated / "text.tflite").write_bytes(data[:len(data) // 2])
+    corrupt = copy("corrupt")
+    data = bytearray((corrupt / "frames.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x55
+    (corrupt / "frames.tflite").write_bytes(bytes(data))
+    newer = copy("newer")
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["format_version"] = model_folder.FORMAT_VERSION + 1
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    no_manifest = copy("no_manifest")
+    os.remove(no_manifest / "manifest.json")
+    return [("frames.tflite: cannot read", missing), ("truncated", truncated),
+            ("corrupt", corrupt), ("newer than this runtime", newer), ("missing", no_manifest)]
+
+
+def test_damaged_model_folders_are_refused_by_name(exported, tmp_path):
+    for problem, folder in damaged_copies(exported[4], tmp_path):
+        with pytest.raises(ModelFolderError, match=problem):
+            TextToSpeech(str(folder))
+
+
+def speak(*args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "speak.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_speak_writes_a_wav_and_fails_in_one_line(exported, tmp_path):
+    out = tmp_path / "hello.wav"
+    ok = speak(f"--model_dir={exported[4]}", "--text=Hello there.", f"--output={out}")
+    assert ok.returncode == 0, ok.stderr
+    assert out.exists() and "real-time factor" in ok.stdout
+    damaged = dict((p, f) for p, f in damaged_copies(exported[4], tmp_path / "damaged"))
+    cases = [([f"--model_dir={exported[4]}", "--text=...!"], "no pronounceable words"),
+             ([f"--model_dir={exported[4]}", "--text=Hi.", "--speaker=2"], "speaker 2 is unknown"),
+             ([f"--model_dir={damaged['corrupt']}", "--text=Hi."], "corrupt"),
+             ([f"--model_dir={damaged['newer than this runtime']}", "--text=Hi."], "newer")]
+    for args, message in cases:
+        bad_out = tmp_path / "bad.wav"
+        result = speak(*args, f"--output={bad_out}")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1 and message in lines[0], result.stderr
+        assert lines[0].startswith("speak: ")
+        assert not bad_out.exists()
