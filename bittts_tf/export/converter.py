@@ -2,9 +2,10 @@
 
 The model is first converted plainly (the converter folds each layer's
 quantized kernel into a float constant, already in the layout its TFLite op
-reads). Each of those constants is then replaced by an int8 index tensor
-(packed format version 2) and a float32 scale, decoded at run time by the
-custom op BitTTSTernaryDecode placed just before the op that reads the
+reads). Each ternary layer is then found as the conv / matmul op whose weight
+operand holds its kernel, and that constant is replaced by an int8 index
+tensor (packed format version 2) and a float32 scale, decoded at run time by
+the custom op BitTTSTernaryDecode placed just before the op that reads the
 weights, so the decoded weights live only briefly in the arena.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import dataclasses
 import itertools
 import os
+import re
 import sys
 import tempfile
 
@@ -80,6 +82,24 @@ def convert_float(model: keras.Model) -> bytes:
         return bytes(converter.convert())
 
 
+_WEIGHT_OPERAND = {
+    schema.BuiltinOperator.CONV_2D: 1,
+    schema.BuiltinOperator.DEPTHWISE_CONV_2D: 1,
+    schema.BuiltinOperator.TRANSPOSE_CONV: 1,
+    schema.BuiltinOperator.FULLY_CONNECTED: 1,
+    schema.BuiltinOperator.BATCH_MATMUL: 1,
+}
+_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
+             if not name.startswith("_")}
+# The ops each layer type is expected to become; another op with matching
+# weights is still accepted (e.g. a one-input-channel conv as DEPTHWISE_CONV_2D).
+_EXPECTED_OPS = {
+    "QuantConv1D": {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D},
+    "QuantConv1DTranspose": {schema.BuiltinOperator.TRANSPOSE_CONV},
+    "QuantDense": {schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.BATCH_MATMUL},
+}
+
+
 def _candidate_layouts(kernel: np.ndarray, target_shape: tuple[int, ...]):
     """Ways the converter may have laid out `kernel`: axis permutations, then reshape."""
     squeezed = tuple(d for d in target_shape if d != 1)
@@ -96,35 +116,167 @@ def _tensor_data(model, tensor) -> np.ndarray | None:
     return np.frombuffer(bytes(buffer.data), np.float32).reshape(tuple(tensor.shape))
 
 
-def _find_kernel_tensor(model, layer, kernel: np.ndarray, claimed: set):
-    """(subgraph index, tensor index, data) of the constant holding `kernel`."""
-    matches = []
+@dataclasses.dataclass
+class _WeightSite:
+    """The constant weight operand of one op."""
+
+    subgraph: int
+    op: object  # schema.OperatorT
+    builtin: int
+    tensor: int
+    data: np.ndarray  # float32, in the op's layout
+    names: tuple[str, ...]  # the weight tensor's and the op's output tensors' names
+
+    def describe(self, model) -> str:
+        tensor = model.subgraphs[self.subgraph].tensors[self.tensor]
+        return f"{_OP_NAMES.get(self.builtin, self.builtin)} weights {tensor.name.decode()!r}"
+
+
+def _builtin(model, op) -> int:
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def _weight_sites(model) -> list[_WeightSite]:
+    """The weight operand of every conv / matmul op whose weights are a float32 constant."""
+    sites = []
     for sg_index, subgraph in enumerate(model.subgraphs):
-        for t_index, tensor in enumerate(subgraph.tensors):
-            if (sg_index, t_index) in claimed or tensor.shape is None:
+        for op in subgraph.operators:
+            builtin = _builtin(model, op)
+            operand = _WEIGHT_OPERAND.get(builtin)
+            if operand is None or op.inputs is None or len(op.inputs) <= operand:
                 continue
-            if int(np.prod(tensor.shape)) != kernel.size:
+            t_index = int(op.inputs[operand])
+            if t_index < 0:
                 continue
+            tensor = subgraph.tensors[t_index]
             data = _tensor_data(model, tensor)
             if data is None:
                 continue
-            tolerance = 1e-6 * max(float(np.abs(kernel).max()), 1e-30)
-            for _, candidate in _candidate_layouts(kernel, tuple(tensor.shape)):
-                if np.allclose(candidate, data, rtol=0, atol=tolerance):
-                    matches.append((sg_index, t_index, data))
-                    break
-    if not matches:
-        raise ConversionError(f"layer {layer.name!r}: its kernel was not found as a constant in the converted model")
-    return matches[0]
+            names = (tensor.name.decode(),) + tuple(
+                subgraph.tensors[int(o)].name.decode() for o in (op.outputs or []) if o >= 0)
+            sites.append(_WeightSite(sg_index, op, builtin, t_index, data, names))
+    return sites
 
 
-def _codes_and_scale(data: np.ndarray, layer) -> tuple[np.ndarray, float]:
+def _equal_in_some_layout(kernel: np.ndarray, data: np.ndarray) -> bool:
+    """Whether `data` (an op's weights) is `kernel` (a layer's effective kernel,
+    Keras layout) in some layout, to float32 rounding."""
+    if kernel.size != data.size:
+        return False
+    tolerance = 1e-6 * max(float(np.abs(kernel).max(initial=0.0)), 1e-30)
+    return any(np.allclose(layout, data, rtol=0, atol=tolerance)
+               for _, layout in _candidate_layouts(kernel, data.shape))
+
+
+def _scaled_relation(kernel: np.ndarray, data: np.ndarray) -> str | None:
+    """When `data` is not `kernel` itself: "scaled" if it is the kernel times
+    one factor in some layout (a folded scalar multiply: still ternary),
+    "per-channel" if times a factor per slice of one axis (a folded
+    BatchNormalization or channel multiply: no longer ternary), else None."""
+    if kernel.size != data.size:
+        return None
+    found = None
+    for _, layout in _candidate_layouts(kernel, data.shape):
+        nonzero = layout != 0
+        if not nonzero.any() or np.any(data[~nonzero] != 0):
+            continue
+        ratio = np.where(nonzero, data / np.where(nonzero, layout, 1), np.nan)
+        values = ratio[nonzero]
+        if np.allclose(values, values[0], rtol=1e-5, atol=0):
+            return "scaled"
+        for axis in range(data.ndim):
+            if data.shape[axis] < 2:
+                continue
+            slices = np.moveaxis(ratio, axis, 0).reshape(data.shape[axis], -1)
+            with np.errstate(invalid="ignore"):
+                low = np.nan_to_num(np.nanmin(slices, axis=1, initial=np.inf, where=~np.isnan(slices)))
+                high = np.nan_to_num(np.nanmax(slices, axis=1, initial=-np.inf, where=~np.isnan(slices)))
+            if np.all(high - low <= 1e-5 * np.abs(high)):
+                found = "per-channel"
+    return found
+
+
+_NAME_SEPARATORS = "/;:"
+
+
+def _name_score(layer_name: str, names) -> int:
+    """2 when a tensor name has the layer's name as a path component, 1 when
+    only with the suffix TensorFlow adds to uniquify a name scope (name_1)."""
+    score = 0
+    for name in names:
+        for part in re.split(f"[{re.escape(_NAME_SEPARATORS)}]", name):
+            if part == layer_name:
+                score = max(score, 2)
+            elif re.fullmatch(re.escape(layer_name) + r"(_\d+)+", part):
+                score = max(score, 1)
+    return score
+
+
+def _best_site(layer, matches: list[_WeightSite], claimed: set[int]) -> _WeightSite:
+    """Among ops whose weights match: one no other layer took, of the op type
+    the layer becomes, with the layer's name in its tensor names."""
+    expected = _EXPECTED_OPS.get(_layer_family(layer), set())
+    return max(matches, key=lambda site: (id(site) not in claimed, site.builtin in expected,
+                                          _name_score(layer.name, site.names)))
+
+
+def _unmatched_error(model, layer, sites: list[_WeightSite]) -> ConversionError:
+    kernel = layer.effective_kernel()
+    folded = [site for site in sites if _scaled_relation(kernel, site.data) == "per-channel"]
+    if folded:
+        return ConversionError(
+            f"layer {layer.name!r}: the TFLite converter folded a per-channel factor (a "
+            f"BatchNormalization or constant multiply after the layer) into its kernel "
+            f"({folded[0].describe(model)}), which is no longer ternary; put a nonlinearity "
+            f"between them, or fold the factor into the next layer, before converting")
+    return ConversionError(
+        f"layer {layer.name!r}: no CONV_2D / DEPTHWISE_CONV_2D / TRANSPOSE_CONV / "
+        f"FULLY_CONNECTED / BATCH_MATMUL in the converted model has its kernel (shape "
+        f"{list(kernel.shape)}) as constant weights (is the layer unused in this graph?)")
+
+
+def _assign_sites(model, layers: list, sites: list[_WeightSite]) -> list[_WeightSite]:
+    """The op (weight site) of each layer. Layers whose kernel appears as it is
+    choose first, so that a layer matching only a scaled copy (a folded scalar
+    multiply) cannot take the op of a layer with the same codes."""
+    chosen: dict[int, _WeightSite] = {}
+    claimed: set[int] = set()
+    pending = []
+    for i, layer in enumerate(layers):
+        kernel = layer.effective_kernel()
+        matches = [site for site in sites if _equal_in_some_layout(kernel, site.data)]
+        if matches:
+            chosen[i] = _best_site(layer, matches, claimed)
+            claimed.add(id(chosen[i]))
+        else:
+            pending.append(i)
+    for i in pending:
+        kernel = layers[i].effective_kernel()
+        matches = [site for site in sites if _scaled_relation(kernel, site.data) == "scaled"]
+        if not matches:
+            raise _unmatched_error(model, layers[i], sites)
+        chosen[i] = _best_site(layers[i], matches, claimed)
+        claimed.add(id(chosen[i]))
+    return [chosen[i] for i in range(len(layers))]
+
+
+def _layer_family(layer) -> str:
+    for cls in type(layer).__mro__:
+        if cls.__name__ in _EXPECTED_OPS:
+            return cls.__name__
+    return ""
+
+
+def _codes_and_scale(data: np.ndarray, layers: list, default_scale: float) -> tuple[np.ndarray, float]:
     magnitudes = np.abs(data[data != 0])
     if magnitudes.size == 0:
-        return np.zeros(data.shape, np.int8), float(layer.ternary_codes()[1])
+        return np.zeros(data.shape, np.int8), default_scale
     scale = float(magnitudes.max())
     if not np.allclose(magnitudes, scale, rtol=1e-6, atol=0):
-        raise ConversionError(f"layer {layer.name!r}: folded kernel is not ternary (several magnitudes)")
+        names = ", ".join(repr(layer.name) for layer in layers)
+        raise ConversionError(f"layer {names}: its weights in the converted model are not "
+                              f"ternary ({np.unique(magnitudes).size} distinct magnitudes)")
     return np.sign(data).astype(np.int8), scale
 
 
@@ -135,12 +287,12 @@ def _add_buffer(model, data: bytes) -> int:
     return len(model.buffers) - 1
 
 
-def _add_tensor(model, subgraph, name: str, shape, tensor_type: int, data: bytes) -> int:
+def _add_tensor(subgraph, name: str, shape, tensor_type: int, buffer: int) -> int:
     tensor = schema.TensorT()
     tensor.name = name.encode()
     tensor.shape = np.asarray(shape, np.int32)
     tensor.type = tensor_type
-    tensor.buffer = _add_buffer(model, data)
+    tensor.buffer = buffer
     subgraph.tensors.append(tensor)
     return len(subgraph.tensors) - 1
 
@@ -148,6 +300,9 @@ def _add_tensor(model, subgraph, name: str, shape, tensor_type: int, data: bytes
 def _decode_opcode_index(model) -> int:
     for index, code in enumerate(model.operatorCodes):
         if code.customCode is not None and code.customCode.decode() == spec.OP_NAME:
+            if code.version != spec.FORMAT_VERSION:
+                raise ConversionError(f"the model already holds {spec.OP_NAME} ops of format "
+                                      f"version {code.version}")
             return index
     code = schema.OperatorCodeT()
     code.builtinCode = _CUSTOM
@@ -160,54 +315,122 @@ def _decode_opcode_index(model) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _insert_decode_op(model, subgraph, opcode_index: int, inputs, output: int) -> None:
+def _decode_op(opcode_index: int, inputs, output: int):
     op = schema.OperatorT()
     op.opcodeIndex = opcode_index
     op.inputs = np.asarray(inputs, np.int32)
     op.outputs = np.asarray([output], np.int32)
     op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
-    consumers = [i for i, other in enumerate(subgraph.operators)
-                 if other.inputs is not None and output in list(other.inputs)]
-    subgraph.operators.insert(consumers[0] if consumers else 0, op)
+    return op
 
 
 def _is_ternary(layer) -> bool:
     return getattr(layer, "is_ternary", False)
 
 
-def pack_ternary_weights(keras_model: keras.Model, float_tflite: bytes):
+def _default_scale(layers) -> float:
+    """The scale stored for an all-zero kernel: any finite value decodes to zeros."""
+    for layer in layers:
+        beta = layer.ternary_codes()[1]
+        if np.isfinite(beta) and beta > 0:
+            return float(beta)
+    return 1.0
+
+
+def _replace_constant(model, buffer_index: int, packed: packing.PackedTernary,
+                      opcode_index: int) -> str:
+    """Every tensor holding buffer `buffer_index` becomes the output of a decode
+    op. Each op that reads such a tensor gets its own decode op right before
+    it, all reading one packed tensor: the packed bytes are stored once (also
+    when the converter shared one constant between layers with equal kernels)
+    and each decoded kernel is live only around the op that reads it.
+    Returns the name of the first tensor packed."""
+    packed_buffer = _add_buffer(model, packed.indices.tobytes())
+    scale_buffer = _add_buffer(model, np.float32([packed.scale]).tobytes())
+    first_name = None
+    others = 0  # tensors of another type or size sharing the bytes (equal zeros, say)
+    for subgraph in model.subgraphs:
+        holders = []
+        for i, t in enumerate(subgraph.tensors):
+            if t.buffer != buffer_index:
+                continue
+            if t.type == _FLOAT32 and int(np.prod(t.shape)) == packed.num_weights:
+                holders.append(i)
+            else:
+                others += 1
+        if not holders:
+            continue
+        name = subgraph.tensors[holders[0]].name.decode()
+        first_name = first_name or name
+        packed_index = _add_tensor(subgraph, name + "/ternary_indices", [packed.indices.size],
+                                   _INT8, packed_buffer)
+        scale_index = _add_tensor(subgraph, name + "/ternary_scale", [1], _FLOAT32, scale_buffer)
+        before = {}  # id(consumer op) -> decode ops to insert before it
+        for holder in holders:
+            tensor = subgraph.tensors[holder]
+            tensor.buffer = 0  # buffer 0 is the schema's empty buffer: a computed tensor
+            consumers = [op for op in subgraph.operators
+                         if op.inputs is not None and holder in [int(i) for i in op.inputs]]
+            outputs = [int(i) for i in (subgraph.outputs if subgraph.outputs is not None else [])]
+            for k, consumer in enumerate(consumers):
+                output = holder
+                if k > 0 or holder in outputs:
+                    output = _add_tensor(subgraph, f"{tensor.name.decode()}/decoded_{k}",
+                                         tensor.shape, tensor.type, 0)
+                    consumer.inputs = np.asarray(
+                        [output if int(i) == holder else int(i) for i in consumer.inputs], np.int32)
+                before.setdefault(id(consumer), []).append(
+                    _decode_op(opcode_index, [packed_index, scale_index], output))
+            if not consumers or holder in outputs:
+                # Read by no op, or a graph output: decoded first thing.
+                before.setdefault(None, []).append(
+                    _decode_op(opcode_index, [packed_index, scale_index], holder))
+        operators = list(before.get(None, []))
+        for op in subgraph.operators:
+            operators.extend(before.get(id(op), []))
+            operators.append(op)
+        subgraph.operators = operators
+    if not others:
+        model.buffers[buffer_index].data = None  # the float copy leaves the file
+    return first_name
+
+
+def pack_ternary_weights(keras_model, float_tflite: bytes):
     """Rewrites `float_tflite`: ternary kernels -> packed indices + decode op.
 
-    Returns (tflite bytes, list of TensorReport for the packed tensors)."""
+    Each ternary layer of `keras_model` (a keras.Model or any layer holding the
+    layers of the graph) is mapped to the op that computes it: the conv / matmul
+    op whose constant weight operand holds the layer's effective kernel in the
+    op's layout (ties between equal kernels broken by the layer's name in the
+    tensor names). Returns (tflite bytes, list of TensorReport for the packed
+    tensors); raises ConversionError naming the layer that cannot be packed."""
     model = tflite_file.parse_model(float_tflite, "converted model")
+    layers = [layer for layer in qlayers.quantized_layers(keras_model) if _is_ternary(layer)]
+    if not layers:
+        raise ConversionError("the model has no ternary layers to pack")
+    by_buffer: dict[int, list] = {}  # buffer -> [(layer, site)]
+    for layer, site in zip(layers, _assign_sites(model, layers, _weight_sites(model))):
+        buffer_index = model.subgraphs[site.subgraph].tensors[site.tensor].buffer
+        by_buffer.setdefault(buffer_index, []).append((layer, site))
     opcode_index = _decode_opcode_index(model)
-    claimed, reports = set(), []
-    for layer in qlayers.quantized_layers(keras_model):
-        if not _is_ternary(layer):
-            continue
-        kernel = layer.effective_kernel()
-        sg_index, t_index, data = _find_kernel_tensor(model, layer, kernel, claimed)
-        claimed.add((sg_index, t_index))
-        subgraph = model.subgraphs[sg_index]
-        tensor = subgraph.tensors[t_index]
-        codes, scale = _codes_and_scale(data, layer)
+    reports = []
+    for buffer_index, members in by_buffer.items():
+        layers = [layer for layer, _ in members]
+        data = members[0][1].data
+        codes, scale = _codes_and_scale(data, layers, _default_scale(layers))
         packed = packing.pack(codes, scale)
-        shared = sum(1 for sg in model.subgraphs for t in sg.tensors if t.buffer == tensor.buffer)
-        if shared > 1:
-            raise ConversionError(f"layer {layer.name!r}: kernel buffer shared by {shared} tensors")
-        model.buffers[tensor.buffer].data = None  # the float copy leaves the file
-        tensor.buffer = 0  # buffer 0 is the schema's empty buffer: a computed tensor
-        name = tensor.name.decode()
-        packed_index = _add_tensor(model, subgraph, name + "/ternary_indices",
-                                   [packed.indices.size], _INT8, packed.indices.tobytes())
-        scale_index = _add_tensor(model, subgraph, name + "/ternary_scale", [1], _FLOAT32,
-                                  np.float32([scale]).tobytes())
-        _insert_decode_op(model, subgraph, opcode_index, [packed_index, scale_index], t_index)
-        reports.append(TensorReport(name, layer.name, [int(d) for d in tensor.shape],
+        decoded = packing.unpack(packed)
+        if not np.allclose(decoded, data, rtol=1e-6, atol=0):
+            raise ConversionError(f"layer {layers[0].name!r}: packed weights do not decode to "
+                                  f"the converted model's weights")
+        name = _replace_constant(model, buffer_index, packed, opcode_index)
+        names = []
+        for layer in layers:
+            if layer.name not in names:
+                names.append(layer.name)
+        reports.append(TensorReport(name, ", ".join(names), [int(d) for d in data.shape],
                                     packed.num_weights, packed.nbytes,
                                     round(packed.bits_per_weight, 4), "ternary-indexed"))
-    if not reports:
-        raise ConversionError("the model has no ternary layers to pack")
     return tflite_file.serialize_model(model), reports
 
 
@@ -287,3 +510,4 @@ def format_size_table(result: ConversionResult) -> str:
         f"({s['size_ratio_vs_float32']:.3f}x); {s['ternary_weights']} ternary weights at "
         f"{s['bits_per_ternary_weight']:.3f} bits each, scale included")
     return "\n".join(lines)
+
