@@ -1,11 +1,13 @@
 """tools/convert.py and tools/validate.py from the command line."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from bittts_tf.quant import TernaryConv1D
@@ -75,6 +77,62 @@ def test_convert_and_validate_name_foreign_files(keras_model_path, tmp_path):
     assert last_line(result.stderr) == (f"validate: {not_tflite}: not a TFLite model "
                                         f"(file identifier b'\\r\\n\\x1a\\n', expected b'TFL3')")
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def vocoder_run(tmp_path_factory):
+    """A run directory whose checkpoint holds a small ternary frame vocoder
+    with random weights (a fresh, printed seed)."""
+    from bittts_tf.models import build, configs
+    from bittts_tf.training import checkpoints
+
+    seed = int(np.random.default_rng().integers(2**31))
+    print(f"vocoder_run: seed {seed}")
+    keras.utils.set_random_seed(seed)
+    config = configs.preset("tiny", quantize="vocoder")
+    config = dataclasses.replace(config, vocoder=dataclasses.replace(
+        config.vocoder, channels=16, hidden_channels=24, blocks=2))
+    generator = build.build_generator(config)
+    run = tmp_path_factory.mktemp("voc_run")
+    checkpoints.save(str(run / "checkpoints"), 7, {"generator": generator}, {},
+                     {"model_config": config.to_dict()})
+    return run
+
+
+def test_convert_and_validate_a_checkpoint_generator(vocoder_run, tmp_path):
+    tflite = tmp_path / "voc.tflite"
+    converted = run_tool("convert.py", f"--checkpoint={vocoder_run}", "--model=generator",
+                         f"--out={tflite}")
+    assert converted.returncode == 0, converted.stderr
+    report = json.loads((tmp_path / "voc.size.json").read_text())
+    assert report["ternary_tensors"] == 1 + 2 * 2  # input conv, two pointwise convs per block
+    assert report["bits_per_ternary_weight"] < 1.7
+    validated = run_tool("validate.py", f"--checkpoint={vocoder_run}", f"--tflite={tflite}",
+                         "--length=12", f"--report={tmp_path / 'v.json'}")
+    assert validated.returncode == 0, validated.stderr
+    results = json.loads((tmp_path / "v.json").read_text())
+    assert results["litert_vs_keras"]["rel_err"] <= 1e-5
+    assert results["decode"]["packed_tensors"] == 5
+
+
+def test_convert_names_what_a_checkpoint_cannot_give(vocoder_run, tmp_path):
+    out = f"--out={tmp_path / 'x.tflite'}"
+    acoustic = run_tool("convert.py", f"--checkpoint={vocoder_run}", "--model=acoustic", out)
+    assert acoustic.returncode != 0
+    assert last_line(acoustic.stderr).startswith("convert: the acoustic model's text -> mel path")
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    missing = run_tool("convert.py", f"--checkpoint={empty}", out)
+    assert last_line(missing.stderr) == f"convert: {empty}: no checkpoint in this directory"
+    both = run_tool("convert.py", f"--checkpoint={vocoder_run}", "--keras_model=x.keras", out)
+    assert last_line(both.stderr) == "convert: give exactly one of --keras_model and --checkpoint"
+    corrupt = tmp_path / "ckpt-00000001.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    broken = run_tool("convert.py", f"--checkpoint={corrupt}", out)
+    assert last_line(broken.stderr).startswith(f"convert: checkpoint {corrupt} is corrupt")
+    for result in (acoustic, missing, both, broken):
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.tflite").exists()
 
 
 def test_help_describes_the_flags():

@@ -1,10 +1,18 @@
 """Converts a Keras model with ternary layers to a .tflite with packed weights.
 
-Every ternary kernel becomes a uint8 index tensor (5 weights per byte) plus a
-float32 scale, decoded at run time by the custom op BitTTSTernaryDecode; other
-weights stay float32. Prints a size report and writes it as JSON.
+Every ternary kernel becomes an int8 index tensor (5 weights per byte, packed
+format version 2) plus a float32 scale, decoded at run time by the custom op
+BitTTSTernaryDecode; other weights stay float32. Prints a size report and
+writes it as JSON.
 
     python tools/convert.py --keras_model=out/demo/model.keras --out=out/demo/model.tflite
+    python tools/convert.py --checkpoint=runs/voc --model=generator --out=out/voc.tflite
+
+From a training checkpoint (a file, or a run / checkpoints directory: its
+newest checkpoint) only the generator (vocoder) converts: mel [1, frames,
+n_mels] -> waveform, any number of frames. The acoustic model's text -> mel
+path has a data-dependent length (durations), so it has no single graph;
+tools/export_tts.py exports it as fixed-shape graphs.
 """
 
 import sys
@@ -15,7 +23,11 @@ from bittts_tf import fileio
 from bittts_tf.export import converter, keras_io
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("keras_model", None, "The .keras model to convert.", required=True)
+flags.DEFINE_string("keras_model", None, "The .keras model to convert.")
+flags.DEFINE_string("checkpoint", None, "A training checkpoint, or a run directory (its newest "
+                    "checkpoint), to convert instead of --keras_model.")
+flags.DEFINE_enum("model", "generator", list(converter.CHECKPOINT_MODELS),
+                  "With --checkpoint: which model of the checkpoint to convert.")
 flags.DEFINE_string("out", None, "Where to write the .tflite model.", required=True)
 flags.DEFINE_string("report", None, "Where to write the JSON size report "
                     "(default: next to --out, with .size.json).")
@@ -25,9 +37,10 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     try:
-        model = keras_io.load_keras_model(FLAGS.keras_model)
+        model = converter.load_source_model(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
         result = converter.convert(model)
-    except (keras_io.ModelFileError, converter.ConversionError) as error:
+    except (keras_io.ModelFileError, converter.ConversionError,
+            converter.CheckpointModelError) as error:
         sys.exit(f"convert: {error}")
 
     print(converter.format_size_table(result))

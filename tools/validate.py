@@ -7,6 +7,7 @@
 2. Decodes every packed tensor with the C library (ctypes) and with numpy.
 
     python tools/validate.py --keras_model=out/demo/model.keras --tflite=out/demo/model.tflite
+    python tools/validate.py --checkpoint=runs/voc --model=generator --tflite=out/voc.tflite
 """
 
 import json
@@ -15,10 +16,14 @@ import sys
 from absl import app, flags, logging
 
 from bittts_tf import fileio
-from bittts_tf.export import keras_io, tflite_file, validate
+from bittts_tf.export import converter, keras_io, tflite_file, validate
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("keras_model", None, "The Keras model the .tflite came from.", required=True)
+flags.DEFINE_string("keras_model", None, "The Keras model the .tflite came from.")
+flags.DEFINE_string("checkpoint", None, "Or the training checkpoint (or run directory) it came "
+                    "from, as for tools/convert.py.")
+flags.DEFINE_enum("model", "generator", list(converter.CHECKPOINT_MODELS),
+                  "With --checkpoint: which model of the checkpoint.")
 flags.DEFINE_string("tflite", None, "The converted model.", required=True)
 flags.DEFINE_integer("batch", 1, "Batch size of the random inputs (the .tflite is resized to it).")
 flags.DEFINE_integer("length", 64, "Length given to unknown (None) input dimensions.")
@@ -34,8 +39,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         tflite = tflite_file.read_tflite(FLAGS.tflite)
-        model = keras_io.load_keras_model(FLAGS.keras_model)
-    except (tflite_file.TFLiteFileError, keras_io.ModelFileError) as error:
+        model = converter.load_source_model(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
+    except (tflite_file.TFLiteFileError, keras_io.ModelFileError,
+            converter.CheckpointModelError) as error:
         sys.exit(f"validate: {error}")
 
     worst = None
