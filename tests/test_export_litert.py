@@ -238,6 +238,12 @@ NO_TENSORFLOW = textwrap.dedent("""
     interpreter.invoke()
     out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_array_equal(out, np.load(expected))
+    from bittts_tf.export import runtime  # the project's helper, same library
+    helper = runtime.make_interpreter(open(model, "rb").read())
+    helper.allocate_tensors()
+    helper.invoke()
+    np.testing.assert_array_equal(
+        helper.get_tensor(helper.get_output_details()[0]["index"]), np.load(expected))
     try:
         import tensorflow
         raise SystemExit("tensorflow was importable")
