@@ -131,6 +131,11 @@ class _WeightSite:
     data: np.ndarray  # float32, in the op's layout
     names: tuple[str, ...]  # the weight tensor's and the op's output tensors' names
 
+    def __post_init__(self):
+        # Invariant under every layout: rules out most layer / op pairs
+        # without trying any permutation.
+        self.max_abs = float(np.abs(self.data).max(initial=0.0))
+
     def describe(self, model) -> str:
         tensor = model.subgraphs[self.subgraph].tensors[self.tensor]
         return f"{_OP_NAMES.get(self.builtin, self.builtin)} weights {tensor.name.decode()!r}"
@@ -163,14 +168,17 @@ def _weight_sites(model) -> list[_WeightSite]:
     return sites
 
 
-def _equal_in_some_layout(kernel: np.ndarray, data: np.ndarray) -> bool:
-    """Whether `data` (an op's weights) is `kernel` (a layer's effective kernel,
-    Keras layout) in some layout, to float32 rounding."""
-    if kernel.size != data.size:
+def _equal_in_some_layout(kernel: np.ndarray, site: _WeightSite) -> bool:
+    """Whether the op's weights are `kernel` (a layer's effective kernel, Keras
+    layout) in some layout, to float32 rounding."""
+    if kernel.size != site.data.size:
         return False
-    tolerance = 1e-6 * max(float(np.abs(kernel).max(initial=0.0)), 1e-30)
-    return any(np.allclose(layout, data, rtol=0, atol=tolerance)
-               for _, layout in _candidate_layouts(kernel, data.shape))
+    kernel_max = float(np.abs(kernel).max(initial=0.0))
+    tolerance = 1e-6 * max(kernel_max, 1e-30)
+    if abs(kernel_max - site.max_abs) > tolerance:
+        return False
+    return any(np.allclose(layout, site.data, rtol=0, atol=tolerance)
+               for _, layout in _candidate_layouts(kernel, site.data.shape))
 
 
 def _scaled_relation(kernel: np.ndarray, data: np.ndarray) -> str | None:
@@ -193,10 +201,11 @@ def _scaled_relation(kernel: np.ndarray, data: np.ndarray) -> str | None:
             if data.shape[axis] < 2:
                 continue
             slices = np.moveaxis(ratio, axis, 0).reshape(data.shape[axis], -1)
-            with np.errstate(invalid="ignore"):
-                low = np.nan_to_num(np.nanmin(slices, axis=1, initial=np.inf, where=~np.isnan(slices)))
-                high = np.nan_to_num(np.nanmax(slices, axis=1, initial=-np.inf, where=~np.isnan(slices)))
-            if np.all(high - low <= 1e-5 * np.abs(high)):
+            known = ~np.isnan(slices)
+            low = np.min(slices, axis=1, initial=np.inf, where=known)
+            high = np.max(slices, axis=1, initial=-np.inf, where=known)
+            spread_ok = (high - low <= 1e-5 * np.abs(high)) | ~known.any(axis=1)
+            if np.all(spread_ok):
                 found = "per-channel"
     return found
 
@@ -249,7 +258,7 @@ def _assign_sites(model, layers: list, sites: list[_WeightSite]) -> list[_Weight
     pending = []
     for i, layer in enumerate(layers):
         kernel = layer.effective_kernel()
-        matches = [site for site in sites if _equal_in_some_layout(kernel, site.data)]
+        matches = [site for site in sites if _equal_in_some_layout(kernel, site)]
         if matches:
             chosen[i] = _best_site(layer, matches, claimed)
             claimed.add(id(chosen[i]))
@@ -279,8 +288,9 @@ def _codes_and_scale(data: np.ndarray, layers: list, default_scale: float) -> tu
     scale = float(magnitudes.max())
     if not np.allclose(magnitudes, scale, rtol=1e-6, atol=0):
         names = ", ".join(repr(layer.name) for layer in layers)
-        raise ConversionError(f"layer {names}: its weights in the converted model are not "
-                              f"ternary ({np.unique(magnitudes).size} distinct magnitudes)")
+        raise ConversionError(f"layer{'s' if len(layers) > 1 else ''} {names}: the weights in "
+                              f"the converted model are not ternary "
+                              f"({np.unique(magnitudes).size} distinct magnitudes)")
     return np.sign(data).astype(np.int8), scale
 
 
