@@ -26,6 +26,9 @@ flags.DEFINE_string("vocoder_checkpoint", None, "Vocoder checkpoint (two-stage t
 flags.DEFINE_string("out_dir", None, "The model folder to write.")
 flags.DEFINE_integer("max_tokens", 64, "Phonemes per text-graph call (longer text is split).")
 flags.DEFINE_integer("chunk_frames", 32, "Mel frames per frames-graph call (16 ms each at 16 kHz).")
+flags.DEFINE_boolean("with_float32", False,
+                     "Also write the float32 variant (same weights as float constants) for "
+                     "tools/bench_tts.py; not for shipping.")
 flags.mark_flags_as_required(["checkpoint", "out_dir"])
 
 
@@ -42,7 +45,8 @@ def main(argv):
     try:
         report = tts_graphs.export_model_folder(
             FLAGS.out_dir, synthesizer.acoustic, synthesizer.generator, synthesizer.config,
-            synthesizer.front_end, FLAGS.max_tokens, FLAGS.chunk_frames, source)
+            synthesizer.front_end, FLAGS.max_tokens, FLAGS.chunk_frames, source,
+            with_float32=FLAGS.with_float32)
     except tts_graphs.ExportError as e:
         sys.exit(f"export_tts: {e}")
     for name, graph in report["graphs"].items():

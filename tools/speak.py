@@ -19,7 +19,8 @@ flags.DEFINE_string("text", None, "What to say.")
 flags.DEFINE_string("output", "speech.wav", "Output wav (16-bit PCM); written atomically.")
 flags.DEFINE_integer("speaker", 0, "Speaker id (multi-speaker models).")
 flags.DEFINE_float("duration_scale", 1.0, "Multiplies predicted durations (>1 speaks slower).")
-flags.DEFINE_enum("variant", "packed", ["packed", "int8"], "Which graphs of the folder to run.")
+flags.DEFINE_enum("variant", "packed", ["packed", "int8", "float32"],
+                  "Which graphs of the folder to run.")
 flags.DEFINE_enum("decode", "load", ["load", "graph"],
                   "Decode the ternary weights once at load (fast on a desktop) or in the graph "
                   "at every invoke (as a microcontroller does).")

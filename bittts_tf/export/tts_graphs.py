@@ -125,7 +125,8 @@ def convert_function(function, trackable) -> bytes:
 class ConvertedGraph:
     name: str
     packed: bytes             # ternary kernels packed, BitTTSTernaryDecode in the graph
-    float32: bytes            # the same graph, every weight float32 (the size baseline)
+    folded: bytes             # the same weights as float32 constants (the speed baseline)
+    float32: bytes            # the float32 architecture, weights unquantized (the size baseline)
     tensors: list             # converter.TensorReport rows of the packed graph
 
 
@@ -145,7 +146,7 @@ def convert_graph(name: str, make_function, float32_baseline: bool = True) -> Co
     if float32_baseline:
         with _float_weights(layers):
             baseline = convert_function(*make_function())
-    return ConvertedGraph(name, packed, baseline, reports)
+    return ConvertedGraph(name, packed, folded, baseline, reports)
 
 
 class _float_weights:
@@ -236,15 +237,21 @@ def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes]) -
 
 def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end,
                         max_tokens: int, chunk_frames: int, source: dict,
-                        float32_baseline: bool = True) -> dict:
-    """Converts both graphs and writes the model folder; returns the size report."""
+                        float32_baseline: bool = True, with_float32: bool = False) -> dict:
+    """Converts both graphs and writes the model folder; returns the size report.
+
+    `with_float32` also writes the "float32" variant (the same weights as
+    float constants, 5-8x larger): for benchmarks, not for shipping."""
     from bittts_tf.runtime import model_folder
     shapes = graph_shapes(acoustic, vocoder, max_tokens, chunk_frames)
     converted = export_graphs(acoustic, vocoder, shapes, float32_baseline)
-    files = {model_folder.graph_file(name, "packed"): graph.packed
-             for name, graph in converted.items()}
+    graphs = {model_folder.graph_key(name, "packed"): graph.packed
+              for name, graph in converted.items()}
+    if with_float32:
+        graphs.update({model_folder.graph_key(name, "float32"): graph.folded
+                       for name, graph in converted.items()})
+    files = {key + ".tflite": data for key, data in graphs.items()}
     report = size_report(converted, files)
-    graphs = {name: graph.packed for name, graph in converted.items()}
     model_folder.write(out_dir, manifest(model_config, front_end, shapes, graphs, source), files,
                        {model_folder.SIZE_REPORT: report})
     return report

@@ -26,9 +26,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SIZE_REPORT = "size_report.json"
 # Graph roles and their variants: "packed" keeps the ternary kernels packed
-# with BitTTSTernaryDecode in the graph; "int8" has int8 activations too.
+# with BitTTSTernaryDecode in the graph; "int8" has int8 activations too;
+# "float32" holds the same weights as float constants (benchmarks only).
 GRAPHS = ("text", "frames")
-VARIANTS = ("packed", "int8")
+VARIANTS = ("packed", "int8", "float32")
 
 
 class ModelFolderError(ValueError):

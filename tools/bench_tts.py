@@ -1,0 +1,121 @@
+"""Speed and memory of an exported model's graph variants, side by side in one run.
+
+  python tools/export_tts.py --checkpoint=... --out_dir=/tmp/bench_model --with_float32
+  python tools/bench_tts.py --model_dir=/tmp/bench_model --output=out/bench_tts.json
+
+Configurations: float32 graphs (the same weights as float constants), packed
+graphs decoded in the graph (BitTTSTernaryDecode at every invoke, as on a
+microcontroller), packed graphs decoded at load (constants for XNNPACK), and
+the int8 graphs when the folder has them. Every round synthesizes each
+sentence with each configuration in turn, so machine noise falls on all of
+them alike. Real-time factor = synthesis time / audio duration; time to
+first audio = from the call to the first chunk's samples. Peak memory is
+each configuration's own process (ru_maxrss) after one synthesis, next to
+the same process's before loading the model.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+from tqdm import tqdm
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Model folder (export with --with_float32 for the baseline).")
+flags.DEFINE_string("output", "out/bench_tts.json", "JSON report, written atomically.")
+flags.DEFINE_integer("rounds", 5, "Rounds over all configurations.")
+flags.DEFINE_integer("num_threads", 1, "Interpreter threads.")
+flags.DEFINE_list("sentences", [
+    "The weather will be sunny tomorrow, with a light breeze from the west.",
+    "Please turn left at the next corner and walk for two minutes.",
+], "Sentences to synthesize.")
+flags.mark_flag_as_required("model_dir")
+
+CONFIGURATIONS = [("float32", "float32", "load"), ("in-graph decode", "packed", "graph"),
+                  ("decode at load", "packed", "load"), ("int8 in-graph decode", "int8", "graph"),
+                  ("int8 decode at load", "int8", "load")]
+
+
+def peak_memory(model_dir: str, variant: str, decode: str, sentence: str) -> dict:
+    """Memory of a fresh process that loads the model and speaks once: its
+    peak (ru_maxrss) and how much its resident set grew from just before
+    the model was loaded (the runtime's imports already done)."""
+    code = (
+        "import resource\n"
+        "from bittts_tf.runtime import TextToSpeech\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
+        "before = rss()\n"
+        f"tts = TextToSpeech({model_dir!r}, {variant!r}, {decode!r}, {FLAGS.num_threads})\n"
+        f"tts.synthesize({sentence!r})\n"
+        "print(rss() - before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    grown, peak = (int(v) for v in out.stdout.split()[-2:])
+    return {"peak_rss_mib": round(peak / 1024, 1), "model_rss_mib": round(grown / 2**20, 2)}
+
+
+def main(argv):
+    del argv
+    from bittts_tf import fileio
+    from bittts_tf.runtime import ModelFolderError, TextToSpeech
+
+    # Load every configuration the folder has.
+    engines = {}
+    for name, variant, decode in CONFIGURATIONS:
+        try:
+            engines[name] = TextToSpeech(FLAGS.model_dir, variant, decode, FLAGS.num_threads)
+        except ModelFolderError as e:
+            if "has no" not in str(e):
+                sys.exit(f"bench_tts: {e}")
+            print(f"skipping {name}: {e}")
+    if not engines:
+        sys.exit(f"bench_tts: {FLAGS.model_dir} has no graphs to run")
+
+    # Warm up (interpreter start, first allocations), then alternate.
+    for engine in engines.values():
+        engine.synthesize(FLAGS.sentences[0])
+    totals = {name: {"seconds": 0.0, "audio_seconds": 0.0, "first_audio": []} for name in engines}
+    for _ in tqdm(range(FLAGS.rounds), desc="rounds"):
+        for sentence in FLAGS.sentences:
+            for name, engine in engines.items():
+                result = engine.synthesize(sentence)
+                totals[name]["seconds"] += result.seconds
+                totals[name]["audio_seconds"] += len(result.audio) / result.sample_rate
+                totals[name]["first_audio"].append(result.time_to_first_audio)
+
+    # Memory, each in its own process.
+    rows = {}
+    for name, variant, decode in CONFIGURATIONS:
+        if name not in engines:
+            continue
+        t = totals[name]
+        rows[name] = {"variant": variant, "decode": decode,
+                      "rtf": round(t["seconds"] / t["audio_seconds"], 4),
+                      "time_to_first_audio_ms": round(1000 * sum(t["first_audio"])
+                                                      / len(t["first_audio"]), 2),
+                      **peak_memory(FLAGS.model_dir, variant, decode, FLAGS.sentences[0])}
+    baseline = rows.get("float32")
+    if baseline:
+        for row in rows.values():
+            row["rtf_vs_float32"] = round(row["rtf"] / baseline["rtf"], 3)
+
+    print(f"\n{'configuration':22s} {'RTF':>7s} {'vs f32':>7s} {'1st audio':>10s} {'peak RSS':>9s} "
+          f"{'model RSS':>10s}")
+    for name, row in rows.items():
+        print(f"{name:22s} {row['rtf']:7.4f} {row.get('rtf_vs_float32', float('nan')):7.3f} "
+              f"{row['time_to_first_audio_ms']:8.2f}ms {row['peak_rss_mib']:7.1f}MiB "
+              f"{row['model_rss_mib']:8.2f}MiB")
+    report = {"model_dir": os.path.abspath(FLAGS.model_dir), "num_threads": FLAGS.num_threads,
+              "rounds": FLAGS.rounds, "sentences": FLAGS.sentences,
+              "chunk_frames": next(iter(engines.values())).shapes["chunk_frames"],
+              "configurations": rows, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    fileio.atomic_write_json(FLAGS.output, report)
+    print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
