@@ -15,7 +15,7 @@ import soundfile
 from absl import app, flags
 
 from bittts_tf.eval.synthesis import Synthesizer
-from bittts_tf.training.callbacks import mel_figure_png
+from bittts_tf.audio.plots import mel_figure_png
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint file or run directory.")

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bittts_tf.audio.plots import mel_figure_png
 from bittts_tf.training import checkpoints
 
 
@@ -202,21 +203,6 @@ class StepLog(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps[int(self.trainer.step)] = _floats(logs)
-
-
-def mel_figure_png(mels: list[np.ndarray], titles: list[str]) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(mels), 1, figsize=(8, 2.2 * len(mels)), squeeze=False)
-    for ax, mel, title in zip(axes[:, 0], mels, titles):
-        ax.imshow(np.asarray(mel).T, origin="lower", aspect="auto", interpolation="none")
-        ax.set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 class TensorBoardLogger(keras.callbacks.Callback):
