@@ -5,7 +5,6 @@ audio, and per-step records in JSON-lines files."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import os
