@@ -255,3 +255,69 @@ def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end
     model_folder.write(out_dir, manifest(model_config, front_end, shapes, graphs, source), files,
                        {model_folder.SIZE_REPORT: report})
     return report
+
+
+# --- Integer graphs ---------------------------------------------------------
+
+def calibration_inputs(acoustic, utterances: list[dict], shapes: GraphShapes,
+                       windows_per_utterance: int = 4, seed: int = 0) -> dict[str, list]:
+    """Inputs of both graphs from corpus utterances (feature-cache dicts with
+    "phonemes" and, when the corpus has them, "durations"): what the int8
+    converter calibrates activation ranges on."""
+    rng = np.random.default_rng(seed)
+    text, frames = [], []
+    for utterance in utterances:
+        ids = np.asarray(utterance["phonemes"], np.int32)[:shapes.max_tokens]
+        n = len(ids)
+        padded = np.zeros((1, shapes.max_tokens), np.int32)
+        padded[0, :n] = ids
+        length = np.asarray([n], np.int32)
+        text.append({"phonemes": padded, "length": length})
+        hidden, weights = acoustic.encode(padded, length)
+        hidden, predictions = acoustic.variance_adaptor(hidden, weights)
+        hidden = np.asarray(hidden[0, :n])
+        if "durations" in utterance and len(utterance["durations"]) >= n:
+            durations = np.asarray(utterance["durations"][:n], np.int64)
+        else:
+            durations = np.maximum(np.round(np.exp(np.asarray(predictions["log_duration"][0, :n]))
+                                            - 1.0), 1).astype(np.int64)
+        regulated = hidden[np.repeat(np.arange(n), durations)]
+        total = shapes.left_context + len(regulated) + shapes.chunk_frames + shapes.right_context
+        padded_frames = np.zeros((total, hidden.shape[1]), np.float32)
+        mask = np.zeros((total, 1), np.float32)
+        padded_frames[shapes.left_context:shapes.left_context + len(regulated)] = regulated
+        mask[shapes.left_context:shapes.left_context + len(regulated)] = 1.0
+        n_chunks = -(-len(regulated) // shapes.chunk_frames)
+        # The first and last chunks (utterance edges) and random ones between.
+        chunks = {0, n_chunks - 1} | set(rng.integers(0, n_chunks, windows_per_utterance).tolist())
+        for k in sorted(chunks):
+            start = k * shapes.chunk_frames
+            window = slice(start, start + shapes.window_frames)
+            frames.append({"frames": padded_frames[None, window], "mask": mask[None, window]})
+    return {TEXT_GRAPH: text, FRAMES_GRAPH: frames}
+
+
+def convert_int8_function(function, trackable, samples: list) -> bytes:
+    """Integer conversion: int8 activations calibrated on `samples`, int8
+    weights, int32 biases; ops without an integer kernel (the inverse STFT's
+    sin, cos and exp) stay float between dequantize and quantize ops."""
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    with converter_lib._captured_output():
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: iter(samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        return bytes(converter.convert())
+
+
+def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes, utterances: list[dict]) -> dict:
+    """{graph name: int8 .tflite bytes, ternary kernels packed}."""
+    samples = calibration_inputs(acoustic, utterances, shapes)
+    out = {}
+    for name, make in ((TEXT_GRAPH, lambda: text_function(acoustic, shapes)),
+                       (FRAMES_GRAPH, lambda: frames_function(acoustic, vocoder, shapes))):
+        function, layers = make()
+        model = convert_int8_function(function, layers, samples[name])
+        out[name] = converter_lib.pack_int8_ternary_weights(layers, model)
+    return out
