@@ -1,0 +1,98 @@
+"""Checks that the exported graphs, streamed chunk by chunk through LiteRT,
+say what the Keras models say on the whole utterance.
+
+  python tools/check_streaming.py --checkpoint=runs/am --vocoder_checkpoint=runs/voc \
+      --corpus=data/slt_cache --n=20 --output=out/streaming.json
+
+For each chunk size (the smallest, 4x and 16x it by default) the checkpoint is
+exported to a temporary model folder; the texts of --n held-out utterances
+are spoken by bittts_tf.runtime (decode at load, and in the graph) and by the
+training graph (tools/synthesize.py's path: whole segments, then the vocoder).
+The error is the largest sample difference over the Keras waveform's peak.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+from absl import app, flags
+from tqdm import tqdm
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint file or run directory.")
+flags.DEFINE_string("vocoder_checkpoint", None, "Vocoder checkpoint (two-stage training).")
+flags.DEFINE_string("corpus", None, "Feature cache whose held-out (validation) texts are spoken.")
+flags.DEFINE_integer("n", 20, "Held-out utterances.")
+flags.DEFINE_list("chunks", ["1", "4", "16"], "Chunk sizes in frames.")
+flags.DEFINE_integer("max_tokens", 64, "Text graph size.")
+flags.DEFINE_float("tolerance", 1e-4, "Largest allowed error, relative to the waveform's peak.")
+flags.DEFINE_string("output", "out/streaming.json", "JSON report, written atomically.")
+flags.mark_flags_as_required(["checkpoint", "corpus"])
+
+
+def held_out_texts(corpus: str, n: int) -> list[str]:
+    from bittts_tf.data.cache import FeatureCache
+    from bittts_tf.data.pipeline import split_of
+    cache = FeatureCache(corpus)
+    texts = [e.get("text", "") for e in cache.entries if split_of(e["utt_id"]) == "validation"]
+    texts = [t for t in texts if t][:n]
+    if len(texts) < n:
+        sys.exit(f"check_streaming: {corpus} has only {len(texts)} held-out texts, asked for {n}")
+    return texts
+
+
+def main(argv):
+    del argv
+    from bittts_tf import fileio
+    from bittts_tf.eval.synthesis import Synthesizer
+    from bittts_tf.export import tts_graphs
+    from bittts_tf.runtime import TextToSpeech
+
+    synthesizer = Synthesizer(FLAGS.checkpoint, FLAGS.vocoder_checkpoint)
+    if synthesizer.generator is None:
+        sys.exit("check_streaming: no vocoder; pass --vocoder_checkpoint")
+    texts = held_out_texts(FLAGS.corpus, FLAGS.n)
+
+    # The reference: each segment whole through the Keras models.
+    references = []
+    for text in tqdm(texts, desc="keras"):
+        mels = synthesizer.segment_mels(text, FLAGS.max_tokens)
+        references.append(np.concatenate([synthesizer.waveform(m) for m in mels]))
+
+    results = {}
+    for chunk in (int(c) for c in FLAGS.chunks):
+        with tempfile.TemporaryDirectory() as folder:
+            tts_graphs.export_model_folder(folder, synthesizer.acoustic, synthesizer.generator,
+                                           synthesizer.config, synthesizer.front_end,
+                                           FLAGS.max_tokens, chunk, {}, float32_baseline=False)
+            for decode in ("load", "graph"):
+                tts = TextToSpeech(folder, decode=decode)
+                errors = []
+                for text, expected in zip(tqdm(texts, desc=f"chunk {chunk}, decode {decode}"),
+                                          references):
+                    audio = tts.synthesize(text).audio
+                    if audio.shape != expected.shape:
+                        errors.append(float("inf"))
+                        continue
+                    errors.append(float(np.abs(audio - expected).max() / np.abs(expected).max()))
+                results[f"chunk {chunk}, decode at {decode}"] = {
+                    "chunk_frames": chunk, "decode": decode, "max_error": max(errors),
+                    "mean_error": float(np.mean(errors)), "utterances": len(errors)}
+
+    passed = all(r["max_error"] <= FLAGS.tolerance for r in results.values())
+    for name, r in results.items():
+        print(f"{name:28s} max error {r['max_error']:.2e} (mean {r['mean_error']:.2e}) over "
+              f"{r['utterances']} utterances")
+    print(f"{'PASS' if passed else 'FAIL'}: tolerance {FLAGS.tolerance:g} of the peak")
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    fileio.atomic_write_json(FLAGS.output, {"checkpoint": synthesizer.checkpoint,
+                                            "vocoder": synthesizer.vocoder_source,
+                                            "texts": texts, "results": results,
+                                            "tolerance": FLAGS.tolerance, "passed": passed})
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    app.run(main)
