@@ -11,8 +11,29 @@ CORE_SRC := tflite/bittts_ternary.c
 CORE_HDR := tflite/bittts_ternary.h tflite/bittts_spec.h
 LITERT_SRC := tflite/bittts_litert_op.c tflite/bittts_litert_register.c
 LITERT_HDR := tflite/bittts_litert_op.h tflite/litert_abi.h
+STREAM_SRC := firmware_stub/bittts_stream.c
+STREAM_HDR := firmware_stub/bittts_stream.h firmware_stub/bittts_stream_spec.h
 
-.PHONY: setup apt venv lib demo test test-c test-py bench clean
+# Cortex-M builds (Debian's arm-none-eabi-gcc and newlib): hard-float M4 and M7.
+ARM_CC := arm-none-eabi-gcc
+ARM_SIZE := arm-none-eabi-size
+ARM_CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -ffunction-sections -fdata-sections
+CPU_m4 := -mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard
+CPU_m7 := -mcpu=cortex-m7 -mthumb -mfpu=fpv5-d16 -mfloat-abi=hard
+# QEMU's MPS2 boards: AN386 is a Cortex-M4, AN500 a Cortex-M7.
+BOARD_m4 := mps2-an386
+BOARD_m7 := mps2-an500
+# Bare-metal test programs: our start-up and linker script, stdio and the exit
+# status over semihosting (newlib's rdimon).
+QEMU_LINK := --specs=rdimon.specs -nostartfiles -T tests/c/cortex_m/mps2.ld -Wl,--gc-sections
+QEMU_START := tests/c/cortex_m/startup.c
+QEMU_DEPS := $(QEMU_START) tests/c/cortex_m/mps2.ld
+comma := ,
+QEMU_RUN = timeout 120 qemu-system-arm -M $(BOARD_$(1)) -nographic -monitor none -serial null \
+  -semihosting-config enable=on,target=native,arg=$(2)$(if $(BITTTS_TEST_SEED),$(comma)arg=$(BITTTS_TEST_SEED)) \
+  -kernel $(BUILD)/$(2)_$(1).elf
+
+.PHONY: setup apt venv lib demo test test-c test-cortex-m firmware-size test-py bench clean
 
 setup: apt venv lib
 
@@ -23,7 +44,7 @@ $(BUILD)/.apt-stamp: deps/apt.txt
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@touch $@
 
@@ -34,7 +55,7 @@ $(VENV)/.stamp: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-lib: $(BUILD)/libbittts_ternary.so $(BUILD)/libbittts_litert.so
+lib: $(BUILD)/libbittts_ternary.so $(BUILD)/libbittts_litert.so $(BUILD)/libbittts_stream.so
 
 $(BUILD)/libbittts_ternary.so: $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(BUILD)
@@ -46,6 +67,11 @@ $(BUILD)/libbittts_litert.so: $(CORE_SRC) $(CORE_HDR) $(LITERT_SRC) $(LITERT_HDR
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -shared -o $@ $(CORE_SRC) $(LITERT_SRC) -ldl
 
+# For the ctypes tests that drive the C stream with the LiteRT graphs.
+$(BUILD)/libbittts_stream.so: $(STREAM_SRC) $(STREAM_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -shared -o $@ $(STREAM_SRC) -lm
+
 $(BUILD)/test_ternary_decode: tests/c/test_ternary_decode.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -g -o $@ tests/c/test_ternary_decode.c $(CORE_SRC)
@@ -55,14 +81,54 @@ $(BUILD)/test_ternary_decode_asan: tests/c/test_ternary_decode.c $(CORE_SRC) $(C
 	$(CC) $(CFLAGS) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -o $@ \
 	  tests/c/test_ternary_decode.c $(CORE_SRC)
 
-test-c: $(BUILD)/test_ternary_decode $(BUILD)/test_ternary_decode_asan
+$(BUILD)/test_stream: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -g -o $@ tests/c/test_stream.c $(STREAM_SRC) -lm
+
+$(BUILD)/test_stream_asan: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -fno-omit-frame-pointer -o $@ tests/c/test_stream.c $(STREAM_SRC) -lm
+
+test-c: $(BUILD)/test_ternary_decode $(BUILD)/test_ternary_decode_asan $(BUILD)/test_stream $(BUILD)/test_stream_asan
 	$(BUILD)/test_ternary_decode
 	$(BUILD)/test_ternary_decode_asan
+	$(BUILD)/test_stream
+	$(BUILD)/test_stream_asan
+
+# Each firmware C99 file (the decoder, the stream between the graphs) alone,
+# as a Cortex-M object: what `size` reports.
+$(BUILD)/cortex_m/bittts_ternary_%.o: tflite/bittts_ternary.c $(CORE_HDR) $(BUILD)/.apt-stamp
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) -c -o $@ $<
+$(BUILD)/cortex_m/bittts_stream_%.o: firmware_stub/bittts_stream.c $(STREAM_HDR) $(BUILD)/.apt-stamp
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) -c -o $@ $<
+
+FIRMWARE_OBJS := $(foreach cpu,m4 m7,$(BUILD)/cortex_m/bittts_ternary_$(cpu).o $(BUILD)/cortex_m/bittts_stream_$(cpu).o)
+
+firmware-size: $(FIRMWARE_OBJS)
+	$(ARM_SIZE) $(FIRMWARE_OBJS)
+
+$(BUILD)/test_stream_%.elf: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) tests/c/test_stream.c $(STREAM_SRC) -lm
+
+$(BUILD)/test_ternary_decode_%.elf: tests/c/test_ternary_decode.c $(CORE_SRC) $(CORE_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) tests/c/test_ternary_decode.c $(CORE_SRC) -lm
+
+# The C unit tests built for Cortex-M4 and M7 and run in QEMU.
+test-cortex-m: firmware-size $(foreach cpu,m4 m7,$(BUILD)/test_stream_$(cpu).elf $(BUILD)/test_ternary_decode_$(cpu).elf)
+	$(call QEMU_RUN,m4,test_stream)
+	$(call QEMU_RUN,m7,test_stream)
+	$(call QEMU_RUN,m4,test_ternary_decode)
+	$(call QEMU_RUN,m7,test_ternary_decode)
 
 test-py: setup
 	$(PY) -m pytest -q -n 2 tests
 
-test: setup test-c test-py
+test: setup test-c test-cortex-m test-py
 
 demo: setup
 	$(PY) tools/demo.py --out_dir=out/demo
