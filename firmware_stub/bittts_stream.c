@@ -97,11 +97,16 @@ bittts_stream_status bittts_durations(const bittts_stream_config *c,
   for (i = 0; i < length; ++i)
     if (!isfinite(log_durations[i])) return BITTTS_STREAM_VALUE;
   for (i = 0; i < length; ++i) {
-    /* numpy: np.round(np.float32(scale) * (np.exp(d) - np.float32(1))), all
-     * float32; np.round is round-half-even, which rintf is in the default
-     * rounding mode. Past the cap (even at +inf) the cap is what is kept, so
-     * no float beyond int32 is ever converted. */
-    float frames = rintf(scale * (expf(log_durations[i]) - 1.0f));
+    /* As numpy: np.round(np.float32(scale) * (e - np.float32(1))) in float32;
+     * np.round is round-half-even, which rintf is in the default rounding
+     * mode. e is exp(d) correctly rounded to float32 (through double): libm
+     * expf and numpy's SIMD float32 exp each miss it by an ulp or two on some
+     * inputs, differently per library and CPU, while the double exp of glibc,
+     * newlib or numpy rounded to float32 agrees everywhere but in
+     * double-rounding cases (about 1 input in 2^28). Past the cap (even at
+     * +inf) the cap is kept, so no float beyond int32 is ever converted. */
+    const float e = (float)exp((double)log_durations[i]);
+    const float frames = rintf(scale * (e - 1.0f));
     if (frames > cap) {
       durations[i] = c->max_frames_per_token;
       ++capped;

@@ -37,8 +37,8 @@ bittts_stream_status bittts_text_input(const bittts_stream_config *config,
                                        int32_t *length);
 
 /* Frames per phoneme from the text graph's log-durations, as the Python
- * runtime's regulate_durations: round-half-even of
- * scale * (expf(d) - 1) in float32, at least 1, then the per-phoneme cap,
+ * runtime's regulate_durations: round-half-even of scale * (e - 1) in
+ * float32, e = exp(d) rounded to float32, at least 1, then the per-phoneme cap,
  * then, over the segment cap, floor(d * (max_total / total)) in double, at
  * least 1. Reads log_durations[0..length), writes durations[0..length).
  * info may be NULL. */

@@ -1,0 +1,389 @@
+"""The firmware's C99 stream (firmware_stub/bittts_stream.c, through ctypes on
+build/libbittts_stream.so) against the Python runtime: driven with the LiteRT
+text and frames graphs of a small random exported model, it reproduces
+TextToSpeech.synthesize's waveform bit for bit and tools/speak.py's wav sample
+for sample; durations, PCM conversion and the model-array check against
+independent references."""
+
+import ctypes
+import os
+import pathlib
+import subprocess
+import sys
+import traceback
+import types
+import zlib
+
+import keras
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bittts_tf.audio.io import save_wav
+from bittts_tf.export import tts_graphs
+from bittts_tf.export.runtime import BUILD_DIR
+from bittts_tf.models import build, configs
+from bittts_tf.runtime import TextToSpeech, firmware_spec, model_folder
+from bittts_tf.runtime.decode_at_load import decode_at_load
+from bittts_tf.runtime.tts import SynthesisError, regulate_durations
+from bittts_tf.text import FrontEnd
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LIBRARY = BUILD_DIR / "libbittts_stream.so"
+MAX_TOKENS = 24
+CHUNKS = (1, 3, 8)
+TEXTS = ["Hello there.",
+         "The quick brown fox, who was rather tired, jumped over the lazy dog by the river."]
+OK = firmware_spec.status_code("OK")
+
+# ---- ctypes binding, records from the spec (the C structs' single source) ----
+
+Config = type("Config", (ctypes.Structure,),
+              {"_fields_": [(name, ctypes.c_int32) for name, _ in firmware_spec.CONFIG_FIELDS]})
+DurationInfo = type("DurationInfo", (ctypes.Structure,),
+                    {"_fields_": [(name, ctypes.c_int32)
+                                  for name, _ in firmware_spec.DURATION_INFO_FIELDS]})
+f32p, i32p = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
+RUN_FRAMES = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, f32p, f32p,
+                              ctypes.POINTER(f32p), ctypes.POINTER(ctypes.c_size_t))
+PCM_F32 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, f32p, ctypes.c_size_t)
+PCM_I16 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16),
+                           ctypes.c_size_t)
+
+
+class Callbacks(ctypes.Structure):
+    _fields_ = [("user", ctypes.c_void_p), ("run_frames", RUN_FRAMES), ("pcm_f32", PCM_F32),
+                ("pcm_i16", PCM_I16)]
+
+
+@pytest.fixture(scope="module")
+def lib():
+    if not LIBRARY.exists():
+        pytest.fail(f"{LIBRARY} is missing: build it with `make lib`")
+    lib = ctypes.CDLL(str(LIBRARY))
+    size, vp = ctypes.c_size_t, ctypes.c_void_p
+    lib.bittts_text_input.argtypes = [vp, i32p, size, i32p, size, i32p]
+    lib.bittts_durations.argtypes = [vp, f32p, size, ctypes.c_int32, ctypes.c_float, i32p, size,
+                                     vp]
+    lib.bittts_speak_segment.argtypes = [vp, f32p, size, f32p, size, ctypes.c_int32,
+                                         ctypes.c_float, i32p, size, f32p, size, f32p, size,
+                                         ctypes.POINTER(Callbacks), vp]
+    lib.bittts_pcm16.argtypes = [ctypes.c_float]
+    lib.bittts_pcm16.restype = ctypes.c_int16
+    lib.bittts_check_model.argtypes = [ctypes.c_char_p, size, size, ctypes.c_uint32]
+    lib.bittts_crc32.argtypes = [ctypes.c_uint32, ctypes.c_char_p, size]
+    lib.bittts_crc32.restype = ctypes.c_uint32
+    lib.bittts_stream_status_message.restype = ctypes.c_char_p
+    return lib
+
+
+def ptr(array, kind=f32p):
+    return array.ctypes.data_as(kind)
+
+
+def config_from(shapes: dict, num_symbols: int) -> Config:
+    values = dict(shapes, num_symbols=num_symbols)
+    return Config(**{name: values[name] for name, _ in firmware_spec.CONFIG_FIELDS})
+
+
+def c_durations(lib, config, log_d, scale):
+    out = np.zeros(len(log_d), np.int32)
+    info = DurationInfo()
+    status = lib.bittts_durations(ctypes.byref(config), ptr(log_d), len(log_d), len(log_d),
+                                  scale, ptr(out, i32p), len(out), ctypes.byref(info))
+    assert status == OK, lib.bittts_stream_status_message(status)
+    return out, info
+
+
+# ---- spec --------------------------------------------------------------------
+
+
+def test_committed_header_is_generated_from_spec():
+    assert firmware_spec.HEADER_PATH.read_text() == firmware_spec.c_header(), \
+        "firmware_stub/bittts_stream_spec.h is stale: run python -m " \
+        "bittts_tf.runtime.firmware_spec --write-header"
+
+
+def test_duration_scale_range_is_the_runtimes():
+    runtime = types.SimpleNamespace(speakers=1)
+    for scale in (firmware_spec.DURATION_SCALE_MIN, firmware_spec.DURATION_SCALE_MAX):
+        TextToSpeech._check(runtime, 0, scale)
+    for scale in (np.nextafter(firmware_spec.DURATION_SCALE_MIN, 0),
+                  np.nextafter(firmware_spec.DURATION_SCALE_MAX, 11)):
+        with pytest.raises(SynthesisError):
+            TextToSpeech._check(runtime, 0, scale)
+
+
+# ---- durations -----------------------------------------------------------------
+
+
+def regulate_reference(log_d, scale, max_per_token, max_total):
+    """regulate_durations with exp computed in float64 and rounded to float32
+    (what the C code does; numpy's float32 exp is a SIMD approximation that
+    differs from it by an ulp or two on some inputs, depending on the CPU)."""
+    with np.errstate(over="ignore"):
+        e = np.exp(log_d.astype(np.float64)).astype(np.float32)
+        frames = np.round(np.float32(scale) * (e - np.float32(1.0)))
+    capped = int((frames > max_per_token).sum())
+    durations = np.minimum(np.maximum(frames, 1.0), max_per_token).astype(np.int64)
+    total = int(durations.sum())
+    if total > max_total:
+        durations = np.maximum(np.floor(durations * (max_total / total)), 1).astype(np.int64)
+    return durations, total, capped
+
+
+def test_durations_random(lib, rng):
+    """C == the float64-exp reference exactly, caps and extremes included."""
+    for _ in range(300):
+        n = int(rng.integers(1, 257))
+        log_d = np.where(rng.random(n) < 0.1, rng.uniform(-30, 100, n),
+                         rng.uniform(-1, 4, n)).astype(np.float32)
+        scale = float(np.float32(rng.choice([1.0, rng.uniform(0.1, 10)])))
+        max_per_token = int(rng.integers(1, 300))
+        max_total = int(rng.integers(1, 20000))
+        config = Config(max_tokens=256, num_symbols=1, encoder_channels=1, chunk_frames=1,
+                        left_context=0, right_context=0, hop_length=1,
+                        max_frames_per_token=max_per_token, max_frames_per_segment=max_total)
+        got, info = c_durations(lib, config, log_d, scale)
+        want, total, capped = regulate_reference(log_d, scale, max_per_token, max_total)
+        np.testing.assert_array_equal(got, want, err_msg=f"scale {scale} caps {max_per_token} "
+                                                         f"{max_total} log_d {log_d.tolist()}")
+        assert info.total_frames == want.sum()
+        assert info.capped_tokens == capped
+        assert info.uncapped_total == (total if total > max_total else 0)
+
+
+def test_durations_match_regulate_durations(lib, rng):
+    """== the runtime's regulate_durations itself, notes included, but for rare
+    one-frame differences next to a half frame, where numpy's float32 exp (a
+    SIMD approximation) is an ulp or two off exp(d): counted, and bounded."""
+    near_ties = checked = 0
+    for _ in range(100):
+        n = int(rng.integers(1, 257))
+        log_d = rng.uniform(-1, 4.5, n).astype(np.float32)
+        scale = float(np.float32(rng.choice([1.0, rng.uniform(0.1, 10)])))
+        max_per_token = int(rng.integers(20, 100))
+        max_total = int(rng.integers(1, 100 * n))
+        config = Config(max_tokens=256, num_symbols=1, encoder_channels=1, chunk_frames=1,
+                        left_context=0, right_context=0, hop_length=1,
+                        max_frames_per_token=max_per_token, max_frames_per_segment=max_total)
+        got, info = c_durations(lib, config, log_d, scale)
+        runtime, notes = regulate_durations(log_d, n, scale, max_per_token, max_total)
+        assert (info.capped_tokens > 0) == any("shortened" in note for note in notes)
+        assert (info.uncapped_total > 0) == any("sped up" in note for note in notes)
+        differ = int((runtime != got).sum())
+        if differ:
+            # A one-frame difference before the segment cap can move every
+            # sped-up duration; without the cap it must be one frame.
+            assert info.uncapped_total > 0 or np.abs(runtime - got).max() == 1
+            near_ties += 1
+        checked += n
+    print(f"{near_ties} of 100 segments ({checked} durations) differ from regulate_durations")
+    assert near_ties <= 1
+
+
+def test_duration_ties_round_half_to_even(lib):
+    """scale * (e - 1) exactly k + 1/2: numpy and C both go to the even k."""
+    config = Config(max_tokens=1, num_symbols=1, encoder_channels=1, chunk_frames=1,
+                    left_context=0, right_context=0, hop_length=1, max_frames_per_token=1000,
+                    max_frames_per_segment=1000)
+    cases = {1.5: (3.0, 5.0, 7.0), 1.75: (2.0, 6.0, 10.0), 2.0: (0.5, 2.5, 4.5),
+             3.0: (0.75, 1.25, 2.25), 9.0: (0.3125, 0.5625), 1.125: (4.0,)}
+    found = 0
+    for target, scales in cases.items():
+        near = np.float32(np.log(target)).view(np.int32) + np.arange(-64, 65, dtype=np.int32)
+        candidates = near.view(np.float32)
+        exact = candidates[(np.exp(candidates) == np.float32(target)) &
+                           (np.exp(candidates.astype(np.float64)).astype(np.float32) ==
+                            np.float32(target))]
+        if not len(exact):
+            continue
+        found += 1
+        for scale in scales:
+            value = np.float32(scale) * (np.float32(target) - np.float32(1))
+            assert value % 1 == 0.5, (target, scale)
+            even = int(np.floor(value)) + int(np.floor(value)) % 2
+            log_d = exact[:1]
+            got, _ = c_durations(lib, config, log_d, scale)
+            runtime, _ = regulate_durations(log_d, 1, scale, 1000, 1000)
+            assert got[0] == runtime[0] == max(even, 1), (target, scale, got[0], runtime[0])
+    assert found >= 4, "too few float32 d with numpy's exp(d) exactly a tie target"
+
+
+# ---- PCM and model arrays ------------------------------------------------------
+
+
+def test_pcm16_is_what_save_wav_writes(lib, rng, tmp_path):
+    samples = np.concatenate([rng.uniform(-1.2, 1.2, 20000),
+                              rng.uniform(-1e-4, 1e-4, 2000),
+                              [1.0, -1.0, 0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 0.99999994,
+                               -0.99999994, 2.0**-15, -(2.0**-15), 2.0**-16, -(2.0**-16)]]
+                             ).astype(np.float32)
+    save_wav(str(tmp_path / "x.wav"), samples, 16000)
+    written, _ = sf.read(tmp_path / "x.wav", dtype="int16")
+    converted = np.array([lib.bittts_pcm16(float(x)) for x in samples], np.int16)
+    bad = np.nonzero(converted != written)[0]
+    assert not len(bad), [(float(samples[i]), int(converted[i]), int(written[i]))
+                          for i in bad[:5]]
+
+
+def test_model_check_is_zlib_crc32(lib, rng):
+    data = bytearray(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    data[0:8] = (16).to_bytes(4, "little") + firmware_spec.TFLITE_IDENTIFIER
+    for length in (0, 1, 7, 8, 9, 100, 4999, 5000):
+        assert lib.bittts_crc32(0, bytes(data[:length]), length) == zlib.crc32(data[:length])
+    crc = zlib.crc32(data)
+    assert lib.bittts_check_model(bytes(data), len(data), len(data), crc) == OK
+    model_error = firmware_spec.status_code("MODEL")
+    assert lib.bittts_check_model(bytes(data[:-1]), len(data) - 1, len(data), crc) == model_error
+    data[int(rng.integers(8, len(data)))] ^= 0x10
+    assert lib.bittts_check_model(bytes(data), len(data), len(data), crc) == model_error
+
+
+# ---- the whole stream against the runtime -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    seed = int(np.random.default_rng().integers(2**31))
+    print(f"model seed {seed}")
+    keras.utils.set_random_seed(seed)
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
+    # Durations of a few frames a phoneme, as a trained model predicts.
+    head = acoustic.variance_adaptor.duration_predictor.head
+    head.bias.assign([np.log(5.0)])
+    head.kernel.assign(head.kernel * 0.05)
+    folders = {}
+    for chunk in CHUNKS:
+        path = str(tmp_path_factory.mktemp(f"chunk{chunk}"))
+        tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
+                                       chunk, {"test": True}, float32_baseline=False)
+        folders[chunk] = path
+    return folders
+
+
+class LiteRTGraph:
+    """A graph as the runtime's decode-at-load mode runs it: same bytes, same
+    interpreter, one thread, so its outputs are the runtime's bit for bit."""
+
+    def __init__(self, model: bytes):
+        from ai_edge_litert.interpreter import Interpreter
+        self.interpreter = Interpreter(model_content=decode_at_load(model), num_threads=1)
+        self.interpreter.allocate_tensors()
+        self.inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
+                       for d in self.interpreter.get_input_details()}
+        self.outputs = sorted(self.interpreter.get_output_details(),
+                              key=lambda d: int(d["name"].rsplit(":", 1)[-1]))
+
+    def run(self, **inputs):
+        for name, value in inputs.items():
+            detail = self.inputs[name]
+            self.interpreter.set_tensor(detail["index"], value.reshape(detail["shape"]))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
+
+
+class CSpeaker:
+    """Text -> samples with C between the graphs: bittts_text_input, the text
+    graph, then bittts_speak_segment calling the frames graph back."""
+
+    def __init__(self, lib, folder: str):
+        tts = TextToSpeech(folder)
+        self.lib, self.segments = lib, tts.segments
+        self.shapes = tts.shapes
+        self.config = config_from(tts.shapes, len(tts.front_end.symbols))
+        assert lib.bittts_check_config(ctypes.byref(self.config)) == OK
+        loaded = model_folder.load(folder)
+        self.text_graph = LiteRTGraph(loaded.read_graph("text"))
+        self.frames_graph = LiteRTGraph(loaded.read_graph("frames"))
+        s = self.shapes
+        window = s["left_context"] + s["chunk_frames"] + s["right_context"]
+        self.frames = np.zeros((window, s["encoder_channels"]), np.float32)
+        self.mask = np.zeros(window, np.float32)
+        self.samples, self.pcm16, self.alive = [], [], []
+        self.callbacks = Callbacks(None, RUN_FRAMES(self._run_frames), PCM_F32(self._pcm_f32),
+                                   PCM_I16(self._pcm_i16))
+
+    def _run_frames(self, user, frames, mask, audio, audio_len):
+        try:
+            assert ctypes.addressof(frames.contents) == self.frames.ctypes.data
+            out = self.frames_graph.run(frames=self.frames, mask=self.mask)[0]
+            out = np.ascontiguousarray(out.reshape(-1), np.float32)
+            self.alive = [out]  # C reads it after the callback returns
+            audio[0] = ptr(out)
+            audio_len[0] = out.size
+            return 0
+        except Exception:  # an exception must not cross into C
+            traceback.print_exc()
+            return 1
+
+    def _pcm_f32(self, user, samples, n):
+        self.samples.append(np.ctypeslib.as_array(samples, (n,)).copy())
+        return 0
+
+    def _pcm_i16(self, user, samples, n):
+        self.pcm16.append(np.ctypeslib.as_array(samples, (n,)).copy())
+        return 0
+
+    def speak(self, text: str, duration_scale: float = 1.0):
+        s, lib = self.shapes, self.lib
+        self.samples, self.pcm16 = [], []
+        all_durations = []
+        for ids in self.segments(text):
+            ids = np.asarray(ids, np.int32)
+            phonemes = np.full(s["max_tokens"], -1, np.int32)
+            length = ctypes.c_int32()
+            status = lib.bittts_text_input(ctypes.byref(self.config), ptr(ids, i32p), len(ids),
+                                           ptr(phonemes, i32p), len(phonemes),
+                                           ctypes.byref(length))
+            assert status == OK, lib.bittts_stream_status_message(status)
+            hidden, log_duration = self.text_graph.run(phonemes=phonemes,
+                                                       length=np.asarray([length.value], np.int32))
+            hidden = np.ascontiguousarray(hidden.reshape(-1), np.float32)
+            log_duration = np.ascontiguousarray(log_duration.reshape(-1), np.float32)
+            durations = np.zeros(s["max_tokens"], np.int32)
+            status = lib.bittts_speak_segment(
+                ctypes.byref(self.config), ptr(hidden), hidden.size, ptr(log_duration),
+                log_duration.size, length, duration_scale, ptr(durations, i32p), durations.size,
+                ptr(self.frames), self.frames.size, ptr(self.mask), self.mask.size,
+                ctypes.byref(self.callbacks), None)
+            assert status == OK, lib.bittts_stream_status_message(status)
+            all_durations.append(durations[:length.value])
+        return np.concatenate(self.samples), np.concatenate(self.pcm16), all_durations
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_c_stream_reproduces_the_runtime_exactly(lib, exported, chunk):
+    speaker, tts = CSpeaker(lib, exported[chunk]), TextToSpeech(exported[chunk])
+    for text, scale in [(TEXTS[0], 1.0), (TEXTS[1], 1.0), (TEXTS[0], 1.7)]:
+        samples, pcm16, durations = speaker.speak(text, scale)
+        expected = tts.synthesize(text, duration_scale=scale)
+        assert len(durations) == len(expected.durations)
+        for got, want in zip(durations, expected.durations):
+            np.testing.assert_array_equal(got, want)
+        assert samples.dtype == expected.audio.dtype == np.float32
+        assert samples.shape == expected.audio.shape, (chunk, text)
+        assert np.array_equal(samples.view(np.uint32), expected.audio.view(np.uint32)), \
+            (chunk, text, float(np.abs(samples - expected.audio).max()))
+        pcm16_reference = np.floor(np.clip(samples, -1, 1) * np.float32(32768))
+        assert np.array_equal(pcm16, np.minimum(pcm16_reference, 32767).astype(np.int16))
+        assert len(expected.segments) > 1 or text != TEXTS[1]  # the long text is split
+
+
+def test_c_stream_int16_equals_speak_wav(lib, exported, tmp_path):
+    wav = tmp_path / "speak.wav"
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "speak.py"),
+                          f"--model_dir={exported[8]}", f"--text={TEXTS[1]}", f"--output={wav}"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    written, _ = sf.read(wav, dtype="int16")
+    _, pcm16, _ = CSpeaker(lib, exported[8]).speak(TEXTS[1])
+    assert pcm16.dtype == np.int16 and np.array_equal(pcm16, written)
+
+
+def test_model_check_on_exported_graphs(lib, exported):
+    folder = model_folder.load(exported[8])
+    for graph in model_folder.GRAPHS:
+        data = folder.read_graph(graph)
+        assert lib.bittts_check_model(data, len(data), len(data), zlib.crc32(data)) == OK
