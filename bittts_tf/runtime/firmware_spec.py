@@ -14,6 +14,8 @@ import argparse
 import pathlib
 import sys
 
+from bittts_tf.export.tflite_file import TFLITE_IDENTIFIER
+
 # bittts_stream_config: int32 fields in this order. Each names the manifest's
 # shapes entry it comes from, except num_symbols (the front end's symbol count).
 CONFIG_FIELDS = (
@@ -62,9 +64,6 @@ MAX_FRAMES_LIMIT = 1 << 24
 # libsndfile): floor(clip(x, -1, 1) * 32768), then clipped to int16. A test
 # compares the C conversion with a wav written by save_wav.
 PCM16_SCALE = 32768
-
-# The .tflite flatbuffer file identifier, at byte offset 4.
-TFLITE_IDENTIFIER = b"TFL3"
 
 # zlib's CRC-32 (reflected), which tools/firmware.py records for each model
 # array; C checks it four bits at a time with this 16-entry table.

@@ -1,13 +1,14 @@
-"""The firmware's C99 stream (firmware_stub/bittts_stream.c, through ctypes on
-build/libbittts_stream.so) against the Python runtime: driven with the LiteRT
-text and frames graphs of a small random exported model, it reproduces
-TextToSpeech.synthesize's waveform bit for bit and tools/speak.py's wav sample
-for sample; durations, PCM conversion and the model-array check against
-independent references."""
+"""The firmware stub. The C99 stream (firmware_stub/bittts_stream.c, through
+ctypes on build/libbittts_stream.so) driven with the LiteRT text and frames
+graphs of a small random exported model reproduces TextToSpeech.synthesize's
+waveform bit for bit and tools/speak.py's wav sample for sample; durations,
+PCM conversion and the model-array check against independent references.
+tools/firmware.py's sources build (C99, C++, Cortex-M) and hold the model,
+the phrases' ids and a resolver with every op; its errors are one line."""
 
 import ctypes
-import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import traceback
@@ -387,3 +388,171 @@ def test_model_check_on_exported_graphs(lib, exported):
     for graph in model_folder.GRAPHS:
         data = folder.read_graph(graph)
         assert lib.bittts_check_model(data, len(data), len(data), zlib.crc32(data)) == OK
+
+
+# ---- tools/firmware.py ------------------------------------------------------
+
+PHRASES = ["Hello there.", TEXTS[1], 'Say "caf\u00e9", then stop.']
+CHECK_PROGRAM = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include "bittts_model_data.h"
+#include "bittts_stream.h"
+
+int main(void) {
+  static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG;
+  int32_t phonemes[BITTTS_MODEL_MAX_TOKENS], length;
+  int p, s, k, offset;
+  printf("text %d %d\n", bittts_check_model(bittts_model_text, BITTTS_MODEL_TEXT_BYTES,
+         BITTTS_MODEL_TEXT_BYTES, BITTTS_MODEL_TEXT_CRC32), (int)((uintptr_t)bittts_model_text % 16));
+  printf("frames %d %d\n", bittts_check_model(bittts_model_frames, BITTTS_MODEL_FRAMES_BYTES,
+         BITTTS_MODEL_FRAMES_BYTES, BITTTS_MODEL_FRAMES_CRC32),
+         (int)((uintptr_t)bittts_model_frames % 16));
+  printf("window %u %d\n", (unsigned)bittts_window_frames(&config), BITTTS_MODEL_WINDOW_FRAMES);
+  for (p = 0; p < BITTTS_MODEL_NUM_PHRASES; ++p) {
+    printf("phrase %s\n", bittts_model_phrases[p].text);
+    for (s = 0, offset = 0; s < bittts_model_phrases[p].num_segments; ++s) {
+      const int n = bittts_model_phrases[p].segment_lengths[s];
+      int status = bittts_text_input(&config, bittts_model_phrases[p].ids + offset, (size_t)n,
+                                     phonemes, BITTTS_MODEL_MAX_TOKENS, &length);
+      printf("segment %d", status);
+      for (k = 0; k < length; ++k) printf(" %d", (int)phonemes[k]);
+      printf("\n");
+      offset += n;
+    }
+  }
+  return 0;
+}
+"""
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "firmware.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def phrase_flags():
+    return [f"--phrase={text}" for text in PHRASES]
+
+
+@pytest.fixture(scope="module")
+def generated(exported, tmp_path_factory):
+    out = tmp_path_factory.mktemp("firmware")
+    result = run_tool(f"--model_dir={exported[3]}", f"--out_dir={out}", "--allow_missing_ops",
+                      *phrase_flags())
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_firmware_sources_build_and_hold_the_model(exported, generated, tmp_path):
+    out, _ = generated
+    (tmp_path / "check.c").write_text(CHECK_PROGRAM)
+    program = tmp_path / "check"
+    build_cmd = ["gcc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                 f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-o", str(program),
+                 str(tmp_path / "check.c"), str(out / "bittts_model_data.c"),
+                 str(ROOT / "firmware_stub" / "bittts_stream.c"), "-lm"]
+    built = subprocess.run(build_cmd, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    lines = subprocess.run([str(program)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert lines[0] == "text 0 0" and lines[1] == "frames 0 0", lines[:2]
+    window = lines[2].split()
+    assert window[1] == window[2]
+    tts = TextToSpeech(exported[3])
+    phrases, current = [], None
+    for line in lines[3:]:
+        if line.startswith("phrase "):
+            current = (line[len("phrase "):], [])
+            phrases.append(current)
+        else:
+            status, *ids = line.split()[1:]
+            assert status == "0", line
+            current[1].append([int(i) for i in ids])
+    assert [text for text, _ in phrases] == PHRASES
+    for text, segments in phrases:
+        assert segments == tts.segments(text), text
+    # C++ (a TFLM application) compiles the same file.
+    cxx = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-x", "c++", "-c",
+                          f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-o", str(tmp_path / "d.o"),
+                          str(out / "bittts_model_data.c")], capture_output=True, text=True)
+    assert cxx.returncode == 0, cxx.stderr
+
+
+def test_firmware_model_arrays_stay_in_flash(exported, generated, tmp_path):
+    """On Cortex-M the graphs are const data (.rodata, flash), nothing in RAM."""
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-size")):
+        pytest.skip("arm-none-eabi-gcc is not installed (make apt installs it)")
+    out, _ = generated
+    obj = tmp_path / "data.o"
+    subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+                    "-mcpu=cortex-m4", "-mthumb", f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-c",
+                    "-o", str(obj), str(out / "bittts_model_data.c")], check=True)
+    sizes = {}
+    for line in subprocess.run(["arm-none-eabi-size", "-A", str(obj)], capture_output=True,
+                               text=True, check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    folder = model_folder.load(exported[3])
+    graph_bytes = sum(len(folder.read_graph(g)) for g in model_folder.GRAPHS)
+    assert sizes.get(".rodata", 0) >= graph_bytes
+    assert sizes.get(".data", 0) == 0 and sizes.get(".bss", 0) == 0, sizes
+
+
+def test_firmware_resolver_has_every_op(exported, generated):
+    out, stdout = generated
+    resolver = (out / "bittts_op_resolver.h").read_text()
+    folder = model_folder.load(exported[3])
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import firmware
+    finally:
+        sys.path.pop(0)
+    from bittts_tf.export import tflite_file
+    expected, missing = set(), set()
+    for graph in model_folder.GRAPHS:
+        builtins, customs = firmware.graph_ops(tflite_file.parse_model(folder.read_graph(graph)))
+        assert customs == ["BitTTSTernaryDecode"]
+        for op in builtins:
+            (expected if op in firmware.TFLM_METHODS else missing).add(op)
+    calls = [line.split("resolver.")[1].split("(")[0] for line in resolver.splitlines()
+             if "resolver.Add" in line]
+    assert sorted(calls[:-1]) == sorted(firmware.TFLM_METHODS[op] for op in expected)
+    assert calls[-1] == "AddCustom" and "Register_BitTTSTernaryDecode()" in resolver
+    assert f"kNumOps = {len(calls)};" in resolver
+    for op in missing:
+        assert f"no kernel for: {op}" in resolver or f", {op} (" in resolver
+        assert f"warning: TFLite Micro has no kernel for {op}" in stdout
+
+
+def test_firmware_tool_errors_are_one_line(exported, generated, tmp_path):
+    source = pathlib.Path(exported[3])
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(source, corrupt)
+    data = bytearray((corrupt / "frames.tflite").read_bytes())
+    data[len(data) // 2] ^= 0x55
+    (corrupt / "frames.tflite").write_bytes(bytes(data))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    cases = [
+        ([f"--model_dir={tmp_path / 'nowhere'}", f"--out_dir={tmp_path / 'o1'}"],
+         "not a model folder"),
+        ([f"--model_dir={corrupt}", f"--out_dir={tmp_path / 'o2'}", "--allow_missing_ops"],
+         "corrupt"),
+        ([f"--model_dir={source}", f"--out_dir={tmp_path / 'o3'}", "--allow_missing_ops",
+          "--phrase=?!"], "--phrase '?!'"),
+        ([f"--model_dir={source}", f"--out_dir={a_file}", "--allow_missing_ops"],
+         "not a directory"),
+        ([f"--model_dir={source}", f"--out_dir={tmp_path / 'o4'}", "--variant=int8"],
+         "no int8 text graph"),
+    ]
+    if "no kernel for" in (generated[0] / "bittts_op_resolver.h").read_text():
+        cases.append(([f"--model_dir={source}", f"--out_dir={tmp_path / 'o5'}"],
+                      "re-export without it, or pass --allow_missing_ops"))
+    for args, problem in cases:
+        result = run_tool(*args)
+        assert result.returncode == 1, (args, result.stdout)
+        message = result.stderr.strip()
+        assert message.startswith("firmware: ") and "\n" not in message, message
+        assert problem in message, (problem, message)
