@@ -33,7 +33,7 @@ QEMU_RUN = timeout 120 qemu-system-arm -M $(BOARD_$(1)) -nographic -monitor none
   -semihosting-config enable=on,target=native,arg=$(2)$(if $(BITTTS_TEST_SEED),$(comma)arg=$(BITTTS_TEST_SEED)) \
   -kernel $(BUILD)/$(2)_$(1).elf
 
-.PHONY: setup apt venv lib demo test test-c test-cortex-m firmware-size test-py bench clean
+.PHONY: setup apt venv lib demo test test-c test-cortex-m firmware-size test-py bench bench-cortex-m clean
 
 setup: apt venv lib
 
@@ -117,6 +117,14 @@ $(BUILD)/test_stream_%.elf: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR) $(
 $(BUILD)/test_ternary_decode_%.elf: tests/c/test_ternary_decode.c $(CORE_SRC) $(CORE_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
 	@mkdir -p $(BUILD)
 	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) tests/c/test_ternary_decode.c $(CORE_SRC) -lm
+
+$(BUILD)/bench_decode_%.elf: tests/c/cortex_m/bench_decode.c $(CORE_SRC) $(CORE_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) tests/c/cortex_m/bench_decode.c $(CORE_SRC) -lm
+
+# Decode instructions per weight on Cortex-M4 and M7 (QEMU, -icount).
+bench-cortex-m: setup
+	$(PY) tools/bench_decode_cortex_m.py
 
 # The C unit tests built for Cortex-M4 and M7 and run in QEMU.
 test-cortex-m: firmware-size $(foreach cpu,m4 m7,$(BUILD)/test_stream_$(cpu).elf $(BUILD)/test_ternary_decode_$(cpu).elf)

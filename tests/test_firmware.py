@@ -7,6 +7,7 @@ tools/firmware.py's sources build (C99, C++, Cortex-M) and hold the model,
 the phrases' ids and a resolver with every op; its errors are one line."""
 
 import ctypes
+import json
 import pathlib
 import shutil
 import subprocess
@@ -556,3 +557,22 @@ def test_firmware_tool_errors_are_one_line(exported, generated, tmp_path):
         message = result.stderr.strip()
         assert message.startswith("firmware: ") and "\n" not in message, message
         assert problem in message, (problem, message)
+
+
+def test_cortex_m_decode_benchmark(tmp_path):
+    """tools/bench_decode_cortex_m.py: every decoder checked on the target and
+    counted; the naive decoder costs most, the table least of ours."""
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed (make apt installs them)")
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_decode_cortex_m.py"),
+                             f"--out={out}"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    for cpu in ("m4", "m7"):
+        assert report[cpu]["instructions_per_tick"] > 0
+        cost = {name: row["instructions_per_weight"]
+                for name, row in report[cpu]["decoders"].items()}
+        assert cost["f32_naive"] > cost["f32_mulshift"] > cost["f32_table_prefilled"] > 0
+        assert cost["f32_table_with_fill"] >= cost["f32_table_prefilled"]
+        assert cost["i8_table"] > 0 and cost["f32_2bit_unpack"] > 0
