@@ -83,10 +83,19 @@ def expected_quantized(model, exclude=()):
     return {l.path for l in convs if l.name not in exclude}
 
 
+def with_vocoder(config, kind):
+    """The preset with the frame-rate vocoder (tiny's own) or a HiFi-GAN V3."""
+    if kind == "hifigan":
+        config.vocoder = configs.hifigan("V3", initial_channel=32, upsample_rates=(8, 8, 4),
+                                         upsample_kernels=(16, 16, 8))
+    return config
+
+
+@pytest.mark.parametrize("kind", ["frame", "hifigan"])
 @pytest.mark.parametrize("scope", configs.QUANTIZE_SCOPES)
-def test_quantization_scope_selects_exactly_the_intended_layers(scope):
+def test_quantization_scope_selects_exactly_the_intended_layers(scope, kind):
     bits = {"none": 1.58, "acoustic": 2, "vocoder": 4, "all": 1.58}[scope]
-    config = configs.preset("tiny", quantize=scope, weight_bits=bits)
+    config = with_vocoder(configs.preset("tiny", quantize=scope, weight_bits=bits), kind)
     acoustic, generator = build.build_acoustic(config), build.build_generator(config)
     rows = build.quantization_table({"acoustic": acoustic, "vocoder": generator})
     got = {(m, path) for m, path, _, _ in rows}
@@ -103,12 +112,17 @@ def test_quantization_scope_selects_exactly_the_intended_layers(scope):
     n_acoustic = (a.encoder_blocks + 5 + a.duration_layers + a.pitch_layers + a.energy_layers
                   + 2 + 1 + a.decoder_blocks)
     v = config.vocoder
-    convs_per_block = sum(len(d) for d in v.resblock_dilations) * (2 if v.resblock_type == 1 else 1)
-    n_vocoder = 1 + len(v.upsample_rates) * (1 + convs_per_block)
+    if kind == "hifigan":
+        convs_per_block = (sum(len(d) for d in v.resblock_dilations)
+                           * (2 if v.resblock_type == 1 else 1))
+        n_vocoder = 1 + len(v.upsample_rates) * (1 + convs_per_block)
+        # The final waveform conv is never quantized, whatever the scope.
+        assert not generator.conv_post.is_quantized
+    else:
+        n_vocoder = 1 + 2 * v.blocks  # input conv, expand and project of each block
+        assert not generator.head.is_quantized  # the spectral head stays float
     assert len(got) == {"none": 0, "acoustic": n_acoustic, "vocoder": n_vocoder,
                         "all": n_acoustic + n_vocoder}[scope]
-    # The final waveform conv is never quantized, whatever the scope.
-    assert not generator.conv_post.is_quantized
     assert all(not isinstance(l, keras.layers.Conv1D) or hasattr(l, "is_quantized")
                for l in acoustic._flatten_layers() + generator._flatten_layers())
 
