@@ -7,11 +7,17 @@ operand holds its kernel, and that constant is replaced by an int8 index
 tensor (packed format version 2) and a float32 scale, decoded at run time by
 the custom op BitTTSTernaryDecode placed just before the op that reads the
 weights, so the decoded weights live only briefly in the arena.
+
+An integer model (int8 weights with per-channel scales, int32 biases) is
+packed the same way by `pack_int8_ternary_weights`: the decode op outputs the
+int8 codes {-1, 0, 1}, the kernel's scale moves into the weight tensor's
+quantization parameters, and each reader's bias is requantized to match.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import itertools
 import os
@@ -30,6 +36,7 @@ from bittts_tf.quant import packing, spec
 
 _FLOAT32 = schema.TensorType.FLOAT32
 _INT8 = schema.TensorType.INT8
+_INT32 = schema.TensorType.INT32
 _CUSTOM = schema.BuiltinOperator.CUSTOM
 
 
@@ -49,7 +56,7 @@ class TensorReport:
     weights: int
     stored_bytes: int
     bits_per_weight: float
-    format: str  # "ternary-indexed" or "float32"
+    format: str  # "ternary-indexed", or a constant's type: "float32", "int8", "int32"
 
 
 @contextlib.contextmanager
@@ -93,6 +100,23 @@ _WEIGHT_OPERAND = {
     schema.BuiltinOperator.FULLY_CONNECTED: 1,
     schema.BuiltinOperator.BATCH_MATMUL: 1,
 }
+# Where an integer op reads its activations and its int32 bias, whose scale
+# TFLite's kernels require to be input scale * weight scale.
+_ACTIVATION_OPERAND = {
+    schema.BuiltinOperator.CONV_2D: 0,
+    schema.BuiltinOperator.DEPTHWISE_CONV_2D: 0,
+    schema.BuiltinOperator.TRANSPOSE_CONV: 2,
+    schema.BuiltinOperator.FULLY_CONNECTED: 0,
+    schema.BuiltinOperator.BATCH_MATMUL: 0,
+}
+_BIAS_OPERAND = {
+    schema.BuiltinOperator.CONV_2D: 2,
+    schema.BuiltinOperator.DEPTHWISE_CONV_2D: 2,
+    schema.BuiltinOperator.TRANSPOSE_CONV: 3,
+    schema.BuiltinOperator.FULLY_CONNECTED: 2,
+}
+_TYPE_NAMES = {code: name.lower() for name, code in vars(schema.TensorType).items()
+               if not name.startswith("_")}
 _OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
              if not name.startswith("_")}
 # The ops each layer type is expected to become; another op with matching
@@ -120,6 +144,39 @@ def _tensor_data(model, tensor) -> np.ndarray | None:
     return np.frombuffer(bytes(buffer.data), np.float32).reshape(tuple(tensor.shape))
 
 
+def _scales(tensor) -> np.ndarray | None:
+    quantization = tensor.quantization
+    if quantization is None or quantization.scale is None or len(quantization.scale) == 0:
+        return None
+    return np.asarray(quantization.scale, np.float32)
+
+
+def _zero_points(tensor) -> np.ndarray:
+    points = tensor.quantization.zeroPoint if tensor.quantization is not None else None
+    return np.zeros(1, np.int64) if points is None or len(points) == 0 else np.asarray(points)
+
+
+def _dequantized(model, tensor) -> np.ndarray | None:
+    """The real values of a constant int8 tensor with scales (one, or one per
+    slice of its quantized dimension), else None."""
+    buffer = model.buffers[tensor.buffer]
+    scales = _scales(tensor)
+    if tensor.type != _INT8 or scales is None or buffer.data is None or len(buffer.data) == 0:
+        return None
+    shape = tuple(tensor.shape)
+    values = np.frombuffer(bytes(buffer.data), np.int8).reshape(shape).astype(np.float32)
+    points = _zero_points(tensor).astype(np.float32)
+    if len(scales) > 1:
+        axis = tensor.quantization.quantizedDimension
+        if axis >= len(shape) or shape[axis] != len(scales):
+            return None
+        broadcast = [1] * len(shape)
+        broadcast[axis] = len(scales)
+        scales = scales.reshape(broadcast)
+        points = points.reshape(broadcast) if len(points) > 1 else points
+    return (values - points) * scales
+
+
 @dataclasses.dataclass
 class _WeightSite:
     """The constant weight operand of one op."""
@@ -128,8 +185,9 @@ class _WeightSite:
     op: object  # schema.OperatorT
     builtin: int
     tensor: int
-    data: np.ndarray  # float32, in the op's layout
+    data: np.ndarray  # float32 (dequantized for int8 weights), in the op's layout
     names: tuple[str, ...]  # the weight tensor's and the op's output tensors' names
+    quantized: bool = False  # int8 weights with scales in the tensor
 
     def __post_init__(self):
         # Invariant under every layout: rules out most layer / op pairs
@@ -147,7 +205,8 @@ def _builtin(model, op) -> int:
 
 
 def _weight_sites(model) -> list[_WeightSite]:
-    """The weight operand of every conv / matmul op whose weights are a float32 constant."""
+    """The weight operand of every conv / matmul op whose weights are a float32
+    constant or an int8 constant with scales (read as its real values)."""
     sites = []
     for sg_index, subgraph in enumerate(model.subgraphs):
         for op in subgraph.operators:
@@ -160,11 +219,14 @@ def _weight_sites(model) -> list[_WeightSite]:
                 continue
             tensor = subgraph.tensors[t_index]
             data = _tensor_data(model, tensor)
+            quantized = data is None
+            if quantized:
+                data = _dequantized(model, tensor)
             if data is None:
                 continue
             names = (tensor.name.decode(),) + tuple(
                 subgraph.tensors[int(o)].name.decode() for o in (op.outputs or []) if o >= 0)
-            sites.append(_WeightSite(sg_index, op, builtin, t_index, data, names))
+            sites.append(_WeightSite(sg_index, op, builtin, t_index, data, names, quantized))
     return sites
 
 
@@ -301,12 +363,14 @@ def _add_buffer(model, data: bytes) -> int:
     return len(model.buffers) - 1
 
 
-def _add_tensor(subgraph, name: str, shape, tensor_type: int, buffer: int) -> int:
+def _add_tensor(subgraph, name: str, shape, tensor_type: int, buffer: int,
+                quantization=None) -> int:
     tensor = schema.TensorT()
     tensor.name = name.encode()
     tensor.shape = np.asarray(shape, np.int32)
     tensor.type = tensor_type
     tensor.buffer = buffer
+    tensor.quantization = copy.deepcopy(quantization)
     subgraph.tensors.append(tensor)
     return len(subgraph.tensors) - 1
 
@@ -352,23 +416,30 @@ def _default_scale(layers) -> float:
 
 
 def _replace_constant(model, buffer_index: int, packed: packing.PackedTernary,
-                      opcode_index: int) -> str:
+                      opcode_index: int, adopt=None) -> str:
     """Every tensor holding buffer `buffer_index` becomes the output of a decode
     op. Each op that reads such a tensor gets its own decode op right before
     it, all reading one packed tensor: the packed bytes are stored once (also
     when the converter shared one constant between layers with equal kernels)
     and each decoded kernel is live only around the op that reads it.
+
+    For int8 weights, `adopt(subgraph, tensor index)` decides which int8
+    tensors holding the buffer are decoded, and has moved their scale into
+    their quantization parameters when it says yes; the others keep the bytes.
     Returns the name of the first tensor packed."""
+    holder_type = _FLOAT32 if adopt is None else _INT8
     packed_buffer = _add_buffer(model, packed.indices.tobytes())
     scale_buffer = _add_buffer(model, np.float32([packed.scale]).tobytes())
     first_name = None
     others = 0  # tensors of another type or size sharing the bytes (equal zeros, say)
     for subgraph in model.subgraphs:
         holders = []
-        for i, t in enumerate(subgraph.tensors):
-            if t.buffer != buffer_index:
-                continue
-            if t.type == _FLOAT32 and int(np.prod(t.shape)) == packed.num_weights:
+        # Listed first: adopting a tensor may add bias tensors to the subgraph.
+        sharing = [i for i, t in enumerate(subgraph.tensors) if t.buffer == buffer_index]
+        for i in sharing:
+            t = subgraph.tensors[i]
+            if (t.type == holder_type and int(np.prod(t.shape)) == packed.num_weights
+                    and (adopt is None or adopt(subgraph, i))):
                 holders.append(i)
             else:
                 others += 1
@@ -390,7 +461,7 @@ def _replace_constant(model, buffer_index: int, packed: packing.PackedTernary,
                 output = holder
                 if k > 0 or holder in outputs:
                     output = _add_tensor(subgraph, f"{tensor.name.decode()}/decoded_{k}",
-                                         tensor.shape, tensor.type, 0)
+                                         tensor.shape, tensor.type, 0, tensor.quantization)
                     consumer.inputs = np.asarray(
                         [output if int(i) == holder else int(i) for i in consumer.inputs], np.int32)
                 before.setdefault(id(consumer), []).append(
@@ -409,26 +480,124 @@ def _replace_constant(model, buffer_index: int, packed: packing.PackedTernary,
     return first_name
 
 
-def pack_ternary_weights(keras_model, float_tflite: bytes):
-    """Rewrites `float_tflite`: ternary kernels -> packed indices + decode op.
+def _readers(subgraph, index: int) -> list:
+    return [op for op in subgraph.operators
+            if op.inputs is not None and index in [int(i) for i in op.inputs]]
 
-    Each ternary layer of `keras_model` (a keras.Model or any layer holding the
-    layers of the graph) is mapped to the op that computes it: the conv / matmul
-    op whose constant weight operand holds the layer's effective kernel in the
-    op's layout (ties between equal kernels broken by the layer's name in the
-    tensor names). Returns (tflite bytes, list of TensorReport for the packed
-    tensors); raises ConversionError naming the layer that cannot be packed."""
-    model = tflite_file.parse_model(float_tflite, "converted model")
+
+def _is_shared(model, subgraph, index: int, op) -> bool:
+    """Whether tensor `index` (or its buffer) serves more than `op`."""
+    outputs = [int(i) for i in (subgraph.outputs if subgraph.outputs is not None else [])]
+    if index in outputs or any(r is not op for r in _readers(subgraph, index)):
+        return True
+    buffer = subgraph.tensors[index].buffer
+    return sum(t.buffer == buffer for sg in model.subgraphs for t in sg.tensors) > 1
+
+
+def _requantize_bias(model, subgraph, op, beta: float, layer_names: str) -> None:
+    """Gives the int32 bias of `op` the scale input scale * `beta` that its
+    new weight scale needs, its values rounded to the new step. A float bias
+    (a hybrid op) reads real values and needs nothing; a bias tensor or buffer
+    that serves other ops too is copied first, so they keep theirs."""
+    builtin = _builtin(model, op)
+    at = _BIAS_OPERAND.get(builtin)
+    if at is None or len(op.inputs) <= at or int(op.inputs[at]) < 0:
+        return
+    what = f"{_OP_NAMES.get(builtin, builtin)} {subgraph.tensors[int(op.outputs[0])].name.decode()!r}"
+    index = int(op.inputs[at])
+    bias = subgraph.tensors[index]
+    if bias.type == _FLOAT32:
+        return
+    data = model.buffers[bias.buffer].data
+    old_scales = _scales(bias)
+    if bias.type != _INT32 or old_scales is None or data is None or len(data) == 0:
+        raise ConversionError(
+            f"layer {layer_names}: the bias of {what} is not a constant int32 tensor with scales "
+            f"(type {_TYPE_NAMES.get(bias.type, bias.type)}), so it cannot follow the new "
+            f"weight scale")
+    activations = subgraph.tensors[int(op.inputs[_ACTIVATION_OPERAND[builtin]])]
+    input_scales = _scales(activations)
+    if input_scales is None or len(input_scales) != 1:
+        raise ConversionError(f"layer {layer_names}: the input of {what} has no single "
+                              f"quantization scale, so its int32 bias cannot be rescaled")
+    new_scale = np.float32(float(input_scales[0]) * beta)
+    values = np.frombuffer(bytes(data), np.int32).astype(np.float64)
+    rescaled = np.round(values * old_scales.astype(np.float64) / np.float64(new_scale))
+    limit = np.iinfo(np.int32)
+    if rescaled.size and (rescaled.min() < limit.min or rescaled.max() > limit.max):
+        raise ConversionError(f"layer {layer_names}: the bias of {what} overflows int32 at the "
+                              f"weight scale {beta:g} ({rescaled.max():.3g})")
+    quantization = copy.deepcopy(bias.quantization)
+    quantization.scale = np.full(len(old_scales), new_scale, np.float32)
+    quantization.zeroPoint = np.zeros(len(old_scales), np.int64)
+    payload = rescaled.astype(np.int32).tobytes()
+    if _is_shared(model, subgraph, index, op):
+        copied = _add_tensor(subgraph, bias.name.decode() + "/rescaled", bias.shape, _INT32,
+                             _add_buffer(model, payload), quantization)
+        op.inputs = np.asarray([copied if k == at else int(i) for k, i in enumerate(op.inputs)],
+                               np.int32)
+    else:
+        model.buffers[bias.buffer].data = np.frombuffer(payload, np.uint8).copy()
+        bias.quantization = quantization
+
+
+def _int8_adopter(model, layers: list, beta: float, refusals: dict):
+    """The `adopt` of `_replace_constant` for int8 weights: an int8 tensor
+    holding the packed buffer is decoded when it is symmetric, ternary in
+    value and read only as the weight operand of conv / matmul ops; it then
+    gets one scale `beta` (its own, if another tensor shares its bytes) for
+    every channel, also an all-zero one, and each reader's bias follows. Why
+    a tensor was left is noted in `refusals` (tensor index -> reason)."""
+    names = ", ".join(repr(name) for name in dict.fromkeys(layer.name for layer in layers))
+
+    def adopt(subgraph, index: int) -> bool:
+        tensor = subgraph.tensors[index]
+        scales = _scales(tensor)
+        readers = _readers(subgraph, index)
+        outputs = [int(i) for i in (subgraph.outputs if subgraph.outputs is not None else [])]
+        reason = None
+        if scales is None or np.any(scales <= 0) or np.any(_zero_points(tensor) != 0):
+            reason = "its int8 weights are not symmetric with positive scales"
+        elif index in outputs or any(
+                [int(i) for i in op.inputs].count(index) != 1
+                or _WEIGHT_OPERAND.get(_builtin(model, op)) is None
+                or int(op.inputs[_WEIGHT_OPERAND[_builtin(model, op)]]) != index
+                for op in readers):
+            reason = "its int8 weights are also read elsewhere than as a conv / matmul's weights"
+        else:
+            try:
+                _, own_beta = _codes_and_scale(_dequantized(model, tensor), layers, beta)
+            except ConversionError as error:
+                reason = str(error).split(": ", 1)[-1]
+        if reason is not None:
+            refusals[index] = reason
+            return False
+        for op in readers:
+            _requantize_bias(model, subgraph, op, own_beta, names)
+        tensor.quantization.scale = np.full(len(scales), own_beta, np.float32)
+        tensor.quantization.zeroPoint = np.zeros(len(scales), np.int64)
+        return True
+
+    return adopt
+
+
+def _pack(keras_model, tflite_bytes: bytes, integer: bool):
+    """Shared by the float and the integer packers (see their docstrings)."""
+    model = tflite_file.parse_model(tflite_bytes, "converted model")
     layers = [layer for layer in qlayers.quantized_layers(keras_model) if _is_ternary(layer)]
     if not layers:
         raise ConversionError("the model has no ternary layers to pack")
-    by_buffer: dict[int, list] = {}  # buffer -> [(layer, site)]
+    groups: dict[tuple[int, bool], list] = {}  # (buffer, int8 weights) -> [(layer, site)]
     for layer, site in zip(layers, _assign_sites(model, layers, _weight_sites(model))):
+        if site.quantized and not integer:
+            raise ConversionError(f"layer {layer.name!r}: its weights in the converted model are "
+                                  f"int8 ({site.describe(model)}); pack an integer model with "
+                                  f"pack_int8_ternary_weights")
         buffer_index = model.subgraphs[site.subgraph].tensors[site.tensor].buffer
-        by_buffer.setdefault(buffer_index, []).append((layer, site))
+        groups.setdefault((buffer_index, site.quantized), []).append((layer, site))
     opcode_index = _decode_opcode_index(model)
     reports = []
-    for buffer_index, members in by_buffer.items():
+    for (buffer_index, quantized), members in groups.items():
         layers = [layer for layer, _ in members]
         data = members[0][1].data
         codes, scale = _codes_and_scale(data, layers, _default_scale(layers))
@@ -437,7 +606,13 @@ def pack_ternary_weights(keras_model, float_tflite: bytes):
         if not np.allclose(decoded, data, rtol=1e-6, atol=0):
             raise ConversionError(f"layer {layers[0].name!r}: packed weights do not decode to "
                                   f"the converted model's weights")
-        name = _replace_constant(model, buffer_index, packed, opcode_index)
+        refusals: dict[int, str] = {}
+        adopt = _int8_adopter(model, layers, scale, refusals) if quantized else None
+        name = _replace_constant(model, buffer_index, packed, opcode_index, adopt)
+        for layer, site in members:
+            if model.subgraphs[site.subgraph].tensors[site.tensor].buffer == buffer_index:
+                raise ConversionError(f"layer {layer.name!r}: {site.describe(model)} cannot hold "
+                                      f"int8 codes: {refusals.get(site.tensor, 'not decoded')}")
         names = []
         for layer in layers:
             if layer.name not in names:
@@ -448,18 +623,69 @@ def pack_ternary_weights(keras_model, float_tflite: bytes):
     return tflite_file.serialize_model(model), reports
 
 
-def float_tensor_reports(tflite_bytes: bytes) -> list[TensorReport]:
-    """Every constant float32 tensor still in a model, as report rows."""
+def pack_ternary_weights(keras_model, float_tflite: bytes):
+    """Rewrites `float_tflite`: ternary kernels -> packed indices + decode op.
+
+    Each ternary layer of `keras_model` (a keras.Model or any layer holding the
+    layers of the graph) is mapped to the op that computes it: the conv / matmul
+    op whose constant weight operand holds the layer's effective kernel in the
+    op's layout (ties between equal kernels broken by the layer's name in the
+    tensor names). Returns (tflite bytes, list of TensorReport for the packed
+    tensors); raises ConversionError naming the layer that cannot be packed."""
+    return _pack(keras_model, float_tflite, integer=False)
+
+
+def pack_int8_ternary_weights(keras_model, int8_tflite: bytes):
+    """Rewrites an integer model (TFLite's int8 conversion): ternary kernels ->
+    packed indices + a decode op whose output holds the int8 codes {-1, 0, 1}.
+
+    Layers are mapped to ops as in `pack_ternary_weights`, matching the real
+    values of each op's int8 weights (int8 * per-channel scale). The decoded
+    tensor keeps its zero points and quantized dimension and gets the
+    kernel's scale beta for every channel; each reader's int32 bias is
+    requantized to input scale * beta (TFLite's int8 kernels require that
+    product), rounding its values to the 127x coarser step. Weights an op
+    reads in float (a float fallback) are packed as by `pack_ternary_weights`.
+    Returns (tflite bytes, TensorReport rows); raises ConversionError naming
+    the layer whose weights are not exactly ternary or cannot be rewritten."""
+    return _pack(keras_model, int8_tflite, integer=True)
+
+
+_CONSTANT_BITS = {_FLOAT32: 32.0, _INT8: 8.0, _INT32: 32.0}
+
+
+def constant_tensor_reports(tflite_bytes: bytes,
+                            types: tuple[int, ...] = (_FLOAT32,)) -> list[TensorReport]:
+    """Every constant tensor of the given types still in a model (the decode
+    ops' packed inputs aside), as report rows; format is the type's name."""
     model = tflite_file.parse_model(tflite_bytes)
+    decode_codes = {i for i, code in enumerate(model.operatorCodes)
+                    if code.customCode is not None and code.customCode.decode() == spec.OP_NAME}
     rows = []
     for subgraph in model.subgraphs:
-        for tensor in subgraph.tensors:
-            data = _tensor_data(model, tensor)
-            if data is None or tensor.name.decode().endswith("/ternary_scale"):
+        decode_inputs = {int(i) for op in subgraph.operators if op.opcodeIndex in decode_codes
+                         for i in op.inputs}
+        for index, tensor in enumerate(subgraph.tensors):
+            data = model.buffers[tensor.buffer].data
+            if (tensor.type not in types or index in decode_inputs or data is None
+                    or len(data) == 0):
                 continue
+            weights = int(np.prod(tensor.shape, dtype=np.int64))
             rows.append(TensorReport(tensor.name.decode(), "", [int(d) for d in tensor.shape],
-                                     int(data.size), int(data.nbytes), 32.0, "float32"))
+                                     weights, len(data), _CONSTANT_BITS[tensor.type],
+                                     _TYPE_NAMES[tensor.type]))
     return rows
+
+
+def float_tensor_reports(tflite_bytes: bytes) -> list[TensorReport]:
+    """Every constant float32 tensor still in a model, as report rows."""
+    return constant_tensor_reports(tflite_bytes, (_FLOAT32,))
+
+
+def int8_tensor_reports(tflite_bytes: bytes) -> list[TensorReport]:
+    """The constants of an integer model: int8 weights, int32 biases (and
+    shape operands), float32 ones of the ops left in float."""
+    return constant_tensor_reports(tflite_bytes, (_FLOAT32, _INT8, _INT32))
 
 
 def float32_model(keras_model: keras.Model) -> keras.Model:

@@ -17,6 +17,7 @@ bittts_tf.runtime, C in the firmware). The context sizes come from
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
@@ -24,6 +25,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from bittts_tf.export import converter as converter_lib
+from bittts_tf.export import tflite_file
 from bittts_tf.models.frame_vocoder import FrameVocoder, receptive_field
 
 TEXT_GRAPH = "text"
@@ -189,7 +191,8 @@ def size_summary(graph: ConvertedGraph) -> dict:
             "ternary_tensors": len(ternary), "ternary_weights": weights,
             "ternary_stored_bytes": stored,
             "bits_per_ternary_weight": round(8.0 * stored / weights, 4) if weights else None,
-            "float32_weights": sum(t.weights for t in graph.tensors if t.format == "float32")}
+            "float32_weights": sum(t.weights for t in graph.tensors if t.format == "float32"),
+            "int8_weights": sum(t.weights for t in graph.tensors if t.format == "int8")}
 
 
 
@@ -220,28 +223,35 @@ def manifest(model_config, front_end, shapes: GraphShapes, graphs: dict[str, byt
     }
 
 
-def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes]) -> dict:
+def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes],
+                int8: dict[str, ConvertedGraph] | None = None) -> dict:
     per_graph = {name: size_summary(graph) for name, graph in converted.items()}
     ternary_weights = sum(g["ternary_weights"] for g in per_graph.values())
     ternary_bytes = sum(g["ternary_stored_bytes"] for g in per_graph.values())
     packed = sum(len(g.packed) for g in converted.values())
     float32 = sum(len(g.float32) for g in converted.values())
-    return {"graphs": per_graph,
-            "total": {"packed_graph_bytes": packed, "float32_graph_bytes": float32 or None,
-                      "ratio_vs_float32": round(packed / float32, 4) if float32 else None,
-                      "model_folder_graph_bytes": sum(len(d) for d in files.values()),
-                      "ternary_weights": ternary_weights, "ternary_stored_bytes": ternary_bytes,
-                      "bits_per_ternary_weight": (round(8.0 * ternary_bytes / ternary_weights, 4)
-                                                  if ternary_weights else None)}}
+    report = {"graphs": per_graph,
+              "total": {"packed_graph_bytes": packed, "float32_graph_bytes": float32 or None,
+                        "ratio_vs_float32": round(packed / float32, 4) if float32 else None,
+                        "model_folder_graph_bytes": sum(len(d) for d in files.values()),
+                        "ternary_weights": ternary_weights, "ternary_stored_bytes": ternary_bytes,
+                        "bits_per_ternary_weight": (round(8.0 * ternary_bytes / ternary_weights, 4)
+                                                    if ternary_weights else None)}}
+    if int8:
+        report["int8"] = int8_size_report(int8, converted)
+    return report
 
 
 def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end,
                         max_tokens: int, chunk_frames: int, source: dict,
-                        float32_baseline: bool = True, with_float32: bool = False) -> dict:
+                        float32_baseline: bool = True, with_float32: bool = False,
+                        int8_utterances: list[dict] | None = None) -> dict:
     """Converts both graphs and writes the model folder; returns the size report.
 
     `with_float32` also writes the "float32" variant (the same weights as
-    float constants, 5-8x larger): for benchmarks, not for shipping."""
+    float constants, 5-8x larger): for benchmarks, not for shipping.
+    `int8_utterances` (feature-cache dicts, see `calibration_inputs`) adds
+    the "int8" variant calibrated on them."""
     from bittts_tf.runtime import model_folder
     shapes = graph_shapes(acoustic, vocoder, max_tokens, chunk_frames)
     converted = export_graphs(acoustic, vocoder, shapes, float32_baseline)
@@ -250,8 +260,13 @@ def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end
     if with_float32:
         graphs.update({model_folder.graph_key(name, "float32"): graph.folded
                        for name, graph in converted.items()})
+    int8 = None
+    if int8_utterances is not None:
+        int8 = export_int8_graphs(acoustic, vocoder, shapes, int8_utterances)
+        graphs.update({model_folder.graph_key(name, "int8"): graph.packed
+                       for name, graph in int8.items()})
     files = {key + ".tflite": data for key, data in graphs.items()}
-    report = size_report(converted, files)
+    report = size_report(converted, files, int8)
     model_folder.write(out_dir, manifest(model_config, front_end, shapes, graphs, source), files,
                        {model_folder.SIZE_REPORT: report})
     return report
@@ -259,21 +274,40 @@ def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end
 
 # --- Integer graphs ---------------------------------------------------------
 
+def _windows(stream: np.ndarray, size: int, count: int, rng) -> list[np.ndarray]:
+    """`count` windows of `size` rows at random places of `stream` (tiled
+    when shorter than one window)."""
+    if len(stream) < size:
+        stream = np.concatenate([stream] * -(-size // len(stream)))
+    starts = rng.integers(0, len(stream) - size + 1, count)
+    return [stream[start:start + size] for start in starts]
+
+
 def calibration_inputs(acoustic, utterances: list[dict], shapes: GraphShapes,
                        windows_per_utterance: int = 4, seed: int = 0) -> dict[str, list]:
     """Inputs of both graphs from corpus utterances (feature-cache dicts with
-    "phonemes" and, when the corpus has them, "durations"): what the int8
-    converter calibrates activation ranges on."""
+    "phonemes", optionally "speaker" and "durations"): what the int8
+    converter calibrates activation ranges on.
+
+    Each input is filled with real tokens or frames: windows of the
+    utterances' phonemes, and of their regulated frames, run together.
+    Padded positions are masked, so the real ones never read them, but they
+    would set the ranges: a layer norm of an all-zero row divides by
+    sqrt(epsilon), some 1000 times what real rows see, and the real rows then
+    quantize to zero."""
+    if not utterances:
+        raise ExportError("int8 calibration needs at least one utterance")
     rng = np.random.default_rng(seed)
-    text, frames = [], []
+    multi_speaker = acoustic.speaker_embedding is not None
+    tokens, token_speakers, regulated = [], [], []
     for utterance in utterances:
         ids = np.asarray(utterance["phonemes"], np.int32)[:shapes.max_tokens]
         n = len(ids)
+        speaker = int(utterance.get("speaker", 0))
         padded = np.zeros((1, shapes.max_tokens), np.int32)
         padded[0, :n] = ids
-        length = np.asarray([n], np.int32)
-        text.append({"phonemes": padded, "length": length})
-        hidden, weights = acoustic.encode(padded, length)
+        hidden, weights = acoustic.encode(padded, np.asarray([n], np.int32),
+                                          np.asarray([speaker], np.int32) if multi_speaker else None)
         hidden, predictions = acoustic.variance_adaptor(hidden, weights)
         hidden = np.asarray(hidden[0, :n])
         if "durations" in utterance and len(utterance["durations"]) >= n:
@@ -281,26 +315,72 @@ def calibration_inputs(acoustic, utterances: list[dict], shapes: GraphShapes,
         else:
             durations = np.maximum(np.round(np.exp(np.asarray(predictions["log_duration"][0, :n]))
                                             - 1.0), 1).astype(np.int64)
-        regulated = hidden[np.repeat(np.arange(n), durations)]
-        total = shapes.left_context + len(regulated) + shapes.chunk_frames + shapes.right_context
-        padded_frames = np.zeros((total, hidden.shape[1]), np.float32)
-        mask = np.zeros((total, 1), np.float32)
-        padded_frames[shapes.left_context:shapes.left_context + len(regulated)] = regulated
-        mask[shapes.left_context:shapes.left_context + len(regulated)] = 1.0
-        n_chunks = -(-len(regulated) // shapes.chunk_frames)
-        # The first and last chunks (utterance edges) and random ones between.
-        chunks = {0, n_chunks - 1} | set(rng.integers(0, n_chunks, windows_per_utterance).tolist())
-        for k in sorted(chunks):
-            start = k * shapes.chunk_frames
-            window = slice(start, start + shapes.window_frames)
-            frames.append({"frames": padded_frames[None, window], "mask": mask[None, window]})
+        tokens.append(ids)
+        token_speakers.append(np.full(n, speaker, np.int32))
+        regulated.append(hidden[np.repeat(np.arange(n), durations)])
+    stream = np.stack([np.concatenate(tokens), np.concatenate(token_speakers)], axis=1)
+    text = []
+    for window in _windows(stream, shapes.max_tokens, len(utterances), rng):
+        sample = {"phonemes": window[None, :, 0].copy(),
+                  "length": np.asarray([shapes.max_tokens], np.int32)}
+        if multi_speaker:
+            sample["speaker"] = window[:1, 1].copy()
+        text.append(sample)
+    mask = np.ones((1, shapes.window_frames, 1), np.float32)
+    frames = [{"frames": window[None].astype(np.float32), "mask": mask}
+              for window in _windows(np.concatenate(regulated), shapes.window_frames,
+                                     windows_per_utterance * len(utterances), rng)]
     return {TEXT_GRAPH: text, FRAMES_GRAPH: frames}
+
+
+# The inverse STFT starts at the spectrum's exp (magnitude) and cos / sin (phase).
+_INVERSE_STFT_SEEDS = ("EXP", "COS", "SIN")
+
+
+def float_region(calibrated: bytes) -> list[str]:
+    """Output tensor names of the ops an integer graph keeps float: every op
+    computed from an exp / cos / sin (the inverse STFT), and the ops only they
+    read (the mask's window envelope). In int8 the samples would be 8-bit
+    audio, and the envelope's floor (1e-3) quantizes to zero, which int8 DIV
+    refuses at run time."""
+    model = tflite_file.parse_model(calibrated, "calibrated model")
+    subgraph = model.subgraphs[0]
+    ops = subgraph.operators
+    producer = {int(t): k for k, op in enumerate(ops) for t in op.outputs}
+    readers: dict[int, list[int]] = {}
+    for k, op in enumerate(ops):
+        for t in op.inputs:
+            readers.setdefault(int(t), []).append(k)
+
+    def closure(start, step):
+        seen, todo = set(), list(start)
+        while todo:
+            k = todo.pop()
+            if k not in seen:
+                seen.add(k)
+                todo.extend(step(k))
+        return seen
+
+    def upstream(k):
+        return [producer[int(t)] for t in ops[k].inputs if int(t) in producer]
+
+    def downstream(k):
+        return [r for t in ops[k].outputs for r in readers.get(int(t), [])]
+
+    seeds = [k for k, op in enumerate(ops)
+             if converter_lib._OP_NAMES.get(converter_lib._builtin(model, op)) in _INVERSE_STFT_SEEDS]
+    if not seeds:
+        return []
+    computed = closure(seeds, downstream)
+    feeding_seeds = closure(seeds, upstream) - set(seeds)
+    region = computed | (closure(computed, upstream) - feeding_seeds)
+    return [subgraph.tensors[int(t)].name.decode() for k in sorted(region) for t in ops[k].outputs]
 
 
 def convert_int8_function(function, trackable, samples: list) -> bytes:
     """Integer conversion: int8 activations calibrated on `samples`, int8
-    weights, int32 biases; ops without an integer kernel (the inverse STFT's
-    sin, cos and exp) stay float between dequantize and quantize ops."""
+    weights (per output channel), int32 biases; the inverse STFT
+    (`float_region`) stays float between dequantize and quantize ops."""
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     with converter_lib._captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
@@ -308,16 +388,61 @@ def convert_int8_function(function, trackable, samples: list) -> bytes:
         converter.representative_dataset = lambda: iter(samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                tf.lite.OpsSet.TFLITE_BUILTINS]
-        return bytes(converter.convert())
+        # TensorFlow's documented route to keep chosen ops float: the
+        # debugger calibrates once, then quantizes with a deny list.
+        with warnings.catch_warnings():
+            # It builds a tf.lite.Interpreter (deprecated) it is not asked to run.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter)
+            keep_float = float_region(debugger.calibrated_model)
+            if keep_float:
+                debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                    denylisted_nodes=keep_float)
+        return bytes(debugger.get_nondebug_quantized_model())
 
 
-def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes, utterances: list[dict]) -> dict:
-    """{graph name: int8 .tflite bytes, ternary kernels packed}."""
+def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
+                       utterances: list[dict]) -> dict[str, ConvertedGraph]:
+    """Both graphs as integer models calibrated on `utterances`: `packed` with
+    the ternary kernels packed (int8 codes decoded by BitTTSTernaryDecode),
+    `folded` as the TFLite converter made it; no float32 baseline."""
     samples = calibration_inputs(acoustic, utterances, shapes)
     out = {}
     for name, make in ((TEXT_GRAPH, lambda: text_function(acoustic, shapes)),
                        (FRAMES_GRAPH, lambda: frames_function(acoustic, vocoder, shapes))):
         function, layers = make()
         model = convert_int8_function(function, layers, samples[name])
-        out[name] = converter_lib.pack_int8_ternary_weights(layers, model)
+        packed, reports = model, []
+        if any(getattr(layer, "is_ternary", False)
+               for layer in converter_lib.qlayers.quantized_layers(layers)):
+            packed, reports = converter_lib.pack_int8_ternary_weights(layers, model)
+        out[name] = ConvertedGraph(name, packed, model, b"",
+                                   reports + converter_lib.int8_tensor_reports(packed))
     return out
+
+
+def int8_size_report(int8: dict[str, ConvertedGraph],
+                     converted: dict[str, ConvertedGraph]) -> dict:
+    """Sizes of the integer graphs next to the float graphs with packed
+    ternary weights (`converted`) and their float32 baselines."""
+    per_graph = {}
+    for name, graph in int8.items():
+        summary = size_summary(graph)
+        packed, float32 = len(converted[name].packed), len(converted[name].float32)
+        summary.update({"packed_float_bytes": packed,
+                        "ratio_vs_packed_float": round(len(graph.packed) / packed, 4),
+                        "float32_bytes": float32 or None,
+                        "ratio_vs_float32": round(len(graph.packed) / float32, 4) if float32 else None})
+        per_graph[name] = summary
+    total = sum(len(g.packed) for g in int8.values())
+    packed = sum(len(converted[name].packed) for name in int8)
+    float32 = sum(len(converted[name].float32) for name in int8)
+    weights = sum(g["ternary_weights"] for g in per_graph.values())
+    stored = sum(g["ternary_stored_bytes"] for g in per_graph.values())
+    return {"graphs": per_graph,
+            "total": {"int8_graph_bytes": total, "packed_float_graph_bytes": packed,
+                      "ratio_vs_packed_float": round(total / packed, 4),
+                      "float32_graph_bytes": float32 or None,
+                      "ratio_vs_float32": round(total / float32, 4) if float32 else None,
+                      "ternary_weights": weights, "ternary_stored_bytes": stored,
+                      "bits_per_ternary_weight": round(8.0 * stored / weights, 4) if weights else None}}

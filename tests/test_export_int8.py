@@ -1,0 +1,444 @@
+"""Integer TTS graphs: each ternary kernel packed and decoded to int8 codes
+{-1, 0, 1}, its scale in the tensor's quantization parameters, the readers'
+int32 biases requantized.
+
+The reference is the TFLite converter's own int8 graph, unpacked: on the
+same input each rewritten op stays within one output step of it (only the
+bias rounding may flip the last bit); whole graphs, where such flips travel
+through int8 layer norms, stay as close to it as it is to itself under
+LiteRT's two kernel sets. Also: int8 around the convs, fixed shapes, 1.6 bits
+per ternary weight, the model folder's int8 variant, and one-line errors
+naming the layer."""
+
+import json
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from bittts_tf.export import converter, runtime, tflite_file, tts_graphs
+from bittts_tf.models import build, configs
+from bittts_tf.quant import TernaryConv1D, TernaryDense, packing, spec
+from bittts_tf.runtime import TextToSpeech, model_folder
+from bittts_tf.runtime.decode_at_load import decode_at_load
+from bittts_tf.text import FrontEnd
+
+MAX_TOKENS, CHUNK = 24, 4
+BUILTIN = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+OPS = schema.BuiltinOperator
+KERNEL_OPS = {OPS.CONV_2D, OPS.DEPTHWISE_CONV_2D, OPS.FULLY_CONNECTED, OPS.TRANSPOSE_CONV}
+
+
+def module_seed(what: str) -> int:
+    seed = int(os.environ.get("BITTTS_TEST_SEED", np.random.default_rng().integers(2**31)))
+    print(f"{what} seed {seed}")
+    return seed
+
+
+def random_utterances(rng, count):
+    return [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
+            for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def tts():
+    keras.utils.set_random_seed(module_seed("model"))
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
+    # As a trained model: a few frames a phoneme, and a mel that varies (the
+    # projection starts at zero, which gives a constant mel).
+    head = acoustic.variance_adaptor.duration_predictor.head
+    head.bias.assign([np.log(5.0)])
+    head.kernel.assign(head.kernel * 0.05)
+    projection = acoustic.mel_projection
+    projection.kernel.assign(np.random.default_rng(0).normal(
+        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
+    shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, CHUNK)
+    return config, acoustic, vocoder, shapes
+
+
+@pytest.fixture(scope="module")
+def graphs(tts):
+    _, acoustic, vocoder, shapes = tts
+    rng = np.random.default_rng(module_seed("calibration"))
+    return tts_graphs.export_int8_graphs(acoustic, vocoder, shapes, random_utterances(rng, 6))
+
+
+@pytest.fixture(scope="module")
+def feeds(tts):
+    """Fresh inputs as the runtime gives them: padded phonemes, and chunk
+    windows of regulated frames at the utterance's start, middle and end."""
+    _, acoustic, _, shapes = tts
+    rng = np.random.default_rng(module_seed("inputs"))
+    text, frames = [], []
+    for utterance in random_utterances(rng, 3):
+        ids = utterance["phonemes"]
+        n = len(ids)
+        padded = np.zeros((1, MAX_TOKENS), np.int32)
+        padded[0, :n] = ids
+        length = np.asarray([n], np.int32)
+        text.append({"phonemes": padded, "length": length})
+        hidden, weights = acoustic.encode(padded, length)
+        hidden, predictions = acoustic.variance_adaptor(hidden, weights)
+        durations = np.maximum(np.round(np.exp(np.asarray(predictions["log_duration"][0, :n])) - 1), 1)
+        regulated = np.repeat(np.asarray(hidden[0, :n]), durations.astype(int), axis=0)
+        chunks = -(-len(regulated) // CHUNK)
+        total = shapes.left_context + chunks * CHUNK + shapes.right_context
+        padded_frames = np.zeros((total, regulated.shape[1]), np.float32)
+        mask = np.zeros((total, 1), np.float32)
+        padded_frames[shapes.left_context:shapes.left_context + len(regulated)] = regulated
+        mask[shapes.left_context:shapes.left_context + len(regulated)] = 1
+        for k in sorted({0, chunks // 2, chunks - 1}):
+            window = slice(k * CHUNK, k * CHUNK + shapes.window_frames)
+            frames.append({"frames": padded_frames[None, window], "mask": mask[None, window]})
+    return {"text": text, "frames": frames}
+
+
+def run(interpreter, feed):
+    """Outputs in the order of their names (PartitionedCall:<i>)."""
+    interpreter.allocate_tensors()
+    inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
+              for d in interpreter.get_input_details()}
+    for name, value in feed.items():
+        interpreter.set_tensor(inputs[name]["index"], value.astype(inputs[name]["dtype"]))
+    interpreter.invoke()
+    outputs = sorted(interpreter.get_output_details(), key=lambda d: d["name"])
+    return [interpreter.get_tensor(d["index"]) for d in outputs]
+
+
+def opcode_name(model, op):
+    code = model.operatorCodes[op.opcodeIndex]
+    if code.customCode is not None:
+        return code.customCode.decode()
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def decoded_readers(model):
+    """(decode op, op reading its output) of every decode op."""
+    subgraph = model.subgraphs[0]
+    pairs = []
+    for op in subgraph.operators:
+        if opcode_name(model, op) == spec.OP_NAME:
+            output = int(op.outputs[0])
+            (reader,) = [r for r in subgraph.operators if output in [int(i) for i in r.inputs]]
+            pairs.append((op, reader))
+    return pairs
+
+
+def tensor_values(model, tensor):
+    data = bytes(model.buffers[tensor.buffer].data)
+    dtype = {schema.TensorType.INT8: np.int8, schema.TensorType.INT32: np.int32}[tensor.type]
+    return np.frombuffer(data, dtype).reshape(tuple(tensor.shape))
+
+
+def real_values(model, tensor):
+    """int8 / int32 constant -> its real values, from the tensor's own scales."""
+    values = tensor_values(model, tensor).astype(np.float64)
+    q = tensor.quantization
+    scales = np.asarray(q.scale, np.float64)
+    if scales.size > 1:
+        shape = [1] * values.ndim
+        shape[q.quantizedDimension if values.ndim > 1 else 0] = scales.size
+        scales = scales.reshape(shape)
+    return values * scales
+
+
+@pytest.mark.parametrize("name", ["text", "frames"])
+def test_codes_and_scales_hold_the_converters_weights(graphs, name):
+    unpacked = tflite_file.parse_model(graphs[name].folded)
+    packed = tflite_file.parse_model(graphs[name].packed)
+    before = {t.name: t for t in unpacked.subgraphs[0].tensors}
+    tensors = packed.subgraphs[0].tensors
+    pairs = decoded_readers(packed)
+    assert len(pairs) == len([t for t in graphs[name].tensors if t.format == "ternary-indexed"])
+    for decode, reader in pairs:
+        filter_tensor = tensors[int(decode.outputs[0])]
+        original = before[re.sub(rb"/decoded_\d+$", b"", filter_tensor.name)]
+        indices = tensor_values(packed, tensors[int(decode.inputs[0])])
+        codes = runtime.c_decode_i8(indices, int(np.prod(filter_tensor.shape))).reshape(original.shape)
+        assert filter_tensor.type == schema.TensorType.INT8
+        q, q0 = filter_tensor.quantization, original.quantization
+        beta = float(q.scale[0])
+        assert np.all(q.scale == q.scale[0]) and len(q.scale) == len(q0.scale)
+        assert not np.any(q.zeroPoint) and q.quantizedDimension == q0.quantizedDimension
+        # The converter's filter: int8 in {-127, 0, 127} per channel, channel max = beta.
+        expected = real_values(unpacked, original)
+        np.testing.assert_allclose(codes * beta, expected, rtol=1e-6, atol=1e-7 * beta)
+        # Its readers' bias: scale input * beta, the same real values to half a step.
+        builtin = opcode_name(packed, reader)
+        at = {OPS.TRANSPOSE_CONV: 3}.get(builtin, 2)
+        if builtin in KERNEL_OPS and len(reader.inputs) > at and reader.inputs[at] >= 0:
+            bias = tensors[int(reader.inputs[at])]
+            activation = tensors[int(reader.inputs[{OPS.TRANSPOSE_CONV: 2}.get(builtin, 0)])]
+            step = float(activation.quantization.scale[0]) * beta
+            np.testing.assert_allclose(bias.quantization.scale, step, rtol=1e-6)
+            old_bias = before[tensors[int(reader.inputs[at])].name.removesuffix(b"/rescaled")]
+            error = np.abs(real_values(packed, bias) - real_values(unpacked, old_bias))
+            assert error.max() <= 0.5 * step * (1 + 1e-5), filter_tensor.name
+
+
+def single_op(model_bytes, output_name, with_decode=False):
+    """The model cut to the op writing `output_name` (after the decode op
+    writing its filter, if asked): input, its activations; output, its own."""
+    model = tflite_file.parse_model(model_bytes)
+    subgraph = model.subgraphs[0]
+    names = [t.name for t in subgraph.tensors]
+    output = names.index(output_name)
+    (op,) = [op for op in subgraph.operators if output in [int(i) for i in op.outputs]]
+    ops = [op]
+    if with_decode:
+        ops = [d for d in subgraph.operators if opcode_name(model, d) == spec.OP_NAME
+               and int(d.outputs[0]) == int(op.inputs[1])] + ops
+    subgraph.operators = ops
+    subgraph.inputs = np.asarray([int(op.inputs[0])], np.int32)
+    subgraph.outputs = np.asarray([output], np.int32)
+    model.signatureDefs = []
+    return tflite_file.serialize_model(model)
+
+
+def invoke(interpreter, value):
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], value)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).astype(np.int32)
+
+
+def check_rewritten_ops(unpacked, packed, feeds, with_decode_at_load=True):
+    """Each op reading a decoded filter, alone, on the activations the
+    converter's graph gives it: within one step of the converter's op, with
+    the filter decoded at load (under both kernel sets) and in the graph.
+    Returns (outputs that differ, outputs compared)."""
+    at_load = decode_at_load(packed) if with_decode_at_load else None
+    parsed = tflite_file.parse_model(packed)
+    tensors = parsed.subgraphs[0].tensors
+    whole = Interpreter(model_content=unpacked, experimental_op_resolver_type=BUILTIN,
+                        experimental_preserve_all_tensors=True)
+    details = {d["name"]: d["index"] for d in whole.get_tensor_details()}
+    flipped = total = 0
+    for feed in feeds:
+        run(whole, feed)
+        for _, reader in decoded_readers(parsed):
+            output_name = tensors[int(reader.outputs[0])].name
+            activations = whole.get_tensor(details[tensors[int(reader.inputs[0])].name.decode()])
+            expected = {}
+            for resolver in (BUILTIN, OpResolverType.AUTO):
+                reference = Interpreter(model_content=single_op(unpacked, output_name),
+                                        experimental_op_resolver_type=resolver)
+                expected[resolver] = invoke(reference, activations)
+                if at_load is None:
+                    continue
+                loaded = Interpreter(model_content=single_op(at_load, output_name),
+                                     experimental_op_resolver_type=resolver)
+                got = invoke(loaded, activations)
+                assert np.abs(got - expected[resolver]).max() <= 1, (output_name, resolver)
+                flipped += int((got != expected[resolver]).sum())
+                total += got.size
+            in_graph = runtime.make_interpreter(single_op(packed, output_name, with_decode=True))
+            got = invoke(in_graph, activations)
+            assert np.abs(got - expected[BUILTIN]).max() <= 1, output_name
+            flipped += int((got != expected[BUILTIN]).sum())
+            total += got.size
+    return flipped, total
+
+
+@pytest.mark.parametrize("name", ["text", "frames"])
+def test_each_rewritten_op_within_one_step_of_the_converters(graphs, feeds, name):
+    flipped, total = check_rewritten_ops(graphs[name].folded, graphs[name].packed, feeds[name])
+    print(f"{name}: {flipped} of {total} int8 outputs of rewritten ops differ by one step")
+
+
+def snr_db(reference: list, other: list) -> float:
+    signal = sum(np.sum(np.float64(r) ** 2) for r in reference)
+    noise = sum(np.sum((np.float64(o) - r) ** 2) for r, o in zip(reference, other))
+    return np.inf if noise == 0 else 10 * np.log10(signal / noise)
+
+
+@pytest.mark.parametrize("name", ["text", "frames"])
+def test_whole_graphs_as_close_as_litert_kernels_are_to_each_other(graphs, feeds, name):
+    unpacked, packed = graphs[name].folded, graphs[name].packed
+    runs = {"converter's, builtin kernels": Interpreter(model_content=unpacked,
+                                                        experimental_op_resolver_type=BUILTIN),
+            "converter's, default (XNNPACK)": Interpreter(model_content=unpacked),
+            "in-graph decode": runtime.make_interpreter(packed),
+            "decode at load": Interpreter(model_content=decode_at_load(packed)),
+            "decode at load, builtin kernels": Interpreter(
+                model_content=decode_at_load(packed), experimental_op_resolver_type=BUILTIN)}
+    outputs = {key: [run(interpreter, feed) for feed in feeds[name]]
+               for key, interpreter in runs.items()}
+    reference = outputs.pop("converter's, builtin kernels")
+    snr = {key: [snr_db([r[k] for r in reference], [o[k] for o in got])
+                 for k in range(len(reference[0]))] for key, got in outputs.items()}
+    for key, values in snr.items():
+        print(f"{name} {key}: SNR vs the converter's graph (builtin kernels) "
+              f"{[round(float(v), 1) for v in values]} dB")
+    kernels = snr.pop("converter's, default (XNNPACK)")
+    for key, values in snr.items():
+        for k, (got, between_kernels) in enumerate(zip(values, kernels)):
+            assert got >= min(between_kernels, 40.0) - 6.0, (key, k, got, between_kernels)
+
+
+@pytest.mark.parametrize("name", ["text", "frames"])
+def test_int8_around_the_convs_fixed_shapes_and_only_our_custom_op(graphs, name):
+    model = tflite_file.parse_model(graphs[name].packed)
+    subgraph = model.subgraphs[0]
+    customs = {code.customCode.decode() for code in model.operatorCodes
+               if code.customCode is not None}
+    assert customs == {spec.OP_NAME}
+    for _, reader in decoded_readers(model):
+        activations = subgraph.tensors[int(reader.inputs[0])]
+        output = subgraph.tensors[int(reader.outputs[0])]
+        assert opcode_name(model, reader) in KERNEL_OPS | {OPS.BATCH_MATMUL}
+        assert activations.type == output.type == schema.TensorType.INT8, output.name
+    for tensor in subgraph.tensors:
+        signature = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
+        assert signature is None or all(int(d) >= 0 for d in signature), tensor.name
+    floats = {opcode_name(model, op) for op in subgraph.operators
+              if subgraph.tensors[int(op.outputs[0])].type == schema.TensorType.FLOAT32}
+    # Float elsewhere only where TFLite has no int8 kernel (the layer norms'
+    # NEG, the length mask's CAST) and at the int8 region's edges (DEQUANTIZE).
+    outside = {OPS.DEQUANTIZE, OPS.NEG, OPS.CAST}
+    inverse_stft = {OPS.SIN, OPS.COS, OPS.EXP, OPS.MUL, OPS.ADD, OPS.SUB, OPS.DIV, OPS.MAXIMUM,
+                    OPS.MINIMUM, OPS.PAD, OPS.RESHAPE, OPS.TRANSPOSE, OPS.CONCATENATION,
+                    OPS.STRIDED_SLICE, OPS.FULLY_CONNECTED}
+    assert floats <= (outside | inverse_stft if name == "frames" else outside)
+    if name == "frames":
+        assert {OPS.SIN, OPS.COS, OPS.DIV} <= floats
+
+
+def test_bits_per_ternary_weight_and_sizes(graphs):
+    for name, graph in graphs.items():
+        summary = tts_graphs.size_summary(graph)
+        print(f"{name}: int8 packed {len(graph.packed)} bytes, unpacked {len(graph.folded)}; "
+              f"{summary['ternary_weights']} ternary weights at "
+              f"{summary['bits_per_ternary_weight']} bits")
+        assert summary["bits_per_ternary_weight"] <= 1.61
+        assert len(graph.packed) < 0.6 * len(graph.folded)
+
+
+def test_model_folder_int8_variant(tts, tmp_path):
+    config, acoustic, vocoder, _ = tts
+    rng = np.random.default_rng(module_seed("folder calibration"))
+    report = tts_graphs.export_model_folder(str(tmp_path), acoustic, vocoder, config, FrontEnd(),
+                                            MAX_TOKENS, CHUNK, {"test": True},
+                                            float32_baseline=False,
+                                            int8_utterances=random_utterances(rng, 3))
+    manifest = json.loads((tmp_path / model_folder.MANIFEST).read_text())
+    for graph in model_folder.GRAPHS:
+        entry = manifest["graphs"][model_folder.graph_key(graph, "int8")]
+        data = (tmp_path / model_folder.graph_file(graph, "int8")).read_bytes()
+        assert entry["file"] == f"{graph}.int8.tflite"
+        assert entry["bytes"] == len(data) and entry["sha256"] == model_folder.sha256(data)
+        assert report["int8"]["graphs"][graph]["bytes"] == len(data)
+    on_disk = json.loads((tmp_path / model_folder.SIZE_REPORT).read_text())
+    assert on_disk["int8"]["total"]["bits_per_ternary_weight"] <= 1.61
+    assert model_folder.load(str(tmp_path)).variants == ["packed", "int8"]
+    for decode in ("graph", "load"):
+        result = TextToSpeech(str(tmp_path), variant="int8", decode=decode).synthesize(
+            "Hello there, quick brown fox.")
+        assert result.audio.size > 0 and np.all(np.isfinite(result.audio))
+        assert np.abs(result.audio).max() > 0
+
+
+def int8_keras(model, inputs):
+    """The converter's int8 graph of a small Keras model, calibrated on `inputs`."""
+    spec_ = tf.TensorSpec((1,) + model.input_shape[1:], tf.float32, name="x")
+    function = tf.function(lambda x: model(x), input_signature=[spec_])
+    return tts_graphs.convert_int8_function(function, model, [{"x": x} for x in inputs])
+
+
+@pytest.fixture
+def seeded(rng):
+    keras.utils.set_random_seed(int(rng.integers(2**31)))
+    return rng
+
+
+def test_folded_batch_norm_is_refused_naming_the_layer(seeded):
+    inputs = keras.Input((16, 8))
+    outputs = keras.layers.BatchNormalization(name="bn")(
+        TernaryConv1D(8, 3, padding="same", name="folded")(inputs))
+    model = keras.Model(inputs, outputs)
+    bn = model.get_layer("bn")
+    bn.set_weights([seeded.uniform(0.5, 2, 8), seeded.normal(size=8), seeded.normal(size=8),
+                    seeded.uniform(0.5, 2, 8)])
+    samples = [seeded.standard_normal((1, 16, 8)).astype(np.float32) for _ in range(8)]
+    with pytest.raises(converter.ConversionError) as error:
+        converter.pack_int8_ternary_weights(model, int8_keras(model, samples))
+    message = str(error.value)
+    assert message.startswith("layer 'folded': ") and "no longer ternary" in message
+    assert "\n" not in message
+
+
+def test_float_packer_refuses_int8_weights_naming_the_layer(seeded):
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, TernaryDense(6, name="dense")(inputs))
+    samples = [seeded.standard_normal((1, 8)).astype(np.float32) for _ in range(8)]
+    with pytest.raises(converter.ConversionError,
+                       match=r"^layer 'dense': its weights .* are int8 .*pack_int8_ternary_weights$"):
+        converter.pack_ternary_weights(model, int8_keras(model, samples))
+
+
+def share_buffers(tflite, pairs):
+    """The model with each (to, from) tensor pointing at the bytes of `from`,
+    as the converter does for constants with equal bytes."""
+    model = tflite_file.parse_model(tflite)
+    tensors = {t.name.decode(): t for t in model.subgraphs[0].tensors}
+    for to, source in pairs:
+        tensors[to].buffer = tensors[source].buffer
+    return tflite_file.serialize_model(model)
+
+
+def test_equal_kernels_and_a_shared_bias_buffer(seeded):
+    inputs = keras.Input((12, 6))
+    first = TernaryConv1D(6, 3, padding="same", activation="relu", name="first")
+    second = TernaryConv1D(6, 3, padding="same", name="second")
+    model = keras.Model(inputs, second(first(inputs)))
+    second.set_weights(first.get_weights())
+    samples = [seeded.standard_normal((1, 12, 6)).astype(np.float32) for _ in range(16)]
+    unpacked = int8_keras(model, samples)
+    parsed = tflite_file.parse_model(unpacked)
+    subgraph = parsed.subgraphs[0]
+    convs = [op for op in subgraph.operators if opcode_name(parsed, op) == OPS.CONV_2D]
+    biases = [subgraph.tensors[int(op.inputs[2])].name.decode() for op in convs]
+    # Both convs read one bias buffer: rescaling it for one must not change the other's.
+    shared = share_buffers(unpacked, [(biases[1], biases[0])])
+    packed, rows = converter.pack_int8_ternary_weights(model, shared)
+    assert sorted(r.layer for r in rows) in (["first", "second"], ["first, second"])
+    assert len(decoded_readers(tflite_file.parse_model(packed))) == 2
+    fresh = [{"x": seeded.standard_normal((1, 12, 6)).astype(np.float32)} for _ in range(4)]
+    # In the graph only: see the next test.
+    flipped, total = check_rewritten_ops(shared, packed, fresh, with_decode_at_load=False)
+    print(f"{flipped} of {total} int8 outputs of rewritten ops differ by one step")
+
+
+@pytest.mark.xfail(strict=True, raises=tflite_file.TFLiteFileError,
+                   reason="runtime/decode_at_load.py drops a packed tensor's bytes after the "
+                          "first decode op reading it, so a second one (equal kernels, float "
+                          "or int8) finds none")
+def test_decode_at_load_of_a_packed_tensor_read_twice(seeded):
+    inputs = keras.Input((None, 6))
+    first = TernaryConv1D(6, 3, padding="same", activation="relu", name="first")
+    second = TernaryConv1D(6, 3, padding="same", name="second")
+    model = keras.Model(inputs, second(first(inputs)))
+    second.set_weights(first.get_weights())
+    result = converter.convert(model)
+    assert len(decoded_readers(tflite_file.parse_model(result.tflite))) == 2
+    decode_at_load(result.tflite)
+
+
+def test_packing_codes_round_trip_in_the_c_kernel(graphs):
+    """The in-graph decode and decode at load produce the same int8 codes."""
+    packed = graphs["frames"].packed
+    model = tflite_file.parse_model(packed)
+    loaded = tflite_file.parse_model(decode_at_load(packed))
+    for decode, _ in decoded_readers(model):
+        tensor = model.subgraphs[0].tensors[int(decode.outputs[0])]
+        indices = tensor_values(model, model.subgraphs[0].tensors[int(decode.inputs[0])])
+        n = int(np.prod(tensor.shape))
+        constant = tensor_values(loaded, loaded.subgraphs[0].tensors[int(decode.outputs[0])])
+        np.testing.assert_array_equal(constant.reshape(-1), runtime.c_decode_i8(indices, n))
+        np.testing.assert_array_equal(constant.reshape(-1), packing.decode(indices, n))
