@@ -576,3 +576,22 @@ def test_cortex_m_decode_benchmark(tmp_path):
         assert cost["f32_naive"] > cost["f32_mulshift"] > cost["f32_table_prefilled"] > 0
         assert cost["f32_table_with_fill"] >= cost["f32_table_prefilled"]
         assert cost["i8_table"] > 0 and cost["f32_2bit_unpack"] > 0
+
+
+def test_exp_sweep_hash_is_numpys(tmp_path):
+    """The hash test_stream.c prints (and make test-cortex-m compares between
+    the host and QEMU) is numpy's float64 exp rounded to float32: the C
+    durations' e is the same number on numpy, glibc and newlib."""
+    program = tmp_path / "test_stream"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-o", str(program), str(ROOT / "tests/c/test_stream.c"),
+                    str(ROOT / "firmware_stub/bittts_stream.c"), "-lm"], check=True)
+    line = next(line for line in subprocess.run([str(program), "1"], capture_output=True,
+                                                text=True).stdout.splitlines()
+                if line.startswith("exp sweep"))
+    d = np.concatenate([np.arange(0xC1A00000, 0x80000000, -4099),
+                        np.arange(0, 0x41000000, 4099)]).astype(np.uint32).view(np.float32)
+    bits = np.exp(d.astype(np.float64)).astype(np.float32).view(np.uint32)
+    digest = 2166136261
+    for b in bits.tolist():
+        digest = ((digest ^ b) * 16777619) & 0xFFFFFFFF
+    assert line == f"exp sweep {len(d)} values hash {digest:08x}", line

@@ -317,6 +317,27 @@ static void test_duration_caps_and_errors(void) {
         "NULL config");
 }
 
+/* Durations agree across platforms only if exp(d) rounded to float32 does:
+ * this prints a hash of it over a fixed sweep of float32 log-durations, which
+ * `make test-cortex-m` compares between the host (glibc) and QEMU (newlib). */
+static uint32_t exp_hash(uint32_t hash, uint32_t d_bits) {
+  float d, e;
+  uint32_t e_bits;
+  memcpy(&d, &d_bits, sizeof d);
+  e = (float)exp((double)d);
+  memcpy(&e_bits, &e, sizeof e_bits);
+  return (hash ^ e_bits) * 16777619u;
+}
+
+/* float32 bit patterns 4099 apart: -20 (0xC1A00000) towards -0, then +0 up
+ * to 8 (0x41000000). */
+static void print_exp_sweep(void) {
+  uint32_t hash = 2166136261u, bits, n = 0;
+  for (bits = 0xC1A00000u; bits > 0x80000000u; bits -= 4099u, ++n) hash = exp_hash(hash, bits);
+  for (bits = 0; bits < 0x41000000u; bits += 4099u, ++n) hash = exp_hash(hash, bits);
+  printf("exp sweep %u values hash %08x\n", (unsigned)n, (unsigned)hash);
+}
+
 /* ---- windows ---------------------------------------------------------------- */
 
 #define MAX_CH 6
@@ -684,6 +705,7 @@ int main(int argc, char **argv) {
   test_durations_random();
   test_duration_ties();
   test_duration_caps_and_errors();
+  print_exp_sweep();
   test_windows();
   test_window_errors();
   test_pcm16();
