@@ -25,7 +25,8 @@ const char *bittts_stream_status_message(bittts_stream_status status);
  * config implies fits in size_t and int32. */
 bittts_stream_status bittts_check_config(const bittts_stream_config *config);
 
-/* Frames-graph window: left_context + chunk_frames + right_context frames. */
+/* Frames-graph window: left_context + chunk_frames + right_context frames
+ * (0 for a config bittts_check_config refuses). */
 size_t bittts_window_frames(const bittts_stream_config *config);
 
 /* Text-graph input: ids[0..n_ids) copied into phonemes[0..max_tokens), the rest
@@ -68,7 +69,8 @@ typedef struct {
 /* hidden: the text graph's encoder states, n_tokens rows of encoder_channels
  * floats (hidden_len >= n_tokens * encoder_channels); it must stay valid until
  * the last window is built (it may be the text interpreter's output tensor).
- * durations: n_tokens values, each 1..max_frames_per_token. */
+ * durations: n_tokens values, each 1..max_frames_per_token, read again at
+ * every window (keep them unchanged until the last one). */
 bittts_stream_status bittts_stream_begin(bittts_stream *stream,
                                          const bittts_stream_config *config,
                                          const float *hidden, size_t hidden_len,
