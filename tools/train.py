@@ -56,6 +56,10 @@ flags.DEFINE_float("stft_loss_weight", _DEFAULTS.stft_loss_weight,
 flags.DEFINE_integer("generator_warmup_steps", _DEFAULTS.generator_warmup_steps,
                      "Steps of vocoder training on the spectral losses alone before the "
                      "discriminators start (0: adversarial from the start).")
+flags.DEFINE_string("teacher_acoustic", _DEFAULTS.teacher_acoustic,
+                    "Vocoder mode: fine-tune on this acoustic checkpoint's (or run's) mels, "
+                    "aligned to the recordings by the corpus durations, instead of the corpus "
+                    "mels. Usually with --init_from=<the vocoder run>.")
 flags.DEFINE_integer("scalar_every", _DEFAULTS.scalar_every, "Steps between TensorBoard scalar logs.")
 flags.DEFINE_integer("media_every", _DEFAULTS.media_every, "Steps between TensorBoard mel images and audio.")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
@@ -86,7 +90,7 @@ def main(argv):
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
-        "binarization_start_step", "forward_sum", "stft_loss_weight",
+        "binarization_start_step", "forward_sum", "stft_loss_weight", "teacher_acoustic",
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed", "init_from")},
         acoustic_overrides=acoustic_overrides)

@@ -45,6 +45,10 @@ class TrainingConfig:
     # too early locks in a bad path (RAD-TTS waits as well).
     binarization_start_step: int = 1000
     use_ground_truth_durations: bool = False
+    # Vocoder mode: an acoustic checkpoint whose mels, aligned to the
+    # recordings by the corpus durations, replace the corpus mels as the
+    # vocoder's input (fine-tuning for what it will hear at inference).
+    teacher_acoustic: str = ""
     seed: int = 1234
 
     def __post_init__(self):

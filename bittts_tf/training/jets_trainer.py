@@ -38,7 +38,7 @@ class JetsTrainer(keras.Model):
     """Holds the models being trained; `models` maps names to them."""
 
     def __init__(self, config: TrainingConfig, audio_config: AudioConfig, acoustic=None,
-                 generator=None, discriminators=None, **kwargs):
+                 generator=None, discriminators=None, teacher=None, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.audio_config = audio_config
@@ -52,6 +52,8 @@ class JetsTrainer(keras.Model):
         self.generator = generator if "generator" in needs else None
         self.discriminators = discriminators if "discriminators" in needs else None
         self.models = {name: given[name] for name in needs}
+        # A frozen acoustic model whose mels the vocoder learns from; not saved.
+        self.teacher = teacher
         self.log_mel = LogMel(audio_config)
         self.discriminator_optimizer = None
 
@@ -94,6 +96,14 @@ class JetsTrainer(keras.Model):
         audio = tf.pad(audio, [[0, 0], [0, frames * hop]])
         return segment, tf.gather(audio, sample_index, batch_dims=1)
 
+    def vocoder_input(self, batch):
+        """The mels the vocoder learns from: the corpus's, or the teacher's
+        with the corpus durations (so they stay aligned with the audio)."""
+        if self.teacher is None:
+            return batch["mels"]
+        outputs = self.teacher(batch, training=False, use_ground_truth_durations=True)
+        return tf.stop_gradient(outputs["mel"])
+
     def _acoustic_forward(self, batch, training):
         outputs = self.acoustic(batch, training=training,
                                 use_ground_truth_durations=self.config.use_ground_truth_durations)
@@ -132,7 +142,7 @@ class JetsTrainer(keras.Model):
                 total += acoustic_losses["acoustic_total"]
                 logs.update(acoustic_losses)
             if self.generator is not None:
-                mels = outputs["mel"] if c.mode == "joint" else batch["mels"]
+                mels = outputs["mel"] if c.mode == "joint" else self.vocoder_input(batch)
                 mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
                 fake = self.generator(mel_segment)
                 logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
@@ -172,7 +182,7 @@ class JetsTrainer(keras.Model):
             logs["predicted_boundary_ms"] = boundary_error_ms(
                 predicted, batch["durations"], batch["phoneme_lengths"], frame_ms)
         if self.generator is not None:
-            mels = batch["mels"]
+            mels = self.vocoder_input(batch)
             mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
             fake = self.generator(mel_segment)
             logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))

@@ -36,6 +36,7 @@ class RunOptions:
     binarization_start_step: int = TrainingConfig.binarization_start_step
     forward_sum: str = TrainingConfig.forward_sum
     stft_loss_weight: float = TrainingConfig.stft_loss_weight
+    teacher_acoustic: str = TrainingConfig.teacher_acoustic
     generator_warmup_steps: int = TrainingConfig.generator_warmup_steps
     scalar_every: int = 10
     media_every: int = 500
@@ -112,6 +113,7 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           binarization_start_step=options.binarization_start_step,
                           forward_sum=options.forward_sum,
                           stft_loss_weight=options.stft_loss_weight,
+                          teacher_acoustic=options.teacher_acoustic,
                           generator_warmup_steps=options.generator_warmup_steps,
                           seed=options.seed)
 
@@ -123,11 +125,34 @@ def build_trainer(model_config: configs.ModelConfig,
     acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
     generator = build.build_generator(model_config) if mode != "acoustic" else None
     discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None
+    teacher = None
+    if training_config.teacher_acoustic:
+        teacher = load_teacher(training_config.teacher_acoustic, model_config, mode)
     trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
-                                       discriminators)
+                                       discriminators, teacher=teacher)
     trainer.compile(jets_trainer.make_optimizer(training_config),
                     jets_trainer.make_optimizer(training_config) if discriminators else None)
     return trainer
+
+
+def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
+    """The frozen acoustic model of checkpoint (or run) `path`, for vocoder fine-tuning."""
+    if mode != "vocoder":
+        raise ValueError(f"a teacher acoustic model serves vocoder training, not mode {mode!r}")
+    if os.path.isdir(path):
+        found = checkpoints.of_run(path)
+        if not found:
+            raise checkpoints.CheckpointError(f"teacher {path} holds no checkpoint")
+        path = found[-1]
+    manifest = checkpoints.read_manifest(path)
+    teacher_config = configs.ModelConfig.from_dict(manifest["model_config"])
+    if teacher_config.audio != model_config.audio:
+        raise ValueError(f"teacher {path} was trained for {teacher_config.audio}, the vocoder "
+                         f"for {model_config.audio}")
+    teacher = build.build_acoustic(teacher_config)
+    checkpoints.restore(path, {"acoustic": teacher})
+    teacher.trainable = False
+    return teacher
 
 
 def held_out_batches(held_out: list, training_config: TrainingConfig, hop_length: int) -> list:
