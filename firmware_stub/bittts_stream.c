@@ -223,16 +223,23 @@ bittts_stream_status bittts_stream_window(bittts_stream *s, float *frames, size_
 }
 
 int16_t bittts_pcm16(float sample) {
-  float v;
-  int32_t t;
+  float v, z, frac;
+  int64_t t;
   if (sample != sample) return 0; /* NaN: silence rather than a click */
-  /* Exact: a power-of-two scale of a value in -1..1. */
-  v = (sample < -1.0f ? -1.0f : sample > 1.0f ? 1.0f : sample) * BITTTS_PCM16_SCALE;
-  /* floor without libm (a call per sample on a Cortex-M4): truncate, then
-   * step down where truncation went up. */
-  t = (int32_t)v;
-  if ((float)t > v) --t;
-  return t > 32767 ? (int16_t)32767 : (int16_t)t;
+  v = sample < -1.0f ? -1.0f : sample > 1.0f ? 1.0f : sample;
+  /* libsndfile's path: int32 by round-half-even of v * 2^31 (exact, a power
+   * of two), saturated, then the top 16 bits. Done in integers so a
+   * Cortex-M4 needs no rintf call per sample: t and frac are exact because
+   * z is a float whose integer part is one too. */
+  z = v * BITTTS_PCM_INT32_SCALE;
+  if (z >= BITTTS_PCM_INT32_SCALE) return 32767;
+  t = (int64_t)z;
+  frac = z - (float)t;
+  if (frac > 0.5f || (frac == 0.5f && t % 2 != 0)) ++t;
+  else if (frac < -0.5f || (frac == -0.5f && t % 2 != 0)) --t;
+  /* Floor division: C's / truncates towards zero. */
+  return (int16_t)(t >= 0 ? t >> BITTTS_PCM16_SHIFT
+                          : -((-t + ((1 << BITTTS_PCM16_SHIFT) - 1)) >> BITTTS_PCM16_SHIFT));
 }
 
 static int send_pcm(const bittts_callbacks *cb, const float *audio, size_t n) {

@@ -215,14 +215,24 @@ def test_duration_ties_round_half_to_even(lib):
 # ---- PCM and model arrays ------------------------------------------------------
 
 
+def pcm16_reference(samples):
+    """libsndfile's float -> PCM_16: int32 by rint(x * 2**31), then >> 16."""
+    z = np.clip(samples, -1, 1).astype(np.float64) * 2**31
+    return (np.minimum(np.rint(z), 2**31 - 1).astype(np.int64) >> 16).astype(np.int16)
+
+
 def test_pcm16_is_what_save_wav_writes(lib, rng, tmp_path):
-    samples = np.concatenate([rng.uniform(-1.2, 1.2, 20000),
-                              rng.uniform(-1e-4, 1e-4, 2000),
+    near = [(np.float32(k / 32768).view(np.int32) + np.arange(-300, 301, dtype=np.int32)
+             ).view(np.float32) for k in range(-20, 21) if k]
+    ties = [np.float32((m + 0.5) / 2**31) for k in range(-3, 4) for m in (65536 * k - 1, 65536 * k)]
+    samples = np.concatenate([rng.uniform(-1.2, 1.2, 20000), rng.uniform(-1e-4, 1e-4, 5000),
+                              *near, ties,
                               [1.0, -1.0, 0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 0.99999994,
                                -0.99999994, 2.0**-15, -(2.0**-15), 2.0**-16, -(2.0**-16)]]
                              ).astype(np.float32)
     save_wav(str(tmp_path / "x.wav"), samples, 16000)
     written, _ = sf.read(tmp_path / "x.wav", dtype="int16")
+    assert np.array_equal(pcm16_reference(samples), written)  # the reference is libsndfile's
     converted = np.array([lib.bittts_pcm16(float(x)) for x in samples], np.int16)
     bad = np.nonzero(converted != written)[0]
     assert not len(bad), [(float(samples[i]), int(converted[i]), int(written[i]))
@@ -368,8 +378,7 @@ def test_c_stream_reproduces_the_runtime_exactly(lib, exported, chunk):
         assert samples.shape == expected.audio.shape, (chunk, text)
         assert np.array_equal(samples.view(np.uint32), expected.audio.view(np.uint32)), \
             (chunk, text, float(np.abs(samples - expected.audio).max()))
-        pcm16_reference = np.floor(np.clip(samples, -1, 1) * np.float32(32768))
-        assert np.array_equal(pcm16, np.minimum(pcm16_reference, 32767).astype(np.int16))
+        assert np.array_equal(pcm16, pcm16_reference(samples))
         assert len(expected.segments) > 1 or text != TEXTS[1]  # the long text is split
 
 

@@ -60,10 +60,13 @@ STATUSES = (
 # Caps above 2**24 would not be exact in float32, where durations are compared.
 MAX_FRAMES_LIMIT = 1 << 24
 
-# int16 PCM as tools/speak.py's wav holds it (bittts_tf.audio.io.save_wav via
-# libsndfile): floor(clip(x, -1, 1) * 32768), then clipped to int16. A test
-# compares the C conversion with a wav written by save_wav.
-PCM16_SCALE = 32768
+# int16 PCM as tools/speak.py's wav holds it (bittts_tf.audio.io.save_wav,
+# libsndfile 1.2.2 through soundfile): the clipped sample goes to int32 first,
+# round-half-even of x * 2**31 (saturated), and int16 keeps its top 16 bits,
+# i.e. floor(that / 2**16). Not floor(x * 32768): samples within 2**-32 below a
+# multiple of 2**-15 round up. A test compares with a wav written by save_wav.
+PCM_INT32_SCALE = 2**31
+PCM16_SHIFT = 16
 
 # zlib's CRC-32 (reflected), which tools/firmware.py records for each model
 # array; C checks it four bits at a time with this 16-entry table.
@@ -120,7 +123,8 @@ typedef enum {{
 #define BITTTS_DURATION_SCALE_MIN {DURATION_SCALE_MIN!r}f
 #define BITTTS_DURATION_SCALE_MAX {DURATION_SCALE_MAX!r}f
 #define BITTTS_MAX_FRAMES_LIMIT {MAX_FRAMES_LIMIT}
-#define BITTTS_PCM16_SCALE {float(PCM16_SCALE)!r}f
+#define BITTTS_PCM_INT32_SCALE {float(PCM_INT32_SCALE)!r}f
+#define BITTTS_PCM16_SHIFT {PCM16_SHIFT}
 #define BITTTS_TFLITE_IDENTIFIER "{identifier}"
 #define BITTTS_CONFIG_NUM_FIELDS {len(CONFIG_FIELDS)}
 #define BITTTS_CRC32_NIBBLE_TABLE {{ \\

@@ -452,11 +452,16 @@ static void test_window_errors(void) {
 
 /* ---- PCM and the whole segment ---------------------------------------------- */
 
+/* int32 first (round-half-even, by comparing with the midpoint in double),
+ * then the top 16 bits by floor division in double. */
 static int16_t pcm16_reference(float x) {
-  double v;
+  double z, low, q;
   if (isnan(x)) return 0;
-  v = floor((double)(x < -1.0f ? -1.0f : x > 1.0f ? 1.0f : x) * 32768.0);
-  return (int16_t)(v > 32767.0 ? 32767.0 : v);
+  z = (double)(x < -1.0f ? -1.0f : x > 1.0f ? 1.0f : x) * 2147483648.0;
+  low = floor(z);
+  q = z - low > 0.5 ? low + 1.0 : z - low < 0.5 ? low : fmod(low, 2.0) == 0.0 ? low : low + 1.0;
+  if (q > 2147483647.0) q = 2147483647.0;
+  return (int16_t)floor(q / 65536.0);
 }
 
 static void test_pcm16(void) {
@@ -466,14 +471,21 @@ static void test_pcm16(void) {
   } kKnown[] = {{1.0f, 32767},   {-1.0f, -32768}, {1.5f, 32767}, {-7.0f, -32768},
                 {0.5f, 16384},   {-0.5f, -16384}, {1e-9f, 0},    {-1e-9f, -1},
                 {0.0f, 0},       {-0.0f, 0},      {INFINITY, 32767}, {-INFINITY, -32768},
-                {NAN, 0},        {0.99999994f, 32767}, {-0.99999994f, -32768}};
+                {NAN, 0},        {0.99999994f, 32767}, {-0.99999994f, -32768},
+                /* within 2^-32 below a multiple of 2^-15: up, not floor */
+                {-3.05177818518132e-05f, -1}, {3.0517577e-05f, 1},
+                /* ties at z = 65536 k - 1/2 and 65536 k + 1/2 go to even */
+                {-65535.5f / 2147483648.0f, -1}, {-65536.5f / 2147483648.0f, -1},
+                {65535.5f / 2147483648.0f, 1},   {131072.5f / 2147483648.0f, 2},
+                {-131072.5f / 2147483648.0f, -2}, {-131073.5f / 2147483648.0f, -3}};
   size_t i;
   int k;
   for (i = 0; i < sizeof kKnown / sizeof *kKnown; ++i)
     CHECK(bittts_pcm16(kKnown[i].in) == kKnown[i].out, "pcm16(%g) = %d, expected %d",
           (double)kKnown[i].in, bittts_pcm16(kKnown[i].in), kKnown[i].out);
   for (k = 0; k < 100000; ++k) {
-    const float x = rng_float(-1.2f, 1.2f);
+    /* Small samples too, where x * 2^31 has a fraction to round. */
+    const float x = k % 2 ? rng_float(-1.2f, 1.2f) : rng_float(-1.0f, 1.0f) * 1e-4f;
     if (bittts_pcm16(x) != pcm16_reference(x)) {
       CHECK(0, "pcm16(%.9g) = %d, expected %d", (double)x, bittts_pcm16(x), pcm16_reference(x));
       break;
