@@ -12,7 +12,11 @@ naming the layer."""
 
 import json
 import os
+import pathlib
 import re
+import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -23,11 +27,12 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from bittts_tf.export import converter, runtime, tflite_file, tts_graphs
 from bittts_tf.models import build, configs
-from bittts_tf.quant import TernaryConv1D, TernaryDense, packing, spec
+from bittts_tf.quant import TernaryConv1D, TernaryConv1DTranspose, TernaryDense, packing, spec
 from bittts_tf.runtime import TextToSpeech, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.text import FrontEnd
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, CHUNK = 24, 4
 BUILTIN = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 OPS = schema.BuiltinOperator
@@ -182,6 +187,10 @@ def test_codes_and_scales_hold_the_converters_weights(graphs, name):
             assert error.max() <= 0.5 * step * (1 + 1e-5), filter_tensor.name
 
 
+def activation_operand(model, op):
+    return 2 if opcode_name(model, op) == OPS.TRANSPOSE_CONV else 0
+
+
 def single_op(model_bytes, output_name, with_decode=False):
     """The model cut to the op writing `output_name` (after the decode op
     writing its filter, if asked): input, its activations; output, its own."""
@@ -195,7 +204,7 @@ def single_op(model_bytes, output_name, with_decode=False):
         ops = [d for d in subgraph.operators if opcode_name(model, d) == spec.OP_NAME
                and int(d.outputs[0]) == int(op.inputs[1])] + ops
     subgraph.operators = ops
-    subgraph.inputs = np.asarray([int(op.inputs[0])], np.int32)
+    subgraph.inputs = np.asarray([int(op.inputs[activation_operand(model, op)])], np.int32)
     subgraph.outputs = np.asarray([output], np.int32)
     model.signatureDefs = []
     return tflite_file.serialize_model(model)
@@ -224,7 +233,8 @@ def check_rewritten_ops(unpacked, packed, feeds, with_decode_at_load=True):
         run(whole, feed)
         for _, reader in decoded_readers(parsed):
             output_name = tensors[int(reader.outputs[0])].name
-            activations = whole.get_tensor(details[tensors[int(reader.inputs[0])].name.decode()])
+            activation = tensors[int(reader.inputs[activation_operand(parsed, reader)])]
+            activations = whole.get_tensor(details[activation.name.decode()])
             expected = {}
             for resolver in (BUILTIN, OpResolverType.AUTO):
                 reference = Interpreter(model_content=single_op(unpacked, output_name),
@@ -290,7 +300,7 @@ def test_int8_around_the_convs_fixed_shapes_and_only_our_custom_op(graphs, name)
                if code.customCode is not None}
     assert customs == {spec.OP_NAME}
     for _, reader in decoded_readers(model):
-        activations = subgraph.tensors[int(reader.inputs[0])]
+        activations = subgraph.tensors[int(reader.inputs[activation_operand(model, reader)])]
         output = subgraph.tensors[int(reader.outputs[0])]
         assert opcode_name(model, reader) in KERNEL_OPS | {OPS.BATCH_MATMUL}
         assert activations.type == output.type == schema.TensorType.INT8, output.name
@@ -320,13 +330,20 @@ def test_bits_per_ternary_weight_and_sizes(graphs):
         assert len(graph.packed) < 0.6 * len(graph.folded)
 
 
-def test_model_folder_int8_variant(tts, tmp_path):
+@pytest.fixture(scope="module")
+def int8_folder(tts, tmp_path_factory):
     config, acoustic, vocoder, _ = tts
     rng = np.random.default_rng(module_seed("folder calibration"))
-    report = tts_graphs.export_model_folder(str(tmp_path), acoustic, vocoder, config, FrontEnd(),
+    path = tmp_path_factory.mktemp("int8_folder")
+    report = tts_graphs.export_model_folder(str(path), acoustic, vocoder, config, FrontEnd(),
                                             MAX_TOKENS, CHUNK, {"test": True},
                                             float32_baseline=False,
                                             int8_utterances=random_utterances(rng, 3))
+    return path, report
+
+
+def test_model_folder_int8_variant(int8_folder):
+    tmp_path, report = int8_folder
     manifest = json.loads((tmp_path / model_folder.MANIFEST).read_text())
     for graph in model_folder.GRAPHS:
         entry = manifest["graphs"][model_folder.graph_key(graph, "int8")]
@@ -344,10 +361,50 @@ def test_model_folder_int8_variant(tts, tmp_path):
         assert np.abs(result.audio).max() > 0
 
 
+def run_tool(name, *args):
+    return subprocess.run([sys.executable, str(ROOT / "tools" / name), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_eval_int8_tool(int8_folder, tmp_path):
+    folder, _ = int8_folder
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("Hello there.\nThe quick brown fox, who was rather tired, jumped over "
+                         "the lazy dog by the river.\n")
+    output = tmp_path / "out" / "int8_eval.json"
+    done = run_tool("eval_int8.py", f"--model_dir={folder}", f"--sentences={sentences}",
+                    f"--output={output}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(output.read_text())
+    rows, summary = report["sentences"], report["summary"]
+    assert [r["text"] for r in rows] == sentences.read_text().splitlines()
+    for row in rows:
+        assert 0 <= row["durations_changed"] <= row["phonemes"]
+        assert row["snr_db"] is None or np.isfinite(row["snr_db"])
+        assert row["mel_l1"] >= 0 and {"heard_float", "heard_int8"} <= set(row)
+    assert {"wer_float", "wer_int8", "mel_l1_mean", "durations_differ"} <= set(summary)
+    assert "WER float" in done.stdout
+
+
+def test_eval_int8_names_a_folder_without_int8_graphs(int8_folder, tmp_path):
+    folder, _ = int8_folder
+    copy = tmp_path / "no_int8"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / model_folder.MANIFEST).read_text())
+    for graph in model_folder.GRAPHS:
+        del manifest["graphs"][model_folder.graph_key(graph, "int8")]
+    (copy / model_folder.MANIFEST).write_text(json.dumps(manifest))
+    done = run_tool("eval_int8.py", f"--model_dir={copy}", f"--output={tmp_path / 'x.json'}")
+    assert done.returncode != 0
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"eval_int8: --model_dir={copy}: ") and "no int8" in message
+    assert not (tmp_path / "x.json").exists()
+
+
 def int8_keras(model, inputs):
     """The converter's int8 graph of a small Keras model, calibrated on `inputs`."""
-    spec_ = tf.TensorSpec((1,) + model.input_shape[1:], tf.float32, name="x")
-    function = tf.function(lambda x: model(x), input_signature=[spec_])
+    signature = tf.TensorSpec((1,) + model.input_shape[1:], tf.float32, name="x")
+    function = tf.function(lambda x: model(x), input_signature=[signature])
     return tts_graphs.convert_int8_function(function, model, [{"x": x} for x in inputs])
 
 
@@ -355,6 +412,27 @@ def int8_keras(model, inputs):
 def seeded(rng):
     keras.utils.set_random_seed(int(rng.integers(2**31)))
     return rng
+
+
+@pytest.mark.parametrize("kind", ["conv", "transpose", "dense", "all-zero conv"])
+def test_each_layer_kind_within_one_step(seeded, kind):
+    make = {"conv": lambda: TernaryConv1D(7, 3, padding="same", name="layer"),
+            "transpose": lambda: TernaryConv1DTranspose(5, 4, strides=2, padding="same",
+                                                        name="layer"),
+            "dense": lambda: TernaryDense(7, name="layer"),
+            # The bias must survive: any weight scale decodes zeros, not any bias scale.
+            "all-zero conv": lambda: TernaryConv1D(7, 3, padding="same",
+                                                   kernel_initializer="zeros",
+                                                   bias_initializer="ones", name="layer")}[kind]
+    inputs = keras.Input((10, 6))
+    model = keras.Model(inputs, TernaryDense(3, name="after")(make()(inputs)))
+    samples = [seeded.standard_normal((1, 10, 6)).astype(np.float32) for _ in range(16)]
+    unpacked = int8_keras(model, samples)
+    packed, rows = converter.pack_int8_ternary_weights(model, unpacked)
+    assert sorted(r.layer for r in rows) == ["after", "layer"]
+    fresh = [{"x": seeded.standard_normal((1, 10, 6)).astype(np.float32)} for _ in range(4)]
+    flipped, total = check_rewritten_ops(unpacked, packed, fresh)
+    print(f"{kind}: {flipped} of {total} int8 outputs of rewritten ops differ by one step")
 
 
 def test_folded_batch_norm_is_refused_naming_the_layer(seeded):
@@ -442,3 +520,22 @@ def test_packing_codes_round_trip_in_the_c_kernel(graphs):
         constant = tensor_values(loaded, loaded.subgraphs[0].tensors[int(decode.outputs[0])])
         np.testing.assert_array_equal(constant.reshape(-1), runtime.c_decode_i8(indices, n))
         np.testing.assert_array_equal(constant.reshape(-1), packing.decode(indices, n))
+
+
+def test_multi_speaker_text_graph_calibrates_with_speakers(seeded):
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols),
+                            n_speakers=3)
+    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
+    shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, CHUNK)
+    utterances = [{**u, "speaker": np.int32(i % 3)}
+                  for i, u in enumerate(random_utterances(seeded, 4))]
+    samples = tts_graphs.calibration_inputs(acoustic, utterances, shapes)
+    assert all(set(s) == {"phonemes", "length", "speaker"} for s in samples["text"])
+    function, layers = tts_graphs.text_function(acoustic, shapes)
+    unpacked = tts_graphs.convert_int8_function(function, layers, samples["text"])
+    packed, _ = converter.pack_int8_ternary_weights(layers, unpacked)
+    feed = {**samples["text"][0], "speaker": np.asarray([2], np.int32)}
+    reference = run(Interpreter(model_content=unpacked, experimental_op_resolver_type=BUILTIN), feed)
+    got = run(Interpreter(model_content=decode_at_load(packed),
+                          experimental_op_resolver_type=BUILTIN), feed)
+    assert snr_db(reference, got) >= 20.0

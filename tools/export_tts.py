@@ -8,15 +8,25 @@ and BitTTSTernaryDecode, the front end's settings, a manifest and a size report.
 --checkpoint is a run directory (its newest checkpoint), a checkpoint file or
 an averaged checkpoint (tools/average_checkpoints.py); a joint run holds the
 vocoder too. The folder is replaced only when the export succeeds.
+
+--int8_corpus=CACHE_DIR also writes the integer graphs (text.int8.tflite,
+frames.int8.tflite: int8 activations calibrated on --int8_utterances
+training-split utterances of that feature cache, ternary kernels as int8
+codes); tools/eval_int8.py measures them against the float graphs.
 """
 
 import json
 import os
 import sys
 
+import numpy as np
+
 from absl import app, flags
 
+from bittts_tf.data import pipeline
+from bittts_tf.data.cache import CacheError, FeatureCache
 from bittts_tf.eval.synthesis import Synthesizer
+from bittts_tf.export import converter as converter_lib
 from bittts_tf.export import tts_graphs
 from bittts_tf.training.checkpoints import CheckpointError
 
@@ -29,7 +39,31 @@ flags.DEFINE_integer("chunk_frames", 32, "Mel frames per frames-graph call (16 m
 flags.DEFINE_boolean("with_float32", False,
                      "Also write the float32 variant (same weights as float constants) for "
                      "tools/bench_tts.py; not for shipping.")
+flags.DEFINE_string("int8_corpus", None,
+                    "Feature cache whose training-split utterances calibrate the int8 graphs; "
+                    "without it no int8 graphs are written.")
+flags.DEFINE_integer("int8_utterances", 64, "Utterances of --int8_corpus to calibrate on.")
 flags.mark_flags_as_required(["checkpoint", "out_dir"])
+
+
+def calibration_utterances(cache_dir: str, count: int, synthesizer) -> list[dict]:
+    """`count` training-split utterances of the cache, spread evenly over it;
+    the cache must share the model's symbols and frame rate (durations are
+    in frames)."""
+    if count < 1:
+        raise ValueError(f"--int8_utterances={count} must be at least 1")
+    cache = FeatureCache(cache_dir)
+    if cache.front_end.symbols != synthesizer.front_end.symbols:
+        raise ValueError(f"{cache_dir}: its phoneme symbols differ from the model's")
+    audio, model_audio = cache.audio_config, synthesizer.config.audio
+    if (audio.sample_rate, audio.hop_length) != (model_audio.sample_rate, model_audio.hop_length):
+        raise ValueError(f"{cache_dir}: {audio.sample_rate} Hz, hop {audio.hop_length}; the model "
+                         f"has {model_audio.sample_rate} Hz, hop {model_audio.hop_length}")
+    entries = pipeline.split_entries(cache, "train")
+    if not entries:
+        raise ValueError(f"{cache_dir}: no training-split utterances")
+    chosen = np.unique(np.linspace(0, len(entries) - 1, min(count, len(entries))).round().astype(int))
+    return [cache.load(entries[i]["utt_id"]) for i in chosen]
 
 
 def main(argv):
@@ -42,12 +76,22 @@ def main(argv):
         sys.exit(f"export_tts: {synthesizer.checkpoint} holds no vocoder; pass --vocoder_checkpoint")
     print(f"acoustic model: {synthesizer.checkpoint}\nvocoder: {synthesizer.vocoder_source}")
     source = {"checkpoint": synthesizer.checkpoint, "vocoder_checkpoint": synthesizer.vocoder_source}
+    utterances = None
+    if FLAGS.int8_corpus:
+        try:
+            utterances = calibration_utterances(FLAGS.int8_corpus, FLAGS.int8_utterances,
+                                                synthesizer)
+        except (CacheError, OSError, ValueError, KeyError) as e:
+            sys.exit(f"export_tts: --int8_corpus: {e}")
+        source["int8_calibration"] = {"corpus": os.path.abspath(FLAGS.int8_corpus),
+                                      "utterances": len(utterances)}
+        print(f"int8 calibration: {len(utterances)} utterances of {FLAGS.int8_corpus}")
     try:
         report = tts_graphs.export_model_folder(
             FLAGS.out_dir, synthesizer.acoustic, synthesizer.generator, synthesizer.config,
             synthesizer.front_end, FLAGS.max_tokens, FLAGS.chunk_frames, source,
-            with_float32=FLAGS.with_float32)
-    except tts_graphs.ExportError as e:
+            with_float32=FLAGS.with_float32, int8_utterances=utterances)
+    except (tts_graphs.ExportError, converter_lib.ConversionError) as e:
         sys.exit(f"export_tts: {e}")
     for name, graph in report["graphs"].items():
         print(f"{name:7s} {graph['bytes']:9,d} bytes ({graph['float32_bytes']:,d} as float32, "
@@ -57,6 +101,10 @@ def main(argv):
     print(f"total   {total['packed_graph_bytes']:9,d} bytes vs {total['float32_graph_bytes']:,d} "
           f"float32 ({total['ratio_vs_float32']:.3f}x); {total['bits_per_ternary_weight']} bits "
           f"per ternary weight")
+    if "int8" in report:
+        for name, graph in report["int8"]["graphs"].items():
+            print(f"{name + '.int8':11s} {graph['bytes']:9,d} bytes ({graph['ratio_vs_packed_float']:.3f}x the "
+                  f"packed float graph); {graph['bits_per_ternary_weight']} bits per ternary weight")
     print(f"wrote {os.path.abspath(FLAGS.out_dir)}")
     print(json.dumps(total))
 

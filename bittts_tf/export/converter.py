@@ -546,7 +546,8 @@ def _int8_adopter(model, layers: list, beta: float, refusals: dict):
     holding the packed buffer is decoded when it is symmetric, ternary in
     value and read only as the weight operand of conv / matmul ops; it then
     gets one scale `beta` (its own, if another tensor shares its bytes) for
-    every channel, also an all-zero one, and each reader's bias follows. Why
+    every channel, also an all-zero one, and each reader's bias follows; an
+    all-zero tensor keeps the converter's largest scale. Why
     a tensor was left is noted in `refusals` (tensor index -> reason)."""
     names = ", ".join(repr(name) for name in dict.fromkeys(layer.name for layer in layers))
 
@@ -565,10 +566,15 @@ def _int8_adopter(model, layers: list, beta: float, refusals: dict):
                 for op in readers):
             reason = "its int8 weights are also read elsewhere than as a conv / matmul's weights"
         else:
+            data = _dequantized(model, tensor)
             try:
-                _, own_beta = _codes_and_scale(_dequantized(model, tensor), layers, beta)
+                _, own_beta = _codes_and_scale(data, layers, beta)
             except ConversionError as error:
                 reason = str(error).split(": ", 1)[-1]
+            if not data.any():
+                # Any scale decodes to zeros; the converter's largest keeps the
+                # readers' biases within int32 (a ternary beta of 1e-8 would not).
+                own_beta = float(scales.max())
         if reason is not None:
             refusals[index] = reason
             return False
