@@ -60,6 +60,7 @@ def decode_at_load(model_bytes: bytes, name: str = "model") -> bytes:
     decode_codes = _decode_opcodes(model)
     if not decode_codes:
         return model_bytes
+    packed_buffers = set()
     for subgraph in model.subgraphs:
         kept = []
         for op in subgraph.operators:
@@ -71,8 +72,10 @@ def decode_at_load(model_bytes: bytes, name: str = "model") -> bytes:
             buffer.data = np.frombuffer(weights.tobytes(), np.uint8).copy()
             model.buffers.append(buffer)
             subgraph.tensors[output_index].buffer = len(model.buffers) - 1
-            # The packed inputs are no longer read; their bytes leave the model.
-            for tensor_index in op.inputs:
-                model.buffers[subgraph.tensors[tensor_index].buffer].data = None
+            packed_buffers.update(subgraph.tensors[i].buffer for i in op.inputs)
         subgraph.operators = kept
+    # The packed inputs are read by no op now (one packed tensor may feed
+    # several decode ops, so they go only after all are decoded).
+    for index in packed_buffers:
+        model.buffers[index].data = None
     return tflite_file.serialize_model(model)
