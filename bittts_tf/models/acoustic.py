@@ -37,6 +37,10 @@ class AcousticModel(keras.Model):
         self.speaker_embedding = (
             keras.layers.Embedding(c["n_speakers"], c["encoder_channels"], name="speaker_embedding")
             if c["n_speakers"] > 1 else None)
+        # Built here: `encode` reads their tables directly (see there).
+        self.phone_embedding.build((None, None))
+        if self.speaker_embedding is not None:
+            self.speaker_embedding.build((None,))
         self.encoder = ConvStack(c["encoder_channels"], c["encoder_blocks"], c["encoder_kernel"],
                                  c["dropout"], name="encoder", **q)
         self.aligner = alignment_lib.AlignmentModule(
@@ -57,13 +61,15 @@ class AcousticModel(keras.Model):
     def encode(self, phonemes, phoneme_lengths, speakers=None, training=False,
                return_embedding=False):
         text_weights = mask_weights(phoneme_lengths, tf.shape(phonemes)[1])
-        embedded = self.phone_embedding(phonemes) * text_weights
+        # A plain gather: Keras' Embedding also maps negative ids (a SELECT
+        # op, which TFLite Micro lacks); ids are checked before they get here.
+        embedded = tf.gather(self.phone_embedding.embeddings, phonemes) * text_weights
         hidden = self.encoder(embedded, text_weights, training=training)
         if self.speaker_embedding is not None:
             if speakers is None:
                 raise ValueError("this model has several speakers: pass speaker ids")
             speakers = tf.convert_to_tensor(speakers, tf.int32)
-            hidden = hidden + self.speaker_embedding(speakers)[:, None, :]
+            hidden = hidden + tf.gather(self.speaker_embedding.embeddings, speakers)[:, None, :]
         if return_embedding:
             return hidden * text_weights, text_weights, embedded
         return hidden * text_weights, text_weights

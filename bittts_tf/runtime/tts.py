@@ -49,15 +49,20 @@ class Synthesis:
 def regulate_durations(log_durations: np.ndarray, length: int, scale: float,
                        max_per_token: int, max_total: int) -> tuple[np.ndarray, list[str]]:
     """Frames per token: round(scale * (exp(d) - 1)), at least 1, as the
-    acoustic model's `durations_from_log`; then the caps."""
-    frames = np.round(np.float32(scale) * (np.exp(log_durations[:length].astype(np.float32))
-                                           - np.float32(1.0)))
-    durations = np.maximum(frames, 1.0).astype(np.int64)
+    acoustic model's `durations_from_log`; then the caps. The same arithmetic
+    as the firmware's C (firmware_stub/bittts_stream.c), so both give the same
+    frames on any machine: exp in float64 rounded to float32 (float32 exp
+    differs by an ulp between numpy's SIMD code and C libraries), the rest in
+    float32, the cap applied before any integer cast."""
+    with np.errstate(over="ignore"):
+        e = np.exp(log_durations[:length].astype(np.float64)).astype(np.float32)
+    frames = np.round(np.float32(scale) * (e - np.float32(1.0)))
     notes = []
-    if durations.max() > max_per_token:
-        notes.append(f"{int((durations > max_per_token).sum())} phoneme(s) predicted longer than "
-                     f"{max_per_token} frames were shortened to it")
-        durations = np.minimum(durations, max_per_token)
+    over = frames > max_per_token
+    if over.any():
+        notes.append(f"{int(over.sum())} phoneme(s) predicted longer than {max_per_token} "
+                     "frames were shortened to it")
+    durations = np.where(over, max_per_token, np.maximum(frames, 1.0)).astype(np.int64)
     if durations.sum() > max_total:
         total = int(durations.sum())
         durations = np.maximum(np.floor(durations * (max_total / total)), 1).astype(np.int64)
