@@ -6,14 +6,7 @@ import numpy as np
 from bittts_tf.models import build, configs
 from bittts_tf.training import checkpoints, data, run
 from bittts_tf.training.losses import multi_resolution_stft_loss
-
-
-def options(output_dir, **overrides):
-    base = dict(output_dir=str(output_dir), corpus="synthetic:20", config="tiny", held_out=4,
-                batch_size=4, segment_frames=16, checkpoint_every=2, scalar_every=1,
-                media_every=1000, binarization_start_step=2, verbose=0, evaluate=False)
-    base.update(overrides)
-    return run.RunOptions(**base)
+from test_training import options
 
 
 def test_stft_loss_is_zero_only_for_equal_signals(rng):

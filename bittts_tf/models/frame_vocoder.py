@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from bittts_tf.models import istft as istft_lib
+from bittts_tf.models.vocoder import Vocoder
 from bittts_tf.quant import QuantConv1D, QuantDense
 from bittts_tf.quant.quantizers import FLOAT_BITS
 
@@ -75,16 +76,12 @@ class ConvNeXtBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class FrameVocoder(keras.Model):
+class FrameVocoder(Vocoder):
     """mel [B, T, n_mels] (and mask [B, T, 1]) -> waveform [B, T * hop]."""
 
     def __init__(self, config: dict, n_mels=80, weight_bits=FLOAT_BITS,
                  quantize_activations=False, **kwargs):
-        super().__init__(**kwargs)
-        self.config = dict(config)
-        self.n_mels = n_mels
-        self.weight_bits = weight_bits
-        self.quantize_activations = quantize_activations
+        super().__init__(config, n_mels, weight_bits, quantize_activations, **kwargs)
         c = self.config
         q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
         self.conv_in = QuantConv1D(c["channels"], c["input_kernel"], padding="same",
@@ -115,11 +112,6 @@ class FrameVocoder(keras.Model):
         real, imag = self.spectrum(mels, mask)
         return istft_lib.istft(real, imag, mask, self.config["n_fft"], self.config["hop_length"],
                                self.istft_constants)
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config, "n_mels": self.n_mels,
-                "weight_bits": self.weight_bits,
-                "quantize_activations": self.quantize_activations}
 
 
 def receptive_field(config: dict) -> tuple[int, int]:

@@ -56,9 +56,9 @@ class ResBlock(keras.layers.Layer):
                 "quantize_activations": self.quantize_activations}
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class HiFiGANGenerator(keras.Model):
-    """mel [B, T, n_mels] -> waveform [B, T * hop] in (-1, 1)."""
+class Vocoder(keras.Model):
+    """What every vocoder keeps: its config dict, the mel size, and the
+    weight precision of its QAT layers."""
 
     def __init__(self, config: dict, n_mels=80, weight_bits=FLOAT_BITS,
                  quantize_activations=False, **kwargs):
@@ -67,6 +67,20 @@ class HiFiGANGenerator(keras.Model):
         self.n_mels = n_mels
         self.weight_bits = weight_bits
         self.quantize_activations = quantize_activations
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config, "n_mels": self.n_mels,
+                "weight_bits": self.weight_bits,
+                "quantize_activations": self.quantize_activations}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class HiFiGANGenerator(Vocoder):
+    """mel [B, T, n_mels] -> waveform [B, T * hop] in (-1, 1)."""
+
+    def __init__(self, config: dict, n_mels=80, weight_bits=FLOAT_BITS,
+                 quantize_activations=False, **kwargs):
+        super().__init__(config, n_mels, weight_bits, quantize_activations, **kwargs)
         c = self.config
         q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
         channels = c["initial_channel"]
@@ -91,8 +105,3 @@ class HiFiGANGenerator(keras.Model):
             x = tf.add_n([block(x) for block in blocks]) / float(len(blocks))
         x = self.conv_post(tf.nn.leaky_relu(x, FINAL_LEAKY_SLOPE))
         return tf.tanh(x)[..., 0]
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config, "n_mels": self.n_mels,
-                "weight_bits": self.weight_bits,
-                "quantize_activations": self.quantize_activations}
