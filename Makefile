@@ -11,6 +11,12 @@ CORE_SRC := tflite/bittts_ternary.c
 CORE_HDR := tflite/bittts_ternary.h tflite/bittts_spec.h
 LITERT_SRC := tflite/bittts_litert_op.c tflite/bittts_litert_register.c
 LITERT_HDR := tflite/bittts_litert_op.h tflite/litert_abi.h
+# The firmware's TFLM kernel built for the tflite-micro wheel's Python
+# interpreter, against our declarations of the wheel's ABI (no TFLM headers).
+TFLM_PY_SRC := firmware_stub/bittts_tflm_kernel.cc tflite/bittts_tflm_wheel.cc
+TFLM_PY_HDR := firmware_stub/bittts_tflm_kernel.h $(wildcard tflite/tflm_wheel_abi/tensorflow/lite/*/*.h tflite/tflm_wheel_abi/tensorflow/lite/micro/kernels/*.h)
+TFLM_PY_CXXFLAGS := -std=c++17 -O2 -Wall -Wextra -Werror -fPIC -fno-exceptions -fno-rtti \
+  -fvisibility=hidden -fvisibility-inlines-hidden -Itflite/tflm_wheel_abi -Itflite -Ifirmware_stub
 STREAM_SRC := firmware_stub/bittts_stream.c
 STREAM_HDR := firmware_stub/bittts_stream.h firmware_stub/bittts_stream_spec.h
 
@@ -55,7 +61,8 @@ $(VENV)/.stamp: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-lib: $(BUILD)/libbittts_ternary.so $(BUILD)/libbittts_litert.so $(BUILD)/libbittts_stream.so
+lib: $(BUILD)/libbittts_ternary.so $(BUILD)/libbittts_litert.so $(BUILD)/libbittts_stream.so \
+  $(BUILD)/libbittts_tflm_py.so
 
 $(BUILD)/libbittts_ternary.so: $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(BUILD)
@@ -66,6 +73,14 @@ $(BUILD)/libbittts_ternary.so: $(CORE_SRC) $(CORE_HDR)
 $(BUILD)/libbittts_litert.so: $(CORE_SRC) $(CORE_HDR) $(LITERT_SRC) $(LITERT_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -shared -o $@ $(CORE_SRC) $(LITERT_SRC) -ldl
+
+# Hidden visibility: the wheel's _runtime.so binds lazily, so any symbol we
+# exported under a TFLM name (MicroPrintf, ...) could capture its calls.
+# Exports only the registerer and its two diagnostics.
+$(BUILD)/libbittts_tflm_py.so: $(TFLM_PY_SRC) $(TFLM_PY_HDR) $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(BUILD)/tflm_py
+	$(CC) $(CFLAGS) -fvisibility=hidden -c -o $(BUILD)/tflm_py/bittts_ternary.o $(CORE_SRC)
+	$(CXX) $(TFLM_PY_CXXFLAGS) -shared -o $@ $(TFLM_PY_SRC) $(BUILD)/tflm_py/bittts_ternary.o -ldl
 
 # For the ctypes tests that drive the C stream with the LiteRT graphs.
 $(BUILD)/libbittts_stream.so: $(STREAM_SRC) $(STREAM_HDR)

@@ -33,6 +33,8 @@ import numpy as np
 FORMAT_VERSION = 2
 OP_NAME = "BitTTSTernaryDecode"
 REGISTERER_SYMBOL = "BitTTS_RegisterOps"
+# The tflite-micro wheel's Python interpreter calls registerers by name too.
+TFLM_REGISTERER_SYMBOL = "BitTTS_RegisterTFLMOps"
 TRITS_PER_BYTE = 5
 NUM_PATTERNS = 3**TRITS_PER_BYTE  # 243
 MAX_INDEX = (NUM_PATTERNS - 1) // 2  # 121
@@ -97,6 +99,7 @@ def c_header() -> str:
 #define BITTTS_FORMAT_VERSION {FORMAT_VERSION}
 #define BITTTS_OP_NAME "{OP_NAME}"
 #define BITTTS_REGISTERER_SYMBOL {REGISTERER_SYMBOL}
+#define BITTTS_TFLM_REGISTERER_SYMBOL {TFLM_REGISTERER_SYMBOL}
 #define BITTTS_TRITS_PER_BYTE {TRITS_PER_BYTE}
 #define BITTTS_NUM_PATTERNS {NUM_PATTERNS}
 #define BITTTS_MIN_INDEX ({MIN_INDEX})

@@ -1,0 +1,411 @@
+"""The exported graphs in TensorFlow Lite Micro, through the pinned
+`tflite-micro` wheel's Python interpreter.
+
+Two ways to run a ternary model on an unmodified TFLM:
+
+- the packed graphs (`BitTTSTernaryDecode`, 1.6 bits per weight) with the
+  firmware's own kernel, registered into the wheel by
+  `build/libbittts_tflm_py.so` (see tflite/bittts_tflm_wheel.cc);
+- the *LUT* form: every ternary kernel stored as TFLM's own compressed
+  tensor (2-bit indices into a table of its three values, decoded by the
+  stock `DECODE` op), which needs no custom code at all, at 2.0 bits per
+  weight plus the tables.
+
+Also the smallest arena each graph runs in, found by bisection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import io
+import os
+
+import numpy as np
+
+from bittts_tf.export import runtime as litert_glue
+from bittts_tf.export import tflite_file
+from bittts_tf.quant import spec
+
+# The wheel whose layouts tflite/tflm_wheel_abi/ declares (TFLM g06f0b46).
+# The earlier nightlies nearest the TFLM source we read do not import on
+# Python 3.11 (their _runtime.so calls the 3.13-only PyObject_ClearManagedDict);
+# later ones moved TFLM into namespace tflite::micro, so the registerer's
+# symbol lookups fail there, loudly.
+WHEEL_VERSION = "0.dev20260930204519"
+LIBRARY = litert_glue.BUILD_DIR / "libbittts_tflm_py.so"
+
+_FLOAT32, _INT8 = 0, 9  # schema.TensorType
+_ARENA_ALIGNMENT = 16   # TFLM aligns arena allocations to 16 bytes
+_MAX_ARENA = 1 << 30
+
+
+class TFLMError(RuntimeError):
+    """The TFLM interpreter refused a model, an arena or the registration."""
+
+
+def wheel_version() -> str:
+    from tflite_micro.python.tflite_micro import _version
+    return _version.__version__.split("-")[0]
+
+
+def check_wheel() -> None:
+    version = wheel_version()
+    if version != WHEEL_VERSION:
+        raise TFLMError(f"tflite-micro {version} is installed; the registerer is checked against "
+                        f"{WHEEL_VERSION} (requirements.lock)")
+
+
+@functools.lru_cache(maxsize=None)
+def _library() -> ctypes.CDLL:
+    check_wheel()
+    if not LIBRARY.exists():
+        raise FileNotFoundError(f"{LIBRARY} is missing: build it with `make lib`")
+    # RTLD_GLOBAL: the wheel finds the registerer with dlsym(RTLD_DEFAULT, ...).
+    lib = ctypes.CDLL(str(LIBRARY), mode=ctypes.RTLD_GLOBAL)
+    lib.bittts_tflm_wheel_error.restype = ctypes.c_char_p
+    lib.bittts_tflm_wheel_message.restype = ctypes.c_char_p
+    return lib
+
+
+def registerer():
+    """The registerer as a ctypes function (tests call it on fake resolvers)."""
+    fn = getattr(_library(), spec.TFLM_REGISTERER_SYMBOL)
+    fn.argtypes = [ctypes.c_void_p]
+    fn.restype = ctypes.c_bool
+    return fn
+
+
+def register_error() -> str:
+    return _library().bittts_tflm_wheel_error().decode()
+
+
+def kernel_message() -> str:
+    return _library().bittts_tflm_wheel_message().decode()
+
+
+def _custom_ops(model: bytes) -> set[str]:
+    parsed = tflite_file.parse_model(model)
+    return {bytes(code.customCode).decode() for code in parsed.operatorCodes
+            if code.customCode is not None}
+
+
+@contextlib.contextmanager
+def _quiet_stderr(enabled: bool):
+    """TFLM logs each refused allocation on the C stderr; a bisection makes
+    dozens on purpose."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
+    """A TFLM interpreter with tensors allocated in an arena of `arena_size`
+    bytes; our registerer is used when the model has BitTTSTernaryDecode."""
+    from tflite_micro.python.tflite_micro import runtime
+    registerers = []
+    if spec.OP_NAME in _custom_ops(model):
+        _library()
+        registerers = [spec.TFLM_REGISTERER_SYMBOL]
+    else:
+        check_wheel()
+    try:
+        with _quiet_stderr(quiet):
+            return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=registerers,
+                                                  arena_size=int(arena_size))
+    except RuntimeError as error:
+        detail = register_error() if registerers else ""
+        if not detail and registerers and kernel_message():
+            detail = kernel_message()
+        raise TFLMError(f"{error}" + (f" ({detail})" if detail else "")) from None
+
+
+class Graph:
+    """One TFLM interpreter whose inputs and outputs are addressed as in
+    bittts_tf.runtime: inputs by name ("serving_default_<name>:0"), outputs
+    in the order of their "PartitionedCall:<i>" names."""
+
+    def __init__(self, model: bytes, arena_size: int):
+        parsed = tflite_file.parse_model(model)
+        subgraph = parsed.subgraphs[0]
+        names = [subgraph.tensors[i].name.decode() for i in subgraph.inputs]
+        self.inputs = {name.removeprefix("serving_default_").split(":")[0]: i
+                       for i, name in enumerate(names)}
+        out_names = [subgraph.tensors[i].name.decode() for i in subgraph.outputs]
+        self.output_order = sorted(range(len(out_names)),
+                                   key=lambda i: int(out_names[i].rsplit(":", 1)[-1]))
+        self.interpreter = make_interpreter(model, arena_size)
+        self._dtypes = {i: self.interpreter.get_input_details(i)["dtype"]
+                        for i in self.inputs.values()}
+
+    def run(self, **inputs) -> list[np.ndarray]:
+        for name, value in inputs.items():
+            index = self.inputs[name]
+            self.interpreter.set_input(np.ascontiguousarray(value, self._dtypes[index]), index)
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as error:
+            raise TFLMError(f"{error} ({kernel_message()})") from None
+        return [self.interpreter.get_output(i) for i in self.output_order]
+
+
+def zero_inputs(model: bytes) -> list[np.ndarray]:
+    """Inputs of the model's shapes and types, all zero (what the arena
+    search invokes with: allocation does not depend on values)."""
+    parsed = tflite_file.parse_model(model)
+    subgraph = parsed.subgraphs[0]
+    dtypes = {0: np.float32, 2: np.int32, 9: np.int8, 3: np.uint8, 4: np.int64}
+    inputs = []
+    for i in subgraph.inputs:
+        tensor = subgraph.tensors[i]
+        if tensor.type not in dtypes:
+            raise TFLMError(f"input {tensor.name!r} has tensor type {tensor.type}")
+        inputs.append(np.zeros([int(d) for d in tensor.shape], dtypes[tensor.type]))
+    return inputs
+
+
+def _runs_here(model: bytes, arena_size: int, inputs: list[np.ndarray]) -> bool:
+    try:
+        interpreter = make_interpreter(model, arena_size, quiet=True)
+        for i, value in enumerate(inputs):
+            interpreter.set_input(value, i)
+        with _quiet_stderr(True):
+            interpreter.invoke()
+    except (TFLMError, RuntimeError):
+        return False
+    return True
+
+
+def runs_in(model: bytes, arena_size: int, inputs: list[np.ndarray] | None = None) -> bool:
+    """Whether the model allocates and invokes in an arena of that size.
+
+    Tried in a forked child: some TFLM kernels do not check a failed
+    temporary allocation (MEAN's Prepare dereferences it), so an arena a
+    little too small can crash the interpreter instead of failing."""
+    inputs = zero_inputs(model) if inputs is None else inputs
+    _library()
+    pid = os.fork()
+    if pid == 0:  # the child: no Python-level cleanup, only a status
+        try:
+            ok = _runs_here(model, arena_size, inputs)
+        except BaseException:  # noqa: BLE001 -- anything is "does not run"
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def smallest_arena(model: bytes, granularity: int = _ARENA_ALIGNMENT) -> int:
+    """The smallest arena (a multiple of `granularity` bytes) the model
+    allocates and invokes in, by doubling then bisection. A model that
+    fails for another reason (an op the wheel lacks) fails at any size: that
+    is an error, not an arena."""
+    inputs = zero_inputs(model)
+    high = 1 << 16
+    while not runs_in(model, high, inputs):
+        if high >= _MAX_ARENA:
+            make_interpreter(model, _MAX_ARENA)  # raises with TFLM's reason
+            raise TFLMError(f"the model does not run even with a {_MAX_ARENA}-byte arena")
+        high *= 2
+    low = 0  # fails (or is empty)
+    while high - low > granularity:
+        middle = (low + high) // 2 // granularity * granularity
+        if middle <= low:
+            break
+        if runs_in(model, middle, inputs):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+# --- TFLM's own compression: the LUT form --------------------------------
+
+def ternary_tensors(packed: bytes) -> dict[int, dict]:
+    """Tensor index -> {"name", "type", "shape", "quantized_dimension"} of
+    each output of a BitTTSTernaryDecode op (subgraph 0): the ternary
+    kernels, which stay at the same indices when decoded at load."""
+    model = tflite_file.parse_model(packed)
+    codes = {i for i, code in enumerate(model.operatorCodes)
+             if code.customCode is not None and bytes(code.customCode).decode() == spec.OP_NAME}
+    if len(model.subgraphs) != 1:
+        raise TFLMError(f"expected one subgraph, the model has {len(model.subgraphs)}")
+    subgraph = model.subgraphs[0]
+    found = {}
+    for op in subgraph.operators:
+        if op.opcodeIndex in codes:
+            index = int(op.outputs[0])
+            tensor = subgraph.tensors[index]
+            quantization = tensor.quantization
+            found[index] = {
+                "name": tensor.name.decode(), "type": int(tensor.type),
+                "shape": [int(d) for d in tensor.shape],
+                "quantized_dimension": int(quantization.quantizedDimension)
+                if quantization is not None and quantization.scale is not None
+                and len(quantization.scale) > 1 else None}
+    return found
+
+
+def lut_axis(tensor: dict) -> int | None:
+    """None (one table) for float kernels, whose three values are one scale
+    times -1, 0, 1; the channel axis for int8 kernels with per-channel
+    scales: a single table there gave wrong outputs in TFLM (NOTES 6)."""
+    if tensor["type"] == _INT8 and tensor["quantized_dimension"] is not None:
+        axis = tensor["quantized_dimension"]
+        if axis not in (0, len(tensor["shape"]) - 1):
+            raise TFLMError(f"tensor {tensor['name']!r}: per-channel axis {axis} of shape "
+                            f"{tensor['shape']} is not one TFLM's DECODE supports (first or last)")
+        return axis
+    if tensor["type"] not in (_FLOAT32, _INT8):
+        raise TFLMError(f"tensor {tensor['name']!r} has tensor type {tensor['type']}, "
+                        "not float32 or int8")
+    return None
+
+
+LUT_INDEX_BITS = 2  # three values need two bits in TFLM's LUT
+
+
+def lut_compress(packed: bytes, name: str = "model") -> tuple[bytes, dict]:
+    """The packed graph rewritten for stock TFLM: each BitTTSTernaryDecode
+    replaced by the kernel it decodes to, stored LUT-compressed (2-bit
+    indices) and decoded by TFLM's own DECODE op. Returns the model and a
+    size summary."""
+    from bittts_tf.runtime.decode_at_load import decode_at_load
+    check_wheel()
+    from tflite_micro.tensorflow.lite.micro.compression import compress as tflm_compress  # the function
+    from tflite_micro.tensorflow.lite.micro.compression import spec as tflm_spec
+    tensors = ternary_tensors(packed)
+    if not tensors:
+        raise TFLMError(f"{name}: no {spec.OP_NAME} op: nothing to compress")
+    specs = []
+    for index, tensor in sorted(tensors.items()):
+        axis = lut_axis(tensor)
+        mode = tflm_spec.PerTensor() if axis is None else tflm_spec.PerChannel(axis=axis)
+        specs.append(tflm_spec.Tensor(subgraph=0, tensor=index, compression=[
+            tflm_spec.LookUpTableCompression(index_bitwidth=LUT_INDEX_BITS, mode=mode)]))
+    decoded = decode_at_load(packed, name)
+    # The compressor prints a warning for each table with fewer than four
+    # values (all of them: ternary kernels have three).
+    with contextlib.redirect_stderr(io.StringIO()):
+        compressed = bytes(tflm_compress(decoded, specs))
+    weights = sum(int(np.prod(t["shape"])) for t in tensors.values())
+    summary = {"bytes": len(compressed), "ternary_tensors": len(tensors),
+               "ternary_weights": weights, "index_bits_per_weight": LUT_INDEX_BITS,
+               "per_channel_tensors": sum(lut_axis(t) is not None for t in tensors.values())}
+    return compressed, summary
+
+
+# --- TFLM against LiteRT on the runtime's own inputs ----------------------
+
+def output_steps(model: bytes) -> list[float | None]:
+    """Per output (in Graph's order): the quantization step of the int8
+    tensor it is dequantized from, None for an output computed in float."""
+    parsed = tflite_file.parse_model(model)
+    subgraph = parsed.subgraphs[0]
+    producers = {int(op.outputs[0]): op for op in subgraph.operators if len(op.outputs) == 1}
+    dequantize = 6  # schema.BuiltinOperator.DEQUANTIZE
+    names = [subgraph.tensors[i].name.decode() for i in subgraph.outputs]
+    order = sorted(range(len(names)), key=lambda i: int(names[i].rsplit(":", 1)[-1]))
+    steps = []
+    for i in order:
+        op = producers.get(int(subgraph.outputs[i]))
+        code = parsed.operatorCodes[op.opcodeIndex] if op is not None else None
+        if code is not None and max(code.builtinCode, code.deprecatedBuiltinCode) == dequantize:
+            quantization = subgraph.tensors[op.inputs[0]].quantization
+            steps.append(float(quantization.scale[0]))
+        else:
+            steps.append(None)
+    return steps
+
+
+class _Both:
+    """Runs one graph in LiteRT and in TFLM on the same inputs, keeps the
+    largest difference of each output, and hands LiteRT's outputs on (so the
+    runtime's windows come from the reference path)."""
+
+    def __init__(self, litert_graph, tflm_graph: Graph, steps: list[float | None]):
+        self.litert, self.tflm, self.steps = litert_graph, tflm_graph, steps
+        self.max_error = [0.0] * len(steps)
+        self.peak = [0.0] * len(steps)
+        self.calls = 0
+
+    def run(self, **inputs):
+        expected = self.litert.run(**inputs)
+        got = self.tflm.run(**inputs)
+        for k, (e, g) in enumerate(zip(expected, got)):
+            if e.shape != g.shape:
+                raise TFLMError(f"output {k}: LiteRT shape {e.shape}, TFLM {g.shape}")
+            self.max_error[k] = max(self.max_error[k], float(np.abs(e - g).max()))
+            self.peak[k] = max(self.peak[k], float(np.abs(e).max()))
+        self.calls += 1
+        return expected
+
+    def report(self) -> dict:
+        return {"invocations": self.calls,
+                "outputs": [{"max_abs_error": error, "peak": peak, "step": step,
+                             "max_error_in_steps": error / step if step else None}
+                            for error, peak, step in zip(self.max_error, self.peak, self.steps)]}
+
+
+class _ReferenceKernels:
+    """A LiteRT graph on LiteRT's reference kernels (BUILTIN_REF), addressed
+    as bittts_tf.runtime's graphs are."""
+
+    def __init__(self, runtime_graph, model: bytes):
+        from ai_edge_litert.interpreter import InterpreterWithCustomOps, OpResolverType
+        litert_glue._load_litert_op_library()
+        self.interpreter = InterpreterWithCustomOps(
+            model_content=bytes(model), custom_op_registerers=[spec.REGISTERER_SYMBOL],
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        self.interpreter.allocate_tensors()
+        by_name = {d["name"]: d for d in self.interpreter.get_input_details()}
+        self.inputs = {name: by_name[d["name"]] for name, d in runtime_graph.inputs.items()}
+        outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
+        self.outputs = [outputs[d["name"]] for d in runtime_graph.outputs]
+
+    def run(self, **inputs) -> list[np.ndarray]:
+        for name, value in inputs.items():
+            detail = self.inputs[name]
+            self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
+
+
+LITERT_KERNELS = ("default", "reference")
+
+
+def compare_with_litert(model_dir: str, variant: str, texts: list[str],
+                        arenas: dict[str, int] | None = None, decode: str = "graph",
+                        litert_kernels: str = "default") -> dict:
+    """Speaks `texts` with bittts_tf.runtime (LiteRT) while every text-graph
+    and frames-graph invocation (every segment, every chunk's window) also
+    runs in TFLM; returns the largest output differences per graph.
+
+    `litert_kernels="reference"` runs LiteRT on its reference kernels
+    (what TFLM's kernels are ported from) instead of its default optimized
+    ones; the runtime's durations and windows still come from the latter."""
+    from bittts_tf.runtime import TextToSpeech, model_folder
+    if litert_kernels not in LITERT_KERNELS:
+        raise ValueError(f"litert_kernels must be one of {LITERT_KERNELS}, got {litert_kernels!r}")
+    tts = TextToSpeech(model_dir, variant=variant, decode=decode)
+    both = {}
+    for graph in model_folder.GRAPHS:
+        model = tts.folder.read_graph(graph, variant)
+        arena = (arenas or {}).get(graph) or smallest_arena(model)
+        reference = tts._graph(graph)
+        if litert_kernels == "reference":
+            reference = _ReferenceKernels(reference, model)
+        both[graph] = _Both(reference, Graph(model, arena), output_steps(model))
+        tts._graphs[graph] = both[graph]
+    for text in texts:
+        tts.synthesize(text)
+    return {graph: pair.report() for graph, pair in both.items()}
