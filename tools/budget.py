@@ -1,0 +1,122 @@
+"""Microcontroller budget of an exported model folder: flash, TFLM arena and
+multiply-accumulates per second of audio, per variant, against the tiny
+model's targets (flash <= 512 KB for weights and graphs, arena <= 128 KB,
+<= 200 MMAC per second of audio); JSON and a table.
+
+    tools/budget.py --model_dir=models/my_voice --output=out/budget.json
+
+Variants: "packed" (float32, BitTTSTernaryDecode), "int8", and their stock
+TFLM forms "lut" / "int8_lut" (made here with tflm.lut_compress, not
+stored). Arenas are the smallest each graph allocates and invokes in, found
+by bisection in the pinned tflite-micro wheel (64-bit host: pointers and
+TFLM's own records are larger than on a Cortex-M, activations are not).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from bittts_tf import fileio
+from bittts_tf.export import budget, tflm
+from bittts_tf.runtime import model_folder
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
+flags.DEFINE_string("output", None, "JSON report to write.")
+flags.DEFINE_list("variants", ["packed", "int8", "lut", "int8_lut"],
+                  "Variants to count (those the folder lacks are skipped).")
+flags.DEFINE_float("frames_per_phoneme", 5.0,
+                   "Average mel frames per phoneme: amortizes the text graph over a full "
+                   "segment's audio (80 ms at 16 kHz, hop 256).")
+flags.DEFINE_boolean("arena", True, "Search each graph's smallest TFLM arena (slow-ish).")
+flags.mark_flags_as_required(["model_dir", "output"])
+
+VARIANTS = ("packed", "int8", "lut", "int8_lut")
+_LUT_OF = {"lut": "packed", "int8_lut": "int8"}
+
+
+def variant_graphs(folder, variant: str) -> dict[str, bytes] | None:
+    source = _LUT_OF.get(variant, variant)
+    if source not in folder.variants:
+        return None
+    graphs = {g: folder.read_graph(g, source) for g in model_folder.GRAPHS}
+    if variant in _LUT_OF:
+        graphs = {g: tflm.lut_compress(m, g)[0] for g, m in graphs.items()}
+    return graphs
+
+
+def variant_budget(folder, variant: str, graphs: dict[str, bytes]) -> dict:
+    shapes = folder.shapes
+    sample_rate = int(folder.manifest["audio"]["sample_rate"])
+    per_graph = {}
+    for name, model in graphs.items():
+        entry = {"flash": budget.flash_breakdown(model, name), **budget.graph_macs(model, name),
+                 "largest_constants": budget.largest_constants(model, 3),
+                 "largest_activations": budget.largest_activations(model, 3)}
+        if FLAGS.arena:
+            entry["arena_bytes"] = tflm.smallest_arena(model)
+        per_graph[name] = entry
+    rates = budget.macs_per_second(shapes, sample_rate, per_graph["frames"]["macs"],
+                                   per_graph["text"]["macs"], FLAGS.frames_per_phoneme)
+    flash = sum(g["flash"]["bytes"] for g in per_graph.values())
+    targets = budget.TARGETS
+    verdict = {"flash_bytes": flash, "flash_ok": flash <= targets["flash_bytes"],
+               "macs_per_second": rates["total_macs_per_second"],
+               "macs_ok": rates["total_macs_per_second"] <= targets["macs_per_second"],
+               "chunk_frames_for_macs_target": budget.chunk_for_macs(
+                   shapes, sample_rate, per_graph["frames"]["macs"],
+                   rates["text_graph_macs_per_second"], targets["macs_per_second"])}
+    if FLAGS.arena:
+        arena = max(g["arena_bytes"] for g in per_graph.values())
+        verdict.update(max_arena_bytes=arena, arena_ok=arena <= targets["arena_bytes"])
+    return {"graphs": per_graph, "macs_per_second": rates, "targets": verdict}
+
+
+def table(report: dict) -> str:
+    rows = [f"{'variant':9s} {'graph':7s} {'flash B':>10s} {'arena B':>10s} {'MMAC/call':>10s}"]
+    for variant, entry in report["variants"].items():
+        for name, graph in entry["graphs"].items():
+            arena = f"{graph['arena_bytes']:,d}" if "arena_bytes" in graph else "-"
+            rows.append(f"{variant:9s} {name:7s} {graph['flash']['bytes']:>10,d} {arena:>10s} "
+                        f"{graph['macs'] / 1e6:>10.1f}")
+        t, r = entry["targets"], entry["macs_per_second"]
+        arena = (f"arena {t['max_arena_bytes']:,d} B {'ok' if t['arena_ok'] else 'OVER'}"
+                 if "max_arena_bytes" in t else "arena not searched")
+        chunk = t["chunk_frames_for_macs_target"]
+        rows.append(f"{'':9s} total: flash {t['flash_bytes']:,d} B {'ok' if t['flash_ok'] else 'OVER'}"
+                    f" | {arena} | {r['total_macs_per_second'] / 1e6:.1f} MMAC/s "
+                    f"{'ok' if t['macs_ok'] else 'OVER'} (frames {r['frames_graph_macs_per_second'] / 1e6:.1f}"
+                    f" with {r['context_overhead']:.1f}x context, text {r['text_graph_macs_per_second'] / 1e6:.1f});"
+                    f" MAC target at chunk >= {chunk if chunk is not None else 'none'}")
+    return "\n".join(rows)
+
+
+def main(argv):
+    del argv
+    unknown = [v for v in FLAGS.variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"budget: --variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    try:
+        folder = model_folder.load(FLAGS.model_dir)
+        report = {"model_dir": os.path.abspath(FLAGS.model_dir), "targets": budget.TARGETS,
+                  "tflite_micro": tflm.WHEEL_VERSION, "shapes": folder.shapes, "variants": {}}
+        for variant in FLAGS.variants:
+            graphs = variant_graphs(folder, variant)
+            if graphs is None:
+                print(f"budget: {FLAGS.model_dir} has no {_LUT_OF.get(variant, variant)} graphs; "
+                      f"skipping {variant}", file=sys.stderr)
+                continue
+            report["variants"][variant] = variant_budget(folder, variant, graphs)
+    except (model_folder.ModelFolderError, tflm.TFLMError, budget.BudgetError,
+            FileNotFoundError) as e:
+        sys.exit(f"budget: {e}")
+    fileio.atomic_write_json(FLAGS.output, report)
+    print(table(report))
+    print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
