@@ -43,6 +43,12 @@ flags.DEFINE_string("int8_corpus", None,
                     "Feature cache whose training-split utterances calibrate the int8 graphs; "
                     "without it no int8 graphs are written.")
 flags.DEFINE_integer("int8_utterances", 64, "Utterances of --int8_corpus to calibrate on.")
+flags.DEFINE_string("tflm_lut_dir", None,
+                    "Also write the stock-TFLM form of each exported variant here (each ternary "
+                    "kernel a 2-bit LUT-compressed tensor decoded by TFLM's own DECODE op: no "
+                    "custom op needed), validated in the pinned tflite-micro wheel.")
+flags.DEFINE_integer("tflm_lut_validate_texts", 3,
+                     "Evaluation sentences spoken to validate the LUT graphs (0: none).")
 flags.mark_flags_as_required(["checkpoint", "out_dir"])
 
 
@@ -107,6 +113,28 @@ def main(argv):
                   f"packed float graph); {graph['bits_per_ternary_weight']} bits per ternary weight")
     print(f"wrote {os.path.abspath(FLAGS.out_dir)}")
     print(json.dumps(total))
+    if FLAGS.tflm_lut_dir:
+        write_tflm_lut()
+
+
+def write_tflm_lut():
+    from bittts_tf.eval.evaluation import load_sentences
+    from bittts_tf.export import tflm
+    texts = load_sentences()[:max(0, FLAGS.tflm_lut_validate_texts)]
+    try:
+        lut = tflm.write_lut_graphs(FLAGS.out_dir, FLAGS.tflm_lut_dir, texts)
+    except (tflm.TFLMError, FileNotFoundError) as e:
+        sys.exit(f"export_tts: --tflm_lut_dir: {e}")
+    for variant, entry in lut["variants"].items():
+        for name, graph in entry["graphs"].items():
+            errors = ""
+            if "vs_litert" in entry:
+                worst = max(o["max_abs_error"] for o in entry["vs_litert"][name]["outputs"])
+                errors = (f"; max error vs LiteRT {worst:.3g}, vs the packed graph in TFLM "
+                          f"{entry['vs_packed_in_tflm'][name]['max_abs_error']:.3g}")
+            print(f"{graph['file']:22s} {graph['bytes']:9,d} bytes, "
+                  f"{graph['bits_per_ternary_weight']} bits per ternary weight with tables{errors}")
+    print(f"wrote {os.path.abspath(FLAGS.tflm_lut_dir)}")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import functools
 import io
 import os
+import warnings
 
 import numpy as np
 
@@ -195,6 +197,7 @@ def runs_in(model: bytes, arena_size: int, inputs: list[np.ndarray] | None = Non
     _library()
     pid = os.fork()
     if pid == 0:  # the child: no Python-level cleanup, only a status
+        faulthandler.disable()  # a crash here is an answer, not a report
         try:
             ok = _runs_here(model, arena_size, inputs)
         except BaseException:  # noqa: BLE001 -- anything is "does not run"
@@ -294,12 +297,24 @@ def lut_compress(packed: bytes, name: str = "model") -> tuple[bytes, dict]:
             tflm_spec.LookUpTableCompression(index_bitwidth=LUT_INDEX_BITS, mode=mode)]))
     decoded = decode_at_load(packed, name)
     # The compressor prints a warning for each table with fewer than four
-    # values (all of them: ternary kernels have three).
-    with contextlib.redirect_stderr(io.StringIO()):
+    # values (all of them: ternary kernels have three), and warns when a
+    # kernel of a few dozen weights grows by its tables (the summary counts them).
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Compression of tensor .* resulted in expansion")
         compressed = bytes(tflm_compress(decoded, specs))
-    weights = sum(int(np.prod(t["shape"])) for t in tensors.values())
+    weights = stored = 0
+    table_len = 2 ** LUT_INDEX_BITS
+    for tensor in tensors.values():
+        count = int(np.prod(tensor["shape"]))
+        axis = lut_axis(tensor)
+        tables = 1 if axis is None else tensor["shape"][axis]
+        value_bytes = 1 if tensor["type"] == _INT8 else 4
+        weights += count
+        stored += -(-count * LUT_INDEX_BITS // 8) + tables * table_len * value_bytes
     summary = {"bytes": len(compressed), "ternary_tensors": len(tensors),
                "ternary_weights": weights, "index_bits_per_weight": LUT_INDEX_BITS,
+               "stored_bytes_with_tables": stored,
+               "bits_per_ternary_weight": round(8 * stored / weights, 4),
                "per_channel_tensors": sum(lut_axis(t) is not None for t in tensors.values())}
     return compressed, summary
 
@@ -385,14 +400,17 @@ LITERT_KERNELS = ("default", "reference")
 
 def compare_with_litert(model_dir: str, variant: str, texts: list[str],
                         arenas: dict[str, int] | None = None, decode: str = "graph",
-                        litert_kernels: str = "default") -> dict:
+                        litert_kernels: str = "default",
+                        tflm_graphs: dict[str, bytes] | None = None) -> dict:
     """Speaks `texts` with bittts_tf.runtime (LiteRT) while every text-graph
     and frames-graph invocation (every segment, every chunk's window) also
     runs in TFLM; returns the largest output differences per graph.
 
     `litert_kernels="reference"` runs LiteRT on its reference kernels
     (what TFLM's kernels are ported from) instead of its default optimized
-    ones; the runtime's durations and windows still come from the latter."""
+    ones; the runtime's durations and windows still come from the latter.
+    `tflm_graphs` gives TFLM other graphs to run (the LUT forms) in place
+    of the folder's."""
     from bittts_tf.runtime import TextToSpeech, model_folder
     if litert_kernels not in LITERT_KERNELS:
         raise ValueError(f"litert_kernels must be one of {LITERT_KERNELS}, got {litert_kernels!r}")
@@ -400,12 +418,87 @@ def compare_with_litert(model_dir: str, variant: str, texts: list[str],
     both = {}
     for graph in model_folder.GRAPHS:
         model = tts.folder.read_graph(graph, variant)
-        arena = (arenas or {}).get(graph) or smallest_arena(model)
+        tflm_model = (tflm_graphs or {}).get(graph, model)
+        arena = (arenas or {}).get(graph) or smallest_arena(tflm_model)
         reference = tts._graph(graph)
         if litert_kernels == "reference":
             reference = _ReferenceKernels(reference, model)
-        both[graph] = _Both(reference, Graph(model, arena), output_steps(model))
+        both[graph] = _Both(reference, Graph(tflm_model, arena), output_steps(model))
         tts._graphs[graph] = both[graph]
     for text in texts:
         tts.synthesize(text)
     return {graph: pair.report() for graph, pair in both.items()}
+
+
+def lut_file(graph: str, variant: str) -> str:
+    """text.lut.tflite, frames.int8.lut.tflite, ..."""
+    from bittts_tf.runtime import model_folder
+    return f"{model_folder.graph_key(graph, variant)}.lut.tflite"
+
+
+def write_lut_graphs(model_dir: str, out_dir: str, texts: list[str]) -> dict:
+    """The LUT form of each variant of a model folder ("packed" and, when
+    present, "int8"), written to `out_dir` with lut_report.json. With
+    texts, each LUT graph is validated in the wheel (no custom op
+    registered) on every invocation of speaking them: against the packed
+    graph in TFLM (the same kernels, so exactly) and against LiteRT."""
+    from bittts_tf import fileio
+    from bittts_tf.runtime import model_folder
+    folder = model_folder.load(model_dir)
+    report, files = {"tflite_micro": WHEEL_VERSION, "variants": {}}, {}
+    for variant in ("packed", "int8"):
+        if variant not in folder.variants:
+            continue
+        packed = {g: folder.read_graph(g, variant) for g in model_folder.GRAPHS}
+        lut = {g: lut_compress(m, g) for g, m in packed.items()}
+        entry = {"graphs": {g: {**summary, "file": lut_file(g, variant),
+                                "packed_bytes": len(packed[g])}
+                            for g, (_, summary) in lut.items()}}
+        files.update({lut_file(g, variant): m for g, (m, _) in lut.items()})
+        if texts:
+            models = {g: m for g, (m, _) in lut.items()}
+            # int8: LiteRT's optimized int8 kernels round differently from
+            # its reference ones, which TFLM's are ported from.
+            kernels = "reference" if variant == "int8" else "default"
+            entry["vs_litert"] = compare_with_litert(model_dir, variant, texts, tflm_graphs=models,
+                                                     litert_kernels=kernels)
+            entry["vs_litert"]["litert_kernels"] = kernels
+            entry["vs_packed_in_tflm"] = compare_packed_in_tflm(packed, models)
+        report["variants"][variant] = entry
+    os.makedirs(out_dir, exist_ok=True)
+    for name, data in files.items():
+        fileio.atomic_write_bytes(os.path.join(out_dir, name), data)
+    fileio.atomic_write_json(os.path.join(out_dir, "lut_report.json"), report)
+    return report
+
+
+def compare_packed_in_tflm(packed: dict[str, bytes], lut: dict[str, bytes],
+                           count: int = 4, seed: int = 0) -> dict:
+    """Largest output difference between each packed graph (our kernel) and
+    its LUT form (TFLM's DECODE), both in TFLM, on random inputs of the
+    graphs' shapes (phoneme ids in range, a full mask)."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for graph, model in packed.items():
+        a = Graph(model, smallest_arena(model))
+        b = Graph(lut[graph], smallest_arena(lut[graph]))
+        error = 0.0
+        for _ in range(count):
+            inputs = dict(zip(sorted(a.inputs, key=a.inputs.get), zero_inputs(model)))
+            tokens = inputs["phonemes"].shape[-1] if "phonemes" in inputs else 1
+            feed = {}
+            for name, value in inputs.items():
+                if name == "length":
+                    feed[name] = rng.integers(1, tokens + 1, value.shape).astype(np.int32)
+                elif name == "speaker":
+                    feed[name] = value
+                elif value.dtype == np.int32:
+                    feed[name] = rng.integers(1, 40, value.shape).astype(np.int32)
+                elif name == "mask":
+                    feed[name] = np.ones_like(value)
+                else:
+                    feed[name] = rng.normal(0, 1, value.shape).astype(np.float32)
+            error = max(error, *(float(np.abs(x - y).max())
+                                 for x, y in zip(a.run(**feed), b.run(**feed))))
+        result[graph] = {"inputs": count, "max_abs_error": error}
+    return result

@@ -1,0 +1,279 @@
+"""TFLite Micro through the pinned tflite-micro wheel: the firmware's kernel
+registered by build/libbittts_tflm_py.so gives LiteRT's outputs on the
+runtime's own inputs (float32 within 1e-5 of the output's scale, int8 within
+one quantization step of LiteRT's reference kernels); the registerer
+refuses anything that is not the wheel's resolver, with one line; the
+smallest arena is the smallest; a corrupt packed byte fails Invoke by name;
+the stock-TFLM LUT form runs with no custom op and equals the packed graph;
+the budget's MAC count equals the layers' arithmetic."""
+
+import ctypes
+import json
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from bittts_tf.export import budget, tflite_file, tflm, tts_graphs
+from bittts_tf.models import build, configs
+from bittts_tf.quant import spec
+from bittts_tf.runtime import model_folder
+from bittts_tf.text import FrontEnd
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MAX_TOKENS, CHUNK = 24, 4
+TEXTS = ["Hello there.", "The quick brown fox jumped over the lazy dog by the river."]
+PREFIX = f"{spec.TFLM_REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: "
+
+
+def module_seed(what: str) -> int:
+    import os
+    seed = int(os.environ.get("BITTTS_TEST_SEED", np.random.default_rng().integers(2**31)))
+    print(f"{what} seed {seed}")
+    return seed
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A random tiny model's folder, float32 (packed) and int8 graphs."""
+    seed = module_seed("model")
+    keras.utils.set_random_seed(seed)
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
+    head = acoustic.variance_adaptor.duration_predictor.head
+    head.bias.assign([np.log(5.0)])
+    head.kernel.assign(head.kernel * 0.05)
+    projection = acoustic.mel_projection  # a varying mel, as trained
+    projection.kernel.assign(np.random.default_rng(seed).normal(
+        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
+    rng = np.random.default_rng(seed)
+    utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
+                  for _ in range(4)]
+    path = str(tmp_path_factory.mktemp("tflm_model"))
+    tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS, CHUNK,
+                                   {"test": True}, int8_utterances=utterances)
+    return path
+
+
+def test_wheel_is_pinned():
+    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    assert f"tflite-micro=={tflm.WHEEL_VERSION}" in lock
+    assert tflm.wheel_version() == tflm.WHEEL_VERSION
+
+
+# --- the registerer on resolvers that are not the wheel's ------------------
+
+CAPACITY = 200
+
+
+class Registration(ctypes.Structure):
+    _fields_ = [("init", ctypes.c_void_p), ("free", ctypes.c_void_p),
+                ("prepare", ctypes.c_void_p), ("invoke", ctypes.c_void_p),
+                ("reset", ctypes.c_void_p), ("builtin_code", ctypes.c_int32),
+                ("custom_name", ctypes.c_char_p)]
+
+
+class Resolver(ctypes.Structure):
+    """MicroMutableOpResolver<200> as TFLM 90b983c declares it (read by hand)."""
+    _fields_ = [("vptr", ctypes.c_void_p), ("registrations", Registration * CAPACITY),
+                ("registrations_len", ctypes.c_uint),
+                ("builtin_codes", ctypes.c_int32 * CAPACITY),
+                ("builtin_parsers", ctypes.c_void_p * CAPACITY),
+                ("num_builtin_ops", ctypes.c_uint)]
+
+
+def resolver_vtable() -> int:
+    """Address of the wheel's PythonOpsResolver vtable's first slot."""
+    from tflite_micro.python.tflite_micro import _runtime
+    lib = ctypes.CDLL(_runtime.__file__)
+    symbol = ctypes.c_uint8.in_dll(lib, "_ZTVN6tflite17PythonOpsResolverE")
+    return ctypes.addressof(symbol) + 2 * ctypes.sizeof(ctypes.c_void_p)
+
+
+def fake_resolver(codes, listed=None) -> Resolver:
+    resolver = Resolver()
+    resolver.vptr = resolver_vtable()
+    for i, code in enumerate(codes):
+        resolver.registrations[i].builtin_code = code
+    listed = codes if listed is None else listed
+    for i, code in enumerate(listed):
+        resolver.builtin_codes[i] = code
+    resolver.registrations_len = len(codes)
+    resolver.num_builtin_ops = len(listed)
+    return resolver
+
+
+def register(resolver) -> tuple[bool, str]:
+    pointer = None if resolver is None else ctypes.addressof(resolver)
+    ok = tflm.registerer()(pointer)
+    return ok, tflm.register_error()
+
+
+def test_registerer_refuses_what_is_not_the_wheels_resolver():
+    ok, error = register(None)
+    assert not ok and error == PREFIX + "the resolver pointer is NULL"
+    heap = np.zeros(4, np.uint64)
+    fake = Resolver()
+    fake.vptr = heap.ctypes.data  # a vtable pointer into no loaded object
+    ok, error = register(fake)
+    assert not ok and error.startswith(PREFIX + "the resolver's vtable is in no loaded object")
+    too_long = fake_resolver([3, 4])
+    too_long.registrations_len = 5000
+    ok, error = register(too_long)
+    assert not ok and error == (PREFIX + "resolver layout differs: 5000 registrations, "
+                                "2 builtins, capacity 200")
+    ok, error = register(fake_resolver([3, 4], listed=[3, 5]))
+    assert not ok and error == (PREFIX + "resolver layout differs: registration 1 (builtin 4) "
+                                "is not where the wheel's FindOp finds it")
+    assert "\n" not in error
+
+
+def test_registerer_appends_one_registration():
+    resolver = fake_resolver([3, 4, 9])
+    ok, error = register(resolver)
+    assert ok and error == ""
+    assert resolver.registrations_len == 4 and resolver.num_builtin_ops == 3
+    slot = resolver.registrations[3]
+    assert slot.builtin_code == 32 and slot.custom_name == spec.OP_NAME.encode()
+    assert slot.prepare and slot.invoke and slot.init
+    assert [resolver.registrations[i].builtin_code for i in range(3)] == [3, 4, 9]
+    ok, error = register(resolver)  # twice is refused, as AddCustom does
+    assert not ok and error == PREFIX + "already registered with this resolver"
+
+
+# --- TFLM against LiteRT ------------------------------------------------------
+
+def worst(report: dict, graph: str, output: int) -> dict:
+    return report[graph]["outputs"][output]
+
+
+def test_float_graphs_equal_litert(folder):
+    report = tflm.compare_with_litert(folder, "packed", TEXTS)
+    print(json.dumps(report))
+    for graph in model_folder.GRAPHS:
+        assert report[graph]["invocations"] >= len(TEXTS)
+        for output in report[graph]["outputs"]:
+            # Summation order differs (LiteRT's optimized kernels vs TFLM's
+            # reference ones): a few float32 ulps of the output's scale.
+            assert output["max_abs_error"] <= 1e-5 * max(1.0, output["peak"]), (graph, output)
+
+
+def test_int8_graphs_within_one_step_of_litert_reference_kernels(folder):
+    report = tflm.compare_with_litert(folder, "int8", TEXTS, litert_kernels="reference")
+    print(json.dumps(report))
+    for graph in model_folder.GRAPHS:
+        for output in report[graph]["outputs"]:
+            if output["step"] is not None:
+                assert output["max_error_in_steps"] <= 1.0 + 1e-4, (graph, output)
+    # The audio is computed in float from the int8 graph's last int8
+    # tensors: a one-step difference there moves it by a fraction of its peak.
+    audio = report["frames"]["outputs"][0]
+    assert audio["step"] is None and audio["max_abs_error"] <= 0.1 * audio["peak"]
+
+
+def test_smallest_arena_is_the_smallest(folder):
+    model = model_folder.load(folder).read_graph("text", "int8")
+    arena = tflm.smallest_arena(model)
+    assert tflm.runs_in(model, arena)
+    assert not tflm.runs_in(model, arena - 16)
+
+
+def test_corrupt_packed_byte_fails_invoke_by_name(folder):
+    model = model_folder.load(folder).read_graph("text", "packed")
+    parsed = tflite_file.parse_model(model)
+    decode = next(i for i, c in enumerate(parsed.operatorCodes)
+                  if c.customCode is not None and bytes(c.customCode).decode() == spec.OP_NAME)
+    subgraph = parsed.subgraphs[0]
+    op = next(o for o in subgraph.operators if o.opcodeIndex == decode)
+    buffer = parsed.buffers[subgraph.tensors[op.inputs[0]].buffer]
+    buffer.data[7] = 127
+    graph = tflm.Graph(tflite_file.serialize_model(parsed), 1 << 20)
+    inputs = dict(zip(sorted(graph.inputs, key=graph.inputs.get), tflm.zero_inputs(model)))
+    with pytest.raises(tflm.TFLMError, match=r"packed byte 7 is 127, outside -121\.\.121"):
+        graph.run(**inputs)
+
+
+# --- stock TFLM: the LUT form --------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["packed", "int8"])
+def test_lut_form_runs_unmodified_and_equals_the_packed_graph(folder, variant):
+    packed = {g: model_folder.load(folder).read_graph(g, variant) for g in model_folder.GRAPHS}
+    lut = {}
+    for graph, model in packed.items():
+        lut[graph], summary = tflm.lut_compress(model, graph)
+        parsed = tflite_file.parse_model(lut[graph])
+        customs = [bytes(c.customCode).decode() for c in parsed.operatorCodes
+                   if c.customCode is not None]
+        assert spec.OP_NAME not in customs and customs, customs
+        # The encoded tensors hold 2 bits per ternary weight, no more.
+        weights = [int(np.prod(t["shape"])) for t in tflm.ternary_tensors(model).values()]
+        assert summary["ternary_weights"] == sum(weights)
+        tables = summary["stored_bytes_with_tables"] - sum(-(-n // 4) for n in weights)
+        assert 0 < tables < 0.1 * sum(weights) / 4
+        assert summary["per_channel_tensors"] == (len(weights) if variant == "int8" else 0)
+    exact = tflm.compare_packed_in_tflm(packed, lut, count=2)
+    assert all(entry["max_abs_error"] == 0.0 for entry in exact.values()), exact
+    # No registerer: the LUT graphs need nothing but the wheel.
+    assert tflm.make_interpreter(lut["text"], 1 << 20) is not None
+
+
+# --- the budget ------------------------------------------------------------------
+
+def test_macs_equal_the_layers_arithmetic():
+    import tensorflow as tf
+    frames, channels = 40, 8
+    inputs = keras.Input((frames, channels), batch_size=1)
+    x = keras.layers.Conv1D(16, 5, padding="same")(inputs)
+    x = keras.layers.DepthwiseConv1D(3, padding="same")(x)
+    x = keras.layers.Dense(12)(x)
+    y = keras.layers.Conv1D(6, 3, padding="same", groups=2)(inputs)
+    model = keras.Model(inputs, [x, y])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    counted = budget.graph_macs(converter.convert())
+    expected = (frames * 5 * channels * 16 + frames * 3 * 16 + frames * 16 * 12
+                + frames * 3 * (channels // 2) * 6)
+    assert counted["macs"] == expected, counted
+
+
+def test_macs_per_second_and_the_chunk_that_meets_a_target():
+    shapes = {"hop_length": 256, "chunk_frames": 4, "left_context": 35, "right_context": 36,
+              "max_tokens": 64}
+    rates = budget.macs_per_second(shapes, 16000, frames_macs=75_000_000, text_macs=10_000_000,
+                                   frames_per_phoneme=5.0)
+    assert rates["window_frames"] == 75 and rates["context_overhead"] == 75 / 4
+    assert np.isclose(rates["frames_graph_macs_per_second"], 75e6 / (4 * 256 / 16000))
+    assert np.isclose(rates["frames_graph_macs_per_second_without_context"], 1e6 * 62.5)
+    assert np.isclose(rates["text_graph_macs_per_second"], 10e6 / (64 * 5 * 256 / 16000))
+    chunk = budget.chunk_for_macs(shapes, 16000, 75_000_000, rates["text_graph_macs_per_second"],
+                                  200e6)
+
+    def total(c):
+        return 1e6 * (c + 71) / c * 62.5 + rates["text_graph_macs_per_second"]
+    assert total(chunk) <= 200e6 < total(chunk - 1)
+    assert budget.chunk_for_macs(shapes, 16000, 75_000_000, 0.0, 60e6) is None
+
+
+def test_budget_tool(folder, tmp_path):
+    output = tmp_path / "budget.json"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "budget.py"),
+                          f"--model_dir={folder}", f"--output={output}",
+                          "--variants=packed,int8_lut"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert set(report["variants"]) == {"packed", "int8_lut"}
+    packed = report["variants"]["packed"]
+    files = {g: model_folder.load(folder).read_graph(g) for g in model_folder.GRAPHS}
+    assert packed["targets"]["flash_bytes"] == sum(len(m) for m in files.values())
+    for graph, entry in packed["graphs"].items():
+        assert entry["arena_bytes"] % 16 == 0 and entry["macs"] > 0
+        assert sum(v for k, v in entry["flash"].items() if k != "bytes") == entry["flash"]["bytes"]
+    assert "MMAC/s" in run.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "budget.py"),
+                          f"--model_dir={tmp_path / 'none'}", f"--output={output}"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1].startswith("budget: ")
+    assert "not a model folder" in bad.stderr
