@@ -12,6 +12,12 @@ An integer model (int8 weights with per-channel scales, int32 biases) is
 packed the same way by `pack_int8_ternary_weights`: the decode op outputs the
 int8 codes {-1, 0, 1}, the kernel's scale moves into the weight tensor's
 quantization parameters, and each reader's bias is requantized to match.
+
+Layers reach the packers as objects with `.name`, `.is_ternary`,
+`.effective_kernel()` (Keras layout) and `.ternary_codes()`: the Keras 3 QAT
+layers, or the descriptions `bittts_tf.tfmot` makes of TFMOT-wrapped tf-keras
+layers (`pack_ternary_layers`). Keras 3 is imported only by the functions that
+take a Keras 3 model: packing a tf-keras model needs none of it.
 """
 
 from __future__ import annotations
@@ -24,15 +30,17 @@ import os
 import re
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 from bittts_tf.export import tflite_file
-from bittts_tf.quant import layers as qlayers
 from bittts_tf.quant import packing, spec
+
+if TYPE_CHECKING:
+    import keras
 
 _FLOAT32 = schema.TensorType.FLOAT32
 _INT8 = schema.TensorType.INT8
@@ -87,7 +95,8 @@ def _captured_output():
 
 
 def convert_float(model: keras.Model) -> bytes:
-    """Plain TFLite conversion (float32 weights, or the folded quantized ones)."""
+    """Plain TFLite conversion (float32 weights, or the folded quantized ones)
+    of a Keras 3 or a tf-keras model."""
     with _captured_output():
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         return bytes(converter.convert())
@@ -121,10 +130,17 @@ _OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
              if not name.startswith("_")}
 # The ops each layer type is expected to become; another op with matching
 # weights is still accepted (e.g. a one-input-channel conv as DEPTHWISE_CONV_2D).
+# The plain Keras names are the layers that bittts_tf.tfmot wraps.
+_CONV_OPS = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D}
+_MATMUL_OPS = {schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.BATCH_MATMUL}
 _EXPECTED_OPS = {
-    "QuantConv1D": {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D},
+    "QuantConv1D": _CONV_OPS,
     "QuantConv1DTranspose": {schema.BuiltinOperator.TRANSPOSE_CONV},
-    "QuantDense": {schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.BATCH_MATMUL},
+    "QuantDense": _MATMUL_OPS,
+    "Conv1D": _CONV_OPS,
+    "Conv2D": _CONV_OPS,
+    "DepthwiseConv2D": {schema.BuiltinOperator.DEPTHWISE_CONV_2D},
+    "Dense": _MATMUL_OPS,
 }
 
 
@@ -337,10 +353,10 @@ def _assign_sites(model, layers: list, sites: list[_WeightSite]) -> list[_Weight
 
 
 def _layer_family(layer) -> str:
-    for cls in type(layer).__mro__:
-        if cls.__name__ in _EXPECTED_OPS:
-            return cls.__name__
-    return ""
+    """The key of `_EXPECTED_OPS` for a layer: its class or a base class, or
+    for a layer description, the class it names in `.layer_type`."""
+    names = [getattr(layer, "layer_type", None)] + [cls.__name__ for cls in type(layer).__mro__]
+    return next((name for name in names if name in _EXPECTED_OPS), "")
 
 
 def _codes_and_scale(data: np.ndarray, layers: list, default_scale: float) -> tuple[np.ndarray, float]:
@@ -587,10 +603,16 @@ def _int8_adopter(model, layers: list, beta: float, refusals: dict):
     return adopt
 
 
-def _pack(keras_model, tflite_bytes: bytes, integer: bool):
+def _quantized_layers(keras_model) -> list:
+    from bittts_tf.quant import layers as qlayers
+
+    return qlayers.quantized_layers(keras_model)
+
+
+def _pack(layers: list, tflite_bytes: bytes, integer: bool):
     """Shared by the float and the integer packers (see their docstrings)."""
     model = tflite_file.parse_model(tflite_bytes, "converted model")
-    layers = [layer for layer in qlayers.quantized_layers(keras_model) if _is_ternary(layer)]
+    layers = [layer for layer in layers if _is_ternary(layer)]
     if not layers:
         raise ConversionError("the model has no ternary layers to pack")
     groups: dict[tuple[int, bool], list] = {}  # (buffer, int8 weights) -> [(layer, site)]
@@ -638,7 +660,7 @@ def pack_ternary_weights(keras_model, float_tflite: bytes):
     op's layout (ties between equal kernels broken by the layer's name in the
     tensor names). Returns (tflite bytes, list of TensorReport for the packed
     tensors); raises ConversionError naming the layer that cannot be packed."""
-    return _pack(keras_model, float_tflite, integer=False)
+    return _pack(_quantized_layers(keras_model), float_tflite, integer=False)
 
 
 def pack_int8_ternary_weights(keras_model, int8_tflite: bytes):
@@ -654,7 +676,21 @@ def pack_int8_ternary_weights(keras_model, int8_tflite: bytes):
     reads in float (a float fallback) are packed as by `pack_ternary_weights`.
     Returns (tflite bytes, TensorReport rows); raises ConversionError naming
     the layer whose weights are not exactly ternary or cannot be rewritten."""
-    return _pack(keras_model, int8_tflite, integer=True)
+    return _pack(_quantized_layers(keras_model), int8_tflite, integer=True)
+
+
+def pack_ternary_layers(layers: list, float_tflite: bytes):
+    """`pack_ternary_weights` for a list of layers or layer descriptions, each
+    with `.name`, `.is_ternary`, `.effective_kernel()` (Keras layout),
+    `.ternary_codes()` and optionally `.layer_type` (the Keras class name,
+    which tells the TFLite ops the layer may become)."""
+    return _pack(list(layers), float_tflite, integer=False)
+
+
+def pack_int8_ternary_layers(layers: list, int8_tflite: bytes):
+    """`pack_int8_ternary_weights` for a list of layers or layer descriptions
+    (see `pack_ternary_layers`)."""
+    return _pack(list(layers), int8_tflite, integer=True)
 
 
 _CONSTANT_BITS = {_FLOAT32: 32.0, _INT8: 8.0, _INT32: 32.0}
@@ -769,6 +805,8 @@ def model_from_checkpoint(path: str, which: str = "generator") -> keras.Model:
     mel [batch, frames, n_mels] -> waveform. "acoustic" is refused: its
     text -> mel path has a data-dependent length (durations), so it has no
     single graph; tools/export_tts.py exports it as fixed-shape graphs."""
+    import keras
+
     from bittts_tf.models import build, configs
     from bittts_tf.training import checkpoints
 

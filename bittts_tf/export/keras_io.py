@@ -7,7 +7,7 @@ import pathlib
 import keras
 
 from bittts_tf import fileio
-import bittts_tf.quant  # noqa: F401  (registers the layers for deserialization)
+import bittts_tf.quant.layers  # noqa: F401  (registers the layers for deserialization)
 
 
 class ModelFileError(ValueError):

@@ -27,6 +27,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from bittts_tf.export import converter as converter_lib
 from bittts_tf.export import tflite_file
 from bittts_tf.models.frame_vocoder import FrameVocoder, receptive_field
+from bittts_tf.quant import layers as qlayers
 
 TEXT_GRAPH = "text"
 FRAMES_GRAPH = "frames"
@@ -138,7 +139,7 @@ def convert_graph(name: str, make_function, float32_baseline: bool = True) -> Co
     function, layers = make_function()
     folded = convert_function(function, layers)
     has_ternary = any(getattr(layer, "is_ternary", False)
-                      for layer in converter_lib.qlayers.quantized_layers(layers))
+                      for layer in qlayers.quantized_layers(layers))
     if has_ternary:
         packed, reports = converter_lib.pack_ternary_weights(layers, folded)
         reports = reports + converter_lib.float_tensor_reports(packed)
@@ -156,7 +157,7 @@ class _float_weights:
     (the float32 conversion of the same architecture)."""
 
     def __init__(self, layers):
-        self.layers = converter_lib.qlayers.quantized_layers(layers)
+        self.layers = qlayers.quantized_layers(layers)
 
     def __enter__(self):
         self.saved = [layer.weight_bits for layer in self.layers]
@@ -414,7 +415,7 @@ def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
         model = convert_int8_function(function, layers, samples[name])
         packed, reports = model, []
         if any(getattr(layer, "is_ternary", False)
-               for layer in converter_lib.qlayers.quantized_layers(layers)):
+               for layer in qlayers.quantized_layers(layers)):
             packed, reports = converter_lib.pack_int8_ternary_weights(layers, model)
         out[name] = ConvertedGraph(name, packed, model, b"",
                                    reports + converter_lib.int8_tensor_reports(packed))
