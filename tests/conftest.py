@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import sys
 import tempfile
 
 import numpy as np
@@ -24,3 +25,16 @@ def rng(request):
     seed = int(os.environ.get("BITTTS_TEST_SEED", secrets.randbits(32)))
     print(f"{request.node.nodeid}: seed {seed}")
     return np.random.default_rng(seed)
+
+
+# TFMOT switches its whole process to tf-keras (TF_USE_LEGACY_KERAS=1), and
+# this suite builds Keras 3 models: tf-keras code runs only in subprocesses.
+_LEGACY_KERAS_MODULES = ("tensorflow_model_optimization", "tf_keras", "bittts_tf.tfmot")
+
+
+@pytest.fixture(autouse=True)
+def _no_legacy_keras_in_this_process():
+    yield
+    loaded = [name for name in _LEGACY_KERAS_MODULES if name in sys.modules]
+    assert not loaded, (f"{', '.join(loaded)} imported in a test process that builds Keras 3 "
+                        f"models: run tf-keras / TFMOT code in a subprocess")
