@@ -144,6 +144,24 @@ def test_registerer_appends_one_registration():
     assert not ok and error == PREFIX + "already registered with this resolver"
 
 
+def test_kernel_refuses_a_context_that_is_not_the_wheels():
+    """Init and Prepare check the TfLiteContext before the kernel reads it:
+    a zeroed record (as a layout mismatch would look) is refused by name."""
+    resolver = fake_resolver([3])
+    assert register(resolver)[0], tflm.register_error()
+    slot = resolver.registrations[1]
+    context = (ctypes.c_uint8 * 512)()
+    node = (ctypes.c_uint8 * 64)()
+    init = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)(
+        slot.init)
+    prepare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(slot.prepare)
+    assert init(ctypes.addressof(context), None, 0) is None
+    assert tflm.kernel_message() == (f"{spec.OP_NAME}: TfLiteContext layout differs "
+                                      "(GetEvalTensor / GetTensor)")
+    assert prepare(ctypes.addressof(context), ctypes.addressof(node)) == 1  # kTfLiteError
+    assert "TfLiteContext layout differs" in tflm.kernel_message()
+
+
 # --- TFLM against LiteRT ------------------------------------------------------
 
 def worst(report: dict, graph: str, output: int) -> dict:
