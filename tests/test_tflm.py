@@ -295,3 +295,15 @@ def test_budget_tool(folder, tmp_path):
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1].startswith("budget: ")
     assert "not a model folder" in bad.stderr
+
+
+def test_check_tflm_tool_errors_are_one_line(tmp_path):
+    for args, expected in ((["--model_dir=" + str(tmp_path / "none")], "not a model folder"),
+                           (["--model_dir=x", "--litert_kernels=fast"], "unknown ['fast']"),
+                           (["--model_dir=x", "--sentences=0"], "must be at least 1")):
+        run = subprocess.run([sys.executable, str(ROOT / "tools" / "check_tflm.py"),
+                              f"--output={tmp_path / 'out.json'}", *args],
+                             capture_output=True, text=True)
+        assert run.returncode != 0
+        last = run.stderr.strip().splitlines()[-1]
+        assert last.startswith("check_tflm: ") and expected in last, run.stderr[-500:]

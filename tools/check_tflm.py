@@ -1,0 +1,72 @@
+"""A model folder's graphs in TFLite Micro (the pinned tflite-micro wheel)
+against LiteRT: speaks the first --sentences evaluation sentences with
+bittts_tf.runtime while every text-graph and frames-graph invocation also
+runs in TFLM, and reports each output's largest difference (in quantization
+steps for int8 outputs) and each graph's smallest arena.
+
+    tools/check_tflm.py --model_dir=models/my_voice --output=out/tflm_check.json
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from bittts_tf import fileio
+from bittts_tf.eval.evaluation import SentencesError, load_sentences
+from bittts_tf.export import tflm
+from bittts_tf.runtime import model_folder
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
+flags.DEFINE_string("output", None, "JSON report to write.")
+flags.DEFINE_integer("sentences", 20, "Evaluation sentences to speak.")
+flags.DEFINE_list("variants", ["packed", "int8"], "Variants to check (missing ones are skipped).")
+flags.DEFINE_list("litert_kernels", list(tflm.LITERT_KERNELS),
+                  "LiteRT kernel sets to compare with: default (optimized), reference.")
+flags.mark_flags_as_required(["model_dir", "output"])
+
+
+def main(argv):
+    del argv
+    bad = [k for k in FLAGS.litert_kernels if k not in tflm.LITERT_KERNELS]
+    if bad:
+        sys.exit(f"check_tflm: --litert_kernels: unknown {bad}; choose from {list(tflm.LITERT_KERNELS)}")
+    if FLAGS.sentences < 1:
+        sys.exit(f"check_tflm: --sentences={FLAGS.sentences} must be at least 1")
+    try:
+        texts = load_sentences()[:FLAGS.sentences]
+        folder = model_folder.load(FLAGS.model_dir)
+        report = {"tflite_micro": tflm.WHEEL_VERSION, "sentences": len(texts), "variants": {}}
+        for variant in FLAGS.variants:
+            if variant not in folder.variants:
+                print(f"check_tflm: {FLAGS.model_dir} has no {variant} graphs; skipping",
+                      file=sys.stderr)
+                continue
+            arenas = {g: tflm.smallest_arena(folder.read_graph(g, variant))
+                      for g in model_folder.GRAPHS}
+            entry = {"arena_bytes": arenas}
+            for kernels in FLAGS.litert_kernels:
+                entry[f"vs_litert_{kernels}"] = tflm.compare_with_litert(
+                    FLAGS.model_dir, variant, texts, arenas=arenas, litert_kernels=kernels)
+            report["variants"][variant] = entry
+    except (model_folder.ModelFolderError, tflm.TFLMError, SentencesError, FileNotFoundError) as e:
+        sys.exit(f"check_tflm: {e}")
+    fileio.atomic_write_json(FLAGS.output, report)
+    for variant, entry in report["variants"].items():
+        print(f"{variant}: arenas " + ", ".join(f"{g} {a:,d} B" for g, a in entry["arena_bytes"].items()))
+        for key, graphs in entry.items():
+            if not key.startswith("vs_"):
+                continue
+            for graph, result in graphs.items():
+                outputs = "; ".join(
+                    f"{o['max_abs_error']:.3g} (peak {o['peak']:.3g}"
+                    + (f", {o['max_error_in_steps']:.2f} steps)" if o["step"] else ")")
+                    for o in result["outputs"])
+                print(f"  {key} {graph} ({result['invocations']} calls): {outputs}")
+    print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
