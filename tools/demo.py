@@ -1,155 +1,99 @@
-"""The main job for now: train a small ternary Conv1D model, convert, validate.
+"""The main job: the committed voice speaks a few sentences through LiteRT,
+with the ternary weights decoded by our BitTTSTernaryDecode op inside the
+graphs, as on a microcontroller. No training, no TensorFlow.
 
-1. Train a residual stack of TernaryConv1D layers with Keras `fit` for a few
-   seconds to imitate a fixed random float "teacher" network on synthetic data.
-2. Convert it to .tflite with packed ternary weights (BitTTSTernaryDecode).
-3. Validate: LiteRT vs Keras (activation quantization off, then on), the C
-   decoder vs numpy, and a copy with corrupted indices that must be refused.
-4. Write out_dir/report.json, the size report, the models and a loss plot.
+For each sentence it writes a wav and a mel picture into --out_dir, then
+out_dir/report.json: the op, the model's bytes next to a float32 model of the
+same architecture, bits per ternary weight, the real-time factor, and the
+word error rate of pocketsphinx listening to the speech.
 """
 
+import json
+import os
+import sys
 import time
 
-import keras
-import numpy as np
-from absl import app, flags, logging
-
-from bittts_tf import fileio
-from bittts_tf.export import converter, keras_io, runtime, validate
-from bittts_tf.quant import TernaryConv1D, quantized_layers
+from absl import app, flags
+from tqdm import tqdm
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("out_dir", "out/demo", "Where the models and reports go.")
-flags.DEFINE_integer("channels", 32, "Input and output channels.")
-flags.DEFINE_integer("hidden", 128, "Channels of the hidden ternary convolutions.")
-flags.DEFINE_integer("blocks", 4, "Residual ternary Conv1D blocks (kernel 5).")
-flags.DEFINE_float("train_seconds", 8.0, "Training time budget.")
-flags.DEFINE_integer("seed", 0, "Seed for data and weights.")
-
-
-def build_model(channels, hidden, blocks, quantize_activations=False, name="ternary_demo"):
-    def conv(filters, **kwargs):
-        return TernaryConv1D(filters, 5, padding="same",
-                             quantize_activations=quantize_activations, **kwargs)
-
-    inputs = keras.Input((None, channels), name="features")
-    x = conv(hidden, activation="relu")(inputs)
-    for _ in range(blocks):
-        x = keras.layers.Add()([x, conv(hidden, activation="relu")(x)])
-    outputs = conv(channels)(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def synthetic_data(channels, examples, length, seed):
-    """Inputs and the outputs of a fixed random float network (the teacher)."""
-    keras.utils.set_random_seed(seed)
-    teacher = keras.Sequential([keras.Input((None, channels)),
-                                keras.layers.Conv1D(channels, 5, padding="same", activation="tanh"),
-                                keras.layers.Conv1D(channels, 3, padding="same")])
-    x = np.random.default_rng(seed).standard_normal((examples, length, channels)).astype(np.float32)
-    return x, teacher.predict(x, verbose=0)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds = seconds
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
-
-
-def save_loss_plot(history, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(history["loss"], label="train")
-    ax.plot(history["val_loss"], label="validation")
-    ax.set(xlabel="epoch", ylabel="MSE", yscale="log", title="Ternary Conv1D demo")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+flags.DEFINE_string("model_dir", "models/slt_tiny", "The model folder to speak with.")
+flags.DEFINE_string("out_dir", "out/demo", "Where the wavs, pictures and report go.")
+flags.DEFINE_enum("decode", "graph", ["graph", "load"],
+                  "graph: BitTTSTernaryDecode at every invoke (the microcontroller path); "
+                  "load: decode once into constants (fast on a desktop).")
+flags.DEFINE_list("sentences", [
+    "Good morning! The coffee is ready in the kitchen.",
+    "Please remember to water the plants before you leave.",
+    "The next train to the city leaves at half past four.",
+    "Can you hear me clearly, or should I speak more slowly?",
+    "This voice fits in less than one megabyte of memory.",
+], "Sentences to speak (a comma inside a sentence needs the flag given once per sentence).")
 
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
-    out = FLAGS.out_dir
-    x, y = synthetic_data(FLAGS.channels, examples=512, length=64, seed=FLAGS.seed)
+    from bittts_tf import fileio
+    from bittts_tf.audio.io import save_wav
+    from bittts_tf.audio.plots import mel_figure_png
+    from bittts_tf.eval import metrics
+    from bittts_tf.quant import spec
+    from bittts_tf.runtime import ModelFolderError, TextToSpeech, model_folder
 
-    print("== 1. training (Keras fit, ternary QAT)")
-    model = build_model(FLAGS.channels, FLAGS.hidden, FLAGS.blocks)
-    model.compile(optimizer=keras.optimizers.AdamW(2e-3), loss="mse")
-    start = time.perf_counter()
-    history = model.fit(x[:448], y[:448], validation_data=(x[448:], y[448:]), batch_size=32,
-                        epochs=200, callbacks=[TimeBudget(FLAGS.train_seconds)], verbose=2)
-    train_seconds = time.perf_counter() - start
-    distinct = {layer.name: int(np.unique(layer.effective_kernel()).size)
-                for layer in quantized_layers(model)}
-    keras_io.save_keras_model(model, f"{out}/model.keras")
-    save_loss_plot(history.history, f"{out}/loss.png")
-
-    print("== 2. conversion")
-    result = converter.convert(model)
-    print(converter.format_size_table(result))
-    fileio.atomic_write_bytes(f"{out}/model.tflite", result.tflite)
-    fileio.atomic_write_json(f"{out}/model.size.json", result.report())
-
-    print("== 3. validation")
-    inputs = validate.random_inputs(model, batch=2, length=100, seed=FLAGS.seed + 1)
-    plain = validate.compare_litert_keras(model, result.tflite, inputs)
-    print(f"LiteRT vs Keras: max abs {plain.max_abs_err:.3e}, relative {plain.rel_err:.3e}")
-
-    act_model = build_model(FLAGS.channels, FLAGS.hidden, FLAGS.blocks,
-                            quantize_activations=True, name="ternary_demo_act8")
-    act_model.set_weights(model.get_weights())
-    act_result = converter.convert(act_model)
-    act = validate.compare_litert_keras(act_model, act_result.tflite, inputs)
-    print(f"with 8-bit activations: max abs {act.max_abs_err:.3e}, relative {act.rel_err:.3e}, "
-          f"rounding flips {act.rounding_flips}/{act.rounded_values}")
-
-    decode = validate.compare_c_numpy_decode(result.tflite)
-    print(f"C decode == numpy decode on {decode['packed_tensors']} tensors: "
-          f"{decode['c_decode_equals_numpy']}")
-
-    corrupted = validate.corrupt_indices(result.tflite, value=-128)
     try:
-        runtime.run_interpreter(runtime.make_interpreter(corrupted), inputs)
-        corrupt_message = None
-    except RuntimeError as error:
-        corrupt_message = str(error).strip().splitlines()[0]
-    print(f"corrupted index byte (-128): {'refused: ' + corrupt_message if corrupt_message else 'NOT refused'}")
+        tts = TextToSpeech(FLAGS.model_dir, decode=FLAGS.decode)
+    except ModelFolderError as e:
+        sys.exit(f"demo: {e}")
+    os.makedirs(FLAGS.out_dir, exist_ok=True)
+    recognizer = metrics.Recognizer()
 
-    summary = result.summary()
+    # Speak every sentence, and let pocketsphinx write down what it hears.
+    rows, synthesis_seconds, audio_seconds = [], 0.0, 0.0
+    for i, sentence in enumerate(tqdm(FLAGS.sentences, desc="speaking")):
+        result = tts.synthesize(sentence)
+        stem = os.path.join(FLAGS.out_dir, f"sentence_{i}")
+        save_wav(stem + ".wav", result.audio, result.sample_rate)
+        fileio.atomic_write_bytes(stem + ".png", mel_figure_png([result.mel], [sentence]))
+        heard = recognizer.transcribe(result.audio, result.sample_rate)
+        synthesis_seconds += result.seconds
+        audio_seconds += len(result.audio) / result.sample_rate
+        rows.append({"text": sentence, "wav": stem + ".wav", "mel_png": stem + ".png",
+                     "heard": heard, "seconds": round(len(result.audio) / result.sample_rate, 3),
+                     "rtf": round(result.real_time_factor, 4),
+                     "time_to_first_audio_ms": round(1000 * result.time_to_first_audio, 2),
+                     "word_errors": metrics.word_error_rate([heard], [sentence])})
+
+    # Sizes come from the export's own report and the files on disk.
+    with open(os.path.join(FLAGS.model_dir, model_folder.SIZE_REPORT)) as f:
+        total = json.load(f)["total"]
+    folder_bytes = sum(os.path.getsize(os.path.join(FLAGS.model_dir, name))
+                       for name in os.listdir(FLAGS.model_dir))
     report = {
-        **summary,
-        "max_abs_err_litert_vs_keras": plain.max_abs_err,
-        "rel_err_litert_vs_keras": plain.rel_err,
-        "activation_quantized": {"max_abs_err_litert_vs_keras": act.max_abs_err,
-                                 "rel_err_litert_vs_keras": act.rel_err,
-                                 "rounding_flips": act.rounding_flips,
-                                 "rounded_values": act.rounded_values,
-                                 "rounding_flip_share": act.rounding_flip_share},
-        "c_decode_equals_numpy": decode["c_decode_equals_numpy"],
-        "corrupt_index_refused": corrupt_message is not None,
-        "corrupt_index_error": corrupt_message,
-        "training": {"seconds": round(train_seconds, 1), "epochs": len(history.history["loss"]),
-                     "final_loss": history.history["loss"][-1],
-                     "final_val_loss": history.history["val_loss"][-1],
-                     "distinct_kernel_values_per_layer": distinct},
+        "custom_op": spec.OP_NAME,
+        "decode": FLAGS.decode,
+        "model_dir": FLAGS.model_dir,
+        "model_bytes": folder_bytes,
+        "graph_bytes": total["packed_graph_bytes"],
+        "float32_model_bytes": total["float32_graph_bytes"],
+        "size_ratio_vs_float32": round(total["packed_graph_bytes"] / total["float32_graph_bytes"], 4),
+        "bits_per_ternary_weight": total["bits_per_ternary_weight"],
+        "ternary_weights": total["ternary_weights"],
+        "rtf": round(synthesis_seconds / audio_seconds, 4),
+        "wer_pocketsphinx": round(metrics.word_error_rate([r["heard"] for r in rows],
+                                                          [r["text"] for r in rows]), 4),
+        "sentences": rows,
+        "written_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    fileio.atomic_write_json(f"{out}/report.json", report)
-    print(f"== wrote {out}/report.json: {summary['tflite_bytes']} bytes .tflite = "
-          f"{summary['size_ratio_vs_float32']:.3f}x float32, "
-          f"{summary['bits_per_ternary_weight']:.3f} bits per ternary weight")
-    if plain.rel_err > 1e-5 or not decode["c_decode_equals_numpy"] or corrupt_message is None:
-        raise SystemExit("demo: validation FAILED (see report.json)")
+    fileio.atomic_write_json(os.path.join(FLAGS.out_dir, "report.json"), report)
+
+    for row in rows:
+        print(f"said:  {row['text']}\nheard: {row['heard']}\n")
+    print(f"{report['model_bytes']:,d} bytes on disk ({report['graph_bytes']:,d} in graphs vs "
+          f"{report['float32_model_bytes']:,d} for float32, {report['size_ratio_vs_float32']:.3f}x); "
+          f"{report['bits_per_ternary_weight']} bits per ternary weight")
+    print(f"real-time factor {report['rtf']:.3f} ({FLAGS.decode} decode, 1 thread); "
+          f"pocketsphinx word error rate {report['wer_pocketsphinx']:.3f}")
+    print(f"wrote {os.path.join(FLAGS.out_dir, 'report.json')}")
 
 
 if __name__ == "__main__":
