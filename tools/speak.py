@@ -18,6 +18,8 @@ flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts
 flags.DEFINE_string("text", None, "What to say.")
 flags.DEFINE_string("output", "speech.wav", "Output wav (16-bit PCM); written atomically.")
 flags.DEFINE_integer("speaker", 0, "Speaker id (multi-speaker models).")
+flags.DEFINE_enum("wav_format", "PCM_16", ["PCM_16", "FLOAT"],
+                  "PCM_16, or FLOAT: 32-bit float samples, exactly what the model computed.")
 flags.DEFINE_float("duration_scale", 1.0, "Multiplies predicted durations (>1 speaks slower).")
 flags.DEFINE_enum("variant", "packed", ["packed", "int8", "float32"],
                   "Which graphs of the folder to run.")
@@ -40,7 +42,7 @@ def main(argv):
         sys.exit(f"speak: {e}")
     for note in result.notes:
         print(f"note: {note}")
-    save_wav(FLAGS.output, result.audio, result.sample_rate)
+    save_wav(FLAGS.output, result.audio, result.sample_rate, FLAGS.wav_format)
     seconds = len(result.audio) / result.sample_rate
     print(f"wrote {os.path.abspath(FLAGS.output)}: {seconds:.2f} s of audio in "
           f"{len(result.segments)} segment(s); time to first audio "

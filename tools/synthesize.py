@@ -11,10 +11,11 @@ checkpoint needs --vocoder_checkpoint, else Griffin-Lim stands in.
 import os
 
 import numpy as np
-import soundfile
 from absl import app, flags
 
 from bittts_tf.eval.synthesis import Synthesizer
+from bittts_tf.audio.io import save_wav
+from bittts_tf.fileio import atomic_write_bytes
 from bittts_tf.audio.plots import mel_figure_png
 
 FLAGS = flags.FLAGS
@@ -24,6 +25,8 @@ flags.DEFINE_string("text", None, "The sentence to speak.")
 flags.DEFINE_string("output", "synthesized.wav", "Output wav; the mel PNG goes next to it.")
 flags.DEFINE_float("duration_scale", 1.0, "Multiplies predicted durations (>1 speaks slower).")
 flags.DEFINE_integer("speaker", 0, "Speaker id (multi-speaker models).")
+flags.DEFINE_enum("wav_format", "PCM_16", ["PCM_16", "FLOAT"],
+                  "PCM_16, or FLOAT: 32-bit float samples, exactly what the model computed.")
 flags.DEFINE_integer("max_tokens", 64,
                      "Split the text into segments of at most this many phonemes, as an exported "
                      "model's text graph does (tools/export_tts.py --max_tokens); 0: one piece.")
@@ -41,10 +44,9 @@ def main(argv):
         mels = [synthesizer.mel(FLAGS.text, FLAGS.duration_scale, FLAGS.speaker)]
     mel = np.concatenate(mels)
     audio = np.concatenate([synthesizer.waveform(m) for m in mels])
-    soundfile.write(FLAGS.output, audio, synthesizer.config.audio.sample_rate)
+    save_wav(FLAGS.output, audio, synthesizer.config.audio.sample_rate, FLAGS.wav_format)
     png = os.path.splitext(FLAGS.output)[0] + ".png"
-    with open(png, "wb") as f:
-        f.write(mel_figure_png([mel], [FLAGS.text]))
+    atomic_write_bytes(png, mel_figure_png([mel], [FLAGS.text]))
     seconds = len(audio) / synthesizer.config.audio.sample_rate
     print(f"wrote {FLAGS.output} ({seconds:.2f} s, {len(mel)} frames) and {png}")
 

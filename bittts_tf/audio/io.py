@@ -69,13 +69,19 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
                             res_type="soxr_hq").astype(np.float32)
 
 
-def save_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
-    """Write 16-bit PCM WAV atomically: a reader never sees a half-written file."""
+WAV_SUBTYPES = ("PCM_16", "FLOAT")
+
+
+def save_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
+    """Write a WAV atomically (16-bit PCM, or 32-bit float samples that keep
+    every bit of the model's output): a reader never sees a half-written file."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise AudioError(f"{path}: save_wav wants mono audio, got shape {audio.shape}")
+    if subtype not in WAV_SUBTYPES:
+        raise AudioError(f"{path}: WAV subtype {subtype!r} is not one of {WAV_SUBTYPES}")
     fileio.atomic_write(path, lambda tmp: sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate,
-                                                   subtype="PCM_16", format="WAV"), suffix=".wav")
+                                                   subtype=subtype, format="WAV"), suffix=".wav")
 
 
 def probe(path: str) -> tuple[int, int]:
