@@ -9,16 +9,15 @@ import subprocess
 import sys
 import pathlib
 
-import keras
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
 from bittts_tf.export import tflite_file, tts_graphs
-from bittts_tf.models import build, configs
 from bittts_tf.quant import spec
 from bittts_tf.runtime import ModelFolderError, SynthesisError, TextToSpeech, model_folder
 from bittts_tf.text import FrontEnd, TextError
+from tts_models import random_tts
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS = 24
@@ -30,14 +29,7 @@ TEXTS = ["Hello there.",
 def trained_looking_model():
     seed = int(np.random.default_rng().integers(2**31))
     print(f"model seed {seed}")
-    keras.utils.set_random_seed(seed)
-    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
-    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
-    # Durations of a few frames a phoneme, as a trained model predicts.
-    head = acoustic.variance_adaptor.duration_predictor.head
-    head.bias.assign([np.log(5.0)])
-    head.kernel.assign(head.kernel * 0.05)
-    return config, acoustic, vocoder
+    return random_tts(seed)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import traceback
 import types
 import zlib
 
-import keras
 import numpy as np
 import pytest
 import soundfile as sf
@@ -24,10 +23,10 @@ import soundfile as sf
 from bittts_tf.audio.io import save_wav
 from bittts_tf.export import tts_graphs
 from bittts_tf.export.runtime import BUILD_DIR
-from bittts_tf.models import build, configs
 from bittts_tf.runtime import TextToSpeech, firmware_spec, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
+from tts_models import random_tts
 from bittts_tf.text import FrontEnd
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -259,13 +258,7 @@ def test_model_check_is_zlib_crc32(lib, rng):
 def exported(tmp_path_factory):
     seed = int(np.random.default_rng().integers(2**31))
     print(f"model seed {seed}")
-    keras.utils.set_random_seed(seed)
-    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
-    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
-    # Durations of a few frames a phoneme, as a trained model predicts.
-    head = acoustic.variance_adaptor.duration_predictor.head
-    head.bias.assign([np.log(5.0)])
-    head.kernel.assign(head.kernel * 0.05)
+    config, acoustic, vocoder = random_tts(seed)
     folders = {}
     for chunk in CHUNKS:
         path = str(tmp_path_factory.mktemp(f"chunk{chunk}"))

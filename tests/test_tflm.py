@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from bittts_tf.export import budget, tflite_file, tflm, tts_graphs
-from bittts_tf.models import build, configs
 from bittts_tf.quant import spec
 from bittts_tf.runtime import model_folder
 from bittts_tf.text import FrontEnd
+from tts_models import random_tts
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, CHUNK = 24, 4
@@ -40,12 +40,7 @@ def module_seed(what: str) -> int:
 def folder(tmp_path_factory):
     """A random tiny model's folder, float32 (packed) and int8 graphs."""
     seed = module_seed("model")
-    keras.utils.set_random_seed(seed)
-    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
-    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
-    head = acoustic.variance_adaptor.duration_predictor.head
-    head.bias.assign([np.log(5.0)])
-    head.kernel.assign(head.kernel * 0.05)
+    config, acoustic, vocoder = random_tts(seed)
     projection = acoustic.mel_projection  # a varying mel, as trained
     projection.kernel.assign(np.random.default_rng(seed).normal(
         0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
