@@ -181,3 +181,18 @@ def test_acoustic_overrides_are_typed_and_reach_the_aligner():
                          ("encoder_blocks=two", "'two' is not a int")]:
         with pytest.raises(ValueError, match=message):
             configs.parse_acoustic_overrides([bad])
+
+
+def test_vocoder_overrides_are_typed_and_shape_the_discriminators():
+    overrides = configs.parse_vocoder_overrides(["n_scales=0", "periods=2:3:5"], "tiny")
+    assert overrides == {"n_scales": 0, "periods": (2, 3, 5)}
+    config = configs.preset("tiny", n_symbols=20, vocoder_overrides=overrides)
+    again = configs.ModelConfig.from_json(config.to_json())
+    assert again.vocoder.n_scales == 0 and again.vocoder.periods == (2, 3, 5)
+    discriminators = build.build_discriminators(again)
+    assert [d.period for d in discriminators.period_discriminators] == [2, 3, 5]
+    assert discriminators.scale_discriminators == []
+    for bad, message in [("n_scales", "field=value"), ("no_such=1", "no field 'no_such'"),
+                         ("periods=2:x", "not a tuple")]:
+        with pytest.raises(ValueError, match=message):
+            configs.parse_vocoder_overrides([bad], "tiny")

@@ -262,33 +262,52 @@ def _tiny() -> ModelConfig:
 PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
 
 
-def parse_acoustic_overrides(items) -> dict:
-    """["field=value", ...] -> {field: value} for AcousticConfig, each value
-    converted to the type of the field's default."""
-    defaults = AcousticConfig()
+def parse_overrides(items, defaults, what: str) -> dict:
+    """["field=value", ...] -> {field: value} for the dataclass `defaults`, each
+    value converted to the type of the field's default (tuples of ints are
+    written with ':' between the numbers, e.g. periods=2:3:5)."""
     overrides = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep:
-            raise ValueError(f"acoustic override {item!r} is not of the form field=value")
+            raise ValueError(f"{what} override {item!r} is not of the form field=value")
         if not hasattr(defaults, key):
-            raise ValueError(f"acoustic override {item!r}: AcousticConfig has no field {key!r}")
+            raise ValueError(f"{what} override {item!r}: {type(defaults).__name__} has no "
+                             f"field {key!r}")
         kind = type(getattr(defaults, key))
         try:
             if kind is bool:
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError(text)
                 value = text.lower() in ("true", "1")
+            elif kind is tuple:
+                value = tuple(int(part) for part in text.split(":") if part)
             else:
                 value = kind(text)
         except ValueError:
-            raise ValueError(f"acoustic override {item!r}: {text!r} is not a {kind.__name__}") from None
+            raise ValueError(f"{what} override {item!r}: {text!r} is not a {kind.__name__}") from None
         overrides[key] = value
     return overrides
 
 
-def preset(name: str, quantize: str = "none", weight_bits=1.58, **acoustic_overrides) -> ModelConfig:
+def parse_acoustic_overrides(items) -> dict:
+    """["field=value", ...] -> {field: value} for AcousticConfig."""
+    return parse_overrides(items, AcousticConfig(), "acoustic")
+
+
+def parse_vocoder_overrides(items, preset_name: str) -> dict:
+    """["field=value", ...] -> {field: value} for the preset's vocoder config
+    (e.g. n_scales=0 keeps only the period discriminators, 10x cheaper a step)."""
+    try:
+        vocoder = PRESETS[preset_name]().vocoder
+    except KeyError:
+        raise ValueError(f"unknown model config {preset_name!r}; choose from {sorted(PRESETS)}") from None
+    return parse_overrides(items, vocoder, "vocoder")
+
+
+def preset(name: str, quantize: str = "none", weight_bits=1.58, vocoder_overrides=None,
+           **acoustic_overrides) -> ModelConfig:
     try:
         config = PRESETS[name]()
     except KeyError:
@@ -297,5 +316,11 @@ def preset(name: str, quantize: str = "none", weight_bits=1.58, **acoustic_overr
         if not hasattr(config.acoustic, key):
             raise ValueError(f"AcousticConfig has no field {key!r}")
         setattr(config.acoustic, key, value)
-    return ModelConfig(config.name, config.audio, config.acoustic, config.vocoder,
+    vocoder = config.vocoder
+    if vocoder_overrides:
+        unknown = [key for key in vocoder_overrides if not hasattr(vocoder, key)]
+        if unknown:
+            raise ValueError(f"{type(vocoder).__name__} has no field {unknown[0]!r}")
+        vocoder = dataclasses.replace(vocoder, **vocoder_overrides)
+    return ModelConfig(config.name, config.audio, config.acoustic, vocoder,
                        quantize=quantize, weight_bits=weight_bits)

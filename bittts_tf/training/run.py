@@ -45,6 +45,8 @@ class RunOptions:
     seed: int = TrainingConfig.seed
     # AcousticConfig fields to change from the preset, e.g. {"alignment_prior_scaling": 0.5}.
     acoustic_overrides: dict = dataclasses.field(default_factory=dict)
+    # Vocoder config fields to change, e.g. {"n_scales": 0}.
+    vocoder_overrides: dict = dataclasses.field(default_factory=dict)
     # A checkpoint (or run directory) to start from when output_dir has none:
     # its weights, optimizer state, step, data position and CPU time carry over,
     # the configs come from these options. Float pre-training, then QAT.
@@ -97,6 +99,7 @@ def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
 def _model_config(options: RunOptions, corpus: Corpus, train_utterances) -> configs.ModelConfig:
     config = configs.preset(options.config, quantize=options.quantize,
                             weight_bits=options.weight_bits,
+                            vocoder_overrides=options.vocoder_overrides,
                             n_symbols=len(corpus.front_end.symbols), n_speakers=corpus.n_speakers,
                             **{**options.acoustic_overrides,
                                **data.corpus_statistics(train_utterances)})
@@ -157,6 +160,16 @@ def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
 
 def held_out_batches(held_out: list, training_config: TrainingConfig, hop_length: int) -> list:
     return list(data.fixed_dataset(held_out, training_config.batch_size, hop_length))
+
+
+_DISCRIMINATOR_FIELDS = ("periods", "n_scales", "discriminator_width")
+
+
+def _discriminators_differ(path: str, model_config: configs.ModelConfig) -> bool:
+    stored = checkpoints.read_manifest(path)["model_config"].get("vocoder") or {}
+    ours = dataclasses.asdict(model_config.vocoder)
+    return any(tuple(stored[k]) != tuple(ours[k]) if isinstance(ours[k], tuple) else
+               stored.get(k) != ours[k] for k in _DISCRIMINATOR_FIELDS if k in ours and k in stored)
 
 
 def _init_checkpoint(init_from: str, mode: str) -> str | None:
@@ -223,9 +236,16 @@ def train(options: RunOptions) -> dict:
     # dropout seeds, step and data position.
     step, cpu_seconds, init_record = 0, 0.0, ""
     if start_from:
-        manifest = checkpoints.restore(start_from, trainer.models,
-                                       {"generator_side": trainer.optimizer,
-                                        "discriminators": trainer.discriminator_optimizer})
+        models = dict(trainer.models)
+        optimizers = {"generator_side": trainer.optimizer,
+                      "discriminators": trainer.discriminator_optimizer}
+        if not resume_from and _discriminators_differ(start_from, model_config):
+            # A new adversarial stage may change the discriminators (e.g. drop
+            # the scale ones): they start fresh, the generator carries over.
+            print(f"discriminators start fresh: their config differs from {start_from}'s")
+            models.pop("discriminators", None)
+            optimizers.pop("discriminators")
+        manifest = checkpoints.restore(start_from, models, optimizers)
         step = int(manifest["step"])
         cpu_seconds = float(manifest.get("cpu_seconds", 0.0))
         if int(trainer.step) != step:
