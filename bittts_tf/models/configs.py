@@ -259,7 +259,16 @@ def _tiny() -> ModelConfig:
     return ModelConfig("tiny", audio_preset("tiny"), acoustic, FrameVocoderConfig())
 
 
-PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
+def _tiny_hifigan() -> ModelConfig:
+    # The tiny preset with the HiFi-GAN it had before the frame-rate vocoder:
+    # the other side of the equal-CPU vocoder comparison (tools/compare_runs.py).
+    tiny = _tiny()
+    vocoder = hifigan("V3", initial_channel=64, upsample_rates=(8, 8, 4),
+                      upsample_kernels=(16, 16, 8), discriminator_width=0.125)
+    return ModelConfig("tiny_hifigan", tiny.audio, tiny.acoustic, vocoder)
+
+
+PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny, "tiny_hifigan": _tiny_hifigan}
 
 
 def parse_overrides(items, defaults, what: str) -> dict:
