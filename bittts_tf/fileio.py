@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from typing import Callable
 
 TEMP_PREFIX = ".tmp-"
+
+
+def _create_temp(directory: str, suffix: str) -> str:
+    """A new empty file beside the target, created with mode 0666 so that the
+    kernel applies the umask: the renamed artifact gets the permissions any
+    other new file would (tempfile.mkstemp's 0600 would make every model,
+    wav and report private whatever the umask). O_EXCL: never another's file."""
+    while True:
+        tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(6) + suffix)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write(path, write: Callable[[str], None], suffix: str = "") -> str:
@@ -17,8 +31,7 @@ def atomic_write(path, write: Callable[[str], None], suffix: str = "") -> str:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=suffix)
-    os.close(fd)
+    tmp = _create_temp(directory, suffix)
     try:
         write(tmp)
         os.replace(tmp, path)

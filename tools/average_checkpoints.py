@@ -8,6 +8,10 @@ it). With --corpus, the held-out losses of each input and of the average are
 printed side by side, on the utterances the run held out.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 from absl import app, flags
 
 from bittts_tf import fileio
@@ -59,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,10 +15,14 @@ LiteRT kernel's decoder, calls. Two ways:
 Each figure is the best of --repeats runs. Writes out/bench_decode.json.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from bittts_tf import fileio
 from bittts_tf.export import runtime
@@ -106,4 +110,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

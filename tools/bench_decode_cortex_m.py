@@ -13,12 +13,16 @@ known length. QEMU models neither pipelines nor wait states: the figures are
 instructions, not cycles.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import os
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "out/bench_decode_cortex_m.json", "JSON report (written atomically).")
@@ -85,4 +89,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -14,13 +14,17 @@ each configuration's own process (ru_maxrss) after one synthesis, next to
 the same process's before loading the model.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import os
 import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 FLAGS = flags.FLAGS
@@ -118,4 +122,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -14,10 +14,14 @@ TFLM's own records are larger than on a Cortex-M, activations are not).
 
 from __future__ import annotations
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from bittts_tf import fileio
 from bittts_tf.export import budget, tflm
@@ -119,4 +123,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

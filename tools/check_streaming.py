@@ -11,13 +11,17 @@ training graph (tools/synthesize.py's path: whole segments, then the vocoder).
 The error is the largest sample difference over the Keras waveform's peak.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import os
 import sys
 import tempfile
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 FLAGS = flags.FLAGS
@@ -95,4 +99,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

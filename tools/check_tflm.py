@@ -9,9 +9,13 @@ steps for int8 outputs) and each graph's smallest arena.
 
 from __future__ import annotations
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from bittts_tf import fileio
 from bittts_tf.eval.evaluation import SentencesError, load_sentences
@@ -69,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

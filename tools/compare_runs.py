@@ -8,6 +8,10 @@ given equal CPU time) and prints every run's final values, with the ratio of
 each run's final value to the first run's.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 
 from absl import app, flags
@@ -81,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

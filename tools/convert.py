@@ -21,9 +21,13 @@ them). TFMOT needs tf-keras, so that path switches this process to legacy
 Keras before loading, and builds no Keras 3 model.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from bittts_tf import fileio
 from bittts_tf.export import converter, keras_io
@@ -79,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,12 +8,16 @@ same architecture, bits per ternary weight, the real-time factor, and the
 word error rate of pocketsphinx listening to the speech.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 FLAGS = flags.FLAGS
@@ -97,4 +101,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -9,6 +9,10 @@ here), the median, the share of boundaries more than two frames off, and the
 same split by speaker and by whether a boundary touches a pause.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 
 import numpy as np
@@ -70,4 +74,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

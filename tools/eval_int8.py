@@ -19,11 +19,15 @@ table. pocketsphinx is a weak recognizer: compare the two rows with each
 other, not with published WERs.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from bittts_tf import fileio
 from bittts_tf.audio.features import log_mel
@@ -169,4 +173,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

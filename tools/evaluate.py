@@ -13,11 +13,15 @@ table. pocketsphinx is a weak recognizer: compare the rows with each other,
 not with published WERs.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 from bittts_tf import fileio
 from bittts_tf.eval import evaluation, metrics
@@ -151,4 +155,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,13 +15,17 @@ training-split utterances of that feature cache, ternary kernels as int8
 codes); tools/eval_int8.py measures them against the float graphs.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import os
 import sys
 
 import numpy as np
 
-from absl import app, flags
+from absl import flags
 
 from bittts_tf.data import pipeline
 from bittts_tf.data.cache import CacheError, FeatureCache
@@ -138,4 +142,4 @@ def write_tflm_lut():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

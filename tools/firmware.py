@@ -16,11 +16,15 @@ splits them. The files are written atomically; errors are one line. See
 firmware_stub/README.md for the rest of the firmware.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 import sys
 import zlib
 
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
@@ -396,7 +400,6 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
         def write(tmp):
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
-            os.chmod(tmp, 0o644)  # sources for a build, not private like mkstemp's 0600
         return write
 
     try:
@@ -425,4 +428,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

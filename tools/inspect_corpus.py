@@ -13,6 +13,10 @@ Example:
 
 from __future__ import annotations
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import collections
 import os
 import sys
@@ -146,4 +150,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

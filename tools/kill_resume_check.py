@@ -13,6 +13,10 @@ loss's mean over the first and the last 20 steps (is it falling?) and
 whether every logged loss is finite.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import math
 import os
@@ -131,4 +135,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

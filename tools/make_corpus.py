@@ -21,6 +21,10 @@ Example:
 
 from __future__ import annotations
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import multiprocessing
 import os
@@ -221,4 +225,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -9,7 +9,11 @@ does not carry it.
   python tools/model_size.py --config=paper --quantize=all --weight_bits=1.58
 """
 
-from absl import app, flags
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
+from absl import flags
 
 from bittts_tf.models import build, configs, size
 
@@ -45,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,10 +8,14 @@ fit the text graph; each segment is streamed through the frames graph chunk
 by chunk. Prints the time to first audio and the real-time factor.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
@@ -51,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,10 +8,14 @@ A joint run's checkpoint carries its own vocoder; a two-stage acoustic
 checkpoint needs --vocoder_checkpoint, else Griffin-Lim stands in.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.audio.io import save_wav
@@ -52,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -27,6 +27,10 @@ Runs in legacy-Keras mode (tf-keras): TFMOT needs it, so it imports
 bittts_tf.tfmot before anything else and builds no Keras 3 model.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 from bittts_tf import tfmot as ternary  # first: switches this process to tf-keras
 
 import pathlib
@@ -37,7 +41,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from absl import app, flags, logging
+from absl import flags, logging
 
 from bittts_tf import fileio
 from bittts_tf.export import converter, runtime, validate
@@ -200,4 +204,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,6 +13,10 @@ same optimizer state and the same next batch. A NaN or Inf loss stops the run
 with an error, without writing a checkpoint.
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 
 from absl import app, flags
@@ -109,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,10 +10,14 @@
     python tools/validate.py --checkpoint=runs/voc --model=generator --tflite=out/voc.tflite
 """
 
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
 import json
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from bittts_tf import fileio
 from bittts_tf.export import converter, keras_io, tflite_file, validate
@@ -74,4 +78,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

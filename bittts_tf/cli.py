@@ -1,0 +1,182 @@
+"""What every tool in tools/ shares: a quiet start and one-line refusals.
+
+A tool reads
+
+    from bittts_tf import cli
+    cli.quiet_startup()          # before anything imports TensorFlow or LiteRT
+    ...imports, flags, main...
+    if __name__ == "__main__":
+        cli.run(main)
+
+quiet_startup() keeps TensorFlow's and LiteRT's start-up notes off the
+terminal. They are not ours to print and read as failures: "failed call to
+cuInit: INTERNAL: CUDA error" on a machine that has no GPU and needs none,
+the oneDNN and CPU-feature notices, absl's "before InitializeLog" banner, the
+XNNPACK delegate note. TF_CPP_MIN_LOG_LEVEL alone does not do it: TensorFlow
+2.21 writes the import-time lines through absl before it reads the variable,
+and LiteRT's logger ignores it. So stderr passes through a small filter
+process that drops exactly those lines, as TF_CPP_MIN_LOG_LEVEL would have;
+everything else (our messages, Python warnings, real TensorFlow errors) goes
+through unchanged. A filter process, not a thread: if the tool crashes hard,
+the filter still forwards the crash report, then sees end-of-file and exits.
+TF_CPP_MIN_LOG_LEVEL=0 in the environment turns the filter off.
+
+run(main) is absl's app.run, except that an error the package (or the tool)
+raises to refuse bad input ends the tool with one line, "tool: what is
+wrong", and exit status 1 instead of a traceback; so does an OSError (a
+missing or unreadable file), which names its file. Any other exception is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import signal
+import sys
+import time
+from typing import Callable
+
+# The package's own default; users can still set their own level.
+DEFAULT_TF_LOG_LEVEL = "2"
+
+_ABSL_BANNER = r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+_CPP_LINE = r"{severity}\d{{4}} [\d:.]+ +\d+ [\w.\-]+:\d+\] "   # absl/glog line prefix
+_LITERT_INFO = r"INFO: (Created TensorFlow Lite|Initialized TensorFlow Lite)"
+_CPU_FEATURES_TAIL = r"To enable the following instructions: .* rebuild TensorFlow"
+_CUINIT = _CPP_LINE.format(severity="E") + r"failed call to cuInit"
+
+
+def noise_pattern(log_level: int, has_gpu_driver: bool) -> re.Pattern | None:
+    """The stderr lines a tool drops at TF_CPP_MIN_LOG_LEVEL=log_level (None:
+    drop nothing). A failed cuInit is noise only where no GPU driver exists:
+    where one does, it is a real error."""
+    patterns = []
+    if log_level >= 1:
+        patterns += [_ABSL_BANNER, _CPP_LINE.format(severity="I"), _LITERT_INFO, _CPU_FEATURES_TAIL]
+    if log_level >= 2:
+        patterns += [_CPP_LINE.format(severity="W")]
+    if log_level >= 1 and not has_gpu_driver:
+        patterns += [_CUINIT]
+    if not patterns:
+        return None
+    return re.compile("^(?:" + "|".join(patterns) + ")")
+
+
+def _has_gpu_driver() -> bool:
+    return os.path.exists("/proc/driver/nvidia")
+
+
+def quiet_startup() -> None:
+    """Sets TensorFlow's log level (unless the user did) and starts the stderr
+    filter. Call it before TensorFlow or LiteRT loads."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", DEFAULT_TF_LOG_LEVEL)
+    try:
+        level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"])
+    except ValueError:
+        level = int(DEFAULT_TF_LOG_LEVEL)
+    noise = noise_pattern(level, _has_gpu_driver())
+    if noise is None or not hasattr(os, "fork"):
+        return
+    _start_filter(noise)
+
+
+def _start_filter(noise: re.Pattern) -> None:
+    read_end, write_end = os.pipe()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _filter_loop(read_end, write_end, noise)   # never returns
+    os.close(read_end)
+    original_stderr = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def finish():
+        # Hand fd 2 back (closing our end of the pipe) and wait briefly for the
+        # filter to forward the last lines, so they come before the shell prompt.
+        sys.stderr.flush()
+        os.dup2(original_stderr, 2)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+            time.sleep(0.01)
+
+    atexit.register(finish)
+
+
+def _filter_loop(read_end: int, write_end: int, noise: re.Pattern) -> None:
+    """The filter process: forwards the pipe to the real stderr line by line,
+    minus the noise, until every writer has gone."""
+    try:
+        # Ctrl-C reaches the whole process group; the filter must outlive the
+        # tool to forward its last words, and ends at end-of-file anyway.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        os.close(write_end)
+        # Hold nothing else open: a caller reading the tool's stdout waits for its end.
+        os.closerange(0, 2)
+        os.closerange(3, read_end)
+        os.closerange(read_end + 1, 1024)
+        pending = b""
+        while True:
+            chunk = os.read(read_end, 65536)
+            pending += chunk
+            *lines, pending = re.split(rb"(?<=[\n\r])", pending)
+            if not chunk:
+                lines, pending = lines + [pending], b""
+            for line in lines:
+                if line and not noise.match(line.decode("utf-8", "replace")):
+                    try:
+                        os.write(2, line)
+                    except OSError:
+                        pass
+            if not chunk:
+                break
+    finally:
+        os._exit(0)
+
+
+def refuses_input(error: BaseException) -> bool:
+    """True for the errors that mean "bad input", not "bug": the classes the
+    package or the running tool define (each names what was wrong), and
+    OSError (a file missing, unreadable, or in the way)."""
+    if isinstance(error, OSError):
+        return True
+    if not isinstance(error, Exception):
+        return False
+    module = type(error).__module__ or ""
+    return module == "__main__" or module == "bittts_tf" or module.startswith("bittts_tf.")
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line; an OSError names its file."""
+    if isinstance(error, OSError) and error.strerror:
+        names = [n for n in (error.filename, error.filename2) if n is not None]
+        text = ": ".join([*map(str, names), error.strerror]) if names else error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def tool_name() -> str:
+    return os.path.splitext(os.path.basename(sys.argv[0] or "tool"))[0]
+
+
+def run(main: Callable[[list[str]], object]) -> None:
+    """absl.app.run(main), with bad input refused in one line (exit status 1)."""
+    from absl import app
+
+    def guarded_main(argv):
+        try:
+            return main(argv)
+        except Exception as error:   # noqa: BLE001 -- sorted below: bugs re-raise
+            if not refuses_input(error):
+                raise
+            sys.stdout.flush()
+            sys.exit(f"{tool_name()}: {one_line(error)}")
+
+    app.run(guarded_main)
