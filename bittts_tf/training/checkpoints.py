@@ -3,7 +3,10 @@
 (step, data position, configs, symbol table), in one .npz written atomically.
 
 Each model's variables are stored under its own name and in its own order,
-so synthesis can restore one model without building the others.
+so synthesis can restore one model without building the others. Restoring
+checks every variable's path and shape against the stored ones, so a model
+whose same-shaped layers were reordered or renamed is refused rather than
+loaded into the wrong variables.
 """
 
 from __future__ import annotations
@@ -31,6 +34,97 @@ def _groups(models: dict, optimizers: dict) -> dict[str, list]:
     groups.update({f"optimizer/{name}": list(opt.variables)
                    for name, opt in optimizers.items() if opt is not None})
     return groups
+
+
+def _keras_auto_names(models: dict, optimizers: dict) -> set[str]:
+    """The Keras auto-names among these objects' names, without their counter.
+
+    An object built without a name is named after its class in snake case,
+    then `_1`, `_2`, ... from a process-wide counter, so an unnamed layer,
+    seed generator or optimizer changes its path from one build of the same
+    config to the next in one process (`seed_generator_6` where the
+    checkpoint says `seed_generator`; `adam_w_1` for a second optimizer). A
+    name is taken for an auto-name when, without a `_<n>` tail, it spells
+    its class's name (ignoring case and underscores)."""
+    objects = []
+    for model in models.values():
+        # Keras 3 has no public walk over nested layers; _flatten_layers and
+        # _seed_generators are what Layer itself uses to collect variables.
+        for layer in model._flatten_layers(include_self=True, recursive=True):
+            objects.append(layer)
+            objects.extend(getattr(layer, "_seed_generators", []))
+    objects.extend(opt for opt in optimizers.values() if opt is not None)
+    names = set()
+    for obj in objects:
+        base = re.sub(r"_\d+$", "", obj.name)
+        if base.replace("_", "").lower() == type(obj).__name__.lower():
+            names.add(base)
+    return names
+
+
+def _without_counters(path: str, auto_names: set[str]) -> str:
+    """`path` with the counter dropped from every Keras auto-name in it, as a
+    path component (`seed_generator_3/...`) or inside an optimizer variable's
+    name (`adam_w/sequential_1_conv1d_2_kernel_momentum`). Names given in the
+    code (`block_0`, `conv_post`) stay as they are."""
+    if not auto_names:
+        return path
+    alternatives = "|".join(sorted(map(re.escape, auto_names), key=len, reverse=True))
+    return re.sub(rf"(?<![A-Za-z0-9])({alternatives})_\d+(?![A-Za-z0-9])", r"\1", path)
+
+
+def _comparable_path(path: str, auto_names: set[str], owner_prefixes: list[tuple]) -> str:
+    """The path compared between checkpoint and model: without counters, and
+    relative to its owners. A path starts with its model's name only when
+    the variable was created inside the model's name scope: a sublayer built
+    in the model's constructor has none (`phone_embedding/embeddings`), the
+    same one built in the model's first call has it
+    (`acoustic/phone_embedding/embeddings`, as checkpoints written before the
+    embedding was built in the constructor hold it). An optimizer's slots
+    carry the optimizer's name, then the model variable's path with `_` for
+    `/`. `owner_prefixes` holds, in order, the alternatives to strip."""
+    path = _without_counters(path, auto_names)
+    for alternatives in owner_prefixes:
+        for prefix in alternatives:
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+                break
+    return path
+
+
+def _owner_prefixes(models: dict, optimizers: dict, auto_names: set[str]) -> dict[str, list]:
+    model_names = tuple(_without_counters(m.name, auto_names) for m in models.values())
+    prefixes = {f"model/{name}": [(_without_counters(model.name, auto_names) + "/",)]
+                for name, model in models.items()}
+    prefixes.update({f"optimizer/{name}": [(_without_counters(opt.name, auto_names) + "/",),
+                                           tuple(m + "_" for m in model_names)]
+                     for name, opt in optimizers.items() if opt is not None})
+    return prefixes
+
+
+def _check_layout(path: str, group: str, stored: list, variables: list, auto_names: set[str],
+                  owner_prefixes: list[tuple]) -> None:
+    """Refuses the first variable whose path or shape differs from the
+    checkpoint's at the same position: values are loaded by position, so a
+    difference means they would land in another variable."""
+    for i in range(max(len(stored), len(variables))):
+        if i >= len(stored):
+            raise CheckpointError(f"checkpoint {path}: {group} has {len(stored)} variables; the "
+                                  f"model's variable {i} {variables[i].path} is not in it "
+                                  f"(another config?)")
+        stored_path, stored_shape = stored[i][0], list(stored[i][1])
+        if i >= len(variables):
+            raise CheckpointError(f"checkpoint {path}: {group} variable {i} {stored_path} has "
+                                  f"no counterpart in the model ({len(variables)} variables; "
+                                  f"another config?)")
+        model_path, model_shape = variables[i].path, list(variables[i].shape)
+        if (_comparable_path(stored_path, auto_names, owner_prefixes)
+                != _comparable_path(model_path, auto_names, owner_prefixes)
+                or stored_shape != model_shape):
+            raise CheckpointError(f"checkpoint {path}: {group} variable {i} is {stored_path} "
+                                  f"{stored_shape} in the checkpoint but {model_path} "
+                                  f"{model_shape} in the model (layers renamed or reordered, "
+                                  f"or another config?)")
 
 
 def checkpoint_path(directory: str, step: int) -> str:
@@ -115,25 +209,25 @@ def read_manifest(path: str) -> dict:
 def restore(path: str, models: dict, optimizers: dict | None = None) -> dict:
     """Loads the named models (and optimizers) from `path`; returns the manifest."""
     data, manifest = _open(path)
+    auto_names = _keras_auto_names(models, optimizers or {})
+    owner_prefixes = _owner_prefixes(models, optimizers or {}, auto_names)
     with data:
         for group, variables in _groups(models, optimizers or {}).items():
             stored = manifest["layout"].get(group)
             if stored is None:
                 raise CheckpointError(f"checkpoint {path} has no {group!r} "
                                       f"(it holds {sorted(manifest['layout'])})")
-            if len(stored) != len(variables):
-                raise CheckpointError(f"checkpoint {path}: {group} has {len(stored)} variables, "
-                                      f"the model has {len(variables)} (another config?)")
+            _check_layout(path, group, stored, variables, auto_names, owner_prefixes[group])
             values = []
-            for i, (v, (stored_path, shape)) in enumerate(zip(variables, stored)):
-                if list(v.shape) != shape:
-                    raise CheckpointError(f"checkpoint {path}: {group} variable {i} "
-                                          f"{stored_path} has shape {shape}, the model's "
-                                          f"{v.path} has {list(v.shape)}")
+            for i, stored_path in enumerate(entry[0] for entry in stored):
                 try:
                     value = data[f"{group}/{i:05d}"]
                 except (KeyError, zipfile.BadZipFile, OSError, ValueError) as e:
                     raise CheckpointError(f"checkpoint {path} is corrupt at {group}/{i}: {e}")
+                if list(value.shape) != list(variables[i].shape):
+                    raise CheckpointError(f"checkpoint {path} is corrupt at {group}/{i}: "
+                                          f"{stored_path} holds shape {list(value.shape)}, its "
+                                          f"layout says {list(variables[i].shape)}")
                 if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                     raise CheckpointError(f"checkpoint {path}: {stored_path} holds NaN/Inf")
                 values.append(value)
