@@ -38,7 +38,7 @@ flags.mark_flags_as_required(["checkpoint", "corpus"])
 
 def held_out_texts(corpus: str, n: int) -> list[str]:
     from bittts_tf.data.cache import FeatureCache
-    from bittts_tf.data.pipeline import split_of
+    from bittts_tf.data.cache import split_of
     cache = FeatureCache(corpus)
     texts = [e.get("text", "") for e in cache.entries if split_of(e["utt_id"]) == "validation"]
     texts = [t for t in texts if t][:n]

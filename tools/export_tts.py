@@ -27,8 +27,7 @@ import numpy as np
 
 from absl import flags
 
-from bittts_tf.data import pipeline
-from bittts_tf.data.cache import CacheError, FeatureCache
+from bittts_tf.data.cache import CacheError, FeatureCache, split_entries
 from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.export import converter as converter_lib
 from bittts_tf.export import tts_graphs
@@ -69,7 +68,7 @@ def calibration_utterances(cache_dir: str, count: int, synthesizer) -> list[dict
     if (audio.sample_rate, audio.hop_length) != (model_audio.sample_rate, model_audio.hop_length):
         raise ValueError(f"{cache_dir}: {audio.sample_rate} Hz, hop {audio.hop_length}; the model "
                          f"has {model_audio.sample_rate} Hz, hop {model_audio.hop_length}")
-    entries = pipeline.split_entries(cache, "train")
+    entries = split_entries(cache, "train")
     if not entries:
         raise ValueError(f"{cache_dir}: no training-split utterances")
     chosen = np.unique(np.linspace(0, len(entries) - 1, min(count, len(entries))).round().astype(int))

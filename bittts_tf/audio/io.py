@@ -69,6 +69,25 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
                             res_type="soxr_hq").astype(np.float32)
 
 
+# Samples kept as int16 (the feature cache, pocketsphinx's input) use one
+# scale both ways: full scale maps to 32767, so a float in [-1, 1] comes back
+# within half a step and +1 and -1 come back exactly.
+PCM16_SCALE = 32767.0
+
+
+def to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples (clipped to [-1, 1]) as int16 at PCM16_SCALE."""
+    return np.round(np.clip(np.asarray(audio), -1, 1) * PCM16_SCALE).astype(np.int16)
+
+
+def from_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float32 samples from int16 ones written by to_pcm16; float input passes through."""
+    samples = np.asarray(samples)
+    if samples.dtype == np.int16:
+        return samples.astype(np.float32) / np.float32(PCM16_SCALE)
+    return samples.astype(np.float32)
+
+
 WAV_SUBTYPES = ("PCM_16", "FLOAT")
 
 

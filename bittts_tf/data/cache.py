@@ -37,7 +37,7 @@ from bittts_tf.audio.features import (
     frame_features,
     phone_average,
 )
-from bittts_tf.audio.io import AudioError, load_wav
+from bittts_tf.audio.io import AudioError, load_wav, to_pcm16
 from bittts_tf.data.corpus import Utterance
 from bittts_tf.fileio import atomic_write, atomic_write_json, remove_stale_temps
 from bittts_tf.data.report import SkipReport
@@ -114,7 +114,7 @@ def extract_utterance(task: dict) -> dict:
         "mel": feats["mel"],
         "f0": feats["f0"],
         "energy": feats["energy"],
-        "audio": np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16),
+        "audio": to_pcm16(audio),
         "speaker": np.int32(task["speaker_id"]),
         "fingerprint": np.str_(task["fingerprint"]),
         "signature": np.str_(task["signature"]),
@@ -154,6 +154,31 @@ def _reusable(path: str, fingerprint: str, signature: str) -> dict | None:
                     "n_samples": int(z["audio"].shape[0])}
     except (OSError, ValueError, KeyError, EOFError):
         return None
+
+
+# --- splits --------------------------------------------------------------------
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(utt_id: str, validation_fraction: float = 0.05, test_fraction: float = 0.05) -> str:
+    """The split of an utterance: fixed by a hash of its id, so it does not
+    move when utterances are added or the cache is rebuilt."""
+    digest = hashlib.sha256(("bittts-split:" + utt_id).encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + validation_fraction:
+        return "validation"
+    return "train"
+
+
+def split_entries(cache: "FeatureCache", split: str, validation_fraction: float = 0.05,
+                  test_fraction: float = 0.05) -> list[dict]:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    return [e for e in cache.entries
+            if split_of(e["utt_id"], validation_fraction, test_fraction) == split]
 
 
 # --- driver side ----------------------------------------------------------------

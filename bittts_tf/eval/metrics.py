@@ -18,6 +18,7 @@ import scipy.signal
 
 from bittts_tf.audio.config import AudioConfig
 from bittts_tf.audio.features import log_mel
+from bittts_tf.audio.io import to_pcm16
 
 # 10 / ln 10 * sqrt(2): the usual dB scaling of the cepstral distance.
 MCD_CONSTANT = 10.0 / math.log(10.0) * math.sqrt(2.0)
@@ -143,7 +144,7 @@ class Recognizer:
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
         audio = to_metric_rate(audio, sample_rate)
-        pcm = np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        pcm = to_pcm16(audio)
         self.decoder.start_utt()
         self.decoder.process_raw(pcm.tobytes(), full_utt=True)
         self.decoder.end_utt()

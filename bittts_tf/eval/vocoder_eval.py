@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from bittts_tf import fileio
-from bittts_tf.audio.io import save_wav
+from bittts_tf.audio.io import from_pcm16, save_wav
 from bittts_tf.eval import metrics
 
 
@@ -32,9 +32,7 @@ def evaluate(generator, utterances: list[dict], audio_config, texts: list[str] |
     if audio_dir:
         os.makedirs(audio_dir, exist_ok=True)
     for i, u in enumerate(utterances):
-        reference = np.asarray(u["audio"])
-        if reference.dtype == np.int16:
-            reference = reference.astype(np.float32) / 32768.0
+        reference = from_pcm16(u["audio"])
         synthesized = np.asarray(generator(np.asarray(u["mel"], np.float32)[None])[0])
         n = min(len(reference), len(synthesized))
         reference, synthesized = reference[:n], synthesized[:n]

@@ -16,9 +16,9 @@ import numpy as np
 
 from bittts_tf.quant import quantized_layers
 from bittts_tf.quant.quantizers import FLOAT_BITS, TERNARY_BITS
-
-TRITS_PER_BYTE = 5
-SCALE_BYTES = 4
+# The packed format's constants, from the one spec the encoder, the C
+# decoder and the converter share.
+from bittts_tf.quant.spec import SCALE_BYTES, TRITS_PER_BYTE
 
 
 @dataclasses.dataclass

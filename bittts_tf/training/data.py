@@ -1,9 +1,13 @@
 """Padded, resumable training batches from a list of utterances.
 
-An utterance is a dict of numpy arrays as the feature cache stores them:
-phonemes [N], mel [T, n_mels], f0 [T], energy [T], audio [n] (int16 or
-float), speaker (scalar) and optionally durations [N] (ground truth, used only
-to measure alignment or behind a flag).
+The project's one input pipeline: training, held-out evaluation and the
+tools that batch utterances all go through it. An utterance is a dict of
+numpy arrays as the feature cache stores them (bittts_tf.data.cache; which
+utterances train and which are held out: cache.split_of): phonemes [N],
+mel [T, n_mels], f0 [T], energy [T], audio [n] (int16 at
+bittts_tf.audio.io.PCM16_SCALE, or float), speaker (scalar) and optionally
+durations [N] (ground truth, used only to measure alignment or behind a
+flag).
 
 The batch order is a pure function of (seed, batch index): epoch e uses the
 permutation drawn from seed + e, so resuming at batch k after a kill replays
@@ -15,15 +19,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from bittts_tf.audio.io import from_pcm16
+
 BATCH_KEYS = ("phonemes", "phoneme_lengths", "mels", "mel_lengths", "f0", "energy", "speakers",
               "durations", "audio")
-
-
-def _audio_float(audio) -> np.ndarray:
-    audio = np.asarray(audio)
-    if audio.dtype == np.int16:
-        return audio.astype(np.float32) / 32768.0
-    return audio.astype(np.float32)
 
 
 def pad_batch(utterances: list[dict], hop_length: int) -> dict[str, np.ndarray]:
@@ -52,7 +51,7 @@ def pad_batch(utterances: list[dict], hop_length: int) -> dict[str, np.ndarray]:
         batch["speakers"][i] = int(u.get("speaker", 0))
         if "durations" in u:
             batch["durations"][i, :n] = u["durations"]
-        audio = _audio_float(u["audio"])[:t * hop_length]
+        audio = from_pcm16(u["audio"])[:t * hop_length]
         batch["audio"][i, :len(audio)] = audio
     return batch
 

@@ -67,7 +67,7 @@ class Corpus:
 
 def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
     """`synthetic:N` (tests, smoke runs; the first utterances are held out) or
-    a feature-cache directory (held out: the data pipeline's validation split,
+    a feature-cache directory (held out: the cache's validation split,
     so every model of the project is evaluated on the same utterances)."""
     if spec.startswith("synthetic:"):
         from bittts_tf.training.synthetic import synthetic_corpus
@@ -79,8 +79,7 @@ def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
         return Corpus(utterances[n_held_out:], utterances[:n_held_out],
                       [f"synthetic_{i}" for i in range(n_held_out)], [""] * n_held_out,
                       front_end, 1)
-    from bittts_tf.data.cache import FeatureCache
-    from bittts_tf.data.pipeline import split_of
+    from bittts_tf.data.cache import FeatureCache, split_of
     cache = FeatureCache(spec)
     if cache.audio_config != audio_config:
         raise ValueError(f"corpus {spec} was built for {cache.audio_config}, the model config "
