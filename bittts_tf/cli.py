@@ -140,11 +140,18 @@ def _filter_loop(read_end: int, write_end: int, noise: re.Pattern) -> None:
         os._exit(0)
 
 
+class ToolError(Exception):
+    """A tool's own refusal of its input (the message names the input)."""
+
+
 def refuses_input(error: BaseException) -> bool:
     """True for the errors that mean "bad input", not "bug": the classes the
-    package or the running tool define (each names what was wrong), and
-    OSError (a file missing, unreadable, or in the way)."""
-    if isinstance(error, OSError):
+    package or the running tool define (each names what was wrong), absl's
+    UsageError (a bad flag), and OSError (a file missing, unreadable, or in
+    the way)."""
+    from absl import app
+
+    if isinstance(error, (OSError, app.UsageError)):
         return True
     if not isinstance(error, Exception):
         return False
@@ -166,6 +173,17 @@ def tool_name() -> str:
     return os.path.splitext(os.path.basename(sys.argv[0] or "tool"))[0]
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a bad flag refused in one line too (absl's own
+    parser adds a second line and, for a UsageError, the whole docstring)."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        sys.exit(f"{tool_name()}: {one_line(error)} (--helpshort lists the flags)")
+
+
 def run(main: Callable[[list[str]], object]) -> None:
     """absl.app.run(main), with bad input refused in one line (exit status 1)."""
     from absl import app
@@ -179,4 +197,4 @@ def run(main: Callable[[list[str]], object]) -> None:
             sys.stdout.flush()
             sys.exit(f"{tool_name()}: {one_line(error)}")
 
-    app.run(guarded_main)
+    app.run(guarded_main, flags_parser=_parse_flags)

@@ -93,7 +93,8 @@ def main(argv):
     load = load_ljspeech if FLAGS.layout == "ljspeech" else load_libritts
     utterances, report = load(FLAGS.corpus_dir, min_seconds=0.0, max_seconds=float("inf"))
     if not utterances:
-        raise app.UsageError(f"{FLAGS.corpus_dir}: no usable utterances\n{report.summary()}")
+        print(report.summary())
+        raise cli.ToolError(f"{FLAGS.corpus_dir}: no usable utterances (the reasons are above)")
 
     seconds = {}
     for u in utterances:

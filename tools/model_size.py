@@ -20,7 +20,7 @@ from bittts_tf.models import build, configs, size
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "paper", sorted(configs.PRESETS), "Model config preset.")
 flags.DEFINE_enum("quantize", "all", configs.QUANTIZE_SCOPES, "Which models are quantized.")
-flags.DEFINE_string("weight_bits", "1.58", "Weight precision of quantized layers: 1.58|2|4|8.")
+flags.DEFINE_enum("weight_bits", "1.58", ["1.58", "2", "4", "8"], "Weight precision of quantized layers.")
 flags.DEFINE_boolean("list_layers", False, "Also print every quantized layer.")
 
 MB = 1e6

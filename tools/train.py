@@ -24,6 +24,7 @@ from absl import app, flags
 from bittts_tf.models import configs
 from bittts_tf.training import run
 from bittts_tf.training.config import FORWARD_SUMS, MODES
+from bittts_tf.training.distribute import PRECISIONS, STRATEGIES
 
 FLAGS = flags.FLAGS
 _DEFAULTS = run.RunOptions(output_dir="")  # one home for every default
@@ -85,6 +86,14 @@ flags.DEFINE_string("init_from", "",
                     "--output_dir has none: weights, optimizer state, step, data position and CPU "
                     "time carry over; the configs come from the flags. For QAT after float "
                     "pre-training: --quantize=acoustic --init_from=runs/float.")
+flags.DEFINE_enum("strategy", _DEFAULTS.strategy, list(STRATEGIES),
+                  "tf.distribute strategy: default (one device), mirrored (every local GPU; "
+                  "the CPU when there is none) or multi_worker (the machines of TF_CONFIG; every "
+                  "worker runs the same command on a shared --output_dir). --batch_size is the "
+                  "global batch, split evenly over the replicas; only the chief writes.")
+flags.DEFINE_enum("precision", _DEFAULTS.precision, list(PRECISIONS),
+                  "float32, or mixed precision for accelerators (the quantizers, the alignment "
+                  "and the losses stay float32; mixed_float16 scales the loss dynamically).")
 flags.mark_flag_as_required("output_dir")
 
 
@@ -104,7 +113,7 @@ def main(argv):
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "stft_loss_weight", "teacher_acoustic",
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
-        "max_cpu_minutes", "seed", "init_from")},
+        "max_cpu_minutes", "seed", "init_from", "strategy", "precision")},
         acoustic_overrides=acoustic_overrides, vocoder_overrides=vocoder_overrides)
     result = run.train(options)
     print(f"finished at step {result['step']} after {result['cpu_seconds'] / 60:.1f} CPU minutes; "

@@ -191,13 +191,20 @@ class FeatureCache:
         path = os.path.join(cache_dir, "manifest.json")
         if not os.path.isfile(path):
             raise CacheError(f"{cache_dir}: no manifest.json; build the cache first")
-        with open(path, encoding="utf-8") as f:
-            self.manifest = json.load(f)
-        self.audio_config = AudioConfig.from_dict(self.manifest["audio_config"])
-        self.front_end = FrontEnd.from_dict(self.manifest["front_end"])
-        self.speakers: dict[str, int] = self.manifest["speakers"]
-        self.entries: list[dict] = self.manifest["entries"]
-        self.report = SkipReport.from_list(self.manifest["skipped"])
+        try:
+            with open(path, encoding="utf-8") as f:
+                self.manifest = json.load(f)
+            self.audio_config = AudioConfig.from_dict(self.manifest["audio_config"])
+            self.front_end = FrontEnd.from_dict(self.manifest["front_end"])
+            self.speakers: dict[str, int] = self.manifest["speakers"]
+            self.entries: list[dict] = self.manifest["entries"]
+            self.report = SkipReport.from_list(self.manifest["skipped"])
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CacheError(f"{path}: not a readable cache manifest ({e}); rebuild the "
+                             "cache") from None
+        except (KeyError, TypeError, AttributeError) as e:
+            raise CacheError(f"{path}: not a cache manifest of this version (no {e}); "
+                             "rebuild the cache") from None
         self.stats: dict = self.manifest.get("build", {})
 
     def __len__(self) -> int:

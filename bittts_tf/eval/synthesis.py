@@ -16,6 +16,10 @@ from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import checkpoints
 
 
+class SynthesisError(ValueError):
+    """Bad input to synthesis (an unknown speaker)."""
+
+
 def resolve(path: str) -> str:
     """A checkpoint file, or a run / checkpoints directory (its newest checkpoint)."""
     if os.path.isdir(path):
@@ -57,6 +61,12 @@ class Synthesizer:
         return self.mel_of_ids(self.front_end.encode(text), duration_scale, speaker)
 
     def mel_of_ids(self, ids, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
+        n_speakers = self.config.acoustic.n_speakers
+        if not 0 <= speaker < n_speakers:
+            # Caught here: the embedding lookup would fail deep in TensorFlow, or,
+            # for a one-speaker model, silently ignore the id.
+            raise SynthesisError(f"speaker {speaker} is unknown: {self.checkpoint} has "
+                                 f"{n_speakers} speaker(s), ids 0..{n_speakers - 1}")
         ids = np.asarray([ids], np.int32)
         speakers = np.asarray([speaker], np.int32) if self.config.acoustic.n_speakers > 1 else None
         mel, lengths, _ = self.acoustic.infer(ids, np.asarray([ids.shape[1]], np.int32), speakers,

@@ -27,6 +27,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from bittts_tf.export import converter as converter_lib
 from bittts_tf.export import tflite_file
 from bittts_tf.models.frame_vocoder import FrameVocoder, receptive_field
+from bittts_tf.models import variance
 from bittts_tf.quant import layers as qlayers
 
 TEXT_GRAPH = "text"
@@ -197,10 +198,10 @@ def size_summary(graph: ConvertedGraph) -> dict:
 
 
 
-# Caps of length regulation: a phoneme held over 1.2 s, or a segment over
-# 24 s (16 kHz, hop 256), is a duration predictor gone wrong, not speech.
-MAX_FRAMES_PER_TOKEN = 75
-MAX_FRAMES_PER_SEGMENT = 1500
+# The caps of length regulation, written into the manifest (their one home is
+# the acoustic model's variance module, whose Keras inference applies them too).
+MAX_FRAMES_PER_TOKEN = variance.MAX_FRAMES_PER_TOKEN
+MAX_FRAMES_PER_SEGMENT = variance.MAX_FRAMES_PER_SEGMENT
 
 
 def manifest(model_config, front_end, shapes: GraphShapes, graphs: dict[str, bytes],

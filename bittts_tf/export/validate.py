@@ -1,4 +1,30 @@
-"""Checks a converted model: LiteRT against Keras, and the C decoder against numpy."""
+"""Checks a converted model: LiteRT against Keras, and the C decoder against numpy.
+
+The pass/fail bound (`verdict`):
+
+* Interface: the .tflite takes as many inputs and gives as many outputs as
+  the Keras model, position by position of the same rank and the same known
+  sizes; outputs are compared position by position, so swapped outputs fail
+  on their values even when their shapes agree.
+* Float activations: relative max-norm error at most `tolerance` (1e-5):
+  both compute the same float32 ops, in another order.
+* 8-bit activations (absmax, codes -128..127, one step = max|x| / 128 of the
+  layer's normalized input): Keras rounds x * 128 / max|x| and LiteRT rounds
+  the same float32 value computed in another order. The two values differ by
+  a few float32 ulps of numbers below 128, about 1e-5 of a step, so
+
+  - no code may differ by more than one step (a tie resolved the other way
+    moves a value to the neighbouring code, never further);
+  - few codes may differ at all: a value lands within 1e-5 of a half-step
+    with probability about 2e-5, and a flip upstream moves the inputs of
+    the layers after it, which flip more; `max_flip_share` (1e-3) leaves
+    that a factor of 50;
+  - the output may then move by what the flipped steps move it:
+    `activation_tolerance` (2 / 128, two steps of an 8-bit grid relative to
+    the output's max-norm); when no code differs, the float bound applies.
+  A graph that computes anything else (a changed weight or bias, a missing
+  op, another output) misses these by orders of magnitude.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +39,38 @@ from bittts_tf.quant import layers as qlayers
 from bittts_tf.quant import quantizers, spec
 
 _ROUND = schema.BuiltinOperator.ROUND
+
+FLOAT_TOLERANCE = 1e-5
+ACTIVATION_TOLERANCE = 2.0 / 128
+MAX_FLIP_SHARE = 1e-3
+
+
+class ValidationError(ValueError):
+    """A .tflite that does not have its Keras model's interface."""
+
+
+def _known_dims(shape) -> list:
+    return [None if d is None or int(d) < 0 else int(d) for d in shape]
+
+
+def check_interface(keras_model: keras.Model, tflite_bytes: bytes, name: str = "the .tflite") -> None:
+    """Same number of inputs and outputs, and at each position the same rank
+    and the same known sizes (batch and unknown dimensions aside)."""
+    interpreter = runtime.make_interpreter(tflite_bytes)
+    for kind, keras_shapes, details in (
+            ("input", [t.shape for t in keras_model.inputs], interpreter.get_input_details()),
+            ("output", [t.shape for t in keras_model.outputs], interpreter.get_output_details())):
+        if len(details) != len(keras_shapes):
+            raise ValidationError(f"{name} has {len(details)} {kind}(s), the Keras model "
+                                  f"{len(keras_shapes)}")
+        for position, (keras_shape, detail) in enumerate(zip(keras_shapes, details)):
+            lite = _known_dims(detail.get("shape_signature", detail["shape"]))
+            ours = _known_dims(keras_shape)
+            same = len(lite) == len(ours) and all(
+                a is None or b is None or a == b for a, b in zip(lite[1:], ours[1:]))
+            if not same:
+                raise ValidationError(f"{name}: {kind} {position} has shape {lite}, the Keras "
+                                      f"model's {kind} {position} {ours}")
 
 
 def max_norm_relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
@@ -34,10 +92,31 @@ def random_inputs(keras_model: keras.Model, batch: int, length: int, seed: int) 
 @dataclasses.dataclass
 class LiteRTComparison:
     max_abs_err: float
-    rel_err: float
+    rel_err: float                      # the worst output's
     quantized_activations: bool
     rounding_flips: int | None = None
     rounded_values: int | None = None
+    largest_code_change: int | None = None   # in quantization steps
+    output_rel_errs: list[float] | None = None
+
+    def verdict(self, tolerance: float = FLOAT_TOLERANCE,
+                activation_tolerance: float = ACTIVATION_TOLERANCE,
+                max_flip_share: float = MAX_FLIP_SHARE) -> list[str]:
+        """What fails the module docstring's bound; empty when it passes."""
+        failures = []
+        flips = self.rounding_flips or 0
+        if self.quantized_activations:
+            if self.largest_code_change > 1:
+                failures.append(f"an activation code differs by {self.largest_code_change} "
+                                "steps (at most 1: a tie rounded the other way)")
+            if self.rounding_flip_share > max_flip_share:
+                failures.append(f"{self.rounding_flip_share:.2e} of the activation codes "
+                                f"differ (at most {max_flip_share:.0e})")
+        bound = activation_tolerance if flips else tolerance
+        if not self.rel_err <= bound:   # NaN fails too
+            failures.append(f"relative (max-norm) output error {self.rel_err:.3e} is over "
+                            f"{bound:.1e} ({flips} activation code(s) differ)")
+        return failures
 
     @property
     def rounding_flip_share(self) -> float | None:
@@ -64,13 +143,15 @@ def _keras_activation_codes(keras_model, inputs) -> list[np.ndarray]:
 
 
 def _litert_round_outputs(interpreter, tflite_bytes: bytes) -> list[np.ndarray]:
+    """The outputs of every ROUND op, subgraph by subgraph (a while loop or
+    a call puts ops in subgraphs after the first)."""
     model = tflite_file.parse_model(tflite_bytes)
-    subgraph = model.subgraphs[0]
     outputs = []
-    for op in subgraph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == _ROUND:
-            outputs.append(interpreter.get_tensor(int(op.outputs[0])))
+    for index, subgraph in enumerate(model.subgraphs):
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == _ROUND:
+                outputs.append(interpreter.get_tensor(int(op.outputs[0]), index))
     return outputs
 
 
@@ -78,23 +159,35 @@ def compare_litert_keras(keras_model: keras.Model, tflite_bytes: bytes,
                          inputs: list[np.ndarray]) -> LiteRTComparison:
     """Runs both on `inputs`; with activation quantization, also counts the
     activations that LiteRT rounded to a different integer than Keras."""
+    check_interface(keras_model, tflite_bytes)
     act_layers = [l for l in qlayers.quantized_layers(keras_model) if l.quantize_activations]
     interpreter = runtime.make_interpreter(tflite_bytes, preserve_all_tensors=bool(act_layers))
     actual = runtime.run_interpreter(interpreter, inputs)
     expected = keras_model(list(inputs) if len(keras_model.inputs) > 1 or isinstance(keras_model.input, list) else inputs[0])
     expected = [np.asarray(e) for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
+    if len(actual) != len(expected):
+        raise ValidationError(f"the .tflite gave {len(actual)} outputs, Keras {len(expected)}")
+    for position, (a, e) in enumerate(zip(actual, expected)):
+        if a.shape != e.shape:
+            raise ValidationError(f"output {position}: the .tflite gave shape {a.shape}, "
+                                  f"Keras {e.shape}")
     max_abs = max(float(np.max(np.abs(a - e))) for a, e in zip(actual, expected))
-    rel = max(max_norm_relative_error(a, e) for a, e in zip(actual, expected))
-    result = LiteRTComparison(max_abs, rel, bool(act_layers))
+    rel_errs = [max_norm_relative_error(a, e) for a, e in zip(actual, expected)]
+    result = LiteRTComparison(max_abs, max(rel_errs), bool(act_layers), output_rel_errs=rel_errs)
     if act_layers:
         keras_codes = _keras_activation_codes(keras_model, inputs)
         litert_codes = _litert_round_outputs(interpreter, tflite_bytes)
         if len(litert_codes) != len(keras_codes):
             raise RuntimeError(f"{len(keras_codes)} activation-quantized layers but "
                                f"{len(litert_codes)} ROUND ops in the converted model")
-        result.rounding_flips = int(sum(np.count_nonzero(k != l.reshape(k.shape))
-                                        for k, l in zip(keras_codes, litert_codes)))
+        for k, l in zip(keras_codes, litert_codes):
+            if k.size != l.size:
+                raise RuntimeError(f"an activation-quantized layer rounds {k.size} values in "
+                                   f"Keras, its ROUND op {l.size}")
+        changes = [np.abs(k - l.reshape(k.shape)) for k, l in zip(keras_codes, litert_codes)]
+        result.rounding_flips = int(sum(np.count_nonzero(c) for c in changes))
         result.rounded_values = int(sum(k.size for k in keras_codes))
+        result.largest_code_change = int(max(float(np.max(c, initial=0)) for c in changes))
     return result
 
 

@@ -77,8 +77,21 @@ def token_average(frame_values, alignment, frame_weights=None):
     return tf.math.divide_no_nan(total, count)
 
 
-def durations_from_log(log_durations, text_weights, scale=1.0):
-    """Predicted frames per token: round(scale * (exp(d) - 1)), at least 1 on valid tokens."""
+# Caps of length regulation: a phoneme held over 1.2 s, or a segment over
+# 24 s (16 kHz, hop 256), is a duration predictor gone wrong, not speech. The
+# one home of both numbers: the Keras inference below caps each phoneme, and
+# an export writes both into the model folder's manifest, which the runtime
+# (bittts_tf.runtime.tts.regulate_durations) and the firmware read.
+MAX_FRAMES_PER_TOKEN = 75
+MAX_FRAMES_PER_SEGMENT = 1500
+
+
+def durations_from_log(log_durations, text_weights, scale=1.0,
+                       max_frames_per_token=MAX_FRAMES_PER_TOKEN):
+    """Predicted frames per token: round(scale * (exp(d) - 1)), at least 1 and at
+    most `max_frames_per_token` on valid tokens. The cap comes before the
+    integer cast, so a bad model (exp overflowing to inf, a NaN) cannot make
+    the length regulator allocate without bound: at most the cap per token."""
     frames = tf.round(scale * (tf.exp(log_durations) - 1.0))
     return tf.cast(tf.maximum(frames, 1.0) * text_weights[..., 0], tf.int32)
 

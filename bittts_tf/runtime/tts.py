@@ -54,8 +54,13 @@ def regulate_durations(log_durations: np.ndarray, length: int, scale: float,
     frames on any machine: exp in float64 rounded to float32 (float32 exp
     differs by an ulp between numpy's SIMD code and C libraries), the rest in
     float32, the cap applied before any integer cast."""
+    log_durations = np.asarray(log_durations[:length])
+    if not np.all(np.isfinite(log_durations)):
+        # The firmware refuses these too (BITTTS_ERR_VALUE): no duration to cap.
+        raise SynthesisError(f"the text graph predicted {int(np.sum(~np.isfinite(log_durations)))} "
+                             "non-finite log-duration(s): the model is broken")
     with np.errstate(over="ignore"):
-        e = np.exp(log_durations[:length].astype(np.float64)).astype(np.float32)
+        e = np.exp(log_durations.astype(np.float64)).astype(np.float32)
     frames = np.round(np.float32(scale) * (e - np.float32(1.0)))
     notes = []
     over = frames > max_per_token
