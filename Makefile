@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 BUILD := build
 
 CFLAGS := -std=c99 -O2 -Wall -Wextra -Werror -fPIC
+# The sanitizer builds of the unit tests: any report (a signed overflow too)
+# ends the run with a failure instead of printing and going on.
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CORE_SRC := tflite/bittts_ternary.c
 CORE_HDR := tflite/bittts_ternary.h tflite/bittts_spec.h
 LITERT_SRC := tflite/bittts_litert_op.c tflite/bittts_litert_register.c
@@ -70,9 +73,11 @@ $(BUILD)/libbittts_ternary.so: $(CORE_SRC) $(CORE_HDR)
 
 # Links nothing from TensorFlow: the registerer finds the interpreter's own
 # MutableOpResolver::AddCustom at run time (see bittts_litert_register.c).
+# Hidden visibility: exports only the registerer, its diagnostics and the
+# kernel's guards (BITTTS_LITERT_EXPORT); Python loads it RTLD_LOCAL.
 $(BUILD)/libbittts_litert.so: $(CORE_SRC) $(CORE_HDR) $(LITERT_SRC) $(LITERT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -shared -o $@ $(CORE_SRC) $(LITERT_SRC) -ldl
+	$(CC) $(CFLAGS) -fvisibility=hidden -shared -o $@ $(CORE_SRC) $(LITERT_SRC) -ldl
 
 # Hidden visibility: the wheel's _runtime.so binds lazily, so any symbol we
 # exported under a TFLM name (MicroPrintf, ...) could capture its calls.
@@ -93,8 +98,7 @@ $(BUILD)/test_ternary_decode: tests/c/test_ternary_decode.c $(CORE_SRC) $(CORE_H
 
 $(BUILD)/test_ternary_decode_asan: tests/c/test_ternary_decode.c $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -o $@ \
-	  tests/c/test_ternary_decode.c $(CORE_SRC)
+	$(CC) $(CFLAGS) -g -O1 $(SANITIZE) -o $@ tests/c/test_ternary_decode.c $(CORE_SRC)
 
 $(BUILD)/test_stream: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR)
 	@mkdir -p $(BUILD)
@@ -102,8 +106,7 @@ $(BUILD)/test_stream: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR)
 
 $(BUILD)/test_stream_asan: tests/c/test_stream.c $(STREAM_SRC) $(STREAM_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -fno-omit-frame-pointer -o $@ tests/c/test_stream.c $(STREAM_SRC) -lm
+	$(CC) $(CFLAGS) -g -O1 $(SANITIZE) -o $@ tests/c/test_stream.c $(STREAM_SRC) -lm
 
 test-c: $(BUILD)/test_ternary_decode $(BUILD)/test_ternary_decode_asan $(BUILD)/test_stream $(BUILD)/test_stream_asan
 	$(BUILD)/test_ternary_decode

@@ -576,7 +576,7 @@ def test_cortex_m_decode_benchmark(tmp_path):
         cost = {name: row["instructions_per_weight"]
                 for name, row in report[cpu]["decoders"].items()}
         assert cost["f32_naive"] > cost["f32_mulshift"] > cost["f32_table_prefilled"] > 0
-        assert cost["f32_table_with_fill"] >= cost["f32_table_prefilled"]
+        assert cost["f32_static_table"] > 0  # the trit table times the scale, no RAM table
         assert cost["i8_table"] > 0 and cost["f32_2bit_unpack"] > 0
 
 

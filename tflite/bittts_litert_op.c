@@ -1,15 +1,225 @@
 /* BitTTSTernaryDecode (format version 2) for the LiteRT / TFLite interpreter.
  * inputs:  0 packed indices, int8 [ceil(n / 5)], balanced ternary
- *          1 scale, float32 [1]
- * output:  0 weights, float32 (trit * scale) or int8 (trit), any shape of n. */
+ *          1 scale, float32 [1], finite
+ * output:  0 weights, float32 (trit * scale) or int8 (trit), any shape of n.
+ *
+ * The runtime's records are read through our own declarations
+ * (litert_abi.h), so Prepare first runs the layout guards declared in
+ * bittts_litert_op.h on the context and the node, and both Prepare and Eval
+ * check every tensor record they read. tests/c/fuzz_litert_kernel.c drives
+ * Prepare and Eval with fake contexts; tests/test_litert_layout_guards.py
+ * plants wrong layouts. */
+#define _GNU_SOURCE
 #include "bittts_litert_op.h"
 
+#include <link.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "bittts_spec.h"
 #include "bittts_ternary.h"
 
+/* The declarations' sizes and offsets on LP64 (x86-64, aarch64 Linux), as the
+ * pinned runtime lays the records out: an edit that moves a field fails here. */
+#if UINTPTR_MAX == 0xFFFFFFFFFFFFFFFFu
+#define LAYOUT_ASSERT(name, cond) typedef char bittts_layout_##name[(cond) ? 1 : -1]
+LAYOUT_ASSERT(tensor_size, sizeof(TfLiteTensor) == 112);
+LAYOUT_ASSERT(tensor_bytes, offsetof(TfLiteTensor, bytes) == 40);
+LAYOUT_ASSERT(tensor_name, offsetof(TfLiteTensor, name) == 56);
+LAYOUT_ASSERT(tensor_quantization, offsetof(TfLiteTensor, quantization) == 80);
+LAYOUT_ASSERT(node_custom_size, offsetof(TfLiteNode, custom_initial_data_size) == 56);
+LAYOUT_ASSERT(context_report_error, offsetof(TfLiteContext, ReportError) == 40);
+LAYOUT_ASSERT(registration_size, sizeof(TfLiteRegistration) == 88);
+LAYOUT_ASSERT(registration_custom_name, offsetof(TfLiteRegistration, custom_name) == 48);
+LAYOUT_ASSERT(registration_inplace, offsetof(TfLiteRegistration, inplace_operator) == 80);
+#undef LAYOUT_ASSERT
+#endif
+
+/* TfLiteAllocationType runs from kTfLiteMemNone (0) to kTfLiteVariantObject
+ * (7); TfLiteQuantizationType from kTfLiteNoQuantization (0) to
+ * kTfLiteAffineQuantization (1); BuiltinOperator_CUSTOM is 32. */
+enum { kMaxAllocationType = 7, kMaxQuantizationType = 1, kBuiltinCustom = 32 };
+
 enum { kPackedInput = 0, kScaleInput = 1, kWeightsOutput = 0 };
+
+#define LAYOUT_HINT \
+  " (tflite/litert_abi.h declares the runtime of " BITTTS_PINNED_RUNTIMES_TEXT \
+  ": install the versions in requirements.lock)"
+
+static __thread char guard_message[480];
+static char kernel_error[600];
+static char refused_runtime[480];
+
+static const char *layout_error(const char *format, ...) {
+  char what[240];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(what, sizeof what, format, args);
+  va_end(args);
+  snprintf(guard_message, sizeof guard_message, "%s: runtime layout mismatch: %s" LAYOUT_HINT,
+           BITTTS_OP_NAME, what);
+  return guard_message;
+}
+
+const char *bittts_litert_kernel_error(void) { return kernel_error; }
+
+void bittts_litert_refuse_runtime(const char *message) {
+  snprintf(refused_runtime, sizeof refused_runtime, "%s", message ? message : "");
+}
+
+/* --- Where an address lies: code of a loaded object, its data, or neither. */
+
+enum { kNotLoaded = 0, kLoadedCode = 1, kLoadedData = 2 };
+
+typedef struct {
+  uintptr_t address;
+  int where;
+} AddressSearch;
+
+static int find_segment(struct dl_phdr_info *info, size_t size, void *arg) {
+  AddressSearch *search = (AddressSearch *)arg;
+  int i;
+  (void)size;
+  for (i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr) *segment = &info->dlpi_phdr[i];
+    uintptr_t start = (uintptr_t)info->dlpi_addr + (uintptr_t)segment->p_vaddr;
+    if (segment->p_type == PT_LOAD && search->address - start < segment->p_memsz) {
+      search->where = (segment->p_flags & PF_X) ? kLoadedCode : kLoadedData;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int address_kind(const void *address) {
+  AddressSearch search;
+  search.address = (uintptr_t)address;
+  search.where = kNotLoaded;
+  dl_iterate_phdr(find_segment, &search);
+  return search.where;
+}
+
+static int is_code(const void *address) {
+  return address != NULL && address_kind(address) == kLoadedCode;
+}
+
+/* A pointer to records of `alignment`: not NULL, aligned, not into code. */
+static int plausible_data(const void *address, size_t alignment) {
+  return address != NULL && (uintptr_t)address % alignment == 0 && !is_code(address);
+}
+
+/* --- The guards. */
+
+const char *bittts_litert_check_context(const TfLiteContext *context) {
+  if (context == NULL) return layout_error("the context pointer is NULL");
+  if (context->tensors_size < 1 || context->tensors_size > BITTTS_LITERT_MAX_TENSORS)
+    return layout_error("context tensor count %zu is outside 1..%d", context->tensors_size,
+                        BITTTS_LITERT_MAX_TENSORS);
+  if (!plausible_data(context->tensors, _Alignof(TfLiteTensor)))
+    return layout_error("context tensors pointer %p is NULL, misaligned or into code",
+                        (void *)context->tensors);
+  if ((uintptr_t)context->tensors > UINTPTR_MAX - context->tensors_size * sizeof(TfLiteTensor))
+    return layout_error("context tensors run past the end of memory");
+  if (!plausible_data(context->impl_, sizeof(void *)))
+    return layout_error("context impl_ pointer %p is NULL, misaligned or into code",
+                        context->impl_);
+  if (!is_code((const void *)context->ReportError))
+    return layout_error("context ReportError is not code of a loaded object");
+  if (!is_code(context->ResizeTensor))
+    return layout_error("context ResizeTensor is not code of a loaded object");
+  if (!is_code(context->GetExecutionPlan))
+    return layout_error("context GetExecutionPlan is not code of a loaded object");
+  return NULL;
+}
+
+/* An index list of the node: NULL only where allowed, aligned, a bounded
+ * size, every index a tensor of the context (or -1 where allowed). */
+static const char *check_index_list(const TfLiteContext *context, const TfLiteIntArray *list,
+                                    const char *what, int optional) {
+  int i;
+  if (list == NULL) return optional ? NULL : layout_error("node %s array is NULL", what);
+  if (!plausible_data(list, _Alignof(TfLiteIntArray)))
+    return layout_error("node %s array pointer %p is misaligned or into code", what,
+                        (const void *)list);
+  if (list->size < 0 || list->size > BITTTS_LITERT_MAX_NODE_TENSORS)
+    return layout_error("node %s count %d is outside 0..%d", what, list->size,
+                        BITTTS_LITERT_MAX_NODE_TENSORS);
+  for (i = 0; i < list->size; ++i) {
+    int index = list->data[i];
+    if (index < -1 || (index >= 0 && (size_t)index >= context->tensors_size))
+      return layout_error("node %s[%d] is tensor %d of %zu", what, i, index,
+                          context->tensors_size);
+  }
+  return NULL;
+}
+
+const char *bittts_litert_check_node(const TfLiteContext *context, const TfLiteNode *node) {
+  const char *error = bittts_litert_check_context(context);
+  if (error) return error;
+  if (node == NULL) return layout_error("the node pointer is NULL");
+  if ((error = check_index_list(context, node->inputs, "inputs", 0)) ||
+      (error = check_index_list(context, node->outputs, "outputs", 0)) ||
+      (error = check_index_list(context, node->intermediates, "intermediates", 1)) ||
+      (error = check_index_list(context, node->temporaries, "temporaries", 1)))
+    return error;
+  if (node->builtin_data != NULL)
+    return layout_error("node builtin_data is set for a custom op");
+  if (node->user_data != NULL)
+    return layout_error("node user_data is set but the op has no init");
+  if (node->custom_initial_data_size < 0 ||
+      (node->custom_initial_data_size > 0 && node->custom_initial_data == NULL))
+    return layout_error("node custom data size %d does not fit its pointer",
+                        node->custom_initial_data_size);
+  return NULL;
+}
+
+const char *bittts_litert_check_stored_registration(const TfLiteRegistration *stored,
+                                                    const TfLiteRegistration *ours,
+                                                    int version) {
+  if (stored == NULL) return layout_error("the resolver holds no record after AddCustom");
+  if (stored->init != ours->init || stored->free != ours->free ||
+      stored->prepare != ours->prepare || stored->invoke != ours->invoke ||
+      stored->profiling_string != ours->profiling_string)
+    return layout_error("the resolver's TfLiteRegistration has other functions at our offsets");
+  if (stored->builtin_code != kBuiltinCustom || stored->version != version ||
+      stored->custom_name == NULL || strcmp(stored->custom_name, BITTTS_OP_NAME) != 0)
+    return layout_error("the resolver's TfLiteRegistration has builtin code %d, version %d "
+                        "where CUSTOM (%d) and %d belong",
+                        (int)stored->builtin_code, stored->version, kBuiltinCustom, version);
+  if (stored->registration_external != ours->registration_external ||
+      stored->async_kernel != ours->async_kernel ||
+      stored->inplace_operator != ours->inplace_operator)
+    return layout_error("the resolver's TfLiteRegistration tail (registration_external, "
+                        "async_kernel, inplace_operator) differs from ours");
+  return NULL;
+}
+
+/* --- Failing: our message in kernel_error, and through ReportError when the
+ * context passed the guard (otherwise that pointer may not be a function). */
+
+static TfLiteStatus fail_report(TfLiteContext *context, int can_report, const char *message) {
+  snprintf(kernel_error, sizeof kernel_error, "%s", message);
+  if (can_report) {
+    /* The newline keeps our message on a line of its own: the interpreter
+     * appends its own "Node number ..." text right after. */
+    context->ReportError(context, "%s\n", kernel_error);
+  } else {
+#ifndef BITTTS_LITERT_NO_STDERR
+    fprintf(stderr, "%s\n", kernel_error);
+#endif
+  }
+  return kTfLiteError;
+}
+
+static TfLiteStatus fail(TfLiteContext *context, const char *what) {
+  char message[480];
+  snprintf(message, sizeof message, "%s: %s", BITTTS_OP_NAME, what);
+  return fail_report(context, 1, message);
+}
+
+/* --- Tensors. */
 
 static size_t element_size(int type) {
   switch (type) {
@@ -20,14 +230,35 @@ static size_t element_size(int type) {
   }
 }
 
+/* The product of the dims, or 0 for a negative dim, or SIZE_MAX when the
+ * product does not fit (no real tensor is that large). */
 static size_t element_count(const TfLiteTensor *tensor) {
   size_t count = 1;
   int i;
   for (i = 0; i < tensor->dims->size; ++i) {
-    if (tensor->dims->data[i] < 0) return 0;
-    count *= (size_t)tensor->dims->data[i];
+    int dim = tensor->dims->data[i];
+    if (dim < 0) return 0;
+    if (dim != 0 && count > SIZE_MAX / (size_t)dim) return SIZE_MAX;
+    count *= (size_t)dim;
   }
   return count;
+}
+
+/* Guards against reading a tensor record with a stale declaration: the
+ * enums in range, the dims a bounded array, and bytes == elements * size.
+ * `thorough` (Prepare) also checks that dims does not point into code. */
+static int tensor_is_consistent(const TfLiteTensor *tensor, int thorough) {
+  size_t size = element_size(tensor->type), count;
+  if (tensor->allocation_type < 0 || tensor->allocation_type > kMaxAllocationType ||
+      tensor->quantization.type < 0 || tensor->quantization.type > kMaxQuantizationType)
+    return 0;
+  if (tensor->dims == NULL || (uintptr_t)tensor->dims % _Alignof(TfLiteIntArray) != 0 ||
+      (thorough && is_code(tensor->dims)))
+    return 0;
+  if (tensor->dims->size < 0 || tensor->dims->size > BITTTS_LITERT_MAX_RANK) return 0;
+  count = element_count(tensor);
+  return size != 0 && count != SIZE_MAX && count <= SIZE_MAX / size &&
+         tensor->bytes == count * size;
 }
 
 static const TfLiteTensor *node_tensor(const TfLiteContext *context,
@@ -39,29 +270,15 @@ static const TfLiteTensor *node_tensor(const TfLiteContext *context,
   return &context->tensors[index];
 }
 
-/* Guards against reading the tensor record with a stale ABI declaration. */
-static int tensor_is_consistent(const TfLiteTensor *tensor) {
-  size_t size = element_size(tensor->type);
-  return tensor->dims != NULL && size != 0 &&
-         tensor->bytes == element_count(tensor) * size;
-}
-
-static TfLiteStatus fail(TfLiteContext *context, const char *what) {
-  /* The newline keeps our message on a line of its own: the interpreter
-   * appends its own "Node number ..." text right after. */
-  context->ReportError(context, "%s: %s\n", BITTTS_OP_NAME, what);
-  return kTfLiteError;
-}
-
 typedef struct {
   const TfLiteTensor *packed, *scale;
   TfLiteTensor *weights;
 } DecodeTensors;
 
 /* Shared by Prepare and Eval: the node's tensors, checked. */
-static TfLiteStatus get_tensors(TfLiteContext *context, TfLiteNode *node,
+static TfLiteStatus get_tensors(TfLiteContext *context, TfLiteNode *node, int thorough,
                                 DecodeTensors *t) {
-  char message[160];
+  char message[200];
   if (node->inputs == NULL || node->inputs->size != 2 || node->outputs == NULL ||
       node->outputs->size != 1)
     return fail(context, "expects 2 inputs (packed indices, scale) and 1 output");
@@ -70,11 +287,14 @@ static TfLiteStatus get_tensors(TfLiteContext *context, TfLiteNode *node,
   t->weights = (TfLiteTensor *)node_tensor(context, node->outputs, kWeightsOutput);
   if (!t->packed || !t->scale || !t->weights)
     return fail(context, "tensor index out of range");
-  if (!tensor_is_consistent(t->packed) || !tensor_is_consistent(t->scale) ||
-      !tensor_is_consistent(t->weights))
+  if (t->weights == t->packed || t->weights == t->scale)
+    return fail(context, "the output tensor is also an input");
+  if (!tensor_is_consistent(t->packed, thorough) || !tensor_is_consistent(t->scale, thorough) ||
+      !tensor_is_consistent(t->weights, thorough))
     return fail(context,
                 "tensor record inconsistent (unsupported type, or the runtime's "
-                "TfLiteTensor layout differs from tflite/litert_abi.h)");
+                "TfLiteTensor layout differs from tflite/litert_abi.h, declared for "
+                BITTTS_PINNED_RUNTIMES_TEXT ")");
   if (t->packed->type != kTfLiteInt8) {
     snprintf(message, sizeof message,
              "packed indices must be int8 (format version %d); uint8 indices are "
@@ -98,21 +318,49 @@ static TfLiteStatus get_tensors(TfLiteContext *context, TfLiteNode *node,
 
 static TfLiteStatus prepare(TfLiteContext *context, TfLiteNode *node) {
   DecodeTensors tensors;
-  return get_tensors(context, node, &tensors);
+  const char *error;
+  if ((error = bittts_litert_check_context(context)) != NULL)
+    return fail_report(context, 0, error);
+  if (refused_runtime[0]) return fail_report(context, 1, refused_runtime);
+  if ((error = bittts_litert_check_node(context, node)) != NULL)
+    return fail_report(context, 1, error);
+  return get_tensors(context, node, 1, &tensors);
 }
 
+static int overlaps(const TfLiteTensor *a, const TfLiteTensor *b) {
+  uintptr_t a0 = (uintptr_t)a->data, b0 = (uintptr_t)b->data;
+  return a->bytes && b->bytes && a0 < b0 + b->bytes && b0 < a0 + a->bytes;
+}
+
+/* Eval runs only on a context and node Prepare accepted (the runtime always
+ * prepares first); it re-checks the cheap parts and every tensor record. */
 static TfLiteStatus eval(TfLiteContext *context, TfLiteNode *node) {
   DecodeTensors t;
   size_t bad = 0, n;
+  float scale;
   bittts_status status;
-  char message[160];
-  if (get_tensors(context, node, &t) != kTfLiteOk) return kTfLiteError;
+  char message[200];
+  if (context == NULL || context->ReportError == NULL || context->tensors == NULL ||
+      context->tensors_size < 1 || context->tensors_size > BITTTS_LITERT_MAX_TENSORS)
+    return fail_report(context, 0, layout_error("Eval got a context Prepare would refuse"));
+  if (refused_runtime[0]) return fail_report(context, 1, refused_runtime);
+  if (node == NULL) return fail_report(context, 1, layout_error("the node pointer is NULL"));
+  if (get_tensors(context, node, 0, &t) != kTfLiteOk) return kTfLiteError;
   if (t.packed->data == NULL || t.scale->data == NULL || t.weights->data == NULL)
     return fail(context, "tensor data not allocated");
+  if (overlaps(t.weights, t.packed) || overlaps(t.weights, t.scale))
+    return fail(context, "the output's buffer overlaps an input's");
+  memcpy(&scale, t.scale->data, sizeof scale);
+  if (!isfinite(scale)) {
+    snprintf(message, sizeof message, "tensor '%s': scale %g is not finite (corrupt model?)",
+             t.scale->name ? t.scale->name : "?", (double)scale);
+    return fail(context, message);
+  }
   n = element_count(t.weights);
   if (t.weights->type == kTfLiteFloat32) {
-    status = bittts_decode_f32((const int8_t *)t.packed->data, t.packed->bytes,
-                               *(const float *)t.scale->data,
+    if ((uintptr_t)t.weights->data % _Alignof(float) != 0)
+      return fail(context, "float32 output buffer is misaligned");
+    status = bittts_decode_f32((const int8_t *)t.packed->data, t.packed->bytes, scale,
                                (float *)t.weights->data, n, &bad);
   } else {
     status = bittts_decode_i8((const int8_t *)t.packed->data, t.packed->bytes,
@@ -130,33 +378,44 @@ static TfLiteStatus eval(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteOk;
 }
 
+/* The runtime copies a registration by value with its own idea of the
+ * record's size; the zeroed slack after ours keeps a larger copy inside our
+ * object (and the copy is then checked by the registerer). */
+typedef struct {
+  TfLiteRegistration record;
+  unsigned char slack[128];
+} PaddedRegistration;
+
 const TfLiteRegistration *bittts_litert_registration(void) {
-  static TfLiteRegistration registration;
-  registration.init = NULL;
-  registration.free = NULL;
-  registration.prepare = prepare;
-  registration.invoke = eval;
-  registration.custom_name = BITTTS_OP_NAME;
-  registration.version = BITTTS_FORMAT_VERSION;
-  return &registration;
+  static PaddedRegistration registration;
+  registration.record.init = NULL;
+  registration.record.free = NULL;
+  registration.record.prepare = prepare;
+  registration.record.invoke = eval;
+  registration.record.custom_name = BITTTS_OP_NAME;
+  registration.record.version = BITTTS_FORMAT_VERSION;
+  return &registration.record;
 }
 
 /* Models of an older format carry an older op version; without a kernel for
  * it the interpreter would only say the op is unresolved. */
 static TfLiteStatus refuse_old_format(TfLiteContext *context, TfLiteNode *node) {
+  char message[200];
+  const char *error = bittts_litert_check_context(context);
   (void)node;
-  context->ReportError(context,
-                       "%s: the model uses packed format version 1 (uint8 indices); this "
-                       "runtime reads version %d: convert the model again\n",
-                       BITTTS_OP_NAME, BITTTS_FORMAT_VERSION);
-  return kTfLiteError;
+  if (error) return fail_report(context, 0, error);
+  snprintf(message, sizeof message,
+           "the model uses packed format version 1 (uint8 indices); this runtime reads "
+           "version %d: convert the model again",
+           BITTTS_FORMAT_VERSION);
+  return fail(context, message);
 }
 
 const TfLiteRegistration *bittts_litert_old_format_registration(void) {
-  static TfLiteRegistration registration;
-  registration.prepare = refuse_old_format;
-  registration.invoke = refuse_old_format;
-  registration.custom_name = BITTTS_OP_NAME;
-  registration.version = 1;
-  return &registration;
+  static PaddedRegistration registration;
+  registration.record.prepare = refuse_old_format;
+  registration.record.invoke = refuse_old_format;
+  registration.record.custom_name = BITTTS_OP_NAME;
+  registration.record.version = 1;
+  return &registration.record;
 }

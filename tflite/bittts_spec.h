@@ -9,6 +9,7 @@
 #define BITTTS_OP_NAME "BitTTSTernaryDecode"
 #define BITTTS_REGISTERER_SYMBOL BitTTS_RegisterOps
 #define BITTTS_TFLM_REGISTERER_SYMBOL BitTTS_RegisterTFLMOps
+#define BITTTS_PINNED_RUNTIMES_TEXT "ai-edge-litert 2.3.0, tflite-micro 0.dev20260930204519"
 #define BITTTS_TRITS_PER_BYTE 5
 #define BITTTS_NUM_PATTERNS 243
 #define BITTTS_MIN_INDEX (-121)

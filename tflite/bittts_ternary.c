@@ -69,6 +69,8 @@ static bittts_status check_call(const int8_t *packed, size_t packed_len,
                                 const void *out, size_t num_weights) {
   if ((packed == NULL && packed_len) || (out == NULL && num_weights))
     return BITTTS_ERR_NULL;
+  /* No float buffer of more than SIZE_MAX bytes exists: out_bytes below. */
+  if (num_weights > SIZE_MAX / sizeof(float)) return BITTTS_ERR_SIZE;
   return bittts_check_sizes(packed_len, num_weights);
 }
 
@@ -119,13 +121,28 @@ bittts_status bittts_decode_f32_with_table(const int8_t *packed, size_t packed_l
   return BITTTS_OK;
 }
 
+/* No float table at all (nothing on the stack, nothing to allocate): the
+ * static const trit table, read-only data of 1215 bytes, times the scale.
+ * The products are the ones the table holds, so the bits are the same. */
+static void scaled_group(int8_t byte, float scale, float *out, size_t count) {
+  const int8_t *trits = BITTTS_TRIT_TABLE[byte_row(byte)];
+  size_t k;
+  for (k = 0; k < count; ++k) out[k] = (float)trits[k] * scale;
+}
+
 bittts_status bittts_decode_f32_lut(const int8_t *packed, size_t packed_len,
                                     float scale, float *out, size_t num_weights,
                                     size_t *bad_offset) {
-  float table[BITTTS_F32_TABLE_SIZE];
-  bittts_fill_f32_table(scale, table);
-  return bittts_decode_f32_with_table(packed, packed_len, table, out,
-                                      num_weights, bad_offset);
+  size_t g, full_groups, tail;
+  bittts_status status = check_all(packed, packed_len, out, num_weights * sizeof(float),
+                                   num_weights, bad_offset);
+  if (status != BITTTS_OK) return status;
+  full_groups = num_weights / BITTTS_TRITS_PER_BYTE;
+  for (g = 0; g < full_groups; ++g)
+    scaled_group(packed[g], scale, out + g * BITTTS_TRITS_PER_BYTE, BITTTS_TRITS_PER_BYTE);
+  tail = num_weights - full_groups * BITTTS_TRITS_PER_BYTE;
+  if (tail) scaled_group(packed[full_groups], scale, out + full_groups * BITTTS_TRITS_PER_BYTE, tail);
+  return BITTTS_OK;
 }
 
 /* q / 256 approximates (byte + 121) / 243 from above closely enough that

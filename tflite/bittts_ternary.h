@@ -30,8 +30,8 @@ bittts_status bittts_check_sizes(size_t packed_len, size_t num_weights);
  * invalid byte and out is zero-filled, so a corrupt tensor never leaves
  * half-decoded weights behind. */
 
-/* The decoder the LiteRT kernel uses: currently bittts_decode_f32_lut, the
- * fastest of the three float32 decoders in tools/bench_decode.py. */
+/* The decoder the LiteRT kernel uses: currently bittts_decode_f32_lut (see
+ * tools/bench_decode.py for the float32 decoders' speeds). */
 bittts_status bittts_decode_f32(const int8_t *packed, size_t packed_len,
                                 float scale, float *out, size_t num_weights,
                                 size_t *bad_offset);
@@ -48,8 +48,9 @@ bittts_status bittts_decode_f32_with_table(const int8_t *packed, size_t packed_l
                                            const float *table, float *out,
                                            size_t num_weights, size_t *bad_offset);
 
-/* The same with the table on the stack (4860 bytes); targets with small
- * stacks keep a table in a persistent buffer and call the function above. */
+/* Table decode with no float table: each weight is the static const trit
+ * table's entry (read-only data, 1215 bytes) times the scale; nothing on the
+ * stack but a few words. Same bits as the table decode. */
 bittts_status bittts_decode_f32_lut(const int8_t *packed, size_t packed_len,
                                     float scale, float *out, size_t num_weights,
                                     size_t *bad_offset);

@@ -124,15 +124,38 @@ def c_spec() -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _load_litert_op_library() -> ctypes.CDLL:
-    # RTLD_GLOBAL: the interpreter finds the registerer with dlsym.
-    lib = ctypes.CDLL(str(_require(LITERT_LIBRARY)), mode=ctypes.RTLD_GLOBAL)
+    # RTLD_LOCAL: none of our symbols enters the global namespace, so none can
+    # interpose on the runtime's (the library also exports only the
+    # registerer, its diagnostics and the kernel's guards). The interpreter
+    # gets the registerer as a function (litert_registerers), not by name.
+    lib = ctypes.CDLL(str(_require(LITERT_LIBRARY)), mode=ctypes.RTLD_LOCAL)
     lib.bittts_litert_register_error.restype = ctypes.c_char_p
+    lib.bittts_litert_kernel_error.restype = ctypes.c_char_p
+    register = getattr(lib, spec.REGISTERER_SYMBOL)
+    register.argtypes, register.restype = [ctypes.c_void_p], None
     return lib
 
 
 def litert_register_error() -> str:
     """Why the last BitTTS_RegisterOps call could not register the op ("" when it did)."""
     return _load_litert_op_library().bittts_litert_register_error().decode()
+
+
+def litert_kernel_error() -> str:
+    """The kernel's last refusal ("" if none), also when the runtime could not show it."""
+    return _load_litert_op_library().bittts_litert_kernel_error().decode()
+
+
+def _register_ops(resolver_address: int) -> None:
+    getattr(_load_litert_op_library(), spec.REGISTERER_SYMBOL)(resolver_address)
+
+
+def litert_registerers() -> list:
+    """custom_op_registerers for a LiteRT interpreter: our registerer as a
+    Python function of the resolver's address (the interpreter calls it with
+    the MutableOpResolver* while it builds its op resolver)."""
+    _load_litert_op_library()
+    return [_register_ops]
 
 
 def make_interpreter(model_content: bytes, num_threads: int = 1,
@@ -142,7 +165,7 @@ def make_interpreter(model_content: bytes, num_threads: int = 1,
     Needs only ai-edge-litert and build/libbittts_litert.so (no TensorFlow):
     the registerer takes MutableOpResolver::AddCustom from the interpreter's
     own library (see tflite/bittts_litert_register.c)."""
-    _load_litert_op_library()
+    registerers = litert_registerers()
     import warnings
     from ai_edge_litert.interpreter import InterpreterWithCustomOps
     with warnings.catch_warnings():
@@ -150,7 +173,7 @@ def make_interpreter(model_content: bytes, num_threads: int = 1,
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
         interpreter = InterpreterWithCustomOps(
             model_content=bytes(model_content),
-            custom_op_registerers=[spec.REGISTERER_SYMBOL],
+            custom_op_registerers=registerers,
             num_threads=num_threads,
             experimental_preserve_all_tensors=preserve_all_tensors)
     error = litert_register_error()

@@ -35,7 +35,7 @@ from bittts_tf.quant import spec
 # Python 3.11 (their _runtime.so calls the 3.13-only PyObject_ClearManagedDict);
 # later ones moved TFLM into namespace tflite::micro, so the registerer's
 # symbol lookups fail there, loudly.
-WHEEL_VERSION = "0.dev20260930204519"
+WHEEL_VERSION = spec.TFLM_WHEEL_VERSION
 LIBRARY = litert_glue.BUILD_DIR / "libbittts_tflm_py.so"
 
 _FLOAT32, _INT8 = 0, 9  # schema.TensorType
@@ -377,9 +377,8 @@ class _ReferenceKernels:
 
     def __init__(self, runtime_graph, model: bytes):
         from ai_edge_litert.interpreter import InterpreterWithCustomOps, OpResolverType
-        litert_glue._load_litert_op_library()
         self.interpreter = InterpreterWithCustomOps(
-            model_content=bytes(model), custom_op_registerers=[spec.REGISTERER_SYMBOL],
+            model_content=bytes(model), custom_op_registerers=litert_glue.litert_registerers(),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         self.interpreter.allocate_tensors()
         by_name = {d["name"]: d for d in self.interpreter.get_input_details()}

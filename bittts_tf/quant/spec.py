@@ -35,6 +35,10 @@ OP_NAME = "BitTTSTernaryDecode"
 REGISTERER_SYMBOL = "BitTTS_RegisterOps"
 # The tflite-micro wheel's Python interpreter calls registerers by name too.
 TFLM_REGISTERER_SYMBOL = "BitTTS_RegisterTFLMOps"
+# The runtimes whose ABI tflite/litert_abi.h and tflite/tflm_wheel_abi declare
+# (pinned in requirements.lock); the C layout guards name them when they refuse.
+LITERT_VERSION = "2.3.0"
+TFLM_WHEEL_VERSION = "0.dev20260930204519"
 TRITS_PER_BYTE = 5
 NUM_PATTERNS = 3**TRITS_PER_BYTE  # 243
 MAX_INDEX = (NUM_PATTERNS - 1) // 2  # 121
@@ -100,6 +104,7 @@ def c_header() -> str:
 #define BITTTS_OP_NAME "{OP_NAME}"
 #define BITTTS_REGISTERER_SYMBOL {REGISTERER_SYMBOL}
 #define BITTTS_TFLM_REGISTERER_SYMBOL {TFLM_REGISTERER_SYMBOL}
+#define BITTTS_PINNED_RUNTIMES_TEXT "ai-edge-litert {LITERT_VERSION}, tflite-micro {TFLM_WHEEL_VERSION}"
 #define BITTTS_TRITS_PER_BYTE {TRITS_PER_BYTE}
 #define BITTTS_NUM_PATTERNS {NUM_PATTERNS}
 #define BITTTS_MIN_INDEX ({MIN_INDEX})

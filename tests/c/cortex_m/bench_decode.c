@@ -65,7 +65,7 @@ enum {
   kLut, kWithTable, kMulshift, kNaive, kUnpack2F32, kCopyF32, kI8, kUnpack2I8, kCount
 };
 static const char *const kNames[kCount] = {
-    "f32_table_with_fill", "f32_table_prefilled", "f32_mulshift", "f32_naive",
+    "f32_static_table",    "f32_table_prefilled", "f32_mulshift", "f32_naive",
     "f32_2bit_unpack",     "f32_memcpy",          "i8_table",     "i8_2bit_unpack"};
 
 static int run(int which) {
