@@ -199,9 +199,13 @@ def hard_alignment(log_probs, text_lengths, mel_lengths):
     return paths
 
 
-def binarization_loss(hard, log_probs):
-    """-mean over the frames of log P(soft alignment agrees with the hard one)."""
+def binarization_loss(hard, log_probs, reduce=None):
+    """-mean over the frames of log P(soft alignment agrees with the hard one).
+    `reduce`: sums over the replicas of a global batch (training.distribute)."""
     chosen = tf.reduce_sum(hard * tf.maximum(log_probs, LOG_ZERO), axis=[1, 2])
+    if reduce is not None:
+        return -reduce.sum(tf.reduce_sum(chosen)) / tf.maximum(reduce.sum(tf.reduce_sum(hard)),
+                                                               1.0)
     return -tf.reduce_sum(chosen) / tf.maximum(tf.reduce_sum(hard), 1.0)
 
 

@@ -11,6 +11,14 @@ acoustic model's output.)
 Segment starts are drawn from a stateless RNG keyed by (seed, step), and the
 dropout seed states are model variables, so a run restored from a checkpoint
 repeats exactly the steps of the run it continues.
+
+Under a tf.distribute strategy (training.distribute) each replica holds a
+contiguous slice of the global batch; the losses are the global batch's
+(cross-replica sums), the segment starts are the global batch's draws, and the
+adversarial phase is a Python flag (`adversarial_phase`, set by a callback)
+instead of a tf.cond, since a strategy cannot synchronize inside one.
+Mixed precision: the models compute in float16/bfloat16, their outputs and
+every loss in float32 (and the alignment module stays float32, see run.py).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import tensorflow as tf
 from bittts_tf.audio.config import AudioConfig
 from bittts_tf.eval.alignment_metrics import boundary_error_ms
 from bittts_tf.models.variance import durations_from_log
+from bittts_tf.training import distribute
 from bittts_tf.training import losses as losses_lib
 from bittts_tf.training.config import TrainingConfig
 from bittts_tf.training.mel import LogMel
@@ -32,6 +41,16 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
         config.learning_rate, decay_steps=config.lr_decay_steps, decay_rate=config.lr_decay_rate)
     return keras.optimizers.AdamW(learning_rate=schedule, beta_1=config.beta_1,
                                   beta_2=config.beta_2, weight_decay=config.weight_decay)
+
+
+def _float32(structure):
+    """Float tensors of a model's outputs in float32 (mixed precision: the
+    losses and the alignment bookkeeping stay float32); others unchanged."""
+    def cast(x):
+        if isinstance(x, (tf.Tensor, tf.Variable)) and x.dtype.is_floating and x.dtype != tf.float32:
+            return tf.cast(x, tf.float32)
+        return x
+    return tf.nest.map_structure(cast, structure)
 
 
 class JetsTrainer(keras.Model):
@@ -56,13 +75,22 @@ class JetsTrainer(keras.Model):
         self.teacher = teacher
         self.log_mel = LogMel(audio_config)
         self.discriminator_optimizer = None
+        # None: the graph decides (tf.cond on the step, one device); True /
+        # False: fixed at trace time (under a strategy; run.py retraces at
+        # --generator_warmup_steps).
+        self.adversarial_phase = None
+        # mixed_float16: dynamic loss scaling (keras.optimizers.LossScaleOptimizer
+        # around each optimizer; the checkpoints keep the inner optimizers).
+        self.loss_scaling = False
 
     def generator_side_variables(self):
         return [v for name, m in self.models.items() if name != "discriminators"
                 for v in m.trainable_variables]
 
-    def compile(self, optimizer, discriminator_optimizer=None):
+    def compile(self, optimizer, discriminator_optimizer=None, loss_scaling=False):
         super().compile(optimizer=optimizer)
+        self.loss_scaling = loss_scaling
+        self._scaled = {}
         # Built now (not lazily inside the traced step) so that a checkpoint can
         # be restored into them before the first step.
         optimizer.build(self.generator_side_variables())
@@ -71,18 +99,49 @@ class JetsTrainer(keras.Model):
                 raise ValueError(f"mode {self.config.mode!r} needs a discriminator optimizer")
             discriminator_optimizer.build(self.discriminators.trainable_variables)
         self.discriminator_optimizer = discriminator_optimizer
+        if loss_scaling:
+            for opt in (optimizer, discriminator_optimizer):
+                if opt is not None:
+                    scaled = keras.optimizers.LossScaleOptimizer(opt)
+                    scaled.build(opt._trainable_variables)
+                    self._scaled[id(opt)] = scaled
+
+    def _apply(self, optimizer, tape, loss, variables):
+        """Gradients of `loss` applied by `optimizer`; with loss scaling, a
+        step whose scaled gradients overflow is skipped (the scale halves)."""
+        if not self.loss_scaling:
+            gradients = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(gradients, variables))
+            return
+        scaled = self._scaled[id(optimizer)]
+        gradients = tape.gradient(scaled.scale_loss(loss), variables)
+        scaled.apply_gradients(zip(gradients, variables))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # The models and optimizers are built already (compile). Under a
+        # strategy Keras would otherwise take one batch from the iterator and
+        # average it over the replicas to trace a build, which a dict of
+        # per-replica batches cannot be; on one device it does nothing.
+        return
 
     @property
     def step(self):
-        return self.optimizer.iterations
+        if self._distribute_strategy is None:
+            return self.optimizer.iterations
+        # A distributed variable: its value (callbacks take int() of it).
+        return tf.convert_to_tensor(self.optimizer.iterations)
 
-    def random_segments(self, mels, audio, mel_lengths):
+    def random_segments(self, mels, audio, mel_lengths, reduce=None):
         """Same random window of `segment_frames` frames from the mels and the audio."""
         frames = self.config.segment_frames
         hop = self.audio_config.hop_length
         batch = tf.shape(mels)[0]
         seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(self.step, tf.int64)])
-        uniform = tf.random.stateless_uniform([batch], seed=seed)
+        if reduce is None:
+            uniform = tf.random.stateless_uniform([batch], seed=seed)
+        else:  # this replica's rows of the global batch's draws
+            uniform = tf.random.stateless_uniform([batch * reduce.replicas], seed=seed)
+            uniform = tf.reshape(uniform, [reduce.replicas, batch])[reduce.replica_id]
         max_start = tf.maximum(mel_lengths - frames, 0)
         start = tf.cast(tf.floor(uniform * tf.cast(max_start + 1, tf.float32)), tf.int32)
         start = tf.minimum(start, max_start)
@@ -104,66 +163,92 @@ class JetsTrainer(keras.Model):
         outputs = self.teacher(batch, training=False, use_ground_truth_durations=True)
         return tf.stop_gradient(outputs["mel"])
 
-    def _acoustic_forward(self, batch, training):
+    def _acoustic_forward(self, batch, training, reduce=None):
         outputs = self.acoustic(batch, training=training,
                                 use_ground_truth_durations=self.config.use_ground_truth_durations)
-        return outputs, losses_lib.acoustic_losses(outputs, batch, self.step, self.config)
+        outputs = _float32(outputs)
+        return outputs, losses_lib.acoustic_losses(outputs, batch, self.step, self.config, reduce)
 
     def _discriminate(self, real, fake):
         """(real scores, real features, fake scores, fake features) from one
         call on the stacked batch: half the graph to trace."""
-        scores, features = self.discriminators(tf.concat([real, fake], axis=0))
+        scores, features = _float32(self.discriminators(tf.concat([real, fake], axis=0)))
         n = tf.shape(real)[0]
         return ([s[:n] for s in scores], [[f[:n] for f in fs] for fs in features],
                 [s[n:] for s in scores], [[f[n:] for f in fs] for fs in features])
 
-    def _update_discriminators(self, real, fake):
+    def _update_discriminators(self, real, fake, reduce=None):
         with tf.GradientTape() as tape:
             real_scores, _, fake_scores, _ = self._discriminate(real, fake)
-            loss = losses_lib.discriminator_loss(real_scores, fake_scores)
-        variables = self.discriminators.trainable_variables
-        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            loss = losses_lib.discriminator_loss(real_scores, fake_scores, reduce)
+        self._apply(self.discriminator_optimizer, tape, loss,
+                    self.discriminators.trainable_variables)
         return loss
 
-    def _generator_adversarial_losses(self, real, fake):
+    def _generator_adversarial_losses(self, real, fake, reduce=None):
         """(feature matching, adversarial) losses of the generator."""
         _, real_features, fake_scores, fake_features = self._discriminate(real, fake)
-        return (losses_lib.feature_matching_loss(real_features, fake_features),
-                losses_lib.generator_adversarial_loss(fake_scores))
+        return (losses_lib.feature_matching_loss(real_features, fake_features, reduce),
+                losses_lib.generator_adversarial_loss(fake_scores, reduce))
 
     def train_step(self, batch):
         c = self.config
         variables = self.generator_side_variables()
+        # Cross-replica sums under a strategy; None (the original ops) on one device.
+        reduce = distribute.replica_reduce()
         logs = {}
         with tf.GradientTape() as tape:
             total = 0.0
             if self.acoustic is not None:
-                outputs, acoustic_losses = self._acoustic_forward(batch, training=True)
+                outputs, acoustic_losses = self._acoustic_forward(batch, training=True,
+                                                                  reduce=reduce)
                 total += acoustic_losses["acoustic_total"]
                 logs.update(acoustic_losses)
             if self.generator is not None:
                 mels = outputs["mel"] if c.mode == "joint" else self.vocoder_input(batch)
-                mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
+                mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"],
+                                                         reduce)
                 fake = self.generator(mel_segment)
-                logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
+                if fake.dtype != tf.float32:
+                    fake = tf.cast(fake, tf.float32)
+                difference = tf.abs(self.log_mel(fake) - self.log_mel(real))
+                logs["wave_mel_l1"] = (tf.reduce_mean(difference) if reduce is None
+                                       else reduce.mean(difference))
                 total += c.mel_weight * logs["wave_mel_l1"]
                 if c.stft_loss_weight:
-                    logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)
+                    logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real,
+                                                                         reduce=reduce)
                     total += c.stft_loss_weight * logs["stft"]
-                adversarial = self.step >= c.generator_warmup_steps
-                with tape.stop_recording():
-                    logs["discriminator"] = tf.cond(
-                        adversarial,
-                        lambda: self._update_discriminators(real, tf.stop_gradient(fake)),
-                        lambda: tf.constant(0.0))
-                logs["feature_matching"], logs["adversarial"] = tf.cond(
-                    adversarial, lambda: self._generator_adversarial_losses(real, fake),
-                    lambda: (tf.constant(0.0), tf.constant(0.0)))
+                if self.adversarial_phase is None:
+                    if reduce is not None:
+                        raise ValueError("under a strategy, set trainer.adversarial_phase "
+                                         "(a replica cannot synchronize inside tf.cond)")
+                    adversarial = self.step >= c.generator_warmup_steps
+                    with tape.stop_recording():
+                        logs["discriminator"] = tf.cond(
+                            adversarial,
+                            lambda: self._update_discriminators(real, tf.stop_gradient(fake)),
+                            lambda: tf.constant(0.0))
+                    logs["feature_matching"], logs["adversarial"] = tf.cond(
+                        adversarial, lambda: self._generator_adversarial_losses(real, fake),
+                        lambda: (tf.constant(0.0), tf.constant(0.0)))
+                elif self.adversarial_phase:
+                    with tape.stop_recording():
+                        logs["discriminator"] = self._update_discriminators(
+                            real, tf.stop_gradient(fake), reduce)
+                    logs["feature_matching"], logs["adversarial"] = \
+                        self._generator_adversarial_losses(real, fake, reduce)
+                else:
+                    logs["discriminator"] = tf.constant(0.0)
+                    logs["feature_matching"], logs["adversarial"] = (tf.constant(0.0),
+                                                                     tf.constant(0.0))
                 total += (c.feature_matching_weight * logs["feature_matching"]
                           + c.adversarial_weight * logs["adversarial"])
             logs["loss"] = total
-        gradients = tape.gradient(total, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        self._apply(self.optimizer, tape, total, variables)
+        if reduce is not None and distribute.multi_worker():
+            # Keras averages a multi-worker step's logs along axis 0.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
     def test_step(self, batch):
@@ -185,6 +270,8 @@ class JetsTrainer(keras.Model):
             mels = self.vocoder_input(batch)
             mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
             fake = self.generator(mel_segment)
+            if fake.dtype != tf.float32:
+                fake = tf.cast(fake, tf.float32)
             logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
             if self.config.stft_loss_weight:
                 logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)

@@ -1,4 +1,8 @@
-"""Losses of the acoustic model (JETS) and of HiFi-GAN (least-squares GAN)."""
+"""Losses of the acoustic model (JETS) and of HiFi-GAN (least-squares GAN).
+
+`reduce`: None on one device (the original ops), or a
+distribute.ReplicaReduce inside strategy.run, whose cross-replica sums make
+every mean the global batch's."""
 
 from __future__ import annotations
 
@@ -7,37 +11,52 @@ import tensorflow as tf
 from bittts_tf.models import alignment
 
 
-def masked_mean_abs(prediction, target, weights):
+def _mean(x, reduce=None):
+    return tf.reduce_mean(x) if reduce is None else reduce.mean(x)
+
+
+def _sum(x, reduce=None):
+    return x if reduce is None else reduce.sum(x)
+
+
+def masked_mean_abs(prediction, target, weights, reduce=None):
     """Mean |prediction - target| over valid frames and channels; weights [B, T, 1]."""
     channels = tf.cast(tf.shape(prediction)[-1], prediction.dtype)
-    total = tf.reduce_sum(tf.abs(prediction - target) * weights)
-    return total / tf.maximum(tf.reduce_sum(weights) * channels, 1.0)
+    total = _sum(tf.reduce_sum(tf.abs(prediction - target) * weights), reduce)
+    return total / tf.maximum(_sum(tf.reduce_sum(weights), reduce) * channels, 1.0)
 
 
-def masked_mean_square(prediction, target, weights):
+def masked_mean_square(prediction, target, weights, reduce=None):
     """weights [B, T]."""
-    return tf.reduce_sum(tf.square(prediction - target) * weights) / tf.maximum(
-        tf.reduce_sum(weights), 1.0)
+    return _sum(tf.reduce_sum(tf.square(prediction - target) * weights), reduce) / tf.maximum(
+        _sum(tf.reduce_sum(weights), reduce), 1.0)
 
 
-def acoustic_losses(outputs, batch, step, config) -> dict:
+def acoustic_losses(outputs, batch, step, config, reduce=None) -> dict:
     """Every acoustic loss (unweighted) and their weighted sum under "acoustic_total"."""
     mel_lengths = batch["mel_lengths"]
     text_lengths = batch["phoneme_lengths"]
     mel_weights = tf.sequence_mask(mel_lengths, tf.shape(batch["mels"])[1], tf.float32)[..., None]
     text_weights = tf.sequence_mask(text_lengths, tf.shape(batch["phonemes"])[1], tf.float32)
     losses = {
-        "mel_l1": masked_mean_abs(outputs["mel"], batch["mels"], mel_weights),
+        "mel_l1": masked_mean_abs(outputs["mel"], batch["mels"], mel_weights, reduce),
         "duration": masked_mean_square(outputs["log_duration"],
-                                       tf.math.log(outputs["durations"] + 1.0), text_weights),
-        "pitch": masked_mean_square(outputs["pitch"], outputs["pitch_target"], text_weights),
-        "energy": masked_mean_square(outputs["energy"], outputs["energy_target"], text_weights),
+                                       tf.math.log(outputs["durations"] + 1.0), text_weights,
+                                       reduce),
+        "pitch": masked_mean_square(outputs["pitch"], outputs["pitch_target"], text_weights,
+                                    reduce),
+        "energy": masked_mean_square(outputs["energy"], outputs["energy_target"], text_weights,
+                                     reduce),
         "forward_sum": (alignment.ctc_forward_sum_loss if config.forward_sum == "ctc"
                         else alignment.forward_sum_loss)(outputs["log_probs"], text_lengths,
                                                          mel_lengths),
         "binarization": alignment.binarization_loss(outputs["hard_alignment"],
-                                                    outputs["log_probs"]),
+                                                    outputs["log_probs"], reduce),
     }
+    if reduce is not None:
+        # A mean over the utterances: the global batch's.
+        losses["forward_sum"] = reduce.batch_mean(losses["forward_sum"],
+                                                  tf.shape(text_lengths)[0])
     binarize = tf.cast(tf.cast(step, tf.int64) >= config.binarization_start_step, tf.float32)
     losses["acoustic_total"] = (
         config.acoustic_mel_weight * losses["mel_l1"]
@@ -47,19 +66,19 @@ def acoustic_losses(outputs, batch, step, config) -> dict:
     return losses
 
 
-def discriminator_loss(real_scores, fake_scores):
+def discriminator_loss(real_scores, fake_scores, reduce=None):
     """sum over discriminators of mean (1 - D(real))^2 + mean D(fake)^2."""
-    return tf.add_n([tf.reduce_mean(tf.square(1.0 - r)) + tf.reduce_mean(tf.square(f))
+    return tf.add_n([_mean(tf.square(1.0 - r), reduce) + _mean(tf.square(f), reduce)
                      for r, f in zip(real_scores, fake_scores)])
 
 
-def generator_adversarial_loss(fake_scores):
-    return tf.add_n([tf.reduce_mean(tf.square(1.0 - f)) for f in fake_scores])
+def generator_adversarial_loss(fake_scores, reduce=None):
+    return tf.add_n([_mean(tf.square(1.0 - f), reduce) for f in fake_scores])
 
 
-def feature_matching_loss(real_features, fake_features):
+def feature_matching_loss(real_features, fake_features, reduce=None):
     """sum over every discriminator layer of mean |real - fake| (real held fixed)."""
-    return tf.add_n([tf.reduce_mean(tf.abs(tf.stop_gradient(r) - f))
+    return tf.add_n([_mean(tf.abs(tf.stop_gradient(r) - f), reduce)
                      for real, fake in zip(real_features, fake_features)
                      for r, f in zip(real, fake)])
 
@@ -75,16 +94,21 @@ def stft_magnitude(audio, n_fft: int, hop: int):
     return tf.sqrt(tf.square(tf.abs(spectrum)) + 1e-7)
 
 
-def multi_resolution_stft_loss(fake, real, resolutions=STFT_RESOLUTIONS):
+def multi_resolution_stft_loss(fake, real, resolutions=STFT_RESOLUTIONS, reduce=None):
     """Mean over resolutions of spectral convergence + mean |log magnitude
     difference| (Parallel WaveGAN, Yamamoto et al. 2020)."""
     total = 0.0
     for n_fft, hop in resolutions:
         fake_magnitude = stft_magnitude(fake, n_fft, hop)
         real_magnitude = stft_magnitude(real, n_fft, hop)
-        convergence = tf.norm(real_magnitude - fake_magnitude) / tf.maximum(
-            tf.norm(real_magnitude), 1e-7)
-        log_distance = tf.reduce_mean(tf.abs(tf.math.log(real_magnitude)
-                                             - tf.math.log(fake_magnitude)))
+        if reduce is None:
+            convergence = tf.norm(real_magnitude - fake_magnitude) / tf.maximum(
+                tf.norm(real_magnitude), 1e-7)
+        else:  # Frobenius norms of the global batch
+            convergence = tf.sqrt(reduce.sum(tf.reduce_sum(tf.square(
+                real_magnitude - fake_magnitude)))) / tf.maximum(
+                tf.sqrt(reduce.sum(tf.reduce_sum(tf.square(real_magnitude)))), 1e-7)
+        log_distance = _mean(tf.abs(tf.math.log(real_magnitude)
+                                    - tf.math.log(fake_magnitude)), reduce)
         total += convergence + log_distance
     return total / len(resolutions)

@@ -5,6 +5,7 @@ the checkpoints' manifests."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
@@ -12,7 +13,7 @@ import keras
 
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
-from bittts_tf.training import callbacks, checkpoints, data, jets_trainer
+from bittts_tf.training import callbacks, checkpoints, data, distribute, jets_trainer
 from bittts_tf.training.config import TrainingConfig
 
 
@@ -53,6 +54,11 @@ class RunOptions:
     init_from: str = ""
     verbose: int = 1
     evaluate: bool = True
+    # tf.distribute: "default" (one device), "mirrored" (local GPUs) or
+    # "multi_worker" (TF_CONFIG); --batch_size is the global batch.
+    strategy: str = "default"
+    # "float32", or a mixed Keras policy for accelerators.
+    precision: str = "float32"
 
 
 @dataclasses.dataclass
@@ -121,8 +127,12 @@ def _training_config(options: RunOptions) -> TrainingConfig:
 
 
 def build_trainer(model_config: configs.ModelConfig,
-                  training_config: TrainingConfig) -> jets_trainer.JetsTrainer:
-    """The models the mode trains, in a compiled trainer with its optimizers."""
+                  training_config: TrainingConfig, strategy=None) -> jets_trainer.JetsTrainer:
+    """The models the mode trains, in a compiled trainer with its optimizers
+    (in the strategy's scope, when given)."""
+    if strategy is not None:
+        with strategy.scope():
+            return build_trainer(model_config, training_config)
     mode = training_config.mode
     acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
     generator = build.build_generator(model_config) if mode != "acoustic" else None
@@ -130,10 +140,15 @@ def build_trainer(model_config: configs.ModelConfig,
     teacher = None
     if training_config.teacher_acoustic:
         teacher = load_teacher(training_config.teacher_acoustic, model_config, mode)
+    policy = keras.mixed_precision.global_policy().name
+    if policy != "float32":
+        distribute.keep_float32(acoustic)
+        distribute.keep_float32(teacher)
     trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
-                                       discriminators, teacher=teacher)
+                                       discriminators, teacher=teacher, dtype="float32")
     trainer.compile(jets_trainer.make_optimizer(training_config),
-                    jets_trainer.make_optimizer(training_config) if discriminators else None)
+                    jets_trainer.make_optimizer(training_config) if discriminators else None,
+                    loss_scaling=policy == "mixed_float16")
     return trainer
 
 
@@ -199,10 +214,23 @@ def read_held_out(output_dir: str) -> dict[int, dict]:
     return callbacks.read_json_lines(os.path.join(output_dir, "held_out.jsonl"))
 
 
-def train(options: RunOptions) -> dict:
+def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
     """Trains to options.steps, or until options.max_cpu_minutes of training
     CPU time are spent (resuming from the newest checkpoint in output_dir), and
-    returns the held-out losses."""
+    returns the held-out losses. `strategy`: a tf.distribute strategy made
+    already (tests); else options.strategy makes one (before any TF op)."""
+    if strategy is None and options.strategy != "default":
+        strategy, is_chief = distribute.make_strategy(options.strategy)
+    if options.precision != keras.mixed_precision.global_policy().name:
+        distribute.set_precision(options.precision)
+        try:
+            return _train(options, strategy, is_chief)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+    return _train(options, strategy, is_chief)
+
+
+def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
     if options.steps % options.checkpoint_every:
         raise ValueError(f"--steps={options.steps} must be a multiple of "
                          f"--checkpoint_every={options.checkpoint_every}")
@@ -227,7 +255,9 @@ def train(options: RunOptions) -> dict:
         model_config = _model_config(options, corpus, train_utterances)
         training_config = _training_config(options)
 
-    trainer = build_trainer(model_config, training_config)
+    if strategy is not None:
+        distribute.check_batch_size(strategy, training_config.batch_size)
+    trainer = build_trainer(model_config, training_config, strategy)
     print(build.format_quantization_table(
         {name: m for name, m in trainer.models.items() if name != "discriminators"}))
 
@@ -253,6 +283,11 @@ def train(options: RunOptions) -> dict:
         init_record = manifest.get("init_from", "") if resume_from else start_from
         verb = "resumed" if resume_from else "initialized"
         print(f"{verb} from {start_from} at step {step} ({cpu_seconds / 60:.1f} CPU minutes)")
+    if strategy is not None:
+        # Every worker must continue from the same checkpoint.
+        distribute.agree(strategy, step, "the step to resume from")
+        if training_config.mode != "acoustic":
+            trainer.adversarial_phase = step >= training_config.generator_warmup_steps
     if step >= options.steps:
         print(f"already at step {step} >= --steps={options.steps}; nothing to train")
 
@@ -261,42 +296,58 @@ def train(options: RunOptions) -> dict:
                 "front_end": corpus.front_end.to_dict(), "corpus": options.corpus,
                 "held_out_ids": corpus.held_out_ids,
                 "init_from": init_record}
-    dataset = data.resumable_dataset(train_utterances, training_config.batch_size,
-                                     model_config.audio.hop_length, training_config.seed,
-                                     start_batch=step)
+    if strategy is None:
+        dataset = data.resumable_dataset(train_utterances, training_config.batch_size,
+                                         model_config.audio.hop_length, training_config.seed,
+                                         start_batch=step)
+        clock = callbacks.CpuClock(cpu_seconds)
+    else:
+        dataset = distribute.distributed_dataset(strategy, train_utterances,
+                                                 training_config.batch_size,
+                                                 model_config.audio.hop_length,
+                                                 training_config.seed, start_batch=step)
+        clock = distribute.SharedClock(strategy, cpu_seconds)
     sample = data.pad_batch(held_out[:2], model_config.audio.hop_length)
-    clock = callbacks.CpuClock(cpu_seconds)
-    held_out_eval = callbacks.HeldOutEvaluation(
-        trainer, held_out_batches(held_out, training_config, model_config.audio.hop_length),
-        options.eval_every or options.checkpoint_every,
-        os.path.join(options.output_dir, "held_out.jsonl"), clock, step)
-    checkpointer = callbacks.PeriodicCheckpoint(trainer, ckpt_dir, options.checkpoint_every,
-                                                manifest, clock=clock)
     step_log = callbacks.StepLog(trainer)
-    callback_list = [
-        callbacks.StopOnNonFinite(trainer, ckpt_dir),   # first: nothing saved after a NaN
-        callbacks.LossFile(os.path.join(options.output_dir, "losses.jsonl"), trainer, step),
-        step_log,
-        callbacks.TensorBoardLogger(trainer, os.path.join(options.output_dir, "tensorboard"),
-                                    sample, options.scalar_every, options.media_every,
-                                    model_config.audio.sample_rate),
-        checkpointer,
-    ]
-    if options.evaluate:
-        callback_list.append(held_out_eval)
+    if is_chief:  # under a strategy, only the chief writes
+        held_out_eval = callbacks.HeldOutEvaluation(
+            trainer, held_out_batches(held_out, training_config, model_config.audio.hop_length),
+            options.eval_every or options.checkpoint_every,
+            os.path.join(options.output_dir, "held_out.jsonl"), clock, step)
+        checkpointer = callbacks.PeriodicCheckpoint(trainer, ckpt_dir, options.checkpoint_every,
+                                                    manifest, clock=clock)
+        callback_list = [
+            callbacks.StopOnNonFinite(trainer, ckpt_dir),   # first: nothing saved after a NaN
+            callbacks.LossFile(os.path.join(options.output_dir, "losses.jsonl"), trainer, step),
+            step_log,
+            callbacks.TensorBoardLogger(trainer, os.path.join(options.output_dir, "tensorboard"),
+                                        sample, options.scalar_every, options.media_every,
+                                        model_config.audio.sample_rate),
+            checkpointer,
+        ]
+        if options.evaluate:
+            callback_list.append(held_out_eval)
+    else:
+        callback_list = [callbacks.StopOnNonFinite(trainer, ckpt_dir), step_log]
+    if strategy is not None:
+        callback_list = distribute.worker_callbacks(
+            callback_list, trainer, clock, training_config.generator_warmup_steps,
+            {options.checkpoint_every, options.eval_every or options.checkpoint_every})
     if options.max_cpu_minutes > 0:
         # Last: it stops the run only after that step's checkpoint is written.
         callback_list.append(callbacks.CpuBudget(trainer, clock, 60.0 * options.max_cpu_minutes,
                                                  options.checkpoint_every))
     if step < options.steps and not (options.max_cpu_minutes > 0
                                      and cpu_seconds >= 60.0 * options.max_cpu_minutes):
-        trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
-                    initial_epoch=step // options.checkpoint_every,
-                    epochs=options.steps // options.checkpoint_every,
-                    callbacks=callback_list, verbose=options.verbose, shuffle=False)
+        with (contextlib.nullcontext() if strategy is None
+              else distribute.stop_cleanly_on_lost_worker(trainer, ckpt_dir)):
+            trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
+                        initial_epoch=step // options.checkpoint_every,
+                        epochs=options.steps // options.checkpoint_every,
+                        callbacks=callback_list, verbose=options.verbose, shuffle=False)
 
     # Held-out losses of the final model.
-    evaluation = held_out_eval.evaluate() if options.evaluate else {}
+    evaluation = held_out_eval.evaluate() if options.evaluate and is_chief else {}
     result = {"step": int(trainer.step), "held_out": evaluation,
               "cpu_seconds": clock.seconds(),
               "train_losses": step_log.steps, "checkpoint": checkpoints.latest(ckpt_dir),
