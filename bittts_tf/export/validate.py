@@ -4,8 +4,10 @@ The pass/fail bound (`verdict`):
 
 * Interface: the .tflite takes as many inputs and gives as many outputs as
   the Keras model, position by position of the same rank and the same known
-  sizes; outputs are compared position by position, so swapped outputs fail
-  on their values even when their shapes agree.
+  sizes. The .tflite's outputs are taken in its signature's order (output_0,
+  output_1, ...: the Keras order; the subgraph may list them otherwise) and
+  compared position by position, so swapped outputs fail on their values
+  even when their shapes agree.
 * Float activations: relative max-norm error at most `tolerance` (1e-5):
   both compute the same float32 ops, in another order.
 * 8-bit activations (absmax, codes -128..127, one step = max|x| / 128 of the
@@ -53,13 +55,40 @@ def _known_dims(shape) -> list:
     return [None if d is None or int(d) < 0 else int(d) for d in shape]
 
 
+def _output_order(tflite_bytes: bytes) -> list[int] | None:
+    """The output tensors in the Keras model's order: the converter names a
+    Keras model's outputs output_0, output_1, ... in its signature, while the
+    subgraph may list them in another order. None without such a signature."""
+    model = tflite_file.parse_model(tflite_bytes)
+    if not model.signatureDefs:
+        return None
+    named = {o.name.decode(): int(o.tensorIndex) for o in model.signatureDefs[0].outputs}
+    keys = [f"output_{i}" for i in range(len(named))]
+    if sorted(named) != sorted(keys):
+        return None
+    return [named[k] for k in keys]
+
+
+def ordered_output_details(interpreter, tflite_bytes: bytes) -> list[dict]:
+    """The interpreter's output details in the Keras model's order."""
+    details = interpreter.get_output_details()
+    order = _output_order(tflite_bytes)
+    if order is None:
+        return details
+    by_index = {d["index"]: d for d in details}
+    if sorted(by_index) != sorted(order):
+        raise ValidationError("the .tflite's signature names other tensors than its outputs")
+    return [by_index[i] for i in order]
+
+
 def check_interface(keras_model: keras.Model, tflite_bytes: bytes, name: str = "the .tflite") -> None:
     """Same number of inputs and outputs, and at each position the same rank
     and the same known sizes (batch and unknown dimensions aside)."""
     interpreter = runtime.make_interpreter(tflite_bytes)
     for kind, keras_shapes, details in (
             ("input", [t.shape for t in keras_model.inputs], interpreter.get_input_details()),
-            ("output", [t.shape for t in keras_model.outputs], interpreter.get_output_details())):
+            ("output", [t.shape for t in keras_model.outputs],
+             ordered_output_details(interpreter, tflite_bytes))):
         if len(details) != len(keras_shapes):
             raise ValidationError(f"{name} has {len(details)} {kind}(s), the Keras model "
                                   f"{len(keras_shapes)}")
@@ -162,7 +191,9 @@ def compare_litert_keras(keras_model: keras.Model, tflite_bytes: bytes,
     check_interface(keras_model, tflite_bytes)
     act_layers = [l for l in qlayers.quantized_layers(keras_model) if l.quantize_activations]
     interpreter = runtime.make_interpreter(tflite_bytes, preserve_all_tensors=bool(act_layers))
-    actual = runtime.run_interpreter(interpreter, inputs)
+    runtime.run_interpreter(interpreter, inputs)
+    actual = [interpreter.get_tensor(d["index"])
+              for d in ordered_output_details(interpreter, tflite_bytes)]
     expected = keras_model(list(inputs) if len(keras_model.inputs) > 1 or isinstance(keras_model.input, list) else inputs[0])
     expected = [np.asarray(e) for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
     if len(actual) != len(expected):
