@@ -155,9 +155,9 @@ static const char *check_index_list(const TfLiteContext *context, const TfLiteIn
   return NULL;
 }
 
-const char *bittts_litert_check_node(const TfLiteContext *context, const TfLiteNode *node) {
-  const char *error = bittts_litert_check_context(context);
-  if (error) return error;
+/* The node's part of bittts_litert_check_node, on a context already checked. */
+static const char *check_node_of(const TfLiteContext *context, const TfLiteNode *node) {
+  const char *error;
   if (node == NULL) return layout_error("the node pointer is NULL");
   if ((error = check_index_list(context, node->inputs, "inputs", 0)) ||
       (error = check_index_list(context, node->outputs, "outputs", 0)) ||
@@ -173,6 +173,11 @@ const char *bittts_litert_check_node(const TfLiteContext *context, const TfLiteN
     return layout_error("node custom data size %d does not fit its pointer",
                         node->custom_initial_data_size);
   return NULL;
+}
+
+const char *bittts_litert_check_node(const TfLiteContext *context, const TfLiteNode *node) {
+  const char *error = bittts_litert_check_context(context);
+  return error ? error : check_node_of(context, node);
 }
 
 const char *bittts_litert_check_stored_registration(const TfLiteRegistration *stored,
@@ -316,14 +321,19 @@ static TfLiteStatus get_tensors(TfLiteContext *context, TfLiteNode *node, int th
   return kTfLiteOk;
 }
 
+/* Prepare's layout guards: the context (whose ReportError is not called when
+ * it fails), a registration the registerer refused, the node. */
+static TfLiteStatus guard(TfLiteContext *context, TfLiteNode *node) {
+  const char *error = bittts_litert_check_context(context);
+  if (error) return fail_report(context, 0, error);
+  if (refused_runtime[0]) return fail_report(context, 1, refused_runtime);
+  if ((error = check_node_of(context, node)) != NULL) return fail_report(context, 1, error);
+  return kTfLiteOk;
+}
+
 static TfLiteStatus prepare(TfLiteContext *context, TfLiteNode *node) {
   DecodeTensors tensors;
-  const char *error;
-  if ((error = bittts_litert_check_context(context)) != NULL)
-    return fail_report(context, 0, error);
-  if (refused_runtime[0]) return fail_report(context, 1, refused_runtime);
-  if ((error = bittts_litert_check_node(context, node)) != NULL)
-    return fail_report(context, 1, error);
+  if (guard(context, node) != kTfLiteOk) return kTfLiteError;
   return get_tensors(context, node, 1, &tensors);
 }
 
@@ -401,9 +411,7 @@ const TfLiteRegistration *bittts_litert_registration(void) {
  * it the interpreter would only say the op is unresolved. */
 static TfLiteStatus refuse_old_format(TfLiteContext *context, TfLiteNode *node) {
   char message[200];
-  const char *error = bittts_litert_check_context(context);
-  (void)node;
-  if (error) return fail_report(context, 0, error);
+  if (guard(context, node) != kTfLiteOk) return kTfLiteError;
   snprintf(message, sizeof message,
            "the model uses packed format version 1 (uint8 indices); this runtime reads "
            "version %d: convert the model again",
