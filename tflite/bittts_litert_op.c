@@ -112,26 +112,47 @@ static int plausible_data(const void *address, size_t alignment) {
 
 /* --- The guards. */
 
-const char *bittts_litert_check_context(const TfLiteContext *context) {
+/* The last ReportError, ResizeTensor and GetExecutionPlan found to be code,
+ * per thread: Eval re-checks the context on every call, and a runtime keeps
+ * the same three, so the segment walk runs once per thread. */
+static __thread uintptr_t verified_code[3];
+
+/* `thorough` (Prepare, and the exported check) also walks the segments for
+ * the data pointers, which must not point into code. */
+static const char *check_context_of(const TfLiteContext *context, int thorough) {
+  uintptr_t code[3];
   if (context == NULL) return layout_error("the context pointer is NULL");
   if (context->tensors_size < 1 || context->tensors_size > BITTTS_LITERT_MAX_TENSORS)
     return layout_error("context tensor count %zu is outside 1..%d", context->tensors_size,
                         BITTTS_LITERT_MAX_TENSORS);
-  if (!plausible_data(context->tensors, _Alignof(TfLiteTensor)))
+  if (context->tensors == NULL || (uintptr_t)context->tensors % _Alignof(TfLiteTensor) != 0 ||
+      (thorough && is_code(context->tensors)))
     return layout_error("context tensors pointer %p is NULL, misaligned or into code",
                         (void *)context->tensors);
   if ((uintptr_t)context->tensors > UINTPTR_MAX - context->tensors_size * sizeof(TfLiteTensor))
     return layout_error("context tensors run past the end of memory");
-  if (!plausible_data(context->impl_, sizeof(void *)))
+  if (context->impl_ == NULL || (uintptr_t)context->impl_ % sizeof(void *) != 0 ||
+      (thorough && is_code(context->impl_)))
     return layout_error("context impl_ pointer %p is NULL, misaligned or into code",
                         context->impl_);
-  if (!is_code((const void *)context->ReportError))
+  code[0] = (uintptr_t)context->ReportError;
+  code[1] = (uintptr_t)context->ResizeTensor;
+  code[2] = (uintptr_t)context->GetExecutionPlan;
+  if (code[0] == verified_code[0] && code[1] == verified_code[1] &&
+      code[2] == verified_code[2] && code[0] != 0)
+    return NULL;
+  if (!is_code((const void *)code[0]))
     return layout_error("context ReportError is not code of a loaded object");
-  if (!is_code(context->ResizeTensor))
+  if (!is_code((const void *)code[1]))
     return layout_error("context ResizeTensor is not code of a loaded object");
-  if (!is_code(context->GetExecutionPlan))
+  if (!is_code((const void *)code[2]))
     return layout_error("context GetExecutionPlan is not code of a loaded object");
+  memcpy(verified_code, code, sizeof code);
   return NULL;
+}
+
+const char *bittts_litert_check_context(const TfLiteContext *context) {
+  return check_context_of(context, 1);
 }
 
 /* An index list of the node: NULL only where allowed, aligned, a bounded
@@ -342,17 +363,16 @@ static int overlaps(const TfLiteTensor *a, const TfLiteTensor *b) {
   return a->bytes && b->bytes && a0 < b0 + b->bytes && b0 < a0 + a->bytes;
 }
 
-/* Eval runs only on a context and node Prepare accepted (the runtime always
- * prepares first); it re-checks the cheap parts and every tensor record. */
+/* The runtime always prepares first; Eval re-checks the context (the code
+ * pointers once per thread), the node's lists and every tensor record. */
 static TfLiteStatus eval(TfLiteContext *context, TfLiteNode *node) {
   DecodeTensors t;
   size_t bad = 0, n;
   float scale;
   bittts_status status;
   char message[200];
-  if (context == NULL || context->ReportError == NULL || context->tensors == NULL ||
-      context->tensors_size < 1 || context->tensors_size > BITTTS_LITERT_MAX_TENSORS)
-    return fail_report(context, 0, layout_error("Eval got a context Prepare would refuse"));
+  const char *error = check_context_of(context, 0);
+  if (error) return fail_report(context, 0, error);
   if (refused_runtime[0]) return fail_report(context, 1, refused_runtime);
   if (node == NULL) return fail_report(context, 1, layout_error("the node pointer is NULL"));
   if (get_tensors(context, node, 0, &t) != kTfLiteOk) return kTfLiteError;
