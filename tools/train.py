@@ -18,13 +18,15 @@ from bittts_tf import cli
 cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
 import json
+import os
+import sys
 
 from absl import app, flags
 
 from bittts_tf.models import configs
 from bittts_tf.training import run
 from bittts_tf.training.config import FORWARD_SUMS, MODES
-from bittts_tf.training.distribute import PRECISIONS, STRATEGIES
+from bittts_tf.training.distribute import PRECISIONS, STRATEGIES, WorkerLost
 
 FLAGS = flags.FLAGS
 _DEFAULTS = run.RunOptions(output_dir="")  # one home for every default
@@ -115,7 +117,13 @@ def main(argv):
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed", "init_from", "strategy", "precision")},
         acoustic_overrides=acoustic_overrides, vocoder_overrides=vocoder_overrides)
-    result = run.train(options)
+    try:
+        result = run.train(options)
+    except WorkerLost as e:
+        # TensorFlow's runtime waits forever at exit for the lost peer: leave now.
+        print(f"train: {e}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
     print(f"finished at step {result['step']} after {result['cpu_seconds'] / 60:.1f} CPU minutes; "
           f"checkpoint {result['checkpoint']}")
     print("held-out losses: " + json.dumps({k: round(v, 4) for k, v in result["held_out"].items()}))

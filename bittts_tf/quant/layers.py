@@ -56,7 +56,13 @@ class _QuantizedKernelMixin:
             quantizers.layer_norm(x), self.activation_bits)
 
     def quantized_kernel(self):
-        return quantizers.quantize_weights(self.kernel, self.weight_bits)
+        if self.compute_dtype == self.variable_dtype:
+            return quantizers.quantize_weights(self.kernel, self.weight_bits)
+        # Mixed precision: quantize the float32 weights (the codes and scale of
+        # float32 training), then cast for the float16/bfloat16 op.
+        with keras.src.backend.common.variables.AutocastScope(None):
+            kernel = tf.convert_to_tensor(self.kernel)
+        return tf.cast(quantizers.quantize_weights(kernel, self.weight_bits), self.compute_dtype)
 
     def effective_kernel(self) -> np.ndarray:
         """The kernel the forward pass uses, in Keras layout."""

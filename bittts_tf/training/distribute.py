@@ -271,7 +271,10 @@ def stop_cleanly_on_lost_worker(trainer, checkpoint_dir: str):
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
             tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError) as e:
         last = checkpoints.latest(checkpoint_dir)
-        detail = " ".join(str(e.message).split())[:300]
+        # Its message ends with the cause, after the trace of the node.
+        lines = [line.strip() for line in str(e.message).splitlines()
+                 if line.strip() and not line.strip().startswith(("File ", "Detected at node"))]
+        detail = " ".join(" ".join(lines[-2:]).split())[:300]
         raise WorkerLost(
             f"a worker stopped or became unreachable during training (this worker was at "
             f"step {_step_or_unknown(trainer)}); restart every worker with the same command to "
@@ -351,13 +354,14 @@ def worker_callbacks(callback_list: list, trainer, clock: SharedClock, warmup_st
     return extra + list(callback_list)
 
 
-def keep_float32(model) -> None:
-    """Mixed precision: the alignment module (soft alignment log-probs, the
-    forward sum, the Viterbi search) computes in float32."""
-    if model is None:
-        return
-    from bittts_tf.models.alignment import AlignmentModule
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, AlignmentModule):
-            for sub in layer._flatten_layers(include_self=True):
-                sub.dtype_policy = "float32"
+@contextlib.contextmanager
+def float32_policy():
+    """Builds models in float32 whatever the global (mixed) policy: the
+    acoustic model (masks, alignment search, forward sum, variance adaptor)
+    runs in float32; mixed precision speeds up the vocoder and discriminators."""
+    saved = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(saved)

@@ -134,16 +134,15 @@ def build_trainer(model_config: configs.ModelConfig,
         with strategy.scope():
             return build_trainer(model_config, training_config)
     mode = training_config.mode
-    acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
+    with distribute.float32_policy():
+        acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
     generator = build.build_generator(model_config) if mode != "acoustic" else None
     discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None
     teacher = None
     if training_config.teacher_acoustic:
-        teacher = load_teacher(training_config.teacher_acoustic, model_config, mode)
+        with distribute.float32_policy():
+            teacher = load_teacher(training_config.teacher_acoustic, model_config, mode)
     policy = keras.mixed_precision.global_policy().name
-    if policy != "float32":
-        distribute.keep_float32(acoustic)
-        distribute.keep_float32(teacher)
     trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
                                        discriminators, teacher=teacher, dtype="float32")
     trainer.compile(jets_trainer.make_optimizer(training_config),

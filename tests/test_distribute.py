@@ -1,0 +1,105 @@
+"""Training under tf.distribute (issue 16), against the single-device run.
+
+The strategies need a fresh TensorFlow runtime (logical devices, a cluster),
+so each check runs tools/check_distribute.py in a subprocess with a hard
+timeout; the tool compares with single-device training itself and the test
+asserts on its figures.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bittts_tf.training import distribute
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def check(tmp_path, seed, *flags, timeout=420):
+    output = tmp_path / "report.json"
+    command = [sys.executable, os.path.join(REPO, "tools", "check_distribute.py"),
+               f"--seed={seed}", f"--output={output}", *flags]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(output.read_text())
+
+
+@pytest.mark.parametrize("text, named", [
+    (None, "needs TF_CONFIG"),
+    ("{not json", "not JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "no \"cluster\""),
+    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}',
+     "host:port"),
+    ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "job 'ps'"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     "index 2"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "evaluator", "index": 0}}',
+     "must name a job"),
+])
+def test_bad_tf_config_is_named(text, named):
+    with pytest.raises(distribute.DistributeError, match=named):
+        distribute.parse_tf_config(text)
+
+
+def test_chief_is_the_chief_task_else_worker_0():
+    workers = {"worker": ["a:1", "b:2"]}
+    assert distribute.is_chief_task({"cluster": workers, "task": {"type": "worker", "index": 0}})
+    assert not distribute.is_chief_task({"cluster": workers,
+                                         "task": {"type": "worker", "index": 1}})
+    with_chief = {"chief": ["c:3"], **workers}
+    assert not distribute.is_chief_task({"cluster": with_chief,
+                                         "task": {"type": "worker", "index": 0}})
+    assert distribute.is_chief_task({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
+
+
+def test_train_tool_refuses_a_bad_tf_config_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "train.py"), "--strategy=multi_worker",
+         f"--output_dir={tmp_path / 'run'}", "--steps=2", "--checkpoint_every=2"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1"]}}'})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("train: TF_CONFIG cluster 'worker' must be a list of \"host:port\"")
+
+
+def test_mirrored_gradients_and_mixed_precision_match_float32_single_device(tmp_path, rng):
+    """Joint mode (acoustic model, alignment search, generator, STFT loss,
+    discriminators, both optimizers) on 2 logical CPUs vs one device; then
+    one bfloat16 vocoder step on the float32 weights."""
+    seed = int(rng.integers(1 << 20))
+    print(f"check_distribute seed {seed}")
+    report = check(tmp_path, seed, "--checks=gradients,precision", "--modes=joint",
+                   "--small_discriminators", "--precision_mode=vocoder")
+    row, = report["gradients"]
+    print(row)
+    assert row["replicas"] == 2 and row["variables"] > 100
+    assert row["max_relative_error_per_variable"] < 1e-5
+    assert row["max_relative_loss_error"] < 1e-5
+    precision, = report["precision"]
+    print(precision)
+    assert precision["layers_in_low_precision"] > 0
+    assert precision["codes_equal_before_step"] and precision["ternary_layers"] > 0
+    assert precision["finite"]
+    assert precision["loss_relative_difference"] < 1e-2
+
+
+def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path, rng):
+    seed = int(rng.integers(1 << 20))
+    print(f"check_distribute seed {seed}")
+    report = check(tmp_path, seed, "--checks=multi_worker", "--steps=6", "--checkpoint_every=2",
+                   f"--work_dir={tmp_path}", "--timeout=240", "--nostraight_run", timeout=900)
+    mw = report["multi_worker"]
+    print(mw)
+    # Steps 1-2 (and any before the kill) from the first launch, the rest
+    # from the restart: all as in one process.
+    assert mw["resumed_steps_compared"] == 6
+    assert mw["survivor_exit_code"] == 1
+    assert mw["survivor_message"].startswith("train: a worker stopped or became unreachable")
+    assert "restart every worker" in mw["survivor_message"]
+    assert mw["restart"].startswith(f"resumed from {tmp_path}/killed/checkpoints/ckpt-")
+    assert mw["resumed_run_max_relative_loss_difference"] < 1e-4

@@ -1,0 +1,244 @@
+"""Issue 16's acceptance figures for training under tf.distribute.
+
+  gradients     MirroredStrategy over 2 logical CPU devices in this process:
+                one step's gradients vs the single-device gradients of the
+                same global batch, per mode (relative error, worst variable).
+  multi_worker  tools/train.py --strategy=multi_worker with 2 worker
+                processes on 127.0.0.1 (TF_CONFIG, free ports): its losses vs
+                a single-process run on the same global batches; then a run
+                whose worker 1 is killed after the first checkpoint (the
+                other must stop with a clear message within --timeout), and a
+                restart of both that must resume at the last checkpoint with
+                the single-process losses.
+  precision     one step in mixed precision vs float32 on the same weights:
+                ternary codes of every forward kernel, loss difference.
+
+  python tools/check_distribute.py --checks=gradients,multi_worker,precision --output=out/distribute.json
+"""
+
+from bittts_tf import cli
+
+cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKS = ("gradients", "multi_worker", "precision")
+MODES = ("acoustic", "vocoder", "joint")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("checks", list(CHECKS), f"Which of {CHECKS} to run.")
+flags.DEFINE_list("modes", list(MODES), "Training modes of the gradient check.")
+flags.DEFINE_integer("seed", None, "Seed of the data and weights (default: fresh, printed).")
+flags.DEFINE_integer("steps", 20, "multi_worker: training steps.")
+flags.DEFINE_integer("checkpoint_every", 10, "multi_worker: steps between checkpoints.")
+flags.DEFINE_string("mw_mode", "acoustic", "multi_worker: training mode.")
+flags.DEFINE_list("precisions", ["mixed_bfloat16"], "precision: policies to compare with float32.")
+flags.DEFINE_string("precision_mode", "vocoder", "precision: training mode.")
+flags.DEFINE_boolean("small_discriminators", False,
+                     "gradients/precision: period discriminators 2 and 3 only (faster; tests).")
+flags.DEFINE_boolean("straight_run", True,
+                     "multi_worker: also a two-worker run without a kill (the killed and "
+                     "resumed run is compared with the single-process run either way).")
+flags.DEFINE_float("timeout", 300.0, "multi_worker: seconds any launch may take.")
+flags.DEFINE_string("work_dir", "", "multi_worker: where the runs go (default: a temporary dir).")
+flags.DEFINE_string("output", "", "Also write the figures to this JSON file.")
+
+
+class CheckError(RuntimeError):
+    """A launch that failed or hung."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_command(output_dir: str, seed: int, steps: int, checkpoint_every: int, mode: str,
+                  strategy: str) -> list[str]:
+    return [sys.executable, os.path.join(REPO, "tools", "train.py"), f"--strategy={strategy}",
+            f"--mode={mode}", "--config=tiny", "--corpus=synthetic:20", "--held_out=4",
+            "--batch_size=4", "--segment_frames=16", f"--steps={steps}",
+            f"--checkpoint_every={checkpoint_every}", "--binarization_start_step=2",
+            "--stft_loss_weight=9", "--vocoder_config=n_scales=0,periods=2:3",
+            "--acoustic_config=dropout=0,predictor_dropout=0", f"--seed={seed}",
+            "--media_every=100000", f"--output_dir={output_dir}"]
+
+
+def launch_workers(command: list[str], log_prefix: str) -> list[subprocess.Popen]:
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        log = open(f"{log_prefix}.worker{index}.log", "w")
+        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          cwd=REPO, start_new_session=True))
+    return processes
+
+
+def wait_all(processes, timeout: float, what: str) -> list[int]:
+    deadline = time.time() + timeout
+    codes = []
+    for p in processes:
+        try:
+            codes.append(p.wait(max(deadline - time.time(), 1)))
+        except subprocess.TimeoutExpired:
+            for q in processes:
+                if q.poll() is None:
+                    os.killpg(q.pid, signal.SIGKILL)
+            raise CheckError(f"{what}: still running after {timeout:.0f} s (killed)") from None
+    return codes
+
+
+def read_losses(output_dir: str) -> dict[int, dict]:
+    with open(os.path.join(output_dir, "losses.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {r.pop("step"): r for r in rows}
+
+
+def max_relative_difference(reference: dict, got: dict) -> tuple[float, list[int]]:
+    steps = sorted(reference)
+    if sorted(got) != steps:
+        raise CheckError(f"steps differ: reference {steps}, got {sorted(got)}")
+    worst = max(abs(got[s][k] - v) / max(abs(v), 1e-12)
+                for s in steps for k, v in reference[s].items())
+    return worst, steps
+
+
+def last_line(path: str) -> str:
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: float,
+                       work_dir: str, straight_run: bool = True) -> dict:
+    single_dir = os.path.join(work_dir, "single")
+    started = time.time()
+    single = subprocess.run(train_command(single_dir, seed, steps, every, mode, "default"),
+                            cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if single.returncode:
+        raise CheckError(f"single-process run failed: {single.stderr.strip()[-500:]}")
+    single_seconds = time.time() - started
+    reference = read_losses(single_dir)
+
+    # Two workers, straight through.
+    straight_error, compared, straight_seconds = None, [], None
+    if straight_run:
+        straight_dir = os.path.join(work_dir, "two_workers")
+        started = time.time()
+        codes = wait_all(launch_workers(train_command(straight_dir, seed, steps, every, mode,
+                                                      "multi_worker"), straight_dir),
+                         timeout, "two-worker run")
+        if any(codes):
+            raise CheckError(f"two-worker run exited with {codes}: "
+                             f"{last_line(straight_dir + '.worker0.log')}")
+        straight_seconds = round(time.time() - started, 1)
+        straight_error, compared = max_relative_difference(reference, read_losses(straight_dir))
+
+    # Kill worker 1 after the first checkpoint, then restart both.
+    killed_dir = os.path.join(work_dir, "killed")
+    command = train_command(killed_dir, seed, steps, every, mode, "multi_worker")
+    processes = launch_workers(command, killed_dir)
+    first = os.path.join(killed_dir, "checkpoints", f"ckpt-{every:08d}.npz")
+    deadline = time.time() + timeout
+    while not (os.path.exists(first) and _last_step(killed_dir) > every):
+        if time.time() > deadline or any(p.poll() is not None for p in processes):
+            wait_all(processes, 1, "killed run")
+            raise CheckError(f"killed run: no step after {first} "
+                             f"(exit codes {[p.poll() for p in processes]})")
+        time.sleep(0.02)
+    killed_at = _last_step(killed_dir)
+    os.killpg(processes[1].pid, signal.SIGKILL)
+    killed_time = time.time()
+    survivor = wait_all(processes[:1], timeout, "the surviving worker")[0]
+    processes[1].wait()
+    stop_seconds = time.time() - killed_time
+    message = last_line(killed_dir + ".worker0.log")
+    resume_from = sorted(os.listdir(os.path.join(killed_dir, "checkpoints")))[-1]
+
+    restart = launch_workers(command, killed_dir + ".restart")
+    codes = wait_all(restart, timeout, "restarted run")
+    if any(codes):
+        raise CheckError(f"restarted run exited with {codes}: "
+                         f"{last_line(killed_dir + '.restart.worker0.log')}")
+    resumed_line = next((line for line in open(killed_dir + ".restart.worker0.log")
+                         if line.startswith("resumed from")), "")
+    resumed_error, resumed_steps = max_relative_difference(reference, read_losses(killed_dir))
+    return {"seed": seed, "mode": mode, "steps": steps, "checkpoint_every": every,
+            "steps_compared": len(compared), "resumed_steps_compared": len(resumed_steps),
+            "max_relative_loss_difference": straight_error,
+            "single_process_seconds": round(single_seconds, 1),
+            "two_workers_seconds": straight_seconds,
+            "killed_worker_1_after_step": killed_at,
+            "survivor_exit_code": survivor, "survivor_stopped_after_seconds": round(stop_seconds, 1),
+            "survivor_message": message, "restart": resumed_line.strip(),
+            "resumed_from": resume_from,
+            "resumed_run_max_relative_loss_difference": resumed_error}
+
+
+def _last_step(run_dir: str) -> int:
+    try:
+        steps = read_losses(run_dir)
+    except (OSError, ValueError):
+        return 0
+    return max(steps, default=0)
+
+
+def main(argv):
+    del argv
+    unknown = sorted(set(FLAGS.checks) - set(CHECKS)) + sorted(set(FLAGS.modes) - set(MODES))
+    if unknown:
+        raise CheckError(f"unknown check or mode {unknown}: checks are {CHECKS}, modes {MODES}")
+    seed = FLAGS.seed if FLAGS.seed is not None else secrets.randbits(20)
+    print(f"seed {seed}", flush=True)
+    import tensorflow as tf
+    if "gradients" in FLAGS.checks:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from bittts_tf.training import distribute_check
+    report = {"seed": seed}
+    small = FLAGS.small_discriminators
+    if "gradients" in FLAGS.checks:
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+        report["gradients"] = []
+        for mode in FLAGS.modes:
+            started = time.time()
+            row = distribute_check.gradient_check(mode, seed, devices, small)
+            row["seconds"] = round(time.time() - started, 1)
+            report["gradients"].append(row)
+            print(json.dumps(row), flush=True)
+    if "precision" in FLAGS.checks:
+        report["precision"] = []
+        for precision in FLAGS.precisions:
+            row = distribute_check.precision_check(FLAGS.precision_mode, precision, seed,
+                                                   small_discriminators=small)
+            report["precision"].append(row)
+            print(json.dumps(row), flush=True)
+    if "multi_worker" in FLAGS.checks:
+        with tempfile.TemporaryDirectory() as tmp:
+            report["multi_worker"] = multi_worker_check(
+                seed, FLAGS.steps, FLAGS.checkpoint_every, FLAGS.mw_mode, FLAGS.timeout,
+                FLAGS.work_dir or tmp, FLAGS.straight_run)
+        print(json.dumps(report["multi_worker"]), flush=True)
+    if FLAGS.output:
+        from bittts_tf import fileio
+        fileio.atomic_write_json(FLAGS.output, report)
+
+
+if __name__ == "__main__":
+    cli.run(main)
