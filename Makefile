@@ -42,7 +42,7 @@ QEMU_RUN = timeout 120 qemu-system-arm -M $(BOARD_$(1)) -nographic -monitor none
   -semihosting-config enable=on,target=native,arg=$(2)$(if $(BITTTS_TEST_SEED),$(comma)arg=$(BITTTS_TEST_SEED)) \
   -kernel $(BUILD)/$(2)_$(1).elf
 
-.PHONY: setup apt venv lib demo test test-c test-cortex-m firmware-size test-py bench bench-cortex-m clean
+.PHONY: setup apt venv lib demo test test-c test-cortex-m firmware-size test-py bench bench-cortex-m fuzz fuzz-smoke clean
 
 setup: apt venv lib
 
@@ -156,6 +156,15 @@ test-cortex-m: firmware-size $(BUILD)/test_stream $(foreach cpu,m4 m7,$(BUILD)/t
 	@for cpu in m4 m7; do grep '^exp sweep' $(BUILD)/test_stream_$$cpu.log | cmp -s - $(BUILD)/exp_sweep_host.txt || \
 	  { echo "exp(d) rounded to float32 differs between the host and $$cpu: so would durations"; exit 1; }; done
 	@echo "exp sweep: host, Cortex-M4 and Cortex-M7 agree ($$(cat $(BUILD)/exp_sweep_host.txt))"
+
+# libFuzzer on the decoders and the LiteRT kernel (clang, tests/c/fuzz_*.c):
+# 1,000,000 executions per target, report in out/fuzz_report.json. The test
+# suite runs the smoke run (tests/test_fuzz_kernels.py).
+fuzz: setup
+	$(PY) tools/fuzz_kernels.py
+
+fuzz-smoke: setup
+	$(PY) tools/fuzz_kernels.py --smoke
 
 test-py: setup
 	$(PY) -m pytest -q -n 2 tests

@@ -4,6 +4,7 @@ the registerer without TensorFlow."""
 
 import ctypes
 import importlib.metadata
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -18,11 +19,16 @@ from bittts_tf.quant import (QuantConv1D, TernaryConv1D, TernaryConv1DTranspose,
                              packing, spec)
 
 
-def test_runtime_version_matches_the_declared_abi():
-    # tflite/litert_abi.h mirrors this exact version, and the registerer takes
-    # AddCustom from its interpreter library; re-check both before bumping it.
-    # (TensorFlow's version no longer matters to the runtime: nothing links it.)
-    assert importlib.metadata.version("ai-edge-litert") == "2.3.0"
+def test_runtime_version_is_the_pinned_one():
+    # A version pin, not a layout test: tflite/litert_abi.h mirrors this
+    # version's records, and the kernel's run-time guards (planted wrong
+    # layouts: tests/test_litert_layout_guards.py) name it when they refuse.
+    # The registerer takes AddCustom from its interpreter library; re-check
+    # both before bumping it. (TensorFlow's version no longer matters to the
+    # runtime: nothing links it.)
+    assert importlib.metadata.version("ai-edge-litert") == spec.LITERT_VERSION == "2.3.0"
+    lock = (pathlib.Path(__file__).resolve().parents[1] / "requirements.lock").read_text()
+    assert f"ai-edge-litert=={spec.LITERT_VERSION}" in lock
 
 
 def mixed_model(quantize_activations=False, width=24):

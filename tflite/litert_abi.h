@@ -1,9 +1,16 @@
 /* The few TFLite C types the LiteRT custom-op adapter touches, declared here
  * because no installed wheel ships TFLite's C headers. They mirror the ABI of
- * the pinned runtime (ai-edge-litert 2.3.0, x86-64 and aarch64 Linux).
- * tests/test_export_litert.py runs the op inside that runtime and the adapter
- * self-checks every tensor it reads (bytes == elements * size), so a layout
- * change fails loudly instead of reading garbage. */
+ * the pinned runtime (ai-edge-litert 2.3.0, x86-64 and aarch64 Linux;
+ * bittts_tf/quant/spec.py LITERT_VERSION, requirements.lock).
+ *
+ * Nothing checks them against TFLite's headers, so the kernel checks what it
+ * reads at run time (bittts_litert_op.h): the context, node and every tensor
+ * record in Prepare, the record the resolver stored at registration (via
+ * MutableOpResolver::FindOp), and a refusal names the pinned versions.
+ * bittts_litert_op.c also asserts the LP64 sizes and offsets below at compile
+ * time. tests/test_litert_layout_guards.py plants wrong layouts;
+ * tests/test_export_litert.py runs the op in the pinned runtime (and pins its
+ * version, which is not a layout check). */
 #ifndef BITTTS_LITERT_ABI_H_
 #define BITTTS_LITERT_ABI_H_
 

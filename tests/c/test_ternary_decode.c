@@ -216,6 +216,20 @@ static void test_size_mismatch(void) {
         for (i = 0; i < 18; ++i) CHECK((uint8_t)out_i8[i] == CANARY, "i8 wrote on a size error");
     }
   }
+  /* Weight counts whose float buffer would pass SIZE_MAX bytes, with the
+   * packed length that matches them: refused as a size error before a byte is
+   * read (the sanitizer build would report the read past `packed`). */
+  for (d = 0; d < kNumF32; ++d) {
+    size_t huge[2] = {(size_t)-1, (size_t)-1 / 4 + 1};
+    for (i = 0; i < 2; ++i) {
+      memset(out, CANARY, sizeof out);
+      CHECK(kF32Decoders[d].fn(packed, bittts_packed_size(huge[i]), 1.0f, out, huge[i], NULL) ==
+                BITTTS_ERR_SIZE,
+            "%s: %zu weights", kF32Decoders[d].name, huge[i]);
+      CHECK(float_canary_intact(&out[0]), "%s wrote for %zu weights", kF32Decoders[d].name,
+            huge[i]);
+    }
+  }
   CHECK(bittts_packed_size(0) == 0 && bittts_packed_size(1) == 1 && bittts_packed_size(5) == 1 &&
             bittts_packed_size(6) == 2 && bittts_packed_size(1000001) == 200001,
         "packed sizes");
