@@ -1,7 +1,7 @@
 """Times the packed-ternary decoders side by side on one 16 M-weight tensor.
 
 The decoders decode the same int8 bytes (format version 2) in one run: the C
-table decode (a scaled 243-row table, one 20-byte copy per packed byte), the
+table decode (the static const trit table times the scale, no RAM table), the
 C multiply-shift decode (no table: one multiply-add-shift per byte, one
 multiply-shift per weight), the naive C decode (division and modulo per weight),
 and numpy (table look-up). `c_fast` is whichever of them bittts_decode_f32, the
