@@ -29,8 +29,17 @@ def _below_thousand(n: int) -> list[str]:
     return words
 
 
-def cardinal(n: int) -> str:
-    """123456 -> 'one hundred twenty-three thousand four hundred fifty-six'."""
+def cardinal(n: int | str) -> str:
+    """123456 or "123456" -> 'one hundred twenty-three thousand four hundred fifty-six'.
+
+    Text passes its numbers as digit strings: one past the named scales is
+    read digit by digit without becoming an int, since Python refuses int()
+    of a string of more than 4300 digits (and text can hold any number)."""
+    if isinstance(n, str):
+        if not (n.isascii() and n.isdigit()):
+            raise ValueError(f"cardinal wants an int or a string of digits 0-9, got {n[:40]!r}")
+        if len(n.lstrip("0")) > len(str(MAX_CARDINAL)):
+            return digits(n)
     n = int(n)
     if n < 0:
         return "minus " + cardinal(-n)
@@ -49,8 +58,8 @@ def cardinal(n: int) -> str:
     return " ".join(reversed(groups))
 
 
-def ordinal(n: int) -> str:
-    """21 -> 'twenty-first'."""
+def ordinal(n: int | str) -> str:
+    """21 or "21" -> 'twenty-first'."""
     words = cardinal(n)
     head, sep, last = words.rpartition(" ")
     hyph_head, hyph, last_part = last.rpartition("-")
