@@ -1,7 +1,7 @@
 """Shared test set-up: fresh random seeds (printed, so a failure can be replayed)."""
 
 import os
-import secrets
+import random
 import sys
 import tempfile
 
@@ -9,21 +9,37 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from seeds import fresh_seed
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One numba cache per pytest-xdist worker: workers compiling librosa's pYIN
 # kernels into a shared cache at once can crash on it (numba issue 10128).
 os.environ["NUMBA_CACHE_DIR"] = os.path.join(
     tempfile.gettempdir(), f"bittts-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 
-settings.register_profile("bittts", deadline=None, max_examples=60, derandomize=False)
+# print_blob: a failing example is printed with the blob that replays it.
+settings.register_profile("bittts", deadline=None, max_examples=60, derandomize=False,
+                          print_blob=True)
 settings.load_profile("bittts")
 
 
+@pytest.fixture(autouse=True)
+def seed(request):
+    """Every test's seed, fresh and printed (replay with BITTTS_TEST_SEED=<seed>).
+    It also seeds the global generators a test may draw from without saying
+    so: Python's random, numpy's legacy np.random and, once loaded, Keras and
+    TensorFlow (weight initializers, dropout)."""
+    value = fresh_seed(request.node.nodeid)
+    random.seed(value)
+    np.random.seed(value)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(value)
+    return value
+
+
 @pytest.fixture
-def rng(request):
-    """A numpy Generator with a fresh seed; replay with BITTTS_TEST_SEED=<seed>."""
-    seed = int(os.environ.get("BITTTS_TEST_SEED", secrets.randbits(32)))
-    print(f"{request.node.nodeid}: seed {seed}")
+def rng(seed):
+    """A numpy Generator from the test's seed."""
     return np.random.default_rng(seed)
 
 
