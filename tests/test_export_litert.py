@@ -17,6 +17,7 @@ from ai_edge_litert import schema_py_generated as schema
 from bittts_tf.export import converter, runtime, tflite_file, validate
 from bittts_tf.quant import (QuantConv1D, TernaryConv1D, TernaryConv1DTranspose, TernaryDense,
                              packing, spec)
+from seeds import fresh_seed
 
 
 def test_runtime_version_is_the_pinned_one():
@@ -47,7 +48,7 @@ def mixed_model(quantize_activations=False, width=24):
 
 @pytest.fixture(scope="module")
 def converted():
-    keras.utils.set_random_seed(int(np.random.default_rng().integers(2**31)))
+    keras.utils.set_random_seed(fresh_seed("converted model"))
     model = mixed_model()
     return model, converter.convert(model)
 

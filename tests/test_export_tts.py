@@ -18,6 +18,7 @@ from bittts_tf.quant import spec
 from bittts_tf.runtime import ModelFolderError, SynthesisError, TextToSpeech, model_folder
 from bittts_tf.text import FrontEnd, TextError
 from tts_models import random_tts
+from seeds import fresh_seed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS = 24
@@ -27,8 +28,7 @@ TEXTS = ["Hello there.",
 
 @pytest.fixture(scope="module")
 def trained_looking_model():
-    seed = int(np.random.default_rng().integers(2**31))
-    print(f"model seed {seed}")
+    seed = fresh_seed("model")
     return random_tts(seed)
 
 

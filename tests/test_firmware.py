@@ -28,6 +28,7 @@ from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
 from tts_models import random_tts
 from bittts_tf.text import FrontEnd
+from seeds import fresh_seed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBRARY = BUILD_DIR / "libbittts_stream.so"
@@ -256,8 +257,7 @@ def test_model_check_is_zlib_crc32(lib, rng):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    seed = int(np.random.default_rng().integers(2**31))
-    print(f"model seed {seed}")
+    seed = fresh_seed("model")
     config, acoustic, vocoder = random_tts(seed)
     folders = {}
     for chunk in CHUNKS:

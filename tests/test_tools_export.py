@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bittts_tf.quant import TernaryConv1D
+from seeds import fresh_seed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -86,8 +87,7 @@ def vocoder_run(tmp_path_factory):
     from bittts_tf.models import build, configs
     from bittts_tf.training import checkpoints
 
-    seed = int(np.random.default_rng().integers(2**31))
-    print(f"vocoder_run: seed {seed}")
+    seed = fresh_seed("vocoder_run")
     keras.utils.set_random_seed(seed)
     config = configs.preset("tiny", quantize="vocoder")
     config = dataclasses.replace(config, vocoder=dataclasses.replace(

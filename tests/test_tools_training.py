@@ -21,8 +21,8 @@ def write_curve(run_dir, rows):
         f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
-def test_compare_runs_reports_final_values_ratios_and_a_plot(tmp_path):
-    rng = np.random.default_rng()
+def test_compare_runs_reports_final_values_ratios_and_a_plot(tmp_path, seed):
+    rng = np.random.default_rng(seed)
     finals = rng.uniform(0.2, 1.0, 2)
     boundaries = rng.uniform(10, 50, 2)
     for name, final, boundary in zip(("float", "ternary"), finals, boundaries):
@@ -54,8 +54,8 @@ def test_compare_runs_names_a_directory_without_a_curve(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_resume_comparison_finds_the_largest_relative_difference():
-    rng = np.random.default_rng()
+def test_resume_comparison_finds_the_largest_relative_difference(seed):
+    rng = np.random.default_rng(seed)
     before = {s: {"loss": float(rng.uniform(1, 2)), "mel": float(rng.uniform(1, 2))}
               for s in range(1, 31)}
     after = {s: dict(row) for s, row in before.items()}

@@ -170,10 +170,10 @@ def test_held_out_evaluation_weights_batches_by_utterances():
     assert got["loss"] == pytest.approx((4 * 4 + 1 * 1) / 5)
 
 
-def test_learning_rate_decays_by_the_given_factor_every_100_steps():
+def test_learning_rate_decays_by_the_given_factor_every_100_steps(seed):
     from bittts_tf.training.config import TrainingConfig
     from bittts_tf.training.jets_trainer import make_optimizer
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(seed)
     rate, lr = float(rng.uniform(0.5, 0.99)), float(rng.uniform(1e-4, 1e-2))
     optimizer = make_optimizer(TrainingConfig(learning_rate=lr, lr_decay_rate=rate))
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(lr)  # at iteration 0
