@@ -94,5 +94,6 @@ def test_sanitized_unit_test_build_fails_on_undefined_behaviour(tmp_path, rng):
     small = int(rng.integers(0, 2))  # 0 or 1: both overflow
     failed = subprocess.run([str(binary), str(small)], capture_output=True, text=True)
     assert failed.returncode != 0 and "runtime error" in failed.stderr, failed
-    fine = subprocess.run([str(binary), str(int(rng.integers(2, 100)))], capture_output=True, text=True)
+    fine = subprocess.run([str(binary), str(int(rng.integers(2, 100)))], capture_output=True,
+                          text=True)
     assert fine.returncode == 0, fine

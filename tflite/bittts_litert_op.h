@@ -35,13 +35,13 @@ BITTTS_LITERT_EXPORT const char *bittts_litert_check_context(const TfLiteContext
  * range of the context (or -1 for an optional tensor); no builtin data and
  * no user data (the op has neither); custom data size not negative. Checks
  * the context first. */
-BITTTS_LITERT_EXPORT const char *bittts_litert_check_node(const TfLiteContext *context, const TfLiteNode *node);
+BITTTS_LITERT_EXPORT const char *bittts_litert_check_node(const TfLiteContext *context,
+                                                          const TfLiteNode *node);
 /* The record the runtime's resolver stored for `ours` (registered under
  * `version`): the same functions and trailing fields at our offsets, the
  * custom name and version the resolver sets, builtin code CUSTOM. */
-BITTTS_LITERT_EXPORT const char *bittts_litert_check_stored_registration(const TfLiteRegistration *stored,
-                                                    const TfLiteRegistration *ours,
-                                                    int version);
+BITTTS_LITERT_EXPORT const char *bittts_litert_check_stored_registration(
+    const TfLiteRegistration *stored, const TfLiteRegistration *ours, int version);
 /* Makes every later Prepare and Eval fail with `message` (the registerer
  * calls it when the stored record does not match), or clears that with NULL. */
 BITTTS_LITERT_EXPORT void bittts_litert_refuse_runtime(const char *message);

@@ -186,7 +186,8 @@ static int find_members(void *resolver, ResolverMembers *members) {
   file.data = mmap(NULL, file.size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (file.data == MAP_FAILED) return lookup_failed("cannot map", info.dli_fname);
-  ok = search_file(&file, info.dli_fname, (uint64_t)((uintptr_t)vptr - (uintptr_t)map->l_addr), &found);
+  ok = search_file(&file, info.dli_fname, (uint64_t)((uintptr_t)vptr - (uintptr_t)map->l_addr),
+                   &found);
   munmap((void *)file.data, file.size);
   if (!ok) return 0;
   if (!found.vtable_is_resolver)

@@ -141,7 +141,8 @@ bittts_status bittts_decode_f32_lut(const int8_t *packed, size_t packed_len,
   for (g = 0; g < full_groups; ++g)
     scaled_group(packed[g], scale, out + g * BITTTS_TRITS_PER_BYTE, BITTTS_TRITS_PER_BYTE);
   tail = num_weights - full_groups * BITTTS_TRITS_PER_BYTE;
-  if (tail) scaled_group(packed[full_groups], scale, out + full_groups * BITTTS_TRITS_PER_BYTE, tail);
+  if (tail)
+    scaled_group(packed[full_groups], scale, out + full_groups * BITTTS_TRITS_PER_BYTE, tail);
   return BITTTS_OK;
 }
 

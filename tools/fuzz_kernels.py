@@ -21,7 +21,8 @@ that once crashed (see its README); every one is replayed before fuzzing.
   .venv/bin/python tools/fuzz_kernels.py --smoke               # 3 seconds per target (CI)
   .venv/bin/python tools/fuzz_kernels.py --targets=fuzz_decode --runs=200000
 
-Exit status 0 when no target crashed, 1 when one did, 2 when the build failed.
+Exit status 0 when no target crashed, 1 when one did, 2 when a target is
+unknown or its build failed.
 """
 
 from __future__ import annotations

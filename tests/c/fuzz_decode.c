@@ -135,7 +135,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   switch ((mode >> 2) & 3) {
     case 0: n = expected_n; break;
     case 1: n = expected_n + 1 + read_u16(header + 6) % 64; break;
-    case 2: n = expected_n > read_u16(header + 6) % 64 + 1 ? expected_n - (read_u16(header + 6) % 64 + 1) : 0; break;
+    case 2: {
+      size_t delta = read_u16(header + 6) % 64 + 1;
+      n = expected_n > delta ? expected_n - delta : 0;
+      break;
+    }
     default: n = read_u16(header + 6) % (5 * len + 64); break;
   }
   if (null_pointers) {

@@ -54,7 +54,8 @@ static uint16_t u16(Input *in) { return (uint16_t)(u8(in) | u8(in) << 8); }
 static unsigned long g_inputs, g_prepared, g_decoded;
 __attribute__((destructor)) static void print_depth(void) {
   if (g_inputs)
-    fprintf(stderr, "fuzz_litert_kernel depth: %lu inputs, Prepare accepted %lu, Eval decoded %lu\n",
+    fprintf(stderr,
+            "fuzz_litert_kernel depth: %lu inputs, Prepare accepted %lu, Eval decoded %lu\n",
             g_inputs, g_prepared, g_decoded);
 }
 
@@ -308,7 +309,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     status = registration->invoke(&context, &node);
     if (g_reports > 1) FAIL("Eval reported %d errors", g_reports);
     if (g_reports) check_message(g_report, "Eval");
-    if ((status == kTfLiteOk) == (g_reports > 0)) FAIL("Eval status %d with %d reports", status, g_reports);
+    if ((status == kTfLiteOk) == (g_reports > 0))
+      FAIL("Eval status %d with %d reports", status, g_reports);
     if (status == kTfLiteOk) {
       size_t n = weights->type == kTfLiteFloat32 ? weights->bytes / 4 : weights->bytes, k;
       float scale;
