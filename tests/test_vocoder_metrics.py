@@ -130,6 +130,9 @@ def test_vocoder_evaluation_on_a_perfect_and_a_fresh_vocoder(tmp_path):
             assert rate == config.audio.sample_rate
             np.testing.assert_allclose(written, utterances[i]["audio"], atol=1.0 / 32768 + 1e-6)
     assert ideal["mcd_db"] == 0.0 and ideal["stoi"] > 0.999 and ideal["pesq"] > 4.4
+    # The same clip scored twice: DNSMOS of the vocoded equals the original's.
+    assert abs(ideal["dnsmos_ovrl"] - ideal["dnsmos_ovrl_original"]) < 1e-4
+    assert 1.0 <= ideal["dnsmos_ovrl"] <= 5.0
     fresh = vocoder_eval.evaluate(build.build_generator(config), utterances, config.audio,
                                   with_wer=False)["summary"]
     assert fresh["mcd_db"] > 1.0 and fresh["pesq"] < ideal["pesq"]

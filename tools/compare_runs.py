@@ -6,6 +6,13 @@
 Plots each metric against training CPU minutes (the fair axis when runs are
 given equal CPU time) and prints every run's final values, with the ratio of
 each run's final value to the first run's.
+
+Vocoder runs given equal CPU time (`tools/train.py --max_cpu_minutes`) are
+also scored on their held-out ground-truth mels, final checkpoint each: MCD,
+PESQ, STOI, pocketsphinx WER and DNSMOS, into a table beside the curves:
+
+  python tools/compare_runs.py --runs=runs/cmp_frame_ternary,runs/cmp_hifigan_ternary \
+      --metrics=wave_mel_l1,stft --vocoder_corpus=data/slt_cache --output=out/cmp.png
 """
 
 from bittts_tf import cli
@@ -26,7 +33,22 @@ flags.DEFINE_list("metrics", ["mel_l1", "alignment_boundary_ms"],
                   "held_out.jsonl columns to plot and compare.")
 flags.DEFINE_string("output", None, "PNG of the curves; a .json with the same stem gets the "
                     "final values.")
+flags.DEFINE_string("vocoder_corpus", None, "Feature cache of vocoder runs: score each run's "
+                    "final checkpoint on its held-out utterances (MCD, PESQ, STOI, WER, DNSMOS).")
+flags.DEFINE_integer("n", 20, "Held-out utterances to score per run (with --vocoder_corpus).")
 flags.mark_flag_as_required("runs")
+
+VOCODER_COLUMNS = ("mcd_db", "pesq", "stoi", "wer", "dnsmos_ovrl")
+
+
+def vocoder_table(summary: dict) -> str:
+    """Markdown: one row per run, its CPU minutes and vocoder scores."""
+    header = "| run | CPU min | step | " + " | ".join(VOCODER_COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (3 + len(VOCODER_COLUMNS))]
+    for name, row in summary.items():
+        cells = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else "-" for c in VOCODER_COLUMNS]
+        lines.append(f"| {name} | {row['cpu_minutes']:.1f} | {row['step']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def load_curves(run_dir: str) -> dict[int, dict]:
@@ -74,6 +96,14 @@ def main(argv):
         else:
             summary[name].update({f"{m}_ratio": last[m] / reference[m] for m in FLAGS.metrics
                                   if m in last and reference.get(m)})
+    if FLAGS.vocoder_corpus:
+        from bittts_tf.eval import vocoder_eval
+        for run_dir in FLAGS.runs:
+            name = os.path.basename(os.path.normpath(run_dir))
+            print(f"scoring {name} on {FLAGS.n} held-out utterances ...", flush=True)
+            scored = vocoder_eval.evaluate_checkpoint(run_dir, FLAGS.vocoder_corpus, FLAGS.n)
+            summary[name].update(scored["summary"], checkpoint=scored["checkpoint"],
+                                 cpu_minutes=scored["cpu_minutes"], step=scored["step"])
     for name, row in summary.items():
         print(f"{name:28s} " + "  ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
@@ -82,6 +112,11 @@ def main(argv):
         stem = os.path.splitext(FLAGS.output)[0]
         fileio.atomic_write_json(stem + ".json", summary)
         print(f"wrote {FLAGS.output} and {stem}.json")
+    if FLAGS.vocoder_corpus:
+        table = vocoder_table(summary)
+        print(table)
+        if FLAGS.output:
+            fileio.atomic_write_text(stem + ".md", table + "\n")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from bittts_tf.models import alignment as alignment_lib
 from bittts_tf.models.layers import ConvStack, mask_weights
 from bittts_tf.models.variance import (VarianceAdaptor, alignment_from_durations,
                                        durations_from_log, length_regulate, token_average)
-from bittts_tf.quant import QuantConv1D
+from bittts_tf.quant import QuantConv1D, QuantDense
+from bittts_tf.quant.quantizers import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
 
@@ -55,8 +56,8 @@ class AcousticModel(keras.Model):
                                  c["dropout"], name="decoder", **q)
         # Zero init: training starts from the mean mel instead of a random
         # one several log units off.
-        self.mel_projection = keras.layers.Dense(c["n_mels"], kernel_initializer="zeros",
-                                                 name="mel_projection")
+        self.mel_projection = QuantDense(c["n_mels"], kernel_initializer="zeros",
+                                         weight_bits=FLOAT_BITS, name="mel_projection")
 
     def encode(self, phonemes, phoneme_lengths, speakers=None, training=False,
                return_embedding=False):

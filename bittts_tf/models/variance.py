@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 
 from bittts_tf.models.layers import ConvBlock
-from bittts_tf.quant import QuantConv1D
+from bittts_tf.quant import QuantConv1D, QuantDense
+from bittts_tf.quant.quantizers import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
 
@@ -29,7 +30,7 @@ class VariancePredictor(keras.layers.Layer):
         self.blocks = [ConvBlock(channels, kernel_size, dropout, weight_bits,
                                  quantize_activations, residual=False, name=f"block_{i}")
                        for i in range(n_layers)]
-        self.head = keras.layers.Dense(1, name="head")
+        self.head = QuantDense(1, weight_bits=FLOAT_BITS, name="head")
 
     def call(self, x, weights, training=False):
         for block in self.blocks:
@@ -93,7 +94,9 @@ def durations_from_log(log_durations, text_weights, scale=1.0,
     integer cast, so a bad model (exp overflowing to inf, a NaN) cannot make
     the length regulator allocate without bound: at most the cap per token."""
     frames = tf.round(scale * (tf.exp(log_durations) - 1.0))
-    return tf.cast(tf.maximum(frames, 1.0) * text_weights[..., 0], tf.int32)
+    frames = tf.where(tf.math.is_nan(frames), tf.ones_like(frames), frames)
+    frames = tf.clip_by_value(frames, 1.0, float(max_frames_per_token))
+    return tf.cast(frames * text_weights[..., 0], tf.int32)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -132,12 +132,21 @@ class QuantConv1DTranspose(_QuantizedKernelMixin, keras.layers.Conv1DTranspose):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class QuantDense(_QuantizedKernelMixin, keras.layers.Dense):
-    """Dense with QAT weights."""
+    """Dense with QAT weights. On sequences ([batch, time, channels]) it runs
+    as a 1x1 convolution, so converted graphs get CONV_2D, not
+    FULLY_CONNECTED: TFLite Micro's int8 FULLY_CONNECTED rounds differently
+    from LiteRT's (80 of 102,400 outputs one step off on a random int8
+    Dense, /tmp measurement of 2026-11-30), while their CONV_2D agree
+    exactly. Same weights, same checkpoints."""
 
 
     def call(self, inputs):
         x = self.quantize_input(inputs)
-        outputs = ops.matmul(x, self.quantized_kernel())
+        kernel = self.quantized_kernel()
+        if len(x.shape) == 3:
+            outputs = ops.conv(x, kernel[None], strides=1, padding="valid")
+        else:
+            outputs = ops.matmul(x, kernel)
         return self._add_bias_and_activation(outputs)
 
 
