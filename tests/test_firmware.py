@@ -507,21 +507,16 @@ def test_firmware_resolver_has_every_op(exported, generated):
     out, stdout = generated
     resolver = (out / "bittts_op_resolver.h").read_text()
     folder = model_folder.load(exported[3])
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import firmware
-    finally:
-        sys.path.pop(0)
     from bittts_tf.export import tflite_file
     expected, missing = set(), set()
     for graph in model_folder.GRAPHS:
-        builtins, customs = firmware.graph_ops(tflite_file.parse_model(folder.read_graph(graph)))
+        builtins, customs = tflite_file.graph_ops(tflite_file.parse_model(folder.read_graph(graph)))
         assert customs == ["BitTTSTernaryDecode"]
         for op in builtins:
-            (expected if op in firmware.TFLM_METHODS else missing).add(op)
+            (expected if op in firmware_spec.TFLM_METHODS else missing).add(op)
     calls = [line.split("resolver.")[1].split("(")[0] for line in resolver.splitlines()
              if "resolver.Add" in line]
-    assert sorted(calls[:-1]) == sorted(firmware.TFLM_METHODS[op] for op in expected)
+    assert sorted(calls[:-1]) == sorted(firmware_spec.TFLM_METHODS[op] for op in expected)
     assert calls[-1] == "AddCustom" and "Register_BitTTSTernaryDecode()" in resolver
     assert f"kNumOps = {len(calls)};" in resolver
     for op in missing:

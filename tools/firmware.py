@@ -26,6 +26,9 @@ import zlib
 
 from absl import flags
 
+from bittts_tf.export import tflite_file
+from bittts_tf.runtime import firmware_spec
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
 flags.DEFINE_string("out_dir", None, "Where to write the generated sources.")
@@ -41,45 +44,6 @@ DATA_HEADER = "bittts_model_data.h"
 DATA_SOURCE = "bittts_model_data.c"
 RESOLVER_HEADER = "bittts_op_resolver.h"
 
-# Builtin op -> its MicroMutableOpResolver method (TFLite Micro as of
-# 2026-08, commit 90b983c; methods have been added, never renamed).
-TFLM_METHODS = {
-    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin", "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast",
-    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
-    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEPTH_TO_SPACE": "AddDepthToSpace", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
-    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice", "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "EQUAL": "AddEqual", "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill", "FLOOR": "AddFloor",
-    "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual", "HARD_SWISH": "AddHardSwish",
-    "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
-    "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual",
-    "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot",
-    "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic", "LOG_SOFTMAX": "AddLogSoftmax",
-    "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable",
-    "REDUCE_ALL": "AddReduceAll", "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin",
-    "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape",
-    "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf",
-    "TANH": "AddTanh", "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "UNPACK": "AddUnpack",
-    "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
-}
 # Custom ops TFLite Micro registers itself (its compression's decode op).
 TFLM_CUSTOM_METHODS = {"TFLM_DECODE": "AddDecode"}
 
@@ -95,22 +59,6 @@ class FirmwareError(ValueError):
 def _schema():
     from ai_edge_litert import schema_py_generated as schema
     return schema
-
-
-def graph_ops(model) -> tuple[list[str], list[str]]:
-    """(builtin op names, custom op codes) the graph's operators use."""
-    schema = _schema()
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    used = {op.opcodeIndex for sg in model.subgraphs for op in sg.operators}
-    builtins, customs = set(), set()
-    for index in used:
-        code = model.operatorCodes[index]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if builtin == schema.BuiltinOperator.CUSTOM:
-            customs.add(bytes(code.customCode).decode("utf-8", "replace"))
-        else:
-            builtins.add(names.get(builtin, f"BUILTIN_{builtin}"))
-    return sorted(builtins), sorted(customs)
 
 
 def tensor_indices(model, graph: str, expected: dict, path: str) -> dict:
@@ -171,7 +119,6 @@ def c_bytes(data: bytes) -> str:
 
 
 def load_inputs(model_dir: str, variant: str, phrases: list[str]):
-    from bittts_tf.export import tflite_file
     from bittts_tf.runtime import model_folder
     from bittts_tf.text.g2p import FrontEnd
     from bittts_tf.text.normalize import TextError
@@ -219,7 +166,6 @@ def expected_tensors(shapes: dict) -> dict:
 
 def data_header(model_dir, shapes, num_symbols, speakers, sample_rate, graphs, indices,
                 phrases, segments) -> str:
-    from bittts_tf.runtime import firmware_spec
 
     values = dict(shapes, num_symbols=num_symbols)
     config = ", \\\n".join(f"    {values[name]} /* {name} */"
@@ -315,9 +261,9 @@ def resolver_header(model_dir, graphs, ops) -> tuple[str, list[str]]:
     methods, missing, seen = [], [], set()
     for graph, (builtins, customs) in ops.items():
         for name in builtins:
-            if name in TFLM_METHODS:
+            if name in firmware_spec.TFLM_METHODS:
                 if name not in seen:
-                    methods.append(TFLM_METHODS[name])
+                    methods.append(firmware_spec.TFLM_METHODS[name])
             else:
                 missing.append(f"{name} ({graph}.tflite)")
             seen.add(name)
@@ -383,7 +329,7 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
     expected = expected_tensors(shapes)
     indices = {graph: tensor_indices(model, graph, expected[graph], path)
                for graph, (path, _, model) in graphs.items()}
-    ops = {graph: graph_ops(model) for graph, (_, _, model) in graphs.items()}
+    ops = {graph: tflite_file.graph_ops(model) for graph, (_, _, model) in graphs.items()}
     resolver, missing = resolver_header(model_dir, graphs, ops)
     if missing and not allow_missing_ops:
         raise FirmwareError(f"{model_dir}: TFLite Micro has no kernel for {', '.join(missing)}; "

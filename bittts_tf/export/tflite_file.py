@@ -60,3 +60,19 @@ def read_tflite(path) -> bytes:
 def serialize_model(model) -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def graph_ops(model) -> tuple[list[str], list[str]]:
+    """(builtin op names, custom op codes) the graph's operators use."""
+    from ai_edge_litert import schema_py_generated as schema
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    used = {op.opcodeIndex for sg in model.subgraphs for op in sg.operators}
+    builtins, customs = set(), set()
+    for index in used:
+        code = model.operatorCodes[index]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            customs.add(bytes(code.customCode).decode("utf-8", "replace"))
+        else:
+            builtins.add(names.get(builtin, f"BUILTIN_{builtin}"))
+    return sorted(builtins), sorted(customs)
