@@ -78,7 +78,13 @@ def resumable_dataset(utterances: list[dict], batch_size: int, hop_length: int, 
             yield pad_batch([utterances[i] for i in picked], hop_length)
             index += 1
 
-    spec = {"phonemes": tf.TensorSpec([batch_size, None], tf.int32),
+    return tf.data.Dataset.from_generator(
+        generate, output_signature=batch_spec(batch_size, n_mels)).prefetch(2)
+
+
+def batch_spec(batch_size: int, n_mels: int) -> dict:
+    """The tf.TensorSpec of each field of a padded batch (pad_batch)."""
+    return {"phonemes": tf.TensorSpec([batch_size, None], tf.int32),
             "phoneme_lengths": tf.TensorSpec([batch_size], tf.int32),
             "mels": tf.TensorSpec([batch_size, None, n_mels], tf.float32),
             "mel_lengths": tf.TensorSpec([batch_size], tf.int32),
@@ -87,7 +93,6 @@ def resumable_dataset(utterances: list[dict], batch_size: int, hop_length: int, 
             "speakers": tf.TensorSpec([batch_size], tf.int32),
             "durations": tf.TensorSpec([batch_size, None], tf.int32),
             "audio": tf.TensorSpec([batch_size, None], tf.float32)}
-    return tf.data.Dataset.from_generator(generate, output_signature=spec).prefetch(2)
 
 
 def fixed_dataset(utterances: list[dict], batch_size: int, hop_length: int) -> tf.data.Dataset:

@@ -172,18 +172,6 @@ def multi_worker() -> bool:
             and strategy.extended._in_multi_worker_mode())
 
 
-def _batch_spec(batch_size: int, n_mels: int) -> dict:
-    return {"phonemes": tf.TensorSpec([batch_size, None], tf.int32),
-            "phoneme_lengths": tf.TensorSpec([batch_size], tf.int32),
-            "mels": tf.TensorSpec([batch_size, None, n_mels], tf.float32),
-            "mel_lengths": tf.TensorSpec([batch_size], tf.int32),
-            "f0": tf.TensorSpec([batch_size, None], tf.float32),
-            "energy": tf.TensorSpec([batch_size, None], tf.float32),
-            "speakers": tf.TensorSpec([batch_size], tf.int32),
-            "durations": tf.TensorSpec([batch_size, None], tf.int32),
-            "audio": tf.TensorSpec([batch_size, None], tf.float32)}
-
-
 def replica_rows(utterances: list[dict], batch_size: int, hop_length: int, seed: int,
                  batch_index: int, replica: int, replicas: int) -> dict[str, np.ndarray]:
     """Replica `replica`'s rows of global batch `batch_index`, padded to the
@@ -230,7 +218,7 @@ def distributed_dataset(strategy, utterances: list[dict], batch_size: int, hop_l
                 index += 1
 
         return tf.data.Dataset.from_generator(
-            generate, output_signature=_batch_spec(per_replica, n_mels)).prefetch(2)
+            generate, output_signature=data.batch_spec(per_replica, n_mels)).prefetch(2)
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
     return strategy.distribute_datasets_from_function(dataset_fn, options)
