@@ -6,8 +6,10 @@ import dataclasses
 import librosa
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
+from bittts_tf.export import budget, converter
 from bittts_tf.models import build, configs, frame_vocoder, istft
 
 
@@ -93,3 +95,13 @@ def test_tiny_vocoder_budget():
     config = configs.preset("tiny")
     vocoder = build.build_generator(config)
     assert vocoder.count_params() <= 1_000_000
+    # MACs as the converted graph computes them (every CONV_2D, depthwise and
+    # matmul of the float TFLite conversion, the inverse STFT's matmuls included).
+    frames = 64
+    mels = keras.Input((frames, config.audio.n_mels), batch_size=1)
+    mask = keras.Input((frames, 1), batch_size=1)
+    graph = converter.convert_float(keras.Model([mels, mask], vocoder(mels, mask)))
+    seconds = frames * config.audio.hop_length / config.audio.sample_rate
+    macs_per_second = budget.graph_macs(graph)["macs"] / seconds
+    print(f"tiny vocoder: {vocoder.count_params()} parameters, {macs_per_second / 1e6:.1f} MMAC/s")
+    assert 0 < macs_per_second <= 100e6

@@ -117,8 +117,8 @@ class VocoderConfig:
 @dataclasses.dataclass
 class FrameVocoderConfig:
     """The frame-rate vocoder (bittts_tf.models.frame_vocoder): ConvNeXt
-    blocks and an inverse STFT. The defaults are the `tiny` preset's: 0.99 M
-    parameters, 74 MMAC per second of 16 kHz audio. The discriminator fields
+    blocks and an inverse STFT. The defaults are the `tiny` preset's: 0.98 M
+    parameters, 73 MMAC per second of 16 kHz audio. The discriminator fields
     are HiFi-GAN's, narrowed for a CPU."""
 
     kind: str = "frame"
