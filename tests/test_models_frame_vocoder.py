@@ -3,10 +3,10 @@ receptive field against brute force, chunks against the whole utterance."""
 
 import dataclasses
 
+import keras
 import librosa
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 from bittts_tf.export import budget, converter

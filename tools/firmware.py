@@ -166,7 +166,6 @@ def expected_tensors(shapes: dict) -> dict:
 
 def data_header(model_dir, shapes, num_symbols, speakers, sample_rate, graphs, indices,
                 phrases, segments) -> str:
-
     values = dict(shapes, num_symbols=num_symbols)
     config = ", \\\n".join(f"    {values[name]} /* {name} */"
                            for name, _ in firmware_spec.CONFIG_FIELDS)

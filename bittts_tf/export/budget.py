@@ -26,11 +26,6 @@ class BudgetError(ValueError):
     """A graph the budget cannot count; the message names it."""
 
 
-def _ops():
-    from ai_edge_litert import schema_py_generated as schema
-    return schema.BuiltinOperator
-
-
 def _shape(tensor) -> list[int]:
     return [int(d) for d in (tensor.shape if tensor.shape is not None else [])]
 
@@ -73,14 +68,14 @@ MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", 
 def graph_macs(model_bytes: bytes, name: str = "graph") -> dict:
     """MACs per invocation, by op type, and the other ops' elements."""
     model = tflite_file.parse_model(model_bytes, name)
-    names = {v: k for k, v in vars(_ops()).items() if not k.startswith("_")}
+    names = tflite_file.builtin_names()
     by_op: dict[str, int] = {}
     other_elements = 0
     for subgraph in model.subgraphs:
         tensors = subgraph.tensors
         for op in subgraph.operators:
             code = model.operatorCodes[op.opcodeIndex]
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            builtin = tflite_file.builtin_code(model, op)
             op_name = (bytes(code.customCode).decode() if code.customCode is not None
                        else names.get(builtin, str(builtin)))
             inputs = [tensors[i] if i >= 0 else None for i in op.inputs]

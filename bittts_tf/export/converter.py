@@ -126,8 +126,6 @@ _BIAS_OPERAND = {
 }
 _TYPE_NAMES = {code: name.lower() for name, code in vars(schema.TensorType).items()
                if not name.startswith("_")}
-_OP_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items()
-             if not name.startswith("_")}
 # The ops each layer type is expected to become; another op with matching
 # weights is still accepted (e.g. a one-input-channel conv as DEPTHWISE_CONV_2D).
 # The plain Keras names are the layers that bittts_tf.tfmot wraps.
@@ -212,12 +210,7 @@ class _WeightSite:
 
     def describe(self, model) -> str:
         tensor = model.subgraphs[self.subgraph].tensors[self.tensor]
-        return f"{_OP_NAMES.get(self.builtin, self.builtin)} weights {tensor.name.decode()!r}"
-
-
-def _builtin(model, op) -> int:
-    code = model.operatorCodes[op.opcodeIndex]
-    return max(code.builtinCode, code.deprecatedBuiltinCode)
+        return f"{tflite_file.builtin_names().get(self.builtin, self.builtin)} weights {tensor.name.decode()!r}"
 
 
 def _weight_sites(model) -> list[_WeightSite]:
@@ -226,7 +219,7 @@ def _weight_sites(model) -> list[_WeightSite]:
     sites = []
     for sg_index, subgraph in enumerate(model.subgraphs):
         for op in subgraph.operators:
-            builtin = _builtin(model, op)
+            builtin = tflite_file.builtin_code(model, op)
             operand = _WEIGHT_OPERAND.get(builtin)
             if operand is None or op.inputs is None or len(op.inputs) <= operand:
                 continue
@@ -515,11 +508,11 @@ def _requantize_bias(model, subgraph, op, beta: float, layer_names: str) -> None
     new weight scale needs, its values rounded to the new step. A float bias
     (a hybrid op) reads real values and needs nothing; a bias tensor or buffer
     that serves other ops too is copied first, so they keep theirs."""
-    builtin = _builtin(model, op)
+    builtin = tflite_file.builtin_code(model, op)
     at = _BIAS_OPERAND.get(builtin)
     if at is None or len(op.inputs) <= at or int(op.inputs[at]) < 0:
         return
-    what = f"{_OP_NAMES.get(builtin, builtin)} {subgraph.tensors[int(op.outputs[0])].name.decode()!r}"
+    what = f"{tflite_file.builtin_names().get(builtin, builtin)} {subgraph.tensors[int(op.outputs[0])].name.decode()!r}"
     index = int(op.inputs[at])
     bias = subgraph.tensors[index]
     if bias.type == _FLOAT32:
@@ -577,8 +570,8 @@ def _int8_adopter(model, layers: list, beta: float, refusals: dict):
             reason = "its int8 weights are not symmetric with positive scales"
         elif index in outputs or any(
                 [int(i) for i in op.inputs].count(index) != 1
-                or _WEIGHT_OPERAND.get(_builtin(model, op)) is None
-                or int(op.inputs[_WEIGHT_OPERAND[_builtin(model, op)]]) != index
+                or _WEIGHT_OPERAND.get(tflite_file.builtin_code(model, op)) is None
+                or int(op.inputs[_WEIGHT_OPERAND[tflite_file.builtin_code(model, op)]]) != index
                 for op in readers):
             reason = "its int8 weights are also read elsewhere than as a conv / matmul's weights"
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -62,16 +63,28 @@ def serialize_model(model) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def builtin_code(model, op) -> int:
+    """The builtin operator code of `op`: schema v3 files keep codes < 127 in
+    deprecatedBuiltinCode, newer ones in builtinCode; the larger is the real one."""
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+@functools.cache
+def builtin_names() -> dict[int, str]:
+    """Builtin operator code -> its schema name (CONV_2D, ...)."""
+    from ai_edge_litert import schema_py_generated as schema
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
 def graph_ops(model) -> tuple[list[str], list[str]]:
     """(builtin op names, custom op codes) the graph's operators use."""
-    from ai_edge_litert import schema_py_generated as schema
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    used = {op.opcodeIndex for sg in model.subgraphs for op in sg.operators}
+    names = builtin_names()
     builtins, customs = set(), set()
-    for index in used:
-        code = model.operatorCodes[index]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if builtin == schema.BuiltinOperator.CUSTOM:
+    for op in (op for sg in model.subgraphs for op in sg.operators):
+        builtin = builtin_code(model, op)
+        if names.get(builtin) == "CUSTOM":
+            code = model.operatorCodes[op.opcodeIndex]
             customs.add(bytes(code.customCode).decode("utf-8", "replace"))
         else:
             builtins.add(names.get(builtin, f"BUILTIN_{builtin}"))

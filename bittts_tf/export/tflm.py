@@ -333,8 +333,7 @@ def output_steps(model: bytes) -> list[float | None]:
     steps = []
     for i in order:
         op = producers.get(int(subgraph.outputs[i]))
-        code = parsed.operatorCodes[op.opcodeIndex] if op is not None else None
-        if code is not None and max(code.builtinCode, code.deprecatedBuiltinCode) == dequantize:
+        if op is not None and tflite_file.builtin_code(parsed, op) == dequantize:
             quantization = subgraph.tensors[op.inputs[0]].quantization
             steps.append(float(quantization.scale[0]))
         else:

@@ -370,7 +370,7 @@ def float_region(calibrated: bytes) -> list[str]:
         return [r for t in ops[k].outputs for r in readers.get(int(t), [])]
 
     seeds = [k for k, op in enumerate(ops)
-             if converter_lib._OP_NAMES.get(converter_lib._builtin(model, op)) in _INVERSE_STFT_SEEDS]
+             if tflite_file.builtin_names().get(tflite_file.builtin_code(model, op)) in _INVERSE_STFT_SEEDS]
     if not seeds:
         return []
     computed = closure(seeds, downstream)

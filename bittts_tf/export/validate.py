@@ -178,8 +178,7 @@ def _litert_round_outputs(interpreter, tflite_bytes: bytes) -> list[np.ndarray]:
     outputs = []
     for index, subgraph in enumerate(model.subgraphs):
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == _ROUND:
+            if tflite_file.builtin_code(model, op) == _ROUND:
                 outputs.append(interpreter.get_tensor(int(op.outputs[0]), index))
     return outputs
 
