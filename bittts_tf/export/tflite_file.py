@@ -36,7 +36,48 @@ def parse_model(data: bytes, name: str = "<bytes>"):
     if not model.subgraphs:
         raise TFLiteFileError(f"{name}: TFLite model has no subgraphs")
     _check_buffers_in_file(model, len(data), name)
+    _check_references(model, name)
     return model
+
+
+# Operand positions where TFLite writes -1 for "no tensor" (an absent bias);
+# anywhere else a -1 reaches kernels that dereference it: LiteRT 2.3.0's MUL
+# crashed with SIGSEGV on a graph whose operand was set to -1
+# (tools/fuzz_model_folder.py).
+_OPTIONAL_OPERANDS = {"CONV_2D": (2,), "DEPTHWISE_CONV_2D": (2,), "FULLY_CONNECTED": (2,),
+                      "TRANSPOSE_CONV": (3,)}
+
+
+def _check_references(model, name: str) -> None:
+    """Every index the graph holds (operator codes, tensors, buffers) points
+    at something that exists: interpreters trust them."""
+    names = builtin_names()
+    n_codes, n_buffers = len(model.operatorCodes or []), len(model.buffers or [])
+    for s, subgraph in enumerate(model.subgraphs):
+        tensors = subgraph.tensors or []
+        where = f"{name}: subgraph {s}"
+        for t, tensor in enumerate(tensors):
+            if not 0 <= tensor.buffer < max(n_buffers, 1):
+                raise TFLiteFileError(f"{where}: tensor {t} names buffer {tensor.buffer} of "
+                                      f"{n_buffers}")
+        for what, indices in (("input", subgraph.inputs), ("output", subgraph.outputs)):
+            bad = [int(i) for i in (indices if indices is not None else []) if not 0 <= i < len(tensors)]
+            if bad:
+                raise TFLiteFileError(f"{where}: graph {what} tensor {bad[0]} of {len(tensors)}")
+        for o, op in enumerate(subgraph.operators or []):
+            if not 0 <= op.opcodeIndex < n_codes:
+                raise TFLiteFileError(f"{where}: operator {o} has operator code {op.opcodeIndex} "
+                                      f"of {n_codes}")
+            op_name = names.get(builtin_code(model, op), "?")
+            optional = _OPTIONAL_OPERANDS.get(op_name, ())
+            for position, index in enumerate(op.inputs if op.inputs is not None else []):
+                if not (0 <= index < len(tensors) or (index == -1 and position in optional)):
+                    raise TFLiteFileError(f"{where}: operator {o} ({op_name}) input {position} "
+                                          f"is tensor {index} of {len(tensors)}")
+            for index in (op.outputs if op.outputs is not None else []):
+                if not 0 <= index < len(tensors):
+                    raise TFLiteFileError(f"{where}: operator {o} ({op_name}) output is tensor "
+                                          f"{index} of {len(tensors)}")
 
 
 def _check_buffers_in_file(model, size: int, name: str) -> None:
@@ -75,6 +116,27 @@ def builtin_names() -> dict[int, str]:
     """Builtin operator code -> its schema name (CONV_2D, ...)."""
     from ai_edge_litert import schema_py_generated as schema
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def signature_tensors(model) -> tuple[dict[str, int], list[int]]:
+    """(input name -> tensor index, output tensor indices in the exported
+    function's order) from the first signature. A tf.function's dict of
+    outputs is flattened in sorted key order and named output_0, output_1,
+    ...; the subgraph's own output list and its "PartitionedCall:<i>" names
+    may follow another order (seen with 18 outputs)."""
+    if not model.signatureDefs:
+        raise TFLiteFileError("the model has no signature")
+    signature = model.signatureDefs[0]
+    inputs = {t.name.decode(): int(t.tensorIndex) for t in signature.inputs}
+    numbered = {}
+    for t in signature.outputs:
+        name = t.name.decode()
+        if not (name.startswith("output_") and name[7:].isdigit()):
+            raise TFLiteFileError(f"signature output {name!r} is not output_<i>")
+        numbered[int(name[7:])] = int(t.tensorIndex)
+    if sorted(numbered) != list(range(len(numbered))):
+        raise TFLiteFileError("signature outputs are not output_0 .. output_<n-1>")
+    return inputs, [numbered[i] for i in range(len(numbered))]
 
 
 def graph_ops(model) -> tuple[list[str], list[str]]:

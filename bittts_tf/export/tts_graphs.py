@@ -25,6 +25,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from bittts_tf.export import converter as converter_lib
+from bittts_tf.export import int8_scales
 from bittts_tf.export import tflite_file
 from bittts_tf.models.frame_vocoder import FrameVocoder, receptive_field
 from bittts_tf.models import variance
@@ -382,7 +383,9 @@ def float_region(calibrated: bytes) -> list[str]:
 def convert_int8_function(function, trackable, samples: list) -> bytes:
     """Integer conversion: int8 activations calibrated on `samples`, int8
     weights (per output channel), int32 biases; the inverse STFT
-    (`float_region`) stays float between dequantize and quantize ops."""
+    (`float_region`) stays float between dequantize and quantize ops. Output
+    scales calibrated below one accumulator step are raised to it
+    (`int8_scales`: LiteRT's default delegate refuses them)."""
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     with converter_lib._captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
@@ -400,7 +403,8 @@ def convert_int8_function(function, trackable, samples: list) -> bytes:
             if keep_float:
                 debugger.options = tf.lite.experimental.QuantizationDebugOptions(
                     denylisted_nodes=keep_float)
-        return bytes(debugger.get_nondebug_quantized_model())
+        model = bytes(debugger.get_nondebug_quantized_model())
+    return int8_scales.floor_output_scales(model)[0]
 
 
 def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,

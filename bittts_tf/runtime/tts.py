@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from bittts_tf.audio.config import AudioConfig
+from bittts_tf.export import tflite_file
 from bittts_tf.runtime import model_folder as folder_lib
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.text.g2p import FrontEnd
@@ -82,30 +83,80 @@ def regulate(hidden: np.ndarray, durations: np.ndarray) -> np.ndarray:
 
 
 class _Graph:
-    """One interpreter with fixed-shape inputs, addressed by tensor name."""
+    """One interpreter with fixed-shape inputs, addressed by tensor name.
 
-    def __init__(self, model: bytes, decode: str, num_threads: int):
-        if decode == "load":
-            from ai_edge_litert.interpreter import Interpreter
-            self.interpreter = Interpreter(model_content=decode_at_load(model),
-                                           num_threads=num_threads)
-        else:
-            from bittts_tf.export.runtime import make_interpreter
-            self.interpreter = make_interpreter(model, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+    The manifest's SHA-256 proves only that a file is the one the manifest
+    lists: a graph from a broken exporter or a hostile sender comes re-signed.
+    So whatever the interpreter refuses (a flatbuffer that does not verify, a
+    tensor it cannot allocate, an op that fails) and any interface other than
+    the expected inputs and outputs is refused here as a ModelFolderError
+    naming the file, in both decode modes."""
+
+    def __init__(self, model: bytes, decode: str, num_threads: int, name: str,
+                 inputs: dict[str, tuple], outputs: list[tuple]):
+        self.name = name
+        try:
+            tflite_file.parse_model(model, name)
+            if decode == "load":
+                from ai_edge_litert.interpreter import Interpreter
+                self.interpreter = Interpreter(model_content=decode_at_load(model, name),
+                                               num_threads=num_threads)
+            else:
+                from bittts_tf.export.runtime import make_interpreter
+                self.interpreter = make_interpreter(model, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+            input_details = self.interpreter.get_input_details()
+            output_details = self.interpreter.get_output_details()
+        except tflite_file.TFLiteFileError as e:
+            raise folder_lib.ModelFolderError(str(e)) from None
+        except (ValueError, RuntimeError) as e:
+            raise self._refused("the interpreter cannot load it", e) from None
         # Inputs are named "serving_default_<name>:0"; outputs "PartitionedCall:<i>",
         # i following the sorted keys of the exported function's output dict.
         self.inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
-                       for d in self.interpreter.get_input_details()}
-        self.outputs = sorted(self.interpreter.get_output_details(),
-                              key=lambda d: int(d["name"].rsplit(":", 1)[-1]))
+                       for d in input_details}
+        self.outputs = sorted(output_details, key=lambda d: _output_number(d["name"]))
+        self._check_interface(inputs, outputs)
+
+    def _refused(self, what: str, error: BaseException) -> folder_lib.ModelFolderError:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        return folder_lib.ModelFolderError(f"{self.name}: {what} ({reason[:300]})")
+
+    def _check_interface(self, inputs: dict[str, tuple], outputs: list[tuple]) -> None:
+        """`inputs`: name -> (shape, dtype); `outputs`: (rank, leading dims) in order."""
+        got = {name: (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"]))
+               for name, d in self.inputs.items()}
+        want = {name: (tuple(shape), np.dtype(dtype)) for name, (shape, dtype) in inputs.items()}
+        if got != want:
+            raise folder_lib.ModelFolderError(
+                f"{self.name}: inputs {_describe(got)} differ from the expected {_describe(want)}")
+        shapes = [tuple(int(n) for n in d["shape"]) for d in self.outputs]
+        if len(shapes) != len(outputs) or any(
+                len(shape) != rank or shape[:len(lead)] != tuple(lead) or d["dtype"] != np.float32
+                for shape, (rank, lead), d in zip(shapes, outputs, self.outputs)):
+            raise folder_lib.ModelFolderError(
+                f"{self.name}: outputs {shapes} differ from the expected float32 outputs "
+                f"(rank, leading dims) {outputs}")
 
     def run(self, **inputs) -> list[np.ndarray]:
-        for name, value in inputs.items():
-            detail = self.inputs[name]
-            self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
-        self.interpreter.invoke()
+        try:
+            for name, value in inputs.items():
+                detail = self.inputs[name]
+                self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
+            self.interpreter.invoke()
+        except (ValueError, RuntimeError) as e:
+            raise self._refused("the interpreter failed to run it", e) from None
         return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
+
+
+def _output_number(name: str) -> int:
+    tail = name.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _describe(signature: dict) -> str:
+    return ", ".join(f"{name} {list(shape)} {dtype}" for name, (shape, dtype)
+                     in sorted(signature.items())) or "none"
 
 
 class TextToSpeech:
@@ -132,8 +183,29 @@ class TextToSpeech:
 
     def _graph(self, name: str) -> _Graph:
         if name not in self._graphs:
-            self._graphs[name] = _Graph(self._models[name], self.decode, self.num_threads)
+            file = folder_lib.graph_file(name, self.variant)
+            inputs, outputs = self._interface(name)
+            self._graphs[name] = _Graph(self._models[name], self.decode, self.num_threads,
+                                        f"{self.folder.path}/{file}", inputs, outputs)
         return self._graphs[name]
+
+    def _interface(self, name: str) -> tuple[dict, list]:
+        """The inputs (name -> shape, dtype) and outputs (rank, leading dims)
+        that the exporter writes for graph `name`, from the manifest's shapes."""
+        s = self.shapes
+        if name == "text":
+            inputs = {"phonemes": ((1, s["max_tokens"]), np.int32), "length": ((1,), np.int32)}
+            if self.speakers > 1:
+                inputs["speaker"] = ((1,), np.int32)
+            # hidden [1, tokens, channels], log-durations [1, tokens]
+            return inputs, [(3, (1, s["max_tokens"], s["encoder_channels"])),
+                            (2, (1, s["max_tokens"]))]
+        window = s["left_context"] + s["chunk_frames"] + s["right_context"]
+        inputs = {"frames": ((1, window, s["encoder_channels"]), np.float32),
+                  "mask": ((1, window, 1), np.float32)}
+        # audio [1, chunk samples], mel [1, chunk frames, mels]
+        return inputs, [(2, (1, s["chunk_frames"] * s["hop_length"])),
+                        (3, (1, s["chunk_frames"], s["n_mels"]))]
 
     @property
     def sample_rate(self) -> int:

@@ -83,6 +83,15 @@ def _copy_weights(source, target):
         b.assign(a.numpy())
 
 
+def _variable_names(trainer) -> list[str]:
+    """The names of the variables `_recorded` lists, in its order."""
+    names = []
+    for optimizer in (trainer.optimizer, trainer.discriminator_optimizer):
+        if optimizer is not None:
+            names += [v.path for v in optimizer._trainable_variables]
+    return names
+
+
 def _recorded(trainer):
     arrays = []
     for optimizer in (trainer.optimizer, trainer.discriminator_optimizer):
@@ -133,7 +142,8 @@ def gradient_check(mode: str, seed: int, devices: list[str],
             "max_relative_loss_error": loss_error,
             "gradient_norm": float(np.linalg.norm(flat_a)),
             "worst_variable_norm": float(np.linalg.norm(reference[worst_index]))
-            if worst_index >= 0 else 0.0}
+            if worst_index >= 0 else 0.0,
+            "worst_variable": _variable_names(single)[worst_index] if worst_index >= 0 else ""}
 
 
 def _forward_codes(trainer) -> dict[str, np.ndarray]:

@@ -1,0 +1,93 @@
+"""Repairs the quantization parameters the TFLite converter gives a tensor
+whose calibrated range is (nearly) empty.
+
+An int8 conv / matmul output is `(accumulator * input scale * weight scale) /
+output scale`. When every calibration sample gives the same output (a layer
+whose kernel ended all zero, a channel that died), the converter calibrates
+a range of almost no width and an output scale far below one accumulator
+step: seen here, 7.96e-9 behind input and weight scales of 0.0039 and
+0.0034, a requantization multiplier of 1,700. LiteRT's default delegate
+(XNNPACK) refuses such an op (multipliers must stay under 256), so the whole
+graph failed to load (`failed to create XNNPACK runtime`).
+
+An output step finer than one accumulator step resolves nothing the
+accumulator can hold, so the floor `input scale * max(weight scale)`
+(multiplier 1) loses nothing. The new scale is given to every tensor that
+shares the old parameters through ops that pass int8 codes through unchanged
+(reshapes, slices, pads, transposes), which must keep equal parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bittts_tf.export import tflite_file
+
+# op -> (activation operand, weight operand)
+_ACCUMULATING = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1),
+                 "TRANSPOSE_CONV": (2, 1), "BATCH_MATMUL": (0, 1)}
+_PASS_THROUGH = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "STRIDED_SLICE", "SLICE",
+                 "PAD", "GATHER", "MAX_POOL_2D", "SPLIT", "SPLIT_V"}
+_INT8 = 9
+
+
+def _parameters(tensor):
+    q = tensor.quantization
+    if tensor.type != _INT8 or q is None or q.scale is None or len(q.scale) == 0:
+        return None
+    return (np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64))
+
+
+def _same(a, b) -> bool:
+    return (a is not None and b is not None and a[0].shape == b[0].shape
+            and np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
+
+
+def _linked(subgraph, model, start: int) -> set[int]:
+    """`start` and every tensor joined to it through pass-through ops with
+    parameters equal to its own."""
+    own = _parameters(subgraph.tensors[start])
+    names = tflite_file.builtin_names()
+    seen, todo = {start}, [start]
+    while todo:
+        index = todo.pop()
+        for op in subgraph.operators:
+            if names.get(tflite_file.builtin_code(model, op)) not in _PASS_THROUGH:
+                continue
+            ends = [int(i) for i in op.inputs[:1]] + [int(i) for i in op.outputs]
+            if index not in ends:
+                continue
+            for other in ends:
+                if other >= 0 and other not in seen and _same(_parameters(subgraph.tensors[other]), own):
+                    seen.add(other)
+                    todo.append(other)
+    return seen
+
+
+def floor_output_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
+    """The model with every int8 conv / matmul output scale raised to at
+    least one accumulator step; and the names of the tensors raised."""
+    model = tflite_file.parse_model(tflite_bytes)
+    names = tflite_file.builtin_names()
+    raised = []
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            operands = _ACCUMULATING.get(names.get(tflite_file.builtin_code(model, op)))
+            if operands is None:
+                continue
+            tensors = subgraph.tensors
+            activation = _parameters(tensors[int(op.inputs[operands[0]])])
+            weights = _parameters(tensors[int(op.inputs[operands[1]])])
+            output_index = int(op.outputs[0])
+            output = _parameters(tensors[output_index])
+            if activation is None or weights is None or output is None or len(output[0]) != 1:
+                continue
+            floor = np.float32(float(activation[0].max()) * float(weights[0].max()))
+            if not output[0][0] < floor:
+                continue
+            for index in _linked(subgraph, model, output_index):
+                tensors[index].quantization.scale = np.full_like(output[0], floor)
+                raised.append(tensors[index].name.decode("utf-8", "replace"))
+    if not raised:
+        return tflite_bytes, raised
+    return tflite_file.serialize_model(model), raised

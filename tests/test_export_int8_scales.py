@@ -1,0 +1,113 @@
+"""Output scales calibrated below one accumulator step (a layer whose output
+never varied during calibration) are raised to it, so LiteRT's default
+delegate (XNNPACK) takes the graph; the values stay within one step."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from bittts_tf.export import int8_scales, tflite_file, tts_graphs
+from bittts_tf.quant import TernaryConv1D, TernaryDense
+
+BUILTIN = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
+def constant_output_model(rng):
+    """The failure's shape: a ternary conv whose kernel ended all zero gives
+    its bias on every frame; the next layer's ternary columns sum to zero, so
+    its output is zero on every input (calibrated range of no width)."""
+    keras.utils.set_random_seed(int(rng.integers(2**31)))
+    inputs = keras.Input((10, 6))
+    hidden = TernaryConv1D(6, 3, padding="same", kernel_initializer="zeros",
+                           bias_initializer="ones", name="zero_conv")(inputs)
+    dense = TernaryDense(3, name="dead")
+    outputs = dense(hidden)
+    magnitude = rng.uniform(0.1, 1.0)
+    signs = np.where(np.arange(6)[:, None] % 2 == 0, 1.0, -1.0) * rng.choice([-1.0, 1.0], (1, 3))
+    dense.kernel.assign((magnitude * signs).astype(np.float32))
+    return keras.Model(inputs, outputs)
+
+
+def convert(model, samples, floor: bool, monkeypatch) -> bytes:
+    if not floor:
+        monkeypatch.setattr(int8_scales, "floor_output_scales", lambda data: (data, []))
+    signature = tf.TensorSpec((1, 10, 6), tf.float32, name="x")
+    function = tf.function(lambda x: model(x), input_signature=[signature])
+    model_bytes = tts_graphs.convert_int8_function(function, model, [{"x": x} for x in samples])
+    monkeypatch.undo()
+    return model_bytes
+
+
+def run(model_bytes, x, resolver):
+    interpreter = Interpreter(model_content=model_bytes, experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    detail = interpreter.get_output_details()[0]
+    return interpreter.get_tensor(detail["index"]), detail
+
+
+def test_a_dead_layer_loads_in_the_default_delegate_within_one_step(rng, monkeypatch):
+    model = constant_output_model(rng)
+    samples = [rng.standard_normal((1, 10, 6)).astype(np.float32) for _ in range(16)]
+    raw = convert(model, samples, floor=False, monkeypatch=monkeypatch)
+    # The fault this repairs: the converter's own graph does not load.
+    with pytest.raises(RuntimeError, match="XNNPACK"):
+        run(raw, samples[0], OpResolverType.AUTO)
+    fixed = convert(model, samples, floor=True, monkeypatch=monkeypatch)
+    x = rng.standard_normal((1, 10, 6)).astype(np.float32)
+    expected = model(x).numpy()
+    for resolver in (OpResolverType.AUTO, BUILTIN):
+        got, detail = run(fixed, x, resolver)
+        step = float(detail["quantization"][0]) if detail["dtype"] != np.float32 else None
+        # The float output dequantizes the dead layer's int8 codes: one step of
+        # the raised scale at most.
+        scale = max(float(t.quantization.scale[0]) for t in
+                    tflite_file.parse_model(fixed).subgraphs[0].tensors
+                    if t.quantization is not None and t.quantization.scale is not None
+                    and len(t.quantization.scale) == 1 and t.type == 9
+                    and b"dead" in t.name)
+        assert step is None
+        assert np.abs(got - expected).max() <= scale * 1.0001, resolver
+
+
+def test_the_floor_is_one_accumulator_step_and_reaches_pass_through_tensors(rng, monkeypatch):
+    model = constant_output_model(rng)
+    samples = [rng.standard_normal((1, 10, 6)).astype(np.float32) for _ in range(16)]
+    raw = convert(model, samples, floor=False, monkeypatch=monkeypatch)
+    fixed, raised = int8_scales.floor_output_scales(raw)
+    assert raised, "the dead layer's output scale was not raised"
+    before = {t.name: t for t in tflite_file.parse_model(raw).subgraphs[0].tensors}
+    parsed = tflite_file.parse_model(fixed)
+    after = {t.name: t for t in parsed.subgraphs[0].tensors}
+    names = tflite_file.builtin_names()
+    for op in parsed.subgraphs[0].operators:
+        name = names[tflite_file.builtin_code(parsed, op)]
+        tensors = parsed.subgraphs[0].tensors
+        if name in ("CONV_2D", "FULLY_CONNECTED"):
+            x, w, y = (tensors[int(op.inputs[0])], tensors[int(op.inputs[1])],
+                       tensors[int(op.outputs[0])])
+            step = np.float32(float(x.quantization.scale[0]) * float(np.max(w.quantization.scale)))
+            assert y.quantization.scale[0] >= step
+        if name == "RESHAPE" and tensors[int(op.outputs[0])].type == 9:
+            source, target = tensors[int(op.inputs[0])], tensors[int(op.outputs[0])]
+            assert np.array_equal(source.quantization.scale, target.quantization.scale)
+            assert np.array_equal(source.quantization.zeroPoint, target.quantization.zeroPoint)
+    # Tensors not raised keep the converter's parameters.
+    for name, tensor in after.items():
+        if name.decode() not in raised and tensor.quantization is not None \
+                and tensor.quantization.scale is not None:
+            assert np.array_equal(tensor.quantization.scale, before[name].quantization.scale)
+
+
+def test_graphs_without_a_degenerate_scale_are_returned_unchanged(rng):
+    keras.utils.set_random_seed(int(rng.integers(2**31)))
+    inputs = keras.Input((10, 6))
+    model = keras.Model(inputs, TernaryConv1D(5, 3, padding="same")(inputs))
+    samples = [{"x": rng.standard_normal((1, 10, 6)).astype(np.float32)} for _ in range(8)]
+    signature = tf.TensorSpec((1, 10, 6), tf.float32, name="x")
+    function = tf.function(lambda x: model(x), input_signature=[signature])
+    model_bytes = tts_graphs.convert_int8_function(function, model, samples)
+    assert int8_scales.floor_output_scales(model_bytes) == (model_bytes, [])
