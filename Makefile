@@ -157,6 +157,73 @@ test-cortex-m: firmware-size $(BUILD)/test_stream $(foreach cpu,m4 m7,$(BUILD)/t
 	  { echo "exp(d) rounded to float32 differs between the host and $$cpu: so would durations"; exit 1; }; done
 	@echo "exp sweep: host, Cortex-M4 and Cortex-M7 agree ($$(cat $(BUILD)/exp_sweep_host.txt))"
 
+# ---- inverse STFT in C (begin) --------------------------------------------------
+# firmware_stub/bittts_istft.c: the frame vocoder's head frames -> samples, out of
+# the TFLite graph, one C99 file for ctypes (build/libbittts_istft.so), TFLM and
+# Cortex-M. This block hooks its library into `lib`, its unit test (host, ASan/UBSan,
+# QEMU M4/M7) into `test-c` and `test-cortex-m`, and its objects into `firmware-size`.
+ISTFT_SRC := firmware_stub/bittts_istft.c
+ISTFT_HDR := firmware_stub/bittts_istft.h firmware_stub/bittts_istft_spec.h
+ISTFT_OBJS := $(foreach cpu,m4 m7,$(BUILD)/cortex_m/bittts_istft_$(cpu).o)
+.PHONY: test-c-istft test-cortex-m-istft bench-istft-cortex-m
+
+lib: $(BUILD)/libbittts_istft.so
+$(BUILD)/libbittts_istft.so: $(ISTFT_SRC) $(ISTFT_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -shared -o $@ $(ISTFT_SRC) -lm
+
+$(BUILD)/test_istft: tests/c/test_istft.c $(ISTFT_SRC) $(ISTFT_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -g -o $@ tests/c/test_istft.c $(ISTFT_SRC) -lm
+$(BUILD)/test_istft_asan: tests/c/test_istft.c $(ISTFT_SRC) $(ISTFT_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -g -O1 $(SANITIZE) -o $@ tests/c/test_istft.c $(ISTFT_SRC) -lm
+
+test-c: test-c-istft
+test-c-istft: $(BUILD)/test_istft $(BUILD)/test_istft_asan
+	$(BUILD)/test_istft
+	$(BUILD)/test_istft_asan
+
+$(BUILD)/cortex_m/bittts_istft_%.o: $(ISTFT_SRC) $(ISTFT_HDR) $(BUILD)/.apt-stamp
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) -c -o $@ $<
+FIRMWARE_OBJS += $(ISTFT_OBJS)
+firmware-size: $(ISTFT_OBJS)
+
+$(BUILD)/test_istft_%.elf: tests/c/test_istft.c $(ISTFT_SRC) $(ISTFT_HDR) $(QEMU_DEPS) \
+  $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) tests/c/test_istft.c \
+	  $(ISTFT_SRC) -lm
+
+# The inverse FFT of fixed inputs is plain float arithmetic (no libm, no FMA
+# contraction in -std=c99), so its hash must be the host's on M4 and M7 too.
+test-cortex-m: test-cortex-m-istft
+test-cortex-m-istft: $(BUILD)/test_istft $(foreach cpu,m4 m7,$(BUILD)/test_istft_$(cpu).elf)
+	$(call QEMU_RUN,m4,test_istft) > $(BUILD)/test_istft_m4.log; status=$$?; \
+	  cat $(BUILD)/test_istft_m4.log; exit $$status
+	$(call QEMU_RUN,m7,test_istft) > $(BUILD)/test_istft_m7.log; status=$$?; \
+	  cat $(BUILD)/test_istft_m7.log; exit $$status
+	@$(BUILD)/test_istft | grep '^irfft hash' > $(BUILD)/irfft_hash_host.txt
+	@for cpu in m4 m7; do grep '^irfft hash' $(BUILD)/test_istft_$$cpu.log | \
+	  cmp -s - $(BUILD)/irfft_hash_host.txt || \
+	  { echo "the inverse FFT differs between the host and $$cpu"; exit 1; }; done
+	@echo "irfft hash: host, Cortex-M4 and Cortex-M7 agree ($$(cat $(BUILD)/irfft_hash_host.txt))"
+
+# Instructions per frame (QEMU -icount: the board's timer counts instructions).
+$(BUILD)/bench_istft_%.elf: tests/c/cortex_m/bench_istft.c $(ISTFT_SRC) $(ISTFT_HDR) \
+  $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) \
+	  tests/c/cortex_m/bench_istft.c $(ISTFT_SRC) -lm
+ISTFT_BENCH = timeout 300 qemu-system-arm -M $(BOARD_$(1)) -icount shift=0 -nographic \
+  -monitor none -serial null -semihosting-config enable=on,target=native \
+  -kernel $(BUILD)/bench_istft_$(1).elf
+bench-istft-cortex-m: $(foreach cpu,m4 m7,$(BUILD)/bench_istft_$(cpu).elf)
+	@echo "Cortex-M4 ($(BOARD_m4)):"; $(call ISTFT_BENCH,m4)
+	@echo "Cortex-M7 ($(BOARD_m7)):"; $(call ISTFT_BENCH,m7)
+# ---- inverse STFT in C (end) ----------------------------------------------------
+
 # libFuzzer on the decoders and the LiteRT kernel (clang, tests/c/fuzz_*.c):
 # 1,000,000 executions per target, report in out/fuzz_report.json. The test
 # suite runs the smoke run (tests/test_fuzz_kernels.py).

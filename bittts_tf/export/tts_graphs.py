@@ -380,12 +380,13 @@ def float_region(calibrated: bytes) -> list[str]:
     return [subgraph.tensors[int(t)].name.decode() for k in sorted(region) for t in ops[k].outputs]
 
 
-def convert_int8_function(function, trackable, samples: list) -> bytes:
+def convert_int8_function(function, trackable, samples: list, integer_io: bool = False) -> bytes:
     """Integer conversion: int8 activations calibrated on `samples`, int8
     weights (per output channel), int32 biases; the inverse STFT
     (`float_region`) stays float between dequantize and quantize ops. Output
     scales calibrated below one accumulator step are raised to it
-    (`int8_scales`: LiteRT's default delegate refuses them)."""
+    (`int8_scales`: LiteRT's default delegate refuses them). `integer_io`:
+    int8 inputs and outputs too (no QUANTIZE / DEQUANTIZE ops at the edges)."""
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     with converter_lib._captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
@@ -393,17 +394,25 @@ def convert_int8_function(function, trackable, samples: list) -> bytes:
         converter.representative_dataset = lambda: iter(samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                tf.lite.OpsSet.TFLITE_BUILTINS]
-        # TensorFlow's documented route to keep chosen ops float: the
-        # debugger calibrates once, then quantizes with a deny list.
-        with warnings.catch_warnings():
-            # It builds a tf.lite.Interpreter (deprecated) it is not asked to run.
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-            debugger = tf.lite.experimental.QuantizationDebugger(converter=converter)
-            keep_float = float_region(debugger.calibrated_model)
-            if keep_float:
-                debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_nodes=keep_float)
-        model = bytes(debugger.get_nondebug_quantized_model())
+        if integer_io:
+            # All int8 from input to output (the streaming frames graph ends at
+            # the spectral head): no float region, so the plain conversion,
+            # which honours the I/O types (the debugger's does not).
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+            model = bytes(converter.convert())
+        else:
+            # TensorFlow's documented route to keep chosen ops float: the
+            # debugger calibrates once, then quantizes with a deny list.
+            with warnings.catch_warnings():
+                # It builds a tf.lite.Interpreter (deprecated) it is not asked to run.
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+                debugger = tf.lite.experimental.QuantizationDebugger(converter=converter)
+                keep_float = float_region(debugger.calibrated_model)
+                if keep_float:
+                    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                        denylisted_nodes=keep_float)
+            model = bytes(debugger.get_nondebug_quantized_model())
     return int8_scales.floor_output_scales(model)[0]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from bittts_tf.audio import istft_spec
 from bittts_tf.audio.config import AudioConfig
 from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.quant.quantizers import FLOAT_BITS, normalize_bits
@@ -128,8 +129,8 @@ class FrameVocoderConfig:
     block_kernel: int = 7
     input_kernel: int = 5
     layer_scale: float = 0.125
-    n_fft: int = 1024
-    hop_length: int = 256
+    n_fft: int = istft_spec.N_FFT          # what the C inverse STFT's tables serve
+    hop_length: int = istft_spec.HOP_LENGTH
     # The spectral head is 13% of the weights; float until measurements say
     # a ternary head costs nothing.
     quantize_head: bool = False

@@ -17,15 +17,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bittts_tf.audio.istft_spec import MAX_LOG_MAGNITUDE  # shared with the C inverse STFT
 from bittts_tf.models import istft as istft_lib
 from bittts_tf.models.vocoder import Vocoder
 from bittts_tf.quant import QuantConv1D, QuantDense
 from bittts_tf.quant.quantizers import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
-# exp(6) = 403: Vocos clips the magnitude at 100; a little more headroom
-# leaves loud vowels of 16 kHz speech (peak bins near 150) unclipped.
-MAX_LOG_MAGNITUDE = 6.0
 
 
 def sigmoid_gelu(x):
@@ -75,6 +73,15 @@ class ConvNeXtBlock(keras.layers.Layer):
                 "quantize_activations": self.quantize_activations}
 
 
+def spectrum_from_head(x, mask, n_fft: int):
+    """(real, imag) [B, T, n_fft // 2 + 1] from the head's log-magnitudes and
+    phases; the magnitude is clipped at exp(MAX_LOG_MAGNITUDE) and masked."""
+    bins = n_fft // 2 + 1
+    magnitude = tf.exp(tf.minimum(x[..., :bins], MAX_LOG_MAGNITUDE)) * mask
+    phase = x[..., bins:]
+    return magnitude * tf.cos(phase), magnitude * tf.sin(phase)
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class FrameVocoder(Vocoder):
     """mel [B, T, n_mels] (and mask [B, T, 1]) -> waveform [B, T * hop]."""
@@ -95,16 +102,17 @@ class FrameVocoder(Vocoder):
         self.head = QuantDense(c["n_fft"] + 2, weight_bits=head_bits, name="head")
         self.istft_constants = istft_lib.irfft_constants(c["n_fft"])
 
-    def spectrum(self, mels, mask):
-        """(real, imag) of the predicted STFT, [B, T, n_fft // 2 + 1] each."""
+    def head_output(self, mels, mask):
+        """The spectral head's output [B, T, n_fft + 2]: log-magnitudes of the
+        n_fft // 2 + 1 bins, then their phases (what the streaming graph emits)."""
         x = self.norm_in(self.conv_in(mels * mask)) * mask
         for block in self.blocks:
             x = block(x, mask)
-        x = self.head(self.norm_out(x))
-        bins = self.config["n_fft"] // 2 + 1
-        magnitude = tf.exp(tf.minimum(x[..., :bins], MAX_LOG_MAGNITUDE)) * mask
-        phase = x[..., bins:]
-        return magnitude * tf.cos(phase), magnitude * tf.sin(phase)
+        return self.head(self.norm_out(x))
+
+    def spectrum(self, mels, mask):
+        """(real, imag) of the predicted STFT, [B, T, n_fft // 2 + 1] each."""
+        return spectrum_from_head(self.head_output(mels, mask), mask, self.config["n_fft"])
 
     def call(self, mels, mask=None):
         if mask is None:

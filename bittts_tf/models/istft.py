@@ -21,9 +21,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-# The overlap-added squared Hann window is at least 0.25 inside an utterance
-# (at its last sample); the floor only keeps samples of masked frames finite.
-ENVELOPE_FLOOR = 1e-3
+# The floor and the window are the C implementation's too (one source).
+from bittts_tf.audio.istft_spec import ENVELOPE_FLOOR, hann_window
 
 
 def split_factors(n: int) -> tuple[int, int]:
@@ -32,11 +31,6 @@ def split_factors(n: int) -> tuple[int, int]:
     while n % n1:
         n1 -= 1
     return n1, n // n1
-
-
-def hann_window(n_fft: int) -> np.ndarray:
-    """The periodic Hann window librosa's STFT uses."""
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
 def irfft_constants(n_fft: int) -> dict[str, np.ndarray]:

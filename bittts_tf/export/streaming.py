@@ -1,0 +1,337 @@
+"""The frames graph as a stream: each invoke takes `step` new regulated
+frames and returns the spectral head's output of `step` earlier frames;
+every conv carries its past inputs as state, so nothing is recomputed.
+
+The stateless frames graph (`tts_graphs.frames_function`) recomputes its
+context on every chunk: 71 context frames for 32 emitted, 3.2x the MACs,
+277 MMAC per second of audio on the shipped voice against 86 without. Here
+each "same"-padded conv of kernel K runs VALID over its last K - 1 inputs
+(state) and the `step` new ones, and so emits the outputs of frames
+(K - 1) / 2 behind its newest input. Delays add up along the network: the
+decoder's blocks and the vocoder's convs put the head's output `delay`
+frames behind the input (35 on the tiny preset). The residual of a block is
+the centre of its conv's window (the block's input, already masked), and the
+mask of every delay point comes from one mask history, so every layer sees
+exactly what it sees in the whole utterance: zeros before the first frame
+(the zero state) and after the last (the caller feeds `delay` more frames
+with mask 0 to flush).
+
+State is passed in and out of the graph as tensors (`state_00`, ...), not
+held in resource variables: the int8 converter gives a concatenation's
+operands and its result one scale, so a state's int8 codes leave the graph
+and come back unchanged, and no runtime needs variable support.
+
+The inverse STFT is not in the graph: the head's output (log-magnitudes and
+phases) goes to one C99 implementation (firmware_stub/bittts_istft.c), so
+its float tensors (five of 844 KB at a 103-frame window) leave the arena.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from bittts_tf.models.frame_vocoder import FrameVocoder, sigmoid_gelu
+
+
+class StreamingError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamShapes:
+    step: int                      # frames in and out per invoke
+    delay: int                     # output frames lag the input by this many
+    channels: int                  # regulated encoder frame width
+    n_mels: int
+    head_width: int                # n_fft + 2: log-magnitudes, then phases
+    states: tuple                  # ((name, frames, channels), ...) in input order
+
+    @property
+    def output_names(self) -> list[str]:
+        """The graph's outputs in signature order (output_0, ...): a dict of
+        outputs is flattened in sorted key order."""
+        return sorted(["spectrum", "mask", "mel"] + [name for name, _, _ in self.states])
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "delay": self.delay, "channels": self.channels,
+                "n_mels": self.n_mels, "head_width": self.head_width,
+                "states": [list(s) for s in self.states]}
+
+
+def _conv(layer, x):
+    """A QAT conv (or a QuantDense as a 1x1 conv) on [1, 1, T, C], VALID: TFLite's
+    CONV_2D layout, so the converter adds no RESHAPE around it (Conv1D on
+    [B, T, C] costs two per conv: 64 of the graph's 394 ops)."""
+    kernel = layer.quantized_kernel()
+    if len(kernel.shape) == 2:
+        kernel = kernel[None]
+    y = tf.nn.conv2d(layer.quantize_input(x), kernel[None], strides=1, padding="VALID")
+    return layer._add_bias_and_activation(y)
+
+
+def _depthwise(layer, x):
+    """Keras DepthwiseConv1D (kernel [K, C, 1]) on [1, 1, T, C], VALID."""
+    y = tf.nn.depthwise_conv2d(x, layer.kernel[None], strides=[1, 1, 1, 1], padding="VALID")
+    if layer.use_bias:
+        y = y + layer.bias
+    return y
+
+
+def _layer_norm(layer, x):
+    """Keras LayerNormalization over channels, written so that every op has
+    an int8 kernel: Keras' own form computes -mean with NEG, which the int8
+    graph ran in float between DEQUANTIZE and QUANTIZE (3 ops a norm)."""
+    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    variance = tf.reduce_mean(centred * centred, axis=-1, keepdims=True)
+    y = centred * tf.math.rsqrt(variance + layer.epsilon)
+    if layer.scale:
+        y = y * layer.gamma
+    if layer.center:
+        y = y + layer.beta
+    return y
+
+
+def _plan(acoustic, vocoder) -> tuple[list, int, int]:
+    """([(name, conv layer, kernel, channels in)], decoder delay, total delay)."""
+    if not isinstance(vocoder, FrameVocoder):
+        raise StreamingError(f"streaming needs the frame-rate vocoder, not {type(vocoder).__name__}")
+    convs = []
+    delay = 0
+    if acoustic.decoder_input.kernel_size[0] != 1:
+        raise StreamingError("decoder_input must be a 1x1 conv")
+    for block in acoustic.decoder.blocks:
+        k = block.conv.kernel_size[0]
+        convs.append((f"decoder/{block.name}", block.conv, k, acoustic.config["decoder_channels"]))
+        delay += (k - 1) // 2
+    decoder_delay = delay
+    k = vocoder.conv_in.kernel_size[0]
+    convs.append(("vocoder/conv_in", vocoder.conv_in, k, vocoder.n_mels))
+    delay += (k - 1) // 2
+    for block in vocoder.blocks:
+        k = block.depthwise.kernel_size[0]
+        convs.append((f"vocoder/{block.name}", block.depthwise, k, block.channels))
+        delay += (k - 1) // 2
+    for name, layer, k, _ in convs:
+        if k % 2 == 0 or layer.padding != "same" or tuple(layer.dilation_rate) != (1,) \
+                or tuple(layer.strides) != (1,):
+            raise StreamingError(f"{name}: only odd-kernel, stride-1, undilated 'same' convs stream")
+    return convs, decoder_delay, delay
+
+
+def stream_shapes(acoustic, vocoder, step: int) -> StreamShapes:
+    if step < 1:
+        raise StreamingError(f"step={step} must be at least 1")
+    convs, decoder_delay, delay = _plan(acoustic, vocoder)
+    states = [(f"state_{i:02d}", k - 1, channels) for i, (_, _, k, channels) in enumerate(convs)]
+    states.append((f"state_{len(states):02d}", delay - decoder_delay, vocoder.n_mels))  # mel delay
+    states.append((f"state_{len(states):02d}", delay, 1))                           # mask history
+    return StreamShapes(step, delay, acoustic.config["encoder_channels"], vocoder.n_mels,
+                        vocoder.config["n_fft"] + 2, tuple(states))
+
+
+def _window(state, x, keep: int):
+    """(state + x along time (axis 2 of NHWC), the new state: the window's
+    last `keep` frames)."""
+    window = tf.concat([state, x], axis=2)
+    return window, window[:, :, window.shape[2] - keep:] if keep else state
+
+
+def frames_stream_function(acoustic, vocoder, step: int):
+    """(tf.function, StreamShapes): frames [1, 1, step, C], mask [1, 1, step, 1]
+    and the states [1, 1, frames, channels] -> {"spectrum": head output
+    [1, 1, step, n_fft + 2], "mask", "mel" of the same (delayed) frames, and
+    the new states}."""
+    shapes = stream_shapes(acoustic, vocoder, step)
+    convs, decoder_delay, delay = _plan(acoustic, vocoder)
+    config = acoustic.config
+    # NHWC [1, 1, T, C] in and out: a [1, T, C] edge costs a RESHAPE per input
+    # and a slice per output (35 ops of the tiny graph).
+    signature = [tf.TensorSpec([1, 1, step, shapes.channels], tf.float32, name="frames"),
+                 tf.TensorSpec([1, 1, step, 1], tf.float32, name="mask")]
+    signature += [tf.TensorSpec([1, 1, frames, channels], tf.float32, name=name)
+                  for name, frames, channels in shapes.states]
+    n_conv = len(convs)
+
+    def body(frames, mask, states):
+        # Everything is [1, 1, T, C] (NHWC); time is axis 2.
+        new_states = []
+        history, mask_state = _window(states[-1], mask, delay)
+
+        def mask_at(d):
+            return history[:, :, delay - d:delay - d + step]
+
+        def conv_window(i, x):
+            window, state = _window(states[i], x, convs[i][2] - 1)
+            new_states.append(state)
+            return window
+
+        d = 0
+        x = _conv(acoustic.decoder_input, frames * mask) * mask
+        for i, block in enumerate(acoustic.decoder.blocks):
+            half = (convs[i][2] - 1) // 2
+            window = conv_window(i, x)
+            y = _layer_norm(block.norm, tf.nn.relu(_conv(block.conv, window)))
+            d += half
+            x = (y + window[:, :, half:half + step]) * mask_at(d)
+        mel = (_conv(acoustic.mel_projection, x) * config["mel_std"] + config["mel_mean"]) \
+            * mask_at(d)
+        i = len(acoustic.decoder.blocks)
+        half = (convs[i][2] - 1) // 2
+        window = conv_window(i, mel)
+        d += half
+        x = _layer_norm(vocoder.norm_in, _conv(vocoder.conv_in, window)) * mask_at(d)
+        for j, block in enumerate(vocoder.blocks):
+            half = (convs[i + 1 + j][2] - 1) // 2
+            window = conv_window(i + 1 + j, x)
+            y = _layer_norm(block.norm, _depthwise(block.depthwise, window))
+            y = _conv(block.project, sigmoid_gelu(_conv(block.expand, y)))
+            d += half
+            x = (window[:, :, half:half + step] + y) * mask_at(d)
+        spectrum = _conv(vocoder.head, _layer_norm(vocoder.norm_out, x))
+        mel_window, mel_state = _window(states[n_conv], mel, delay - decoder_delay)
+        outputs = {"spectrum": spectrum, "mask": mask_at(delay), "mel": mel_window[:, :, :step]}
+        for k, state in enumerate(new_states + [mel_state, mask_state]):
+            outputs[shapes.states[k][0]] = state
+        return outputs
+
+    @tf.function(input_signature=signature)
+    def stream(frames, mask, *states):
+        return body(frames, mask, list(states))
+
+    return stream, shapes
+
+
+def zero_states(shapes: StreamShapes) -> dict:
+    import numpy as np
+    return {name: np.zeros((1, 1, frames, channels), np.float32)
+            for name, frames, channels in shapes.states}
+
+
+def run_stream(step_fn, shapes: StreamShapes, regulated, mask=None, initial_states=None):
+    """Drives a step function (Keras/tf.function or an interpreter wrapper
+    returning the output dict) over regulated frames [T, C]: feeds them
+    `step` at a time, then `delay` masked frames, and returns (spectrum
+    [T, n_fft + 2], mel [T, n_mels]) of the whole utterance. An int8 graph
+    starts from `initial_states` (its zero codes: the zero point)."""
+    import numpy as np
+    regulated = np.asarray(regulated, np.float32)
+    total = len(regulated)
+    if mask is None:
+        mask = np.ones((total, 1), np.float32)
+    n_steps = -(-(total + shapes.delay) // shapes.step)
+    padded = np.zeros((n_steps * shapes.step, shapes.channels), np.float32)
+    padded[:total] = regulated
+    padded_mask = np.zeros((n_steps * shapes.step, 1), np.float32)
+    padded_mask[:total] = mask
+    states = zero_states(shapes) if initial_states is None else dict(initial_states)
+    spectra, mels = [], []
+    for k in range(n_steps):
+        rows = slice(k * shapes.step, (k + 1) * shapes.step)
+        out = step_fn(frames=padded[None, None, rows], mask=padded_mask[None, None, rows],
+                      **states)
+        states = {name: np.asarray(out[name]) for name, _, _ in shapes.states}
+        spectra.append(np.asarray(out["spectrum"])[0, 0])
+        mels.append(np.asarray(out["mel"])[0, 0])
+    spectrum = np.concatenate(spectra)[shapes.delay:shapes.delay + total]
+    mel = np.concatenate(mels)[shapes.delay:shapes.delay + total]
+    return spectrum, mel
+
+
+def calibration_inputs(function, shapes: StreamShapes, regulated, count: int) -> list[dict]:
+    """Inputs of `count` steps of the Keras stream `function` over regulated
+    frames [T, C] (utterances run together; tiled when short), taken once
+    every conv's state holds real frames. Steps whose states still hold the
+    zero start are left out: a layer norm of an all-zero row divides by
+    sqrt(epsilon), some 1000 times what real rows see, and would stretch the
+    int8 range until real rows quantize to zero (seen: every vocoder
+    activation zero)."""
+    import numpy as np
+    warm_up = -(-shapes.delay // shapes.step) + 1
+    needed = (warm_up + count) * shapes.step
+    regulated = np.asarray(regulated, np.float32)
+    if len(regulated) < needed:
+        regulated = np.concatenate([regulated] * -(-needed // len(regulated)))
+    states = zero_states(shapes)
+    samples = []
+    mask = np.ones((1, 1, shapes.step, 1), np.float32)
+    for k in range(warm_up + count):
+        frames = regulated[None, None, k * shapes.step:(k + 1) * shapes.step]
+        sample = {"frames": frames, "mask": mask, **states}
+        if k >= warm_up:
+            samples.append(sample)
+        out = function(frames, mask, *[states[name] for name, _, _ in shapes.states])
+        states = {name: np.asarray(out[name]) for name, _, _ in shapes.states}
+    return samples
+
+
+class InterpreterStep:
+    """A converted stream graph as a step function for `run_stream`: LiteRT
+    (`interpreter` with set_tensor / get_tensor) or the tflite-micro wheel
+    (`tflm=True`: set_input / get_output by position), inputs by name and
+    outputs by the signature's order."""
+
+    def __init__(self, model: bytes, shapes: StreamShapes, interpreter, tflm: bool = False):
+        from bittts_tf.export import tflite_file
+        parsed = tflite_file.parse_model(model)
+        inputs, outputs = tflite_file.signature_tensors(parsed)
+        subgraph = parsed.subgraphs[0]
+        self.interpreter, self.tflm = interpreter, tflm
+        self.input_pos = {name: [int(i) for i in subgraph.inputs].index(t)
+                          for name, t in inputs.items()}
+        self.input_index = inputs
+        self.output_pos = [[int(i) for i in subgraph.outputs].index(t) for t in outputs]
+        self.output_index = outputs
+        self.names = shapes.output_names
+        self.states = {name for name, _, _ in shapes.states}
+
+        def parameters(t):
+            tensor = subgraph.tensors[t]
+            q = tensor.quantization
+            if tensor.type != 9 or q is None or q.scale is None or len(q.scale) != 1:
+                return None
+            return float(q.scale[0]), int(q.zeroPoint[0])
+
+        self.in_q = {name: parameters(t) for name, t in inputs.items()}
+        self.out_q = [parameters(t) for t in outputs]
+
+    def zero_states(self, shapes: StreamShapes) -> dict:
+        """Every state at zero: its zero point's code in an int8 graph."""
+        import numpy as np
+        states = zero_states(shapes)
+        for name in states:
+            q = self.in_q[name]
+            if q is not None:
+                states[name] = np.full(states[name].shape, q[1], np.int8)
+        return states
+
+    def __call__(self, **inputs) -> dict:
+        """Float inputs are quantized for an int8 graph; states pass as they
+        came out (int8 codes); the other outputs come back dequantized."""
+        import numpy as np
+        for name, value in inputs.items():
+            q = self.in_q[name]
+            if q is not None and value.dtype != np.int8:
+                inputs[name] = np.clip(np.round(value / q[0]) + q[1], -128, 127).astype(np.int8)
+        if self.tflm:
+            for name, value in inputs.items():
+                self.interpreter.set_input(np.ascontiguousarray(value), self.input_pos[name])
+            self.interpreter.invoke()
+            values = [self.interpreter.get_output(k) for k in self.output_pos]
+        else:
+            for name, value in inputs.items():
+                self.interpreter.set_tensor(self.input_index[name], value)
+            self.interpreter.invoke()
+            values = [self.interpreter.get_tensor(k) for k in self.output_index]
+        out = {}
+        for name, value, q in zip(self.names, values, self.out_q):
+            if q is not None and name not in self.states:
+                value = (value.astype(np.float32) - q[1]) * np.float32(q[0])
+            out[name] = value
+        return out
+
+
+__all__ = ["InterpreterStep", "calibration_inputs", "StreamShapes", "StreamingError", "frames_stream_function", "run_stream",
+           "stream_shapes", "zero_states"]

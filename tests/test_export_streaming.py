@@ -1,0 +1,135 @@
+"""The streaming frames graph: each invoke takes `step` new frames, every
+conv keeps its past inputs as state, and the head's outputs of the whole
+utterance come out `delay` frames later. The reference is the Keras model on
+the whole utterance (acoustic.decode_frames, vocoder.head_output)."""
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import OpResolverType
+
+from bittts_tf.export import runtime as litert_glue
+from bittts_tf.export import streaming, tflite_file, tflm, tts_graphs, converter
+from tts_models import random_tts
+
+
+@pytest.fixture(scope="module")
+def voice():
+    from seeds import fresh_seed
+    seed = fresh_seed("streaming voice")
+    config, acoustic, vocoder = random_tts(seed)
+    rng = np.random.default_rng(seed)
+    # The mel projection starts at zero (a constant mel): as a trained one, varied.
+    kernel = acoustic.mel_projection.kernel
+    kernel.assign(rng.normal(0, 0.1, kernel.shape).astype(np.float32))
+    return acoustic, vocoder
+
+
+def layer_group(acoustic, vocoder):
+    return tts_graphs._LayerGroup([acoustic.decoder_input, acoustic.decoder,
+                                   acoustic.mel_projection, vocoder])
+
+
+def whole(acoustic, vocoder, regulated):
+    mask = np.ones((1, len(regulated), 1), np.float32)
+    mel = acoustic.decode_frames(regulated[None], mask)
+    return vocoder.head_output(mel, mask).numpy()[0], mel.numpy()[0]
+
+
+def keras_step(function, shapes):
+    return lambda frames, mask, **states: {
+        k: v.numpy() for k, v in function(frames, mask, *[states[name] for name, _, _
+                                                           in shapes.states]).items()}
+
+
+def relative(got, expected):
+    return float(np.abs(got - expected).max() / np.abs(expected).max())
+
+
+@pytest.mark.parametrize("step", [1, 3, 8])
+def test_keras_stream_equals_the_whole_utterance(voice, rng, step):
+    acoustic, vocoder = voice
+    regulated = rng.normal(size=(int(rng.integers(5, 60)), 128)).astype(np.float32)
+    function, shapes = streaming.frames_stream_function(acoustic, vocoder, step)
+    assert shapes.delay == 34  # 4 decoder blocks x 2 + conv_in 2 + 8 vocoder blocks x 3
+    spectrum, mel = streaming.run_stream(keras_step(function, shapes), shapes, regulated)
+    head, mel_whole = whole(acoustic, vocoder, regulated)
+    assert relative(spectrum, head) < 1e-5
+    assert relative(mel, mel_whole) < 1e-5
+
+
+def test_state_is_what_was_recomputed(voice, rng):
+    """Planted fault: a stream whose states are zeroed at every step no longer
+    equals the whole utterance (the test above would catch a lost state)."""
+    acoustic, vocoder = voice
+    regulated = rng.normal(size=(30, 128)).astype(np.float32)
+    function, shapes = streaming.frames_stream_function(acoustic, vocoder, 4)
+    step = keras_step(function, shapes)
+    forgetful = lambda **kw: {**step(**kw), **streaming.zero_states(shapes)}  # noqa: E731
+    spectrum, _ = streaming.run_stream(forgetful, shapes, regulated)
+    assert relative(spectrum, whole(acoustic, vocoder, regulated)[0]) > 1e-2
+
+
+@pytest.fixture(scope="module")
+def graphs(voice):
+    acoustic, vocoder = voice
+    step = 4
+
+    def make():
+        function, _ = streaming.frames_stream_function(acoustic, vocoder, step)
+        return function, layer_group(acoustic, vocoder)
+
+    float_graph = tts_graphs.convert_graph("frames", make, float32_baseline=False)
+    function, shapes = streaming.frames_stream_function(acoustic, vocoder, step)
+    rng = np.random.default_rng(0)
+    calibration = streaming.calibration_inputs(
+        function, shapes, rng.normal(size=(40, 128)).astype(np.float32), 24)
+    int8 = tts_graphs.convert_int8_function(make()[0], layer_group(acoustic, vocoder),
+                                            calibration, integer_io=True)
+    packed8, _ = converter.pack_int8_ternary_weights(layer_group(acoustic, vocoder), int8)
+    return shapes, float_graph.packed, packed8
+
+
+def test_litert_packed_stream_equals_keras_whole(voice, graphs, rng):
+    acoustic, vocoder = voice
+    shapes, packed, _ = graphs
+    regulated = rng.normal(size=(int(rng.integers(5, 50)), 128)).astype(np.float32)
+    interpreter = litert_glue.make_interpreter(packed)
+    interpreter.allocate_tensors()
+    step = streaming.InterpreterStep(packed, shapes, interpreter)
+    spectrum, mel = streaming.run_stream(step, shapes, regulated)
+    head, mel_whole = whole(acoustic, vocoder, regulated)
+    assert relative(spectrum, head) < 1e-4
+    assert relative(mel, mel_whole) < 1e-4
+    ops = tflite_file.graph_ops(tflite_file.parse_model(packed))[0]
+    assert "RESHAPE" not in ops and "EXP" not in ops and "SIN" not in ops
+
+
+def test_int8_stream_keeps_state_codes_and_tflm_equals_litert_reference(voice, graphs, rng):
+    acoustic, vocoder = voice
+    shapes, _, packed8 = graphs
+    parsed = tflite_file.parse_model(packed8)
+    inputs, outputs = tflite_file.signature_tensors(parsed)
+    tensors = parsed.subgraphs[0].tensors
+    for name, index in zip(shapes.output_names, outputs):
+        assert tensors[index].type == 9, name  # int8 out, no DEQUANTIZE at the edge
+        if name.startswith("state_"):
+            a, b = tensors[inputs[name]].quantization, tensors[index].quantization
+            assert tensors[inputs[name]].type == 9
+            assert np.array_equal(a.scale, b.scale) and np.array_equal(a.zeroPoint, b.zeroPoint)
+    regulated = rng.normal(size=(20, 128)).astype(np.float32)
+    reference = litert_glue.make_interpreter(packed8)
+    reference = __import__("ai_edge_litert.interpreter", fromlist=["x"]).InterpreterWithCustomOps(
+        model_content=packed8, custom_op_registerers=litert_glue.litert_registerers(),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    reference.allocate_tensors()
+    litert_step = streaming.InterpreterStep(packed8, shapes, reference)
+    micro = tflm.make_interpreter(packed8, 1 << 20)
+    tflm_step = streaming.InterpreterStep(packed8, shapes, micro, tflm=True)
+    zeros = litert_step.zero_states(shapes)
+    expected = streaming.run_stream(litert_step, shapes, regulated, initial_states=zeros)
+    got = streaming.run_stream(tflm_step, shapes, regulated, initial_states=zeros)
+    assert np.array_equal(expected[0], got[0]) and np.array_equal(expected[1], got[1])
+    # int8 against float: the spectrum's log-magnitudes stay near the Keras ones.
+    head, _ = whole(acoustic, vocoder, regulated)
+    print("int8 stream vs Keras, relative to the peak:", relative(expected[0], head))
+    assert relative(expected[0], head) < 0.25
