@@ -139,3 +139,39 @@ def test_a_bad_sentences_file_or_system_gets_one_line(tmp_path, model_dir):
                    str(missing))
     one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", "--systems=model,opera"),
                    "opera")
+
+
+def test_a_bad_set_or_a_set_with_a_file_gets_one_line(tmp_path, model_dir):
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", "--set=training"),
+                   "'training'", "validation, test")
+    sentences = tmp_path / "mine.txt"
+    sentences.write_text("A fine sentence here.\n")
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", "--set=test",
+                            f"--sentences={sentences}"), "not both")
+
+
+@pytest.mark.parametrize("args, name", [((), "test"), (("--set=validation",), "validation"),
+                                        (("--set=test",), "test")])
+def test_the_report_names_the_set_it_scored(tmp_path, model_dir, args, name):
+    from bittts_tf.eval import sets
+    output = tmp_path / "eval.json"
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}", *args,
+                    "--limit=1", "--systems=festival", "--nodnsmos")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(output.read_text())
+    expected = sets.load_set(name)
+    assert report["set"] == name and report["sentences_file"] == sets.SETS[name]
+    assert report["num_sentences"] == 1
+    assert report["systems"]["festival"]["sentences"][0]["sentence"] == expected[0]
+    assert f"set: {name} (1 of {len(expected)} sentences, {sets.SETS[name]})" in proc.stdout
+
+
+def test_a_sentences_file_is_reported_as_the_set_file(tmp_path, model_dir):
+    output, sentences = tmp_path / "eval.json", tmp_path / "mine.txt"
+    sentences.write_text("A fine sentence here.\n")
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}",
+                    f"--sentences={sentences}", "--systems=festival", "--nodnsmos")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert report["set"] == "file" and report["sentences_file"] == str(sentences)
+    assert f"set: file (1 sentence, {sentences})" in proc.stdout

@@ -1,12 +1,20 @@
 """Scores an exported model on everyday English sentences it never trained on:
 pocketsphinx word and character error rates (WER, CER) and DNSMOS quality
-(OVRL, SIG, BAK), next to the same sentences spoken by
+(OVRL, SIG, BAK), on one sentence set (bittts_tf.eval.sets):
+
+  --set=test        the default: 254 sentences only ever reported, never chosen on
+  --set=validation  160 sentences for every choice (checkpoints, averaging,
+                    hyperparameters); the first 40 are sentences.txt
+  --sentences=FILE  any other file, reported as the set "file"
+
+next to the same sentences spoken by
 
   festival              festival's slt voice, the teacher: the ceiling
   festival_griffin_lim  Griffin-Lim of festival's mels: a perfect mel, no vocoder
   griffin_lim           Griffin-Lim of the model's own mels: the model's vocoder vs none
 
   python tools/evaluate.py --model_dir=out/model --output=out/eval.json --audio_dir=out/eval_wavs
+  python tools/evaluate.py --model_dir=out/model --set=validation --output=out/eval_val.json
 
 Writes per-sentence results and each system's means as JSON, and prints a
 table. pocketsphinx is a weak recognizer: compare the rows with each other,
@@ -24,15 +32,19 @@ import time
 from absl import flags
 
 from bittts_tf import fileio
-from bittts_tf.eval import evaluation, metrics
+from bittts_tf.eval import evaluation, metrics, sets
 
 SYSTEMS = ("model", "griffin_lim", "festival", "festival_griffin_lim")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Folder of an exported model (bittts_tf.runtime).",
                     required=True)
-flags.DEFINE_string("sentences", evaluation.SENTENCES_FILE,
-                    "Text file, one sentence a line (# starts a comment line).")
+flags.DEFINE_string("set", sets.DEFAULT_SET,
+                    f"Sentence set: {' or '.join(sets.SETS)}. Choose checkpoints and "
+                    "settings on validation only; test is for the final report.")
+flags.DEFINE_string("sentences", None,
+                    "Instead of --set: a text file, one sentence a line (# starts a comment "
+                    "line); the report names the set \"file\".")
 flags.DEFINE_string("output", "out/eval.json", "Where to write the JSON results.")
 flags.DEFINE_string("audio_dir", None, "Optional folder for every clip, as SYSTEM/NN.wav.")
 flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0: all).", lower_bound=0)
@@ -112,10 +124,17 @@ def main(argv):
     unknown = sorted(set(FLAGS.systems) - set(SYSTEMS))
     if unknown or not FLAGS.systems:
         fail(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")
+    if FLAGS.sentences is not None and FLAGS["set"].present:
+        fail("give --set or --sentences, not both")
     try:
-        sentences = evaluation.load_sentences(FLAGS.sentences)
+        if FLAGS.sentences is not None:
+            set_name, sentences_file = "file", FLAGS.sentences
+        else:
+            set_name, sentences_file = FLAGS.set, sets.set_file(FLAGS.set)
+        sentences = evaluation.load_sentences(sentences_file)
     except evaluation.SentencesError as e:
         fail(str(e))
+    total = len(sentences)
     if FLAGS.limit:
         sentences = sentences[:FLAGS.limit]
     # Found out now, not after every clip has been rendered and scored.
@@ -145,11 +164,14 @@ def main(argv):
         except evaluation.RenderError as e:
             fail(str(e))
 
-    report = {"model_dir": FLAGS.model_dir, "sentences_file": FLAGS.sentences,
+    report = {"model_dir": FLAGS.model_dir, "set": set_name, "sentences_file": sentences_file,
+              "num_sentences": len(sentences),
               "audio_config": config.to_dict(),
               "model_cpu_seconds": round(model.cpu_seconds, 2) if model.results else None,
               "systems": {r["system"]: r for r in results}}
     fileio.atomic_write_json(FLAGS.output, report)
+    scored = f"{len(sentences)} of {total}" if len(sentences) < total else f"{total}"
+    print(f"set: {set_name} ({scored} sentence{'s' if total > 1 else ''}, {sentences_file})")
     print(evaluation.format_table(results))
     print(f"wrote {FLAGS.output}")
 

@@ -1,8 +1,14 @@
 """Synthesize an LJSpeech-format training corpus offline with festival.
 
 Prompts are clean public-domain sentences (KJV Bible, US Constitution,
-Declaration of Independence), shuffled with --seed; utterance i is spoken by
-voice i mod len(--voices). Output in --out_dir:
+Declaration of Independence), shuffled with --seed, and with
+--sources=everyday,... also modern everyday sentences from a grammar
+(questions, numbers, money, dates, times, lists, device prompts) for
+--everyday_share of the utterances; none is ever a validation or test
+sentence (bittts_tf.eval.sets). Festival reads a generated sentence as the
+normalizer spells it out ("$12.50" -> "twelve dollars fifty cents"), so the
+audio says what the front end asks for. Utterance i is spoken by voice
+i mod len(--voices). Output in --out_dir:
 
   wavs/<id>.wav            16-bit PCM at --sample_rate
   metadata.csv             id|text|normalized text[|speaker]
@@ -15,8 +21,11 @@ The run is resumable: restarted with the same flags it skips finished
 utterances (a finished one has its wav and, written after it, its segments
 record, both written atomically) and redoes anything half-written.
 
-Example:
+Examples:
   python tools/make_corpus.py --out_dir=data/festival_corpus --num_utterances=2000
+  python tools/make_corpus.py --out_dir=data/slt_varied_corpus --num_utterances=3200 \
+      --voices=slt --sources=everyday,bible,constitution,declaration --everyday_share=0.6 \
+      --min_words=1 --max_words=30 --max_chars=160 --seed=20240 --num_workers=1
 """
 
 from __future__ import annotations
@@ -46,7 +55,12 @@ flags.DEFINE_string("out_dir", None, "Output corpus folder (created; reused when
 flags.DEFINE_integer("num_utterances", 2000, "Number of utterances to synthesize.")
 flags.DEFINE_integer("sample_rate", 16000, "Sample rate of the written wavs (festival output is resampled).")
 flags.DEFINE_list("voices", ["slt", "kal"], f"Festival voices, one speaker each: {sorted(festival.VOICES)}.")
-flags.DEFINE_list("sources", list(prompts.SOURCES), "Prompt text sources.")
+flags.DEFINE_list("sources", list(prompts.SOURCES),
+                  f"Prompt text sources, from {', '.join(prompts.ALL_SOURCES)} "
+                  f"({prompts.EVERYDAY!r} is generated; the others are public-domain text).")
+flags.DEFINE_float("everyday_share", 0.5,
+                   f"With {prompts.EVERYDAY!r} and a read source: the share of utterances "
+                   "that are generated (spread evenly).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("seed", 1234, "Seed for shuffling the prompts.")
 flags.DEFINE_integer("min_words", 6, "Shortest prompt, in words.")
 flags.DEFINE_integer("max_words", 24, "Longest prompt, in words.")
@@ -62,9 +76,14 @@ def content_settings() -> dict:
     --num_utterances is left out: the plan for N utterances is a prefix of the
     plan for more, so a corpus can be extended in place.
     """
-    return {"sample_rate": FLAGS.sample_rate, "voices": FLAGS.voices, "sources": FLAGS.sources,
-            "seed": FLAGS.seed, "min_words": FLAGS.min_words, "max_words": FLAGS.max_words,
-            "max_chars": FLAGS.max_chars}
+    settings = {"sample_rate": FLAGS.sample_rate, "voices": FLAGS.voices,
+                "sources": FLAGS.sources, "seed": FLAGS.seed, "min_words": FLAGS.min_words,
+                "max_words": FLAGS.max_words, "max_chars": FLAGS.max_chars}
+    # Only where it decides something: corpora made before the flag existed
+    # keep their settings file valid.
+    if prompts.EVERYDAY in FLAGS.sources:
+        settings["everyday_share"] = FLAGS.everyday_share
+    return settings
 
 
 def check_settings(out_dir: str, settings: dict) -> None:
@@ -81,12 +100,17 @@ def check_settings(out_dir: str, settings: dict) -> None:
 
 
 def make_plan(settings: dict, count: int) -> list[dict]:
-    sentences = prompts.collect_prompts(settings["sources"], settings["min_words"],
-                                        settings["max_words"], settings["max_chars"])
-    chosen = prompts.choose_prompts(sentences, count, settings["seed"])
+    chosen = prompts.plan_prompts(settings["sources"], count, settings["seed"],
+                                  settings["min_words"], settings["max_words"],
+                                  settings["max_chars"], settings.get("everyday_share", 0.5))
     voices = settings["voices"]
-    return [{"id": f"bt{i:05d}", "text": text, "voice": voices[i % len(voices)]}
-            for i, text in enumerate(chosen)]
+    # A generated prompt has digits, money and percentages: festival gets the
+    # normalizer's spelling, the words the model's front end will ask for (its
+    # own reading of "2019" or "$1,450" may differ). Read prompts are letters
+    # only and go as they are, as they always did.
+    return [{"id": f"bt{i:05d}", "text": p.text, "voice": voices[i % len(voices)],
+             "spoken": normalize_text(p.text) if p.source == prompts.EVERYDAY else p.text}
+            for i, p in enumerate(chosen)]
 
 
 def record_path(out_dir: str, utt_id: str) -> str:
@@ -106,7 +130,8 @@ def load_record(out_dir: str, item: dict) -> dict | None:
         frames = sf.info(wav_path(out_dir, item["id"])).frames
     except (OSError, ValueError, RuntimeError):
         return None
-    if record.get("text") != item["text"] or record.get("num_samples") != frames:
+    if (record.get("text") != item["text"] or record.get("num_samples") != frames
+            or record.get("spoken", record.get("text")) != item["spoken"]):
         return None
     return record
 
@@ -115,7 +140,7 @@ def synthesize_and_store(job: tuple[str, int, list[dict]]) -> tuple[list[dict], 
     """Worker: one festival run for a batch of same-voice utterances."""
     out_dir, sample_rate, items = job
     by_id = {item["id"]: item for item in items}
-    results, failures = festival.synthesize_batch([(i["id"], i["text"]) for i in items],
+    results, failures = festival.synthesize_batch([(i["id"], i["spoken"]) for i in items],
                                                   items[0]["voice"])
     records = []
     for result in results:
@@ -132,6 +157,8 @@ def synthesize_and_store(job: tuple[str, int, list[dict]]) -> tuple[list[dict], 
             "raw_mismatch_s": round(result.raw_mismatch, 6),
             "trimmed_samples": result.trimmed_samples,
         }
+        if item["spoken"] != item["text"]:
+            record["spoken"] = item["spoken"]
         atomic_write_json(record_path(out_dir, item["id"]), record)
         records.append(record)
     return records, failures
@@ -174,6 +201,11 @@ def main(argv):
     for voice in FLAGS.voices:
         if voice not in festival.VOICES:
             raise app.UsageError(f"--voices: unknown voice {voice!r}; choose from {sorted(festival.VOICES)}")
+
+    unknown = [s for s in FLAGS.sources if s not in prompts.ALL_SOURCES]
+    if unknown or not FLAGS.sources:
+        raise app.UsageError(f"--sources: unknown {unknown}; choose from "
+                             f"{', '.join(prompts.ALL_SOURCES)}")
 
     settings = content_settings()
     check_settings(out_dir, settings)

@@ -1,13 +1,25 @@
-"""Public-domain English sentences available offline, for synthesizing a corpus.
+"""English sentences available offline, for synthesizing a corpus.
 
-Sources are Debian packages: bible-kjv (King James Bible, 1611) and miscfiles
-(US Constitution, Declaration of Independence). Sentences are filtered to
-plain prose that a synthesizer reads without surprises: letters and simple
-punctuation only, a sensible number of words.
+Read sources (SOURCES) are public-domain text from Debian packages: bible-kjv
+(King James Bible, 1611) and miscfiles (US Constitution, Declaration of
+Independence). Their sentences are filtered to plain prose that a synthesizer
+reads without surprises: letters and simple punctuation only, a sensible
+number of words.
+
+The generated source "everyday" (bittts_tf.data.everyday) is modern text from
+a grammar written for this project: questions, numbers, money, dates, times,
+lists, device prompts, short and long sentences. plan_prompts() mixes it
+with the read sources at a chosen share.
+
+No prompt from any source is ever a validation or test sentence: plan_prompts
+drops every one that overlaps them (bittts_tf.eval.sets.HeldOut: the same
+sentence, the same words once numbers are spelled out, or a shared run of 6
+words).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import random
@@ -15,7 +27,9 @@ import re
 import shutil
 import subprocess
 
-SOURCES = ("bible", "constitution", "declaration")
+SOURCES = ("bible", "constitution", "declaration")   # read from Debian packages
+EVERYDAY = "everyday"                                 # generated
+ALL_SOURCES = SOURCES + (EVERYDAY,)
 _STATE_FILES = {"constitution": "/usr/share/state/us-constitution.gz",
                 "declaration": "/usr/share/state/us-declaration.gz"}
 
@@ -55,7 +69,9 @@ def source_text(name: str) -> str:
         return _bible_text()
     if name in _STATE_FILES:
         return _state_text(name)
-    raise PromptSourceError(f"unknown prompt source {name!r}; choose from {SOURCES}")
+    if name == EVERYDAY:
+        raise PromptSourceError(f"{EVERYDAY!r} is generated, not read: use plan_prompts")
+    raise PromptSourceError(f"unknown prompt source {name!r}; choose from {ALL_SOURCES}")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -99,3 +115,94 @@ def choose_prompts(prompts: list[str], count: int, seed: int) -> list[str]:
     shuffled = list(prompts)
     random.Random(seed).shuffle(shuffled)
     return shuffled[:count]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    text: str
+    source: str     # EVERYDAY, or "read" for the public-domain sources
+
+
+# A generated sentence is redrawn when it is a duplicate, outside the length
+# limits or overlaps a held-out sentence: 1.44 draws a sentence at the default
+# 6-24 words, 1.2 at 1-30 words; over 5,000 utterances no slot took more than 7.
+_MAX_TRIES = 200
+
+
+def is_everyday_slot(index: int, share: float) -> bool:
+    """Whether utterance `index` of a mixed plan is generated: spread evenly,
+    round(share * 1000) of every 1000, decided by the index alone."""
+    per_mille = round(share * 1000)
+    return (index + 1) * per_mille // 1000 > index * per_mille // 1000
+
+
+def length_ok(text: str, min_words: int, max_words: int, max_chars: int) -> bool:
+    return min_words <= len(text.split()) <= max_words and len(text) <= max_chars
+
+
+def everyday_prompt(seed: int, index: int, accept) -> str:
+    """The generated sentence of utterance `index`: drawn from a random stream
+    of its own (seed, index), so changing one slot (say, a new held-out
+    sentence that now overlaps it) changes no other slot's stream."""
+    from bittts_tf.data import everyday
+
+    rng = random.Random(f"{EVERYDAY}:{seed}:{index}")
+    for _ in range(_MAX_TRIES):
+        text = everyday.sentence(rng)
+        if accept(text):
+            return text
+    raise PromptSourceError(f"no usable everyday sentence for utterance {index} in "
+                            f"{_MAX_TRIES} draws; relax the length filters")
+
+
+def plan_prompts(sources, count: int, seed: int, min_words: int = 6, max_words: int = 24,
+                 max_chars: int = 160, everyday_share: float = 0.5,
+                 held_out=None) -> list[Prompt]:
+    """The prompts of utterances 0 .. count - 1, deterministic from the
+    arguments; the plan for n is a prefix of the plan for more.
+
+    Read sources only: their clean sentences shuffled with `seed` (exactly
+    choose_prompts, so existing corpora keep their plans). With EVERYDAY:
+    utterance i is generated when is_everyday_slot(i, share) (share 1 when
+    EVERYDAY is the only source) and takes the next read sentence otherwise.
+    `held_out` (default: the validation and test sets) removes every overlap
+    from every source.
+    """
+    from bittts_tf.eval import sets
+
+    sources = list(sources)
+    unknown = [s for s in sources if s not in ALL_SOURCES]
+    if unknown or not sources:
+        raise PromptSourceError(f"unknown prompt sources {unknown}; choose from "
+                                f"{', '.join(ALL_SOURCES)}")
+    if not 0.0 <= everyday_share <= 1.0:
+        raise PromptSourceError(f"everyday share {everyday_share} is not between 0 and 1")
+    held_out = sets.HeldOut() if held_out is None else held_out
+    read = [s for s in sources if s in SOURCES]
+    pool = [p for p in collect_prompts(read, min_words, max_words, max_chars)
+            if held_out.overlap(p) is None] if read else []
+    if EVERYDAY not in sources:
+        return [Prompt(text, "read") for text in choose_prompts(pool, count, seed)]
+
+    share = everyday_share if read else 1.0
+    order = choose_prompts(pool, len(pool), seed)
+    seen: set[tuple[str, ...]] = set()
+
+    def accept(text: str) -> bool:
+        return (length_ok(text, min_words, max_words, max_chars)
+                and sets.words(text) not in seen and held_out.overlap(text) is None)
+
+    plan, next_read = [], 0
+    for index in range(count):
+        if is_everyday_slot(index, share):
+            prompt = Prompt(everyday_prompt(seed, index, accept), EVERYDAY)
+        elif next_read < len(order):
+            prompt = Prompt(order[next_read], "read")
+            next_read += 1
+        else:
+            raise PromptSourceError(f"asked for {count} prompts but the read sources have "
+                                    f"only {len(order)} clean sentences for a share of "
+                                    f"{share:g} generated; lower the count or raise the share")
+        seen.add(sets.words(prompt.text))
+        plan.append(prompt)
+    return plan
