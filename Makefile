@@ -20,8 +20,10 @@ TFLM_PY_SRC := firmware_stub/bittts_tflm_kernel.cc tflite/bittts_tflm_wheel.cc
 TFLM_PY_HDR := firmware_stub/bittts_tflm_kernel.h $(wildcard tflite/tflm_wheel_abi/tensorflow/lite/*/*.h tflite/tflm_wheel_abi/tensorflow/lite/micro/kernels/*.h)
 TFLM_PY_CXXFLAGS := -std=c++17 -O2 -Wall -Wextra -Werror -fPIC -fno-exceptions -fno-rtti \
   -fvisibility=hidden -fvisibility-inlines-hidden -Itflite/tflm_wheel_abi -Itflite -Ifirmware_stub
-STREAM_SRC := firmware_stub/bittts_stream.c
-STREAM_HDR := firmware_stub/bittts_stream.h firmware_stub/bittts_stream_spec.h
+# The stream drives the inverse STFT: everything that links it links both.
+STREAM_SRC := firmware_stub/bittts_stream.c firmware_stub/bittts_istft.c
+STREAM_HDR := firmware_stub/bittts_stream.h firmware_stub/bittts_stream_spec.h \
+  firmware_stub/bittts_istft.h firmware_stub/bittts_istft_spec.h
 
 # Cortex-M builds (Debian's arm-none-eabi-gcc and newlib): hard-float M4 and M7.
 ARM_CC := arm-none-eabi-gcc
@@ -223,6 +225,79 @@ bench-istft-cortex-m: $(foreach cpu,m4 m7,$(BUILD)/bench_istft_$(cpu).elf)
 	@echo "Cortex-M4 ($(BOARD_m4)):"; $(call ISTFT_BENCH,m4)
 	@echo "Cortex-M7 ($(BOARD_m7)):"; $(call ISTFT_BENCH,m7)
 # ---- inverse STFT in C (end) ----------------------------------------------------
+
+# ---- fused ternary conv (begin) -------------------------------------------------
+# tflite/bittts_ternary_conv.c: the C99 kernel of BitTTSTernaryConv (a 1-D conv
+# that reads the packed kernel itself). It joins the LiteRT op library through
+# LITERT_SRC and the TFLM-wheel library through an object appended to
+# TFLM_PY_SRC (both recipes expand those when they run, after this block; the
+# prerequisite lines below make them rebuild), and build/libbittts_ternary_conv.so
+# for ctypes. Its unit test (host, ASan/UBSan, QEMU M4/M7) joins `test-c` and
+# `test-cortex-m`, its Cortex-M objects `firmware-size`.
+CONV_SRC := tflite/bittts_ternary_conv.c
+CONV_HDR := tflite/bittts_ternary_conv.h
+CONV_OBJS := $(foreach cpu,m4 m7,$(BUILD)/cortex_m/bittts_ternary_conv_$(cpu).o)
+CONV_TEST_DEPS := tests/c/test_ternary_conv.c $(CONV_SRC) $(CONV_HDR) $(CORE_SRC) $(CORE_HDR)
+.PHONY: test-c-conv test-cortex-m-conv
+
+LITERT_SRC += $(CONV_SRC)
+$(BUILD)/libbittts_litert.so: $(CONV_SRC) $(CONV_HDR)
+TFLM_PY_SRC += $(BUILD)/tflm_py/bittts_ternary_conv.o
+$(BUILD)/libbittts_tflm_py.so: $(BUILD)/tflm_py/bittts_ternary_conv.o
+$(BUILD)/tflm_py/bittts_ternary_conv.o: $(CONV_SRC) $(CONV_HDR) $(CORE_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fvisibility=hidden -c -o $@ $(CONV_SRC)
+
+lib: $(BUILD)/libbittts_ternary_conv.so
+$(BUILD)/libbittts_ternary_conv.so: $(CONV_SRC) $(CONV_HDR) $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -shared -o $@ $(CONV_SRC) $(CORE_SRC)
+
+$(BUILD)/test_ternary_conv: $(CONV_TEST_DEPS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -g -o $@ tests/c/test_ternary_conv.c $(CONV_SRC) $(CORE_SRC) -lm
+$(BUILD)/test_ternary_conv_asan: $(CONV_TEST_DEPS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -g -O1 $(SANITIZE) -o $@ tests/c/test_ternary_conv.c $(CONV_SRC) \
+	  $(CORE_SRC) -lm
+
+test-c: test-c-conv
+test-c-conv: $(BUILD)/test_ternary_conv $(BUILD)/test_ternary_conv_asan
+	$(BUILD)/test_ternary_conv
+	$(BUILD)/test_ternary_conv_asan
+
+$(BUILD)/cortex_m/bittts_ternary_conv_%.o: $(CONV_SRC) $(CONV_HDR) $(CORE_HDR) \
+  $(BUILD)/.apt-stamp
+	@mkdir -p $(@D)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) -c -o $@ $<
+FIRMWARE_OBJS += $(CONV_OBJS)
+firmware-size: $(CONV_OBJS)
+
+$(BUILD)/test_ternary_conv_%.elf: $(CONV_TEST_DEPS) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) \
+	  tests/c/test_ternary_conv.c $(CONV_SRC) $(CORE_SRC) -lm
+
+test-cortex-m: test-cortex-m-conv
+test-cortex-m-conv: $(foreach cpu,m4 m7,$(BUILD)/test_ternary_conv_$(cpu).elf)
+	$(call QEMU_RUN,m4,test_ternary_conv)
+	$(call QEMU_RUN,m7,test_ternary_conv)
+
+# Instructions of the fused conv against decode + TFLM's reference loop
+# (QEMU -icount: the board's timer counts instructions; see bench_conv.c).
+.PHONY: bench-conv-cortex-m
+$(BUILD)/bench_conv_%.elf: tests/c/cortex_m/bench_conv.c $(CONV_SRC) $(CONV_HDR) $(CORE_SRC) \
+  $(CORE_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) \
+	  tests/c/cortex_m/bench_conv.c $(CONV_SRC) $(CORE_SRC) -lm
+CONV_BENCH = timeout 600 qemu-system-arm -M $(BOARD_$(1)) -icount shift=0 -nographic \
+  -monitor none -serial null -semihosting-config enable=on,target=native \
+  -kernel $(BUILD)/bench_conv_$(1).elf
+bench-conv-cortex-m: $(foreach cpu,m4 m7,$(BUILD)/bench_conv_$(cpu).elf)
+	@echo "Cortex-M4 ($(BOARD_m4)):"; $(call CONV_BENCH,m4)
+	@echo "Cortex-M7 ($(BOARD_m7)):"; $(call CONV_BENCH,m7)
+# ---- fused ternary conv (end) ---------------------------------------------------
 
 # libFuzzer on the decoders and the LiteRT kernel (clang, tests/c/fuzz_*.c):
 # 1,000,000 executions per target, report in out/fuzz_report.json. The test

@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Durations must round exactly as numpy does in float32: wider evaluation or
- * fast-math would move the ties. */
+/* Durations and int8 codes must round exactly as numpy does in float32:
+ * wider evaluation or fast-math would move the ties. */
 #if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
 #error "bittts_stream.c needs FLT_EVAL_METHOD == 0 (float arithmetic in float)"
 #endif
@@ -34,29 +34,41 @@ static int count_fits(int64_t count) {
 }
 
 bittts_stream_status bittts_check_config(const bittts_stream_config *c) {
-  int64_t window;
+  int32_t i;
   if (c == NULL) return BITTTS_STREAM_NULL;
   if (c->max_tokens < 1 || c->num_symbols < 1 || c->encoder_channels < 1 ||
-      c->chunk_frames < 1 || c->left_context < 0 || c->right_context < 0 ||
       c->hop_length < 1 || c->max_frames_per_token < 1 ||
       c->max_frames_per_token > BITTTS_MAX_FRAMES_LIMIT || c->max_frames_per_segment < 1 ||
-      c->max_frames_per_segment > BITTTS_MAX_FRAMES_LIMIT)
+      c->max_frames_per_segment > BITTTS_MAX_FRAMES_LIMIT || c->step < 1 || c->delay < 0 ||
+      c->num_states < 0 || c->num_states > BITTTS_MAX_STATES)
     return BITTTS_STREAM_CONFIG;
-  window = (int64_t)c->left_context + c->chunk_frames + c->right_context;
-  /* The uncapped total, the capped total plus the padding of a whole chunk
-   * and both contexts, and every buffer must count in int32. */
+  /* The inverse STFT's limits; then n_fft <= BITTTS_ISTFT_N_FFT, so n_fft + 2
+   * cannot overflow. */
+  if (bittts_istft_check(c->n_fft, c->hop_length) != BITTTS_ISTFT_OK ||
+      c->head_width != c->n_fft + 2)
+    return BITTTS_STREAM_CONFIG;
+  for (i = 0; i < BITTTS_MAX_STATES; ++i) {
+    if (i < c->num_states ? c->state_frames[i] < 0 || c->state_channels[i] < 1 ||
+                                !count_fits((int64_t)c->state_frames[i] * c->state_channels[i])
+                          : c->state_frames[i] != 0 || c->state_channels[i] != 0)
+      return BITTTS_STREAM_CONFIG;
+  }
+  /* The uncapped total, the capped total (at most the segment cap plus one
+   * frame a phoneme) with the delay and a step of padding, and every buffer
+   * must count in int32. */
   if (!count_fits((int64_t)c->max_tokens * c->max_frames_per_token) ||
-      !count_fits((int64_t)c->max_frames_per_segment + c->max_tokens + window) ||
+      !count_fits((int64_t)c->max_frames_per_segment + c->max_tokens + c->delay + c->step) ||
       !count_fits((int64_t)c->max_tokens * c->encoder_channels) ||
-      !count_fits(window * c->encoder_channels) ||
-      !count_fits((int64_t)c->chunk_frames * c->hop_length))
+      !count_fits((int64_t)c->step * c->encoder_channels) ||
+      !count_fits((int64_t)c->step * c->head_width))
     return BITTTS_STREAM_CONFIG;
   return BITTTS_STREAM_OK;
 }
 
-size_t bittts_window_frames(const bittts_stream_config *c) {
+size_t bittts_stream_work_len(const bittts_stream_config *c, int32_t int8) {
   if (bittts_check_config(c) != BITTTS_STREAM_OK) return 0;
-  return (size_t)c->left_context + (size_t)c->chunk_frames + (size_t)c->right_context;
+  return bittts_istft_state_len(c->n_fft, c->hop_length) + bittts_istft_scratch_len(c->n_fft) +
+         (size_t)c->hop_length + (int8 ? (size_t)c->head_width : 0);
 }
 
 bittts_stream_status bittts_text_input(const bittts_stream_config *c, const int32_t *ids,
@@ -135,32 +147,85 @@ bittts_stream_status bittts_durations(const bittts_stream_config *c,
   return BITTTS_STREAM_OK;
 }
 
-bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_config *c,
-                                         const float *hidden, size_t hidden_len,
-                                         const int32_t *durations, size_t n_tokens) {
-  bittts_stream_status status;
-  int64_t total = 0;
+static int quant_ok(bittts_quant q) {
+  return isfinite(q.scale) && q.scale > 0.0f && q.zero_point >= -128 && q.zero_point <= 127;
+}
+
+/* The frames graph's buffers against a checked config; the work buffer's
+ * length too. */
+static bittts_stream_status check_io(const bittts_stream_config *c, const bittts_frames_io *io,
+                                     size_t work_len) {
   size_t i;
-  if (s == NULL || c == NULL || hidden == NULL || durations == NULL) return BITTTS_STREAM_NULL;
-  s->magic = 0;
+  if (io->frames == NULL || io->mask == NULL || (c->num_states > 0 && io->states == NULL))
+    return BITTTS_STREAM_NULL;
+  if (io->int8 != 0 && io->int8 != 1) return BITTTS_STREAM_QUANT;
+  if (io->frames_len / (size_t)c->encoder_channels < (size_t)c->step ||
+      io->mask_len < (size_t)c->step || io->n_states != (size_t)c->num_states ||
+      work_len < bittts_stream_work_len(c, io->int8))
+    return BITTTS_STREAM_SIZE;
+  for (i = 0; i < io->n_states; ++i) {
+    const bittts_state_slot *slot = &io->states[i];
+    if (slot->len != (size_t)c->state_frames[i] * (size_t)c->state_channels[i])
+      return BITTTS_STREAM_SIZE;
+    if (slot->len > 0 && (slot->input == NULL || slot->output == NULL))
+      return BITTTS_STREAM_NULL;
+    if (io->int8 && (slot->zero_point < -128 || slot->zero_point > 127))
+      return BITTTS_STREAM_QUANT;
+  }
+  if (io->int8 &&
+      !(quant_ok(io->frames_quant) && quant_ok(io->mask_quant) && quant_ok(io->spectrum_quant)))
+    return BITTTS_STREAM_QUANT;
+  return BITTTS_STREAM_OK;
+}
+
+/* Everything bittts_stream_begin checks but the durations. */
+static bittts_stream_status check_segment(const bittts_stream_config *c, size_t hidden_len,
+                                          size_t n_tokens, const bittts_frames_io *io,
+                                          size_t work_len) {
+  bittts_stream_status status;
   if ((status = bittts_check_config(c)) != BITTTS_STREAM_OK) return status;
   if (n_tokens < 1 || n_tokens > (size_t)c->max_tokens) return BITTTS_STREAM_LENGTH;
   if (hidden_len / (size_t)c->encoder_channels < n_tokens) return BITTTS_STREAM_SIZE;
+  return check_io(c, io, work_len);
+}
+
+bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_config *c,
+                                         const float *hidden, size_t hidden_len,
+                                         const int32_t *durations, size_t n_tokens,
+                                         const bittts_frames_io *io, float *work,
+                                         size_t work_len) {
+  bittts_stream_status status;
+  int64_t total = 0;
+  size_t i, istft_len;
+  if (s == NULL) return BITTTS_STREAM_NULL;
+  /* A refused begin leaves no stream behind, not even the one before. */
+  s->magic = 0;
+  if (c == NULL || hidden == NULL || durations == NULL || io == NULL || work == NULL)
+    return BITTTS_STREAM_NULL;
+  status = check_segment(c, hidden_len, n_tokens, io, work_len);
+  if (status != BITTTS_STREAM_OK) return status;
   for (i = 0; i < n_tokens; ++i) {
     if (durations[i] < 1 || durations[i] > c->max_frames_per_token) return BITTTS_STREAM_VALUE;
     total += durations[i];
   }
-  /* Windows index padded frames up to the last chunk's end plus both
-   * contexts; all of it must count in int32. */
-  if (!count_fits(total + c->chunk_frames + c->left_context + c->right_context))
-    return BITTTS_STREAM_VALUE;
-  s->config = *c;
+  /* The walk reaches frame total + delay + step - 1 (padding): all of it
+   * must count in int32. */
+  if (!count_fits(total + c->delay + c->step)) return BITTTS_STREAM_VALUE;
+  istft_len = bittts_istft_state_len(c->n_fft, c->hop_length);
+  if (bittts_istft_begin(&s->istft, c->n_fft, c->hop_length, work, istft_len) !=
+      BITTTS_ISTFT_OK)
+    return BITTTS_STREAM_CONFIG; /* not reached: the config was checked */
+  s->config = c;
+  s->io = *io;
   s->hidden = hidden;
   s->durations = durations;
+  s->scratch = work + istft_len;
+  s->out = s->scratch + c->n_fft;
+  s->row = s->out + c->hop_length;
   s->n_tokens = (int32_t)n_tokens;
   s->total_frames = (int32_t)total;
-  s->n_chunks = (int32_t)((total + c->chunk_frames - 1) / c->chunk_frames);
-  s->next_chunk = 0;
+  s->n_invokes = (int32_t)((total + c->delay + c->step - 1) / c->step);
+  s->next_invoke = 0;
   s->cursor_token = 0;
   s->cursor_frame = 0;
   s->magic = kStreamMagic;
@@ -169,56 +234,141 @@ bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_c
 
 int32_t bittts_stream_remaining(const bittts_stream *s) {
   if (s == NULL || s->magic != kStreamMagic) return 0;
-  return s->n_chunks - s->next_chunk;
+  return s->n_invokes - s->next_invoke;
 }
 
-bittts_stream_status bittts_stream_window(bittts_stream *s, float *frames, size_t frames_len,
-                                          float *mask, size_t mask_len,
-                                          size_t *keep_samples) {
-  const bittts_stream_config *c;
-  size_t channels, row_bytes;
-  int32_t window, chunk_start, first, stop, r, token, token_start, keep;
-  if (s == NULL || frames == NULL || mask == NULL || keep_samples == NULL)
-    return BITTTS_STREAM_NULL;
-  if (s->magic != kStreamMagic || s->next_chunk >= s->n_chunks) return BITTTS_STREAM_STATE;
-  c = &s->config;
-  window = c->left_context + c->chunk_frames + c->right_context;
-  channels = (size_t)c->encoder_channels;
-  if (frames_len / channels < (size_t)window || mask_len < (size_t)window)
-    return BITTTS_STREAM_SIZE;
-  row_bytes = channels * sizeof *frames;
-  /* Row r of the window is frame chunk_start + r - left_context of the
-   * segment; rows before frame 0 and from total_frames on are padding. */
-  chunk_start = s->next_chunk * c->chunk_frames;
-  first = chunk_start - c->left_context;
-  stop = first + window < s->total_frames ? first + window : s->total_frames;
-  if (first > 0) {
+/* As numpy: clip(round(x / scale) + zero_point, -128, 127) in float32, round
+ * half to even (rintf in the default rounding mode). NaN, which numpy would
+ * cast to an unspecified code, becomes the zero point. */
+static int8_t quantize(float x, bittts_quant q) {
+  float v;
+  if (x != x) return (int8_t)q.zero_point;
+  v = rintf(x / q.scale) + (float)q.zero_point;
+  if (v < -128.0f) return -128;
+  if (v > 127.0f) return 127;
+  return (int8_t)v;
+}
+
+/* Writes row r of the frames input (the segment's frame or zeros) and its mask. */
+static void write_frame(const bittts_stream *s, int32_t r, const float *row, float mask) {
+  const bittts_frames_io *io = &s->io;
+  const size_t channels = (size_t)s->config->encoder_channels, at = (size_t)r * channels;
+  size_t i;
+  if (io->int8) {
+    int8_t *frames = (int8_t *)io->frames + at;
+    for (i = 0; i < channels; ++i) frames[i] = quantize(row != NULL ? row[i] : 0.0f,
+                                                        io->frames_quant);
+    ((int8_t *)io->mask)[r] = quantize(mask, io->mask_quant);
+  } else {
+    float *frames = (float *)io->frames + at;
+    if (row != NULL) memcpy(frames, row, channels * sizeof *frames);
+    else memset(frames, 0, channels * sizeof *frames);
+    ((float *)io->mask)[r] = mask;
+  }
+}
+
+/* Every input of invoke k: frames k * step .. k * step + step - 1 (zero rows
+ * with mask 0 from total_frames on), and the states. */
+static void write_inputs(bittts_stream *s, int32_t k) {
+  const bittts_stream_config *c = s->config;
+  const int32_t first = k * c->step;
+  const size_t size = s->io.int8 ? sizeof(int8_t) : sizeof(float);
+  int32_t r;
+  size_t i;
+  for (r = 0; r < c->step; ++r) {
+    const int32_t f = first + r;
+    if (f >= s->total_frames) {
+      write_frame(s, r, NULL, 0.0f);
+      continue;
+    }
     while (s->cursor_token < s->n_tokens - 1 &&
-           s->cursor_frame + s->durations[s->cursor_token] <= first) {
+           f >= s->cursor_frame + s->durations[s->cursor_token]) {
       s->cursor_frame += s->durations[s->cursor_token];
       ++s->cursor_token;
     }
+    write_frame(s, r, s->hidden + (size_t)s->cursor_token * (size_t)c->encoder_channels, 1.0f);
   }
-  token = s->cursor_token;
-  token_start = s->cursor_frame;
-  for (r = 0; r < window; ++r) {
-    const int32_t f = first + r;
-    if (f < 0 || f >= stop) {
-      memset(frames + (size_t)r * channels, 0, row_bytes);
-      mask[r] = 0.0f;
-      continue;
-    }
-    while (token < s->n_tokens - 1 && f >= token_start + s->durations[token]) {
-      token_start += s->durations[token];
-      ++token;
-    }
-    memcpy(frames + (size_t)r * channels, s->hidden + (size_t)token * channels, row_bytes);
-    mask[r] = 1.0f;
+  /* A segment starts from zero states (int8: the zero point's code, as the
+   * runtime's GraphRunner.zero); later invokes get the previous one's. */
+  for (i = 0; i < s->io.n_states; ++i) {
+    const bittts_state_slot *slot = &s->io.states[i];
+    if (slot->len == 0) continue;
+    if (k > 0) memmove(slot->input, slot->output, slot->len * size);
+    else if (s->io.int8) memset(slot->input, (int8_t)slot->zero_point, slot->len);
+    else memset(slot->input, 0, slot->len * size); /* all bits zero: +0.0f */
   }
-  keep = s->total_frames - chunk_start;
-  if (keep > c->chunk_frames) keep = c->chunk_frames;
-  *keep_samples = (size_t)keep * (size_t)c->hop_length;
-  ++s->next_chunk;
+}
+
+static int send_pcm(const bittts_callbacks *cb, const float *audio, size_t n) {
+  int16_t block[kPcm16Block];
+  size_t i, done;
+  if (cb->pcm_f32 != NULL && cb->pcm_f32(cb->user, audio, n) != 0) return 1;
+  if (cb->pcm_i16 == NULL) return 0;
+  for (done = 0; done < n; done += kPcm16Block) {
+    const size_t m = n - done < kPcm16Block ? n - done : kPcm16Block;
+    for (i = 0; i < m; ++i) block[i] = bittts_pcm16(audio[done + i]);
+    if (cb->pcm_i16(cb->user, block, m) != 0) return 1;
+  }
+  return 0;
+}
+
+/* Invoke k after its inputs are written: the graph, then the rows of frames
+ * 0 .. total_frames - 1 into the inverse STFT, then (last invoke) its flushes. */
+static bittts_stream_status run_invoke(bittts_stream *s, int32_t k, const bittts_callbacks *cb) {
+  const bittts_stream_config *c = s->config;
+  const size_t width = (size_t)c->head_width, hop = (size_t)c->hop_length;
+  const void *spectrum = NULL;
+  size_t spectrum_len = 0, n_out, i;
+  /* The frame of this invoke's first spectrum row. */
+  const int32_t first = k * c->step - c->delay;
+  int32_t j, flushes;
+  if (cb->run_frames(cb->user, s->io.frames, s->io.mask, &spectrum, &spectrum_len) != 0)
+    return BITTTS_STREAM_CALLBACK;
+  if (spectrum == NULL) return BITTTS_STREAM_NULL;
+  if (spectrum_len != (size_t)c->step * width) return BITTTS_STREAM_SIZE;
+  for (j = 0; j < c->step; ++j) {
+    const float *row;
+    if (first + j < 0 || first + j >= s->total_frames) continue;
+    if (s->io.int8) {
+      /* As the runtime: (code - zero_point) * scale in float32. */
+      const int8_t *codes = (const int8_t *)spectrum + (size_t)j * width;
+      const bittts_quant q = s->io.spectrum_quant;
+      for (i = 0; i < width; ++i) s->row[i] = ((float)codes[i] - (float)q.zero_point) * q.scale;
+      row = s->row;
+    } else {
+      row = (const float *)spectrum + (size_t)j * width;
+    }
+    if (bittts_istft_push(&s->istft, row, width, 1.0f, s->scratch, (size_t)c->n_fft, s->out,
+                          hop, &n_out) != BITTTS_ISTFT_OK)
+      return BITTTS_STREAM_SPECTRUM;
+    if (n_out > 0 && send_pcm(cb, s->out, n_out) != 0) return BITTTS_STREAM_CALLBACK;
+  }
+  if (k == s->n_invokes - 1) {
+    for (flushes = bittts_istft_delay_frames(c->n_fft, c->hop_length); flushes > 0; --flushes) {
+      if (bittts_istft_flush(&s->istft, s->out, hop, &n_out) != BITTTS_ISTFT_OK)
+        return BITTTS_STREAM_STATE; /* not reached: the record is the stream's */
+      if (n_out > 0 && send_pcm(cb, s->out, n_out) != 0) return BITTTS_STREAM_CALLBACK;
+    }
+  }
+  return BITTTS_STREAM_OK;
+}
+
+bittts_stream_status bittts_stream_step(bittts_stream *s, const bittts_callbacks *cb) {
+  bittts_stream_status status;
+  int32_t k;
+  if (s == NULL || cb == NULL || cb->run_frames == NULL ||
+      (cb->pcm_f32 == NULL && cb->pcm_i16 == NULL))
+    return BITTTS_STREAM_NULL;
+  if (s->magic != kStreamMagic || s->next_invoke >= s->n_invokes) return BITTTS_STREAM_STATE;
+  k = s->next_invoke;
+  write_inputs(s, k);
+  status = run_invoke(s, k, cb);
+  if (status != BITTTS_STREAM_OK) {
+    /* The graph's states and the inverse STFT have moved on: no retry. */
+    s->magic = 0;
+    return status;
+  }
+  ++s->next_invoke;
   return BITTTS_STREAM_OK;
 }
 
@@ -242,48 +392,34 @@ int16_t bittts_pcm16(float sample) {
                           : -((-t + ((1 << BITTTS_PCM16_SHIFT) - 1)) >> BITTTS_PCM16_SHIFT));
 }
 
-static int send_pcm(const bittts_callbacks *cb, const float *audio, size_t n) {
-  int16_t block[kPcm16Block];
-  size_t i, done;
-  if (cb->pcm_f32 != NULL && cb->pcm_f32(cb->user, audio, n) != 0) return 1;
-  if (cb->pcm_i16 == NULL) return 0;
-  for (done = 0; done < n; done += kPcm16Block) {
-    const size_t m = n - done < kPcm16Block ? n - done : kPcm16Block;
-    for (i = 0; i < m; ++i) block[i] = bittts_pcm16(audio[done + i]);
-    if (cb->pcm_i16(cb->user, block, m) != 0) return 1;
-  }
-  return 0;
-}
-
 bittts_stream_status bittts_speak_segment(const bittts_stream_config *c, const float *hidden,
                                           size_t hidden_len, const float *log_durations,
                                           size_t log_durations_len, int32_t length,
                                           float duration_scale, int32_t *durations,
-                                          size_t durations_len, float *frames,
-                                          size_t frames_len, float *mask, size_t mask_len,
+                                          size_t durations_len, const bittts_frames_io *io,
+                                          float *work, size_t work_len,
                                           const bittts_callbacks *cb,
                                           bittts_duration_info *info) {
   bittts_stream stream;
   bittts_stream_status status;
-  if (cb == NULL || cb->run_frames == NULL || (cb->pcm_f32 == NULL && cb->pcm_i16 == NULL))
+  if (cb == NULL || cb->run_frames == NULL || (cb->pcm_f32 == NULL && cb->pcm_i16 == NULL) ||
+      c == NULL || hidden == NULL || log_durations == NULL || durations == NULL || io == NULL ||
+      work == NULL)
     return BITTTS_STREAM_NULL;
+  /* All but the log-durations (bittts_durations checks them) before
+   * durations are written. */
+  if ((status = bittts_check_config(c)) != BITTTS_STREAM_OK) return status;
+  if (length < 1 || length > c->max_tokens) return BITTTS_STREAM_LENGTH;
+  status = check_segment(c, hidden_len, (size_t)length, io, work_len);
+  if (status != BITTTS_STREAM_OK) return status;
   status = bittts_durations(c, log_durations, log_durations_len, length, duration_scale,
                             durations, durations_len, info);
   if (status != BITTTS_STREAM_OK) return status;
-  status = bittts_stream_begin(&stream, c, hidden, hidden_len, durations, (size_t)length);
-  if (status != BITTTS_STREAM_OK) return status;
-  while (bittts_stream_remaining(&stream) > 0) {
-    const float *audio = NULL;
-    size_t audio_len = 0, keep = 0;
-    status = bittts_stream_window(&stream, frames, frames_len, mask, mask_len, &keep);
-    if (status != BITTTS_STREAM_OK) return status;
-    if (cb->run_frames(cb->user, frames, mask, &audio, &audio_len) != 0)
-      return BITTTS_STREAM_CALLBACK;
-    if (audio == NULL) return BITTTS_STREAM_NULL;
-    if (audio_len != (size_t)c->chunk_frames * (size_t)c->hop_length) return BITTTS_STREAM_SIZE;
-    if (send_pcm(cb, audio, keep) != 0) return BITTTS_STREAM_CALLBACK;
-  }
-  return BITTTS_STREAM_OK;
+  status = bittts_stream_begin(&stream, c, hidden, hidden_len, durations, (size_t)length, io,
+                               work, work_len);
+  while (status == BITTTS_STREAM_OK && bittts_stream_remaining(&stream) > 0)
+    status = bittts_stream_step(&stream, cb);
+  return status;
 }
 
 uint32_t bittts_crc32(uint32_t crc, const uint8_t *data, size_t len) {

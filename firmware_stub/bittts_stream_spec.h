@@ -17,10 +17,12 @@ typedef enum {
   BITTTS_STREAM_SCALE = 7,
   BITTTS_STREAM_STATE = 8,
   BITTTS_STREAM_CALLBACK = 9,
-  BITTTS_STREAM_MODEL = 10
+  BITTTS_STREAM_MODEL = 10,
+  BITTTS_STREAM_QUANT = 11,
+  BITTTS_STREAM_SPECTRUM = 12
 } bittts_stream_status;
 
-#define BITTTS_STREAM_NUM_STATUSES 11
+#define BITTTS_STREAM_NUM_STATUSES 13
 #define BITTTS_STREAM_STATUS_MESSAGES { \
     "ok", \
     "a required pointer is NULL", \
@@ -30,9 +32,11 @@ typedef enum {
     "phoneme count outside 1..max_tokens", \
     "non-finite log-duration, or a duration outside 1..max_frames_per_token", \
     "duration scale outside 0.1..10", \
-    "stream not begun or already finished", \
+    "stream not begun, already finished, or stopped by an error", \
     "a callback returned non-zero", \
-    "model array truncated, corrupt, or not a .tflite flatbuffer" \
+    "model array truncated, corrupt, or not a .tflite flatbuffer", \
+    "int8 scale not positive and finite, or a zero point outside -128..127", \
+    "the inverse STFT refused a spectrum row (NaN log-magnitude, infinite phase)" \
 }
 
 #define BITTTS_DURATION_SCALE_MIN 0.1f
@@ -41,7 +45,8 @@ typedef enum {
 #define BITTTS_PCM_INT32_SCALE 2147483648.0f
 #define BITTTS_PCM16_SHIFT 16
 #define BITTTS_TFLITE_IDENTIFIER "TFL3"
-#define BITTTS_CONFIG_NUM_FIELDS 9
+#define BITTTS_CONFIG_NUM_FIELDS 11
+#define BITTTS_MAX_STATES 32
 #define BITTTS_CRC32_NIBBLE_TABLE { \
     0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, \
     0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu, \
@@ -52,13 +57,17 @@ typedef enum {
 typedef struct {
   int32_t max_tokens;              /* phoneme ids per text-graph call (its input length) */
   int32_t num_symbols;             /* phoneme ids are 0 .. num_symbols - 1 */
-  int32_t encoder_channels;        /* floats per regulated frame (text graph hidden width) */
-  int32_t chunk_frames;            /* frames whose samples one frames-graph call produces */
-  int32_t left_context;            /* frames before a chunk that reach its samples */
-  int32_t right_context;           /* frames after a chunk that reach its samples */
+  int32_t encoder_channels;        /* values per regulated frame (text graph hidden width) */
   int32_t hop_length;              /* samples per frame */
   int32_t max_frames_per_token;    /* cap on one phoneme's duration */
   int32_t max_frames_per_segment;  /* cap on a segment's total frames */
+  int32_t step;                    /* frames in and spectrum rows out per frames-graph invoke */
+  int32_t delay;                   /* the spectrum rows lag the input frames by this many frames */
+  int32_t n_fft;                   /* the inverse STFT's window (a power of two) */
+  int32_t head_width;              /* values per spectrum row: log-magnitudes, then phases */
+  int32_t num_states;              /* frames-graph states (state_00 ..): inputs and outputs */
+  int32_t state_frames[BITTTS_MAX_STATES];  /* frames state NN holds (entries past num_states: 0) */
+  int32_t state_channels[BITTTS_MAX_STATES];  /* values per frame of state NN */
 } bittts_stream_config;
 
 typedef struct {

@@ -6,6 +6,11 @@
 //
 // (the generated bittts_op_resolver.h does this). The decode loop is the C99
 // in tflite/bittts_ternary.c, the same code the LiteRT kernel runs.
+//
+// BitTTSTernaryConv, the fused 1-D conv that reads the packed kernel itself
+// (no decoded kernel in the arena; tflite/bittts_ternary_conv.c):
+//
+//   resolver.AddCustom(BITTTS_CONV_OP_NAME, bittts::Register_BitTTSTernaryConv());
 #ifndef BITTTS_TFLM_KERNEL_H_
 #define BITTTS_TFLM_KERNEL_H_
 
@@ -14,6 +19,7 @@
 namespace bittts {
 
 const TFLMRegistration* Register_BitTTSTernaryDecode();
+const TFLMRegistration* Register_BitTTSTernaryConv();
 
 }  // namespace bittts
 

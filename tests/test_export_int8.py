@@ -30,10 +30,11 @@ from bittts_tf.models import build, configs
 from bittts_tf.quant import TernaryConv1D, TernaryConv1DTranspose, TernaryDense, packing, spec
 from bittts_tf.runtime import TextToSpeech, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
+from bittts_tf.runtime.stream import run_stream
 from bittts_tf.text import FrontEnd
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MAX_TOKENS, CHUNK = 24, 4
+MAX_TOKENS, STEP = 24, 4
 BUILTIN = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 OPS = schema.BuiltinOperator
 KERNEL_OPS = {OPS.CONV_2D, OPS.DEPTHWISE_CONV_2D, OPS.FULLY_CONNECTED, OPS.TRANSPOSE_CONV}
@@ -63,7 +64,7 @@ def tts():
     projection = acoustic.mel_projection
     projection.kernel.assign(np.random.default_rng(0).normal(
         0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
-    shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, CHUNK)
+    shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, STEP)
     return config, acoustic, vocoder, shapes
 
 
@@ -76,10 +77,13 @@ def graphs(tts):
 
 @pytest.fixture(scope="module")
 def feeds(tts):
-    """Fresh inputs as the runtime gives them: padded phonemes, and chunk
-    windows of regulated frames at the utterance's start, middle and end."""
-    _, acoustic, _, shapes = tts
+    """Fresh inputs as the runtime gives them: padded phonemes, and stream
+    steps (frames, mask, states) at the utterance's start, middle and end,
+    the states from the Keras stream over the utterance's regulated frames."""
+    _, acoustic, vocoder, shapes = tts
     rng = np.random.default_rng(module_seed("inputs"))
+    function, _ = tts_graphs.frames_function(acoustic, vocoder, shapes)
+    stream = shapes.stream
     text, frames = [], []
     for utterance in random_utterances(rng, 3):
         ids = utterance["phonemes"]
@@ -92,28 +96,34 @@ def feeds(tts):
         hidden, predictions = acoustic.variance_adaptor(hidden, weights)
         durations = np.maximum(np.round(np.exp(np.asarray(predictions["log_duration"][0, :n])) - 1), 1)
         regulated = np.repeat(np.asarray(hidden[0, :n]), durations.astype(int), axis=0)
-        chunks = -(-len(regulated) // CHUNK)
-        total = shapes.left_context + chunks * CHUNK + shapes.right_context
-        padded_frames = np.zeros((total, regulated.shape[1]), np.float32)
-        mask = np.zeros((total, 1), np.float32)
-        padded_frames[shapes.left_context:shapes.left_context + len(regulated)] = regulated
-        mask[shapes.left_context:shapes.left_context + len(regulated)] = 1
-        for k in sorted({0, chunks // 2, chunks - 1}):
-            window = slice(k * CHUNK, k * CHUNK + shapes.window_frames)
-            frames.append({"frames": padded_frames[None, window], "mask": mask[None, window]})
+        steps = []
+
+        def keep(**inputs):
+            steps.append({k: np.asarray(v) for k, v in inputs.items()})
+            out = function(inputs["frames"], inputs["mask"],
+                           *[inputs[name] for name in stream.state_names])
+            return {k: v.numpy() for k, v in out.items()}
+
+        run_stream(keep, stream, regulated)
+        frames += [steps[k] for k in sorted({0, len(steps) // 2, len(steps) - 1})]
     return {"text": text, "frames": frames}
 
 
 def run(interpreter, feed):
-    """Outputs in the order of their names (PartitionedCall:<i>)."""
+    """Outputs in the order of their names (PartitionedCall:<i>); a float
+    input of an int8 tensor is quantized with the tensor's parameters."""
     interpreter.allocate_tensors()
     inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
               for d in interpreter.get_input_details()}
     for name, value in feed.items():
-        interpreter.set_tensor(inputs[name]["index"], value.astype(inputs[name]["dtype"]))
+        detail = inputs[name]
+        if detail["dtype"] == np.int8 and value.dtype != np.int8:
+            scale, zero = detail["quantization"]
+            value = np.clip(np.round(value / scale) + zero, -128, 127)
+        interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
     interpreter.invoke()
     outputs = sorted(interpreter.get_output_details(), key=lambda d: d["name"])
-    return [interpreter.get_tensor(d["index"]) for d in outputs]
+    return [interpreter.get_tensor(d["index"]).astype(np.float64) for d in outputs]
 
 
 def opcode_name(model, op):
@@ -169,7 +179,8 @@ def test_codes_and_scales_hold_the_converters_weights(graphs, name):
         assert filter_tensor.type == schema.TensorType.INT8
         q, q0 = filter_tensor.quantization, original.quantization
         beta = float(q.scale[0])
-        assert np.all(q.scale == q.scale[0]) and len(q.scale) == len(q0.scale)
+        # One scale for all channels, stored once (per-tensor).
+        assert len(q.scale) == 1 and len(q0.scale) == int(original.shape[0])
         assert not np.any(q.zeroPoint) and q.quantizedDimension == q0.quantizedDimension
         # The converter's filter: int8 in {-127, 0, 127} per channel, channel max = beta.
         expected = real_values(unpacked, original)
@@ -309,15 +320,16 @@ def test_int8_around_the_convs_fixed_shapes_and_only_our_custom_op(graphs, name)
         assert signature is None or all(int(d) >= 0 for d in signature), tensor.name
     floats = {opcode_name(model, op) for op in subgraph.operators
               if subgraph.tensors[int(op.outputs[0])].type == schema.TensorType.FLOAT32}
-    # Float elsewhere only where TFLite has no int8 kernel (the layer norms'
-    # NEG, the length mask's CAST) and at the int8 region's edges (DEQUANTIZE).
-    outside = {OPS.DEQUANTIZE, OPS.NEG, OPS.CAST}
-    inverse_stft = {OPS.SIN, OPS.COS, OPS.EXP, OPS.MUL, OPS.ADD, OPS.SUB, OPS.DIV, OPS.MAXIMUM,
-                    OPS.MINIMUM, OPS.PAD, OPS.RESHAPE, OPS.TRANSPOSE, OPS.CONCATENATION,
-                    OPS.STRIDED_SLICE, OPS.FULLY_CONNECTED}
-    assert floats <= (outside | inverse_stft if name == "frames" else outside)
     if name == "frames":
-        assert {OPS.SIN, OPS.COS, OPS.DIV} <= floats
+        # The stream is int8 from its inputs to its outputs: no float op at
+        # all (its inverse STFT runs in C after it).
+        assert floats == set(), floats
+        ends = [subgraph.tensors[int(i)] for i in list(subgraph.inputs) + list(subgraph.outputs)]
+        assert all(t.type == schema.TensorType.INT8 for t in ends)
+    else:
+        # Float only where TFLite has no int8 kernel (the layer norms' NEG,
+        # the length mask's CAST) and at the int8 region's edges (DEQUANTIZE).
+        assert floats <= {OPS.DEQUANTIZE, OPS.NEG, OPS.CAST}, floats
 
 
 def test_bits_per_ternary_weight_and_sizes(graphs):
@@ -336,7 +348,7 @@ def int8_folder(tts, tmp_path_factory):
     rng = np.random.default_rng(module_seed("folder calibration"))
     path = tmp_path_factory.mktemp("int8_folder")
     report = tts_graphs.export_model_folder(str(path), acoustic, vocoder, config, FrontEnd(),
-                                            MAX_TOKENS, CHUNK, {"test": True},
+                                            MAX_TOKENS, STEP, {"test": True},
                                             float32_baseline=False,
                                             int8_utterances=random_utterances(rng, 3))
     return path, report
@@ -537,7 +549,7 @@ def test_multi_speaker_text_graph_calibrates_with_speakers(seeded):
     config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols),
                             n_speakers=3)
     acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
-    shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, CHUNK)
+    shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, STEP)
     utterances = [{**u, "speaker": np.int32(i % 3)}
                   for i, u in enumerate(random_utterances(seeded, 4))]
     samples = tts_graphs.calibration_inputs(acoustic, utterances, shapes)

@@ -111,3 +111,35 @@ def test_graphs_without_a_degenerate_scale_are_returned_unchanged(rng):
     function = tf.function(lambda x: model(x), input_signature=[signature])
     model_bytes = tts_graphs.convert_int8_function(function, model, samples)
     assert int8_scales.floor_output_scales(model_bytes) == (model_bytes, [])
+
+
+def test_equal_channel_scales_collapse_filter_and_bias_together(rng):
+    """A ternary conv's int8 filter has one scale on every channel and its
+    bias one scale too: stored once each, the graph gives the same codes in
+    LiteRT's default delegate (which refuses a per-tensor bias beside a
+    per-channel filter: the planted half-collapse below) and its reference
+    kernels."""
+    from bittts_tf.export import converter
+    from bittts_tf.runtime.decode_at_load import decode_at_load
+    keras.utils.set_random_seed(int(rng.integers(2**31)))
+    inputs = keras.Input((12, 16))
+    model = keras.Model(inputs, TernaryConv1D(24, 5, padding="same", name="conv")(inputs))
+    samples = [{"x": rng.standard_normal((1, 12, 16)).astype(np.float32)} for _ in range(8)]
+    signature = tf.TensorSpec((1, 12, 16), tf.float32, name="x")
+    function = tf.function(lambda x: model(x), input_signature=[signature])
+    unpacked = tts_graphs.convert_int8_function(function, model, samples)
+    packed, _ = converter.pack_int8_ternary_weights(model, unpacked)
+    collapsed, saved = int8_scales.collapse_equal_channel_scales(packed)
+    assert saved == 12 * 23 * 2  # filter and bias, 24 channels each
+    x = rng.standard_normal((1, 12, 16)).astype(np.float32)
+    for resolver in (OpResolverType.AUTO, BUILTIN):
+        expected, _ = run(decode_at_load(packed), x, resolver)
+        got, _ = run(decode_at_load(collapsed), x, resolver)
+        np.testing.assert_array_equal(got, expected)
+    half = tflite_file.parse_model(packed)
+    for tensor in half.subgraphs[0].tensors:
+        q = tensor.quantization
+        if tensor.type == 2 and q is not None and q.scale is not None and len(q.scale) > 1:
+            q.scale, q.zeroPoint = q.scale[:1].copy(), q.zeroPoint[:1].copy()
+    with pytest.raises(RuntimeError, match="delegate"):
+        run(decode_at_load(tflite_file.serialize_model(half)), x, OpResolverType.AUTO)

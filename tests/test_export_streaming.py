@@ -9,6 +9,7 @@ from ai_edge_litert.interpreter import OpResolverType
 
 from bittts_tf.export import runtime as litert_glue
 from bittts_tf.export import streaming, tflite_file, tflm, tts_graphs, converter
+from bittts_tf.runtime.stream import GraphRunner, run_stream, zero_states
 from tts_models import random_tts
 
 
@@ -51,7 +52,7 @@ def test_keras_stream_equals_the_whole_utterance(voice, rng, step):
     regulated = rng.normal(size=(int(rng.integers(5, 60)), 128)).astype(np.float32)
     function, shapes = streaming.frames_stream_function(acoustic, vocoder, step)
     assert shapes.delay == 34  # 4 decoder blocks x 2 + conv_in 2 + 8 vocoder blocks x 3
-    spectrum, mel = streaming.run_stream(keras_step(function, shapes), shapes, regulated)
+    spectrum, mel = run_stream(keras_step(function, shapes), shapes, regulated)
     head, mel_whole = whole(acoustic, vocoder, regulated)
     assert relative(spectrum, head) < 1e-5
     assert relative(mel, mel_whole) < 1e-5
@@ -64,8 +65,8 @@ def test_state_is_what_was_recomputed(voice, rng):
     regulated = rng.normal(size=(30, 128)).astype(np.float32)
     function, shapes = streaming.frames_stream_function(acoustic, vocoder, 4)
     step = keras_step(function, shapes)
-    forgetful = lambda **kw: {**step(**kw), **streaming.zero_states(shapes)}  # noqa: E731
-    spectrum, _ = streaming.run_stream(forgetful, shapes, regulated)
+    forgetful = lambda **kw: {**step(**kw), **zero_states(shapes)}  # noqa: E731
+    spectrum, _ = run_stream(forgetful, shapes, regulated)
     assert relative(spectrum, whole(acoustic, vocoder, regulated)[0]) > 1e-2
 
 
@@ -95,8 +96,8 @@ def test_litert_packed_stream_equals_keras_whole(voice, graphs, rng):
     regulated = rng.normal(size=(int(rng.integers(5, 50)), 128)).astype(np.float32)
     interpreter = litert_glue.make_interpreter(packed)
     interpreter.allocate_tensors()
-    step = streaming.InterpreterStep(packed, shapes, interpreter)
-    spectrum, mel = streaming.run_stream(step, shapes, regulated)
+    runner = GraphRunner(packed, interpreter, shapes.output_names, raw=shapes.state_names)
+    spectrum, mel = run_stream(runner.run, shapes, regulated)
     head, mel_whole = whole(acoustic, vocoder, regulated)
     assert relative(spectrum, head) < 1e-4
     assert relative(mel, mel_whole) < 1e-4
@@ -117,17 +118,16 @@ def test_int8_stream_keeps_state_codes_and_tflm_equals_litert_reference(voice, g
             assert tensors[inputs[name]].type == 9
             assert np.array_equal(a.scale, b.scale) and np.array_equal(a.zeroPoint, b.zeroPoint)
     regulated = rng.normal(size=(20, 128)).astype(np.float32)
-    reference = litert_glue.make_interpreter(packed8)
     reference = __import__("ai_edge_litert.interpreter", fromlist=["x"]).InterpreterWithCustomOps(
         model_content=packed8, custom_op_registerers=litert_glue.litert_registerers(),
         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     reference.allocate_tensors()
-    litert_step = streaming.InterpreterStep(packed8, shapes, reference)
-    micro = tflm.make_interpreter(packed8, 1 << 20)
-    tflm_step = streaming.InterpreterStep(packed8, shapes, micro, tflm=True)
-    zeros = litert_step.zero_states(shapes)
-    expected = streaming.run_stream(litert_step, shapes, regulated, initial_states=zeros)
-    got = streaming.run_stream(tflm_step, shapes, regulated, initial_states=zeros)
+    names = dict(output_names=shapes.output_names, raw=shapes.state_names)
+    litert = GraphRunner(packed8, reference, **names)
+    micro = GraphRunner(packed8, tflm.make_interpreter(packed8, 1 << 20), tflm=True, **names)
+    zeros = {name: litert.zero(name, (1, 1, f, c)) for name, f, c in shapes.states}
+    expected = run_stream(litert.run, shapes, regulated, zeros)
+    got = run_stream(micro.run, shapes, regulated, zeros)
     assert np.array_equal(expected[0], got[0]) and np.array_equal(expected[1], got[1])
     # int8 against float: the spectrum's log-magnitudes stay near the Keras ones.
     head, _ = whole(acoustic, vocoder, regulated)

@@ -34,14 +34,15 @@ def trained_looking_model():
 
 @pytest.fixture(scope="module")
 def exported(trained_looking_model, tmp_path_factory):
-    """Model folders with chunks of 1 (the smallest), 4 and 16 frames."""
+    """Model folders whose frames stream takes 1 (the smallest), 4 and 16
+    frames an invoke."""
     config, acoustic, vocoder = trained_looking_model
     folders = {}
-    for chunk in (1, 4, 16):
-        path = str(tmp_path_factory.mktemp(f"chunk{chunk}"))
+    for step in (1, 4, 16):
+        path = str(tmp_path_factory.mktemp(f"step{step}"))
         tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
-                                       chunk, {"test": True}, float32_baseline=chunk == 16)
-        folders[chunk] = path
+                                       step, {"test": True}, float32_baseline=step == 16)
+        folders[step] = path
     return folders
 
 
@@ -55,17 +56,17 @@ def keras_whole(acoustic, vocoder, segments):
     return np.concatenate(audio)
 
 
-@pytest.mark.parametrize("chunk", [1, 4, 16])
-def test_streamed_litert_equals_keras_whole(trained_looking_model, exported, chunk):
+@pytest.mark.parametrize("step", [1, 4, 16])
+def test_streamed_litert_equals_keras_whole(trained_looking_model, exported, step):
     _, acoustic, vocoder = trained_looking_model
     for decode in ("load", "graph"):
-        tts = TextToSpeech(exported[chunk], decode=decode)
+        tts = TextToSpeech(exported[step], decode=decode)
         for text in TEXTS:
             result = tts.synthesize(text)
             expected = keras_whole(acoustic, vocoder, result.segments)
             assert result.audio.shape == expected.shape
             error = np.abs(result.audio - expected).max() / np.abs(expected).max()
-            assert error <= 1e-4, (chunk, decode, text, error)
+            assert error <= 1e-4, (step, decode, text, error)
     assert len(result.segments) > 1  # the long text was split
 
 
@@ -130,8 +131,18 @@ def damaged_copies(source, tmp_path):
     (newer / "manifest.json").write_text(json.dumps(manifest))
     no_manifest = copy("no_manifest")
     os.remove(no_manifest / "manifest.json")
+    older = copy("older")
+    manifest = json.loads((older / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    bad_stream = copy("bad_stream")
+    manifest = json.loads((bad_stream / "manifest.json").read_text())
+    manifest["shapes"]["stream"]["states"][0][1] = -3
+    (bad_stream / "manifest.json").write_text(json.dumps(manifest))
     return [("frames.tflite: cannot read", missing), ("truncated", truncated),
-            ("corrupt", corrupt), ("newer than this runtime", newer), ("missing", no_manifest)]
+            ("corrupt", corrupt), ("newer than this runtime", newer), ("missing", no_manifest),
+            ("no longer read; export the model again", older),
+            ("shapes.stream.states", bad_stream)]
 
 
 def test_damaged_model_folders_are_refused_by_name(exported, tmp_path):

@@ -1,10 +1,13 @@
-"""The firmware stub. The C99 stream (firmware_stub/bittts_stream.c, through
-ctypes on build/libbittts_stream.so) driven with the LiteRT text and frames
-graphs of a small random exported model reproduces TextToSpeech.synthesize's
-waveform bit for bit and tools/speak.py's wav sample for sample; durations,
-PCM conversion and the model-array check against independent references.
-tools/firmware.py's sources build (C99, C++, Cortex-M) and hold the model,
-the phrases' ids and a resolver with every op; its errors are one line."""
+"""The firmware stub. The C99 stream (firmware_stub/bittts_stream.c and
+bittts_istft.c, through ctypes on build/libbittts_stream.so) driving the
+LiteRT text and frames graphs of a small random exported model reproduces
+TextToSpeech.synthesize's waveform bit for bit, float32 and int8 graphs,
+steps 1, 4 and 40 (below and above the graph's delay), and tools/speak.py's
+wav sample for sample; durations, PCM conversion and the model-array check
+against independent references. tools/firmware.py's sources build (C99, C++,
+Cortex-M) and hold the model, the stream's shapes, states and int8
+parameters as the graphs have them, the phrases' ids and a resolver with
+every op; its errors are one line."""
 
 import ctypes
 import json
@@ -21,10 +24,11 @@ import pytest
 import soundfile as sf
 
 from bittts_tf.audio.io import save_wav
-from bittts_tf.export import tts_graphs
-from bittts_tf.export.runtime import BUILD_DIR
+from bittts_tf.export import tflite_file, tts_graphs
+from bittts_tf.export.runtime import BUILD_DIR, make_interpreter
 from bittts_tf.runtime import TextToSpeech, firmware_spec, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
+from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
 from tts_models import random_tts
 from bittts_tf.text import FrontEnd
@@ -33,28 +37,49 @@ from seeds import fresh_seed
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBRARY = BUILD_DIR / "libbittts_stream.so"
 MAX_TOKENS = 24
-CHUNKS = (1, 3, 8)
+STEPS = (1, 4, 40)   # the tiny preset's delay is 34
+INT8_STEP = 4        # the folder that also holds the int8 graphs
 TEXTS = ["Hello there.",
          "The quick brown fox, who was rather tired, jumped over the lazy dog by the river."]
 OK = firmware_spec.status_code("OK")
 
 # ---- ctypes binding, records from the spec (the C structs' single source) ----
 
-Config = type("Config", (ctypes.Structure,),
-              {"_fields_": [(name, ctypes.c_int32) for name, _ in firmware_spec.CONFIG_FIELDS]})
+Config = type("Config", (ctypes.Structure,), {"_fields_": (
+    [(name, ctypes.c_int32) for name, _ in firmware_spec.CONFIG_FIELDS]
+    + [(name, ctypes.c_int32 * firmware_spec.MAX_STATES)
+       for name, _ in firmware_spec.CONFIG_ARRAYS])})
 DurationInfo = type("DurationInfo", (ctypes.Structure,),
                     {"_fields_": [(name, ctypes.c_int32)
                                   for name, _ in firmware_spec.DURATION_INFO_FIELDS]})
-f32p, i32p = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
-RUN_FRAMES = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, f32p, f32p,
-                              ctypes.POINTER(f32p), ctypes.POINTER(ctypes.c_size_t))
-PCM_F32 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, f32p, ctypes.c_size_t)
-PCM_I16 = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16),
-                           ctypes.c_size_t)
+f32p, i32p, vp = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
+size_t = ctypes.c_size_t
+
+
+# bittts_stream.h's io records (pointers: not in the spec).
+class Quant(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+class StateSlot(ctypes.Structure):
+    _fields_ = [("input", vp), ("output", vp), ("len", size_t), ("zero_point", ctypes.c_int32)]
+
+
+class FramesIO(ctypes.Structure):
+    _fields_ = [("frames", vp), ("frames_len", size_t), ("mask", vp), ("mask_len", size_t),
+                ("int8", ctypes.c_int32), ("frames_quant", Quant), ("mask_quant", Quant),
+                ("spectrum_quant", Quant), ("states", ctypes.POINTER(StateSlot)),
+                ("n_states", size_t)]
+
+
+RUN_FRAMES = ctypes.CFUNCTYPE(ctypes.c_int, vp, vp, vp, ctypes.POINTER(vp),
+                              ctypes.POINTER(size_t))
+PCM_F32 = ctypes.CFUNCTYPE(ctypes.c_int, vp, f32p, size_t)
+PCM_I16 = ctypes.CFUNCTYPE(ctypes.c_int, vp, ctypes.POINTER(ctypes.c_int16), size_t)
 
 
 class Callbacks(ctypes.Structure):
-    _fields_ = [("user", ctypes.c_void_p), ("run_frames", RUN_FRAMES), ("pcm_f32", PCM_F32),
+    _fields_ = [("user", vp), ("run_frames", RUN_FRAMES), ("pcm_f32", PCM_F32),
                 ("pcm_i16", PCM_I16)]
 
 
@@ -63,17 +88,18 @@ def lib():
     if not LIBRARY.exists():
         pytest.fail(f"{LIBRARY} is missing: build it with `make lib`")
     lib = ctypes.CDLL(str(LIBRARY))
-    size, vp = ctypes.c_size_t, ctypes.c_void_p
-    lib.bittts_text_input.argtypes = [vp, i32p, size, i32p, size, i32p]
-    lib.bittts_durations.argtypes = [vp, f32p, size, ctypes.c_int32, ctypes.c_float, i32p, size,
-                                     vp]
-    lib.bittts_speak_segment.argtypes = [vp, f32p, size, f32p, size, ctypes.c_int32,
-                                         ctypes.c_float, i32p, size, f32p, size, f32p, size,
-                                         ctypes.POINTER(Callbacks), vp]
+    lib.bittts_text_input.argtypes = [vp, i32p, size_t, i32p, size_t, i32p]
+    lib.bittts_durations.argtypes = [vp, f32p, size_t, ctypes.c_int32, ctypes.c_float, i32p,
+                                     size_t, vp]
+    lib.bittts_speak_segment.argtypes = [vp, f32p, size_t, f32p, size_t, ctypes.c_int32,
+                                         ctypes.c_float, i32p, size_t, ctypes.POINTER(FramesIO),
+                                         f32p, size_t, ctypes.POINTER(Callbacks), vp]
+    lib.bittts_stream_work_len.argtypes = [vp, ctypes.c_int32]
+    lib.bittts_stream_work_len.restype = size_t
     lib.bittts_pcm16.argtypes = [ctypes.c_float]
     lib.bittts_pcm16.restype = ctypes.c_int16
-    lib.bittts_check_model.argtypes = [ctypes.c_char_p, size, size, ctypes.c_uint32]
-    lib.bittts_crc32.argtypes = [ctypes.c_uint32, ctypes.c_char_p, size]
+    lib.bittts_check_model.argtypes = [ctypes.c_char_p, size_t, size_t, ctypes.c_uint32]
+    lib.bittts_crc32.argtypes = [ctypes.c_uint32, ctypes.c_char_p, size_t]
     lib.bittts_crc32.restype = ctypes.c_uint32
     lib.bittts_stream_status_message.restype = ctypes.c_char_p
     return lib
@@ -84,8 +110,21 @@ def ptr(array, kind=f32p):
 
 
 def config_from(shapes: dict, num_symbols: int) -> Config:
-    values = dict(shapes, num_symbols=num_symbols)
-    return Config(**{name: values[name] for name, _ in firmware_spec.CONFIG_FIELDS})
+    values = firmware_spec.config_values(shapes, num_symbols)
+    config = Config()
+    for name, _ in firmware_spec.CONFIG_FIELDS:
+        setattr(config, name, values[name])
+    for name, _ in firmware_spec.CONFIG_ARRAYS:
+        getattr(config, name)[:] = values[name]
+    return config
+
+
+def durations_config(max_tokens: int, max_per_token: int, max_total: int) -> Config:
+    """A valid config for bittts_durations: the stream's fields barely matter."""
+    shapes = {"max_tokens": max_tokens, "encoder_channels": 1, "hop_length": 1, "n_fft": 4,
+              "max_frames_per_token": max_per_token, "max_frames_per_segment": max_total,
+              "stream": {"step": 1, "delay": 0, "channels": 1, "head_width": 6, "states": []}}
+    return config_from(shapes, 1)
 
 
 def c_durations(lib, config, log_d, scale):
@@ -116,6 +155,25 @@ def test_duration_scale_range_is_the_runtimes():
             TextToSpeech._check(runtime, 0, scale)
 
 
+def test_config_and_work_length_agree_with_c(lib):
+    """config_values fills a record C accepts, and the work buffer the
+    generated header sizes (firmware_spec.work_len) is C's."""
+    shapes = {"max_tokens": 64, "encoder_channels": 128, "hop_length": 256, "n_fft": 1024,
+              "max_frames_per_token": 75, "max_frames_per_segment": 1500,
+              "stream": {"step": 4, "delay": 34, "channels": 128, "head_width": 1026,
+                         "states": [["state_00", 4, 96], ["state_01", 34, 1]]}}
+    config = config_from(shapes, 71)
+    assert lib.bittts_check_config(ctypes.byref(config)) == OK
+    assert ctypes.sizeof(config) == 4 * (len(firmware_spec.CONFIG_FIELDS)
+                                         + 2 * firmware_spec.MAX_STATES)
+    for int8 in (0, 1):
+        assert lib.bittts_stream_work_len(ctypes.byref(config), int8) == \
+            firmware_spec.work_len(1024, 256, 1026, bool(int8))
+    too_many = dict(shapes, stream=dict(shapes["stream"], states=[["s", 1, 1]] * 33))
+    with pytest.raises(ValueError, match="at most 32"):
+        firmware_spec.config_values(too_many, 71)
+
+
 # ---- durations -----------------------------------------------------------------
 
 
@@ -143,9 +201,7 @@ def test_durations_random(lib, rng):
         scale = float(np.float32(rng.choice([1.0, rng.uniform(0.1, 10)])))
         max_per_token = int(rng.integers(1, 300))
         max_total = int(rng.integers(1, 20000))
-        config = Config(max_tokens=256, num_symbols=1, encoder_channels=1, chunk_frames=1,
-                        left_context=0, right_context=0, hop_length=1,
-                        max_frames_per_token=max_per_token, max_frames_per_segment=max_total)
+        config = durations_config(256, max_per_token, max_total)
         got, info = c_durations(lib, config, log_d, scale)
         want, total, capped = regulate_reference(log_d, scale, max_per_token, max_total)
         np.testing.assert_array_equal(got, want, err_msg=f"scale {scale} caps {max_per_token} "
@@ -166,9 +222,7 @@ def test_durations_match_regulate_durations(lib, rng):
         scale = float(np.float32(rng.choice([1.0, rng.uniform(0.1, 10)])))
         max_per_token = int(rng.integers(20, 100))
         max_total = int(rng.integers(1, 100 * n))
-        config = Config(max_tokens=256, num_symbols=1, encoder_channels=1, chunk_frames=1,
-                        left_context=0, right_context=0, hop_length=1,
-                        max_frames_per_token=max_per_token, max_frames_per_segment=max_total)
+        config = durations_config(256, max_per_token, max_total)
         got, info = c_durations(lib, config, log_d, scale)
         runtime, notes = regulate_durations(log_d, n, scale, max_per_token, max_total)
         assert (info.capped_tokens > 0) == any("shortened" in note for note in notes)
@@ -186,9 +240,7 @@ def test_durations_match_regulate_durations(lib, rng):
 
 def test_duration_ties_round_half_to_even(lib):
     """scale * (e - 1) exactly k + 1/2: numpy and C both go to the even k."""
-    config = Config(max_tokens=1, num_symbols=1, encoder_channels=1, chunk_frames=1,
-                    left_context=0, right_context=0, hop_length=1, max_frames_per_token=1000,
-                    max_frames_per_segment=1000)
+    config = durations_config(1, 1000, 1000)
     cases = {1.5: (3.0, 5.0, 7.0), 1.75: (2.0, 6.0, 10.0), 2.0: (0.5, 2.5, 4.5),
              3.0: (0.75, 1.25, 2.25), 9.0: (0.3125, 0.5625), 1.125: (4.0,)}
     found = 0
@@ -257,67 +309,99 @@ def test_model_check_is_zlib_crc32(lib, rng):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
+    """Folders of one random tiny model at each step; the INT8_STEP one also
+    has the int8 graphs (calibrated on random phonemes)."""
     seed = fresh_seed("model")
     config, acoustic, vocoder = random_tts(seed)
+    projection = acoustic.mel_projection  # a varying mel, as trained
+    projection.kernel.assign(np.random.default_rng(seed).normal(
+        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
+    rng = np.random.default_rng(seed)
+    utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
+                  for _ in range(4)]
     folders = {}
-    for chunk in CHUNKS:
-        path = str(tmp_path_factory.mktemp(f"chunk{chunk}"))
+    for step in STEPS:
+        path = str(tmp_path_factory.mktemp(f"step{step}"))
         tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
-                                       chunk, {"test": True}, float32_baseline=False)
-        folders[chunk] = path
+                                       step, {"test": True}, float32_baseline=False,
+                                       int8_utterances=utterances if step == INT8_STEP else None)
+        folders[step] = path
     return folders
 
 
-class LiteRTGraph:
-    """A graph as the runtime's decode-at-load mode runs it: same bytes, same
-    interpreter, one thread, so its outputs are the runtime's bit for bit."""
-
-    def __init__(self, model: bytes):
+def litert(model: bytes, decode: str):
+    """An interpreter as the runtime makes it in decode mode `decode`: same
+    bytes, same interpreter, one thread, so its outputs are the runtime's
+    bit for bit."""
+    if decode == "load":
         from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_content=decode_at_load(model), num_threads=1)
-        self.interpreter.allocate_tensors()
-        self.inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
-                       for d in self.interpreter.get_input_details()}
-        self.outputs = sorted(self.interpreter.get_output_details(),
-                              key=lambda d: int(d["name"].rsplit(":", 1)[-1]))
-
-    def run(self, **inputs):
-        for name, value in inputs.items():
-            detail = self.inputs[name]
-            self.interpreter.set_tensor(detail["index"], value.reshape(detail["shape"]))
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
+        interpreter = Interpreter(model_content=decode_at_load(model), num_threads=1)
+    else:
+        interpreter = make_interpreter(model, num_threads=1)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 class CSpeaker:
-    """Text -> samples with C between the graphs: bittts_text_input, the text
-    graph, then bittts_speak_segment calling the frames graph back."""
+    """Text -> samples with C between and after the graphs: bittts_text_input,
+    the text graph, then bittts_speak_segment calling the frames graph back
+    (its outputs as the graph wrote them: int8 codes stay codes) and the C
+    inverse STFT."""
 
-    def __init__(self, lib, folder: str):
-        tts = TextToSpeech(folder)
-        self.lib, self.segments = lib, tts.segments
-        self.shapes = tts.shapes
-        self.config = config_from(tts.shapes, len(tts.front_end.symbols))
+    def __init__(self, lib, folder: str, variant: str = "packed", decode: str = "load"):
+        tts = TextToSpeech(folder, variant=variant)
+        self.lib, self.segments, self.shapes = lib, tts.segments, tts.shapes
+        self.stream = StreamShapes.from_dict(self.shapes["stream"])
+        self.config = config_from(self.shapes, len(tts.front_end.symbols))
         assert lib.bittts_check_config(ctypes.byref(self.config)) == OK
         loaded = model_folder.load(folder)
-        self.text_graph = LiteRTGraph(loaded.read_graph("text"))
-        self.frames_graph = LiteRTGraph(loaded.read_graph("frames"))
-        s = self.shapes
-        window = s["left_context"] + s["chunk_frames"] + s["right_context"]
-        self.frames = np.zeros((window, s["encoder_channels"]), np.float32)
-        self.mask = np.zeros(window, np.float32)
-        self.samples, self.pcm16, self.alive = [], [], []
+        text = loaded.read_graph("text", variant)
+        self.text = GraphRunner(text, litert(text, decode), ["hidden", "log_duration"])
+        frames = loaded.read_graph("frames", variant)
+        self.frames = GraphRunner(frames, litert(frames, decode), self.stream.output_names,
+                                  raw=self.stream.output_names)
+        int8 = variant == "int8"
+        dtype = np.int8 if int8 else np.float32
+        s, channels = self.stream, self.stream.channels
+        self.frames_in = np.zeros((1, 1, s.step, channels), dtype)
+        self.mask_in = np.zeros((1, 1, s.step, 1), dtype)
+        self.state_in = [np.zeros((1, 1, f, c), dtype) for _, f, c in s.states]
+        self.state_out = [np.zeros((1, 1, f, c), dtype) for _, f, c in s.states]
+        self.slots = (StateSlot * max(1, len(s.states)))()
+        for i, (name, f, c) in enumerate(s.states):
+            zero = self.frames.zero(name, (1,))[0]
+            self.slots[i] = StateSlot(self.state_in[i].ctypes.data, self.state_out[i].ctypes.data,
+                                      f * c, int(zero))
+
+        def quant(tensor):
+            q = GraphRunner._parameters(tensor)
+            return Quant(0.0, 0) if q is None else Quant(float(q[0]), q[1])
+
+        self.io = FramesIO(self.frames_in.ctypes.data, self.frames_in.size,
+                           self.mask_in.ctypes.data, self.mask_in.size, int(int8),
+                           quant(self.frames.tensor["frames"]), quant(self.frames.tensor["mask"]),
+                           quant(self.frames.output_tensor["spectrum"]),
+                           ctypes.cast(self.slots, ctypes.POINTER(StateSlot)), len(s.states))
+        self.work = np.zeros(lib.bittts_stream_work_len(ctypes.byref(self.config), int(int8)),
+                             np.float32)
+        self.samples, self.pcm16, self.alive, self.invokes = [], [], [], 0
         self.callbacks = Callbacks(None, RUN_FRAMES(self._run_frames), PCM_F32(self._pcm_f32),
                                    PCM_I16(self._pcm_i16))
 
-    def _run_frames(self, user, frames, mask, audio, audio_len):
+    def _run_frames(self, user, frames, mask, spectrum, spectrum_len):
         try:
-            assert ctypes.addressof(frames.contents) == self.frames.ctypes.data
-            out = self.frames_graph.run(frames=self.frames, mask=self.mask)[0]
-            out = np.ascontiguousarray(out.reshape(-1), np.float32)
-            self.alive = [out]  # C reads it after the callback returns
-            audio[0] = ptr(out)
-            audio_len[0] = out.size
+            assert frames == self.frames_in.ctypes.data and mask == self.mask_in.ctypes.data
+            inputs = {"frames": self.frames_in, "mask": self.mask_in}
+            inputs.update({name: state for (name, _, _), state
+                           in zip(self.stream.states, self.state_in)})
+            out = self.frames.run(**inputs)
+            for (name, _, _), state in zip(self.stream.states, self.state_out):
+                np.copyto(state, out[name])
+            rows = np.ascontiguousarray(out["spectrum"]).reshape(-1)
+            self.alive = [rows]  # C reads it after the callback returns
+            spectrum[0] = rows.ctypes.data
+            spectrum_len[0] = rows.size
+            self.invokes += 1
             return 0
         except Exception:  # an exception must not cross into C
             traceback.print_exc()
@@ -333,64 +417,93 @@ class CSpeaker:
 
     def speak(self, text: str, duration_scale: float = 1.0):
         s, lib = self.shapes, self.lib
-        self.samples, self.pcm16 = [], []
+        self.samples, self.pcm16, self.invokes = [], [], 0
         all_durations = []
         for ids in self.segments(text):
             ids = np.asarray(ids, np.int32)
-            phonemes = np.full(s["max_tokens"], -1, np.int32)
-            length = ctypes.c_int32()
+            phonemes = np.full((1, s["max_tokens"]), -1, np.int32)
+            length = np.zeros(1, np.int32)
             status = lib.bittts_text_input(ctypes.byref(self.config), ptr(ids, i32p), len(ids),
-                                           ptr(phonemes, i32p), len(phonemes),
-                                           ctypes.byref(length))
+                                           ptr(phonemes, i32p), phonemes.size, ptr(length, i32p))
             assert status == OK, lib.bittts_stream_status_message(status)
-            hidden, log_duration = self.text_graph.run(phonemes=phonemes,
-                                                       length=np.asarray([length.value], np.int32))
-            hidden = np.ascontiguousarray(hidden.reshape(-1), np.float32)
-            log_duration = np.ascontiguousarray(log_duration.reshape(-1), np.float32)
+            out = self.text.run(phonemes=phonemes, length=length)
+            hidden = np.ascontiguousarray(out["hidden"].reshape(-1), np.float32)
+            log_duration = np.ascontiguousarray(out["log_duration"].reshape(-1), np.float32)
             durations = np.zeros(s["max_tokens"], np.int32)
             status = lib.bittts_speak_segment(
                 ctypes.byref(self.config), ptr(hidden), hidden.size, ptr(log_duration),
-                log_duration.size, length, duration_scale, ptr(durations, i32p), durations.size,
-                ptr(self.frames), self.frames.size, ptr(self.mask), self.mask.size,
+                log_duration.size, int(length[0]), duration_scale, ptr(durations, i32p),
+                durations.size, ctypes.byref(self.io), ptr(self.work), self.work.size,
                 ctypes.byref(self.callbacks), None)
             assert status == OK, lib.bittts_stream_status_message(status)
-            all_durations.append(durations[:length.value])
+            all_durations.append(durations[:length[0]])
         return np.concatenate(self.samples), np.concatenate(self.pcm16), all_durations
 
 
-@pytest.mark.parametrize("chunk", CHUNKS)
-def test_c_stream_reproduces_the_runtime_exactly(lib, exported, chunk):
-    speaker, tts = CSpeaker(lib, exported[chunk]), TextToSpeech(exported[chunk])
-    for text, scale in [(TEXTS[0], 1.0), (TEXTS[1], 1.0), (TEXTS[0], 1.7)]:
+def check_against_the_runtime(speaker: CSpeaker, tts: TextToSpeech, cases) -> list:
+    """Each (text, scale): the same durations, and the same float32 samples bit
+    for bit (int16 as libsndfile converts them); the invokes per segment."""
+    report = []
+    for text, scale in cases:
         samples, pcm16, durations = speaker.speak(text, scale)
         expected = tts.synthesize(text, duration_scale=scale)
         assert len(durations) == len(expected.durations)
         for got, want in zip(durations, expected.durations):
             np.testing.assert_array_equal(got, want)
+        frames = [int(d.sum()) for d in durations]
+        step, delay = speaker.stream.step, speaker.stream.delay
+        assert speaker.invokes == sum(-(-(t + delay) // step) for t in frames)
         assert samples.dtype == expected.audio.dtype == np.float32
-        assert samples.shape == expected.audio.shape, (chunk, text)
-        assert np.array_equal(samples.view(np.uint32), expected.audio.view(np.uint32)), \
-            (chunk, text, float(np.abs(samples - expected.audio).max()))
+        n_samples = sum(frames) * speaker.shapes["hop_length"]
+        assert samples.shape == expected.audio.shape == (n_samples,)
+        differ = int(np.sum(samples.view(np.uint32) != expected.audio.view(np.uint32)))
+        report.append((text[:12], scale, len(samples), differ,
+                       float(np.abs(samples - expected.audio).max()),
+                       float(np.abs(samples).max())))
+        assert differ == 0, report[-1]
+        assert report[-1][-1] > 1e-4, report[-1]  # a model that speaks, not silence
         assert np.array_equal(pcm16, pcm16_reference(samples))
         assert len(expected.segments) > 1 or text != TEXTS[1]  # the long text is split
+    print(report)
+    return report
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_c_stream_reproduces_the_runtime_exactly(lib, exported, step):
+    check_against_the_runtime(CSpeaker(lib, exported[step]), TextToSpeech(exported[step]),
+                              [(TEXTS[0], 1.0), (TEXTS[1], 1.0), (TEXTS[0], 1.7)])
+
+
+@pytest.mark.parametrize("variant", ["packed", "int8"])
+def test_c_stream_reproduces_the_runtime_in_graph_decode_mode(lib, exported, variant):
+    """The int8 stream is int8 at every input and output: C quantizes the
+    frames and mask, carries the states' codes and dequantizes the spectrum
+    as the runtime's GraphRunner does. In the decode mode a microcontroller
+    runs (BitTTSTernaryDecode in the graph); the int8 text graph of some
+    random models fails XNNPACK's delegation when decoded at load."""
+    folder = exported[INT8_STEP]
+    check_against_the_runtime(CSpeaker(lib, folder, variant, decode="graph"),
+                              TextToSpeech(folder, variant=variant, decode="graph"),
+                              [(TEXTS[0], 1.0), (TEXTS[1], 0.8)])
 
 
 def test_c_stream_int16_equals_speak_wav(lib, exported, tmp_path):
     wav = tmp_path / "speak.wav"
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "speak.py"),
-                          f"--model_dir={exported[8]}", f"--text={TEXTS[1]}", f"--output={wav}"],
+                          f"--model_dir={exported[40]}", f"--text={TEXTS[1]}", f"--output={wav}"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     written, _ = sf.read(wav, dtype="int16")
-    _, pcm16, _ = CSpeaker(lib, exported[8]).speak(TEXTS[1])
+    _, pcm16, _ = CSpeaker(lib, exported[40]).speak(TEXTS[1])
     assert pcm16.dtype == np.int16 and np.array_equal(pcm16, written)
 
 
 def test_model_check_on_exported_graphs(lib, exported):
-    folder = model_folder.load(exported[8])
+    folder = model_folder.load(exported[INT8_STEP])
     for graph in model_folder.GRAPHS:
-        data = folder.read_graph(graph)
-        assert lib.bittts_check_model(data, len(data), len(data), zlib.crc32(data)) == OK
+        for variant in ("packed", "int8"):
+            data = folder.read_graph(graph, variant)
+            assert lib.bittts_check_model(data, len(data), len(data), zlib.crc32(data)) == OK
 
 
 # ---- tools/firmware.py ------------------------------------------------------
@@ -404,14 +517,22 @@ CHECK_PROGRAM = r"""
 
 int main(void) {
   static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG;
+  static const int32_t state_lengths[] = BITTTS_MODEL_STATE_LENGTHS;
   int32_t phonemes[BITTTS_MODEL_MAX_TOKENS], length;
   int p, s, k, offset;
   printf("text %d %d\n", bittts_check_model(bittts_model_text, BITTTS_MODEL_TEXT_BYTES,
-         BITTTS_MODEL_TEXT_BYTES, BITTTS_MODEL_TEXT_CRC32), (int)((uintptr_t)bittts_model_text % 16));
+         BITTTS_MODEL_TEXT_BYTES, BITTTS_MODEL_TEXT_CRC32),
+         (int)((uintptr_t)bittts_model_text % 16));
   printf("frames %d %d\n", bittts_check_model(bittts_model_frames, BITTTS_MODEL_FRAMES_BYTES,
          BITTTS_MODEL_FRAMES_BYTES, BITTTS_MODEL_FRAMES_CRC32),
          (int)((uintptr_t)bittts_model_frames % 16));
-  printf("window %u %d\n", (unsigned)bittts_window_frames(&config), BITTTS_MODEL_WINDOW_FRAMES);
+  printf("config %d\n", bittts_check_config(&config));
+  printf("work %u %d\n", (unsigned)bittts_stream_work_len(&config, BITTTS_MODEL_FRAMES_INT8),
+         BITTTS_MODEL_STREAM_WORK_FLOATS);
+  printf("states %d", BITTTS_MODEL_NUM_STATES == config.num_states);
+  for (k = 0; k < BITTTS_MODEL_NUM_STATES; ++k)
+    printf(" %d", state_lengths[k] == config.state_frames[k] * config.state_channels[k]);
+  printf("\n");
   for (p = 0; p < BITTTS_MODEL_NUM_PHRASES; ++p) {
     printf("phrase %s\n", bittts_model_phrases[p].text);
     for (s = 0, offset = 0; s < bittts_model_phrases[p].num_segments; ++s) {
@@ -440,31 +561,54 @@ def phrase_flags():
 
 @pytest.fixture(scope="module")
 def generated(exported, tmp_path_factory):
-    out = tmp_path_factory.mktemp("firmware")
-    result = run_tool(f"--model_dir={exported[3]}", f"--out_dir={out}", "--allow_missing_ops",
-                      *phrase_flags())
-    assert result.returncode == 0, result.stderr
-    return out, result.stdout
+    """The sources of the INT8_STEP folder, packed and int8 graphs."""
+    out = {}
+    for variant in ("packed", "int8"):
+        out[variant] = tmp_path_factory.mktemp(f"firmware_{variant}")
+        result = run_tool(f"--model_dir={exported[INT8_STEP]}", f"--out_dir={out[variant]}",
+                          f"--variant={variant}", "--allow_missing_ops", *phrase_flags())
+        assert result.returncode == 0, result.stderr
+        out[f"{variant}_stdout"] = result.stdout
+    return out
 
 
-def test_firmware_sources_build_and_hold_the_model(exported, generated, tmp_path):
-    out, _ = generated
+def header_defines(path) -> dict:
+    """#define NAME VALUE of a generated header (continued lines joined)."""
+    text = pathlib.Path(path).read_text().replace("\\\n", " ")
+    defines = {}
+    for line in text.splitlines():
+        if line.startswith("#define "):
+            parts = line.split(None, 2)
+            defines[parts[1]] = parts[2].split("/*")[0].strip() if len(parts) > 2 else ""
+    return defines
+
+
+def c_table(value: str) -> list[int]:
+    return [int(v) for v in value.strip("{} ").split(",")]
+
+
+@pytest.mark.parametrize("variant", ["packed", "int8"])
+def test_firmware_sources_build_and_hold_the_model(exported, generated, tmp_path, variant):
+    out = generated[variant]
     (tmp_path / "check.c").write_text(CHECK_PROGRAM)
     program = tmp_path / "check"
+    sources = [str(tmp_path / "check.c"), str(out / "bittts_model_data.c"),
+               str(ROOT / "firmware_stub" / "bittts_stream.c"),
+               str(ROOT / "firmware_stub" / "bittts_istft.c")]
     build_cmd = ["gcc", "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-pedantic",
-                 f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-o", str(program),
-                 str(tmp_path / "check.c"), str(out / "bittts_model_data.c"),
-                 str(ROOT / "firmware_stub" / "bittts_stream.c"), "-lm"]
+                 f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-o", str(program), *sources, "-lm"]
     built = subprocess.run(build_cmd, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     lines = subprocess.run([str(program)], capture_output=True, text=True,
                            check=True).stdout.splitlines()
     assert lines[0] == "text 0 0" and lines[1] == "frames 0 0", lines[:2]
-    window = lines[2].split()
-    assert window[1] == window[2]
-    tts = TextToSpeech(exported[3])
+    assert lines[2] == "config 0", lines[2]
+    work = lines[3].split()
+    assert work[1] == work[2], lines[3]
+    assert set(lines[4].split()[1:]) == {"1"}, lines[4]
+    tts = TextToSpeech(exported[INT8_STEP])
     phrases, current = [], None
-    for line in lines[3:]:
+    for line in lines[5:]:
         if line.startswith("phrase "):
             current = (line[len("phrase "):], [])
             phrases.append(current)
@@ -475,18 +619,85 @@ def test_firmware_sources_build_and_hold_the_model(exported, generated, tmp_path
     assert [text for text, _ in phrases] == PHRASES
     for text, segments in phrases:
         assert segments == tts.segments(text), text
-    # C++ (a TFLM application) compiles the same file.
-    cxx = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-x", "c++", "-c",
-                          f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-o", str(tmp_path / "d.o"),
-                          str(out / "bittts_model_data.c")], capture_output=True, text=True)
-    assert cxx.returncode == 0, cxx.stderr
+    # C++ (a TFLM application) compiles the same files, the config too.
+    for source in ("bittts_model_data.c", "check.c"):
+        path = out / source if source != "check.c" else tmp_path / source
+        cxx = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-x", "c++",
+                              "-c", f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-o",
+                              str(tmp_path / "d.o"), str(path)], capture_output=True, text=True)
+        assert cxx.returncode == 0, cxx.stderr
+
+
+@pytest.mark.parametrize("variant", ["packed", "int8"])
+def test_firmware_header_describes_the_stream(exported, generated, variant):
+    """Tensor positions, state sizes, zero points and int8 scales in the
+    header are the graphs' own (the interpreter's input(i) / output(i))."""
+    defines = header_defines(generated[variant] / "bittts_model_data.h")
+    folder = model_folder.load(exported[INT8_STEP])
+    stream = StreamShapes.from_dict(folder.shapes["stream"])
+    data = folder.read_graph("frames", variant)
+    runner = GraphRunner(data, None, stream.output_names)
+    int8 = variant == "int8"
+    assert defines["BITTTS_MODEL_FRAMES_INT8"] == str(int(int8))
+    assert int(defines["BITTTS_MODEL_STEP"]) == stream.step
+    assert int(defines["BITTTS_MODEL_DELAY"]) == stream.delay
+    assert int(defines["BITTTS_MODEL_HEAD_WIDTH"]) == stream.head_width
+    assert int(defines["BITTTS_MODEL_NUM_STATES"]) == len(stream.states)
+    names = stream.state_names
+    assert c_table(defines["BITTTS_MODEL_STATE_INPUTS"]) == \
+        [runner.input_position[n] for n in names]
+    assert c_table(defines["BITTTS_MODEL_STATE_OUTPUTS"]) == \
+        [runner.output_position[n] for n in names]
+    assert c_table(defines["BITTTS_MODEL_STATE_LENGTHS"]) == [f * c for _, f, c in stream.states]
+    for name in ["frames", "mask"] + names:
+        assert int(defines[f"BITTTS_MODEL_FRAMES_INPUT_{name.upper()}"]) == \
+            runner.input_position[name]
+    for name in stream.output_names:
+        assert int(defines[f"BITTTS_MODEL_FRAMES_OUTPUT_{name.upper()}"]) == \
+            runner.output_position[name]
+    zero_points = [int(runner.zero(n, (1,))[0]) for n in names]
+    assert c_table(defines["BITTTS_MODEL_STATE_ZERO_POINTS"]) == zero_points
+    assert any(zero_points) == int8
+    for define, tensor in (("FRAMES_INPUT_FRAMES", runner.tensor["frames"]),
+                           ("FRAMES_INPUT_MASK", runner.tensor["mask"]),
+                           ("FRAMES_OUTPUT_SPECTRUM", runner.output_tensor["spectrum"])):
+        q = GraphRunner._parameters(tensor)
+        scale = defines[f"BITTTS_MODEL_{define}_SCALE"]
+        assert scale.endswith("f")
+        # The literal reads back as the tensor's float32 scale exactly.
+        assert np.float32(scale[:-1]) == (q[0] if int8 else 0.0), (define, scale)
+        assert int(defines[f"BITTTS_MODEL_{define}_ZERO_POINT"]) == (q[1] if int8 else 0)
+
+
+def test_firmware_refuses_states_whose_codes_change_scale(exported, tmp_path):
+    """A state output quantized unlike its input could not be carried as codes."""
+    source = model_folder.load(exported[INT8_STEP])
+    stream = StreamShapes.from_dict(source.shapes["stream"])
+    data = source.read_graph("frames", "int8")
+    model = tflite_file.parse_model(data)
+    _, outputs = tflite_file.signature_tensors(model)
+    tensor = model.subgraphs[0].tensors[outputs[stream.output_names.index("state_03")]]
+    tensor.quantization.scale = [float(tensor.quantization.scale[0]) * 2]
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exported[INT8_STEP], damaged)
+    frames = tflite_file.serialize_model(model)
+    (damaged / "frames.int8.tflite").write_bytes(frames)
+    manifest = json.loads((damaged / model_folder.MANIFEST).read_text())
+    manifest["graphs"]["frames.int8"].update(bytes=len(frames), sha256=model_folder.sha256(frames))
+    (damaged / model_folder.MANIFEST).write_text(json.dumps(manifest))
+    result = run_tool(f"--model_dir={damaged}", f"--out_dir={tmp_path / 'out'}",
+                      "--variant=int8", "--allow_missing_ops")
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith("firmware: ") and "\n" not in message, message
+    assert "state_03 leaves the graph with quantization" in message, message
 
 
 def test_firmware_model_arrays_stay_in_flash(exported, generated, tmp_path):
     """On Cortex-M the graphs are const data (.rodata, flash), nothing in RAM."""
     if not (shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-size")):
         pytest.skip("arm-none-eabi-gcc is not installed (make apt installs it)")
-    out, _ = generated
+    out = generated["packed"]
     obj = tmp_path / "data.o"
     subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
                     "-mcpu=cortex-m4", "-mthumb", f"-I{out}", f"-I{ROOT / 'firmware_stub'}", "-c",
@@ -497,20 +708,21 @@ def test_firmware_model_arrays_stay_in_flash(exported, generated, tmp_path):
         parts = line.split()
         if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
             sizes[parts[0]] = int(parts[1])
-    folder = model_folder.load(exported[3])
+    folder = model_folder.load(exported[INT8_STEP])
     graph_bytes = sum(len(folder.read_graph(g)) for g in model_folder.GRAPHS)
     assert sizes.get(".rodata", 0) >= graph_bytes
     assert sizes.get(".data", 0) == 0 and sizes.get(".bss", 0) == 0, sizes
 
 
-def test_firmware_resolver_has_every_op(exported, generated):
-    out, stdout = generated
+@pytest.mark.parametrize("variant", ["packed", "int8"])
+def test_firmware_resolver_has_every_op(exported, generated, variant):
+    out, stdout = generated[variant], generated[f"{variant}_stdout"]
     resolver = (out / "bittts_op_resolver.h").read_text()
-    folder = model_folder.load(exported[3])
-    from bittts_tf.export import tflite_file
+    folder = model_folder.load(exported[INT8_STEP])
     expected, missing = set(), set()
     for graph in model_folder.GRAPHS:
-        builtins, customs = tflite_file.graph_ops(tflite_file.parse_model(folder.read_graph(graph)))
+        builtins, customs = tflite_file.graph_ops(
+            tflite_file.parse_model(folder.read_graph(graph, variant)))
         assert customs == ["BitTTSTernaryDecode"]
         for op in builtins:
             (expected if op in firmware_spec.TFLM_METHODS else missing).add(op)
@@ -525,7 +737,7 @@ def test_firmware_resolver_has_every_op(exported, generated):
 
 
 def test_firmware_tool_errors_are_one_line(exported, generated, tmp_path):
-    source = pathlib.Path(exported[3])
+    source = pathlib.Path(exported[INT8_STEP])
     corrupt = tmp_path / "corrupt"
     shutil.copytree(source, corrupt)
     data = bytearray((corrupt / "frames.tflite").read_bytes())
@@ -542,10 +754,10 @@ def test_firmware_tool_errors_are_one_line(exported, generated, tmp_path):
           "--phrase=?!"], "--phrase '?!'"),
         ([f"--model_dir={source}", f"--out_dir={a_file}", "--allow_missing_ops"],
          "not a directory"),
-        ([f"--model_dir={source}", f"--out_dir={tmp_path / 'o4'}", "--variant=int8"],
+        ([f"--model_dir={exported[1]}", f"--out_dir={tmp_path / 'o4'}", "--variant=int8"],
          "no int8 text graph"),
     ]
-    if "no kernel for" in (generated[0] / "bittts_op_resolver.h").read_text():
+    if "no kernel for" in (generated["packed"] / "bittts_op_resolver.h").read_text():
         cases.append(([f"--model_dir={source}", f"--out_dir={tmp_path / 'o5'}"],
                       "re-export without it, or pass --allow_missing_ops"))
     for args, problem in cases:
@@ -580,8 +792,10 @@ def test_exp_sweep_hash_is_numpys(tmp_path):
     the host and QEMU) is numpy's float64 exp rounded to float32: the C
     durations' e is the same number on numpy, glibc and newlib."""
     program = tmp_path / "test_stream"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-o", str(program), str(ROOT / "tests/c/test_stream.c"),
-                    str(ROOT / "firmware_stub/bittts_stream.c"), "-lm"], check=True)
+    subprocess.run(["gcc", "-std=c99", "-O2", "-o", str(program),
+                    str(ROOT / "tests/c/test_stream.c"),
+                    str(ROOT / "firmware_stub/bittts_stream.c"),
+                    str(ROOT / "firmware_stub/bittts_istft.c"), "-lm"], check=True)
     line = next(line for line in subprocess.run([str(program), "1"], capture_output=True,
                                                 text=True).stdout.splitlines()
                 if line.startswith("exp sweep"))

@@ -1,5 +1,5 @@
 """The C side under libFuzzer (tools/fuzz_kernels.py): the CI smoke run of
-both targets with every saved crash input replayed, a planted bug caught, and
+every target with every saved crash input replayed, a planted bug caught, and
 the sanitizer build of the unit tests failing on undefined behaviour."""
 
 import json
@@ -25,9 +25,10 @@ def run_tool(*args, timeout=300):
                           cwd=ROOT, timeout=timeout)
 
 
-def test_smoke_run_of_both_targets(tmp_path, rng):
+def test_smoke_run_of_every_target(tmp_path, rng):
     """A few seconds per target, as CI runs it: no crash, every saved crash
-    input passes, and the kernel target gets past Prepare into the decode."""
+    input passes, the kernel target gets past Prepare into the decode, and
+    the fused conv computes and refuses."""
     require_clang()
     report = tmp_path / "report.json"
     result = run_tool("--smoke", "--smoke_seconds=3", f"--seed={int(rng.integers(1, 2**31))}",
@@ -35,7 +36,7 @@ def test_smoke_run_of_both_targets(tmp_path, rng):
     print(result.stdout, result.stderr[-3000:])
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     targets = json.loads(report.read_text())["smoke"]["targets"]
-    assert set(targets) == {"fuzz_decode", "fuzz_litert_kernel"}
+    assert set(targets) == {"fuzz_decode", "fuzz_litert_kernel", "fuzz_ternary_conv"}
     for name, run in targets.items():
         assert run["crashes"] == 0 and run["regression_failures"] == [], (name, run)
         assert run["executions"] > 1000, (name, run)
@@ -46,6 +47,9 @@ def test_smoke_run_of_both_targets(tmp_path, rng):
     for status in ("decoded", "invalid byte", "size mismatch", "NULL"):
         count = re.search(rf"{status} (\d+)", targets["fuzz_decode"]["depth"])
         assert count and int(count.group(1)) > 0, (status, targets["fuzz_decode"]["depth"])
+    for status in ("computed", "size", "invalid byte", "parameter", "options parsed"):
+        count = re.search(rf"{status} (\d+)", targets["fuzz_ternary_conv"]["depth"])
+        assert count and int(count.group(1)) > 0, (status, targets["fuzz_ternary_conv"]["depth"])
 
 
 def test_a_planted_out_of_bounds_read_is_caught(tmp_path, rng):

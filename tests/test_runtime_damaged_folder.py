@@ -11,6 +11,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from bittts_tf.export import tflite_file
+from bittts_tf.quant import spec
 from bittts_tf.runtime import DECODE_MODES, folder_fuzz, model_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,10 +78,26 @@ def test_an_operand_of_minus_one_is_refused_before_the_interpreter(tmp_path, voi
 
 
 @pytest.mark.parametrize("decode", DECODE_MODES)
+def test_an_op_turned_into_the_decode_op_is_refused(tmp_path, voice, rng, decode):
+    """tools/fuzz_model_folder.py found it: an operator whose opcode became
+    BitTTSTernaryDecode's, with one input, raised IndexError in decode at load."""
+    model = tflite_file.parse_model(voice[1]["text"])
+    decode_code = next(i for i, c in enumerate(model.operatorCodes)
+                       if c.customCode is not None and bytes(c.customCode).decode() == spec.OP_NAME)
+    single = [op for op in model.subgraphs[0].operators
+              if op.inputs is not None and len(op.inputs) == 1]
+    single[int(rng.integers(len(single)))].opcodeIndex = decode_code
+    outcome, message = speak_damaged(tmp_path, voice, "text",
+                                     tflite_file.serialize_model(model), decode)
+    assert outcome == "refused", message
+    assert "text.tflite" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("decode", DECODE_MODES)
 def test_a_swapped_graph_is_refused_by_its_interface(tmp_path, voice, decode):
     outcome, message = speak_damaged(tmp_path, voice, "text", voice[1]["frames"], decode)
     assert outcome == "refused", message
-    assert "text.tflite" in message and "inputs" in message
+    assert "text.tflite" in message and ("inputs" in message or "outputs" in message)
 
 
 def test_the_intact_folder_speaks_in_a_child(tmp_path, voice):

@@ -24,7 +24,7 @@ from bittts_tf.text import FrontEnd
 from tts_models import random_tts
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MAX_TOKENS, CHUNK = 24, 4
+MAX_TOKENS, STEP = 24, 4
 TEXTS = ["Hello there.", "The quick brown fox jumped over the lazy dog by the river."]
 PREFIX = f"{spec.TFLM_REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: "
 
@@ -48,7 +48,7 @@ def folder(tmp_path_factory):
     utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
                   for _ in range(4)]
     path = str(tmp_path_factory.mktemp("tflm_model"))
-    tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS, CHUNK,
+    tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS, STEP,
                                    {"test": True}, int8_utterances=utterances)
     return path
 
@@ -126,14 +126,14 @@ def test_registerer_refuses_what_is_not_the_wheels_resolver():
     assert "\n" not in error
 
 
-def test_registerer_appends_one_registration():
+def test_registerer_appends_the_decode_and_the_conv_op():
     resolver = fake_resolver([3, 4, 9])
     ok, error = register(resolver)
     assert ok and error == ""
-    assert resolver.registrations_len == 4 and resolver.num_builtin_ops == 3
-    slot = resolver.registrations[3]
-    assert slot.builtin_code == 32 and slot.custom_name == spec.OP_NAME.encode()
-    assert slot.prepare and slot.invoke and slot.init
+    assert resolver.registrations_len == 5 and resolver.num_builtin_ops == 3
+    for slot, name in zip(resolver.registrations[3:5], (spec.OP_NAME, spec.CONV_OP_NAME)):
+        assert slot.builtin_code == 32 and slot.custom_name == name.encode()
+        assert slot.prepare and slot.invoke and slot.init
     assert [resolver.registrations[i].builtin_code for i in range(3)] == [3, 4, 9]
     ok, error = register(resolver)  # twice is refused, as AddCustom does
     assert not ok and error == PREFIX + "already registered with this resolver"
@@ -159,16 +159,12 @@ def test_kernel_refuses_a_context_that_is_not_the_wheels():
 
 # --- TFLM against LiteRT ------------------------------------------------------
 
-def worst(report: dict, graph: str, output: int) -> dict:
-    return report[graph]["outputs"][output]
-
-
 def test_float_graphs_equal_litert(folder):
     report = tflm.compare_with_litert(folder, "packed", TEXTS)
     print(json.dumps(report))
     for graph in model_folder.GRAPHS:
         assert report[graph]["invocations"] >= len(TEXTS)
-        for output in report[graph]["outputs"]:
+        for output in report[graph]["outputs"].values():
             # Summation order differs (LiteRT's optimized kernels vs TFLM's
             # reference ones): a few float32 ulps of the output's scale.
             assert output["max_abs_error"] <= 1e-5 * max(1.0, output["peak"]), (graph, output)
@@ -178,14 +174,16 @@ def test_int8_graphs_equal_litert_reference_kernels(folder):
     report = tflm.compare_with_litert(folder, "int8", TEXTS, litert_kernels="reference")
     print(json.dumps(report))
     # With every pointwise layer a CONV_2D (QuantDense on sequences) the two
-    # runtimes' int8 kernels agree exactly, so the float audio computed from
-    # the last int8 tensors agrees to float32 summation order.
+    # runtimes' int8 kernels agree exactly: the text graph's float hidden
+    # states to float32 summation order after its last int8 tensor, the
+    # stream (int8 from end to end: spectrum, mel and states) code for code.
     for graph in model_folder.GRAPHS:
-        for output in report[graph]["outputs"]:
+        for name, output in report[graph]["outputs"].items():
             if output["step"] is not None:
-                assert output["max_abs_error"] == 0.0, (graph, output)
-    audio = report["frames"]["outputs"][0]
-    assert audio["step"] is None and audio["max_abs_error"] <= 1e-5 * max(1.0, audio["peak"])
+                assert output["max_abs_error"] == 0.0, (graph, name, output)
+            else:
+                assert output["max_abs_error"] <= 1e-5 * max(1.0, output["peak"]), (graph, name)
+    assert all(o["step"] is not None for o in report["frames"]["outputs"].values())
 
 
 def test_smallest_arena_is_the_smallest(folder):
@@ -205,7 +203,8 @@ def test_corrupt_packed_byte_fails_invoke_by_name(folder):
     buffer = parsed.buffers[subgraph.tensors[op.inputs[0]].buffer]
     buffer.data[7] = 127
     graph = tflm.Graph(tflite_file.serialize_model(parsed), 1 << 20)
-    inputs = dict(zip(sorted(graph.inputs, key=graph.inputs.get), tflm.zero_inputs(model)))
+    order = {t: n for n, t in graph.inputs.items()}
+    inputs = dict(zip([order[int(i)] for i in subgraph.inputs], tflm.zero_inputs(model)))
     with pytest.raises(tflm.TFLMError, match=r"packed byte 7 is 127, outside -121\.\.121"):
         graph.run(**inputs)
 
@@ -227,7 +226,9 @@ def test_lut_form_runs_unmodified_and_equals_the_packed_graph(folder, variant):
         assert summary["ternary_weights"] == sum(weights)
         tables = summary["stored_bytes_with_tables"] - sum(-(-n // 4) for n in weights)
         assert 0 < tables < 0.1 * sum(weights) / 4
-        assert summary["per_channel_tensors"] == (len(weights) if variant == "int8" else 0)
+        # The int8 kernels are stored per tensor (one scale for all channels:
+        # int8_scales.collapse_equal_channel_scales), so one table each.
+        assert summary["per_channel_tensors"] == 0
     exact = tflm.compare_packed_in_tflm(packed, lut, count=2)
     assert all(entry["max_abs_error"] == 0.0 for entry in exact.values()), exact
     # No registerer: the LUT graphs need nothing but the wheel.
@@ -252,22 +253,31 @@ def test_macs_equal_the_layers_arithmetic():
     assert counted["macs"] == expected, counted
 
 
-def test_macs_per_second_and_the_chunk_that_meets_a_target():
-    shapes = {"hop_length": 256, "chunk_frames": 4, "left_context": 35, "right_context": 36,
-              "max_tokens": 64}
-    rates = budget.macs_per_second(shapes, 16000, frames_macs=75_000_000, text_macs=10_000_000,
-                                   frames_per_phoneme=5.0)
-    assert rates["window_frames"] == 75 and rates["context_overhead"] == 75 / 4
-    assert np.isclose(rates["frames_graph_macs_per_second"], 75e6 / (4 * 256 / 16000))
-    assert np.isclose(rates["frames_graph_macs_per_second_without_context"], 1e6 * 62.5)
-    assert np.isclose(rates["text_graph_macs_per_second"], 10e6 / (64 * 5 * 256 / 16000))
-    chunk = budget.chunk_for_macs(shapes, 16000, 75_000_000, rates["text_graph_macs_per_second"],
-                                  200e6)
+def test_macs_of_the_fused_ternary_conv_are_the_convs(folder):
+    """The fused op's weights are packed bytes: its MACs are counted from
+    them and equal the CONV_2D's it replaced."""
+    from bittts_tf.export import fused_conv
+    for graph in model_folder.GRAPHS:
+        model = model_folder.load(folder).read_graph(graph, "int8")
+        fused = fused_conv.fuse_ternary_convs(model, graph)
+        assert fused.fused, graph
+        before, after = budget.graph_macs(model), budget.graph_macs(fused.tflite)
+        assert after["macs"] == before["macs"] > 0
+        assert after["macs_by_op"].get(spec.CONV_OP_NAME, 0) > 0
 
-    def total(c):
-        return 1e6 * (c + 71) / c * 62.5 + rates["text_graph_macs_per_second"]
-    assert total(chunk) <= 200e6 < total(chunk - 1)
-    assert budget.chunk_for_macs(shapes, 16000, 75_000_000, 0.0, 60e6) is None
+
+def test_macs_per_second_of_the_stream_and_its_latency():
+    shapes = {"hop_length": 256, "max_tokens": 64,
+              "stream": {"step": 4, "delay": 34, "states": []}}
+    rates = budget.macs_per_second(shapes, 16000, frames_macs=5_000_000, text_macs=10_000_000,
+                                   frames_per_phoneme=5.0)
+    # Each invoke computes 4 new frames: 62.5 frames a second at hop 256.
+    assert np.isclose(rates["frames_graph_macs_per_second"], 5e6 * 62.5 / 4)
+    assert np.isclose(rates["text_graph_macs_per_second"], 10e6 / (64 * 5 * 256 / 16000))
+    assert np.isclose(rates["total_macs_per_second"],
+                      rates["frames_graph_macs_per_second"] + rates["text_graph_macs_per_second"])
+    latency = budget.latency_frames(shapes, 1024)
+    assert latency == {"stream_delay": 34, "step": 4, "istft_delay": 2, "total_frames": 40}
 
 
 def test_budget_tool(folder, tmp_path):
@@ -283,6 +293,9 @@ def test_budget_tool(folder, tmp_path):
     assert packed["targets"]["flash_bytes"] == sum(len(m) for m in files.values())
     for graph, entry in packed["graphs"].items():
         assert entry["arena_bytes"] % 16 == 0 and entry["macs"] > 0
+        # The wheel's own record splits the arena (head + tail = total).
+        assert entry["arena"]["head"] + entry["arena"]["tail"] == entry["arena"]["total"]
+        assert entry["arena"]["total"] <= entry["arena_bytes"]
         assert sum(v for k, v in entry["flash"].items() if k != "bytes") == entry["flash"]["bytes"]
     assert "MMAC/s" in run.stdout
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "budget.py"),

@@ -21,6 +21,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+from bittts_tf.runtime import model_folder
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +105,14 @@ def inputs(tmp_path_factory):
     paths["torn_manifest"] = str(torn_dir)
     paths["model_dir"] = model_dir
     paths["truncated_tflite"] = str(truncated_dir / "text.tflite")
+    # The shipped folder without its int8 variant (its manifest lists what is left).
+    float_only = root / "float_only_model"
+    folder = model_folder.load(model_dir)
+    model_folder.write(str(float_only), {**folder.manifest, "graphs": {
+        key: entry for key, entry in folder.manifest["graphs"].items() if "." not in key}},
+        {entry["file"]: open(os.path.join(model_dir, entry["file"]), "rb").read()
+         for key, entry in folder.manifest["graphs"].items() if "." not in key})
+    paths["float_only_model"] = str(float_only)
 
     # A Keras model with one input, for a .tflite with two (wrong input count).
     keras.utils.set_random_seed(seed)
@@ -174,7 +184,7 @@ def cases(p) -> list[Case]:
         Case("check_tflm.py", "truncated graph", [f"--model_dir={p['truncated_model']}", f"--output={out}/t.json", "--sentences=1"], "text.tflite"),
         Case("firmware.py", "truncated graph", [f"--model_dir={p['truncated_model']}", f"--out_dir={out}/fw"], "text.tflite"),
         Case("evaluate.py", "missing model folder", [f"--model_dir={p['missing']}", f"--output={out}/e.json", "--limit=1", "--nodnsmos"], p["missing"]),
-        Case("eval_int8.py", "model without int8 graphs", [f"--model_dir={p['model_dir']}", f"--output={out}/i.json", "--limit=1", "--nower"], "int8"),
+        Case("eval_int8.py", "model without int8 graphs", [f"--model_dir={p['float_only_model']}", f"--output={out}/i.json", "--limit=1", "--nower"], "int8"),
         Case("demo.py", "torn manifest", [f"--model_dir={p['torn_manifest']}", f"--out_dir={out}/demo"], "manifest.json"),
         Case("model_size.py", "bad weight bits", ["--weight_bits=3"], "3"),
     ]

@@ -19,6 +19,11 @@ BITTTS_LITERT_EXPORT const TfLiteRegistration *bittts_litert_registration(void);
  * model predates the current packed format. */
 BITTTS_LITERT_EXPORT const TfLiteRegistration *bittts_litert_old_format_registration(void);
 
+/* The kernel of BitTTSTernaryConv (the fused 1-D conv, bittts_ternary_conv.h),
+ * registered under op version BITTTS_CONV_OP_VERSION. Not exported: the
+ * registerer adds it, tests/c/fuzz_litert_kernel.c links the sources. */
+const TfLiteRegistration *bittts_litert_conv_registration(void);
+
 /* Runtime layout guards: tflite/litert_abi.h declares the runtime's structs
  * from the pinned ai-edge-litert, with no TFLite header to check them
  * against, so the kernel checks what it reads. Each returns NULL when the

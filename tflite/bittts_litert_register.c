@@ -1,5 +1,5 @@
-/* Registers BitTTSTernaryDecode with a LiteRT interpreter's op resolver,
- * linking nothing from TensorFlow.
+/* Registers BitTTSTernaryDecode and BitTTSTernaryConv (the fused 1-D conv)
+ * with a LiteRT interpreter's op resolver, linking nothing from TensorFlow.
  *
  * Python: bittts_tf.export.runtime loads this library RTLD_LOCAL (its symbols
  * stay out of the global namespace, and it exports only the registerer and
@@ -206,13 +206,14 @@ static int find_members(void *resolver, ResolverMembers *members) {
   return 1;
 }
 
-/* AddCustom, then the stored copy checked against ours. */
+/* AddCustom under the registration's own name, then the stored copy checked
+ * against ours. */
 static int add_checked(void *resolver, const ResolverMembers *members,
                        const TfLiteRegistration *registration, int version) {
   const char *mismatch;
-  members->add_custom(resolver, BITTTS_OP_NAME, registration, version);
+  members->add_custom(resolver, registration->custom_name, registration, version);
   mismatch = bittts_litert_check_stored_registration(
-      members->find_op(resolver, BITTTS_OP_NAME, version), registration, version);
+      members->find_op(resolver, registration->custom_name, version), registration, version);
   if (mismatch == NULL) return 1;
   bittts_litert_refuse_runtime(mismatch);
   snprintf(last_error, sizeof last_error, "%s: cannot register: %s", "BitTTS_RegisterOps",
@@ -226,6 +227,7 @@ __attribute__((visibility("default"))) void BITTTS_REGISTERER_SYMBOL(void *resol
   if (!find_members(resolver, &members)) return;
   last_error[0] = '\0';
   bittts_litert_refuse_runtime(NULL);
-  if (add_checked(resolver, &members, bittts_litert_registration(), BITTTS_FORMAT_VERSION))
-    add_checked(resolver, &members, bittts_litert_old_format_registration(), 1);
+  if (add_checked(resolver, &members, bittts_litert_registration(), BITTTS_FORMAT_VERSION) &&
+      add_checked(resolver, &members, bittts_litert_old_format_registration(), 1))
+    add_checked(resolver, &members, bittts_litert_conv_registration(), BITTTS_CONV_OP_VERSION);
 }

@@ -1,5 +1,6 @@
-// BitTTSTernaryDecode in the Python interpreter of the tflite-micro wheel,
-// running the firmware's own kernel (firmware_stub/bittts_tflm_kernel.cc).
+// BitTTSTernaryDecode and BitTTSTernaryConv (the fused 1-D conv) in the
+// Python interpreter of the tflite-micro wheel, running the firmware's own
+// kernels (firmware_stub/bittts_tflm_kernel.cc).
 //
 // Python: load build/libbittts_tflm_py.so with RTLD_GLOBAL, then
 //   runtime.Interpreter.from_bytes(model, custom_op_registerers=["BitTTS_RegisterTFLMOps"])
@@ -89,7 +90,10 @@ struct WheelSymbol {
 
 Wheel g_wheel;
 bool g_wheel_ready = false;
-const TFLMRegistration* g_kernel = nullptr;
+// The firmware's kernels the registerer appends, in this order.
+enum { kDecodeOp = 0, kConvOp = 1, kNumOps = 2 };
+const char* const kOpNames[kNumOps] = {BITTTS_OP_NAME, BITTTS_CONV_OP_NAME};
+const TFLMRegistration* g_kernels[kNumOps] = {nullptr, nullptr};
 char g_error[512];
 
 bool Refuse(const char* format, ...) __attribute__((format(printf, 1, 2)));
@@ -195,9 +199,10 @@ bool CheckResolver(const ResolverLayout* resolver) {
   if (builtin != builtins)
     return Refuse("resolver layout differs: %u builtin registrations, list says %u", builtin,
                   builtins);
-  if (find_custom(resolver, BITTTS_OP_NAME) != nullptr)
-    return Refuse("already registered with this resolver");
-  if (length == kResolverCapacity)
+  for (const char* name : kOpNames)
+    if (find_custom(resolver, name) != nullptr)
+      return Refuse("already registered with this resolver");
+  if (length + kNumOps > kResolverCapacity)
     return Refuse("the resolver is full (%u ops)", kResolverCapacity);
   return true;
 }
@@ -265,6 +270,8 @@ bool NodeTensorsAgree(TfLiteContext* context, TfLiteNode* node, const char** wha
   for (int output = 0; output < 2 && *what == nullptr; ++output) {
     const int count = output ? node->outputs->size : node->inputs->size;
     for (int i = 0; i < count && *what == nullptr; ++i) {
+      // An optional input left out (-1, the conv op's bias) has no records.
+      if (!output && node->inputs->data[i] == -1) continue;
       TfLiteTensor* tensor = output ? micro_context->AllocateTempOutputTensor(node, i)
                                     : micro_context->AllocateTempInputTensor(node, i);
       const TfLiteEvalTensor* eval = output ? tflite::micro::GetEvalOutput(context, node, i)
@@ -277,23 +284,36 @@ bool NodeTensorsAgree(TfLiteContext* context, TfLiteNode* node, const char** wha
   return *what == nullptr;
 }
 
+template <int kOp>
 void* CheckedInit(TfLiteContext* context, const char* buffer, size_t length) {
   const char* what;
   if (!ContextIsWheels(context, &what)) {
-    MicroPrintf("%s: %s", BITTTS_OP_NAME, what);
+    MicroPrintf("%s: %s", kOpNames[kOp], what);
     return nullptr;
   }
-  return g_kernel->init(context, buffer, length);
+  return g_kernels[kOp]->init(context, buffer, length);
 }
 
+template <int kOp>
 TfLiteStatus CheckedPrepare(TfLiteContext* context, TfLiteNode* node) {
   const char* what;
   if (!ContextIsWheels(context, &what) || node == nullptr ||
       !NodeTensorsAgree(context, node, &what)) {
-    MicroPrintf("%s: %s", BITTTS_OP_NAME, what != nullptr ? what : "no node");
+    MicroPrintf("%s: %s", kOpNames[kOp], what != nullptr ? what : "no node");
     return kTfLiteError;
   }
-  return g_kernel->prepare(context, node);
+  return g_kernels[kOp]->prepare(context, node);
+}
+
+// One slot of the resolver's array: the kernel with the checked Init and
+// Prepare in front of it (Eval is the kernel's own).
+template <int kOp>
+void FillSlot(TFLMRegistration* slot) {
+  *slot = *g_kernels[kOp];
+  slot->init = CheckedInit<kOp>;
+  slot->prepare = CheckedPrepare<kOp>;
+  slot->builtin_code = kBuiltinCustom;
+  slot->custom_name = kOpNames[kOp];  // a static string: the resolver keeps the pointer
 }
 
 }  // namespace
@@ -373,19 +393,19 @@ EXPORT bool BITTTS_TFLM_REGISTERER_SYMBOL(void* resolver_pointer) {
   const ResolverLayout* resolver = static_cast<const ResolverLayout*>(resolver_pointer);
   if (!ResolveWheel(resolver->vptr) || !CheckResolver(resolver)) return false;
   g_wheel_ready = true;
-  g_kernel = bittts::Register_BitTTSTernaryDecode();
+  g_kernels[kDecodeOp] = bittts::Register_BitTTSTernaryDecode();
+  g_kernels[kConvOp] = bittts::Register_BitTTSTernaryConv();
   ResolverLayout* writable = static_cast<ResolverLayout*>(resolver_pointer);
-  TFLMRegistration* slot = &writable->registrations[writable->registrations_len];
-  *slot = *g_kernel;
-  slot->init = CheckedInit;
-  slot->prepare = CheckedPrepare;
-  slot->builtin_code = kBuiltinCustom;
-  slot->custom_name = BITTTS_OP_NAME;  // a static string: the resolver keeps the pointer
-  writable->registrations_len += 1;
+  TFLMRegistration* slots = &writable->registrations[writable->registrations_len];
+  FillSlot<kDecodeOp>(&slots[kDecodeOp]);
+  FillSlot<kConvOp>(&slots[kConvOp]);
+  writable->registrations_len += kNumOps;
   const FindCustomFn find_custom = reinterpret_cast<FindCustomFn>(g_wheel.find_custom);
-  if (find_custom(resolver, BITTTS_OP_NAME) != slot) {
-    writable->registrations_len -= 1;
-    return Refuse("the wheel's FindOp does not find the appended registration");
+  for (int op = 0; op < kNumOps; ++op) {
+    if (find_custom(resolver, kOpNames[op]) != &slots[op]) {
+      writable->registrations_len -= kNumOps;
+      return Refuse("the wheel's FindOp does not find the appended registration");
+    }
   }
   return true;
 }

@@ -25,7 +25,7 @@ extern "C" {
 typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
 
 /* Values of TfLiteType used here. */
-enum { kTfLiteFloat32 = 1, kTfLiteUInt8 = 3, kTfLiteInt8 = 9 };
+enum { kTfLiteFloat32 = 1, kTfLiteInt32 = 2, kTfLiteUInt8 = 3, kTfLiteInt8 = 9 };
 
 typedef struct TfLiteIntArray {
   int size;

@@ -9,7 +9,7 @@ microcontroller), packed graphs decoded at load (constants for XNNPACK), and
 the int8 graphs when the folder has them. Every round synthesizes each
 sentence with each configuration in turn, so machine noise falls on all of
 them alike. Real-time factor = synthesis time / audio duration; time to
-first audio = from the call to the first chunk's samples. Peak memory is
+first audio = from the call to the first samples. Peak memory is
 each configuration's own process (ru_maxrss) after one synthesis, next to
 the same process's before loading the model.
 """
@@ -114,7 +114,7 @@ def main(argv):
               f"{row['model_rss_mib']:8.2f}MiB")
     report = {"model_dir": os.path.abspath(FLAGS.model_dir), "num_threads": FLAGS.num_threads,
               "rounds": FLAGS.rounds, "sentences": FLAGS.sentences,
-              "chunk_frames": next(iter(engines.values())).shapes["chunk_frames"],
+              "step_frames": next(iter(engines.values())).stream_shapes.step,
               "configurations": rows, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     fileio.atomic_write_json(FLAGS.output, report)

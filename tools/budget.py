@@ -1,13 +1,17 @@
-"""Microcontroller budget of an exported model folder: flash, TFLM arena and
-multiply-accumulates per second of audio, per variant, against the tiny
-model's targets (flash <= 512 KB for weights and graphs, arena <= 128 KB,
-<= 200 MMAC per second of audio); JSON and a table.
+"""Microcontroller budget of an exported model folder: flash (weights and
+flatbuffer structure), the smallest TFLM arena with its split (activations
+"head", persistent "tail" and its parts), multiply-accumulates per second of
+audio and the latency from a segment's first frame to its first sample, per
+variant, against the tiny model's targets (flash <= 512 KB for weights and
+graphs, arena <= 128 KB, <= 100 MMAC per second of audio); JSON and a table.
 
     tools/budget.py --model_dir=models/my_voice --output=out/budget.json
 
-Variants: "packed" (float32, BitTTSTernaryDecode), "int8", and their stock
-TFLM forms "lut" / "int8_lut" (made here with tflm.lut_compress, not
-stored). Arenas are the smallest each graph allocates and invokes in, found
+Variants: "packed" (float32, BitTTSTernaryDecode), "int8", their forms with
+every decode -> CONV_2D pair fused into one BitTTSTernaryConv that reads the
+packed bytes itself ("fused" / "int8_fused": no decoded kernel in the
+arena; made here with export.fused_conv, not stored), and their stock TFLM
+forms "lut" / "int8_lut" (made here with tflm.lut_compress, not stored). Arenas are the smallest each graph allocates and invokes in, found
 by bisection in the pinned tflite-micro wheel (64-bit host: pointers and
 TFLM's own records are larger than on a Cortex-M, activations are not).
 """
@@ -30,7 +34,7 @@ from bittts_tf.runtime import model_folder
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
 flags.DEFINE_string("output", None, "JSON report to write.")
-flags.DEFINE_list("variants", ["packed", "int8", "lut", "int8_lut"],
+flags.DEFINE_list("variants", ["packed", "int8", "fused", "int8_fused", "lut", "int8_lut"],
                   "Variants to count (those the folder lacks are skipped).")
 flags.DEFINE_float("frames_per_phoneme", 5.0,
                    "Average mel frames per phoneme: amortizes the text graph over a full "
@@ -38,17 +42,21 @@ flags.DEFINE_float("frames_per_phoneme", 5.0,
 flags.DEFINE_boolean("arena", True, "Search each graph's smallest TFLM arena (slow-ish).")
 flags.mark_flags_as_required(["model_dir", "output"])
 
-VARIANTS = ("packed", "int8", "lut", "int8_lut")
+VARIANTS = ("packed", "int8", "fused", "int8_fused", "lut", "int8_lut")
 _LUT_OF = {"lut": "packed", "int8_lut": "int8"}
+_FUSED_OF = {"fused": "packed", "int8_fused": "int8"}
 
 
 def variant_graphs(folder, variant: str) -> dict[str, bytes] | None:
-    source = _LUT_OF.get(variant, variant)
+    source = _LUT_OF.get(variant, _FUSED_OF.get(variant, variant))
     if source not in folder.variants:
         return None
     graphs = {g: folder.read_graph(g, source) for g in model_folder.GRAPHS}
     if variant in _LUT_OF:
         graphs = {g: tflm.lut_compress(m, g)[0] for g, m in graphs.items()}
+    if variant in _FUSED_OF:
+        from bittts_tf.export import fused_conv
+        graphs = {g: fused_conv.fuse_ternary_convs(m, g).tflite for g, m in graphs.items()}
     return graphs
 
 
@@ -62,6 +70,7 @@ def variant_budget(folder, variant: str, graphs: dict[str, bytes]) -> dict:
                  "largest_activations": budget.largest_activations(model, 3)}
         if FLAGS.arena:
             entry["arena_bytes"] = tflm.smallest_arena(model)
+            entry["arena"] = tflm.arena_breakdown(model, entry["arena_bytes"])
         per_graph[name] = entry
     rates = budget.macs_per_second(shapes, sample_rate, per_graph["frames"]["macs"],
                                    per_graph["text"]["macs"], FLAGS.frames_per_phoneme)
@@ -69,32 +78,34 @@ def variant_budget(folder, variant: str, graphs: dict[str, bytes]) -> dict:
     targets = budget.TARGETS
     verdict = {"flash_bytes": flash, "flash_ok": flash <= targets["flash_bytes"],
                "macs_per_second": rates["total_macs_per_second"],
-               "macs_ok": rates["total_macs_per_second"] <= targets["macs_per_second"],
-               "chunk_frames_for_macs_target": budget.chunk_for_macs(
-                   shapes, sample_rate, per_graph["frames"]["macs"],
-                   rates["text_graph_macs_per_second"], targets["macs_per_second"])}
+               "macs_ok": rates["total_macs_per_second"] <= targets["macs_per_second"]}
     if FLAGS.arena:
         arena = max(g["arena_bytes"] for g in per_graph.values())
         verdict.update(max_arena_bytes=arena, arena_ok=arena <= targets["arena_bytes"])
-    return {"graphs": per_graph, "macs_per_second": rates, "targets": verdict}
+    return {"graphs": per_graph, "macs_per_second": rates, "targets": verdict,
+            "latency": budget.latency_frames(shapes, int(shapes["n_fft"]))}
 
 
 def table(report: dict) -> str:
-    rows = [f"{'variant':9s} {'graph':7s} {'flash B':>10s} {'arena B':>10s} {'MMAC/call':>10s}"]
+    rows = [f"{'variant':9s} {'graph':7s} {'flash B':>10s} {'structure B':>11s} {'arena B':>10s} "
+            f"{'(head/tail)':>17s} {'MMAC/call':>10s}"]
     for variant, entry in report["variants"].items():
         for name, graph in entry["graphs"].items():
             arena = f"{graph['arena_bytes']:,d}" if "arena_bytes" in graph else "-"
-            rows.append(f"{variant:9s} {name:7s} {graph['flash']['bytes']:>10,d} {arena:>10s} "
-                        f"{graph['macs'] / 1e6:>10.1f}")
-        t, r = entry["targets"], entry["macs_per_second"]
+            parts = graph.get("arena", {})
+            split = (f"{parts.get('head', 0):,d}/{parts.get('tail', 0):,d}" if parts else "-")
+            rows.append(f"{variant:9s} {name:7s} {graph['flash']['bytes']:>10,d} "
+                        f"{graph['flash']['graph_structure_and_padding']:>11,d} {arena:>10s} "
+                        f"{split:>17s} {graph['macs'] / 1e6:>10.2f}")
+        t, r, latency = entry["targets"], entry["macs_per_second"], entry["latency"]
         arena = (f"arena {t['max_arena_bytes']:,d} B {'ok' if t['arena_ok'] else 'OVER'}"
                  if "max_arena_bytes" in t else "arena not searched")
-        chunk = t["chunk_frames_for_macs_target"]
         rows.append(f"{'':9s} total: flash {t['flash_bytes']:,d} B {'ok' if t['flash_ok'] else 'OVER'}"
                     f" | {arena} | {r['total_macs_per_second'] / 1e6:.1f} MMAC/s "
-                    f"{'ok' if t['macs_ok'] else 'OVER'} (frames {r['frames_graph_macs_per_second'] / 1e6:.1f}"
-                    f" with {r['context_overhead']:.1f}x context, text {r['text_graph_macs_per_second'] / 1e6:.1f});"
-                    f" MAC target at chunk >= {chunk if chunk is not None else 'none'}")
+                    f"{'ok' if t['macs_ok'] else 'OVER'} (frames "
+                    f"{r['frames_graph_macs_per_second'] / 1e6:.1f}, text "
+                    f"{r['text_graph_macs_per_second'] / 1e6:.1f}) | first sample "
+                    f"{latency['total_frames']} frames after its first frame")
     return "\n".join(rows)
 
 

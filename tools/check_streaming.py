@@ -1,10 +1,11 @@
-"""Checks that the exported graphs, streamed chunk by chunk through LiteRT,
-say what the Keras models say on the whole utterance.
+"""Checks that the exported graphs, the frames graph streamed a few frames an
+invoke through LiteRT and the C inverse STFT, say what the Keras models say
+on the whole utterance.
 
   python tools/check_streaming.py --checkpoint=runs/am --vocoder_checkpoint=runs/voc \
       --corpus=data/slt_cache --n=20 --output=out/streaming.json
 
-For each chunk size (the smallest, 4x and 16x it by default) the checkpoint is
+For each stream step (--chunks: 1, 4 and 16 frames an invoke by default) the checkpoint is
 exported to a temporary model folder; the texts of --n held-out utterances
 are spoken by bittts_tf.runtime (decode at load, and in the graph) and by the
 training graph (tools/synthesize.py's path: whole segments, then the vocoder).
@@ -27,13 +28,16 @@ from tqdm import tqdm
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint file or run directory.")
 flags.DEFINE_string("vocoder_checkpoint", None, "Vocoder checkpoint (two-stage training).")
-flags.DEFINE_string("corpus", None, "Feature cache whose held-out (validation) texts are spoken.")
+flags.DEFINE_string("corpus", None, "Feature cache whose held-out (validation) texts are spoken; "
+                    "without it, the first --n sentences of --sentences.")
+flags.DEFINE_string("sentences", None, "Sentences file (one a line) spoken when there is no "
+                    "--corpus (default: the evaluation sentences).")
 flags.DEFINE_integer("n", 20, "Held-out utterances.")
-flags.DEFINE_list("chunks", ["1", "4", "16"], "Chunk sizes in frames.")
+flags.DEFINE_list("chunks", ["1", "4", "16"], "Stream steps (frames an invoke) to check.")
 flags.DEFINE_integer("max_tokens", 64, "Text graph size.")
 flags.DEFINE_float("tolerance", 1e-4, "Largest allowed error, relative to the waveform's peak.")
 flags.DEFINE_string("output", "out/streaming.json", "JSON report, written atomically.")
-flags.mark_flags_as_required(["checkpoint", "corpus"])
+flags.mark_flags_as_required(["checkpoint"])
 
 
 def held_out_texts(corpus: str, n: int) -> list[str]:
@@ -57,7 +61,11 @@ def main(argv):
     synthesizer = Synthesizer(FLAGS.checkpoint, FLAGS.vocoder_checkpoint)
     if synthesizer.generator is None:
         sys.exit("check_streaming: no vocoder; pass --vocoder_checkpoint")
-    texts = held_out_texts(FLAGS.corpus, FLAGS.n)
+    if FLAGS.corpus:
+        texts = held_out_texts(FLAGS.corpus, FLAGS.n)
+    else:
+        from bittts_tf.eval.evaluation import load_sentences
+        texts = (load_sentences(FLAGS.sentences) if FLAGS.sentences else load_sentences())[:FLAGS.n]
 
     # The reference: each segment whole through the Keras models.
     references = []
@@ -74,15 +82,15 @@ def main(argv):
             for decode in ("load", "graph"):
                 tts = TextToSpeech(folder, decode=decode)
                 errors = []
-                for text, expected in zip(tqdm(texts, desc=f"chunk {chunk}, decode {decode}"),
+                for text, expected in zip(tqdm(texts, desc=f"step {chunk}, decode {decode}"),
                                           references):
                     audio = tts.synthesize(text).audio
                     if audio.shape != expected.shape:
                         errors.append(float("inf"))
                         continue
                     errors.append(float(np.abs(audio - expected).max() / np.abs(expected).max()))
-                results[f"chunk {chunk}, decode at {decode}"] = {
-                    "chunk_frames": chunk, "decode": decode, "max_error": max(errors),
+                results[f"step {chunk}, decode at {decode}"] = {
+                    "step_frames": chunk, "decode": decode, "max_error": max(errors),
                     "mean_error": float(np.mean(errors)), "utterances": len(errors)}
 
     passed = all(r["max_error"] <= FLAGS.tolerance for r in results.values())

@@ -64,10 +64,16 @@ def main(argv):
             if not key.startswith("vs_"):
                 continue
             for graph, result in graphs.items():
+                # The states are the stream's own bookkeeping: shown summed up.
+                shown = {k: o for k, o in result["outputs"].items() if not k.startswith("state_")}
+                states = [o["max_abs_error"] for k, o in result["outputs"].items()
+                          if k.startswith("state_")]
                 outputs = "; ".join(
-                    f"{o['max_abs_error']:.3g} (peak {o['peak']:.3g}"
+                    f"{k} {o['max_abs_error']:.3g} (peak {o['peak']:.3g}"
                     + (f", {o['max_error_in_steps']:.2f} steps)" if o["step"] else ")")
-                    for o in result["outputs"])
+                    for k, o in shown.items())
+                if states:
+                    outputs += f"; states: largest difference {max(states):.3g}"
                 print(f"  {key} {graph} ({result['invocations']} calls): {outputs}")
     print(f"wrote {FLAGS.output}")
 

@@ -1,6 +1,7 @@
 """Exports a trained TTS as a model folder that bittts_tf.runtime, tools/speak.py
 and the firmware read: fixed-shape .tflite graphs with packed ternary weights
-and BitTTSTernaryDecode, the front end's settings, a manifest and a size report.
+and BitTTSTernaryDecode (the frames graph a stream with state, --step frames
+an invoke), the front end's settings, a manifest and a size report.
 
   python tools/export_tts.py --checkpoint=runs/am --vocoder_checkpoint=runs/voc \
       --out_dir=models/my_voice
@@ -38,7 +39,8 @@ flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint file or 
 flags.DEFINE_string("vocoder_checkpoint", None, "Vocoder checkpoint (two-stage training).")
 flags.DEFINE_string("out_dir", None, "The model folder to write.")
 flags.DEFINE_integer("max_tokens", 64, "Phonemes per text-graph call (longer text is split).")
-flags.DEFINE_integer("chunk_frames", 32, "Mel frames per frames-graph call (16 ms each at 16 kHz).")
+flags.DEFINE_integer("step", 4, "Mel frames per invoke of the frames graph's stream (16 ms each "
+                     "at 16 kHz): more frames an invoke cost more arena, fewer cost more invokes.")
 flags.DEFINE_boolean("with_float32", False,
                      "Also write the float32 variant (same weights as float constants) for "
                      "tools/bench_tts.py; not for shipping.")
@@ -98,7 +100,7 @@ def main(argv):
     try:
         report = tts_graphs.export_model_folder(
             FLAGS.out_dir, synthesizer.acoustic, synthesizer.generator, synthesizer.config,
-            synthesizer.front_end, FLAGS.max_tokens, FLAGS.chunk_frames, source,
+            synthesizer.front_end, FLAGS.max_tokens, FLAGS.step, source,
             with_float32=FLAGS.with_float32, int8_utterances=utterances)
     except (tts_graphs.ExportError, converter_lib.ConversionError) as e:
         sys.exit(f"export_tts: {e}")

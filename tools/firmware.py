@@ -5,7 +5,10 @@ exported model folder (tools/export_tts.py):
       --phrase="Hello there." --phrase="The battery is low."
 
   bittts_model_data.h  sizes, CRC-32s, graph shapes, tensor indices, the stream
-                       config, and the phrases as phoneme ids
+                       config with the frames graph's states (their tensor
+                       indices, sizes and int8 zero points), the int8
+                       quantization of the stream's tensors, and the phrases
+                       as phoneme ids
   bittts_model_data.c  the .tflite graphs as 16-byte-aligned const arrays (they
                        stay in flash), the phrases
   bittts_op_resolver.h the TFLM op resolver with exactly the ops both graphs use
@@ -24,10 +27,12 @@ import os
 import sys
 import zlib
 
+import numpy as np
 from absl import flags
 
 from bittts_tf.export import tflite_file
 from bittts_tf.runtime import firmware_spec
+from bittts_tf.runtime.stream import StreamShapes
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
@@ -47,52 +52,78 @@ RESOLVER_HEADER = "bittts_op_resolver.h"
 # Custom ops TFLite Micro registers itself (its compression's decode op).
 TFLM_CUSTOM_METHODS = {"TFLM_DECODE": "AddDecode"}
 
-# Each graph's outputs are named "PartitionedCall:<k>", k following the
-# sorted keys of the exported function's output dict (tts_graphs).
-OUTPUT_NAMES = {"text": ("hidden", "log_duration"), "frames": ("audio", "mel")}
-
 
 class FirmwareError(ValueError):
     """Input the sources cannot be made from; the message names it."""
 
 
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-    return schema
+_TYPES = {0: "float32", 2: "int32", 9: "int8"}  # TFLite TensorType codes
 
 
-def tensor_indices(model, graph: str, expected: dict, path: str) -> dict:
-    """{name: (direction, index in the subgraph's inputs or outputs)}, each
-    tensor's shape and type checked against what the stream expects."""
-    schema = _schema()
+def _quantization(tensor) -> tuple[float, int] | None:
+    """(scale, zero point) of a per-tensor quantized tensor, else None."""
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) != 1 or q.zeroPoint is None:
+        return None
+    return float(np.float32(q.scale[0])), int(q.zeroPoint[0])
+
+
+def tensor_indices(model, expected: dict, path: str, optional=()) -> dict:
+    """{name: (direction, position in the subgraph's inputs or outputs,
+    (scale, zero point) or None)}, each tensor's shape and type checked
+    against `expected` ({"inputs": {name: (shape, type)}, "outputs": [(name,
+    shape, type)] in signature order}). The signature names the tensors: a
+    dict of outputs is flattened in sorted key order (output_0, ...), and the
+    subgraph's own output list may follow another order."""
+    try:
+        inputs, outputs = tflite_file.signature_tensors(model)
+    except tflite_file.TFLiteFileError as e:
+        raise FirmwareError(f"{path}: {e}") from None
     subgraph = model.subgraphs[0]
-    found = {}
-    for position, tensor_index in enumerate(subgraph.inputs):
-        name = subgraph.tensors[tensor_index].name.decode()
-        found[name.removeprefix("serving_default_").split(":")[0]] = ("input", position,
-                                                                      tensor_index)
-    outputs = sorted(enumerate(subgraph.outputs),
-                     key=lambda item: int(subgraph.tensors[item[1]].name.decode().rsplit(":")[-1]))
-    if len(outputs) != len(OUTPUT_NAMES[graph]):
+    wanted = expected["inputs"]
+    extra = sorted(set(inputs) - set(wanted) - set(optional))
+    missing = sorted(set(wanted) - set(inputs))
+    if extra or missing:
+        raise FirmwareError(f"{path}: inputs {sorted(inputs)}, expected {sorted(wanted)} "
+                            "(an older export?)")
+    if len(outputs) != len(expected["outputs"]):
         raise FirmwareError(f"{path}: {len(outputs)} outputs, expected "
-                            f"{', '.join(OUTPUT_NAMES[graph])}")
-    for name, (position, tensor_index) in zip(OUTPUT_NAMES[graph], outputs):
-        found[name] = ("output", position, tensor_index)
-    types = {schema.TensorType.FLOAT32: "float32", schema.TensorType.INT32: "int32"}
+                            f"{', '.join(name for name, _, _ in expected['outputs'])}")
+    # Keys "in:<name>" / "out:<name>": the stream has a mask and each state both ways.
+    found = {f"in:{name}": ("input", [int(i) for i in subgraph.inputs].index(tensor), tensor)
+             for name, tensor in inputs.items()}
+    found.update({f"out:{name}": ("output", [int(i) for i in subgraph.outputs].index(tensor),
+                                  tensor)
+                  for (name, _, _), tensor in zip(expected["outputs"], outputs)})
+    want = {f"in:{name}": value for name, value in wanted.items()}
+    want.update({f"out:{name}": (shape, dtype) for name, shape, dtype in expected["outputs"]})
     result = {}
-    for name, (shape, dtype) in expected.items():
-        if name not in found:
-            raise FirmwareError(f"{path}: no tensor named {name!r} (an older export?)")
-        direction, position, tensor_index = found[name]
-        tensor = subgraph.tensors[tensor_index]
-        got = (list(tensor.shape) if tensor.shape is not None else [], types.get(tensor.type, "?"))
-        if got != (shape, dtype):
-            raise FirmwareError(f"{path}: {direction} {name!r} is {got[1]} {got[0]}, the manifest "
-                                f"implies {dtype} {shape}")
-        result[name] = (direction, position)
-    if "speaker" in found:
-        result["speaker"] = found["speaker"][:2]
+    for key, (direction, position, tensor_index) in found.items():
+        tensor, name = subgraph.tensors[tensor_index], key.split(":", 1)[1]
+        if key in want:
+            shape, dtype = want[key]
+            got = ([int(n) for n in tensor.shape] if tensor.shape is not None else [],
+                   _TYPES.get(tensor.type, "?"))
+            if got != (list(shape), dtype):
+                raise FirmwareError(f"{path}: {direction} {name!r} is {got[1]} {got[0]}, the "
+                                    f"manifest implies {dtype} {list(shape)}")
+        quant = _quantization(tensor) if tensor.type == 9 else None
+        if tensor.type == 9 and (quant is None or not (np.isfinite(quant[0]) and quant[0] > 0)
+                                 or not -128 <= quant[1] <= 127):
+            raise FirmwareError(f"{path}: int8 {direction} {name!r} has no per-tensor scale "
+                                "and zero point the stream can use")
+        result[key] = (direction, position, quant)
     return result
+
+
+def check_state_quantization(indices: dict, states, path: str) -> None:
+    """A state's int8 codes go back in unchanged: its output must have its
+    input's scale and zero point."""
+    for name, _, _ in states:
+        if indices[f"in:{name}"][2] != indices[f"out:{name}"][2]:
+            raise FirmwareError(f"{path}: {name} leaves the graph with quantization "
+                                f"{indices[f'out:{name}'][2]} and comes back with "
+                                f"{indices[f'in:{name}'][2]}: its codes cannot be carried")
 
 
 def c_string(text: str) -> str:
@@ -150,35 +181,55 @@ def load_inputs(model_dir: str, variant: str, phrases: list[str]):
     return shapes, len(front_end.symbols), int(manifest["speakers"]), sample_rate, graphs, segments
 
 
-def expected_tensors(shapes: dict) -> dict:
-    window = shapes["left_context"] + shapes["chunk_frames"] + shapes["right_context"]
+def expected_tensors(shapes: dict, stream: StreamShapes, int8: bool) -> dict:
+    """The interface the exporter writes (as the runtime's TextToSpeech._interface):
+    the text graph has float32 edges in both variants, the frames graph is
+    int8 from end to end in the int8 variant."""
     tokens, channels = shapes["max_tokens"], shapes["encoder_channels"]
+    dtype = "int8" if int8 else "float32"
+    frames_outputs = stream.outputs()
     return {
-        "text": {"phonemes": ([1, tokens], "int32"), "length": ([1], "int32"),
-                 "hidden": ([1, tokens, channels], "float32"),
-                 "log_duration": ([1, tokens], "float32")},
-        "frames": {"frames": ([1, window, channels], "float32"),
-                   "mask": ([1, window, 1], "float32"),
-                   "audio": ([1, shapes["chunk_frames"] * shapes["hop_length"]], "float32"),
-                   "mel": ([1, shapes["chunk_frames"], shapes["n_mels"]], "float32")},
+        "text": {"inputs": {"phonemes": ([1, tokens], "int32"), "length": ([1], "int32")},
+                 "outputs": [("hidden", [1, tokens, channels], "float32"),
+                             ("log_duration", [1, tokens], "float32")]},
+        "frames": {"inputs": {name: (list(shape), dtype)
+                              for name, (shape, _) in stream.inputs(None).items()},
+                   "outputs": [(name, list(frames_outputs[name]), dtype)
+                               for name in stream.output_names]},
     }
 
 
-def data_header(model_dir, shapes, num_symbols, speakers, sample_rate, graphs, indices,
-                phrases, segments) -> str:
-    values = dict(shapes, num_symbols=num_symbols)
-    config = ", \\\n".join(f"    {values[name]} /* {name} */"
-                           for name, _ in firmware_spec.CONFIG_FIELDS)
-    window = shapes["left_context"] + shapes["chunk_frames"] + shapes["right_context"]
+def _c_float(value: float) -> str:
+    """A float32 as a C literal: its shortest decimal, which reads back to it."""
+    return str(np.float32(value)) + "f"
+
+
+def _table(values, indent: str = "    ") -> str:
+    """A brace initializer, 12 values a line ({0} when empty: C has no {})."""
+    rows = [", ".join(str(v) for v in values[i:i + 12]) for i in range(0, len(values), 12)]
+    return "{" + f", \\\n{indent}".join(rows) + "}" if rows else "{0}"
+
+
+def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, sample_rate,
+                graphs, indices, variant, phrases) -> str:
+    values = firmware_spec.config_values(shapes, num_symbols)
+    config = [f"    {values[name]} /* {name} */" for name, _ in firmware_spec.CONFIG_FIELDS]
+    config += [f"    {_table(values[name][:len(stream.states)], '     ')} /* {name} */"
+               for name, _ in firmware_spec.CONFIG_ARRAYS]
+    int8 = variant == "int8"
+    work = firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"], stream.head_width, int8)
+    frames = indices["frames"]
+    states = stream.states
     lines = [
-        f"/* Generated by tools/firmware.py from {os.path.basename(os.path.abspath(model_dir))}. "
-        "Do not edit. */",
+        f"/* Generated by tools/firmware.py from {os.path.basename(os.path.abspath(model_dir))} "
+        f"({variant} graphs). Do not edit. */",
         "#ifndef BITTTS_MODEL_DATA_H_", "#define BITTTS_MODEL_DATA_H_", "",
         "#include <stddef.h>", "#include <stdint.h>", "",
         '#include "bittts_stream_spec.h"', "",
         "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
         "/* The record layout this file was generated for. */",
-        f"#if BITTTS_CONFIG_NUM_FIELDS != {len(firmware_spec.CONFIG_FIELDS)}",
+        f"#if BITTTS_CONFIG_NUM_FIELDS != {len(firmware_spec.CONFIG_FIELDS)} || "
+        f"BITTTS_MAX_STATES != {firmware_spec.MAX_STATES}",
         '#error "bittts_stream_spec.h does not match: run tools/firmware.py again"', "#endif", "",
     ]
     for graph, (path, data, _) in graphs.items():
@@ -189,20 +240,46 @@ def data_header(model_dir, shapes, num_symbols, speakers, sample_rate, graphs, i
                   f"extern const uint8_t bittts_model_{graph}[BITTTS_MODEL_{upper}_BYTES];", ""]
     lines.append("/* Interpreter tensor indices: interpreter.input(i) / output(i). */")
     for graph, names in indices.items():
-        for name, (direction, position) in names.items():
+        for key, (direction, position, _) in names.items():
+            name = key.split(":", 1)[-1]
             lines.append(f"#define BITTTS_MODEL_{graph.upper()}_{direction.upper()}_"
                          f"{name.upper()} {position}")
     lines += ["", "/* Shapes (frames and samples). */",
               f"#define BITTTS_MODEL_SAMPLE_RATE {sample_rate}",
               f"#define BITTTS_MODEL_SPEAKERS {speakers}",
               f"#define BITTTS_MODEL_NUM_SYMBOLS {num_symbols}"]
-    for name in ("max_tokens", "encoder_channels", "n_mels", "chunk_frames", "left_context",
-                 "right_context", "hop_length", "max_frames_per_token", "max_frames_per_segment"):
+    for name in ("max_tokens", "encoder_channels", "n_mels", "hop_length", "n_fft",
+                 "max_frames_per_token", "max_frames_per_segment"):
         lines.append(f"#define BITTTS_MODEL_{name.upper()} {shapes[name]}")
-    lines += [f"#define BITTTS_MODEL_WINDOW_FRAMES {window}",
-              f"#define BITTTS_MODEL_CHUNK_SAMPLES {shapes['chunk_frames'] * shapes['hop_length']}",
+    lines += ["",
+              "/* The frames graph is a stream (bittts_stream.h): STEP frames in and STEP",
+              " * spectrum rows of HEAD_WIDTH values out per invoke, DELAY frames behind. */",
+              f"#define BITTTS_MODEL_STEP {stream.step}",
+              f"#define BITTTS_MODEL_DELAY {stream.delay}",
+              f"#define BITTTS_MODEL_HEAD_WIDTH {stream.head_width}",
+              f"#define BITTTS_MODEL_FRAMES_INT8 {int(int8)} /* 1: its tensors are int8 */",
+              "/* Floats of the work buffer: bittts_stream_work_len(&config, "
+              "BITTTS_MODEL_FRAMES_INT8). */",
+              f"#define BITTTS_MODEL_STREAM_WORK_FLOATS {work}",
+              "/* int8: value = scale * (code - zero point) (float32 graphs: unused). */"]
+    for key, what in (("in:frames", "FRAMES_INPUT_FRAMES"), ("in:mask", "FRAMES_INPUT_MASK"),
+                      ("out:spectrum", "FRAMES_OUTPUT_SPECTRUM")):
+        scale, zero_point = frames[key][2] or (0.0, 0)
+        lines += [f"#define BITTTS_MODEL_{what}_SCALE {_c_float(scale)}",
+                  f"#define BITTTS_MODEL_{what}_ZERO_POINT {zero_point}"]
+    lines += ["/* The states, state_00 first: input and output indices, values in each, the",
+              " * int8 zero point (the code of a zero state; 0 for float32). */",
+              f"#define BITTTS_MODEL_NUM_STATES {len(states)}",
+              "#define BITTTS_MODEL_STATE_INPUTS "
+              + _table([frames[f"in:{name}"][1] for name, _, _ in states]),
+              "#define BITTTS_MODEL_STATE_OUTPUTS "
+              + _table([frames[f"out:{name}"][1] for name, _, _ in states]),
+              "#define BITTTS_MODEL_STATE_LENGTHS "
+              + _table([f * c for _, f, c in states]),
+              "#define BITTTS_MODEL_STATE_ZERO_POINTS "
+              + _table([(frames[f"in:{name}"][2] or (0.0, 0))[1] for name, _, _ in states]),
               "", "/* static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG; */",
-              "#define BITTTS_MODEL_STREAM_CONFIG { \\", config + " \\", "}", "",
+              "#define BITTTS_MODEL_STREAM_CONFIG { \\", ", \\\n".join(config) + " \\", "}", "",
               "/* A phrase: the phoneme ids of its segments one after another; run each",
               " * segment through the text graph on its own. */",
               "typedef struct {", "  const char *text;", "  const int32_t *ids;",
@@ -270,16 +347,20 @@ def resolver_header(model_dir, graphs, ops) -> tuple[str, list[str]]:
             if name in TFLM_CUSTOM_METHODS:
                 if name not in seen:
                     methods.append(TFLM_CUSTOM_METHODS[name])
-            elif name != spec.OP_NAME:
+            elif name not in (spec.OP_NAME, spec.CONV_OP_NAME):
                 missing.append(f"custom {name} ({graph}.tflite)")
             seen.add(name)
-    custom = any(spec.OP_NAME in customs for _, customs in ops.values())
-    count = len(methods) + int(custom)
+    # Our ops (the fused conv when fused_conv.fuse_ternary_convs rewrote a graph), last.
+    ours = [call for name, call in (
+        (spec.OP_NAME, "AddCustom(BITTTS_OP_NAME, Register_BitTTSTernaryDecode())"),
+        (spec.CONV_OP_NAME, "AddCustom(BITTTS_CONV_OP_NAME, Register_BitTTSTernaryConv())"))
+        if any(name in customs for _, customs in ops.values())]
+    count = len(methods) + len(ours)
     listing = "\n".join(f"//   {graph}.tflite: {' '.join(builtins + customs)}"
                         for graph, (builtins, customs) in ops.items())
-    body = [f"  if (resolver.{method}() != kTfLiteOk) return kTfLiteError;" for method in methods]
-    body.append(f"  return resolver.AddCustom(BITTTS_OP_NAME, Register_BitTTSTernaryDecode());"
-                if custom else "  return kTfLiteOk;")
+    body = [f"  if (resolver.{call} != kTfLiteOk) return kTfLiteError;"
+            for call in [f"{method}()" for method in methods] + ours[:-1]]
+    body.append(f"  return resolver.{ours[-1]};" if ours else "  return kTfLiteOk;")
     note = ""
     if missing:
         note = ("\n// TFLite Micro has no kernel for: " + ", ".join(missing) + ".\n"
@@ -325,9 +406,16 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
     if shapes["max_tokens"] > 0xFFFF:
         raise FirmwareError(f"{model_dir}: max_tokens {shapes['max_tokens']} does not fit the "
                             "uint16 segment lengths of the phrase table")
-    expected = expected_tensors(shapes)
-    indices = {graph: tensor_indices(model, graph, expected[graph], path)
+    stream = StreamShapes.from_dict(shapes["stream"])
+    try:
+        firmware_spec.config_values(shapes, num_symbols)
+    except ValueError as e:
+        raise FirmwareError(f"{model_dir}: {e}") from None
+    expected = expected_tensors(shapes, stream, variant == "int8")
+    indices = {graph: tensor_indices(model, expected[graph], path,
+                                     optional=("speaker",) if graph == "text" else ())
                for graph, (path, _, model) in graphs.items()}
+    check_state_quantization(indices["frames"], stream.states, graphs["frames"][0])
     ops = {graph: tflite_file.graph_ops(model) for graph, (_, _, model) in graphs.items()}
     resolver, missing = resolver_header(model_dir, graphs, ops)
     if missing and not allow_missing_ops:
@@ -336,8 +424,8 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise FirmwareError(f"--out_dir {out_dir}: exists and is not a directory")
     files = {
-        DATA_HEADER: data_header(model_dir, shapes, num_symbols, speakers, sample_rate, graphs,
-                                 indices, phrases, segments),
+        DATA_HEADER: data_header(model_dir, shapes, stream, num_symbols, speakers, sample_rate,
+                                 graphs, indices, variant, phrases),
         DATA_SOURCE: data_source(graphs, phrases, segments),
         RESOLVER_HEADER: resolver,
     }

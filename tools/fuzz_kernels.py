@@ -10,6 +10,11 @@ Targets (sources in tests/c/):
                        (tflite/bittts_litert_op.c) on fake TfLiteContext /
                        TfLiteNode records built from the input, planted layout
                        faults included.
+  fuzz_ternary_conv    the fused ternary convolution
+                       (tflite/bittts_ternary_conv.c), float32 and int8,
+                       against a naive reference; bad sizes, parameters,
+                       overlaps and bytes refused with the output and the
+                       scratch untouched; its options parser.
 
 Each is built with clang -fsanitize=fuzzer,address,undefined
 -fno-sanitize-recover=all, so a read or write out of bounds, undefined
@@ -47,10 +52,12 @@ CFLAGS = ["-std=c99", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 TARGETS = {
     "fuzz_decode": (["tests/c/fuzz_decode.c"], ["bittts_ternary.c"], []),
     "fuzz_litert_kernel": (["tests/c/fuzz_litert_kernel.c"],
-                           ["bittts_litert_op.c", "bittts_ternary.c"],
+                           ["bittts_litert_op.c", "bittts_ternary.c", "bittts_ternary_conv.c"],
                            # a refusal it cannot report through the fake
                            # context would print on every input otherwise
                            ["-DBITTTS_LITERT_NO_STDERR"]),
+    "fuzz_ternary_conv": (["tests/c/fuzz_ternary_conv.c"],
+                          ["bittts_ternary_conv.c", "bittts_ternary.c"], []),
 }
 
 FLAGS = flags.FLAGS

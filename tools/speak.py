@@ -4,8 +4,8 @@ LiteRT and the BitTTS op library; TensorFlow is not needed.
   python tools/speak.py --model_dir=models/slt_tiny --text="Hello there." --output=hello.wav
 
 Long text is split at punctuation and word boundaries into segments that
-fit the text graph; each segment is streamed through the frames graph chunk
-by chunk. Prints the time to first audio and the real-time factor.
+fit the text graph; each segment is streamed through the frames graph a few
+frames an invoke, then the inverse STFT in C. Prints the time to first audio and the real-time factor.
 """
 
 from bittts_tf import cli

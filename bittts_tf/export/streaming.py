@@ -28,36 +28,15 @@ its float tensors (five of 844 KB at a 103-frame window) leave the arena.
 
 from __future__ import annotations
 
-import dataclasses
-
+import numpy as np
 import tensorflow as tf
 
 from bittts_tf.models.frame_vocoder import FrameVocoder, sigmoid_gelu
+from bittts_tf.runtime.stream import StreamShapes, zero_states
 
 
 class StreamingError(RuntimeError):
     pass
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamShapes:
-    step: int                      # frames in and out per invoke
-    delay: int                     # output frames lag the input by this many
-    channels: int                  # regulated encoder frame width
-    n_mels: int
-    head_width: int                # n_fft + 2: log-magnitudes, then phases
-    states: tuple                  # ((name, frames, channels), ...) in input order
-
-    @property
-    def output_names(self) -> list[str]:
-        """The graph's outputs in signature order (output_0, ...): a dict of
-        outputs is flattened in sorted key order."""
-        return sorted(["spectrum", "mask", "mel"] + [name for name, _, _ in self.states])
-
-    def to_dict(self) -> dict:
-        return {"step": self.step, "delay": self.delay, "channels": self.channels,
-                "n_mels": self.n_mels, "head_width": self.head_width,
-                "states": [list(s) for s in self.states]}
 
 
 def _conv(layer, x):
@@ -204,134 +183,35 @@ def frames_stream_function(acoustic, vocoder, step: int):
     return stream, shapes
 
 
-def zero_states(shapes: StreamShapes) -> dict:
-    import numpy as np
-    return {name: np.zeros((1, 1, frames, channels), np.float32)
-            for name, frames, channels in shapes.states}
-
-
-def run_stream(step_fn, shapes: StreamShapes, regulated, mask=None, initial_states=None):
-    """Drives a step function (Keras/tf.function or an interpreter wrapper
-    returning the output dict) over regulated frames [T, C]: feeds them
-    `step` at a time, then `delay` masked frames, and returns (spectrum
-    [T, n_fft + 2], mel [T, n_mels]) of the whole utterance. An int8 graph
-    starts from `initial_states` (its zero codes: the zero point)."""
-    import numpy as np
-    regulated = np.asarray(regulated, np.float32)
-    total = len(regulated)
-    if mask is None:
-        mask = np.ones((total, 1), np.float32)
-    n_steps = -(-(total + shapes.delay) // shapes.step)
-    padded = np.zeros((n_steps * shapes.step, shapes.channels), np.float32)
-    padded[:total] = regulated
-    padded_mask = np.zeros((n_steps * shapes.step, 1), np.float32)
-    padded_mask[:total] = mask
-    states = zero_states(shapes) if initial_states is None else dict(initial_states)
-    spectra, mels = [], []
-    for k in range(n_steps):
-        rows = slice(k * shapes.step, (k + 1) * shapes.step)
-        out = step_fn(frames=padded[None, None, rows], mask=padded_mask[None, None, rows],
-                      **states)
-        states = {name: np.asarray(out[name]) for name, _, _ in shapes.states}
-        spectra.append(np.asarray(out["spectrum"])[0, 0])
-        mels.append(np.asarray(out["mel"])[0, 0])
-    spectrum = np.concatenate(spectra)[shapes.delay:shapes.delay + total]
-    mel = np.concatenate(mels)[shapes.delay:shapes.delay + total]
-    return spectrum, mel
-
-
 def calibration_inputs(function, shapes: StreamShapes, regulated, count: int) -> list[dict]:
-    """Inputs of `count` steps of the Keras stream `function` over regulated
-    frames [T, C] (utterances run together; tiled when short), taken once
-    every conv's state holds real frames. Steps whose states still hold the
-    zero start are left out: a layer norm of an all-zero row divides by
-    sqrt(epsilon), some 1000 times what real rows see, and would stretch the
-    int8 range until real rows quantize to zero (seen: every vocoder
-    activation zero)."""
-    import numpy as np
+    """Inputs of `count` steps of the Keras stream `function`, spread evenly
+    over a run through regulated frames [T, C] (utterances run together;
+    tiled when short), taken once every conv's state holds real frames.
+    Steps whose states still hold the zero start are left out: a layer norm
+    of an all-zero row divides by sqrt(epsilon), some 1000 times what real
+    rows see, and would stretch the int8 range until real rows quantize to
+    zero (seen: every vocoder activation zero)."""
+    if count < 1:
+        raise StreamingError(f"calibration needs at least one step, got {count}")
     warm_up = -(-shapes.delay // shapes.step) + 1
-    needed = (warm_up + count) * shapes.step
     regulated = np.asarray(regulated, np.float32)
+    needed = (warm_up + count) * shapes.step
     if len(regulated) < needed:
         regulated = np.concatenate([regulated] * -(-needed // len(regulated)))
+    n_steps = len(regulated) // shapes.step
+    chosen = set(np.linspace(warm_up, n_steps - 1, count).round().astype(int).tolist())
     states = zero_states(shapes)
     samples = []
     mask = np.ones((1, 1, shapes.step, 1), np.float32)
-    for k in range(warm_up + count):
+    for k in range(max(chosen) + 1):
         frames = regulated[None, None, k * shapes.step:(k + 1) * shapes.step]
         sample = {"frames": frames, "mask": mask, **states}
-        if k >= warm_up:
+        if k in chosen:
             samples.append(sample)
         out = function(frames, mask, *[states[name] for name, _, _ in shapes.states])
         states = {name: np.asarray(out[name]) for name, _, _ in shapes.states}
     return samples
 
 
-class InterpreterStep:
-    """A converted stream graph as a step function for `run_stream`: LiteRT
-    (`interpreter` with set_tensor / get_tensor) or the tflite-micro wheel
-    (`tflm=True`: set_input / get_output by position), inputs by name and
-    outputs by the signature's order."""
-
-    def __init__(self, model: bytes, shapes: StreamShapes, interpreter, tflm: bool = False):
-        from bittts_tf.export import tflite_file
-        parsed = tflite_file.parse_model(model)
-        inputs, outputs = tflite_file.signature_tensors(parsed)
-        subgraph = parsed.subgraphs[0]
-        self.interpreter, self.tflm = interpreter, tflm
-        self.input_pos = {name: [int(i) for i in subgraph.inputs].index(t)
-                          for name, t in inputs.items()}
-        self.input_index = inputs
-        self.output_pos = [[int(i) for i in subgraph.outputs].index(t) for t in outputs]
-        self.output_index = outputs
-        self.names = shapes.output_names
-        self.states = {name for name, _, _ in shapes.states}
-
-        def parameters(t):
-            tensor = subgraph.tensors[t]
-            q = tensor.quantization
-            if tensor.type != 9 or q is None or q.scale is None or len(q.scale) != 1:
-                return None
-            return float(q.scale[0]), int(q.zeroPoint[0])
-
-        self.in_q = {name: parameters(t) for name, t in inputs.items()}
-        self.out_q = [parameters(t) for t in outputs]
-
-    def zero_states(self, shapes: StreamShapes) -> dict:
-        """Every state at zero: its zero point's code in an int8 graph."""
-        import numpy as np
-        states = zero_states(shapes)
-        for name in states:
-            q = self.in_q[name]
-            if q is not None:
-                states[name] = np.full(states[name].shape, q[1], np.int8)
-        return states
-
-    def __call__(self, **inputs) -> dict:
-        """Float inputs are quantized for an int8 graph; states pass as they
-        came out (int8 codes); the other outputs come back dequantized."""
-        import numpy as np
-        for name, value in inputs.items():
-            q = self.in_q[name]
-            if q is not None and value.dtype != np.int8:
-                inputs[name] = np.clip(np.round(value / q[0]) + q[1], -128, 127).astype(np.int8)
-        if self.tflm:
-            for name, value in inputs.items():
-                self.interpreter.set_input(np.ascontiguousarray(value), self.input_pos[name])
-            self.interpreter.invoke()
-            values = [self.interpreter.get_output(k) for k in self.output_pos]
-        else:
-            for name, value in inputs.items():
-                self.interpreter.set_tensor(self.input_index[name], value)
-            self.interpreter.invoke()
-            values = [self.interpreter.get_tensor(k) for k in self.output_index]
-        out = {}
-        for name, value, q in zip(self.names, values, self.out_q):
-            if q is not None and name not in self.states:
-                value = (value.astype(np.float32) - q[1]) * np.float32(q[0])
-            out[name] = value
-        return out
-
-
-__all__ = ["InterpreterStep", "calibration_inputs", "StreamShapes", "StreamingError", "frames_stream_function", "run_stream",
-           "stream_shapes", "zero_states"]
+__all__ = ["StreamShapes", "StreamingError", "calibration_inputs", "frames_stream_function",
+           "stream_shapes"]

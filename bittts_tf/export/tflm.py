@@ -22,6 +22,7 @@ import faulthandler
 import functools
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -112,10 +113,11 @@ def _quiet_stderr(enabled: bool):
 
 def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
     """A TFLM interpreter with tensors allocated in an arena of `arena_size`
-    bytes; our registerer is used when the model has BitTTSTernaryDecode."""
+    bytes; our registerer is used when the model has BitTTSTernaryDecode or
+    BitTTSTernaryConv."""
     from tflite_micro.python.tflite_micro import runtime
     registerers = []
-    if spec.OP_NAME in _custom_ops(model):
+    if {spec.OP_NAME, spec.CONV_OP_NAME} & _custom_ops(model):
         _library()
         registerers = [spec.TFLM_REGISTERER_SYMBOL]
     else:
@@ -132,32 +134,28 @@ def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
 
 
 class Graph:
-    """One TFLM interpreter whose inputs and outputs are addressed as in
-    bittts_tf.runtime: inputs by name ("serving_default_<name>:0"), outputs
-    in the order of their "PartitionedCall:<i>" names."""
+    """One TFLM interpreter addressed as bittts_tf.runtime's graphs are:
+    inputs by name, outputs by the names `output_names` gives the signature's
+    outputs (default output_0, ...); int8 edges (de)quantized except `raw`."""
 
-    def __init__(self, model: bytes, arena_size: int):
-        parsed = tflite_file.parse_model(model)
-        subgraph = parsed.subgraphs[0]
-        names = [subgraph.tensors[i].name.decode() for i in subgraph.inputs]
-        self.inputs = {name.removeprefix("serving_default_").split(":")[0]: i
-                       for i, name in enumerate(names)}
-        out_names = [subgraph.tensors[i].name.decode() for i in subgraph.outputs]
-        self.output_order = sorted(range(len(out_names)),
-                                   key=lambda i: int(out_names[i].rsplit(":", 1)[-1]))
-        self.interpreter = make_interpreter(model, arena_size)
-        self._dtypes = {i: self.interpreter.get_input_details(i)["dtype"]
-                        for i in self.inputs.values()}
+    def __init__(self, model: bytes, arena_size: int, output_names: list[str] | None = None,
+                 raw=()):
+        from bittts_tf.runtime.stream import GraphRunner
+        if output_names is None:
+            count = len(tflite_file.signature_tensors(tflite_file.parse_model(model))[1])
+            output_names = [f"output_{i}" for i in range(count)]
+        self.runner = GraphRunner(model, make_interpreter(model, arena_size), output_names, raw,
+                                  tflm=True)
+        self.inputs = self.runner.input_index
 
-    def run(self, **inputs) -> list[np.ndarray]:
-        for name, value in inputs.items():
-            index = self.inputs[name]
-            self.interpreter.set_input(np.ascontiguousarray(value, self._dtypes[index]), index)
+    def zero(self, name: str, shape) -> np.ndarray:
+        return self.runner.zero(name, shape)
+
+    def run(self, **inputs) -> dict[str, np.ndarray]:
         try:
-            self.interpreter.invoke()
+            return self.runner.run(**inputs)
         except RuntimeError as error:
             raise TFLMError(f"{error} ({kernel_message()})") from None
-        return [self.interpreter.get_output(i) for i in self.output_order]
 
 
 def zero_inputs(model: bytes) -> list[np.ndarray]:
@@ -229,6 +227,49 @@ def smallest_arena(model: bytes, granularity: int = _ARENA_ALIGNMENT) -> int:
         else:
             low = middle
     return high
+
+
+_ALLOCATION = re.compile(r"\[RecordingMicroAllocator\] (?:Arena allocation (\w+) (\d+) bytes"
+                         r"|'([^']+)' used (\d+) bytes)")
+
+
+def arena_breakdown(model: bytes, arena_size: int) -> dict:
+    """Where the arena goes, from the wheel's own allocation record
+    (`print_allocations`, which writes to the C stderr; read in a forked
+    child): "head" (activations and scratch, reused between ops), "tail"
+    (persistent: per-op data, tensor records, node structs) and the tail's
+    parts by name, in bytes."""
+    inputs = zero_inputs(model)
+    _library()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its stdout and stderr are the pipe
+        faulthandler.disable()
+        os.close(read_end)
+        try:
+            interpreter = make_interpreter(model, arena_size, quiet=True)
+            for i, value in enumerate(inputs):
+                interpreter.set_input(value, i)
+            interpreter.invoke()
+            os.dup2(write_end, 1)
+            os.dup2(write_end, 2)
+            interpreter.print_allocations()
+            os._exit(0)
+        except BaseException:  # noqa: BLE001 -- reported as no record
+            os._exit(1)
+    os.close(write_end)
+    with os.fdopen(read_end, "r", errors="replace") as pipe:
+        text = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        raise TFLMError(f"the model does not run in a {arena_size}-byte arena")
+    out: dict = {"parts": {}}
+    for match in _ALLOCATION.finditer(text):
+        if match.group(1):
+            out[match.group(1)] = int(match.group(2))
+        else:
+            out["parts"][match.group(3)] = int(match.group(4))
+    return out
 
 
 # --- TFLM's own compression: the LUT form --------------------------------
@@ -321,53 +362,51 @@ def lut_compress(packed: bytes, name: str = "model") -> tuple[bytes, dict]:
 
 # --- TFLM against LiteRT on the runtime's own inputs ----------------------
 
-def output_steps(model: bytes) -> list[float | None]:
-    """Per output (in Graph's order): the quantization step of the int8
-    tensor it is dequantized from, None for an output computed in float."""
-    parsed = tflite_file.parse_model(model)
-    subgraph = parsed.subgraphs[0]
-    producers = {int(op.outputs[0]): op for op in subgraph.operators if len(op.outputs) == 1}
-    dequantize = 6  # schema.BuiltinOperator.DEQUANTIZE
-    names = [subgraph.tensors[i].name.decode() for i in subgraph.outputs]
-    order = sorted(range(len(names)), key=lambda i: int(names[i].rsplit(":", 1)[-1]))
-    steps = []
-    for i in order:
-        op = producers.get(int(subgraph.outputs[i]))
-        if op is not None and tflite_file.builtin_code(parsed, op) == dequantize:
-            quantization = subgraph.tensors[op.inputs[0]].quantization
-            steps.append(float(quantization.scale[0]))
-        else:
-            steps.append(None)
+def output_steps(runner) -> dict[str, float | None]:
+    """Each output's quantization step (None for a float output): int8
+    outputs come back dequantized, so a difference over its step is in steps;
+    raw outputs (states) are codes, whose step is 1."""
+    steps = {}
+    for name, tensor in runner.output_tensor.items():
+        q = runner._parameters(tensor)
+        steps[name] = None if q is None else (1.0 if name in runner.raw else float(q[0]))
     return steps
 
 
 class _Both:
     """Runs one graph in LiteRT and in TFLM on the same inputs, keeps the
     largest difference of each output, and hands LiteRT's outputs on (so the
-    runtime's windows come from the reference path)."""
+    runtime's durations and states come from the reference path)."""
 
-    def __init__(self, litert_graph, tflm_graph: Graph, steps: list[float | None]):
+    def __init__(self, litert_graph, tflm_graph: Graph, steps: dict[str, float | None]):
         self.litert, self.tflm, self.steps = litert_graph, tflm_graph, steps
-        self.max_error = [0.0] * len(steps)
-        self.peak = [0.0] * len(steps)
+        self.max_error = dict.fromkeys(steps, 0.0)
+        self.peak = dict.fromkeys(steps, 0.0)
         self.calls = 0
+
+    def zero(self, name: str, shape) -> np.ndarray:
+        return self.litert.zero(name, shape)
 
     def run(self, **inputs):
         expected = self.litert.run(**inputs)
         got = self.tflm.run(**inputs)
-        for k, (e, g) in enumerate(zip(expected, got)):
+        for k, e in expected.items():
+            g = got[k]
             if e.shape != g.shape:
                 raise TFLMError(f"output {k}: LiteRT shape {e.shape}, TFLM {g.shape}")
-            self.max_error[k] = max(self.max_error[k], float(np.abs(e - g).max()))
-            self.peak[k] = max(self.peak[k], float(np.abs(e).max()))
+            difference = np.abs(e.astype(np.float64) - g.astype(np.float64))
+            self.max_error[k] = max(self.max_error[k], float(difference.max(initial=0.0)))
+            self.peak[k] = max(self.peak[k], float(np.abs(e.astype(np.float64)).max(initial=0.0)))
         self.calls += 1
         return expected
 
     def report(self) -> dict:
         return {"invocations": self.calls,
-                "outputs": [{"max_abs_error": error, "peak": peak, "step": step,
-                             "max_error_in_steps": error / step if step else None}
-                            for error, peak, step in zip(self.max_error, self.peak, self.steps)]}
+                "outputs": {k: {"max_abs_error": self.max_error[k], "peak": self.peak[k],
+                                "step": self.steps[k],
+                                "max_error_in_steps": (self.max_error[k] / self.steps[k]
+                                                       if self.steps[k] else None)}
+                            for k in self.steps}}
 
 
 class _ReferenceKernels:
@@ -376,21 +415,19 @@ class _ReferenceKernels:
 
     def __init__(self, runtime_graph, model: bytes):
         from ai_edge_litert.interpreter import InterpreterWithCustomOps, OpResolverType
-        self.interpreter = InterpreterWithCustomOps(
+        from bittts_tf.runtime.stream import GraphRunner
+        interpreter = InterpreterWithCustomOps(
             model_content=bytes(model), custom_op_registerers=litert_glue.litert_registerers(),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        self.interpreter.allocate_tensors()
-        by_name = {d["name"]: d for d in self.interpreter.get_input_details()}
-        self.inputs = {name: by_name[d["name"]] for name, d in runtime_graph.inputs.items()}
-        outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
-        self.outputs = [outputs[d["name"]] for d in runtime_graph.outputs]
+        interpreter.allocate_tensors()
+        runner = runtime_graph.runner
+        self.runner = GraphRunner(model, interpreter, list(runner.output_index), runner.raw)
 
-    def run(self, **inputs) -> list[np.ndarray]:
-        for name, value in inputs.items():
-            detail = self.inputs[name]
-            self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
+    def zero(self, name: str, shape) -> np.ndarray:
+        return self.runner.zero(name, shape)
+
+    def run(self, **inputs) -> dict[str, np.ndarray]:
+        return self.runner.run(**inputs)
 
 
 LITERT_KERNELS = ("default", "reference")
@@ -401,12 +438,12 @@ def compare_with_litert(model_dir: str, variant: str, texts: list[str],
                         litert_kernels: str = "default",
                         tflm_graphs: dict[str, bytes] | None = None) -> dict:
     """Speaks `texts` with bittts_tf.runtime (LiteRT) while every text-graph
-    and frames-graph invocation (every segment, every chunk's window) also
-    runs in TFLM; returns the largest output differences per graph.
+    and frames-graph invocation (every segment, every step of the stream)
+    also runs in TFLM; returns the largest output differences per graph.
 
     `litert_kernels="reference"` runs LiteRT on its reference kernels
     (what TFLM's kernels are ported from) instead of its default optimized
-    ones; the runtime's durations and windows still come from the latter.
+    ones; the runtime's durations still come from the latter.
     `tflm_graphs` gives TFLM other graphs to run (the LUT forms) in place
     of the folder's."""
     from bittts_tf.runtime import TextToSpeech, model_folder
@@ -418,10 +455,13 @@ def compare_with_litert(model_dir: str, variant: str, texts: list[str],
         model = tts.folder.read_graph(graph, variant)
         tflm_model = (tflm_graphs or {}).get(graph, model)
         arena = (arenas or {}).get(graph) or smallest_arena(tflm_model)
-        reference = tts._graph(graph)
+        runtime_graph = tts._graph(graph)
+        reference = runtime_graph
         if litert_kernels == "reference":
-            reference = _ReferenceKernels(reference, model)
-        both[graph] = _Both(reference, Graph(tflm_model, arena), output_steps(model))
+            reference = _ReferenceKernels(runtime_graph, model)
+        runner = runtime_graph.runner
+        both[graph] = _Both(reference, Graph(tflm_model, arena, list(runner.output_index),
+                                             runner.raw), output_steps(runner))
         tts._graphs[graph] = both[graph]
     for text in texts:
         tts.synthesize(text)
@@ -482,7 +522,10 @@ def compare_packed_in_tflm(packed: dict[str, bytes], lut: dict[str, bytes],
         b = Graph(lut[graph], smallest_arena(lut[graph]))
         error = 0.0
         for _ in range(count):
-            inputs = dict(zip(sorted(a.inputs, key=a.inputs.get), zero_inputs(model)))
+            parsed = tflite_file.parse_model(model)
+            names = {t: n for n, t in tflite_file.signature_tensors(parsed)[0].items()}
+            order = [names[int(i)] for i in parsed.subgraphs[0].inputs]
+            inputs = dict(zip(order, zero_inputs(model)))
             tokens = inputs["phonemes"].shape[-1] if "phonemes" in inputs else 1
             feed = {}
             for name, value in inputs.items():
@@ -493,10 +536,12 @@ def compare_packed_in_tflm(packed: dict[str, bytes], lut: dict[str, bytes],
                 elif value.dtype == np.int32:
                     feed[name] = rng.integers(1, 40, value.shape).astype(np.int32)
                 elif name == "mask":
-                    feed[name] = np.ones_like(value)
+                    feed[name] = np.ones(value.shape, np.float32)
                 else:
                     feed[name] = rng.normal(0, 1, value.shape).astype(np.float32)
-            error = max(error, *(float(np.abs(x - y).max())
-                                 for x, y in zip(a.run(**feed), b.run(**feed))))
+            got_a, got_b = a.run(**feed), b.run(**feed)
+            error = max(error, *(float(np.abs(got_a[k].astype(np.float64)
+                                              - got_b[k].astype(np.float64)).max())
+                                 for k in got_a))
         result[graph] = {"inputs": count, "max_abs_error": error}
     return result

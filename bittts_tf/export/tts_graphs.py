@@ -4,20 +4,20 @@ microcontroller runs:
 - the *text* graph: phoneme ids padded to `max_tokens`, their count (and the
   speaker) -> encoder states with the pitch and energy embeddings added, and
   the predicted log-durations;
-- the *frames* graph: `left + chunk + right` length-regulated encoder frames
-  and their mask -> the chunk's waveform samples and mel frames (acoustic
-  decoder + vocoder in one graph: both run on every chunk, and one graph
-  keeps one set of context frames instead of two).
+- the *frames* graph, a stream (`streaming.frames_stream_function`): each
+  invoke takes `step` length-regulated encoder frames, their mask and every
+  conv's state, and returns the spectral head's output (log-magnitudes and
+  phases) and the mel of frames `delay` behind, with the new states; the
+  acoustic decoder and the vocoder share it. The inverse STFT runs after it,
+  outside the graph (firmware_stub/bittts_istft.c).
 
 Length regulation happens between the two, outside the graphs (numpy in
-bittts_tf.runtime, C in the firmware). The context sizes come from
-`frames_context`, computed from the architecture.
+bittts_tf.runtime, C in the firmware).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import keras
 import numpy as np
@@ -27,7 +27,8 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from bittts_tf.export import converter as converter_lib
 from bittts_tf.export import int8_scales
 from bittts_tf.export import tflite_file
-from bittts_tf.models.frame_vocoder import FrameVocoder, receptive_field
+from bittts_tf.export import streaming
+from bittts_tf.models.frame_vocoder import FrameVocoder
 from bittts_tf.models import variance
 from bittts_tf.quant import layers as qlayers
 
@@ -42,34 +43,21 @@ class ExportError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class GraphShapes:
     max_tokens: int
-    chunk_frames: int
-    left_context: int
-    right_context: int
+    stream: streaming.StreamShapes
     hop_length: int
 
-    @property
-    def window_frames(self) -> int:
-        return self.left_context + self.chunk_frames + self.right_context
 
-
-def frames_context(acoustic, vocoder) -> tuple[int, int]:
-    """(left, right) frames outside a chunk that reach the chunk's samples:
-    the decoder's reach plus the vocoder's."""
+def graph_shapes(acoustic, vocoder, max_tokens: int, step: int) -> GraphShapes:
+    if max_tokens < 3:
+        raise ExportError(f"max_tokens={max_tokens}: a text graph needs room for a word and two pauses")
     if not isinstance(vocoder, FrameVocoder):
         raise ExportError(f"the frames graph needs the frame-rate vocoder; {type(vocoder).__name__} "
                           "runs at the sample rate and is not exported")
-    decoder = acoustic.decoder_context()
-    left, right = receptive_field(vocoder.config)
-    return decoder + left, decoder + right
-
-
-def graph_shapes(acoustic, vocoder, max_tokens: int, chunk_frames: int) -> GraphShapes:
-    if max_tokens < 3:
-        raise ExportError(f"max_tokens={max_tokens}: a text graph needs room for a word and two pauses")
-    if chunk_frames < 1:
-        raise ExportError(f"chunk_frames={chunk_frames} must be at least 1")
-    left, right = frames_context(acoustic, vocoder)
-    return GraphShapes(max_tokens, chunk_frames, left, right, vocoder.config["hop_length"])
+    try:
+        stream = streaming.stream_shapes(acoustic, vocoder, step)
+    except streaming.StreamingError as error:
+        raise ExportError(str(error)) from None
+    return GraphShapes(max_tokens, stream, vocoder.config["hop_length"])
 
 
 class _LayerGroup(keras.layers.Layer):
@@ -99,21 +87,13 @@ def text_function(acoustic, shapes: GraphShapes):
     return text, _LayerGroup(layers)
 
 
+FRAMES_LAYERS = ("decoder_input", "decoder", "mel_projection")
+
+
 def frames_function(acoustic, vocoder, shapes: GraphShapes):
-    channels = acoustic.config["encoder_channels"]
-    window = shapes.window_frames
-    start, stop = shapes.left_context, shapes.left_context + shapes.chunk_frames
-    hop = shapes.hop_length
-
-    @tf.function(input_signature=[tf.TensorSpec([1, window, channels], tf.float32, name="frames"),
-                                  tf.TensorSpec([1, window, 1], tf.float32, name="mask")])
-    def frames(regulated, mask):
-        mel = acoustic.decode_frames(regulated, mask)
-        audio = vocoder(mel, mask)
-        return {"audio": audio[:, start * hop:stop * hop], "mel": mel[:, start:stop]}
-
-    layers = [acoustic.decoder_input, acoustic.decoder, acoustic.mel_projection, vocoder]
-    return frames, _LayerGroup(layers)
+    function, _ = streaming.frames_stream_function(acoustic, vocoder, shapes.stream.step)
+    layers = [getattr(acoustic, name) for name in FRAMES_LAYERS] + [vocoder]
+    return function, _LayerGroup(layers)
 
 
 def convert_function(function, trackable) -> bytes:
@@ -214,11 +194,13 @@ def manifest(model_config, front_end, shapes: GraphShapes, graphs: dict[str, byt
         "audio": model_config.audio.to_dict(),
         "front_end": front_end.to_dict(),
         "speakers": int(model_config.acoustic.n_speakers),
-        "shapes": {**dataclasses.asdict(shapes),
+        "shapes": {"max_tokens": shapes.max_tokens, "hop_length": shapes.hop_length,
                    "encoder_channels": int(model_config.acoustic.encoder_channels),
                    "n_mels": int(model_config.audio.n_mels),
                    "max_frames_per_token": MAX_FRAMES_PER_TOKEN,
-                   "max_frames_per_segment": MAX_FRAMES_PER_SEGMENT},
+                   "max_frames_per_segment": MAX_FRAMES_PER_SEGMENT,
+                   "n_fft": int(model_config.vocoder.n_fft),
+                   "stream": shapes.stream.to_dict()},
         "graphs": {key: {"file": key + ".tflite", "bytes": len(data),
                          "sha256": model_folder.sha256(data)} for key, data in graphs.items()},
         "model_config": model_config.to_dict(),
@@ -246,7 +228,7 @@ def size_report(converted: dict[str, ConvertedGraph], files: dict[str, bytes],
 
 
 def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end,
-                        max_tokens: int, chunk_frames: int, source: dict,
+                        max_tokens: int, step: int, source: dict,
                         float32_baseline: bool = True, with_float32: bool = False,
                         int8_utterances: list[dict] | None = None) -> dict:
     """Converts both graphs and writes the model folder; returns the size report.
@@ -256,7 +238,7 @@ def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end
     `int8_utterances` (feature-cache dicts, see `calibration_inputs`) adds
     the "int8" variant calibrated on them."""
     from bittts_tf.runtime import model_folder
-    shapes = graph_shapes(acoustic, vocoder, max_tokens, chunk_frames)
+    shapes = graph_shapes(acoustic, vocoder, max_tokens, step)
     converted = export_graphs(acoustic, vocoder, shapes, float32_baseline)
     graphs = {model_folder.graph_key(name, "packed"): graph.packed
               for name, graph in converted.items()}
@@ -288,16 +270,13 @@ def _windows(stream: np.ndarray, size: int, count: int, rng) -> list[np.ndarray]
 
 def calibration_inputs(acoustic, utterances: list[dict], shapes: GraphShapes,
                        windows_per_utterance: int = 4, seed: int = 0) -> dict[str, list]:
-    """Inputs of both graphs from corpus utterances (feature-cache dicts with
-    "phonemes", optionally "speaker" and "durations"): what the int8
-    converter calibrates activation ranges on.
-
-    Each input is filled with real tokens or frames: windows of the
-    utterances' phonemes, and of their regulated frames, run together.
-    Padded positions are masked, so the real ones never read them, but they
-    would set the ranges: a layer norm of an all-zero row divides by
-    sqrt(epsilon), some 1000 times what real rows see, and the real rows then
-    quantize to zero."""
+    """What the int8 converter calibrates activation ranges on, from corpus
+    utterances (feature-cache dicts with "phonemes", optionally "speaker" and
+    "durations"): text-graph inputs (windows of the utterances' phonemes run
+    together, every position a real token: a padded position is masked, so
+    the real ones never read it, but it would set the ranges) and, under
+    "regulated", the utterances' regulated frames run together, through
+    which the frames graph's stream is calibrated (`streaming.calibration_inputs`)."""
     if not utterances:
         raise ExportError("int8 calibration needs at least one utterance")
     rng = np.random.default_rng(seed)
@@ -329,64 +308,16 @@ def calibration_inputs(acoustic, utterances: list[dict], shapes: GraphShapes,
         if multi_speaker:
             sample["speaker"] = window[:1, 1].copy()
         text.append(sample)
-    mask = np.ones((1, shapes.window_frames, 1), np.float32)
-    frames = [{"frames": window[None].astype(np.float32), "mask": mask}
-              for window in _windows(np.concatenate(regulated), shapes.window_frames,
-                                     windows_per_utterance * len(utterances), rng)]
-    return {TEXT_GRAPH: text, FRAMES_GRAPH: frames}
-
-
-# The inverse STFT starts at the spectrum's exp (magnitude) and cos / sin (phase).
-_INVERSE_STFT_SEEDS = ("EXP", "COS", "SIN")
-
-
-def float_region(calibrated: bytes) -> list[str]:
-    """Output tensor names of the ops an integer graph keeps float: every op
-    computed from an exp / cos / sin (the inverse STFT), and the ops only they
-    read (the mask's window envelope). In int8 the samples would be 8-bit
-    audio, and the envelope's floor (1e-3) quantizes to zero, which int8 DIV
-    refuses at run time."""
-    model = tflite_file.parse_model(calibrated, "calibrated model")
-    subgraph = model.subgraphs[0]
-    ops = subgraph.operators
-    producer = {int(t): k for k, op in enumerate(ops) for t in op.outputs}
-    readers: dict[int, list[int]] = {}
-    for k, op in enumerate(ops):
-        for t in op.inputs:
-            readers.setdefault(int(t), []).append(k)
-
-    def closure(start, step):
-        seen, todo = set(), list(start)
-        while todo:
-            k = todo.pop()
-            if k not in seen:
-                seen.add(k)
-                todo.extend(step(k))
-        return seen
-
-    def upstream(k):
-        return [producer[int(t)] for t in ops[k].inputs if int(t) in producer]
-
-    def downstream(k):
-        return [r for t in ops[k].outputs for r in readers.get(int(t), [])]
-
-    seeds = [k for k, op in enumerate(ops)
-             if tflite_file.builtin_names().get(tflite_file.builtin_code(model, op)) in _INVERSE_STFT_SEEDS]
-    if not seeds:
-        return []
-    computed = closure(seeds, downstream)
-    feeding_seeds = closure(seeds, upstream) - set(seeds)
-    region = computed | (closure(computed, upstream) - feeding_seeds)
-    return [subgraph.tensors[int(t)].name.decode() for k in sorted(region) for t in ops[k].outputs]
+    return {TEXT_GRAPH: text, "regulated": np.concatenate(regulated),
+            "frames_steps": windows_per_utterance * len(utterances)}
 
 
 def convert_int8_function(function, trackable, samples: list, integer_io: bool = False) -> bytes:
     """Integer conversion: int8 activations calibrated on `samples`, int8
-    weights (per output channel), int32 biases; the inverse STFT
-    (`float_region`) stays float between dequantize and quantize ops. Output
-    scales calibrated below one accumulator step are raised to it
-    (`int8_scales`: LiteRT's default delegate refuses them). `integer_io`:
-    int8 inputs and outputs too (no QUANTIZE / DEQUANTIZE ops at the edges)."""
+    weights (per output channel), int32 biases; `integer_io`: int8 inputs and
+    outputs too (no QUANTIZE / DEQUANTIZE at the edges). Output scales
+    calibrated below one accumulator step are raised to it (`int8_scales`:
+    LiteRT's default delegate refuses them)."""
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     with converter_lib._captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
@@ -395,42 +326,35 @@ def convert_int8_function(function, trackable, samples: list, integer_io: bool =
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                tf.lite.OpsSet.TFLITE_BUILTINS]
         if integer_io:
-            # All int8 from input to output (the streaming frames graph ends at
-            # the spectral head): no float region, so the plain conversion,
-            # which honours the I/O types (the debugger's does not).
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-            model = bytes(converter.convert())
-        else:
-            # TensorFlow's documented route to keep chosen ops float: the
-            # debugger calibrates once, then quantizes with a deny list.
-            with warnings.catch_warnings():
-                # It builds a tf.lite.Interpreter (deprecated) it is not asked to run.
-                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-                debugger = tf.lite.experimental.QuantizationDebugger(converter=converter)
-                keep_float = float_region(debugger.calibrated_model)
-                if keep_float:
-                    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-                        denylisted_nodes=keep_float)
-            model = bytes(debugger.get_nondebug_quantized_model())
+        model = bytes(converter.convert())
     return int8_scales.floor_output_scales(model)[0]
 
 
 def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
                        utterances: list[dict]) -> dict[str, ConvertedGraph]:
     """Both graphs as integer models calibrated on `utterances`: `packed` with
-    the ternary kernels packed (int8 codes decoded by BitTTSTernaryDecode),
+    the ternary kernels packed (int8 codes decoded by BitTTSTernaryDecode,
+    one scale a kernel: `int8_scales.collapse_equal_channel_scales`),
     `folded` as the TFLite converter made it; no float32 baseline."""
     samples = calibration_inputs(acoustic, utterances, shapes)
+    function, _ = frames_function(acoustic, vocoder, shapes)
+    samples[FRAMES_GRAPH] = streaming.calibration_inputs(
+        function, shapes.stream, samples["regulated"], samples["frames_steps"])
     out = {}
     for name, make in ((TEXT_GRAPH, lambda: text_function(acoustic, shapes)),
                        (FRAMES_GRAPH, lambda: frames_function(acoustic, vocoder, shapes))):
         function, layers = make()
-        model = convert_int8_function(function, layers, samples[name])
+        # The stream is int8 from its inputs to its outputs: the states leave
+        # and come back as int8 codes, unchanged.
+        model = convert_int8_function(function, layers, samples[name],
+                                      integer_io=name == FRAMES_GRAPH)
         packed, reports = model, []
         if any(getattr(layer, "is_ternary", False)
                for layer in qlayers.quantized_layers(layers)):
             packed, reports = converter_lib.pack_int8_ternary_weights(layers, model)
+            packed = int8_scales.collapse_equal_channel_scales(packed)[0]
         out[name] = ConvertedGraph(name, packed, model, b"",
                                    reports + converter_lib.int8_tensor_reports(packed))
     return out

@@ -35,23 +35,37 @@ def _buffer(model, tensor) -> np.ndarray:
 
 
 def decoded_weights(model, op, subgraph) -> tuple[int, np.ndarray]:
-    """(output tensor index, the array the decode op `op` would output)."""
-    indices_tensor = subgraph.tensors[op.inputs[0]]
-    scale_tensor = subgraph.tensors[op.inputs[1]]
-    output_index = int(op.outputs[0])
+    """(output tensor index, the array the decode op `op` would output).
+    Everything the op's record claims is checked first: a damaged graph
+    whose manifest was re-signed reaches this too."""
+    inputs = [int(i) for i in (op.inputs if op.inputs is not None else [])]
+    outputs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+    if len(inputs) != 2 or len(outputs) != 1:
+        raise tflite_file.TFLiteFileError(f"a {spec.OP_NAME} op has {len(inputs)} inputs and "
+                                         f"{len(outputs)} outputs, not 2 and 1")
+    indices_tensor, scale_tensor = (subgraph.tensors[i] for i in inputs)
+    output_index = outputs[0]
     output = subgraph.tensors[output_index]
-    shape = tuple(int(d) for d in output.shape)
-    count = int(np.prod(shape))
+    shape = tuple(int(d) for d in (output.shape if output.shape is not None else []))
+    if any(d < 0 for d in shape):
+        raise tflite_file.TFLiteFileError(f"decode output {output.name!r} has shape {list(shape)}")
+    count = int(np.prod(shape, dtype=np.int64))
     raw = _buffer(model, indices_tensor)
     indices = raw.view(np.int8) if indices_tensor.type == _INT8 else raw
-    codes = packing.decode(indices, count).reshape(shape)
+    try:
+        codes = packing.decode(indices, count).reshape(shape)
+    except ValueError as error:
+        raise tflite_file.TFLiteFileError(f"decode input {indices_tensor.name!r}: {error}") from None
     if output.type == _INT8:
         return output_index, codes.astype(np.int8)
     if output.type != _FLOAT32:
         raise tflite_file.TFLiteFileError(f"decode output {output.name!r} has tensor type "
                                          f"{output.type}, not float32 or int8")
-    scale = _buffer(model, scale_tensor).view(np.float32)
-    return output_index, (codes.astype(np.float32) * scale.reshape(-1)[0]).astype(np.float32)
+    scale = _buffer(model, scale_tensor)
+    if scale.size != 4 or not np.isfinite(scale.view(np.float32)[0]):
+        raise tflite_file.TFLiteFileError(f"decode scale {scale_tensor.name!r} is not one finite "
+                                         "float32")
+    return output_index, (codes.astype(np.float32) * scale.view(np.float32)[0]).astype(np.float32)
 
 
 def decode_at_load(model_bytes: bytes, name: str = "model") -> bytes:

@@ -4,8 +4,9 @@ Python: the single source of truth.
 `firmware_stub/bittts_stream_spec.h` is generated from this module (`python -m
 bittts_tf.runtime.firmware_spec --write-header`); a test fails when the
 committed header and this module disagree. tools/firmware.py fills the
-config record from a model folder's manifest with `CONFIG_FIELDS`, and the
-ctypes tests build their structures from the same lists.
+config record from a model folder's manifest with `config_values` and sizes
+the stream's work buffer with `work_len`; the ctypes tests build their
+structures from the same lists.
 """
 
 from __future__ import annotations
@@ -56,19 +57,29 @@ TFLM_METHODS = {
     "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
 }
 
-# bittts_stream_config: int32 fields in this order. Each names the manifest's
-# shapes entry it comes from, except num_symbols (the front end's symbol count).
+# bittts_stream_config: int32 fields in this order, then the CONFIG_ARRAYS of
+# MAX_STATES entries each. `config_values` fills them from a model folder's
+# manifest (shapes, shapes.stream) and the front end's symbol count.
 CONFIG_FIELDS = (
     ("max_tokens", "phoneme ids per text-graph call (its input length)"),
     ("num_symbols", "phoneme ids are 0 .. num_symbols - 1"),
-    ("encoder_channels", "floats per regulated frame (text graph hidden width)"),
-    ("chunk_frames", "frames whose samples one frames-graph call produces"),
-    ("left_context", "frames before a chunk that reach its samples"),
-    ("right_context", "frames after a chunk that reach its samples"),
+    ("encoder_channels", "values per regulated frame (text graph hidden width)"),
     ("hop_length", "samples per frame"),
     ("max_frames_per_token", "cap on one phoneme's duration"),
     ("max_frames_per_segment", "cap on a segment's total frames"),
+    ("step", "frames in and spectrum rows out per frames-graph invoke"),
+    ("delay", "the spectrum rows lag the input frames by this many frames"),
+    ("n_fft", "the inverse STFT's window (a power of two)"),
+    ("head_width", "values per spectrum row: log-magnitudes, then phases"),
+    ("num_states", "frames-graph states (state_00 ..): inputs and outputs"),
 )
+# State NN's tensor is [1, 1, state_frames[NN], state_channels[NN]].
+CONFIG_ARRAYS = (
+    ("state_frames", "frames state NN holds (entries past num_states: 0)"),
+    ("state_channels", "values per frame of state NN"),
+)
+# The frames graph's states a config can describe (the tiny preset has 15).
+MAX_STATES = 32
 
 # bittts_duration_info: int32 fields, what regulation did to a segment.
 DURATION_INFO_FIELDS = (
@@ -92,9 +103,11 @@ STATUSES = (
     ("LENGTH", "phoneme count outside 1..max_tokens"),
     ("VALUE", "non-finite log-duration, or a duration outside 1..max_frames_per_token"),
     ("SCALE", f"duration scale outside {DURATION_SCALE_MIN:g}..{DURATION_SCALE_MAX:g}"),
-    ("STATE", "stream not begun or already finished"),
+    ("STATE", "stream not begun, already finished, or stopped by an error"),
     ("CALLBACK", "a callback returned non-zero"),
     ("MODEL", "model array truncated, corrupt, or not a .tflite flatbuffer"),
+    ("QUANT", "int8 scale not positive and finite, or a zero point outside -128..127"),
+    ("SPECTRUM", "the inverse STFT refused a spectrum row (NaN log-magnitude, infinite phase)"),
 )
 
 # Caps above 2**24 would not be exact in float32, where durations are compared.
@@ -129,9 +142,39 @@ def status_code(name: str) -> int:
     return [n for n, _ in STATUSES].index(name)
 
 
-def _struct(name: str, fields) -> str:
+def config_values(shapes: dict, num_symbols: int) -> dict:
+    """bittts_stream_config's fields (the arrays as MAX_STATES-long lists)
+    from a model folder's manifest shapes. ValueError for a stream this
+    record cannot describe."""
+    stream, states = shapes["stream"], shapes["stream"]["states"]
+    if len(states) > MAX_STATES:
+        raise ValueError(f"the frames graph has {len(states)} states, the firmware's config "
+                         f"holds at most {MAX_STATES} (MAX_STATES in firmware_spec.py)")
+    if stream["channels"] != shapes["encoder_channels"]:
+        raise ValueError(f"shapes.stream.channels {stream['channels']} differs from "
+                         f"shapes.encoder_channels {shapes['encoder_channels']}")
+    values = {name: shapes[name] for name in ("max_tokens", "encoder_channels", "hop_length",
+                                              "max_frames_per_token", "max_frames_per_segment",
+                                              "n_fft")}
+    values.update(num_symbols=num_symbols, step=stream["step"], delay=stream["delay"],
+                  head_width=stream["head_width"], num_states=len(states))
+    padding = [0] * (MAX_STATES - len(states))
+    values["state_frames"] = [int(frames) for _, frames, _ in states] + padding
+    values["state_channels"] = [int(channels) for _, _, channels in states] + padding
+    return values
+
+
+def work_len(n_fft: int, hop: int, head_width: int, int8: bool) -> int:
+    """Floats of the work buffer bittts_stream_begin takes (bittts_stream_work_len):
+    the inverse STFT's state (n_fft + n_fft / hop), its scratch (n_fft) and
+    one hop of output, and for an int8 stream one dequantized spectrum row."""
+    return n_fft + n_fft // hop + n_fft + hop + (head_width if int8 else 0)
+
+
+def _struct(name: str, fields, arrays=()) -> str:
     width = max(len(f) for f, _ in fields)
     lines = [f"  int32_t {f + ';':<{width + 1}}  /* {doc} */" for f, doc in fields]
+    lines += [f"  int32_t {f}[BITTTS_MAX_STATES];  /* {doc} */" for f, doc in arrays]
     return "typedef struct {\n" + "\n".join(lines) + f"\n}} {name};\n"
 
 
@@ -167,11 +210,12 @@ typedef enum {{
 #define BITTTS_PCM16_SHIFT {PCM16_SHIFT}
 #define BITTTS_TFLITE_IDENTIFIER "{identifier}"
 #define BITTTS_CONFIG_NUM_FIELDS {len(CONFIG_FIELDS)}
+#define BITTTS_MAX_STATES {MAX_STATES}
 #define BITTTS_CRC32_NIBBLE_TABLE {{ \\
 {crc_rows} \\
 }}
 
-{_struct("bittts_stream_config", CONFIG_FIELDS)}
+{_struct("bittts_stream_config", CONFIG_FIELDS, CONFIG_ARRAYS)}
 {_struct("bittts_duration_info", DURATION_INFO_FIELDS)}
 #endif  /* BITTTS_STREAM_SPEC_H_ */
 """

@@ -4,7 +4,9 @@ bittts_tf.runtime (and tools/firmware.py) read. No TensorFlow here.
     manifest.json      format, version, audio config, front end, graph shapes,
                        speakers, and every graph file with its size and SHA-256
     text.tflite        phonemes -> encoder states, log-durations (ternary packed)
-    frames.tflite      chunk of regulated frames -> samples, mel (ternary packed)
+    frames.tflite      a stream: `step` regulated frames and every conv's state
+                       -> the spectral head's output and the mel of frames
+                       `delay` behind, and the new states (ternary packed)
     *.int8.tflite      the integer variants (optional)
     size_report.json   per graph and in total, next to float32
 
@@ -22,7 +24,9 @@ import os
 from bittts_tf import fileio
 
 FORMAT_NAME = "bittts-tts-model"
-FORMAT_VERSION = 1
+# 2: the frames graph is a stream with state (version 1's stateless graph
+# recomputed 71 context frames for every 32 it emitted).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 SIZE_REPORT = "size_report.json"
 # Graph roles and their variants: "packed" keeps the ternary kernels packed
@@ -82,8 +86,27 @@ class ModelFolder:
 
 
 _REQUIRED = ("format", "format_version", "audio", "front_end", "speakers", "shapes", "graphs")
-_SHAPES = ("max_tokens", "chunk_frames", "left_context", "right_context", "hop_length",
-           "encoder_channels", "n_mels", "max_frames_per_token", "max_frames_per_segment")
+_SHAPES = ("max_tokens", "hop_length", "encoder_channels", "n_mels", "n_fft",
+           "max_frames_per_token", "max_frames_per_segment", "stream")
+_STREAM = ("step", "delay", "channels", "n_mels", "head_width", "states")
+
+
+def _check_shapes(shapes: dict, where: str) -> None:
+    """Every size a positive int and every state [name, frames >= 0, channels > 0]:
+    the runtime allocates from them."""
+    def positive(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+    stream = shapes["stream"]
+    bad = [f"shapes.{k}" for k in _SHAPES if k != "stream" and not positive(shapes[k])]
+    bad += [f"shapes.stream.{k}" for k in _STREAM if k != "states" and not positive(stream[k])]
+    states = stream["states"]
+    if not isinstance(states, list) or not states or not all(
+            isinstance(s, list) and len(s) == 3 and isinstance(s[0], str)
+            and isinstance(s[1], int) and s[1] >= 0 and positive(s[2]) for s in states):
+        bad.append("shapes.stream.states")
+    if bad:
+        raise ModelFolderError(f"{where}: fields out of range or of the wrong type: {bad}")
 
 
 def load(path: str) -> ModelFolder:
@@ -105,10 +128,18 @@ def load(path: str) -> ModelFolder:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFolderError(f"{manifest_path}: format version {version!r} is newer than this "
                                f"runtime's {FORMAT_VERSION}; update bittts_tf")
+    if version < FORMAT_VERSION:
+        raise ModelFolderError(f"{manifest_path}: format version {version} (a stateless frames "
+                               "graph) is no longer read; export the model again with "
+                               "tools/export_tts.py (tools/recover_checkpoint.py rebuilds its "
+                               "checkpoint from the folder)")
     missing = [k for k in _REQUIRED if k not in manifest]
     missing += [f"shapes.{k}" for k in _SHAPES if k not in manifest.get("shapes", {})]
+    if not missing:
+        missing += [f"shapes.stream.{k}" for k in _STREAM if k not in manifest["shapes"]["stream"]]
     if missing:
         raise ModelFolderError(f"{manifest_path}: missing fields {missing}")
+    _check_shapes(manifest["shapes"], manifest_path)
     for graph in GRAPHS:
         if graph not in manifest["graphs"]:
             raise ModelFolderError(f"{manifest_path}: no {graph} graph listed")

@@ -1,5 +1,6 @@
 """Text -> speech through an exported model folder with LiteRT: front end ->
-text graph -> length regulation (numpy) -> frames graph, chunk by chunk.
+text graph -> length regulation (numpy) -> the frames graph's stream, `step`
+frames an invoke -> the inverse STFT in C (firmware_stub/bittts_istft.c).
 
 No TensorFlow is imported (a test checks), so a process that only speaks
 starts in about a second.
@@ -17,6 +18,8 @@ from bittts_tf.audio.config import AudioConfig
 from bittts_tf.export import tflite_file
 from bittts_tf.runtime import model_folder as folder_lib
 from bittts_tf.runtime.decode_at_load import decode_at_load
+from bittts_tf.runtime.istft_c import IstftStream
+from bittts_tf.runtime.stream import GraphRunner, StreamShapes, stream_rows
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.text.normalize import TextError
 from bittts_tf.text.segment import segment_ids
@@ -83,7 +86,8 @@ def regulate(hidden: np.ndarray, durations: np.ndarray) -> np.ndarray:
 
 
 class _Graph:
-    """One interpreter with fixed-shape inputs, addressed by tensor name.
+    """One interpreter with fixed-shape inputs and named outputs (a
+    `stream.GraphRunner`).
 
     The manifest's SHA-256 proves only that a file is the one the manifest
     lists: a graph from a broken exporter or a hostile sender comes re-signed.
@@ -93,65 +97,52 @@ class _Graph:
     naming the file, in both decode modes."""
 
     def __init__(self, model: bytes, decode: str, num_threads: int, name: str,
-                 inputs: dict[str, tuple], outputs: list[tuple]):
+                 inputs: dict[str, tuple], outputs: dict[str, tuple], raw=()):
         self.name = name
         try:
             tflite_file.parse_model(model, name)
             if decode == "load":
                 from ai_edge_litert.interpreter import Interpreter
-                self.interpreter = Interpreter(model_content=decode_at_load(model, name),
-                                               num_threads=num_threads)
+                interpreter = Interpreter(model_content=decode_at_load(model, name),
+                                          num_threads=num_threads)
             else:
                 from bittts_tf.export.runtime import make_interpreter
-                self.interpreter = make_interpreter(model, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-            input_details = self.interpreter.get_input_details()
-            output_details = self.interpreter.get_output_details()
+                interpreter = make_interpreter(model, num_threads=num_threads)
+            interpreter.allocate_tensors()
+            self.runner = GraphRunner(model, interpreter, list(outputs), raw)
+            input_details = interpreter.get_input_details()
+            output_details = {d["index"]: d for d in interpreter.get_output_details()}
         except tflite_file.TFLiteFileError as e:
-            raise folder_lib.ModelFolderError(str(e)) from None
+            raise folder_lib.ModelFolderError(f"{name}: {e}" if name not in str(e) else str(e)) \
+                from None
         except (ValueError, RuntimeError) as e:
             raise self._refused("the interpreter cannot load it", e) from None
-        # Inputs are named "serving_default_<name>:0"; outputs "PartitionedCall:<i>",
-        # i following the sorted keys of the exported function's output dict.
-        self.inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
-                       for d in input_details}
-        self.outputs = sorted(output_details, key=lambda d: _output_number(d["name"]))
-        self._check_interface(inputs, outputs)
+        got = {d["name"].removeprefix("serving_default_").split(":")[0]:
+               (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])) for d in input_details}
+        want = {name: (tuple(shape), np.dtype(dtype)) for name, (shape, dtype) in inputs.items()}
+        if got != want:
+            raise folder_lib.ModelFolderError(
+                f"{name}: inputs {_describe(got)} differ from the expected {_describe(want)}")
+        got = {key: (tuple(int(n) for n in output_details[index]["shape"]),
+                     np.dtype(output_details[index]["dtype"]))
+               for key, index in self.runner.output_index.items()}
+        want = {key: (tuple(shape), np.dtype(dtype)) for key, (shape, dtype) in outputs.items()}
+        if got != want:
+            raise folder_lib.ModelFolderError(
+                f"{name}: outputs {_describe(got)} differ from the expected {_describe(want)}")
 
     def _refused(self, what: str, error: BaseException) -> folder_lib.ModelFolderError:
         reason = " ".join(str(error).split()) or type(error).__name__
         return folder_lib.ModelFolderError(f"{self.name}: {what} ({reason[:300]})")
 
-    def _check_interface(self, inputs: dict[str, tuple], outputs: list[tuple]) -> None:
-        """`inputs`: name -> (shape, dtype); `outputs`: (rank, leading dims) in order."""
-        got = {name: (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"]))
-               for name, d in self.inputs.items()}
-        want = {name: (tuple(shape), np.dtype(dtype)) for name, (shape, dtype) in inputs.items()}
-        if got != want:
-            raise folder_lib.ModelFolderError(
-                f"{self.name}: inputs {_describe(got)} differ from the expected {_describe(want)}")
-        shapes = [tuple(int(n) for n in d["shape"]) for d in self.outputs]
-        if len(shapes) != len(outputs) or any(
-                len(shape) != rank or shape[:len(lead)] != tuple(lead) or d["dtype"] != np.float32
-                for shape, (rank, lead), d in zip(shapes, outputs, self.outputs)):
-            raise folder_lib.ModelFolderError(
-                f"{self.name}: outputs {shapes} differ from the expected float32 outputs "
-                f"(rank, leading dims) {outputs}")
+    def zero(self, name: str, shape) -> np.ndarray:
+        return self.runner.zero(name, shape)
 
-    def run(self, **inputs) -> list[np.ndarray]:
+    def run(self, **inputs) -> dict[str, np.ndarray]:
         try:
-            for name, value in inputs.items():
-                detail = self.inputs[name]
-                self.interpreter.set_tensor(detail["index"], np.asarray(value, detail["dtype"]))
-            self.interpreter.invoke()
+            return self.runner.run(**inputs)
         except (ValueError, RuntimeError) as e:
             raise self._refused("the interpreter failed to run it", e) from None
-        return [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
-
-
-def _output_number(name: str) -> int:
-    tail = name.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
 
 
 def _describe(signature: dict) -> str:
@@ -173,6 +164,7 @@ class TextToSpeech:
             raise folder_lib.ModelFolderError(
                 f"{model_dir}/{folder_lib.MANIFEST}: bad audio or front-end settings ({e})") from None
         self.shapes = dict(manifest["shapes"])
+        self.stream_shapes = StreamShapes.from_dict(self.shapes["stream"])
         self.speakers = int(manifest["speakers"])
         self.variant, self.decode, self.num_threads = variant, decode, num_threads
         # Read and checked now; the interpreters start at the first synthesis,
@@ -184,29 +176,28 @@ class TextToSpeech:
     def _graph(self, name: str) -> _Graph:
         if name not in self._graphs:
             file = folder_lib.graph_file(name, self.variant)
-            inputs, outputs = self._interface(name)
+            inputs, outputs, raw = self._interface(name)
             self._graphs[name] = _Graph(self._models[name], self.decode, self.num_threads,
-                                        f"{self.folder.path}/{file}", inputs, outputs)
+                                        f"{self.folder.path}/{file}", inputs, outputs, raw)
         return self._graphs[name]
 
-    def _interface(self, name: str) -> tuple[dict, list]:
-        """The inputs (name -> shape, dtype) and outputs (rank, leading dims)
-        that the exporter writes for graph `name`, from the manifest's shapes."""
+    def _interface(self, name: str) -> tuple[dict, dict, list]:
+        """The inputs (name -> shape, dtype), outputs (name -> shape, dtype, in
+        signature order) and raw outputs (states) the exporter writes for
+        graph `name`, from the manifest's shapes. The int8 variant's stream
+        is int8 from end to end; its text graph has float32 edges."""
         s = self.shapes
         if name == "text":
             inputs = {"phonemes": ((1, s["max_tokens"]), np.int32), "length": ((1,), np.int32)}
             if self.speakers > 1:
                 inputs["speaker"] = ((1,), np.int32)
-            # hidden [1, tokens, channels], log-durations [1, tokens]
-            return inputs, [(3, (1, s["max_tokens"], s["encoder_channels"])),
-                            (2, (1, s["max_tokens"]))]
-        window = s["left_context"] + s["chunk_frames"] + s["right_context"]
-        inputs = {"frames": ((1, window, s["encoder_channels"]), np.float32),
-                  "mask": ((1, window, 1), np.float32)}
-        # audio [1, chunk samples], mel [1, chunk frames, mels]
-        return inputs, [(2, (1, s["chunk_frames"] * s["hop_length"])),
-                        (3, (1, s["chunk_frames"], s["n_mels"]))]
-
+            return inputs, {"hidden": ((1, s["max_tokens"], s["encoder_channels"]), np.float32),
+                            "log_duration": ((1, s["max_tokens"]), np.float32)}, []
+        dtype = np.int8 if self.variant == "int8" else np.float32
+        outputs = self.stream_shapes.outputs()
+        return (self.stream_shapes.inputs(dtype),
+                {key: (outputs[key], dtype) for key in self.stream_shapes.output_names},
+                self.stream_shapes.state_names)
     @property
     def sample_rate(self) -> int:
         return self.audio_config.sample_rate
@@ -229,28 +220,20 @@ class TextToSpeech:
         inputs = {"phonemes": padded, "length": np.asarray([n], np.int32)}
         if self.speakers > 1:
             inputs["speaker"] = np.asarray([speaker], np.int32)
-        hidden, log_duration = self._graph("text").run(**inputs)
-        return hidden[0, :n], log_duration[0, :n]
+        out = self._graph("text").run(**inputs)
+        return out["hidden"][0, :n], out["log_duration"][0, :n]
 
     def frame_chunks(self, regulated: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Frames graph over regulated frames [F, C], chunk by chunk: yields
-        (samples, mel) of each chunk's centre, the last one trimmed to F."""
-        s = self.shapes
-        left, chunk, right = s["left_context"], s["chunk_frames"], s["right_context"]
-        hop = s["hop_length"]
-        n_frames = len(regulated)
-        n_chunks = -(-n_frames // chunk)
-        total = left + n_chunks * chunk + right
-        frames = np.zeros((total, regulated.shape[1]), np.float32)
-        mask = np.zeros((total, 1), np.float32)
-        frames[left:left + n_frames] = regulated
-        mask[left:left + n_frames] = 1.0
-        for k in range(n_chunks):
-            window = slice(k * chunk, k * chunk + left + chunk + right)
-            audio, mel = self._graph("frames").run(frames=frames[None, window], mask=mask[None, window])
-            keep = min(chunk, n_frames - k * chunk)
-            yield audio[0, :keep * hop], mel[0, :keep]
-
+        """The frames graph's stream over regulated frames [F, C], then the
+        inverse STFT: yields (samples, mel) as each invoke completes frames;
+        in all exactly F * hop samples and F mel frames."""
+        graph = self._graph("frames")
+        zero = {name: graph.zero(name, (1, 1, frames, channels))
+                for name, frames, channels in self.stream_shapes.states}
+        istft = IstftStream(self.shapes["n_fft"], self.shapes["hop_length"])
+        for spectrum, mel in stream_rows(graph.run, self.stream_shapes, regulated, zero):
+            yield istft.push_frames(spectrum), mel
+        yield istft.finish(), np.zeros((0, self.stream_shapes.n_mels), np.float32)
     def stream(self, text: str, speaker: int = 0, duration_scale: float = 1.0,
                notes: list | None = None, segments_out: list | None = None,
                durations_out: list | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -275,7 +258,7 @@ class TextToSpeech:
         notes, segments, durations, audio, mel = [], [], [], [], []
         for samples, frames in self.stream(text, speaker, duration_scale, notes, segments,
                                            durations):
-            if first is None:
+            if first is None and len(samples):
                 first = time.perf_counter() - start
             audio.append(samples)
             mel.append(frames)

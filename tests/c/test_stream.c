@@ -1,11 +1,16 @@
 /* Unit tests of firmware_stub/bittts_stream.c against independent references:
- * durations rounded half-to-even by comparing with the midpoint (not rintf),
- * windows cut from a whole regulated segment built row by row (not from a
- * cursor), PCM through a second conversion, CRC-32 bit by bit. Fresh random
- * inputs each run; the seed is printed and BITTTS_TEST_SEED=<seed> (or the
- * first argument, as in QEMU) replays it. Canaries around every output catch
- * writes out of bounds; the host build also runs under ASan/UBSan. No heap:
- * the same file runs bare-metal in QEMU. */
+ * durations rounded half-to-even by comparing with the midpoint (not rintf);
+ * the frames graph's stream against a stand-in graph (delay lines, a leaky
+ * accumulator and counters as its states, float32 or int8) whose every input
+ * is compared with the segment regulated row by row (not from a cursor) and
+ * quantized by a second quantizer, and whose samples are compared bit for
+ * bit with the same spectrum rows computed over the whole segment and pushed
+ * through the inverse STFT directly; PCM through a second conversion; CRC-32
+ * bit by bit. Fresh random inputs each run; the seed is printed and
+ * BITTTS_TEST_SEED=<seed> (or the first argument, as in QEMU) replays it.
+ * Canaries around every output catch writes out of bounds, and every refused
+ * call is checked to write nothing; the host build also runs under
+ * ASan/UBSan. No heap: the same file runs bare-metal in QEMU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,31 +46,89 @@ static float rng_float(float lo, float hi) {
 #define CANARY_F (-12345.0f)
 #define CANARY_I 0x5A5A5A5A
 
+/* Sizes of the test streams (static buffers: QEMU's stack is small). */
+#define MAX_CH 6
+#define MAX_TOKENS 16
+#define MAX_PER_TOKEN 14
+#define MAX_FRAMES (MAX_TOKENS * MAX_PER_TOKEN)
+#define MAX_STEP 7
+#define MAX_DELAY 9
+#define MAX_N_FFT 64
+#define MAX_HEAD (MAX_N_FFT + 2)
+#define MAX_PADDED (MAX_FRAMES + MAX_DELAY + MAX_STEP)
+#define MAX_DUMMIES 3
+#define MAX_STATE_LEN (MAX_DELAY * MAX_CH)
+#define MAX_SAMPLES (MAX_FRAMES * (MAX_N_FFT / 2))
+#define MAX_WORK (MAX_N_FFT + MAX_N_FFT + MAX_N_FFT + MAX_N_FFT / 2 + MAX_HEAD)
+
+/* The stand-in graph's states: the last `delay` input frames, their masks, a
+ * leaky accumulator of the masked frames, and counters of random sizes. */
+enum { kHistory = 0, kMaskHistory = 1, kAccumulator = 2, kDummies = 3 };
+
+static void set_stream_fields(bittts_stream_config *c, int stateless) {
+  int i, dummies;
+  c->n_fft = 4 << rng_range(0, 4);
+  c->hop_length = (c->n_fft / 2) >> rng_range(0, 2);
+  if (c->hop_length < 1) c->hop_length = 1;
+  c->head_width = c->n_fft + 2;
+  c->step = rng_range(1, MAX_STEP);
+  memset(c->state_frames, 0, sizeof c->state_frames);
+  memset(c->state_channels, 0, sizeof c->state_channels);
+  if (stateless) {
+    /* No state at all: only a graph without delay can be one. */
+    c->delay = 0;
+    c->num_states = 0;
+    return;
+  }
+  c->delay = rng_range(0, MAX_DELAY);
+  dummies = rng_range(0, MAX_DUMMIES);
+  c->num_states = kDummies + dummies;
+  c->state_frames[kHistory] = c->delay;
+  c->state_channels[kHistory] = c->encoder_channels;
+  c->state_frames[kMaskHistory] = c->delay;
+  c->state_channels[kMaskHistory] = 1;
+  c->state_frames[kAccumulator] = 1;
+  c->state_channels[kAccumulator] = c->encoder_channels;
+  for (i = 0; i < dummies; ++i) {
+    c->state_frames[kDummies + i] = rng_range(0, 3);
+    c->state_channels[kDummies + i] = rng_range(1, 4);
+  }
+}
+
 static bittts_stream_config small_config(void) {
   bittts_stream_config c;
+  memset(&c, 0, sizeof c);
   c.max_tokens = 12;
   c.num_symbols = 71;
   c.encoder_channels = 3;
-  c.chunk_frames = 4;
-  c.left_context = 5;
-  c.right_context = 6;
   c.hop_length = 8;
   c.max_frames_per_token = 20;
   c.max_frames_per_segment = 60;
+  c.step = 4;
+  c.delay = 5;
+  c.n_fft = 32;
+  c.head_width = 34;
+  c.num_states = 4;
+  c.state_frames[kHistory] = 5;
+  c.state_channels[kHistory] = 3;
+  c.state_frames[kMaskHistory] = 5;
+  c.state_channels[kMaskHistory] = 1;
+  c.state_frames[kAccumulator] = 1;
+  c.state_channels[kAccumulator] = 3;
+  c.state_frames[kDummies] = 2;
+  c.state_channels[kDummies] = 2;
   return c;
 }
 
 static bittts_stream_config random_config(void) {
   bittts_stream_config c;
-  c.max_tokens = rng_range(1, 16);
+  memset(&c, 0, sizeof c);
+  c.max_tokens = rng_range(1, MAX_TOKENS);
   c.num_symbols = rng_range(1, 300);
-  c.encoder_channels = rng_range(1, 6);
-  c.chunk_frames = rng_range(1, 7);
-  c.left_context = rng_range(0, 6);
-  c.right_context = rng_range(0, 6);
-  c.hop_length = rng_range(1, 9);
-  c.max_frames_per_token = rng_range(1, 14);
+  c.encoder_channels = rng_range(1, MAX_CH);
+  c.max_frames_per_token = rng_range(1, MAX_PER_TOKEN);
   c.max_frames_per_segment = rng_range(1, 120);
+  set_stream_fields(&c, rng() % 8 == 0);
   return c;
 }
 
@@ -76,14 +139,18 @@ static void test_config(void) {
   int32_t *fields = (int32_t *)&bad;
   int k;
   CHECK(bittts_check_config(&c) == BITTTS_STREAM_OK, "small config");
-  CHECK(bittts_window_frames(&c) == 15, "window %u", (unsigned)bittts_window_frames(&c));
   CHECK(bittts_check_config(NULL) == BITTTS_STREAM_NULL, "NULL config");
-  CHECK(sizeof c == BITTTS_CONFIG_NUM_FIELDS * sizeof(int32_t), "config is int32 fields");
+  CHECK(sizeof c == (BITTTS_CONFIG_NUM_FIELDS + 2 * BITTTS_MAX_STATES) * sizeof(int32_t),
+        "config is int32 fields, then the two state arrays");
+  CHECK(bittts_stream_work_len(&c, 0) == 32 + 4 + 32 + 8, "float work %u",
+        (unsigned)bittts_stream_work_len(&c, 0));
+  CHECK(bittts_stream_work_len(&c, 1) == 32 + 4 + 32 + 8 + 34, "int8 work %u",
+        (unsigned)bittts_stream_work_len(&c, 1));
   for (k = 0; k < BITTTS_CONFIG_NUM_FIELDS; ++k) {
     bad = c;
     fields[k] = -1;
     CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "field %d = -1", k);
-    CHECK(bittts_window_frames(&bad) == 0, "window of a bad config");
+    CHECK(bittts_stream_work_len(&bad, 0) == 0, "work of a bad config");
   }
   bad = c;
   bad.max_frames_per_token = BITTTS_MAX_FRAMES_LIMIT + 1;
@@ -97,15 +164,53 @@ static void test_config(void) {
   CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "uncapped total beyond int32");
   bad = c;
   bad.encoder_channels = 1 << 20;
-  bad.left_context = 1 << 12;
-  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "window buffer beyond int32");
+  bad.step = 1 << 12;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "frames buffer beyond int32");
   bad = c;
-  bad.chunk_frames = 1 << 16;
-  bad.hop_length = 1 << 16;
-  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "chunk samples beyond int32");
+  bad.step = 1 << 26;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "spectrum beyond int32");
   bad = c;
-  bad.left_context = 0x7FFFFFF0;
-  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "window frames beyond int32");
+  bad.delay = 0x7FFFFFF0;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "delay beyond int32");
+  bad = c;
+  bad.n_fft = 48;
+  bad.head_width = 50;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "n_fft not a power of two");
+  bad = c;
+  bad.n_fft = 2048;
+  bad.head_width = 2050;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "n_fft beyond the tables");
+  bad = c;
+  bad.hop_length = 32;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "hop beyond n_fft / 2");
+  bad = c;
+  bad.hop_length = 6;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "hop not a power of two");
+  bad = c;
+  bad.head_width = 33;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "head width not n_fft + 2");
+  bad = c;
+  bad.num_states = BITTTS_MAX_STATES + 1;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "too many states");
+  bad = c;
+  bad.state_channels[2] = 0;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "a state without channels");
+  bad = c;
+  bad.state_frames[1] = -1;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "a state of -1 frames");
+  bad = c;
+  bad.state_frames[4] = 1;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "an entry past num_states");
+  bad = c;
+  bad.state_channels[BITTTS_MAX_STATES - 1] = 1;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "the last entry past num_states");
+  bad = c;
+  bad.state_frames[3] = 1 << 16;
+  bad.state_channels[3] = 1 << 16;
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "a state beyond int32");
+  bad = c;
+  bad.state_frames[3] = 0; /* a state of no frames is a state */
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_OK, "a state of 0 frames");
   for (k = 0; k < 200; ++k) {
     bad = random_config();
     CHECK(bittts_check_config(&bad) == BITTTS_STREAM_OK, "random config %d", k);
@@ -338,119 +443,7 @@ static void print_exp_sweep(void) {
   printf("exp sweep %u values hash %08x\n", (unsigned)n, (unsigned)hash);
 }
 
-/* ---- windows ---------------------------------------------------------------- */
-
-#define MAX_CH 6
-#define MAX_TOKENS 16
-#define MAX_FRAMES (16 * 14)
-#define MAX_WINDOW 20
-#define MAX_PADDED (MAX_FRAMES + 7 + 2 * 6)
-
-static float g_hidden[MAX_TOKENS * MAX_CH + 1];
-static float g_padded[MAX_PADDED * MAX_CH], g_padded_mask[MAX_PADDED];
-
-/* The whole segment regulated and zero-padded as frame_chunks does it, one row
- * per frame from a running token index. */
-static int build_padded(const bittts_stream_config *c, const int32_t *durations, int n) {
-  int t, k, total = 0, row;
-  for (t = 0; t < n; ++t) total += durations[t];
-  memset(g_padded, 0, sizeof g_padded);
-  memset(g_padded_mask, 0, sizeof g_padded_mask);
-  row = c->left_context;
-  for (t = 0; t < n; ++t)
-    for (k = 0; k < durations[t]; ++k, ++row) {
-      memcpy(g_padded + row * c->encoder_channels, g_hidden + t * c->encoder_channels,
-             (size_t)c->encoder_channels * sizeof(float));
-      g_padded_mask[row] = 1.0f;
-    }
-  return total;
-}
-
-static void random_segment(const bittts_stream_config *c, int n, int32_t *durations) {
-  int i;
-  for (i = 0; i < n * c->encoder_channels; ++i) g_hidden[i] = rng_float(-2.0f, 2.0f);
-  for (i = 0; i < n; ++i) durations[i] = rng_range(1, c->max_frames_per_token);
-}
-
-static void test_windows(void) {
-  static float frames[MAX_WINDOW * MAX_CH + 2];
-  float mask[MAX_WINDOW + 2];
-  int32_t durations[MAX_TOKENS];
-  int round;
-  for (round = 0; round < 1500; ++round) {
-    const bittts_stream_config c = random_config();
-    const int n = rng_range(1, c.max_tokens);
-    const int window = c.left_context + c.chunk_frames + c.right_context;
-    const size_t frames_len = (size_t)(window * c.encoder_channels);
-    bittts_stream s;
-    int total, k, chunks;
-    random_segment(&c, n, durations);
-    total = build_padded(&c, durations, n);
-    chunks = (total + c.chunk_frames - 1) / c.chunk_frames;
-    CHECK(bittts_stream_begin(&s, &c, g_hidden, (size_t)(n * c.encoder_channels), durations,
-                              (size_t)n) == BITTTS_STREAM_OK, "begin round %d", round);
-    CHECK(bittts_stream_remaining(&s) == chunks, "round %d: %d chunks, expected %d", round,
-          (int)bittts_stream_remaining(&s), chunks);
-    for (k = 0; k < chunks; ++k) {
-      size_t keep = 0, i;
-      int expected_keep = total - k * c.chunk_frames;
-      if (expected_keep > c.chunk_frames) expected_keep = c.chunk_frames;
-      for (i = 0; i < sizeof frames / sizeof *frames; ++i) frames[i] = CANARY_F;
-      for (i = 0; i < sizeof mask / sizeof *mask; ++i) mask[i] = CANARY_F;
-      CHECK(bittts_stream_window(&s, frames + 1, frames_len, mask + 1, (size_t)window, &keep) ==
-                BITTTS_STREAM_OK, "round %d window %d", round, k);
-      CHECK(memcmp(frames + 1, g_padded + k * c.chunk_frames * c.encoder_channels,
-                   frames_len * sizeof(float)) == 0, "round %d window %d frames", round, k);
-      CHECK(memcmp(mask + 1, g_padded_mask + k * c.chunk_frames, (size_t)window * sizeof(float)) ==
-                0, "round %d window %d mask", round, k);
-      CHECK(frames[0] == CANARY_F && frames[1 + frames_len] == CANARY_F, "frames canary");
-      CHECK(mask[0] == CANARY_F && mask[1 + window] == CANARY_F, "mask canary");
-      CHECK(keep == (size_t)(expected_keep * c.hop_length), "round %d window %d keep %u", round, k,
-            (unsigned)keep);
-    }
-    {
-      size_t keep = 0;
-      CHECK(bittts_stream_remaining(&s) == 0, "chunks left over");
-      CHECK(bittts_stream_window(&s, frames, frames_len, mask, (size_t)window, &keep) ==
-                BITTTS_STREAM_STATE, "window after the last chunk");
-    }
-  }
-}
-
-static void test_window_errors(void) {
-  const bittts_stream_config c = small_config();
-  int32_t durations[3] = {2, 3, 4};
-  float frames[15 * 3], mask[15];
-  size_t keep;
-  bittts_stream s;
-  memset(&s, 0, sizeof s);
-  CHECK(bittts_stream_window(&s, frames, 45, mask, 15, &keep) == BITTTS_STREAM_STATE,
-        "window before begin");
-  CHECK(bittts_stream_remaining(&s) == 0 && bittts_stream_remaining(NULL) == 0, "remaining");
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 8, durations, 3) == BITTTS_STREAM_SIZE,
-        "hidden too short");
-  CHECK(bittts_stream_window(&s, frames, 45, mask, 15, &keep) == BITTTS_STREAM_STATE,
-        "window after a failed begin");
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 9, durations, 0) == BITTTS_STREAM_LENGTH, "0");
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 99, durations, 13) == BITTTS_STREAM_LENGTH, "13");
-  durations[1] = 0;
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 9, durations, 3) == BITTTS_STREAM_VALUE, "0 frames");
-  durations[1] = 21;
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 9, durations, 3) == BITTTS_STREAM_VALUE,
-        "over the token cap");
-  durations[1] = 3;
-  CHECK(bittts_stream_begin(&s, &c, NULL, 9, durations, 3) == BITTTS_STREAM_NULL, "NULL hidden");
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 9, NULL, 3) == BITTTS_STREAM_NULL, "NULL durations");
-  CHECK(bittts_stream_begin(NULL, &c, g_hidden, 9, durations, 3) == BITTTS_STREAM_NULL, "NULL s");
-  CHECK(bittts_stream_begin(&s, &c, g_hidden, 9, durations, 3) == BITTTS_STREAM_OK, "begin");
-  CHECK(bittts_stream_window(&s, frames, 44, mask, 15, &keep) == BITTTS_STREAM_SIZE, "frames");
-  CHECK(bittts_stream_window(&s, frames, 45, mask, 14, &keep) == BITTTS_STREAM_SIZE, "mask");
-  CHECK(bittts_stream_window(&s, NULL, 45, mask, 15, &keep) == BITTTS_STREAM_NULL, "NULL frames");
-  CHECK(bittts_stream_window(&s, frames, 45, mask, 15, NULL) == BITTTS_STREAM_NULL, "NULL keep");
-  CHECK(bittts_stream_remaining(&s) == 3, "failed windows consume nothing");
-}
-
-/* ---- PCM and the whole segment ---------------------------------------------- */
+/* ---- PCM ------------------------------------------------------------------------ */
 
 /* int32 first (round-half-even, by comparing with the midpoint in double),
  * then the top 16 bits by floor division in double. */
@@ -493,162 +486,757 @@ static void test_pcm16(void) {
   }
 }
 
-/* A stand-in frames graph: each sample a different mix of the window. */
-#define MAX_CHUNK_SAMPLES (7 * 9)
-typedef struct {
-  const bittts_stream_config *c;
-  float audio[MAX_CHUNK_SAMPLES];
-  float pcm[MAX_FRAMES * 9 + 1];
-  int16_t pcm16[MAX_FRAMES * 9 + 1];
-  size_t n_pcm, n_pcm16, max_block16;
-  int calls, fail_frames_at, fail_pcm_at, bad_length, null_audio;
-} FakeGraph;
+/* ---- the frames graph's stream ---------------------------------------------- */
 
-static void fake_graph(const bittts_stream_config *c, const float *frames, const float *mask,
-                       float *audio) {
-  const int window = c->left_context + c->chunk_frames + c->right_context;
-  int j, r, ch;
-  for (j = 0; j < c->chunk_frames * c->hop_length; ++j) {
-    float sum = 0.0f;
-    for (r = 0; r < window; ++r) {
-      sum += mask[r] * 0.01f * (float)((j + r) % 7);
-      for (ch = 0; ch < c->encoder_channels; ++ch)
-        sum += frames[r * c->encoder_channels + ch] * 0.05f * (float)((j * 3 + r + ch) % 5 - 2);
-    }
-    audio[j] = sum;
+/* A second quantizer: round half to even of x / scale (the float32 division
+ * numpy does) by comparing with the midpoint in double, then the clamp. */
+static int8_t quantize_reference(float x, bittts_quant q) {
+  const double v = (double)(x / q.scale), low = floor(v), diff = v - low;
+  double r = diff > 0.5 ? low + 1.0 : diff < 0.5 ? low : fmod(low, 2.0) == 0.0 ? low : low + 1.0;
+  r += q.zero_point;
+  return (int8_t)(r < -128.0 ? -128 : r > 127.0 ? 127 : r);
+}
+
+static float dequantize_reference(int8_t code, bittts_quant q) {
+  return (float)((int)code - (int)q.zero_point) * q.scale;
+}
+
+static int8_t wrap_increment(int8_t code) { return (int8_t)(code == 127 ? -128 : code + 1); }
+
+/* One spectrum row of the stand-in graph from a frame x, its mask m and the
+ * accumulator: log-magnitudes well below the inverse STFT's clip, then
+ * phases. The graph and the reference call it on data each computed its
+ * own way. */
+static void head_row(const bittts_stream_config *c, const float *x, float m, const float *acc,
+                     float *row) {
+  const int bins = c->n_fft / 2 + 1, channels = c->encoder_channels;
+  int b;
+  for (b = 0; b < bins; ++b) {
+    row[b] = 0.5f * x[b % channels] + 0.25f * acc[(b + 1) % channels] + 0.1f * m - 1.0f;
+    row[bins + b] = 1.5f * x[(b + 2) % channels] + acc[b % channels] + 0.01f * (float)b;
   }
 }
 
-static int fake_run_frames(void *user, const float *frames, const float *mask,
-                           const float **audio, size_t *audio_len) {
-  FakeGraph *g = (FakeGraph *)user;
-  if (g->calls++ == g->fail_frames_at) return 1;
-  fake_graph(g->c, frames, mask, g->audio);
-  *audio = g->null_audio ? NULL : g->audio;
-  *audio_len = (size_t)(g->c->chunk_frames * g->c->hop_length) + (size_t)g->bad_length;
+/* A test segment: the config, the int8 parameters, the durations. */
+typedef struct {
+  bittts_stream_config c;
+  int int8;
+  bittts_quant frames_q, mask_q, spectrum_q, acc_q;
+  int32_t zero_points[BITTTS_MAX_STATES];
+  int n_tokens;
+  int32_t durations[MAX_TOKENS];
+  int total, n_invokes;
+} Case;
+
+static float g_hidden[MAX_TOKENS * MAX_CH + 1];
+/* The segment regulated row by row, padded with zero frames of mask 0 to
+ * whole invokes: the values, their int8 codes, the values the graph computes
+ * with (the codes dequantized, for int8), the accumulator after each frame. */
+static float g_x[MAX_PADDED * MAX_CH], g_m[MAX_PADDED];
+static int8_t g_xq[MAX_PADDED * MAX_CH], g_mq[MAX_PADDED];
+static float g_xv[MAX_PADDED * MAX_CH], g_mv[MAX_PADDED], g_acc[MAX_PADDED * MAX_CH];
+static float g_expected[MAX_SAMPLES];
+static size_t g_n_expected;
+
+/* The stand-in graph, its tensors (a canary on each side of every buffer the
+ * stream writes) and what the PCM callbacks received. */
+typedef struct {
+  const Case *k;
+  bittts_frames_io io;
+  float frames_f[MAX_STEP * MAX_CH + 2], mask_f[MAX_STEP + 2];
+  int8_t frames_q[MAX_STEP * MAX_CH + 2], mask_q[MAX_STEP + 2];
+  float state_in_f[BITTTS_MAX_STATES][MAX_STATE_LEN + 2];
+  int8_t state_in_q[BITTTS_MAX_STATES][MAX_STATE_LEN + 2];
+  float state_out_f[BITTTS_MAX_STATES][MAX_STATE_LEN];
+  int8_t state_out_q[BITTTS_MAX_STATES][MAX_STATE_LEN];
+  bittts_state_slot slots[BITTTS_MAX_STATES];
+  float spectrum_f[MAX_STEP * MAX_HEAD];
+  int8_t spectrum_q[MAX_STEP * MAX_HEAD];
+  float work[MAX_WORK + 2];
+  size_t work_len;
+  int calls, input_errors, fail_frames_at, fail_pcm_at, bad_len, null_spectrum, nan_at;
+  float pcm[MAX_SAMPLES + 1];
+  int16_t pcm16[MAX_SAMPLES + 1];
+  size_t n_pcm, n_pcm16, max_block16, odd_f32_blocks;
+} Fake;
+
+static Fake g, g_before;
+
+static size_t state_len(const bittts_stream_config *c, int i) {
+  return (size_t)c->state_frames[i] * (size_t)c->state_channels[i];
+}
+
+/* The value of state i's input element j, as the graph reads it. */
+static float state_value(const Fake *f, int i, int j) {
+  const Case *k = f->k;
+  bittts_quant q = i == kHistory ? k->frames_q : i == kMaskHistory ? k->mask_q : k->acc_q;
+  if (!k->int8) return f->state_in_f[i][1 + j];
+  q.zero_point = k->zero_points[i];
+  return dequantize_reference(f->state_in_q[i][1 + j], q);
+}
+
+/* Every input of invoke `call` against the segment regulated row by row,
+ * and the states: zero at the first invoke, the previous outputs after. */
+static int inputs_differ(const Fake *f, int call) {
+  const Case *k = f->k;
+  const bittts_stream_config *c = &k->c;
+  const int channels = c->encoder_channels;
+  int r, i;
+  size_t j;
+  for (r = 0; r < c->step; ++r) {
+    const int t = call * c->step + r;
+    if (k->int8 ? memcmp(f->frames_q + 1 + r * channels, g_xq + t * channels,
+                         (size_t)channels) != 0 || f->mask_q[1 + r] != g_mq[t]
+                : memcmp(f->frames_f + 1 + r * channels, g_x + t * channels,
+                         (size_t)channels * sizeof(float)) != 0 || f->mask_f[1 + r] != g_m[t])
+      return 1;
+  }
+  for (i = 0; i < c->num_states; ++i)
+    for (j = 0; j < state_len(c, i); ++j) {
+      if (k->int8 ? f->state_in_q[i][1 + j] != (call == 0 ? (int8_t)k->zero_points[i]
+                                                          : f->state_out_q[i][j])
+                  : memcmp(&f->state_in_f[i][1 + j], call == 0 ? &(float){0.0f}
+                                                               : &f->state_out_f[i][j],
+                           sizeof(float)) != 0)
+        return 1;
+    }
+  return 0;
+}
+
+static int fake_run_frames(void *user, const void *frames, const void *mask,
+                           const void **spectrum, size_t *spectrum_len) {
+  Fake *f = (Fake *)user;
+  const Case *k = f->k;
+  const bittts_stream_config *c = &k->c;
+  const int call = f->calls++, delay = c->delay, step = c->step, channels = c->encoder_channels;
+  const int width = c->head_width, stateful = c->num_states > 0;
+  static float x_window[(MAX_DELAY + MAX_STEP) * MAX_CH], m_window[MAX_DELAY + MAX_STEP];
+  static int8_t xq_window[(MAX_DELAY + MAX_STEP) * MAX_CH], mq_window[MAX_DELAY + MAX_STEP];
+  float acc[MAX_CH], row[MAX_HEAD];
+  int8_t acc_code[MAX_CH];
+  int w, ch, r, b, i;
+  size_t j;
+  if (call == f->fail_frames_at) return 1;
+  if (frames != f->io.frames || mask != f->io.mask || inputs_differ(f, call)) ++f->input_errors;
+  for (w = 0; w < delay + step; ++w) {
+    for (ch = 0; ch < channels; ++ch) {
+      const int at = w * channels + ch, new_at = (w - delay) * channels + ch;
+      if (w < delay) {
+        x_window[at] = state_value(f, kHistory, at);
+        xq_window[at] = k->int8 ? f->state_in_q[kHistory][1 + at] : 0;
+      } else if (k->int8) {
+        xq_window[at] = f->frames_q[1 + new_at];
+        x_window[at] = dequantize_reference(xq_window[at], k->frames_q);
+      } else {
+        x_window[at] = f->frames_f[1 + new_at];
+      }
+    }
+    if (w < delay) {
+      m_window[w] = state_value(f, kMaskHistory, w);
+      mq_window[w] = k->int8 ? f->state_in_q[kMaskHistory][1 + w] : 0;
+    } else if (k->int8) {
+      mq_window[w] = f->mask_q[1 + w - delay];
+      m_window[w] = dequantize_reference(mq_window[w], k->mask_q);
+    } else {
+      m_window[w] = f->mask_f[1 + w - delay];
+    }
+  }
+  for (ch = 0; ch < channels; ++ch) {
+    acc[ch] = stateful ? state_value(f, kAccumulator, ch) : 0.0f;
+    acc_code[ch] = k->int8 && stateful ? f->state_in_q[kAccumulator][1 + ch] : 0;
+  }
+  for (r = 0; r < step; ++r) {
+    /* The accumulator takes the newest frame; the row is the frame `delay` behind. */
+    for (ch = 0; stateful && ch < channels; ++ch) {
+      acc[ch] = 0.5f * acc[ch] + x_window[(delay + r) * channels + ch] * m_window[delay + r];
+      if (k->int8) {
+        acc_code[ch] = quantize_reference(acc[ch], k->acc_q);
+        acc[ch] = dequantize_reference(acc_code[ch], k->acc_q);
+      }
+    }
+    head_row(c, x_window + r * channels, m_window[r], acc, row);
+    for (b = 0; b < width; ++b) {
+      if (k->int8) f->spectrum_q[r * width + b] = quantize_reference(row[b], k->spectrum_q);
+      else f->spectrum_f[r * width + b] = row[b];
+    }
+  }
+  if (call == f->nan_at) f->spectrum_f[(step - 1) * width] = NAN;
+  for (i = 0; i < c->num_states; ++i) {
+    for (j = 0; j < state_len(c, i); ++j) {
+      const size_t last = (size_t)(step * (i == kHistory ? channels : 1)) + j;
+      if (i == kHistory || i == kMaskHistory) {
+        if (k->int8) f->state_out_q[i][j] = i == kHistory ? xq_window[last] : mq_window[last];
+        else f->state_out_f[i][j] = i == kHistory ? x_window[last] : m_window[last];
+      } else if (i == kAccumulator) {
+        if (k->int8) f->state_out_q[i][j] = acc_code[j];
+        else f->state_out_f[i][j] = acc[j];
+      } else if (k->int8) {
+        f->state_out_q[i][j] = wrap_increment(f->state_in_q[i][1 + j]);
+      } else {
+        f->state_out_f[i][j] = f->state_in_f[i][1 + j] + 1.0f;
+      }
+    }
+  }
+  *spectrum = f->null_spectrum ? NULL : k->int8 ? (const void *)f->spectrum_q
+                                                : (const void *)f->spectrum_f;
+  *spectrum_len = (size_t)(step * width + f->bad_len);
   return 0;
 }
 
 static int fake_pcm_f32(void *user, const float *samples, size_t n) {
-  FakeGraph *g = (FakeGraph *)user;
-  if (g->n_pcm + n > sizeof g->pcm / sizeof *g->pcm) return 1;
-  memcpy(g->pcm + g->n_pcm, samples, n * sizeof *samples);
-  g->n_pcm += n;
-  return g->fail_pcm_at >= 0 && g->n_pcm > (size_t)g->fail_pcm_at;
+  Fake *f = (Fake *)user;
+  if (f->n_pcm + n > MAX_SAMPLES) return 1;
+  if (n != (size_t)f->k->c.hop_length) ++f->odd_f32_blocks;
+  memcpy(f->pcm + f->n_pcm, samples, n * sizeof *samples);
+  f->n_pcm += n;
+  return f->fail_pcm_at >= 0 && f->n_pcm > (size_t)f->fail_pcm_at;
 }
 
 static int fake_pcm_i16(void *user, const int16_t *samples, size_t n) {
-  FakeGraph *g = (FakeGraph *)user;
-  if (g->n_pcm16 + n > sizeof g->pcm16 / sizeof *g->pcm16) return 1;
-  memcpy(g->pcm16 + g->n_pcm16, samples, n * sizeof *samples);
-  g->n_pcm16 += n;
-  if (n > g->max_block16) g->max_block16 = n;
+  Fake *f = (Fake *)user;
+  if (f->n_pcm16 + n > MAX_SAMPLES) return 1;
+  memcpy(f->pcm16 + f->n_pcm16, samples, n * sizeof *samples);
+  f->n_pcm16 += n;
+  if (n > f->max_block16) f->max_block16 = n;
   return 0;
 }
 
-static void test_speak_segment(void) {
-  static FakeGraph g;
-  static float expected[MAX_FRAMES * 9 + MAX_CHUNK_SAMPLES];
-  static float frames[MAX_WINDOW * MAX_CH], log_d[MAX_TOKENS];
-  float mask[MAX_WINDOW];
-  int32_t durations[MAX_TOKENS], want[MAX_TOKENS];
-  int round;
-  for (round = 0; round < 400; ++round) {
-    const bittts_stream_config c = random_config();
-    const int n = rng_range(1, c.max_tokens);
-    const int window = c.left_context + c.chunk_frames + c.right_context;
-    const float scale = rng_float(0.5f, 2.0f);
-    bittts_callbacks cb;
-    bittts_duration_info info, ref_info;
-    int i, k, total, chunks;
-    size_t n_expected = 0;
-    for (i = 0; i < n * c.encoder_channels; ++i) g_hidden[i] = rng_float(-2.0f, 2.0f);
-    for (i = 0; i < n; ++i) log_d[i] = rng_float(-0.5f, 3.0f);
-    durations_reference(&c, log_d, n, scale, want, &ref_info);
-    total = build_padded(&c, want, n);
-    chunks = (total + c.chunk_frames - 1) / c.chunk_frames;
-    for (k = 0; k < chunks; ++k) {
-      fake_graph(&c, g_padded + k * c.chunk_frames * c.encoder_channels,
-                 g_padded_mask + k * c.chunk_frames, expected + n_expected);
-      n_expected += (size_t)(c.chunk_frames * c.hop_length);
-    }
-    n_expected = (size_t)(total * c.hop_length);
-    memset(&g, 0, sizeof g);
-    g.c = &c;
-    g.fail_frames_at = -1;
-    g.fail_pcm_at = -1;
-    cb.user = &g;
-    cb.run_frames = fake_run_frames;
-    cb.pcm_f32 = fake_pcm_f32;
-    cb.pcm_i16 = fake_pcm_i16;
-    CHECK(bittts_speak_segment(&c, g_hidden, (size_t)(n * c.encoder_channels), log_d, (size_t)n,
-                               n, scale, durations, (size_t)n, frames,
-                               (size_t)(window * c.encoder_channels), mask, (size_t)window, &cb,
-                               &info) == BITTTS_STREAM_OK, "speak round %d", round);
-    CHECK(g.calls == chunks, "round %d: %d frames-graph calls, expected %d", round, g.calls, chunks);
-    CHECK(info.total_frames == total, "round %d total", round);
-    CHECK(g.n_pcm == n_expected && memcmp(g.pcm, expected, n_expected * sizeof(float)) == 0,
-          "round %d: float samples differ (%u, expected %u)", round, (unsigned)g.n_pcm,
-          (unsigned)n_expected);
-    CHECK(g.n_pcm16 == n_expected, "round %d: %u int16 samples", round, (unsigned)g.n_pcm16);
-    for (i = 0; i < (int)n_expected && i < (int)g.n_pcm16; ++i)
-      if (g.pcm16[i] != pcm16_reference(expected[i])) {
-        CHECK(0, "round %d int16 sample %d", round, i);
-        break;
-      }
-    CHECK(g.max_block16 <= 128, "int16 blocks of at most 128 samples");
-  }
-}
-
-static void test_speak_errors(void) {
-  static FakeGraph g;
-  const bittts_stream_config c = small_config();
-  float log_d[4] = {1.0f, 2.0f, 1.5f, 0.5f}, frames[45], mask[15];
-  int32_t durations[4];
+static bittts_callbacks fake_callbacks(void) {
   bittts_callbacks cb;
-  int i;
-  for (i = 0; i < 12; ++i) g_hidden[i] = (float)i;
-#define SPEAK() \
-  bittts_speak_segment(&c, g_hidden, 12, log_d, 4, 4, 1.0f, durations, 4, frames, 45, mask, 15, \
-                       &cb, NULL)
-  memset(&g, 0, sizeof g);
-  g.c = &c;
-  g.fail_frames_at = 1;
-  g.fail_pcm_at = -1;
   cb.user = &g;
   cb.run_frames = fake_run_frames;
   cb.pcm_f32 = fake_pcm_f32;
-  cb.pcm_i16 = NULL;
-  CHECK(SPEAK() == BITTTS_STREAM_CALLBACK, "frames callback failure");
-  CHECK(g.calls == 2, "stopped at the failing call");
+  cb.pcm_i16 = fake_pcm_i16;
+  return cb;
+}
+
+static bittts_quant random_quant(float lo, float hi, int zp_lo, int zp_hi) {
+  bittts_quant q;
+  q.scale = rng_float(lo, hi);
+  q.zero_point = rng_range(zp_lo, zp_hi);
+  return q;
+}
+
+/* A fresh random case on config c: int8 parameters and hidden rows. */
+static void random_case(Case *k, const bittts_stream_config *c, int int8) {
+  int i;
+  memset(k, 0, sizeof *k);
+  k->c = *c;
+  k->int8 = int8;
+  /* Ranges wide enough that some frames and rows clamp at -128 / 127. */
+  k->frames_q = random_quant(0.01f, 0.05f, -20, 20);
+  k->mask_q = rng() % 2 ? random_quant(0.002f, 0.01f, -128, 0) : (bittts_quant){1.0f / 255, -128};
+  k->spectrum_q = random_quant(0.02f, 0.06f, -10, 10);
+  k->acc_q = random_quant(0.03f, 0.08f, -30, 30);
+  for (i = 0; i < c->num_states; ++i) k->zero_points[i] = rng_range(-128, 127);
+  if (c->num_states > 0) {
+    k->zero_points[kHistory] = k->frames_q.zero_point;
+    k->zero_points[kMaskHistory] = k->mask_q.zero_point;
+    k->zero_points[kAccumulator] = k->acc_q.zero_point;
+  }
+  k->n_tokens = rng_range(1, c->max_tokens);
+  if (int8 && rng() % 4 == 0) {
+    /* Frames on multiples of half a step: ties, which go to the even code. */
+    k->frames_q.scale = 0.0625f;
+    for (i = 0; i < k->n_tokens * c->encoder_channels; ++i)
+      g_hidden[i] = (float)rng_range(-80, 80) / 32.0f;
+  } else {
+    for (i = 0; i < k->n_tokens * c->encoder_channels; ++i) g_hidden[i] = rng_float(-2.0f, 2.0f);
+  }
+}
+
+/* The references of case k once its durations are set: the regulated
+ * segment, the accumulator, and the samples of its rows through the inverse
+ * STFT (T pushes, then the flushes). */
+static void build_reference(Case *k) {
+  const bittts_stream_config *c = &k->c;
+  const int channels = c->encoder_channels;
+  static float state[MAX_N_FFT + MAX_N_FFT], scratch[MAX_N_FFT], out[MAX_N_FFT / 2];
+  float acc[MAX_CH], row[MAX_HEAD];
+  int8_t acc_code[MAX_CH];
+  bittts_istft istft;
+  int t, tok, d, ch, padded, b;
+  size_t n_out;
+  k->total = 0;
+  for (tok = 0; tok < k->n_tokens; ++tok) k->total += k->durations[tok];
+  k->n_invokes = (k->total + c->delay + c->step - 1) / c->step;
+  padded = k->n_invokes * c->step;
+  memset(g_x, 0, sizeof g_x);
+  memset(g_m, 0, sizeof g_m);
+  t = 0;
+  for (tok = 0; tok < k->n_tokens; ++tok)
+    for (d = 0; d < k->durations[tok]; ++d, ++t) {
+      memcpy(g_x + t * channels, g_hidden + tok * channels, (size_t)channels * sizeof(float));
+      g_m[t] = 1.0f;
+    }
+  for (t = 0; t < padded; ++t) {
+    for (ch = 0; ch < channels; ++ch) {
+      const int at = t * channels + ch;
+      g_xq[at] = quantize_reference(g_x[at], k->frames_q);
+      g_xv[at] = k->int8 ? dequantize_reference(g_xq[at], k->frames_q) : g_x[at];
+    }
+    g_mq[t] = quantize_reference(g_m[t], k->mask_q);
+    g_mv[t] = k->int8 ? dequantize_reference(g_mq[t], k->mask_q) : g_m[t];
+  }
+  for (ch = 0; ch < channels; ++ch) {
+    acc[ch] = 0.0f;
+    acc_code[ch] = (int8_t)k->acc_q.zero_point;
+  }
+  for (t = 0; t < padded; ++t)
+    for (ch = 0; ch < channels; ++ch) {
+      if (c->num_states > 0) {
+        acc[ch] = 0.5f * acc[ch] + g_xv[t * channels + ch] * g_mv[t];
+        if (k->int8) {
+          acc_code[ch] = quantize_reference(acc[ch], k->acc_q);
+          acc[ch] = dequantize_reference(acc_code[ch], k->acc_q);
+        }
+      }
+      g_acc[t * channels + ch] = acc[ch];
+    }
+  CHECK(bittts_istft_begin(&istft, c->n_fft, c->hop_length, state, sizeof state / sizeof *state)
+            == BITTTS_ISTFT_OK, "reference inverse STFT");
+  g_n_expected = 0;
+  for (t = 0; t < k->total; ++t) {
+    head_row(c, g_xv + t * channels, g_mv[t], g_acc + (t + c->delay) * channels, row);
+    if (k->int8)
+      for (b = 0; b < c->head_width; ++b)
+        row[b] = dequantize_reference(quantize_reference(row[b], k->spectrum_q), k->spectrum_q);
+    bittts_istft_push(&istft, row, (size_t)c->head_width, 1.0f, scratch, MAX_N_FFT, out,
+                      MAX_N_FFT / 2, &n_out);
+    memcpy(g_expected + g_n_expected, out, n_out * sizeof *out);
+    g_n_expected += n_out;
+  }
+  for (t = 0; t < bittts_istft_delay_frames(c->n_fft, c->hop_length); ++t) {
+    bittts_istft_flush(&istft, out, MAX_N_FFT / 2, &n_out);
+    memcpy(g_expected + g_n_expected, out, n_out * sizeof *out);
+    g_n_expected += n_out;
+  }
+  CHECK(g_n_expected == (size_t)(k->total * c->hop_length), "reference samples %u",
+        (unsigned)g_n_expected);
+}
+
+/* The fake graph's tensors bound for case k, every buffer between canaries. */
+static void bind(const Case *k) {
+  const bittts_stream_config *c = &k->c;
+  int i;
   memset(&g, 0, sizeof g);
-  g.c = &c;
-  g.fail_frames_at = -1;
-  g.fail_pcm_at = 10;
-  CHECK(SPEAK() == BITTTS_STREAM_CALLBACK, "PCM callback failure");
-  g.fail_pcm_at = -1;
-  g.bad_length = 1;
-  CHECK(SPEAK() == BITTTS_STREAM_SIZE, "frames graph output of the wrong length");
-  g.bad_length = 0;
-  g.null_audio = 1;
-  CHECK(SPEAK() == BITTTS_STREAM_NULL, "frames graph without output");
-  g.null_audio = 0;
-  cb.pcm_f32 = NULL;
-  CHECK(SPEAK() == BITTTS_STREAM_NULL, "no PCM callback");
-  cb.pcm_f32 = fake_pcm_f32;
+  g.k = k;
+  g.fail_frames_at = g.fail_pcm_at = g.nan_at = -1;
+  for (i = 0; i < MAX_STEP * MAX_CH + 2; ++i) {
+    g.frames_f[i] = CANARY_F;
+    g.frames_q[i] = 0x5A;
+  }
+  for (i = 0; i < MAX_STEP + 2; ++i) {
+    g.mask_f[i] = CANARY_F;
+    g.mask_q[i] = 0x5A;
+  }
+  for (i = 0; i < MAX_WORK + 2; ++i) g.work[i] = CANARY_F;
+  g.io.int8 = k->int8;
+  g.io.frames = k->int8 ? (void *)(g.frames_q + 1) : (void *)(g.frames_f + 1);
+  g.io.frames_len = (size_t)(c->step * c->encoder_channels);
+  g.io.mask = k->int8 ? (void *)(g.mask_q + 1) : (void *)(g.mask_f + 1);
+  g.io.mask_len = (size_t)c->step;
+  g.io.frames_quant = k->frames_q;
+  g.io.mask_quant = k->mask_q;
+  g.io.spectrum_quant = k->spectrum_q;
+  g.io.states = g.slots;
+  g.io.n_states = (size_t)c->num_states;
+  for (i = 0; i < BITTTS_MAX_STATES; ++i) {
+    int j;
+    for (j = 0; j < MAX_STATE_LEN + 2; ++j) {
+      g.state_in_f[i][j] = CANARY_F;
+      g.state_in_q[i][j] = 0x5A;
+    }
+    g.slots[i].input = k->int8 ? (void *)(g.state_in_q[i] + 1) : (void *)(g.state_in_f[i] + 1);
+    g.slots[i].output = k->int8 ? (const void *)g.state_out_q[i] : (const void *)g.state_out_f[i];
+    g.slots[i].len = state_len(c, i);
+    g.slots[i].zero_point = k->zero_points[i];
+    /* A state of no values may come without buffers. */
+    if (g.slots[i].len == 0 && rng() % 2) {
+      g.slots[i].input = NULL;
+      g.slots[i].output = NULL;
+    }
+  }
+  g.work_len = bittts_stream_work_len(c, k->int8);
+}
+
+static int canaries_intact(const Case *k) {
+  const bittts_stream_config *c = &k->c;
+  const size_t frames = (size_t)(c->step * c->encoder_channels);
+  int i, ok = 1;
+  if (k->int8) {
+    ok &= g.frames_q[0] == 0x5A && g.frames_q[1 + frames] == 0x5A;
+    ok &= g.mask_q[0] == 0x5A && g.mask_q[1 + c->step] == 0x5A;
+  } else {
+    ok &= g.frames_f[0] == CANARY_F && g.frames_f[1 + frames] == CANARY_F;
+    ok &= g.mask_f[0] == CANARY_F && g.mask_f[1 + c->step] == CANARY_F;
+  }
+  ok &= g.work[0] == CANARY_F && g.work[1 + g.work_len] == CANARY_F;
+  for (i = 0; i < BITTTS_MAX_STATES; ++i) {
+    const size_t len = i < c->num_states ? state_len(c, i) : 0;
+    ok &= g.state_in_q[i][0] == 0x5A && g.state_in_f[i][0] == CANARY_F;
+    ok &= k->int8 ? g.state_in_q[i][1 + len] == 0x5A : g.state_in_f[i][1 + len] == CANARY_F;
+  }
+  return ok;
+}
+
+/* What every completed segment must show. */
+static void check_segment_output(const Case *k, int round, const char *what) {
+  size_t i;
+  CHECK(g.calls == k->n_invokes, "%s round %d: %d invokes, expected %d", what, round, g.calls,
+        k->n_invokes);
+  CHECK(g.input_errors == 0, "%s round %d: %d invokes had other inputs", what, round,
+        g.input_errors);
+  CHECK(g.n_pcm == g_n_expected && memcmp(g.pcm, g_expected, g_n_expected * sizeof(float)) == 0,
+        "%s round %d (int8 %d): float samples differ (%u, expected %u)", what, round, k->int8,
+        (unsigned)g.n_pcm, (unsigned)g_n_expected);
+  CHECK(g.odd_f32_blocks == 0, "%s: float samples come a hop at a time", what);
+  CHECK(g.n_pcm16 == g_n_expected, "%s round %d: %u int16 samples", what, round,
+        (unsigned)g.n_pcm16);
+  for (i = 0; i < g_n_expected && i < g.n_pcm16; ++i)
+    if (g.pcm16[i] != bittts_pcm16(g_expected[i])) {
+      CHECK(0, "%s round %d int16 sample %u", what, round, (unsigned)i);
+      break;
+    }
+  CHECK(g.max_block16 <= 128, "int16 blocks of at most 128 samples");
+  CHECK(canaries_intact(k), "%s round %d: a canary was overwritten", what, round);
+}
+
+static void test_stream_walk(void) {
+  static Case k;
+  int round;
+  for (round = 0; round < 1500; ++round) {
+    const bittts_stream_config c = random_config();
+    const bittts_callbacks cb = fake_callbacks();
+    bittts_stream s;
+    int i, steps = 0;
+    random_case(&k, &c, round % 3 == 0);
+    for (i = 0; i < k.n_tokens; ++i) k.durations[i] = rng_range(1, c.max_frames_per_token);
+    build_reference(&k);
+    bind(&k);
+    CHECK(bittts_stream_begin(&s, &k.c, g_hidden, (size_t)(k.n_tokens * c.encoder_channels),
+                              k.durations, (size_t)k.n_tokens, &g.io, g.work + 1, g.work_len) ==
+              BITTTS_STREAM_OK, "begin round %d", round);
+    CHECK(bittts_stream_remaining(&s) == k.n_invokes, "round %d: %d invokes, expected %d",
+          round, (int)bittts_stream_remaining(&s), k.n_invokes);
+    while (bittts_stream_remaining(&s) > 0 && steps <= k.n_invokes) {
+      CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_OK, "round %d step %d", round, steps);
+      ++steps;
+      CHECK(bittts_stream_remaining(&s) == k.n_invokes - steps, "remaining after a step");
+    }
+    check_segment_output(&k, round, "walk");
+    /* Finished: a further step is refused and writes nothing. */
+    memcpy(&g_before, &g, sizeof g);
+    CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "step after the last invoke");
+    CHECK(memcmp(&g_before, &g, sizeof g) == 0, "a refused step wrote something");
+  }
+}
+
+/* Each bad argument of bittts_stream_begin is refused, and nothing the
+ * stream would write (inputs, states, work) changes. */
+static void test_begin_refused(void) {
+  static Case k;
+  const bittts_callbacks cb = fake_callbacks();
+  bittts_stream_config c = small_config();
+  bittts_stream s;
+  int32_t durations[3] = {2, 3, 4};
+  int int8, i;
+#define BEGIN(hidden_len, durations_, n, io, work_len) \
+  bittts_stream_begin(&s, &k.c, g_hidden, hidden_len, durations_, n, io, g.work + 1, work_len)
+#define REFUSED(status, call, what)                                                      \
+  do {                                                                                   \
+    memcpy(&g_before, &g, sizeof g);                                                     \
+    CHECK((call) == (status), "int8 %d: %s: %d", int8, what, (int)(call));               \
+    CHECK(memcmp(&g_before, &g, sizeof g) == 0, "int8 %d: %s: written anyway", int8, what); \
+    CHECK(bittts_stream_remaining(&s) == 0, "%s: the record is unusable", what);         \
+    CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "%s: no step", what);      \
+  } while (0)
+  for (int8 = 0; int8 < 2; ++int8) {
+    bittts_frames_io io;
+    random_case(&k, &c, int8);
+    bind(&k);
+    for (i = 0; i < 12; ++i) g_hidden[i] = (float)i;
+    CHECK(BEGIN(9, durations, 3, &g.io, g.work_len) == BITTTS_STREAM_OK, "begin");
+    REFUSED(BITTTS_STREAM_SIZE, BEGIN(8, durations, 3, &g.io, g.work_len), "hidden too short");
+    REFUSED(BITTTS_STREAM_LENGTH, BEGIN(9, durations, 0, &g.io, g.work_len), "no tokens");
+    REFUSED(BITTTS_STREAM_LENGTH, BEGIN(99, durations, 13, &g.io, g.work_len), "13 tokens");
+    REFUSED(BITTTS_STREAM_SIZE, BEGIN(9, durations, 3, &g.io, g.work_len - 1), "work short");
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, NULL, 3, &g.io, g.work_len), "NULL durations");
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, durations, 3, NULL, g.work_len), "NULL io");
+    REFUSED(BITTTS_STREAM_NULL,
+            bittts_stream_begin(&s, &k.c, NULL, 9, durations, 3, &g.io, g.work + 1, g.work_len),
+            "NULL hidden");
+    REFUSED(BITTTS_STREAM_NULL,
+            bittts_stream_begin(&s, NULL, g_hidden, 9, durations, 3, &g.io, g.work + 1,
+                                g.work_len), "NULL config");
+    REFUSED(BITTTS_STREAM_NULL,
+            bittts_stream_begin(&s, &k.c, g_hidden, 9, durations, 3, &g.io, NULL, g.work_len),
+            "NULL work");
+    CHECK(bittts_stream_begin(NULL, &k.c, g_hidden, 9, durations, 3, &g.io, g.work + 1,
+                              g.work_len) == BITTTS_STREAM_NULL, "NULL record");
+    durations[1] = 0;
+    REFUSED(BITTTS_STREAM_VALUE, BEGIN(9, durations, 3, &g.io, g.work_len), "0 frames");
+    durations[1] = 21;
+    REFUSED(BITTTS_STREAM_VALUE, BEGIN(9, durations, 3, &g.io, g.work_len), "over the cap");
+    durations[1] = 3;
+    k.c.step = 0;
+    REFUSED(BITTTS_STREAM_CONFIG, BEGIN(9, durations, 3, &g.io, g.work_len), "bad config");
+    k.c = c;
+    io = g.io;
+    g.io.frames = NULL;
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, durations, 3, &g.io, g.work_len), "NULL frames");
+    g.io = io;
+    g.io.mask = NULL;
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, durations, 3, &g.io, g.work_len), "NULL mask");
+    g.io = io;
+    g.io.states = NULL;
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, durations, 3, &g.io, g.work_len), "NULL states");
+    g.io = io;
+    g.io.frames_len = 11;
+    REFUSED(BITTTS_STREAM_SIZE, BEGIN(9, durations, 3, &g.io, g.work_len), "frames short");
+    g.io = io;
+    g.io.mask_len = 3;
+    REFUSED(BITTTS_STREAM_SIZE, BEGIN(9, durations, 3, &g.io, g.work_len), "mask short");
+    g.io = io;
+    g.io.n_states = 3;
+    REFUSED(BITTTS_STREAM_SIZE, BEGIN(9, durations, 3, &g.io, g.work_len), "3 states");
+    g.io = io;
+    g.io.int8 = 2;
+    REFUSED(BITTTS_STREAM_QUANT, BEGIN(9, durations, 3, &g.io, g.work_len), "int8 = 2");
+    g.io = io;
+    g.slots[kMaskHistory].len = 4;
+    REFUSED(BITTTS_STREAM_SIZE, BEGIN(9, durations, 3, &g.io, g.work_len), "slot length");
+    g.slots[kMaskHistory].len = 5;
+    g.slots[kAccumulator].output = NULL;
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, durations, 3, &g.io, g.work_len), "NULL state output");
+    g.slots[kAccumulator].output = int8 ? (const void *)g.state_out_q[kAccumulator]
+                                        : (const void *)g.state_out_f[kAccumulator];
+    g.slots[kDummies].input = NULL;
+    REFUSED(BITTTS_STREAM_NULL, BEGIN(9, durations, 3, &g.io, g.work_len), "NULL state input");
+    g.slots[kDummies].input = int8 ? (void *)(g.state_in_q[kDummies] + 1)
+                                   : (void *)(g.state_in_f[kDummies] + 1);
+    /* Quantization parameters matter only to an int8 stream. */
+    {
+      const float bad_scales[4] = {0.0f, -0.5f, NAN, INFINITY};
+      const int bad_zero_points[2] = {-129, 128};
+      bittts_quant *quants[3];
+      int q, v;
+      quants[0] = &g.io.frames_quant;
+      quants[1] = &g.io.mask_quant;
+      quants[2] = &g.io.spectrum_quant;
+      for (q = 0; q < 3; ++q) {
+        const bittts_quant saved = *quants[q];
+        for (v = 0; v < 6; ++v) {
+          if (v < 4) quants[q]->scale = bad_scales[v];
+          else quants[q]->zero_point = bad_zero_points[v - 4];
+          if (int8)
+            REFUSED(BITTTS_STREAM_QUANT, BEGIN(9, durations, 3, &g.io, g.work_len), "quant");
+          else
+            CHECK(BEGIN(9, durations, 3, &g.io, g.work_len) == BITTTS_STREAM_OK, "float io");
+          *quants[q] = saved;
+        }
+      }
+      g.slots[kDummies].zero_point = 128;
+      if (int8) REFUSED(BITTTS_STREAM_QUANT, BEGIN(9, durations, 3, &g.io, g.work_len), "zp");
+      g.slots[kDummies].zero_point = k.zero_points[kDummies];
+    }
+    CHECK(BEGIN(9, durations, 3, &g.io, g.work_len) == BITTTS_STREAM_OK, "and then it works");
+  }
+  /* The int8 stream needs a dequantized row more of work than the float one. */
+  random_case(&k, &c, 1);
+  bind(&k);
+  int8 = 1;
+  REFUSED(BITTTS_STREAM_SIZE, BEGIN(9, durations, 3, &g.io, bittts_stream_work_len(&c, 0)),
+          "float-sized work for int8");
+#undef BEGIN
+#undef REFUSED
+}
+
+/* Hidden values numpy has no defined code for: NaN becomes the zero point,
+ * an infinity the end of the range. */
+static void test_quantize_non_finite(void) {
+  static Case k;
+  const bittts_stream_config c = small_config();
+  const bittts_callbacks cb = fake_callbacks();
+  const int32_t durations[1] = {1};
+  bittts_stream s;
+  random_case(&k, &c, 1);
+  bind(&k);
+  g_hidden[0] = NAN;
+  g_hidden[1] = INFINITY;
+  g_hidden[2] = -INFINITY;
+  g.fail_frames_at = 0;
+  CHECK(bittts_stream_begin(&s, &k.c, g_hidden, 3, durations, 1, &g.io, g.work + 1, g.work_len)
+            == BITTTS_STREAM_OK, "begin");
+  CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_CALLBACK, "stopped in the graph");
+  CHECK(g.frames_q[1] == k.frames_q.zero_point && g.frames_q[2] == 127 && g.frames_q[3] == -128,
+        "codes %d %d %d", g.frames_q[1], g.frames_q[2], g.frames_q[3]);
+}
+
+/* Failures after a step has begun end the stream; refused steps write nothing. */
+static void test_step_errors(void) {
+  static Case k;
+  const bittts_stream_config c = small_config();
+  bittts_callbacks cb = fake_callbacks();
+  bittts_stream s, before;
+  int i, kind;
+  for (kind = 0; kind < 7; ++kind) {
+    random_case(&k, &c, kind == 6);
+    k.n_tokens = 3;
+    for (i = 0; i < 9; ++i) g_hidden[i] = rng_float(-1.0f, 1.0f);
+    k.durations[0] = 4;
+    k.durations[1] = 5;
+    k.durations[2] = 6;
+    build_reference(&k);
+    bind(&k);
+    cb = fake_callbacks();
+    CHECK(bittts_stream_begin(&s, &k.c, g_hidden, 9, k.durations, 3, &g.io, g.work + 1,
+                              g.work_len) == BITTTS_STREAM_OK, "begin");
+    CHECK(bittts_stream_remaining(&s) == 5, "15 frames + delay 5 in steps of 4: 5 invokes");
+    /* Refused before anything: nothing written, the stream goes on. */
+    memcpy(&g_before, &g, sizeof g);
+    memcpy(&before, &s, sizeof s);
+    CHECK(bittts_stream_step(NULL, &cb) == BITTTS_STREAM_NULL, "NULL record");
+    CHECK(bittts_stream_step(&s, NULL) == BITTTS_STREAM_NULL, "NULL callbacks");
+    cb.run_frames = NULL;
+    CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_NULL, "no frames callback");
+    cb = fake_callbacks();
+    cb.pcm_f32 = NULL;
+    cb.pcm_i16 = NULL;
+    CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_NULL, "no PCM callback");
+    cb = fake_callbacks();
+    CHECK(memcmp(&g_before, &g, sizeof g) == 0 && memcmp(&before, &s, sizeof s) == 0,
+          "a refused step wrote something");
+    switch (kind) {
+      case 0: g.fail_frames_at = 2; break;
+      case 1: g.fail_pcm_at = 3 * 8 + 1; break; /* within the samples of invoke 2 */
+      case 2: g.bad_len = 1; break;
+      case 3: g.bad_len = -1; break;
+      case 4: g.null_spectrum = 1; break;
+      case 5: g.nan_at = 2; break;
+      default: break;
+    }
+    {
+      const bittts_stream_status expected[7] = {
+          BITTTS_STREAM_CALLBACK, BITTTS_STREAM_CALLBACK, BITTTS_STREAM_SIZE, BITTTS_STREAM_SIZE,
+          BITTTS_STREAM_NULL, BITTTS_STREAM_SPECTRUM, BITTTS_STREAM_OK};
+      bittts_stream_status status = BITTTS_STREAM_OK;
+      int steps = 0;
+      while (status == BITTTS_STREAM_OK && bittts_stream_remaining(&s) > 0) {
+        status = bittts_stream_step(&s, &cb);
+        ++steps;
+      }
+      CHECK(status == expected[kind], "kind %d: status %d", kind, (int)status);
+      if (kind == 6) {
+        check_segment_output(&k, 0, "int8 small");
+        continue;
+      }
+      CHECK(steps == (kind < 2 || kind == 5 ? 3 : 1), "kind %d stopped at step %d", kind, steps);
+      CHECK(bittts_stream_remaining(&s) == 0, "kind %d: a failed step ends the stream", kind);
+      CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "kind %d: no step after", kind);
+      CHECK(canaries_intact(&k), "kind %d canaries", kind);
+    }
+  }
+}
+
+/* ---- a whole segment ---------------------------------------------------------- */
+
+static void test_speak_segment(void) {
+  static Case k;
+  float log_d[MAX_TOKENS];
+  int32_t durations[MAX_TOKENS + 2];
+  int round;
+  for (round = 0; round < 400; ++round) {
+    const bittts_stream_config c = random_config();
+    const bittts_callbacks cb = fake_callbacks();
+    const float scale = rng_float(0.5f, 2.0f);
+    bittts_duration_info info, ref_info;
+    int i;
+    random_case(&k, &c, round % 2);
+    for (i = 0; i < k.n_tokens; ++i) log_d[i] = rng_float(-0.5f, 3.0f);
+    durations_reference(&c, log_d, k.n_tokens, scale, k.durations, &ref_info);
+    build_reference(&k);
+    bind(&k);
+    for (i = 0; i < MAX_TOKENS + 2; ++i) durations[i] = CANARY_I;
+    CHECK(bittts_speak_segment(&k.c, g_hidden, (size_t)(k.n_tokens * c.encoder_channels), log_d,
+                               (size_t)k.n_tokens, k.n_tokens, scale, durations + 1,
+                               (size_t)k.n_tokens, &g.io, g.work + 1, g.work_len, &cb, &info) ==
+              BITTTS_STREAM_OK, "speak round %d", round);
+    CHECK(memcmp(durations + 1, k.durations, (size_t)k.n_tokens * sizeof(int32_t)) == 0,
+          "round %d durations", round);
+    CHECK(durations[0] == CANARY_I && durations[1 + k.n_tokens] == CANARY_I, "durations canary");
+    CHECK(info.total_frames == k.total && info.total_frames == ref_info.total_frames,
+          "round %d total", round);
+    check_segment_output(&k, round, "speak");
+  }
+}
+
+/* Refused before durations are written: nothing changes. */
+static void test_speak_refused(void) {
+  static Case k;
+  const bittts_stream_config c = small_config();
+  const bittts_callbacks good = fake_callbacks();
+  bittts_callbacks cb = good;
+  float log_d[4] = {1.0f, 2.0f, 1.5f, 0.5f};
+  int32_t durations[4] = {CANARY_I, CANARY_I, CANARY_I, CANARY_I};
+  bittts_frames_io io;
+  int i;
+  random_case(&k, &c, 1);
+  bind(&k);
+  io = g.io;
+  for (i = 0; i < 12; ++i) g_hidden[i] = (float)i;
+#define SPEAK(hidden_len, io_, work_len, cb_)                                                    \
+  bittts_speak_segment(&k.c, g_hidden, hidden_len, log_d, 4, 4, 1.0f, durations, 4, io_,         \
+                       g.work + 1, work_len, cb_, NULL)
+#define REFUSED(status, call, what)                                                          \
+  do {                                                                                       \
+    memcpy(&g_before, &g, sizeof g);                                                         \
+    CHECK((call) == (status), "%s: %d", what, (int)(call));                                  \
+    CHECK(memcmp(&g_before, &g, sizeof g) == 0 && durations[0] == CANARY_I &&                \
+              durations[3] == CANARY_I, "%s: written anyway", what);                         \
+  } while (0)
+  REFUSED(BITTTS_STREAM_SIZE, SPEAK(11, &g.io, g.work_len, &cb), "hidden too short");
+  REFUSED(BITTTS_STREAM_SIZE, SPEAK(12, &g.io, g.work_len - 1, &cb), "work too short");
+  REFUSED(BITTTS_STREAM_NULL, SPEAK(12, NULL, g.work_len, &cb), "no io");
+  REFUSED(BITTTS_STREAM_NULL, SPEAK(12, &g.io, g.work_len, NULL), "no callbacks");
   cb.run_frames = NULL;
-  CHECK(SPEAK() == BITTTS_STREAM_NULL, "no frames callback");
-  cb.run_frames = fake_run_frames;
-  CHECK(bittts_speak_segment(&c, g_hidden, 12, log_d, 4, 4, 1.0f, durations, 4, frames, 44, mask,
-                             15, &cb, NULL) == BITTTS_STREAM_SIZE, "frames buffer too short");
-  CHECK(bittts_speak_segment(&c, g_hidden, 11, log_d, 4, 4, 1.0f, durations, 4, frames, 45, mask,
-                             15, &cb, NULL) == BITTTS_STREAM_SIZE, "hidden too short");
-  CHECK(bittts_speak_segment(&c, g_hidden, 12, log_d, 4, 4, 1.0f, durations, 3, frames, 45, mask,
-                             15, &cb, NULL) == BITTTS_STREAM_SIZE, "durations buffer too short");
-  CHECK(bittts_speak_segment(&c, g_hidden, 12, log_d, 4, 4, 1.0f, durations, 4, frames, 45, mask,
-                             15, NULL, NULL) == BITTTS_STREAM_NULL, "no callbacks");
-  CHECK(SPEAK() == BITTTS_STREAM_OK, "and then it works");
+  REFUSED(BITTTS_STREAM_NULL, SPEAK(12, &g.io, g.work_len, &cb), "no frames callback");
+  cb = good;
+  cb.pcm_f32 = NULL;
+  cb.pcm_i16 = NULL;
+  REFUSED(BITTTS_STREAM_NULL, SPEAK(12, &g.io, g.work_len, &cb), "no PCM callback");
+  cb = good;
+  g.io.frames_quant.scale = 0.0f;
+  REFUSED(BITTTS_STREAM_QUANT, SPEAK(12, &g.io, g.work_len, &cb), "bad scale");
+  g.io = io;
+  g.io.n_states = 5;
+  REFUSED(BITTTS_STREAM_SIZE, SPEAK(12, &g.io, g.work_len, &cb), "5 states");
+  g.io = io;
+  REFUSED(BITTTS_STREAM_LENGTH,
+          bittts_speak_segment(&k.c, g_hidden, 12, log_d, 4, 0, 1.0f, durations, 4, &g.io,
+                               g.work + 1, g.work_len, &cb, NULL), "no tokens");
+  REFUSED(BITTTS_STREAM_SIZE,
+          bittts_speak_segment(&k.c, g_hidden, 12, log_d, 3, 4, 1.0f, durations, 4, &g.io,
+                               g.work + 1, g.work_len, &cb, NULL), "log-durations too short");
+  REFUSED(BITTTS_STREAM_SIZE,
+          bittts_speak_segment(&k.c, g_hidden, 12, log_d, 4, 4, 1.0f, durations, 3, &g.io,
+                               g.work + 1, g.work_len, &cb, NULL), "durations too short");
+  REFUSED(BITTTS_STREAM_SCALE,
+          bittts_speak_segment(&k.c, g_hidden, 12, log_d, 4, 4, 11.0f, durations, 4, &g.io,
+                               g.work + 1, g.work_len, &cb, NULL), "scale");
+  log_d[2] = NAN;
+  REFUSED(BITTTS_STREAM_VALUE, SPEAK(12, &g.io, g.work_len, &cb), "NaN log-duration");
+  log_d[2] = 1.5f;
+  k.c.n_fft = 33;
+  REFUSED(BITTTS_STREAM_CONFIG, SPEAK(12, &g.io, g.work_len, &cb), "bad config");
+  k.c = c;
+  g.fail_frames_at = 1;
+  CHECK(SPEAK(12, &g.io, g.work_len, &cb) == BITTTS_STREAM_CALLBACK, "frames callback failure");
+  CHECK(g.calls == 2, "stopped at the failing call");
+  bind(&k);
+  CHECK(SPEAK(12, &g.io, g.work_len, &cb) == BITTTS_STREAM_OK, "and then it works");
 #undef SPEAK
+#undef REFUSED
 }
 
 /* ---- model arrays ------------------------------------------------------------ */
@@ -706,6 +1294,7 @@ static void test_model_check(void) {
   CHECK(bittts_check_model(NULL, 64, 64, 0) == BITTTS_STREAM_NULL, "NULL model");
 }
 
+
 int main(int argc, char **argv) {
   const char *seed_text = argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED");
   unsigned long long seed =
@@ -718,11 +1307,13 @@ int main(int argc, char **argv) {
   test_duration_ties();
   test_duration_caps_and_errors();
   print_exp_sweep();
-  test_windows();
-  test_window_errors();
   test_pcm16();
+  test_stream_walk();
+  test_begin_refused();
+  test_quantize_non_finite();
+  test_step_errors();
   test_speak_segment();
-  test_speak_errors();
+  test_speak_refused();
   test_model_check();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures != 0;

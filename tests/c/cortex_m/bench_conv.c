@@ -1,0 +1,154 @@
+/* Instructions of the fused ternary convolution on Cortex-M, measured in QEMU
+ * with `-icount shift=0` (the CMSDK timer then counts instructions; see
+ * bench_decode.c), against what the graph did before: the whole kernel
+ * decoded (bittts_decode_i8 / _f32) and then convolved by a loop in the order
+ * of TFLM's reference CONV_2D. QEMU models neither pipelines nor wait states:
+ * instruction counts, not cycles. The int8 outputs must agree bit for bit,
+ * the float32 ones within 1e-5 of the peak.
+ *
+ * A 128 -> 128 conv with 5 taps, 32 frames, SAME padding (the model's decoder
+ * convs): 2,621,440 multiply-adds. Prints "conv <name> <macs> <instructions>
+ * <decoded kernel bytes>". */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../../tflite/bittts_spec.h"
+#include "../../../tflite/bittts_ternary.h"
+#include "../../../tflite/bittts_ternary_conv.h"
+
+#define TIMER_CTRL (*(volatile uint32_t *)0x40000000u)
+#define TIMER_VALUE (*(volatile uint32_t *)0x40000004u)
+#define TIMER_RELOAD (*(volatile uint32_t *)0x40000008u)
+
+enum { kT = 32, kCin = 128, kCout = 128, kK = 5, kWeights = kCout * kK * kCin };
+enum { kPad = (kK - 1) / 2 };
+
+static int8_t packed[(kWeights + 4) / 5];
+static int8_t x8[kT * kCin], y8[kT * kCout], ref8[kT * kCout], codes[kWeights];
+static float xf[kT * kCin], yf[kT * kCout], reff[kT * kCout], weights[kWeights];
+static int32_t bias32[kCout];
+static float biasf[kCout];
+static int8_t scratch[kK * kCin + 8];
+static float scratchf[kK * kCin + 8];
+static const float kBeta = 0.0371f;
+static bittts_conv_quant quant;
+
+static uint32_t ticks(void) { return TIMER_VALUE; }
+
+static void __attribute__((noinline)) count_loop(uint32_t n) {
+  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
+}
+
+/* TFLM's reference CONV_2D order (output frame, output channel, tap, input
+ * channel), skipping taps in the padding, on the decoded int8 codes. */
+static void reference_i8(void) {
+  int t, o, k, c;
+  for (t = 0; t < kT; ++t)
+    for (o = 0; o < kCout; ++o) {
+      int32_t acc = 0, v;
+      for (k = 0; k < kK; ++k) {
+        const int frame = t + k - kPad;
+        if (frame < 0 || frame >= kT) continue;
+        for (c = 0; c < kCin; ++c)
+          acc += codes[(o * kK + k) * kCin + c] * (x8[frame * kCin + c] + quant.input_offset);
+      }
+      acc += bias32[o];
+      v = bittts_conv_multiply_by_quantized_multiplier(acc, quant.multiplier, quant.shift);
+      v += quant.output_offset;
+      v = v < quant.act_min ? quant.act_min : (v > quant.act_max ? quant.act_max : v);
+      ref8[t * kCout + o] = (int8_t)v;
+    }
+}
+
+static void reference_f32(void) {
+  int t, o, k, c;
+  for (t = 0; t < kT; ++t)
+    for (o = 0; o < kCout; ++o) {
+      float acc = 0.0f;
+      for (k = 0; k < kK; ++k) {
+        const int frame = t + k - kPad;
+        if (frame < 0 || frame >= kT) continue;
+        for (c = 0; c < kCin; ++c) acc += weights[(o * kK + k) * kCin + c] * xf[frame * kCin + c];
+      }
+      reff[t * kCout + o] = acc + biasf[o];
+    }
+}
+
+static const bittts_conv_shape kShape = {1, kT, kCin, kCout, kK, 1, 1, BITTTS_CONV_PADDING_SAME};
+
+enum { kFusedI8, kDecodeI8, kFusedF32, kDecodeF32, kCount };
+static const char *const kNames[kCount] = {"i8_fused", "i8_decode_then_reference",
+                                           "f32_fused", "f32_decode_then_reference"};
+static const unsigned kDecodedBytes[kCount] = {0, kWeights, 0, 4 * kWeights};
+
+static int run(int which) {
+  switch (which) {
+    case kFusedI8:
+      return bittts_conv_i8(&kShape, &quant, x8, sizeof x8, packed, sizeof packed, bias32,
+                            kCout, scratch, sizeof scratch, y8, sizeof y8, NULL);
+    case kDecodeI8:
+      if (bittts_decode_i8(packed, sizeof packed, codes, kWeights, NULL) != 0) return 1;
+      reference_i8();
+      return 0;
+    case kFusedF32:
+      return bittts_conv_f32(&kShape, xf, kT * kCin, packed, sizeof packed, kBeta, biasf, kCout,
+                             -3.4e38f, 3.4e38f, scratchf, kK * kCin + 8, yf, kT * kCout, NULL);
+    case kDecodeF32:
+      if (bittts_decode_f32(packed, sizeof packed, kBeta, weights, kWeights, NULL) != 0) return 1;
+      reference_f32();
+      return 0;
+  }
+  return 1;
+}
+
+int main(void) {
+  unsigned long long state = 0x9E3779B97F4A7C15ull;
+  uint32_t start, calibration;
+  int i, which, failures = 0;
+  float peak = 0.0f, worst = 0.0f;
+  memset(packed, 0, sizeof packed);
+  for (i = 0; i < kWeights; ++i) {
+    int trit, power = 1, k;
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+    trit = (int)((state >> 20) % 3u) - 1;
+    for (k = 0; k < i % 5; ++k) power *= 3;
+    packed[i / 5] = (int8_t)(packed[i / 5] + trit * power);
+  }
+  for (i = 0; i < kT * kCin; ++i) {
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+    x8[i] = (int8_t)(state >> 40);
+    xf[i] = (float)x8[i] / 32.0f;
+  }
+  for (i = 0; i < kCout; ++i) bias32[i] = (int32_t)(i * 37 % 2001) - 1000, biasf[i] = 0.01f * i;
+  quant.input_offset = 3, quant.output_offset = -7, quant.act_min = -128, quant.act_max = 127;
+  bittts_conv_quantize_multiplier(0.02 * 0.0371 / 0.05, &quant.multiplier, &quant.shift);
+  TIMER_CTRL = 0;
+  TIMER_RELOAD = 0xFFFFFFFFu;
+  TIMER_VALUE = 0xFFFFFFFFu;
+  TIMER_CTRL = 1;
+  start = ticks();
+  count_loop(2000000);
+  calibration = start - ticks();
+  printf("calibration %u %u\n", 4000000u, (unsigned)calibration);
+  for (which = 0; which < kCount; ++which) {
+    uint32_t elapsed;
+    start = ticks();
+    if (run(which) != 0) ++failures;
+    elapsed = start - ticks();
+    printf("conv %s %u %u %u\n", kNames[which], (unsigned)(kT * kK * kCin * kCout),
+           (unsigned)elapsed, kDecodedBytes[which]);
+  }
+  if (memcmp(y8, ref8, sizeof y8) != 0) {
+    printf("error: int8 outputs differ\n");
+    ++failures;
+  }
+  for (i = 0; i < kT * kCout; ++i) {
+    peak = fabsf(reff[i]) > peak ? fabsf(reff[i]) : peak;
+    worst = fabsf(reff[i] - yf[i]) > worst ? fabsf(reff[i] - yf[i]) : worst;
+  }
+  printf("float32 largest difference %g of peak %g\n", (double)worst, (double)peak);
+  if (worst > 1e-5f * peak) ++failures;
+  return failures != 0;
+}
