@@ -140,7 +140,8 @@ def replay(seed: int, node: str) -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"{report['tests']} tests x {report['seeds_run']} seeds: "
+    lines = [f"{report['tests']} tests x {report['seeds_run']} seeds "
+             f"(of {report.get('seeds_planned', report['seeds_run'])} planned): "
              f"{report['test_runs']} test runs, {len(report['failures'])} failures", ""]
     if report["failures"]:
         lines += ["| test | seed | replay |", "|---|---|---|"]
@@ -168,6 +169,23 @@ def main(argv):
     print(f"{len(tests)} test(s) x {len(seeds)} seeds: {', '.join(map(str, seeds))}")
     start = time.time()
     runs = []
+
+    def report_so_far() -> dict:
+        failures = [{"test": node, "seed": run["seed"], "replay": replay(run["seed"], node)}
+                    for run in runs for node in run["failed"]]
+        return {"tests": len(tests), "left_out": gone, "seeds_run": len(runs),
+                "seeds_planned": len(seeds),
+                "test_runs": sum(run["tests_run"] for run in runs),
+                "seconds": round(time.time() - start, 1), "selection": {
+                    "tests": FLAGS.tests, "junit": FLAGS.junit, "faster_than": FLAGS.faster_than,
+                    "slower_than": FLAGS.slower_than},
+                "failures": failures, "runs": runs, "test_ids": tests}
+
+    def write(report: dict) -> None:
+        fileio.atomic_write_json(FLAGS.output, report)
+        fileio.atomic_write_text(os.path.splitext(FLAGS.output)[0] + ".md",
+                                 markdown(report) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="seed_sweep_") as workdir, \
             concurrent.futures.ThreadPoolExecutor(max(FLAGS.jobs, 1)) as pool, \
             tqdm(total=len(seeds), unit="seed", file=sys.stderr) as bar:
@@ -176,16 +194,11 @@ def main(argv):
             bar.update()
             for node in run["failed"]:
                 bar.write(f"seed {run['seed']}: FAILED {node}\n  replay: {replay(run['seed'], node)}")
-    failures = [{"test": node, "seed": run["seed"], "replay": replay(run["seed"], node)}
-                for run in runs for node in run["failed"]]
-    report = {"tests": len(tests), "left_out": gone, "seeds_run": len(runs),
-              "test_runs": sum(run["tests_run"] for run in runs),
-              "seconds": round(time.time() - start, 1), "selection": {
-                  "tests": FLAGS.tests, "junit": FLAGS.junit, "faster_than": FLAGS.faster_than,
-                  "slower_than": FLAGS.slower_than},
-              "failures": failures, "runs": runs, "test_ids": tests}
-    fileio.atomic_write_json(FLAGS.output, report)
-    fileio.atomic_write_text(os.path.splitext(FLAGS.output)[0] + ".md", markdown(report) + "\n")
+            # Written after every seed: a long sweep stopped early keeps what it ran.
+            write(report_so_far())
+    report = report_so_far()
+    failures = report["failures"]
+    write(report)
     print(markdown(report))
     print(f"{report['seconds']:.0f} s; report {FLAGS.output}")
     if failures:
