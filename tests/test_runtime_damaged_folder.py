@@ -94,6 +94,23 @@ def test_an_op_turned_into_the_decode_op_is_refused(tmp_path, voice, rng, decode
 
 
 @pytest.mark.parametrize("decode", DECODE_MODES)
+def test_an_op_given_another_ops_code_is_refused(tmp_path, voice, rng, decode):
+    """tools/fuzz_model_folder.py found it: a MUL whose opcode became
+    STRIDED_SLICE's (two inputs where four are read, MulOptions read as
+    StridedSliceOptions) crashed LiteRT with SIGSEGV in graph mode."""
+    model = tflite_file.parse_model(voice[1]["frames"])
+    names = tflite_file.builtin_names()
+    codes = {names[tflite_file.builtin_code(model, op)]: op.opcodeIndex
+             for op in model.subgraphs[0].operators}
+    muls = [op for op in model.subgraphs[0].operators if op.opcodeIndex == codes["MUL"]]
+    muls[int(rng.integers(len(muls)))].opcodeIndex = codes["STRIDED_SLICE"]
+    outcome, message = speak_damaged(tmp_path, voice, "frames",
+                                     tflite_file.serialize_model(model), decode)
+    assert outcome == "refused", message
+    assert "frames.tflite" in message and "STRIDED_SLICE" in message
+
+
+@pytest.mark.parametrize("decode", DECODE_MODES)
 def test_a_swapped_graph_is_refused_by_its_interface(tmp_path, voice, decode):
     outcome, message = speak_damaged(tmp_path, voice, "text", voice[1]["frames"], decode)
     assert outcome == "refused", message

@@ -48,6 +48,49 @@ _OPTIONAL_OPERANDS = {"CONV_2D": (2,), "DEPTHWISE_CONV_2D": (2,), "FULLY_CONNECT
                       "TRANSPOSE_CONV": (3,)}
 
 
+# What the ops of the exported graphs read: their options record (by the
+# schema's BuiltinOptions name) and how many inputs. An interpreter trusts
+# both: a MUL turned into a STRIDED_SLICE (2 inputs where 4 are read, a
+# MulOptions record read as StridedSliceOptions) crashed LiteRT with
+# SIGSEGV (tools/fuzz_model_folder.py). Ops not listed are not checked.
+_OP_RECORDS = {
+    "CONV_2D": ("Conv2DOptions", (2, 3)), "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", (2, 3)),
+    "FULLY_CONNECTED": ("FullyConnectedOptions", (2, 3)),
+    "TRANSPOSE_CONV": ("TransposeConvOptions", (3, 4)),
+    "BATCH_MATMUL": ("BatchMatMulOptions", (2,)), "ADD": ("AddOptions", (2,)),
+    "SUB": ("SubOptions", (2,)), "MUL": ("MulOptions", (2,)),
+    "SQUARED_DIFFERENCE": ("SquaredDifferenceOptions", (2,)), "MEAN": ("ReducerOptions", (2,)),
+    "SUM": ("ReducerOptions", (2,)), "STRIDED_SLICE": ("StridedSliceOptions", (4,)),
+    "CONCATENATION": ("ConcatenationOptions", None), "RESHAPE": ("ReshapeOptions", (1, 2)),
+    "GATHER": ("GatherOptions", (2,)), "SQUEEZE": ("SqueezeOptions", (1,)),
+    "EXPAND_DIMS": ("ExpandDimsOptions", (2,)), "TRANSPOSE": ("TransposeOptions", (2,)),
+    "PAD": ("PadOptions", (2, 3)), "CAST": ("CastOptions", (1,)),
+    "MAXIMUM": ("MaximumMinimumOptions", (2,)), "MINIMUM": ("MaximumMinimumOptions", (2,)),
+    "RSQRT": (None, (1,)), "LOGISTIC": (None, (1,)), "RELU": (None, (1,)),
+    "QUANTIZE": ("QuantizeOptions", (1,)), "DEQUANTIZE": ("DequantizeOptions", (1,)),
+}
+
+
+@functools.cache
+def _options_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as schema
+    return {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_")}
+
+
+def _check_record(op_name: str, op, where: str, o: int) -> None:
+    expected = _OP_RECORDS.get(op_name)
+    if expected is None:
+        return
+    options, counts = expected
+    got = _options_names().get(int(op.builtinOptionsType or 0), "?")
+    if got != "NONE" and options is not None and got != options:
+        raise TFLiteFileError(f"{where}: operator {o} ({op_name}) carries {got}, not {options}")
+    n = len(op.inputs) if op.inputs is not None else 0
+    if (counts is None and n < 1) or (counts is not None and n not in counts):
+        raise TFLiteFileError(f"{where}: operator {o} ({op_name}) has {n} inputs, not "
+                              f"{' or '.join(map(str, counts or (1,)))}")
+
+
 def _check_references(model, name: str) -> None:
     """Every index the graph holds (operator codes, tensors, buffers) points
     at something that exists: interpreters trust them."""
@@ -69,6 +112,7 @@ def _check_references(model, name: str) -> None:
                 raise TFLiteFileError(f"{where}: operator {o} has operator code {op.opcodeIndex} "
                                       f"of {n_codes}")
             op_name = names.get(builtin_code(model, op), "?")
+            _check_record(op_name, op, where, o)
             optional = _OPTIONAL_OPERANDS.get(op_name, ())
             for position, index in enumerate(op.inputs if op.inputs is not None else []):
                 if not (0 <= index < len(tensors) or (index == -1 and position in optional)):
