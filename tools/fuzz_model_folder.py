@@ -54,25 +54,35 @@ def main(argv):
         raise cli.ToolError(f"--decode_modes: unknown mode(s) {unknown} (modes: {DECODE_MODES})")
     start = time.time()
     bar = tqdm(total=FLAGS.tries * len(FLAGS.decode_modes), unit="try", file=sys.stderr)
+    done = []
+
+    def write() -> tuple[dict, str]:
+        counts = folder_fuzz.table(done)
+        report = {"model_dir": FLAGS.model_dir, "seed": FLAGS.seed, "tries_per_mode": FLAGS.tries,
+                  "tries_run": len(done), "seconds": round(time.time() - start, 1),
+                  "table": counts,
+                  "bad": [dataclasses.asdict(r) for r in done if r.outcome in folder_fuzz.BAD]}
+        table = folder_fuzz.markdown(counts)
+        fileio.atomic_write_json(FLAGS.output, report)
+        fileio.atomic_write_text(os.path.splitext(FLAGS.output)[0] + ".md", table + "\n")
+        return report, table
 
     def progress(result):
+        done.append(result)
         bar.update()
         if result.outcome in folder_fuzz.BAD:
             bar.write(f"try {result.index} ({result.decode}, {result.variant} {result.graph}, "
                       f"{result.mutation}): {result.outcome}: {result.message}")
+        if len(done) % 50 == 0:  # a long run stopped early keeps what it tried
+            write()
 
     with tempfile.TemporaryDirectory(prefix="fuzz_model_folder_") as work_dir:
-        results = folder_fuzz.fuzz(FLAGS.model_dir, work_dir, FLAGS.tries, FLAGS.decode_modes,
-                                   FLAGS.variants, FLAGS.seed, FLAGS.text, FLAGS.timeout, progress,
-                                   FLAGS.keep_dir)
+        folder_fuzz.fuzz(FLAGS.model_dir, work_dir, FLAGS.tries, FLAGS.decode_modes,
+                         FLAGS.variants, FLAGS.seed, FLAGS.text, FLAGS.timeout, progress,
+                         FLAGS.keep_dir)
     bar.close()
-    counts = folder_fuzz.table(results)
-    report = {"model_dir": FLAGS.model_dir, "seed": FLAGS.seed, "tries_per_mode": FLAGS.tries,
-              "seconds": round(time.time() - start, 1), "table": counts,
-              "bad": [dataclasses.asdict(r) for r in results if r.outcome in folder_fuzz.BAD]}
-    table = folder_fuzz.markdown(counts)
-    fileio.atomic_write_json(FLAGS.output, report)
-    fileio.atomic_write_text(os.path.splitext(FLAGS.output)[0] + ".md", table + "\n")
+    report, table = write()
+    results = done
     print(table)
     print(f"{len(results)} tries in {report['seconds']:.0f} s; report {FLAGS.output}")
     if report["bad"]:
