@@ -19,29 +19,7 @@
 
 #include "../../firmware_stub/bittts_stream.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    ++checks;                                              \
-    if (!(cond)) {                                         \
-      ++failures;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fprintf(stderr, "\n");                               \
-    }                                                      \
-  } while (0)
-
-static unsigned long long rng_state;
-static unsigned rng(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (unsigned)(rng_state >> 11);
-}
-static int rng_range(int lo, int hi) { return lo + (int)(rng() % (unsigned)(hi - lo + 1)); }
-static float rng_float(float lo, float hi) {
-  return lo + (hi - lo) * (float)(rng() & 0xFFFFFF) / (float)0x1000000;
-}
+#include "test_harness.h"
 
 #define CANARY_F (-12345.0f)
 #define CANARY_I 0x5A5A5A5A

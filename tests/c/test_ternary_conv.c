@@ -23,25 +23,7 @@
 #include "../../tflite/bittts_ternary.h"
 #include "../../tflite/bittts_ternary_conv.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    ++checks;                                              \
-    if (!(cond)) {                                         \
-      ++failures;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fprintf(stderr, "\n");                               \
-    }                                                      \
-  } while (0)
-
-static unsigned long long rng_state;
-static unsigned rng(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (unsigned)(rng_state >> 11);
-}
+#include "test_harness.h"
 static size_t pick(size_t lo, size_t hi) { return lo + rng() % (hi - lo + 1); }
 
 #define CANARY 0x5A
