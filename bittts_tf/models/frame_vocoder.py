@@ -3,7 +3,8 @@ and phase of an STFT -> inverse STFT (Vocos, Siuzdak 2023).
 
 Every conv runs at the mel frame rate (62.5 frames a second at 16 kHz, hop
 256), so a step costs a fraction of HiFi-GAN's, whose convs run at up to the
-sample rate; NOTES section 7 has the measurements that chose it. The
+sample rate (the equal-CPU comparison in the README: after 24 CPU minutes
+the frame-rate vocoder reached WER 0.30, the tiny HiFi-GAN 0.40). The
 pointwise convs (90% of the weights) are QAT layers; the depthwise convs (7 k
 weights, under 1%) and the spectral head stay float.
 

@@ -47,7 +47,7 @@ INDEX_OFFSET = MAX_INDEX  # byte + INDEX_OFFSET is the unsigned base-3 number of
 PADDING_TRIT = 0
 SCALE_BYTES = 4  # one float32 scale per tensor
 
-# Division-free digit extraction (NOTES section 2): with u = byte + INDEX_OFFSET,
+# Division-free digit extraction: with u = byte + INDEX_OFFSET,
 # q = ceil(u * 256 / 243) puts the base-3 number in a uint8 as a fraction of
 # 256, and digit 4 - k of u is ((uint8)(q * 3**k) * 3) >> 8. q itself is one
 # multiply-add-shift, q = (byte * PRESCALE_MUL + PRESCALE_ADD) >> PRESCALE_SHIFT,
