@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from ai_edge_litert.interpreter import Interpreter, InterpreterWithCustomOps, OpResolverType
 
 from bittts_tf.export import converter, runtime, tflite_file, tts_graphs
 from bittts_tf.models import build, configs
@@ -562,3 +562,32 @@ def test_multi_speaker_text_graph_calibrates_with_speakers(seeded):
     got = run(Interpreter(model_content=decode_at_load(packed),
                           experimental_op_resolver_type=BUILTIN), feed)
     assert snr_db(reference, got) >= 20.0
+
+
+@pytest.mark.parametrize("name", ["text", "frames"])
+def test_shipped_form_is_the_packed_graph_fused_and_unnamed(graphs, feeds, name):
+    """The model folder's int8 graph: each decode -> CONV_2D pair one
+    BitTTSTernaryConv, names only on the graph's ends; on LiteRT's reference
+    kernels (what TFLite Micro's are) it gives the packed graph's outputs bit
+    for bit, and loaded on a desktop (decode at load) the same as the packed
+    graph loaded."""
+    packed, shipped = graphs[name].packed, graphs[name].shipped
+    model = tflite_file.parse_model(shipped)
+    subgraph = model.subgraphs[0]
+    _, customs = tflite_file.graph_ops(model)
+    assert spec.CONV_OP_NAME in customs
+    for decode, reader in decoded_readers(model):
+        assert opcode_name(model, reader) != OPS.CONV_2D
+    ends = {int(i) for i in list(subgraph.inputs) + list(subgraph.outputs)}
+    assert all(t.name == b"" for i, t in enumerate(subgraph.tensors) if i not in ends)
+    assert len(shipped) < len(packed)
+    reference = {key: InterpreterWithCustomOps(
+        model_content=m, custom_op_registerers=runtime.litert_registerers(),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        for key, m in (("packed", packed), ("shipped", shipped))}
+    loaded = {key: Interpreter(model_content=decode_at_load(m))
+              for key, m in (("packed", packed), ("shipped", shipped))}
+    for feed in feeds[name]:
+        for pair in (reference, loaded):
+            for a, b in zip(run(pair["packed"], feed), run(pair["shipped"], feed)):
+                np.testing.assert_array_equal(a, b)

@@ -173,3 +173,24 @@ def test_speak_writes_a_wav_and_fails_in_one_line(exported, tmp_path):
         assert result.returncode != 0 and len(lines) == 1 and message in lines[0], result.stderr
         assert lines[0].startswith("speak: ")
         assert not bad_out.exists()
+
+
+def test_ternary_spectral_head_is_packed_and_streams_as_keras(tmp_path):
+    """quantize_head: the vocoder's spectral head (128 x 1026 weights, 131 KB
+    as int8) is packed like the convs, and the stream still gives the Keras
+    whole-utterance samples."""
+    config, acoustic, vocoder = random_tts(fresh_seed("model"), {"quantize_head": True})
+    head = vocoder.head
+    tts_graphs.export_model_folder(str(tmp_path), acoustic, vocoder, config, FrontEnd(),
+                                   MAX_TOKENS, 4, {"test": True}, float32_baseline=False)
+    model = tflite_file.parse_model((tmp_path / "frames.tflite").read_bytes())
+    largest_float = max(len(model.buffers[t.buffer].data) // 4
+                        for t in model.subgraphs[0].tensors
+                        if t.type == schema.TensorType.FLOAT32
+                        and model.buffers[t.buffer].data is not None)
+    assert largest_float < int(np.prod(head.kernel.shape))
+    tts = TextToSpeech(str(tmp_path))
+    result = tts.synthesize(TEXTS[0])
+    expected = keras_whole(acoustic, vocoder, result.segments)
+    error = np.abs(result.audio - expected).max() / np.abs(expected).max()
+    assert error <= 1e-4, error

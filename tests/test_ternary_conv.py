@@ -535,3 +535,52 @@ def test_graph_without_decode_ops_is_left_alone(rng):
     result = fused_conv.fuse_ternary_convs(plain)
     assert result.fused == [] and result.left == {}
     assert ops_of(result.tflite) == ops_of(plain)
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_decode_at_load_turns_fused_convs_back_into_constant_filter_convs(rng, int8):
+    """A desktop runtime loads a fused graph as it loads the decode graph:
+    every BitTTSTernaryConv a CONV_2D with the decoded filter as a constant
+    (XNNPACK takes only those). Both loaded forms give the same outputs."""
+    from bittts_tf.runtime.decode_at_load import decode_at_load
+    _, packed, inputs = decode_graphs(rng, int8)
+    fused = fused_conv.fuse_ternary_convs(packed).tflite
+    loaded = decode_at_load(fused)
+    builtins, customs = ops_of(loaded)
+    assert customs == [] and "CONV_2D" in builtins, (builtins, customs)
+    reference = decode_at_load(packed)
+    for x in inputs:
+        x = quantize_input(packed, x)
+        a, b = run_litert(reference, x), run_litert(loaded, x)
+        if int8:
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert np.abs(a - b).max() <= 1e-5 * max(np.abs(a).max(), 1e-6)
+
+
+def test_decode_at_load_refuses_a_fused_op_with_a_bad_index_naming_the_op(rng):
+    from bittts_tf.runtime.decode_at_load import decode_at_load
+    _, packed, _ = decode_graphs(rng, False)
+    model = tflite_file.parse_model(fused_conv.fuse_ternary_convs(packed).tflite)
+    subgraph = model.subgraphs[0]
+    op = next(op for op in subgraph.operators
+              if model.operatorCodes[op.opcodeIndex].customCode == spec.CONV_OP_NAME.encode())
+    buffer = model.buffers[subgraph.tensors[int(op.inputs[1])].buffer]
+    data = np.asarray(buffer.data, np.uint8).copy()
+    data[int(rng.integers(data.size))] = spec.MAX_INDEX + 1  # no trit pattern has this index
+    buffer.data = data
+    with pytest.raises(tflite_file.TFLiteFileError, match=spec.CONV_OP_NAME):
+        decode_at_load(tflite_file.serialize_model(model))
+
+
+def test_stripped_names_leave_inputs_outputs_and_results(rng):
+    _, packed, inputs = decode_graphs(rng, True)
+    stripped = tflite_file.strip_tensor_names(packed)
+    assert len(stripped) < len(packed)
+    before, after = (tflite_file.parse_model(m).subgraphs[0] for m in (packed, stripped))
+    ends = {int(i) for i in list(after.inputs) + list(after.outputs)}
+    for index, (old, new) in enumerate(zip(before.tensors, after.tensors)):
+        assert new.name == (old.name if index in ends else b""), index
+    for x in inputs:
+        x = quantize_input(packed, x)
+        np.testing.assert_array_equal(run_litert(packed, x), run_litert(stripped, x))

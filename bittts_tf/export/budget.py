@@ -144,7 +144,7 @@ def largest_constants(model_bytes: bytes, count: int = 5) -> list[dict]:
             buffer = model.buffers[tensor.buffer]
             if buffer.data is None or not len(buffer.data) or tensor.buffer in seen:
                 continue
-            seen[tensor.buffer] = {"name": tensor.name.decode(), "shape": _shape(tensor),
+            seen[tensor.buffer] = {"name": (tensor.name or b"").decode(), "shape": _shape(tensor),
                                    "type": _TYPE_NAMES.get(tensor.type, str(tensor.type)),
                                    "bytes": len(buffer.data)}
     return sorted(seen.values(), key=lambda t: -t["bytes"])[:count]
@@ -160,7 +160,7 @@ def largest_activations(model_bytes: bytes, count: int = 5) -> list[dict]:
             if buffer.data is not None and len(buffer.data):
                 continue
             size = _elements(tensor) * _TYPE_BYTES.get(tensor.type, 4)
-            found.append({"name": tensor.name.decode(), "shape": _shape(tensor),
+            found.append({"name": (tensor.name or b"").decode(), "shape": _shape(tensor),
                           "type": _TYPE_NAMES.get(tensor.type, str(tensor.type)), "bytes": size})
     return sorted(found, key=lambda t: -t["bytes"])[:count]
 

@@ -195,3 +195,18 @@ def graph_ops(model) -> tuple[list[str], list[str]]:
         else:
             builtins.add(names.get(builtin, f"BUILTIN_{builtin}"))
     return sorted(builtins), sorted(customs)
+
+
+def strip_tensor_names(data: bytes, name: str = "<bytes>") -> bytes:
+    """The model with every tensor name emptied except those of the graph's
+    inputs and outputs. Names are for people: interpreters find tensors by
+    index and signature. The converter's names ("add_63;depthwise_7;...")
+    were 22 KB of the shipped voice's int8 text graph and 7 KB of its frames
+    graph, 4% of the flash budget."""
+    model = parse_model(data, name)
+    for subgraph in model.subgraphs:
+        keep = {int(i) for i in list(subgraph.inputs) + list(subgraph.outputs)}
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in keep:
+                tensor.name = b""
+    return serialize_model(model)

@@ -274,28 +274,24 @@ def arena_breakdown(model: bytes, arena_size: int) -> dict:
 
 # --- TFLM's own compression: the LUT form --------------------------------
 
-def ternary_tensors(packed: bytes) -> dict[int, dict]:
+def ternary_tensors(decoded: bytes, kernels: list[int]) -> dict[int, dict]:
     """Tensor index -> {"name", "type", "shape", "quantized_dimension"} of
-    each output of a BitTTSTernaryDecode op (subgraph 0): the ternary
-    kernels, which stay at the same indices when decoded at load."""
-    model = tflite_file.parse_model(packed)
-    codes = {i for i, code in enumerate(model.operatorCodes)
-             if code.customCode is not None and bytes(code.customCode).decode() == spec.OP_NAME}
+    each ternary kernel of a graph decoded at load (`kernels`: the indices
+    decode_at_load reported, subgraph 0)."""
+    model = tflite_file.parse_model(decoded)
     if len(model.subgraphs) != 1:
         raise TFLMError(f"expected one subgraph, the model has {len(model.subgraphs)}")
     subgraph = model.subgraphs[0]
     found = {}
-    for op in subgraph.operators:
-        if op.opcodeIndex in codes:
-            index = int(op.outputs[0])
-            tensor = subgraph.tensors[index]
-            quantization = tensor.quantization
-            found[index] = {
-                "name": tensor.name.decode(), "type": int(tensor.type),
-                "shape": [int(d) for d in tensor.shape],
-                "quantized_dimension": int(quantization.quantizedDimension)
-                if quantization is not None and quantization.scale is not None
-                and len(quantization.scale) > 1 else None}
+    for index in kernels:
+        tensor = subgraph.tensors[index]
+        quantization = tensor.quantization
+        found[index] = {
+            "name": (tensor.name or b"").decode(), "type": int(tensor.type),
+            "shape": [int(d) for d in tensor.shape],
+            "quantized_dimension": int(quantization.quantizedDimension)
+            if quantization is not None and quantization.scale is not None
+            and len(quantization.scale) > 1 else None}
     return found
 
 
@@ -327,16 +323,17 @@ def lut_compress(packed: bytes, name: str = "model") -> tuple[bytes, dict]:
     check_wheel()
     from tflite_micro.tensorflow.lite.micro.compression import compress as tflm_compress  # the function
     from tflite_micro.tensorflow.lite.micro.compression import spec as tflm_spec
-    tensors = ternary_tensors(packed)
-    if not tensors:
-        raise TFLMError(f"{name}: no {spec.OP_NAME} op: nothing to compress")
+    kernels = []
+    decoded = decode_at_load(packed, name, kernels)
+    if not kernels:
+        raise TFLMError(f"{name}: no {spec.OP_NAME} or {spec.CONV_OP_NAME} op: nothing to compress")
+    tensors = ternary_tensors(decoded, kernels)
     specs = []
     for index, tensor in sorted(tensors.items()):
         axis = lut_axis(tensor)
         mode = tflm_spec.PerTensor() if axis is None else tflm_spec.PerChannel(axis=axis)
         specs.append(tflm_spec.Tensor(subgraph=0, tensor=index, compression=[
             tflm_spec.LookUpTableCompression(index_bitwidth=LUT_INDEX_BITS, mode=mode)]))
-    decoded = decode_at_load(packed, name)
     # The compressor prints a warning for each table with fewer than four
     # values (all of them: ternary kernels have three), and warns when a
     # kernel of a few dozen weights grows by its tables (the summary counts them).

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from bittts_tf.export import converter as converter_lib
+from bittts_tf.export import fused_conv
 from bittts_tf.export import int8_scales
 from bittts_tf.export import tflite_file
 from bittts_tf.export import streaming
@@ -113,6 +114,11 @@ class ConvertedGraph:
     folded: bytes             # the same weights as float32 constants (the speed baseline)
     float32: bytes            # the float32 architecture, weights unquantized (the size baseline)
     tensors: list             # converter.TensorReport rows of the packed graph
+    shipped: bytes = b""      # what the model folder holds, when not `packed` (int8: fused)
+
+    @property
+    def file(self) -> bytes:
+        return self.shipped or self.packed
 
 
 def convert_graph(name: str, make_function, float32_baseline: bool = True) -> ConvertedGraph:
@@ -168,8 +174,8 @@ def size_summary(graph: ConvertedGraph) -> dict:
     ternary = [t for t in graph.tensors if t.format == "ternary-indexed"]
     weights = sum(t.weights for t in ternary)
     stored = sum(t.stored_bytes for t in ternary)
-    return {"bytes": len(graph.packed), "float32_bytes": len(graph.float32) or None,
-            "ratio_vs_float32": (round(len(graph.packed) / len(graph.float32), 4)
+    return {"bytes": len(graph.file), "float32_bytes": len(graph.float32) or None,
+            "ratio_vs_float32": (round(len(graph.file) / len(graph.float32), 4)
                                  if graph.float32 else None),
             "ternary_tensors": len(ternary), "ternary_weights": weights,
             "ternary_stored_bytes": stored,
@@ -248,7 +254,7 @@ def export_model_folder(out_dir: str, acoustic, vocoder, model_config, front_end
     int8 = None
     if int8_utterances is not None:
         int8 = export_int8_graphs(acoustic, vocoder, shapes, int8_utterances)
-        graphs.update({model_folder.graph_key(name, "int8"): graph.packed
+        graphs.update({model_folder.graph_key(name, "int8"): graph.file
                        for name, graph in int8.items()})
     files = {key + ".tflite": data for key, data in graphs.items()}
     report = size_report(converted, files, int8)
@@ -356,8 +362,21 @@ def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
             packed, reports = converter_lib.pack_int8_ternary_weights(layers, model)
             packed = int8_scales.collapse_equal_channel_scales(packed)[0]
         out[name] = ConvertedGraph(name, packed, model, b"",
-                                   reports + converter_lib.int8_tensor_reports(packed))
+                                   reports + converter_lib.int8_tensor_reports(packed),
+                                   microcontroller_form(packed, name))
     return out
+
+
+def microcontroller_form(packed: bytes, name: str) -> bytes:
+    """The int8 graph as the model folder ships it: every decode -> CONV_2D
+    pair fused into one BitTTSTernaryConv, which reads the packed bytes
+    itself, and the tensor names dropped but the graph's inputs' and
+    outputs'. On the shipped voice the fusion took the TFLite Micro arena
+    from 174,896 to 101,184 bytes (no decoded kernel in it) and the names
+    were 29 KB of flash. A desktop runtime turns the fused ops back into
+    CONV_2D with constant filters at load (`runtime.decode_at_load`), the
+    same graph as decoding the packed one."""
+    return tflite_file.strip_tensor_names(fused_conv.fuse_ternary_convs(packed, name).tflite, name)
 
 
 def int8_size_report(int8: dict[str, ConvertedGraph],
@@ -369,11 +388,11 @@ def int8_size_report(int8: dict[str, ConvertedGraph],
         summary = size_summary(graph)
         packed, float32 = len(converted[name].packed), len(converted[name].float32)
         summary.update({"packed_float_bytes": packed,
-                        "ratio_vs_packed_float": round(len(graph.packed) / packed, 4),
+                        "ratio_vs_packed_float": round(len(graph.file) / packed, 4),
                         "float32_bytes": float32 or None,
-                        "ratio_vs_float32": round(len(graph.packed) / float32, 4) if float32 else None})
+                        "ratio_vs_float32": round(len(graph.file) / float32, 4) if float32 else None})
         per_graph[name] = summary
-    total = sum(len(g.packed) for g in int8.values())
+    total = sum(len(g.file) for g in int8.values())
     packed = sum(len(converted[name].packed) for name in int8)
     float32 = sum(len(converted[name].float32) for name in int8)
     weights = sum(g["ternary_weights"] for g in per_graph.values())

@@ -8,7 +8,9 @@ the packed file is what is stored and shipped, and the interpreter gets the
 decoded weights as constants: each decode op is removed and its output
 tensor becomes a constant holding what the op would have computed (float32,
 or int8 codes in an int8 graph, whose scale stays in the tensor's
-quantization parameters).
+quantization parameters). A fused BitTTSTernaryConv (the packed kernel read
+by the conv itself, what a microcontroller runs) goes back to a CONV_2D whose
+filter is the decoded constant, with the same options and bias.
 """
 
 from __future__ import annotations
@@ -69,20 +71,128 @@ def decoded_weights(model, op, subgraph) -> tuple[int, np.ndarray]:
     return output_index, (codes.astype(np.float32) * scale.view(np.float32)[0]).astype(np.float32)
 
 
-def decode_at_load(model_bytes: bytes, name: str = "model") -> bytes:
-    """The model with every BitTTSTernaryDecode op replaced by its constant output."""
+_CONV_2D = 3          # schema.BuiltinOperator.CONV_2D
+
+
+def _fused_opcodes(model) -> set[int]:
+    return {i for i, code in enumerate(model.operatorCodes)
+            if code.customCode is not None and bytes(code.customCode).decode() == spec.CONV_OP_NAME}
+
+
+def _conv_opcode(model) -> int:
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == _CONV_2D and not code.customCode:
+            return index
+    from ai_edge_litert import schema_py_generated as schema
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = _CONV_2D
+    code.version = 3   # int8 per-channel filters
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _ints(values) -> list[int]:
+    return [] if values is None else [int(v) for v in values]
+
+
+def unfused_conv(model, op, subgraph, conv_opcode: int):
+    """The CONV_2D that computes what the BitTTSTernaryConv `op` does, its
+    filter [Cout, 1, K, Cin] a new constant tensor (float32 codes * beta, or
+    int8 codes whose one scale is beta). Its record is checked first."""
+    from ai_edge_litert import schema_py_generated as schema
+    inputs, outputs = _ints(op.inputs), _ints(op.outputs)
+    if len(inputs) not in (3, 4) or len(outputs) != 1 or min(inputs[:3] + outputs) < 0:
+        raise tflite_file.TFLiteFileError(f"a {spec.CONV_OP_NAME} op has inputs {inputs} and "
+                                         f"outputs {outputs}, not 3 or 4 and 1")
+    try:
+        options = spec.parse_conv_options(bytes(op.customOptions if op.customOptions is not None
+                                                else b""))
+    except ValueError as error:
+        raise tflite_file.TFLiteFileError(str(error)) from None
+    x, packed, scale, y = (subgraph.tensors[i] for i in inputs[:3] + outputs)
+    x_shape, y_shape = _ints(x.shape), _ints(y.shape)
+    if len(x_shape) != 4 or len(y_shape) != 4 or min(x_shape + y_shape) < 1:
+        raise tflite_file.TFLiteFileError(f"{spec.CONV_OP_NAME} input {x_shape} or output "
+                                         f"{y_shape} is not a 4-D shape")
+    shape = (y_shape[3], 1, options["kernel_size"], x_shape[3])
+    count = int(np.prod(shape, dtype=np.int64))
+    raw = _buffer(model, packed)
+    try:
+        codes = packing.decode(raw.view(np.int8), count).reshape(shape)
+    except ValueError as error:
+        raise tflite_file.TFLiteFileError(f"{spec.CONV_OP_NAME} packed input: {error}") from None
+    beta = _buffer(model, scale)
+    if beta.size != 4 or not np.isfinite(beta.view(np.float32)[0]):
+        raise tflite_file.TFLiteFileError(f"{spec.CONV_OP_NAME} scale is not one finite float32")
+    beta = float(beta.view(np.float32)[0])
+    buffer = schema.BufferT()
+    filter_tensor = schema.TensorT()
+    filter_tensor.shape = np.asarray(shape, np.int32)
+    filter_tensor.name = bytes(y.name or b"") + b"/filter"
+    if x.type == _INT8:
+        buffer.data = np.frombuffer(codes.astype(np.int8).tobytes(), np.uint8).copy()
+        filter_tensor.type = _INT8
+        # One scale, or one a channel as the bias has them: XNNPACK refused
+        # a per-tensor filter beside a per-channel bias ("failed to prepare").
+        channels = 1
+        if len(inputs) == 4 and inputs[3] >= 0:
+            bias_q = subgraph.tensors[inputs[3]].quantization
+            if bias_q is not None and bias_q.scale is not None and len(bias_q.scale) == shape[0]:
+                channels = shape[0]
+        q = schema.QuantizationParametersT()
+        q.scale, q.zeroPoint, q.quantizedDimension = [beta] * channels, [0] * channels, 0
+        filter_tensor.quantization = q
+    else:
+        weights = (codes.astype(np.float32) * np.float32(beta)).astype(np.float32)
+        buffer.data = np.frombuffer(weights.tobytes(), np.uint8).copy()
+        filter_tensor.type = _FLOAT32
+    model.buffers.append(buffer)
+    filter_tensor.buffer = len(model.buffers) - 1
+    subgraph.tensors.append(filter_tensor)
+    conv_options = schema.Conv2DOptionsT()
+    conv_options.padding = options["padding"]
+    conv_options.strideW, conv_options.strideH = options["stride"], 1
+    conv_options.dilationWFactor, conv_options.dilationHFactor = options["dilation"], 1
+    conv_options.fusedActivationFunction = options["activation"]
+    conv = schema.OperatorT()
+    conv.opcodeIndex = conv_opcode
+    conv.inputs = np.asarray([inputs[0], len(subgraph.tensors) - 1,
+                              inputs[3] if len(inputs) == 4 else -1], np.int32)
+    conv.outputs = np.asarray(outputs, np.int32)
+    conv.builtinOptionsType = schema.BuiltinOptions.Conv2DOptions
+    conv.builtinOptions = conv_options
+    return conv
+
+
+def decode_at_load(model_bytes: bytes, name: str = "model",
+                   kernels: list[int] | None = None) -> bytes:
+    """The model with every BitTTSTernaryDecode op replaced by its constant
+    output and every BitTTSTernaryConv by a CONV_2D with a constant filter.
+    `kernels`, when given, receives the indices (subgraph 0) of the tensors
+    that now hold decoded ternary kernels."""
     model = tflite_file.parse_model(model_bytes, name)
     decode_codes = _decode_opcodes(model)
-    if not decode_codes:
+    fused_codes = _fused_opcodes(model)
+    if not decode_codes and not fused_codes:
         return model_bytes
+    conv_opcode = _conv_opcode(model) if fused_codes else -1
     packed_buffers = set()
-    for subgraph in model.subgraphs:
+    found = []
+    for sg_index, subgraph in enumerate(model.subgraphs):
         kept = []
         for op in subgraph.operators:
+            if op.opcodeIndex in fused_codes:
+                kept.append(unfused_conv(model, op, subgraph, conv_opcode))
+                packed_buffers.add(subgraph.tensors[int(op.inputs[1])].buffer)
+                if sg_index == 0:
+                    found.append(int(kept[-1].inputs[1]))
+                continue
             if op.opcodeIndex not in decode_codes:
                 kept.append(op)
                 continue
             output_index, weights = decoded_weights(model, op, subgraph)
+            if sg_index == 0:
+                found.append(output_index)
             buffer = type(model.buffers[0])()
             buffer.data = np.frombuffer(weights.tobytes(), np.uint8).copy()
             model.buffers.append(buffer)
@@ -93,4 +203,6 @@ def decode_at_load(model_bytes: bytes, name: str = "model") -> bytes:
     # several decode ops, so they go only after all are decoded).
     for index in packed_buffers:
         model.buffers[index].data = None
+    if kernels is not None:
+        kernels.extend(sorted(set(found)))
     return tflite_file.serialize_model(model)

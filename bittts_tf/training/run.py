@@ -195,9 +195,26 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
         if not found:
             raise checkpoints.CheckpointError(f"--init_from={init_from} holds no checkpoint")
         path = found[-1]
-    _require_mode(f"--init_from={path}", checkpoints.read_manifest(path)["training_config"]["mode"],
-                  mode)
+    manifest = checkpoints.read_manifest(path)
+    if _is_recovered(manifest):
+        group = f"model/{_RECOVERED_MODEL[mode]}"
+        if group not in manifest["layout"]:
+            raise checkpoints.CheckpointError(f"--init_from={path} holds no {group!r} for mode "
+                                              f"{mode!r} (it holds {sorted(manifest['layout'])})")
+        return path
+    _require_mode(f"--init_from={path}", manifest["training_config"]["mode"], mode)
     return path
+
+
+# A checkpoint rebuilt from a model folder's graphs (tools/recover_checkpoint.py)
+# holds weights only: no optimizer, step or discriminators. It is how a run
+# continues on a new machine from the committed voice, so training starts
+# from its model weights with fresh optimizers at step 0.
+_RECOVERED_MODEL = {"vocoder": "generator", "acoustic": "acoustic"}
+
+
+def _is_recovered(manifest: dict) -> bool:
+    return "recovered_from" in manifest and "training_config" not in manifest
 
 
 def _require_mode(source: str, trained_mode: str, mode: str) -> None:
@@ -267,7 +284,13 @@ def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
         models = dict(trainer.models)
         optimizers = {"generator_side": trainer.optimizer,
                       "discriminators": trainer.discriminator_optimizer}
-        if not resume_from and _discriminators_differ(start_from, model_config):
+        recovered = not resume_from and _is_recovered(checkpoints.read_manifest(start_from))
+        if recovered:
+            models = {name: models[name] for name in (_RECOVERED_MODEL[training_config.mode],)}
+            optimizers = {}
+            print(f"{start_from} holds recovered weights only: the optimizers and "
+                  "discriminators start fresh at step 0")
+        elif not resume_from and _discriminators_differ(start_from, model_config):
             # A new adversarial stage may change the discriminators (e.g. drop
             # the scale ones): they start fresh, the generator carries over.
             print(f"discriminators start fresh: their config differs from {start_from}'s")
