@@ -591,3 +591,30 @@ def test_shipped_form_is_the_packed_graph_fused_and_unnamed(graphs, feeds, name)
         for pair in (reference, loaded):
             for a, b in zip(run(pair["packed"], feed), run(pair["shipped"], feed)):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_mcd_against_keras_is_near_zero_for_float_graphs_and_names_a_mismatch(tts, int8_folder):
+    """check_streaming's int8 measure: the folder's graphs on its float
+    durations against the Keras waveform. The float graphs give the Keras
+    samples (MCD ~0 dB); the int8 ones are further; a reference of another
+    length is refused by name."""
+    from bittts_tf.eval.int8_check import Int8CheckError, mcd_against_keras
+    config, acoustic, vocoder, _ = tts
+    path, _ = int8_folder
+    texts = ["Hello there, quick brown fox.", "Turn left at the corner, then stop."]
+    timing = TextToSpeech(str(path))
+    references = []
+    for text in texts:
+        audio = []
+        for ids in timing.segments(text):
+            mel, lengths, _ = acoustic.infer(np.asarray([ids], np.int32),
+                                             np.asarray([len(ids)], np.int32))
+            audio.append(np.asarray(vocoder(mel[:, :int(lengths[0])])[0]))
+        references.append(np.concatenate(audio))
+    float32 = mcd_against_keras(str(path), texts, references, config.audio, variant="packed")
+    int8 = mcd_against_keras(str(path), texts, references, config.audio, variant="int8")
+    print(f"MCD against Keras: float graphs {float32['mcd_db']}, int8 {int8['mcd_db']} dB")
+    assert float32["max_mcd_db"] < 0.05
+    assert int8["mean_mcd_db"] > float32["mean_mcd_db"]
+    with pytest.raises(Int8CheckError, match="Turn left"):
+        mcd_against_keras(str(path), texts[1:], [references[1][:-256]], config.audio)

@@ -7,11 +7,13 @@ graphs, arena <= 128 KB, <= 100 MMAC per second of audio); JSON and a table.
 
     tools/budget.py --model_dir=models/my_voice --output=out/budget.json
 
-Variants: "packed" (float32, BitTTSTernaryDecode), "int8", their forms with
+Variants: "packed" (float32, BitTTSTernaryDecode), "int8" (as exported:
 every decode -> CONV_2D pair fused into one BitTTSTernaryConv that reads the
-packed bytes itself ("fused" / "int8_fused": no decoded kernel in the
-arena; made here with export.fused_conv, not stored), and their stock TFLM
-forms "lut" / "int8_lut" (made here with tflm.lut_compress, not stored). Arenas are the smallest each graph allocates and invokes in, found
+packed bytes itself, so no decoded kernel sits in the arena), "fused" (the
+float32 graphs fused the same way, made here with export.fused_conv, not
+stored; "int8_fused" does it to int8 graphs of folders exported before the
+int8 graphs shipped fused), and the stock TFLM forms "lut" / "int8_lut"
+(made here with tflm.lut_compress, not stored). Arenas are the smallest each graph allocates and invokes in, found
 by bisection in the pinned tflite-micro wheel (64-bit host: pointers and
 TFLM's own records are larger than on a Cortex-M, activations are not).
 """
@@ -34,7 +36,7 @@ from bittts_tf.runtime import model_folder
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder written by tools/export_tts.py.")
 flags.DEFINE_string("output", None, "JSON report to write.")
-flags.DEFINE_list("variants", ["packed", "int8", "fused", "int8_fused", "lut", "int8_lut"],
+flags.DEFINE_list("variants", ["packed", "int8", "fused", "lut", "int8_lut"],
                   "Variants to count (those the folder lacks are skipped).")
 flags.DEFINE_float("frames_per_phoneme", 5.0,
                    "Average mel frames per phoneme: amortizes the text graph over a full "

@@ -67,34 +67,13 @@ def held_out_texts(corpus: str, n: int) -> list[str]:
 
 def int8_against_keras(model_dir: str, texts: list[str], references: list[np.ndarray],
                        audio_config) -> dict:
-    """MCD of the folder's int8 path (its text graph and stream, the float
-    graphs' durations) against each Keras waveform."""
-    from bittts_tf.eval.metrics import mel_cepstral_distortion
-    from bittts_tf.runtime import TextToSpeech, ModelFolderError
-    from bittts_tf.runtime.tts import regulate, regulate_durations
+    from bittts_tf.eval.int8_check import Int8CheckError, mcd_against_keras
+    from bittts_tf.runtime import ModelFolderError
     try:
-        timing, int8 = TextToSpeech(model_dir), TextToSpeech(model_dir, variant="int8")
-    except (ModelFolderError, ValueError) as error:
+        return mcd_against_keras(model_dir, texts, references, audio_config,
+                                 progress=lambda texts: tqdm(texts, desc="int8"))
+    except (ModelFolderError, Int8CheckError, ValueError) as error:
         sys.exit(f"check_streaming: --int8_model_dir: {error}")
-    shapes = timing.shapes
-    mcd = []
-    for text, expected in zip(tqdm(texts, desc="int8"), references):
-        audio = []
-        for ids in timing.segments(text):
-            _, log_duration = timing.encode(ids)
-            durations, _ = regulate_durations(log_duration, len(ids), 1.0,
-                                              shapes["max_frames_per_token"],
-                                              shapes["max_frames_per_segment"])
-            hidden, _ = int8.encode(ids)
-            audio += [samples for samples, _ in int8.frame_chunks(regulate(hidden, durations))]
-        audio = np.concatenate(audio)
-        if audio.shape != expected.shape:
-            sys.exit(f"check_streaming: {model_dir} is not an export of --checkpoint: its float "
-                     f"graphs' durations give {audio.size} samples for {text!r}, Keras "
-                     f"{expected.size}")
-        mcd.append(mel_cepstral_distortion(expected, audio, audio_config))
-    return {"model_dir": os.path.abspath(model_dir), "mcd_db": mcd, "max_mcd_db": max(mcd),
-            "mean_mcd_db": float(np.mean(mcd)), "utterances": len(mcd)}
 
 
 def main(argv):

@@ -179,12 +179,39 @@ def _add_stress(phones: list[str]) -> list[str]:
 # --- tokens -------------------------------------------------------------------
 
 _TOKEN_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*'?|[,;:.!?()]")
-_PAUSE_PUNCT = set(",;:.!?()")
+PAUSE_PUNCTUATION = frozenset(",;:.!?()")
 
 
 def tokenize(normalized: str) -> list[str]:
     """Words and pause punctuation of already-normalized text."""
     return _TOKEN_RE.findall(normalized)
+
+
+def words_and_pauses(normalized: str) -> list[tuple[str, bool]]:
+    """The words of already-normalized text, each with whether pause
+    punctuation follows it (punctuation before the first word has no word to
+    follow and says nothing)."""
+    words: list[tuple[str, bool]] = []
+    for token in tokenize(normalized):
+        if token not in PAUSE_PUNCTUATION:
+            words.append((token, False))
+        elif words:
+            words[-1] = (words[-1][0], True)
+    return words
+
+
+def join_with_pauses(words: Iterable[tuple[list[str], bool]]) -> list[str]:
+    """Words' phones (with `words_and_pauses`' flags) -> one phoneme sequence:
+    a pause first and last and one between two words that pause punctuation
+    separates, like festival's Segment relation, so that sequences seen in
+    training (from festival) and at inference (from here) look alike."""
+    words = list(words)
+    out = [PAUSE]
+    for i, (phones, pause_after) in enumerate(words):
+        out += phones
+        if pause_after and i + 1 < len(words):
+            out.append(PAUSE)
+    return out + [PAUSE]
 
 
 # Function words that festival's US voices read differently from cmudict's
@@ -311,9 +338,8 @@ class G2P:
 class FrontEnd:
     """Text -> phoneme symbols -> ids, with the settings a model must keep.
 
-    The output starts and ends with a pause and has one pause per run of
-    pause punctuation, like festival's Segment relation, so that sequences seen
-    in training (from festival) and at inference (from here) look alike.
+    The output follows `join_with_pauses`: it starts and ends with a pause
+    and has one pause per run of pause punctuation between words.
     """
 
     def __init__(self, symbols: SymbolTable | None = None, secondary_stress: bool = False,
@@ -331,19 +357,11 @@ class FrontEnd:
                    bool(data.get("festival_readings", False)))
 
     def phonemes_of_normalized(self, normalized: str) -> list[str]:
-        out = [PAUSE]
-        for token in tokenize(normalized):
-            if token in _PAUSE_PUNCT:
-                if out[-1] != PAUSE:
-                    out.append(PAUSE)
-            else:
-                out += self.g2p.word(token)
-        if out[-1] != PAUSE:
-            out.append(PAUSE)
-        if len(out) < 3:
+        words = [(self.g2p.word(word), pause) for word, pause in words_and_pauses(normalized)]
+        if not words:
             raise TextError("no pronounceable words in "
                             f"{_show(normalized)}; after normalization nothing readable is left")
-        return out
+        return join_with_pauses(words)
 
     def phonemes(self, text: str) -> list[str]:
         """Any string -> phoneme symbols, or a TextError naming the text."""

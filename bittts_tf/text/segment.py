@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from bittts_tf.text.g2p import _PAUSE_PUNCT, FrontEnd, tokenize
+from bittts_tf.text.g2p import FrontEnd, join_with_pauses, words_and_pauses
 from bittts_tf.text.normalize import TextError, _show, normalize_text
-from bittts_tf.text.symbols import PAUSE
 
 
 @dataclasses.dataclass
@@ -24,23 +23,12 @@ class _Word:
 
 
 def _words(front_end: FrontEnd, normalized: str) -> list[_Word]:
-    words: list[_Word] = []
-    for token in tokenize(normalized):
-        if token in _PAUSE_PUNCT:
-            if words:
-                words[-1].pause_after = True
-        else:
-            words.append(_Word(token, front_end.g2p.word(token)))
-    return [w for w in words if w.phones] if any(w.phones for w in words) else []
+    return [_Word(word, front_end.g2p.word(word), pause)
+            for word, pause in words_and_pauses(normalized)]
 
 
 def _phones(words: list[_Word]) -> list[str]:
-    out = [PAUSE]
-    for i, word in enumerate(words):
-        out += word.phones
-        if word.pause_after and i + 1 < len(words):
-            out.append(PAUSE)
-    return out + [PAUSE]
+    return join_with_pauses((word.phones, word.pause_after) for word in words)
 
 
 def segment_phonemes(front_end: FrontEnd, text: str, max_tokens: int) -> list[list[str]]:
