@@ -57,6 +57,7 @@ $(BUILD)/.apt-stamp: deps/apt.txt
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@command -v festival >/dev/null || { echo "apt: festival is not on PATH after installing deps/apt.txt"; exit 1; }
 	@touch $@
 
 venv: $(VENV)/.stamp

@@ -18,10 +18,6 @@ def read_metadata(root):
         return [line.split("|") for line in f.read().splitlines()]
 
 
-def test_festival_is_installed():
-    require_festival()
-
-
 def test_corpus_layout_and_speakers(tiny_corpus):
     rows = read_metadata(tiny_corpus)
     assert len(rows) == 6

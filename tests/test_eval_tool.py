@@ -3,6 +3,7 @@ festival (so the model's rows must equal festival's), and its one-line errors.""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -114,9 +115,13 @@ def test_scores_every_system_and_the_stand_in_model_matches_festival(tmp_path, m
 
 
 def test_a_model_folder_the_runtime_rejects_gets_one_line(tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    one_line_error(run_tool(tmp_path, f"--model_dir={empty}"), str(empty), "no model.tflite")
+    """The real runtime on a copy of the shipped voice whose text graph was cut short."""
+    folder = tmp_path / "slt_tiny"
+    shutil.copytree(os.path.join(REPO, "models", "slt_tiny"), folder)
+    graph = folder / "text.tflite"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    one_line_error(run_tool(tmp_path, f"--model_dir={folder}", "--nodnsmos", stand_in=False),
+                   str(graph), "1000 bytes", "truncated")
 
 
 @pytest.mark.parametrize("stand_in", [True, False])
@@ -127,7 +132,7 @@ def test_a_missing_model_folder_gets_one_line(tmp_path, stand_in):
 
 
 def test_the_real_runtime_on_an_empty_folder_gets_one_line(tmp_path):
-    # Whatever bittts_tf.runtime is by now (or its absence), no traceback.
+    # The real bittts_tf.runtime: no traceback.
     empty = tmp_path / "empty"
     empty.mkdir()
     one_line_error(run_tool(tmp_path, f"--model_dir={empty}", "--nodnsmos", stand_in=False))

@@ -62,10 +62,7 @@ def fail(message: str):
 def load_model(model_dir: str):
     if not os.path.isdir(model_dir):
         fail(f"--model_dir={model_dir}: no such folder")
-    try:
-        from bittts_tf.runtime import ModelFolderError, TextToSpeech
-    except ImportError as e:
-        fail(f"the runtime (bittts_tf.runtime) is not available: {e}")
+    from bittts_tf.runtime import ModelFolderError, TextToSpeech
     try:
         return TextToSpeech(model_dir)
     except ModelFolderError as e:

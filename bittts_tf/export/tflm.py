@@ -298,7 +298,8 @@ def ternary_tensors(decoded: bytes, kernels: list[int]) -> dict[int, dict]:
 def lut_axis(tensor: dict) -> int | None:
     """None (one table) for float kernels, whose three values are one scale
     times -1, 0, 1; the channel axis for int8 kernels with per-channel
-    scales: a single table there gave wrong outputs in TFLM (NOTES 6)."""
+    scales: a single table for per-channel int8 kernels gave wrong outputs in
+    TFLM."""
     if tensor["type"] == _INT8 and tensor["quantized_dimension"] is not None:
         axis = tensor["quantized_dimension"]
         if axis not in (0, len(tensor["shape"]) - 1):

@@ -87,7 +87,8 @@ def quantize_weights(w, bits: float):
     bits = normalize_bits(bits)
     if bits == FLOAT_BITS:
         return w
-    # NOTES: a custom_gradient fn called on a Keras variable fails eagerly.
+    # Called eagerly on a Keras variable, a custom_gradient function raises a
+    # TypeError (its grad would have to take `variables`): it gets a tensor.
     w = tf.convert_to_tensor(w)
     if bits == TERNARY_BITS:
         return ternary_quantize(w)

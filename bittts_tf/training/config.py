@@ -27,7 +27,8 @@ class TrainingConfig:
     segment_frames: int = 32
     mel_weight: float = 45.0
     # Multi-resolution STFT loss (0: off, as HiFi-GAN). The frame-rate
-    # vocoder's recipe: 9, i.e. one fifth of the mel weight (NOTES section 7).
+    # vocoder's recipe: 9, i.e. one fifth of the mel weight (the shipped voice,
+    # models/slt_tiny, was trained with it).
     stft_loss_weight: float = 0.0
     # Steps of generator-only training on the spectral losses before the
     # discriminators start (0: adversarial from the first step, as HiFi-GAN).
