@@ -196,3 +196,28 @@ def test_vocoder_overrides_are_typed_and_shape_the_discriminators():
                          ("periods=2:x", "not a tuple")]:
         with pytest.raises(ValueError, match=message):
             configs.parse_vocoder_overrides([bad], "tiny")
+
+
+@pytest.mark.parametrize("acoustic_scope, vocoder_scope, merged", [
+    ("acoustic", "vocoder", "all"), ("all", "none", "acoustic"), ("none", "all", "vocoder"),
+    ("none", "none", "none"), ("all", "all", "all")])
+def test_config_of_separately_trained_models_takes_the_vocoders(acoustic_scope, vocoder_scope,
+                                                                 merged):
+    from bittts_tf.models import build
+    acoustic = configs.preset("tiny", quantize=acoustic_scope)
+    vocoder = configs.preset("tiny", quantize=vocoder_scope,
+                             vocoder_overrides={"quantize_head": True, "n_scales": 0})
+    config = configs.with_vocoder_of(acoustic, vocoder)
+    assert config.quantize == merged and config.acoustic == acoustic.acoustic
+    assert config.vocoder == vocoder.vocoder and config.vocoder.quantize_head
+    assert config.vocoder_bits == vocoder.vocoder_bits
+    assert config.acoustic_bits == acoustic.acoustic_bits
+    head = build.build_generator(config).head
+    assert head.weight_bits == vocoder.vocoder_bits
+
+
+def test_config_of_models_of_two_widths_is_refused():
+    acoustic = configs.preset("tiny", quantize="acoustic", weight_bits=1.58)
+    vocoder = configs.preset("tiny", quantize="vocoder", weight_bits=4)
+    with pytest.raises(ValueError, match="one config holds one width"):
+        configs.with_vocoder_of(acoustic, vocoder)

@@ -12,8 +12,10 @@ vocoder too. The folder is replaced only when the export succeeds.
 
 --int8_corpus=CACHE_DIR also writes the integer graphs (text.int8.tflite,
 frames.int8.tflite: int8 activations calibrated on --int8_utterances
-training-split utterances of that feature cache, ternary kernels as int8
-codes); tools/eval_int8.py measures them against the float graphs.
+training-split utterances of that feature cache, each ternary conv one
+BitTTSTernaryConv op reading its packed bytes, tensor names only on the
+graphs' inputs and outputs: what a microcontroller runs);
+tools/eval_int8.py measures them against the float graphs.
 """
 
 from bittts_tf import cli

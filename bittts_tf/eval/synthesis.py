@@ -55,6 +55,7 @@ class Synthesizer:
             self.generator = build.build_generator(vocoder_config)
             checkpoints.restore(source, {"generator": self.generator})
             self.vocoder_source = source
+            self.config = configs.with_vocoder_of(self.config, vocoder_config)
 
     def mel(self, text: str, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
         """The mel of `text` in one piece, however long."""

@@ -334,3 +334,24 @@ def preset(name: str, quantize: str = "none", weight_bits=1.58, vocoder_override
         vocoder = dataclasses.replace(vocoder, **vocoder_overrides)
     return ModelConfig(config.name, config.audio, config.acoustic, vocoder,
                        quantize=quantize, weight_bits=weight_bits)
+
+
+def with_vocoder_of(acoustic: ModelConfig, vocoder: ModelConfig) -> ModelConfig:
+    """One config for a TTS whose acoustic model and vocoder were trained
+    apart (the exported manifest records it, and rebuilding the models from
+    a folder reads it): the acoustic run's config with the vocoder run's
+    vocoder and quantization. Without this, a folder exported from an
+    acoustic checkpoint and a vocoder trained with a ternary spectral head
+    said the head was float and could not be recovered."""
+    acoustic_quantized = acoustic.quantize in ("acoustic", "all")
+    vocoder_quantized = vocoder.quantize in ("vocoder", "all")
+    if acoustic_quantized and vocoder_quantized and acoustic.weight_bits != vocoder.weight_bits:
+        raise ValueError(f"the acoustic model has {acoustic.weight_bits}-bit weights and the "
+                         f"vocoder {vocoder.weight_bits}-bit: one config holds one width")
+    if acoustic.quantize_activations != vocoder.quantize_activations:
+        raise ValueError("the acoustic model and the vocoder differ in quantize_activations")
+    quantize = {(False, False): "none", (True, False): "acoustic", (False, True): "vocoder",
+                (True, True): "all"}[(acoustic_quantized, vocoder_quantized)]
+    bits = acoustic.weight_bits if acoustic_quantized else vocoder.weight_bits
+    return dataclasses.replace(acoustic, vocoder=vocoder.vocoder, quantize=quantize,
+                               weight_bits=bits)
