@@ -194,9 +194,9 @@ def test_shipped_int8_voice_equals_litert_reference_kernels():
     """models/slt_tiny's int8 graphs (fused ternary convs, ternary head) in
     TFLM and in LiteRT's reference kernels: the text graph exactly, the
     stream code for code but for the rare last-bit rounding of a stock
-    kernel (tools/check_tflm.py, 20 sentences, 1,196 invocations: states
-    within 1 step, the spectrum, which sums the states' errors through the
-    head, within 2)."""
+    kernel, a layer norm's broadcast int8 SUB (tools/check_tflm.py, 20
+    sentences, 1,196 invocations: states within 1 step, the spectrum, which
+    sums such errors through the head, within 2)."""
     report = tflm.compare_with_litert(str(ROOT / "models" / "slt_tiny"), "int8", TEXTS[:1],
                                       litert_kernels="reference")
     print(json.dumps(report))
