@@ -176,11 +176,10 @@ def test_int8_graphs_equal_litert_reference_kernels(folder):
     print(json.dumps(report))
     # With every pointwise layer a CONV_2D (QuantDense on sequences) the two
     # runtimes' int8 kernels agree but for a rare last-bit rounding of a
-    # per-channel quantized conv (seed 1054083383: one spectrum value of one
-    # of 79 stream steps, and a text graph's hidden state, one step apart;
-    # the same with the decode ops unfused). The random model's float head
-    # and unequal channel scales make such convs; the shipped voice has none
-    # left and agrees exactly (test_shipped_int8_voice_equals_litert_reference_kernels).
+    # stock kernel (seed 1054083383: one spectrum value of one of 79 stream
+    # steps, and a text graph's hidden state, one step apart; the same with
+    # the decode ops unfused; on the shipped voice the first op to differ
+    # is a layer norm's broadcast int8 SUB).
     for graph in model_folder.GRAPHS:
         for name, output in report[graph]["outputs"].items():
             if output["step"] is not None:
