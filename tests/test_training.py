@@ -227,31 +227,25 @@ def test_vocoder_training_starts_from_a_recovered_checkpoint(tmp_path):
     """A checkpoint rebuilt from a model folder (weights only, no optimizer,
     step or discriminators: tools/recover_checkpoint.py) starts a run at step
     0 with its generator's weights; with a zero learning rate they come out
-    of two steps unchanged, and the discriminators start fresh."""
+    of two steps unchanged."""
     from bittts_tf.models import build, configs
-    from bittts_tf.text import FrontEnd
 
-    first = tmp_path / "first"
-    run.train(options(first, mode="vocoder", quantize="all", steps=2))
-    source = checkpoints.latest(str(first / "checkpoints"))
-    manifest = checkpoints.read_manifest(source)
-    config = configs.ModelConfig.from_dict(manifest["model_config"])
-    generator, acoustic = build.build_generator(config), build.build_acoustic(config)
-    checkpoints.restore(source, {"generator": generator})
+    config = configs.preset("tiny", quantize="all")
+    generator = build.build_generator(config)
+    for variable in generator.trainable_variables:  # not the initializer's values
+        variable.assign(np.random.default_rng(0).normal(0, 0.1, variable.shape))
     recovered = checkpoints.save(
-        str(tmp_path / "recovered"), 0, {"acoustic": acoustic, "generator": generator}, {},
-        {"model_config": manifest["model_config"], "front_end": manifest["front_end"],
-         "recovered_from": {"model_dir": "a model folder"}}, keep=0)
+        str(tmp_path / "recovered"), 0, {"generator": generator}, {},
+        {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a model folder"}},
+        keep=0)
     out = tmp_path / "from_recovered"
     result = run.train(options(out, mode="vocoder", quantize="all", steps=2, learning_rate=0.0,
                                init_from=recovered))
     assert sorted(result["train_losses"]) == [1, 2]
     after = checkpoints.latest(str(out / "checkpoints"))
     assert checkpoints.read_manifest(after)["init_from"] == recovered
-    with np.load(after) as trained, np.load(source) as original:
+    with np.load(after) as trained, np.load(recovered) as original:
         generator_keys = [k for k in original.files if k.startswith("model/generator/")]
         assert generator_keys
         for key in generator_keys:
             np.testing.assert_array_equal(trained[key], original[key], err_msg=key)
-        fresh = [k for k in original.files if k.startswith("model/discriminators/")]
-        assert any(not np.array_equal(trained[k], original[k]) for k in fresh)
