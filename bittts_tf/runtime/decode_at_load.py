@@ -25,9 +25,17 @@ _INT8 = 9      # schema.TensorType.INT8
 _UINT8 = 3     # schema.TensorType.UINT8
 
 
-def _decode_opcodes(model) -> set[int]:
+def _custom_opcodes(model, op_name: str) -> set[int]:
     return {i for i, code in enumerate(model.operatorCodes)
-            if code.customCode is not None and bytes(code.customCode).decode() == spec.OP_NAME}
+            if code.customCode is not None and bytes(code.customCode).decode() == op_name}
+
+
+def _beta(model, tensor, what: str) -> float:
+    """The one finite float32 scale a decode or fused op reads."""
+    scale = _buffer(model, tensor)
+    if scale.size != 4 or not np.isfinite(scale.view(np.float32)[0]):
+        raise tflite_file.TFLiteFileError(f"{what} scale {tensor.name!r} is not one finite float32")
+    return float(scale.view(np.float32)[0])
 
 
 def _buffer(model, tensor) -> np.ndarray:
@@ -64,19 +72,11 @@ def decoded_weights(model, op, subgraph) -> tuple[int, np.ndarray]:
     if output.type != _FLOAT32:
         raise tflite_file.TFLiteFileError(f"decode output {output.name!r} has tensor type "
                                          f"{output.type}, not float32 or int8")
-    scale = _buffer(model, scale_tensor)
-    if scale.size != 4 or not np.isfinite(scale.view(np.float32)[0]):
-        raise tflite_file.TFLiteFileError(f"decode scale {scale_tensor.name!r} is not one finite "
-                                         "float32")
-    return output_index, (codes.astype(np.float32) * scale.view(np.float32)[0]).astype(np.float32)
+    beta = np.float32(_beta(model, scale_tensor, "decode"))
+    return output_index, (codes.astype(np.float32) * beta).astype(np.float32)
 
 
 _CONV_2D = 3          # schema.BuiltinOperator.CONV_2D
-
-
-def _fused_opcodes(model) -> set[int]:
-    return {i for i, code in enumerate(model.operatorCodes)
-            if code.customCode is not None and bytes(code.customCode).decode() == spec.CONV_OP_NAME}
 
 
 def _conv_opcode(model) -> int:
@@ -121,10 +121,7 @@ def unfused_conv(model, op, subgraph, conv_opcode: int):
         codes = packing.decode(raw.view(np.int8), count).reshape(shape)
     except ValueError as error:
         raise tflite_file.TFLiteFileError(f"{spec.CONV_OP_NAME} packed input: {error}") from None
-    beta = _buffer(model, scale)
-    if beta.size != 4 or not np.isfinite(beta.view(np.float32)[0]):
-        raise tflite_file.TFLiteFileError(f"{spec.CONV_OP_NAME} scale is not one finite float32")
-    beta = float(beta.view(np.float32)[0])
+    beta = _beta(model, scale, spec.CONV_OP_NAME)
     buffer = schema.BufferT()
     filter_tensor = schema.TensorT()
     filter_tensor.shape = np.asarray(shape, np.int32)
@@ -171,8 +168,8 @@ def decode_at_load(model_bytes: bytes, name: str = "model",
     `kernels`, when given, receives the indices (subgraph 0) of the tensors
     that now hold decoded ternary kernels."""
     model = tflite_file.parse_model(model_bytes, name)
-    decode_codes = _decode_opcodes(model)
-    fused_codes = _fused_opcodes(model)
+    decode_codes = _custom_opcodes(model, spec.OP_NAME)
+    fused_codes = _custom_opcodes(model, spec.CONV_OP_NAME)
     if not decode_codes and not fused_codes:
         return model_bytes
     conv_opcode = _conv_opcode(model) if fused_codes else -1
