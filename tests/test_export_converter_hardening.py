@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from bittts_tf.export import converter, runtime, tflite_file, validate
+from bittts_tf.export import (ConversionError, conversion_report, converter, graph_surgery, packer,
+                              validate, weight_sites)
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.quant import TernaryConv1D, TernaryConv1DTranspose, TernaryDense, spec
 
 
@@ -41,7 +43,7 @@ def float_constants(tflite):
     model = tflite_file.parse_model(tflite)
     arrays = []
     for tensor in model.subgraphs[0].tensors:
-        data = converter._tensor_data(model, tensor)
+        data = graph_surgery.tensor_data(model, tensor)
         if data is not None:
             arrays.append(data)
     return arrays
@@ -99,7 +101,7 @@ def test_all_zero_kernel_converts(seeded, layer_kind):
     assert set(rows) == {"zero", "after"}
     packed = {t.name: t for t in validate.packed_tensors(result.tflite)}
     zero_tensor = packed[rows["zero"].tensor]
-    assert not runtime.numpy_decode_f32(zero_tensor.indices, zero_tensor.scale,
+    assert not native.numpy_decode_f32(zero_tensor.indices, zero_tensor.scale,
                                         zero_tensor.num_weights).any()
     litert_matches_keras(model, result, [seeded.standard_normal((2, 9, 5)).astype(np.float32)])
 
@@ -123,16 +125,16 @@ def test_zero_kernel_sharing_its_bytes_with_a_zero_bias(seeded):
     plain.set_weights([plain.get_weights()[0], np.zeros(7, np.float32)])
     folded = converter.convert_float(model)
     names = {}
-    for site in converter._weight_sites(tflite_file.parse_model(folded)):
+    for site in weight_sites.find(tflite_file.parse_model(folded)):
         names[site.data.size] = site.names[0]
     parsed = tflite_file.parse_model(folded)
     (bias,) = [t.name.decode() for t in parsed.subgraphs[0].tensors
-               if list(t.shape) == [7] and converter._tensor_data(parsed, t) is not None]
+               if list(t.shape) == [7] and graph_surgery.tensor_data(parsed, t) is not None]
     shared = share_buffer(folded, names[7], bias)
-    packed, rows = converter.pack_ternary_weights(model, shared)
+    packed, rows = packer.pack_ternary_weights(model, shared)
     assert [t.layer for t in rows] == ["narrow"]
     assert len(decode_ops(packed)) == 2, "the kernel's and the bias's readers each decode"
-    result = converter.ConversionResult(packed, len(folded), rows)
+    result = conversion_report.ConversionResult(packed, len(folded), rows)
     litert_matches_keras(model, result, [seeded.standard_normal((2, 4, 1)).astype(np.float32)])
 
 
@@ -154,7 +156,7 @@ def test_folded_per_channel_factor_is_refused_naming_the_layer(seeded, shape, ma
     inputs = keras.Input(shape)
     model = keras.Model(inputs, make(inputs))
     randomize_batch_norm(model, seeded)
-    with pytest.raises(converter.ConversionError) as error:
+    with pytest.raises(ConversionError) as error:
         converter.convert(model)
     message = str(error.value)
     assert message.startswith("layer 'folded': the TFLite converter folded a per-channel factor")
@@ -186,8 +188,8 @@ def test_layer_missing_from_the_graph_is_named(seeded):
             super().__init__()
             self.members = members
 
-    with pytest.raises(converter.ConversionError, match=r"^layer 'unused': no CONV_2D"):
-        converter.pack_ternary_weights(Group([used, unused]), converter.convert_float(model))
+    with pytest.raises(ConversionError, match=r"^layer 'unused': no CONV_2D"):
+        packer.pack_ternary_weights(Group([used, unused]), converter.convert_float(model))
 
 
 def test_each_report_row_names_the_layer_whose_kernel_it_holds(seeded):
@@ -204,6 +206,6 @@ def test_each_report_row_names_the_layer_whose_kernel_it_holds(seeded):
     assert sorted(t.layer for t in rows) == [f"conv_{i}" for i in range(4)]
     for row in rows:
         tensor = packed[row.tensor]
-        decoded = runtime.numpy_decode_f32(tensor.indices, tensor.scale, tensor.num_weights)
+        decoded = native.numpy_decode_f32(tensor.indices, tensor.scale, tensor.num_weights)
         kernel = model.get_layer(row.layer).effective_kernel()  # [taps, in, out]
         np.testing.assert_allclose(decoded.reshape(6, 3, 6), kernel.transpose(2, 0, 1), rtol=1e-6)

@@ -25,7 +25,8 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, InterpreterWithCustomOps, OpResolverType
 
-from bittts_tf.export import converter, runtime, tflite_file, tts_graphs
+from bittts_tf.export import ConversionError, converter, packer, tts_graphs
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.models import build, configs
 from bittts_tf.quant import TernaryConv1D, TernaryConv1DTranspose, TernaryDense, packing, spec
 from bittts_tf.runtime import TextToSpeech, model_folder
@@ -113,7 +114,7 @@ def run(interpreter, feed):
     """Outputs in the order of their names (PartitionedCall:<i>); a float
     input of an int8 tensor is quantized with the tensor's parameters."""
     interpreter.allocate_tensors()
-    inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d
+    inputs = {tflite_file.signature_input_name(d["name"]): d
               for d in interpreter.get_input_details()}
     for name, value in feed.items():
         detail = inputs[name]
@@ -175,7 +176,7 @@ def test_codes_and_scales_hold_the_converters_weights(graphs, name):
         filter_tensor = tensors[int(decode.outputs[0])]
         original = before[re.sub(rb"/decoded_\d+$", b"", filter_tensor.name)]
         indices = tensor_values(packed, tensors[int(decode.inputs[0])])
-        codes = runtime.c_decode_i8(indices, int(np.prod(filter_tensor.shape))).reshape(original.shape)
+        codes = native.c_decode_i8(indices, int(np.prod(filter_tensor.shape))).reshape(original.shape)
         assert filter_tensor.type == schema.TensorType.INT8
         q, q0 = filter_tensor.quantization, original.quantization
         beta = float(q.scale[0])
@@ -259,7 +260,7 @@ def check_rewritten_ops(unpacked, packed, feeds, with_decode_at_load=True):
                 assert np.abs(got - expected[resolver]).max() <= 1, (output_name, resolver)
                 flipped += int((got != expected[resolver]).sum())
                 total += got.size
-            in_graph = runtime.make_interpreter(single_op(packed, output_name, with_decode=True))
+            in_graph = native.make_interpreter(single_op(packed, output_name, with_decode=True))
             got = invoke(in_graph, activations)
             assert np.abs(got - expected[BUILTIN]).max() <= 1, output_name
             flipped += int((got != expected[BUILTIN]).sum())
@@ -285,7 +286,7 @@ def test_whole_graphs_as_close_as_litert_kernels_are_to_each_other(graphs, feeds
     runs = {"converter's, builtin kernels": Interpreter(model_content=unpacked,
                                                         experimental_op_resolver_type=BUILTIN),
             "converter's, default (XNNPACK)": Interpreter(model_content=unpacked),
-            "in-graph decode": runtime.make_interpreter(packed),
+            "in-graph decode": native.make_interpreter(packed),
             "decode at load": Interpreter(model_content=decode_at_load(packed)),
             "decode at load, builtin kernels": Interpreter(
                 model_content=decode_at_load(packed), experimental_op_resolver_type=BUILTIN)}
@@ -440,7 +441,7 @@ def test_each_layer_kind_within_one_step(seeded, kind):
     model = keras.Model(inputs, TernaryDense(3, name="after")(make()(inputs)))
     samples = [seeded.standard_normal((1, 10, 6)).astype(np.float32) for _ in range(16)]
     unpacked = int8_keras(model, samples)
-    packed, rows = converter.pack_int8_ternary_weights(model, unpacked)
+    packed, rows = packer.pack_int8_ternary_weights(model, unpacked)
     assert sorted(r.layer for r in rows) == ["after", "layer"]
     fresh = [{"x": seeded.standard_normal((1, 10, 6)).astype(np.float32)} for _ in range(4)]
     flipped, total = check_rewritten_ops(unpacked, packed, fresh)
@@ -465,8 +466,8 @@ def test_folded_batch_norm_is_refused_naming_the_layer(seeded):
     bn.set_weights([seeded.uniform(0.5, 2, 8), seeded.normal(size=8), seeded.normal(size=8),
                     seeded.uniform(0.5, 2, 8)])
     samples = [seeded.standard_normal((1, 16, 8)).astype(np.float32) for _ in range(8)]
-    with pytest.raises(converter.ConversionError) as error:
-        converter.pack_int8_ternary_weights(model, int8_keras(model, samples))
+    with pytest.raises(ConversionError) as error:
+        packer.pack_int8_ternary_weights(model, int8_keras(model, samples))
     message = str(error.value)
     assert message.startswith("layer 'folded': ") and "no longer ternary" in message
     assert "\n" not in message
@@ -476,9 +477,9 @@ def test_float_packer_refuses_int8_weights_naming_the_layer(seeded):
     inputs = keras.Input((8,))
     model = keras.Model(inputs, TernaryDense(6, name="dense")(inputs))
     samples = [seeded.standard_normal((1, 8)).astype(np.float32) for _ in range(8)]
-    with pytest.raises(converter.ConversionError,
+    with pytest.raises(ConversionError,
                        match=r"^layer 'dense': its weights .* are int8 .*pack_int8_ternary_weights$"):
-        converter.pack_ternary_weights(model, int8_keras(model, samples))
+        packer.pack_ternary_weights(model, int8_keras(model, samples))
 
 
 def share_buffers(tflite, pairs):
@@ -505,7 +506,7 @@ def test_equal_kernels_and_a_shared_bias_buffer(seeded):
     biases = [subgraph.tensors[int(op.inputs[2])].name.decode() for op in convs]
     # Both convs read one bias buffer: rescaling it for one must not change the other's.
     shared = share_buffers(unpacked, [(biases[1], biases[0])])
-    packed, rows = converter.pack_int8_ternary_weights(model, shared)
+    packed, rows = packer.pack_int8_ternary_weights(model, shared)
     assert sorted(r.layer for r in rows) in (["first", "second"], ["first, second"])
     assert len(decoded_readers(tflite_file.parse_model(packed))) == 2
     fresh = [{"x": seeded.standard_normal((1, 12, 6)).astype(np.float32)} for _ in range(4)]
@@ -525,8 +526,8 @@ def test_decode_at_load_of_a_packed_tensor_read_twice(seeded):
     result = converter.convert(model)
     assert len(decoded_readers(tflite_file.parse_model(result.tflite))) == 2
     x = seeded.standard_normal((1, 12, 6)).astype(np.float32)
-    in_graph = runtime.run_interpreter(runtime.make_interpreter(result.tflite), [x])[0]
-    at_load = runtime.run_interpreter(Interpreter(model_content=decode_at_load(result.tflite)),
+    in_graph = native.run_interpreter(native.make_interpreter(result.tflite), [x])[0]
+    at_load = native.run_interpreter(Interpreter(model_content=decode_at_load(result.tflite)),
                                       [x])[0]
     np.testing.assert_allclose(at_load, in_graph, rtol=1e-5, atol=1e-5 * np.abs(in_graph).max())
 
@@ -541,7 +542,7 @@ def test_packing_codes_round_trip_in_the_c_kernel(graphs):
         indices = tensor_values(model, model.subgraphs[0].tensors[int(decode.inputs[0])])
         n = int(np.prod(tensor.shape))
         constant = tensor_values(loaded, loaded.subgraphs[0].tensors[int(decode.outputs[0])])
-        np.testing.assert_array_equal(constant.reshape(-1), runtime.c_decode_i8(indices, n))
+        np.testing.assert_array_equal(constant.reshape(-1), native.c_decode_i8(indices, n))
         np.testing.assert_array_equal(constant.reshape(-1), packing.decode(indices, n))
 
 
@@ -556,7 +557,7 @@ def test_multi_speaker_text_graph_calibrates_with_speakers(seeded):
     assert all(set(s) == {"phonemes", "length", "speaker"} for s in samples["text"])
     function, layers = tts_graphs.text_function(acoustic, shapes)
     unpacked = tts_graphs.convert_int8_function(function, layers, samples["text"])
-    packed, _ = converter.pack_int8_ternary_weights(layers, unpacked)
+    packed, _ = packer.pack_int8_ternary_weights(layers, unpacked)
     feed = {**samples["text"][0], "speaker": np.asarray([2], np.int32)}
     reference = run(Interpreter(model_content=unpacked, experimental_op_resolver_type=BUILTIN), feed)
     got = run(Interpreter(model_content=decode_at_load(packed),
@@ -582,7 +583,7 @@ def test_shipped_form_is_the_packed_graph_fused_and_unnamed(graphs, feeds, name)
     assert all(t.name == b"" for i, t in enumerate(subgraph.tensors) if i not in ends)
     assert len(shipped) < len(packed)
     reference = {key: InterpreterWithCustomOps(
-        model_content=m, custom_op_registerers=runtime.litert_registerers(),
+        model_content=m, custom_op_registerers=native.litert_registerers(),
         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         for key, m in (("packed", packed), ("shipped", shipped))}
     loaded = {key: Interpreter(model_content=decode_at_load(m))

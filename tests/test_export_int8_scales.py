@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from bittts_tf.export import int8_scales, tflite_file, tts_graphs
+from bittts_tf.export import int8_scales, packer, tts_graphs
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import TernaryConv1D, TernaryDense
 
 BUILTIN = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -119,7 +120,7 @@ def test_equal_channel_scales_collapse_filter_and_bias_together(rng):
     LiteRT's default delegate (which refuses a per-tensor bias beside a
     per-channel filter: the planted half-collapse below) and its reference
     kernels."""
-    from bittts_tf.export import converter
+    from bittts_tf.export import packer
     from bittts_tf.runtime.decode_at_load import decode_at_load
     keras.utils.set_random_seed(int(rng.integers(2**31)))
     inputs = keras.Input((12, 16))
@@ -128,7 +129,7 @@ def test_equal_channel_scales_collapse_filter_and_bias_together(rng):
     signature = tf.TensorSpec((1, 12, 16), tf.float32, name="x")
     function = tf.function(lambda x: model(x), input_signature=[signature])
     unpacked = tts_graphs.convert_int8_function(function, model, samples)
-    packed, _ = converter.pack_int8_ternary_weights(model, unpacked)
+    packed, _ = packer.pack_int8_ternary_weights(model, unpacked)
     collapsed, saved = int8_scales.collapse_equal_channel_scales(packed)
     assert saved == 12 * 23 * 2  # filter and bias, 24 channels each
     x = rng.standard_normal((1, 12, 16)).astype(np.float32)
@@ -143,3 +144,4 @@ def test_equal_channel_scales_collapse_filter_and_bias_together(rng):
             q.scale, q.zeroPoint = q.scale[:1].copy(), q.zeroPoint[:1].copy()
     with pytest.raises(RuntimeError, match="delegate"):
         run(decode_at_load(tflite_file.serialize_model(half)), x, OpResolverType.AUTO)
+

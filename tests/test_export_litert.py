@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from bittts_tf.export import converter, runtime, tflite_file, validate
+from bittts_tf.export import converter, validate
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.quant import (QuantConv1D, TernaryConv1D, TernaryConv1DTranspose, TernaryDense,
                              packing, spec)
 from seeds import fresh_seed
@@ -76,7 +77,7 @@ def test_every_ternary_kernel_is_packed(converted):
 def test_packed_tensors_decode_to_the_keras_kernels(converted):
     model, result = converted
     ternary_layers = [l for l in model.layers if getattr(l, "is_ternary", False)]
-    decoded = [np.sort(runtime.numpy_decode_f32(t.indices, t.scale, t.num_weights))
+    decoded = [np.sort(native.numpy_decode_f32(t.indices, t.scale, t.num_weights))
                for t in validate.packed_tensors(result.tflite)]
     for layer in ternary_layers:
         kernel = np.sort(layer.effective_kernel().reshape(-1))
@@ -104,9 +105,17 @@ INVALID_BYTES = [-128, -122, 122, 127]
 def test_corrupt_index_fails_invoke_with_a_clear_error(converted, rng, bad_byte):
     model, result = converted
     corrupted = validate.corrupt_indices(result.tflite, value=bad_byte)
-    interpreter = runtime.make_interpreter(corrupted)
+    interpreter = native.make_interpreter(corrupted)
     with pytest.raises(RuntimeError, match=f"is {bad_byte}, outside -121..121"):
-        runtime.run_interpreter(interpreter, [rng.standard_normal((1, 8, 6)).astype(np.float32)])
+        native.run_interpreter(interpreter, [rng.standard_normal((1, 8, 6)).astype(np.float32)])
+
+
+def test_tensor_type_codes_are_the_schemas():
+    """tflite_file spells the codes out so that reading a model needs no schema import."""
+    types = schema.TensorType
+    assert ((tflite_file.FLOAT32, tflite_file.INT32, tflite_file.UINT8, tflite_file.INT64,
+             tflite_file.INT8) == (types.FLOAT32, types.INT32, types.UINT8, types.INT64, types.INT8))
+    assert tflite_file.type_names()[types.INT8] == "int8"
 
 
 def test_converted_index_tensors_are_int8_and_the_op_carries_the_format_version(converted):
@@ -159,7 +168,7 @@ def decode_only_model(indices, scale, out_shape, out_type=schema.TensorType.FLOA
 
 
 def run_decode_only(model_bytes):
-    interpreter = runtime.make_interpreter(model_bytes)
+    interpreter = native.make_interpreter(model_bytes)
     interpreter.allocate_tensors()
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
@@ -181,21 +190,21 @@ def test_op_refuses_format_version_1_models(rng):
     as_uint8 = indices.view(np.uint8)
     old = decode_only_model(as_uint8, 1.0, (20,), indices_type=schema.TensorType.UINT8,
                             version=1)
-    interpreter = runtime.make_interpreter(old)
+    interpreter = native.make_interpreter(old)
     with pytest.raises(RuntimeError, match="packed format version 1 .*convert the model again"):
         interpreter.allocate_tensors()
     uint8_v2 = decode_only_model(as_uint8, 1.0, (20,), indices_type=schema.TensorType.UINT8)
-    interpreter = runtime.make_interpreter(uint8_v2)
+    interpreter = native.make_interpreter(uint8_v2)
     with pytest.raises(RuntimeError, match="packed indices must be int8 \\(format version 2\\)"):
         interpreter.allocate_tensors()
 
 
 def test_op_rejects_size_mismatch_at_prepare(rng):
     indices = packing.encode(rng.integers(-1, 2, 20))
-    interpreter = runtime.make_interpreter(decode_only_model(indices, 1.0, (21,)))
+    interpreter = native.make_interpreter(decode_only_model(indices, 1.0, (21,)))
     with pytest.raises(RuntimeError, match="21 weights need 5 packed bytes, tensor has 4"):
         interpreter.allocate_tensors()
-    interpreter = runtime.make_interpreter(decode_only_model(indices, 1.0, (15,)))
+    interpreter = native.make_interpreter(decode_only_model(indices, 1.0, (15,)))
     with pytest.raises(RuntimeError, match="15 weights need 3 packed bytes, tensor has 4"):
         interpreter.allocate_tensors()
 
@@ -205,23 +214,23 @@ def test_registerer_finds_add_custom_in_the_pinned_litert(rng):
     # 2.3.0's libpywrap_litert_common.so keeps MutableOpResolver::AddCustom in
     # its static symbol table. A wheel without it fails here, by name.
     indices = packing.encode(rng.integers(-1, 2, 10))
-    runtime.make_interpreter(decode_only_model(indices, 1.0, (10,)))
-    assert runtime.litert_register_error() == ""
-    library = runtime.LITERT_LIBRARY.read_bytes()
+    native.make_interpreter(decode_only_model(indices, 1.0, (10,)))
+    assert native.litert_register_error() == ""
+    library = native.LITERT_LIBRARY.read_bytes()
     assert b"libtensorflow" not in library
 
 
 def test_registerer_refuses_what_is_not_a_resolver():
-    lib = runtime._load_litert_op_library()
+    lib = native._load_litert_op_library()
     register = getattr(lib, spec.REGISTERER_SYMBOL)
     register.argtypes, register.restype = [ctypes.c_void_p], None
     not_loaded = (ctypes.c_void_p * 4)(8)  # a vtable pointer into no loaded object
     register(ctypes.addressof(not_loaded))
-    assert "the resolver's vtable is in no loaded object" in runtime.litert_register_error()
+    assert "the resolver's vtable is in no loaded object" in native.litert_register_error()
     ours = ctypes.cast(lib.bittts_litert_register_error, ctypes.c_void_p).value
     foreign = (ctypes.c_void_p * 4)(ours)  # a pointer into our own library
     register(ctypes.addressof(foreign))
-    error = runtime.litert_register_error()
+    error = native.litert_register_error()
     assert error.startswith(f"{spec.REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: ")
     assert "is not an OpResolver vtable in" in error and "libbittts_litert.so" in error
 
@@ -245,8 +254,8 @@ NO_TENSORFLOW = textwrap.dedent("""
     interpreter.invoke()
     out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_array_equal(out, np.load(expected))
-    from bittts_tf.export import runtime  # the project's helper, same library
-    helper = runtime.make_interpreter(open(model, "rb").read())
+    from bittts_tf.litert import native  # the project's helper, same library
+    helper = native.make_interpreter(open(model, "rb").read())
     helper.allocate_tensors()
     helper.invoke()
     np.testing.assert_array_equal(
@@ -269,7 +278,7 @@ def test_packed_model_runs_where_tensorflow_cannot_be_imported(rng, tmp_path):
     model.write_bytes(decode_only_model(packing.encode(codes), scale, codes.shape))
     np.save(tmp_path / "expected.npy", codes.astype(np.float32) * np.float32(scale))
     result = subprocess.run(
-        [sys.executable, "-c", NO_TENSORFLOW, str(runtime.LITERT_LIBRARY), str(model),
+        [sys.executable, "-c", NO_TENSORFLOW, str(native.LITERT_LIBRARY), str(model),
          str(tmp_path / "expected.npy")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ran without tensorflow" in result.stdout

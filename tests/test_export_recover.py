@@ -18,7 +18,8 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from bittts_tf.export import recover, tflite_file, tts_graphs
+from bittts_tf.export import recover, tts_graphs
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import layers as qlayers
 from bittts_tf.runtime import model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
@@ -137,7 +138,7 @@ def run_graph(data: bytes, inputs: dict) -> dict:
     interpreter = Interpreter(model_content=decode_at_load(data))
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
-        name = detail["name"].removeprefix("serving_default_").split(":")[0]
+        name = tflite_file.signature_input_name(detail["name"])
         interpreter.set_tensor(detail["index"], np.asarray(inputs[name], detail["dtype"]))
     interpreter.invoke()
     return {d["name"]: interpreter.get_tensor(d["index"])
@@ -149,7 +150,7 @@ def random_inputs(data: bytes, rng, n_symbols: int) -> dict:
     interpreter = Interpreter(model_content=decode_at_load(data))
     inputs = {}
     for detail in interpreter.get_input_details():
-        name = detail["name"].removeprefix("serving_default_").split(":")[0]
+        name = tflite_file.signature_input_name(detail["name"])
         shape = tuple(detail["shape"])
         if name == "phonemes":
             inputs[name] = rng.integers(1, n_symbols, shape)

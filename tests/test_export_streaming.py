@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import OpResolverType
 
-from bittts_tf.export import runtime as litert_glue
-from bittts_tf.export import streaming, tflite_file, tflm, tts_graphs, converter
+from bittts_tf.export import packer, streaming, tflm, tts_graphs
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.runtime.stream import GraphRunner, run_stream, zero_states
 from tts_models import random_tts
 
@@ -86,7 +86,7 @@ def graphs(voice):
         function, shapes, rng.normal(size=(40, 128)).astype(np.float32), 24)
     int8 = tts_graphs.convert_int8_function(make()[0], layer_group(acoustic, vocoder),
                                             calibration, integer_io=True)
-    packed8, _ = converter.pack_int8_ternary_weights(layer_group(acoustic, vocoder), int8)
+    packed8, _ = packer.pack_int8_ternary_weights(layer_group(acoustic, vocoder), int8)
     return shapes, float_graph.packed, packed8
 
 
@@ -94,7 +94,7 @@ def test_litert_packed_stream_equals_keras_whole(voice, graphs, rng):
     acoustic, vocoder = voice
     shapes, packed, _ = graphs
     regulated = rng.normal(size=(int(rng.integers(5, 50)), 128)).astype(np.float32)
-    interpreter = litert_glue.make_interpreter(packed)
+    interpreter = native.make_interpreter(packed)
     interpreter.allocate_tensors()
     runner = GraphRunner(packed, interpreter, shapes.output_names, raw=shapes.state_names)
     spectrum, mel = run_stream(runner.run, shapes, regulated)
@@ -119,7 +119,7 @@ def test_int8_stream_keeps_state_codes_and_tflm_equals_litert_reference(voice, g
             assert np.array_equal(a.scale, b.scale) and np.array_equal(a.zeroPoint, b.zeroPoint)
     regulated = rng.normal(size=(20, 128)).astype(np.float32)
     reference = __import__("ai_edge_litert.interpreter", fromlist=["x"]).InterpreterWithCustomOps(
-        model_content=packed8, custom_op_registerers=litert_glue.litert_registerers(),
+        model_content=packed8, custom_op_registerers=native.litert_registerers(),
         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     reference.allocate_tensors()
     names = dict(output_names=shapes.output_names, raw=shapes.state_names)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from bittts_tf.export import tflite_file, tts_graphs
+from bittts_tf.export import tts_graphs
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec
 from bittts_tf.runtime import ModelFolderError, SynthesisError, TextToSpeech, model_folder
 from bittts_tf.text import FrontEnd, TextError

@@ -24,9 +24,10 @@ import pytest
 import soundfile as sf
 
 from bittts_tf.audio.io import save_wav
-from bittts_tf.export import tflite_file, tts_graphs
-from bittts_tf.export.runtime import BUILD_DIR, make_interpreter
-from bittts_tf.runtime import TextToSpeech, firmware_spec, model_folder
+from bittts_tf.export import firmware_spec, tts_graphs
+from bittts_tf.litert import tflite_file
+from bittts_tf.litert.native import BUILD_DIR, make_interpreter
+from bittts_tf.runtime import TextToSpeech, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
@@ -142,7 +143,7 @@ def c_durations(lib, config, log_d, scale):
 def test_committed_header_is_generated_from_spec():
     assert firmware_spec.HEADER_PATH.read_text() == firmware_spec.c_header(), \
         "firmware_stub/bittts_stream_spec.h is stale: run python -m " \
-        "bittts_tf.runtime.firmware_spec --write-header"
+        "bittts_tf.export.firmware_spec --write-header"
 
 
 def test_duration_scale_range_is_the_runtimes():

@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bittts_tf.export import runtime
+from bittts_tf.litert import native
 from bittts_tf.quant import packing, spec
 
 PINNED = (f"ai-edge-litert {spec.LITERT_VERSION}", f"tflite-micro {spec.TFLM_WHEEL_VERSION}")
@@ -88,7 +88,7 @@ def fake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def kernel():
-    lib = runtime._load_litert_op_library()
+    lib = native._load_litert_op_library()
     for name in ("bittts_litert_registration", "bittts_litert_old_format_registration"):
         getattr(lib, name).restype = ctypes.POINTER(Registration)
     for name in ("bittts_litert_check_context", "bittts_litert_check_node",
@@ -166,7 +166,7 @@ def test_declared_layout_prepares_and_decodes_like_numpy(fake, kernel, rng, out_
         codes, packed = random_weights(rng, n)
         scale = float(rng.uniform(-3, 3))
         graph = FakeGraph(fake, packed, scale, n, out_type)
-        assert graph.call(kernel, "prepare") == 0, runtime.litert_kernel_error()
+        assert graph.call(kernel, "prepare") == 0, native.litert_kernel_error()
         assert graph.call(kernel, "invoke") == 0, fake.fake_last_report()
         expected = (codes.astype(np.float32) * np.float32(scale) if out_type == FLOAT32
                     else codes)
@@ -189,7 +189,7 @@ def test_context_with_a_new_leading_field_is_refused(fake, kernel, rng):
     grown = Grown(new_field=ctypes.addressof(graph.impl),
                   **{name: getattr(graph.context, name) for name, _ in CONTEXT_FIELDS})
     assert graph.call(kernel, "prepare", context=grown) == 1
-    message = runtime.litert_kernel_error()
+    message = native.litert_kernel_error()
     assert_layout_refusal(message)
     assert "context tensor count" in message
     assert fake.fake_reports() == 0  # ReportError was not trusted
@@ -201,8 +201,8 @@ def test_context_with_tensors_and_a_function_swapped_is_refused(fake, kernel, rn
     graph.context.tensors, graph.context.GetExecutionPlan = (graph.context.GetExecutionPlan,
                                                              graph.context.tensors)
     assert graph.call(kernel, "prepare") == 1
-    assert_layout_refusal(runtime.litert_kernel_error())
-    assert "context tensors pointer" in runtime.litert_kernel_error()
+    assert_layout_refusal(native.litert_kernel_error())
+    assert "context tensors pointer" in native.litert_kernel_error()
     assert fake.fake_reports() == 0
 
 
@@ -216,7 +216,7 @@ def test_report_error_slot_holding_data_is_never_called(fake, kernel, rng):
                   **{name: getattr(graph.context, name) for name, _ in CONTEXT_FIELDS})
     for which in ("prepare", "invoke"):
         assert graph.call(kernel, which, context=grown) == 1
-        assert_layout_refusal(runtime.litert_kernel_error())
+        assert_layout_refusal(native.litert_kernel_error())
         assert fake.fake_reports() == 0
 
 
@@ -228,12 +228,12 @@ def test_node_with_a_new_leading_field_is_refused_through_report_error(fake, ker
     assert graph.call(kernel, "prepare", node=grown) == 1
     message = fake.fake_last_report().decode()
     assert_layout_refusal(message)
-    assert message.rstrip("\n") == runtime.litert_kernel_error()
+    assert message.rstrip("\n") == native.litert_kernel_error()
     # A runtime that keeps a pointer where our user_data is:
     graph.node.user_data = ctypes.addressof(graph.impl)
     assert graph.call(kernel, "prepare") == 1
-    assert "user_data" in runtime.litert_kernel_error()
-    assert_layout_refusal(runtime.litert_kernel_error())
+    assert "user_data" in native.litert_kernel_error()
+    assert_layout_refusal(native.litert_kernel_error())
 
 
 def test_node_index_out_of_range_is_refused(fake, kernel, rng):
@@ -242,8 +242,8 @@ def test_node_index_out_of_range_is_refused(fake, kernel, rng):
     graph.empty_intermediate = int_array([int(rng.integers(3, 1000))])
     graph.node.intermediates = ctypes.addressof(graph.empty_intermediate)
     assert graph.call(kernel, "prepare") == 1
-    assert "intermediates[0]" in runtime.litert_kernel_error()
-    assert_layout_refusal(runtime.litert_kernel_error())
+    assert "intermediates[0]" in native.litert_kernel_error()
+    assert_layout_refusal(native.litert_kernel_error())
 
 
 def test_tensor_record_of_another_layout_is_refused(fake, kernel, rng):
@@ -340,8 +340,8 @@ def test_eval_refuses_overlap_and_non_finite_scales_and_reads_a_misaligned_scale
 LOADED_LOCALLY = textwrap.dedent("""
     import ctypes, sys
     import numpy as np
-    from bittts_tf.export import runtime
-    interpreter = runtime.make_interpreter(open(sys.argv[1], "rb").read())
+    from bittts_tf.litert import native
+    interpreter = native.make_interpreter(open(sys.argv[1], "rb").read())
     interpreter.allocate_tensors()
     interpreter.invoke()
     out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
@@ -366,7 +366,7 @@ def test_library_is_loaded_locally_and_exports_only_its_interface(rng, tmp_path)
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no symbol of ours is global" in result.stdout
-    exported = subprocess.run(["nm", "-D", "--defined-only", str(runtime.LITERT_LIBRARY)],
+    exported = subprocess.run(["nm", "-D", "--defined-only", str(native.LITERT_LIBRARY)],
                               capture_output=True, text=True, check=True).stdout
     names = {line.split()[-1] for line in exported.splitlines() if line.strip()}
     assert spec.REGISTERER_SYMBOL in names
@@ -380,7 +380,7 @@ def test_library_is_loaded_locally_and_exports_only_its_interface(rng, tmp_path)
 def test_real_runtime_refuses_a_non_finite_scale(rng):
     from tests.test_export_litert import decode_only_model
     codes, packed = random_weights(rng, int(rng.integers(1, 100)))
-    interpreter = runtime.make_interpreter(decode_only_model(packed, float("nan"), codes.shape))
+    interpreter = native.make_interpreter(decode_only_model(packed, float("nan"), codes.shape))
     interpreter.allocate_tensors()
     with pytest.raises(RuntimeError, match="scale nan is not finite"):
         interpreter.invoke()

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bittts_tf.export import runtime
+from bittts_tf.litert import native
 from bittts_tf.quant import packing, spec
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=23)
@@ -17,7 +17,7 @@ ternary_arrays = shapes.flatmap(
     lambda shape: hnp.arrays(np.int8, shape, elements=st.sampled_from([-1, 0, 1])))
 
 INVALID_BYTES = [b for b in range(-128, 128) if abs(b) > 121]
-C_DECODERS = sorted(runtime.F32_DECODERS)
+C_DECODERS = sorted(native.F32_DECODERS)
 
 
 def brute_force_decode(indices, n):
@@ -114,7 +114,7 @@ def test_committed_c_header_is_generated_from_spec():
 
 
 def test_c_library_agrees_with_python_spec():
-    assert runtime.c_spec() == {"op_name": spec.OP_NAME, "format_version": spec.FORMAT_VERSION,
+    assert native.c_spec() == {"op_name": spec.OP_NAME, "format_version": spec.FORMAT_VERSION,
                                 "trits_per_byte": spec.TRITS_PER_BYTE,
                                 "min_index": spec.MIN_INDEX, "max_index": spec.MAX_INDEX,
                                 "packed_size_of_11": packing.packed_size(11)}
@@ -127,9 +127,9 @@ def test_c_decoders_equal_brute_force_decode(n, scale):
     indices = packing.encode(codes)
     expected = brute_force_decode(indices, n).astype(np.float32) * np.float32(scale)
     for decoder in C_DECODERS:
-        np.testing.assert_array_equal(runtime.c_decode_f32(indices, scale, n, decoder=decoder),
+        np.testing.assert_array_equal(native.c_decode_f32(indices, scale, n, decoder=decoder),
                                       expected, err_msg=decoder)
-    np.testing.assert_array_equal(runtime.c_decode_i8(indices, n), codes)
+    np.testing.assert_array_equal(native.c_decode_i8(indices, n), codes)
 
 
 def test_c_decoders_on_every_byte_value(rng):
@@ -139,29 +139,29 @@ def test_c_decoders_on_every_byte_value(rng):
     n = 5 * indices.size - int(rng.integers(0, 5))
     expected = brute_force_decode(indices, n)
     for decoder in C_DECODERS:
-        np.testing.assert_array_equal(runtime.c_decode_f32(indices, scale, n, decoder=decoder),
+        np.testing.assert_array_equal(native.c_decode_f32(indices, scale, n, decoder=decoder),
                                       expected.astype(np.float32) * np.float32(scale),
                                       err_msg=decoder)
-    np.testing.assert_array_equal(runtime.c_decode_i8(indices, n), expected)
+    np.testing.assert_array_equal(native.c_decode_i8(indices, n), expected)
 
 
 @pytest.mark.parametrize("bad_byte", INVALID_BYTES)
 def test_c_decoders_reject_each_invalid_byte(rng, bad_byte):
     indices = packing.encode(rng.integers(-1, 2, 100))
     indices[7] = bad_byte
-    decoders = [lambda d=d: runtime.c_decode_f32(indices, 1.0, 100, decoder=d) for d in C_DECODERS]
-    for decode in decoders + [lambda: runtime.c_decode_i8(indices, 100)]:
-        with pytest.raises(runtime.DecodeError, match=f"outside -121..121 \\(byte 7 is {bad_byte}\\)"):
+    decoders = [lambda d=d: native.c_decode_f32(indices, 1.0, 100, decoder=d) for d in C_DECODERS]
+    for decode in decoders + [lambda: native.c_decode_i8(indices, 100)]:
+        with pytest.raises(native.DecodeError, match=f"outside -121..121 \\(byte 7 is {bad_byte}\\)"):
             decode()
 
 
 def test_c_decoder_rejects_size_mismatch_and_wrong_dtypes(rng):
     indices = packing.encode(rng.integers(-1, 2, 100))
-    with pytest.raises(runtime.DecodeError, match="does not match"):
-        runtime.c_decode_f32(indices, 1.0, 101)
-    with pytest.raises(runtime.DecodeError, match="does not match"):
-        runtime.c_decode_i8(indices, 95)
+    with pytest.raises(native.DecodeError, match="does not match"):
+        native.c_decode_f32(indices, 1.0, 101)
+    with pytest.raises(native.DecodeError, match="does not match"):
+        native.c_decode_i8(indices, 95)
     with pytest.raises(ValueError, match="int8 array .*format version 2.*uint8"):
-        runtime.c_decode_f32(indices.view(np.uint8), 1.0, 100)
+        native.c_decode_f32(indices.view(np.uint8), 1.0, 100)
     with pytest.raises(ValueError, match="at least 100 elements"):
-        runtime.c_decode_f32(indices, 1.0, 100, out=np.empty(99, np.float32))
+        native.c_decode_f32(indices, 1.0, 100, out=np.empty(99, np.float32))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec
 from bittts_tf.runtime import DECODE_MODES, folder_fuzz, model_folder
 

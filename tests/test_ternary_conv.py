@@ -24,7 +24,8 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import InterpreterWithCustomOps, OpResolverType
 
-from bittts_tf.export import converter, fused_conv, runtime, tflite_file, tflm, tts_graphs
+from bittts_tf.export import fused_conv, graph_surgery, packer, tflm, tts_graphs
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.quant import TernaryConv1D, TernaryConv1DTranspose, TernaryDense, packing, spec
 
 T = schema.TensorType
@@ -185,11 +186,11 @@ def run_tflm(model, x, arena=1 << 20):
 def run_litert(model, x, reference_kernels=False):
     if reference_kernels:
         interpreter = InterpreterWithCustomOps(
-            model_content=model, custom_op_registerers=runtime.litert_registerers(),
+            model_content=model, custom_op_registerers=native.litert_registerers(),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     else:
-        interpreter = runtime.make_interpreter(model)
-    return runtime.run_interpreter(interpreter, [x])[0]
+        interpreter = native.make_interpreter(model)
+    return native.run_interpreter(interpreter, [x])[0]
 
 
 def numpy_conv(case, x, magnitudes=False):
@@ -349,10 +350,10 @@ def test_litert_op_follows_a_resized_input(rng):
     case, _ = random_case(rng, int8=False)
     case.update(stride=1, dilation=1, padding=spec.CONV_PADDING_SAME)
     case["out_length"] = case["x_shape"][2]
-    interpreter = runtime.make_interpreter(model_of(case, fused=True))
+    interpreter = native.make_interpreter(model_of(case, fused=True))
     for length in (case["x_shape"][2] + 7, 3):
         x = rng.standard_normal(case["x_shape"][:2] + [length, case["x_shape"][3]])
-        got = runtime.run_interpreter(interpreter, [x.astype(np.float32)])[0]
+        got = native.run_interpreter(interpreter, [x.astype(np.float32)])[0]
         resized = {**case, "out_length": length}
         expected = numpy_conv(resized, x.astype(np.float32))
         assert got.shape == expected.shape
@@ -427,10 +428,10 @@ def decode_graphs(rng, int8):
         samples = [{"x": rng.standard_normal((1, length, channels)).astype(np.float32)}
                    for _ in range(16)]
         graph = tts_graphs.convert_int8_function(fixed_function(model), model, samples)
-        packed, _ = converter.pack_int8_ternary_weights(model, graph)
+        packed, _ = packer.pack_int8_ternary_weights(model, graph)
     else:
         graph = tts_graphs.convert_function(fixed_function(model), model)
-        packed, _ = converter.pack_ternary_weights(model, graph)
+        packed, _ = packer.pack_ternary_weights(model, graph)
     return model, packed, inputs
 
 
@@ -502,15 +503,15 @@ def decoded_kernel_also_an_output(rng):
     filter_index = int(conv.inputs[1])
     filter_tensor = subgraph.tensors[filter_index]
     indices = packing.pack(case["codes"].reshape(-1), case["beta"]).indices
-    opcode = converter._decode_opcode_index(model)
-    packed_index = converter._add_tensor(subgraph, "packed", [indices.size], T.INT8,
-                                         converter._add_buffer(model, indices.tobytes()))
-    scale_index = converter._add_tensor(subgraph, "scale", [1], T.FLOAT32,
-                                        converter._add_buffer(
+    opcode = graph_surgery.decode_opcode_index(model)
+    packed_index = graph_surgery.add_tensor(subgraph, "packed", [indices.size], T.INT8,
+                                         graph_surgery.add_buffer(model, indices.tobytes()))
+    scale_index = graph_surgery.add_tensor(subgraph, "scale", [1], T.FLOAT32,
+                                        graph_surgery.add_buffer(
                                             model, np.float32([case["beta"]]).tobytes()))
     model.buffers[filter_tensor.buffer].data = None
     filter_tensor.buffer = 0
-    subgraph.operators = [converter._decode_op(opcode, [packed_index, scale_index], filter_index),
+    subgraph.operators = [graph_surgery.decode_op(opcode, [packed_index, scale_index], filter_index),
                           conv]
     subgraph.outputs = np.int32([int(conv.outputs[0]), filter_index])
     return case, x, tflite_file.serialize_model(model)
@@ -522,8 +523,8 @@ def test_decode_op_stays_for_its_other_readers(rng):
     builtins, customs = ops_of(result.tflite)
     assert customs == [spec.CONV_OP_NAME, spec.OP_NAME] and "CONV_2D" not in builtins
     expected = run_litert(packed, x)
-    interpreter = runtime.make_interpreter(result.tflite)
-    outputs = runtime.run_interpreter(interpreter, [x])
+    interpreter = native.make_interpreter(result.tflite)
+    outputs = native.run_interpreter(interpreter, [x])
     bound = np.maximum(numpy_conv(case, x, magnitudes=True), 1e-6)
     assert (np.abs(outputs[0] - expected) / bound).max() <= 1e-5
     np.testing.assert_array_equal(outputs[1], case["codes"] * np.float32(case["beta"]))

@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from bittts_tf.export import budget, tflite_file, tflm, tts_graphs
+from bittts_tf.export import budget, tflm, tts_graphs
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime import model_folder

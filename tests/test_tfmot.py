@@ -21,7 +21,8 @@ import pytest
 
 from ai_edge_litert import schema_py_generated as schema
 
-from bittts_tf.export import runtime, tflite_file, validate
+from bittts_tf.export import validate
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.quant import packing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -33,7 +34,6 @@ import numpy as np
 from bittts_tf import tfmot as ternary   # first: switches the process to tf-keras
 import tensorflow as tf
 import tf_keras
-from bittts_tf.export import converter
 
 out, seed = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(seed)
@@ -231,10 +231,10 @@ def test_after_fit_each_annotated_kernel_takes_three_values(worker, activations)
 def litert_outputs(tflite: bytes, arrays) -> np.ndarray:
     """The model's output in LiteRT with our op; inputs matched by rank
     (the converter may order a model's inputs differently)."""
-    interpreter = runtime.make_interpreter(tflite)
+    interpreter = native.make_interpreter(tflite)
     by_rank = {4: arrays["test_a"], 3: arrays["test_b"]}
     inputs = [by_rank[len(d["shape"])] for d in interpreter.get_input_details()]
-    (output,) = runtime.run_interpreter(interpreter, inputs)
+    (output,) = native.run_interpreter(interpreter, inputs)
     return output
 
 

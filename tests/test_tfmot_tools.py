@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from bittts_tf.export import runtime
+from bittts_tf.litert import native
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def test_convert_takes_the_examples_saved_models(example, saved, tmp_path):
 
     # The same weights as the example converted in memory: the same outputs.
     features = np.random.default_rng(0).standard_normal((3, 48, 32, 1)).astype(np.float32)
-    outputs = [runtime.run_interpreter(runtime.make_interpreter(path.read_bytes()), [features])[0]
+    outputs = [native.run_interpreter(native.make_interpreter(path.read_bytes()), [features])[0]
                for path in (tflite, out / "model.tflite")]
     np.testing.assert_array_equal(outputs[0], outputs[1])
 

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from bittts_tf.export import converter, tflite_file, validate
+from bittts_tf.export import converter, validate
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import TernaryConv1D, TernaryDense
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

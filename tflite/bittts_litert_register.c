@@ -1,7 +1,7 @@
 /* Registers BitTTSTernaryDecode and BitTTSTernaryConv (the fused 1-D conv)
  * with a LiteRT interpreter's op resolver, linking nothing from TensorFlow.
  *
- * Python: bittts_tf.export.runtime loads this library RTLD_LOCAL (its symbols
+ * Python: bittts_tf.litert.native loads this library RTLD_LOCAL (its symbols
  * stay out of the global namespace, and it exports only the registerer and
  * its diagnostics) and hands the interpreter a Python function that calls the
  * registerer: InterpreterWithCustomOps(custom_op_registerers=[function]).

@@ -25,7 +25,7 @@ import numpy as np
 from absl import flags
 
 from bittts_tf import fileio
-from bittts_tf.export import runtime
+from bittts_tf.litert import native
 from bittts_tf.quant import packing, spec
 
 FLAGS = flags.FLAGS
@@ -49,14 +49,14 @@ def best_time(fn, repeats):
 
 def decoders(scale):
     def c_decoder(name):
-        return lambda idx, n, out: runtime.c_decode_f32(idx, scale, n, out=out, decoder=name)
+        return lambda idx, n, out: native.c_decode_f32(idx, scale, n, out=out, decoder=name)
 
     return {
         "c_fast": c_decoder("fast"),
         "c_lut": c_decoder("lut"),
         "c_mulshift": c_decoder("mulshift"),
         "c_naive": c_decoder("naive"),
-        "numpy": lambda idx, n, out: runtime.numpy_decode_f32(idx, scale, n),
+        "numpy": lambda idx, n, out: native.numpy_decode_f32(idx, scale, n),
     }
 
 

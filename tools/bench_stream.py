@@ -42,7 +42,7 @@ class StatelessFrames:
     invoke giving the chunk's samples (the format-1 runtime's loop)."""
 
     def __init__(self, model_dir: str, decode: str):
-        from bittts_tf.export import tflite_file
+        from bittts_tf.litert import tflite_file
         from bittts_tf.runtime.decode_at_load import decode_at_load
         manifest = json.load(open(os.path.join(model_dir, "manifest.json")))
         if manifest.get("format_version") != 1:
@@ -55,10 +55,10 @@ class StatelessFrames:
             from ai_edge_litert.interpreter import Interpreter
             self.interpreter = Interpreter(model_content=decode_at_load(data), num_threads=1)
         else:
-            from bittts_tf.export.runtime import make_interpreter
+            from bittts_tf.litert.native import make_interpreter
             self.interpreter = make_interpreter(data, num_threads=1)
         self.interpreter.allocate_tensors()
-        self.inputs = {d["name"].removeprefix("serving_default_").split(":")[0]: d["index"]
+        self.inputs = {tflite_file.signature_input_name(d["name"]): d["index"]
                        for d in self.interpreter.get_input_details()}
         self.audio = sorted(self.interpreter.get_output_details(),
                             key=lambda d: int(d["name"].rsplit(":", 1)[-1]))[0]["index"]

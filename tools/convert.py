@@ -30,13 +30,13 @@ import sys
 from absl import flags, logging
 
 from bittts_tf import fileio
-from bittts_tf.export import converter, keras_io
+from bittts_tf.export import ConversionError, conversion_report, converter, keras_io, source_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("keras_model", None, "The .keras model to convert.")
 flags.DEFINE_string("checkpoint", None, "A training checkpoint, or a run directory (its newest "
                     "checkpoint), to convert instead of --keras_model.")
-flags.DEFINE_enum("model", "generator", list(converter.CHECKPOINT_MODELS),
+flags.DEFINE_enum("model", "generator", list(source_model.CHECKPOINT_MODELS),
                   "With --checkpoint: which model of the checkpoint to convert.")
 flags.DEFINE_string("tfmot_model", None, "Or a tf-keras model quantized with bittts_tf.tfmot "
                     "(TFMOT): a SavedModel directory or an .h5 file.")
@@ -47,7 +47,7 @@ flags.DEFINE_string("report", None, "Where to write the JSON size report "
                     "(default: next to --out, with .size.json).")
 
 
-def convert_tfmot_model(path: str, integer: bool) -> converter.ConversionResult:
+def convert_tfmot_model(path: str, integer: bool) -> conversion_report.ConversionResult:
     # Imported here, not above: it switches the process to tf-keras, which only
     # this path may do (the Keras 3 paths build Keras 3 models).
     from bittts_tf import tfmot
@@ -69,13 +69,13 @@ def main(argv):
         if FLAGS.tfmot_model is not None:
             result = convert_tfmot_model(FLAGS.tfmot_model, FLAGS.integer)
         else:
-            model = converter.load_source_model(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
+            model = source_model.load(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
             result = converter.convert(model)
-    except (keras_io.ModelFileError, converter.ConversionError,
-            converter.CheckpointModelError) as error:
+    except (keras_io.ModelFileError, ConversionError,
+            source_model.CheckpointModelError) as error:
         sys.exit(f"convert: {error}")
 
-    print(converter.format_size_table(result))
+    print(conversion_report.format_size_table(result))
     fileio.atomic_write_bytes(FLAGS.out, result.tflite)
     report_path = FLAGS.report or FLAGS.out.removesuffix(".tflite") + ".size.json"
     fileio.atomic_write_json(report_path, result.report())

@@ -32,8 +32,7 @@ from absl import flags
 
 from bittts_tf.data.cache import CacheError, FeatureCache, split_entries
 from bittts_tf.eval.synthesis import Synthesizer
-from bittts_tf.export import converter as converter_lib
-from bittts_tf.export import tts_graphs
+from bittts_tf.export import ConversionError, tts_graphs
 from bittts_tf.training.checkpoints import CheckpointError
 
 FLAGS = flags.FLAGS
@@ -104,7 +103,7 @@ def main(argv):
             FLAGS.out_dir, synthesizer.acoustic, synthesizer.generator, synthesizer.config,
             synthesizer.front_end, FLAGS.max_tokens, FLAGS.step, source,
             with_float32=FLAGS.with_float32, int8_utterances=utterances)
-    except (tts_graphs.ExportError, converter_lib.ConversionError) as e:
+    except (tts_graphs.ExportError, ConversionError) as e:
         sys.exit(f"export_tts: {e}")
     for name, graph in report["graphs"].items():
         print(f"{name:7s} {graph['bytes']:9,d} bytes ({graph['float32_bytes']:,d} as float32, "

@@ -30,8 +30,9 @@ import zlib
 import numpy as np
 from absl import flags
 
-from bittts_tf.export import tflite_file
-from bittts_tf.runtime import firmware_spec
+from bittts_tf.export import firmware_spec
+from bittts_tf.litert import tflite_file
+from bittts_tf.litert.tflite_file import FLOAT32, INT8, INT32
 from bittts_tf.runtime.stream import StreamShapes
 
 FLAGS = flags.FLAGS
@@ -57,7 +58,7 @@ class FirmwareError(ValueError):
     """Input the sources cannot be made from; the message names it."""
 
 
-_TYPES = {0: "float32", 2: "int32", 9: "int8"}  # TFLite TensorType codes
+_TYPES = {FLOAT32: "float32", INT32: "int32", INT8: "int8"}
 
 
 def _quantization(tensor) -> tuple[float, int] | None:
@@ -107,7 +108,7 @@ def tensor_indices(model, expected: dict, path: str, optional=()) -> dict:
             if got != (list(shape), dtype):
                 raise FirmwareError(f"{path}: {direction} {name!r} is {got[1]} {got[0]}, the "
                                     f"manifest implies {dtype} {list(shape)}")
-        quant = _quantization(tensor) if tensor.type == 9 else None
+        quant = _quantization(tensor) if tensor.type == INT8 else None
         if tensor.type == 9 and (quant is None or not (np.isfinite(quant[0]) and quant[0] > 0)
                                  or not -128 <= quant[1] <= 127):
             raise FirmwareError(f"{path}: int8 {direction} {name!r} has no per-tensor scale "

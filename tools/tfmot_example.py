@@ -44,7 +44,8 @@ import tf_keras
 from absl import flags, logging
 
 from bittts_tf import fileio
-from bittts_tf.export import converter, runtime, validate
+from bittts_tf.export import ConversionError, conversion_report, validate
+from bittts_tf.litert import native
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out_dir", "out/tfmot_example", "Where to write model.tflite, "
@@ -166,11 +167,11 @@ def main(argv):
 
     try:
         result = ternary.convert(model, integer=FLAGS.activations == "8bit")
-    except converter.ConversionError as error:
+    except ConversionError as error:
         sys.exit(f"tfmot_example: {error}")
-    print(converter.format_size_table(result))
+    print(conversion_report.format_size_table(result))
     comparison = ternary.compare_litert(model, result.tflite, [test_x])
-    interpreter_logits = runtime.run_interpreter(runtime.make_interpreter(result.tflite),
+    interpreter_logits = native.run_interpreter(native.make_interpreter(result.tflite),
                                                  [test_x])[0]
     litert_accuracy = float(np.mean(np.argmax(interpreter_logits, -1) == test_y))
     decode = validate.compare_c_numpy_decode(result.tflite)

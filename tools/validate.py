@@ -19,13 +19,14 @@ cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 from absl import flags, logging
 
 from bittts_tf import fileio
-from bittts_tf.export import converter, tflite_file, validate
+from bittts_tf.export import source_model, validate
+from bittts_tf.litert import tflite_file
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("keras_model", None, "The Keras model the .tflite came from.")
 flags.DEFINE_string("checkpoint", None, "Or the training checkpoint (or run directory) it came "
                     "from, as for tools/convert.py.")
-flags.DEFINE_enum("model", "generator", list(converter.CHECKPOINT_MODELS),
+flags.DEFINE_enum("model", "generator", list(source_model.CHECKPOINT_MODELS),
                   "With --checkpoint: which model of the checkpoint.")
 flags.DEFINE_string("tflite", None, "The converted model.", required=True)
 flags.DEFINE_integer("batch", 1, "Batch size of the random inputs (the .tflite is resized to it).")
@@ -48,7 +49,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     # Bad files are refused in one line by cli.run: each error names its file.
     tflite = tflite_file.read_tflite(FLAGS.tflite)
-    model = converter.load_source_model(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
+    model = source_model.load(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
     validate.check_interface(model, tflite, FLAGS.tflite)
 
     worst = None

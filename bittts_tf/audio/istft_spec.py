@@ -22,11 +22,11 @@ hann_window(n_fft) bit for bit, which a test checks).
 
 from __future__ import annotations
 
-import argparse
 import pathlib
-import sys
 
 import numpy as np
+
+from bittts_tf import header_cli
 
 N_FFT = 1024         # the frame vocoder's n_fft, and the largest the C tables serve
 HOP_LENGTH = 256     # its hop (16 kHz: 62.5 frames a second)
@@ -190,15 +190,7 @@ static const uint16_t BITTTS_ISTFT_BIT_REVERSAL[BITTTS_ISTFT_N_FFT / 2] = {{
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write-header", action="store_true", help=f"write {HEADER_PATH}")
-    args = parser.parse_args(argv)
-    if args.write_header:
-        HEADER_PATH.write_text(c_header())
-        print(f"wrote {HEADER_PATH}")
-    else:
-        sys.stdout.write(c_header())
-    return 0
+    return header_cli.main(__doc__.splitlines()[0], HEADER_PATH, c_header, argv)
 
 
 if __name__ == "__main__":

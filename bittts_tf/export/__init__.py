@@ -1,1 +1,7 @@
-"""Conversion to TFLite with packed ternary weights, and the C runtime glue."""
+"""Conversion to TFLite with packed ternary weights, the TTS graphs and model
+folders, and the tooling for firmware (TFLite Micro, the firmware spec)."""
+
+
+class ConversionError(RuntimeError):
+    """A model that cannot be converted or packed; the message names the layer
+    or the step that failed."""

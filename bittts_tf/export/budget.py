@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec
 
 # Targets of the tiny model on a microcontroller: 512 KB of flash and 128 KB
@@ -102,8 +102,7 @@ def flash_breakdown(model_bytes: bytes, name: str = "graph") -> dict:
     """Bytes of the file by what they hold: packed ternary kernels, their
     scales, other constants by type, and the rest (graph structure)."""
     model = tflite_file.parse_model(model_bytes, name)
-    decode_codes = {i for i, code in enumerate(model.operatorCodes)
-                    if code.customCode is not None and bytes(code.customCode).decode() == spec.OP_NAME}
+    decode_codes = tflite_file.custom_opcodes(model)
     role = {}
     for subgraph in model.subgraphs:
         for op in subgraph.operators:

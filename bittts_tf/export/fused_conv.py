@@ -4,7 +4,7 @@ sits in the arena (the int8 codes of a 128 x 5 x 128 conv take 82 KB, float32
 four times that; the op needs one row of K * Cin trits as scratch).
 
 - `fuse_ternary_convs` rewrites a packed graph (float32 or int8, as
-  `converter.pack_ternary_weights` / `pack_int8_ternary_weights` make them):
+  `packer.pack_ternary_weights` / `pack_int8_ternary_weights` make them):
   each BitTTSTernaryDecode whose output only a 1-D CONV_2D reads as its
   filter becomes, with that CONV_2D, one BitTTSTernaryConv op; a decode op
   with other readers stays for them.
@@ -29,10 +29,12 @@ import functools
 
 import numpy as np
 
-from bittts_tf.export import runtime, tflite_file
+from bittts_tf.export import graph_surgery, int8_bias
+from bittts_tf.litert import native, tflite_file
+from bittts_tf.litert.tflite_file import FLOAT32, INT8, INT32
 from bittts_tf.quant import packing, spec
 
-CONV_LIBRARY = runtime.BUILD_DIR / "libbittts_ternary_conv.so"
+CONV_LIBRARY = native.BUILD_DIR / "libbittts_ternary_conv.so"
 STATUS_OK, STATUS_NULL, STATUS_SIZE, STATUS_INDEX, STATUS_PARAM, STATUS_OVERLAP = range(6)
 
 
@@ -188,10 +190,8 @@ def c_conv_i8(x: np.ndarray, packed: np.ndarray, kernel_size: int, out_channels:
 # --- the graph rewrite ---------------------------------------------------------
 
 _CONV_2D = 3          # schema.BuiltinOperator.CONV_2D
-_CUSTOM = 32          # schema.BuiltinOperator.CUSTOM
-_FLOAT32, _INT32, _INT8 = 0, 2, 9  # schema.TensorType
 _CONV_OPTIONS = 1     # schema.BuiltinOptions.Conv2DOptions
-_ELEMENT_BYTES = {_FLOAT32: 4, _INT8: 1}
+_ELEMENT_BYTES = {FLOAT32: 4, INT8: 1}
 
 
 @dataclasses.dataclass
@@ -236,19 +236,10 @@ def _one_scale(tensor) -> tuple[float, int] | None:
 
 
 def _conv_opcode(model) -> int:
-    for index, code in enumerate(model.operatorCodes):
-        if code.customCode is not None and bytes(code.customCode).decode() == spec.CONV_OP_NAME:
-            if code.version != spec.CONV_OP_VERSION:
-                raise FuseError(f"the model already holds {spec.CONV_OP_NAME} ops of version "
-                                f"{code.version}")
-            return index
-    from ai_edge_litert import schema_py_generated as schema
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = _CUSTOM
-    code.customCode = spec.CONV_OP_NAME.encode()
-    code.version = spec.CONV_OP_VERSION
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
+    index, version = graph_surgery.custom_opcode(model, spec.CONV_OP_NAME, spec.CONV_OP_VERSION)
+    if version != spec.CONV_OP_VERSION:
+        raise FuseError(f"the model already holds {spec.CONV_OP_NAME} ops of version {version}")
+    return index
 
 
 @dataclasses.dataclass
@@ -299,15 +290,15 @@ def _plan(model, subgraph, conv, decode_of: dict) -> _Plan | str:
     packed_index, scale_index = _ints(decode.inputs)[:2]
     packed, scale = tensors[packed_index], tensors[scale_index]
     packed_data, scale_data = _constant(model, packed), _constant(model, scale)
-    if packed.type != _INT8 or packed_data is None or scale.type != _FLOAT32 \
+    if packed.type != INT8 or packed_data is None or scale.type != FLOAT32 \
             or scale_data is None or len(scale_data) != 4:
         return "its decode op does not read a constant int8 packed tensor and float32 scale"
     weights = cout * k * cin
     if int(np.prod(_ints(w.shape))) != weights or len(packed_data) != packing.packed_size(weights):
         return "its decode op's sizes do not match the filter"
-    int8 = x.type == _INT8
+    int8 = x.type == INT8
     if int8:
-        if w.type != _INT8 or y.type != _INT8 or _one_scale(x) is None or _one_scale(y) is None:
+        if w.type != INT8 or y.type != INT8 or _one_scale(x) is None or _one_scale(y) is None:
             return "int8 activations need int8 output and per-tensor quantized activations"
         q = w.quantization
         scales = np.asarray(q.scale if q is not None and q.scale is not None else [], np.float32)
@@ -316,17 +307,17 @@ def _plan(model, subgraph, conv, decode_of: dict) -> _Plan | str:
                 or not scales[0] >= 0:
             return "its int8 filter does not have one scale beta on every channel"
         beta = float(scales[0])
-        if bias is not None and tensors[bias].type != _INT32:
+        if bias is not None and tensors[bias].type != INT32:
             return "its int8 bias is not int32"
     else:
-        if (x.type, w.type, y.type) != (_FLOAT32,) * 3:
+        if (x.type, w.type, y.type) != (FLOAT32,) * 3:
             return "activations, filter and output are not all float32 (or all int8)"
-        if bias is not None and tensors[bias].type != _FLOAT32:
+        if bias is not None and tensors[bias].type != FLOAT32:
             return "its float bias is not float32"
         beta = float(np.frombuffer(scale_data, np.float32)[0])
     if not np.isfinite(beta):
         return f"scale {beta} is not finite"
-    element = _ELEMENT_BYTES[_INT8 if int8 else _FLOAT32]
+    element = _ELEMENT_BYTES[INT8 if int8 else FLOAT32]
     report = FusedConv(y.name.decode(), shapes[1], "int8" if int8 else "float32",
                        weights * element)
     return _Plan(conv, decode, spec.conv_options(k, stride, dilation, padding, activation),
@@ -346,14 +337,13 @@ def _bias_scale_matches(subgraph, plan: _Plan) -> bool:
 
 def _scale_tensor(model, subgraph, decode, beta: float) -> int:
     """The decode op's scale tensor when it holds beta's bits, else a new one."""
-    from bittts_tf.export import converter
     index = int(decode.inputs[1])
     bits = np.float32(beta).tobytes()
     if _constant(model, subgraph.tensors[index]) == bits:
         return index
     name = subgraph.tensors[index].name.decode() + "/beta"
-    return converter._add_tensor(subgraph, name, [1], _FLOAT32,
-                                 converter._add_buffer(model, bits))
+    return graph_surgery.add_tensor(subgraph, name, [1], FLOAT32,
+                                    graph_surgery.add_buffer(model, bits))
 
 
 def _fused_op(opcode: int, plan: _Plan, scale: int):
@@ -424,16 +414,14 @@ def fuse_ternary_convs(tflite_bytes: bytes, name: str = "model") -> FuseResult:
 
     int8: beta is the filter's (every channel's) scale, which the int8 packer
     gave the bias too; a bias whose scale is not input scale * beta is
-    requantized as `converter.pack_int8_ternary_weights` does."""
-    from bittts_tf.export import converter
+    requantized as `packer.pack_int8_ternary_weights` does."""
     model = tflite_file.parse_model(tflite_bytes, name)
-    decode_codes = set()
-    for index, code in enumerate(model.operatorCodes):
-        if code.customCode is not None and bytes(code.customCode).decode() == spec.OP_NAME:
-            if code.version != spec.FORMAT_VERSION:
-                raise FuseError(f"{name}: {spec.OP_NAME} of version {code.version}; this "
-                                f"rewrite reads format version {spec.FORMAT_VERSION}")
-            decode_codes.add(index)
+    decode_codes = tflite_file.custom_opcodes(model)
+    for index in sorted(decode_codes):
+        version = model.operatorCodes[index].version
+        if version != spec.FORMAT_VERSION:
+            raise FuseError(f"{name}: {spec.OP_NAME} of version {version}; this "
+                            f"rewrite reads format version {spec.FORMAT_VERSION}")
     fused, left = [], {}
     opcode = None
     for sg_index, subgraph in enumerate(model.subgraphs):
@@ -454,7 +442,7 @@ def fuse_ternary_convs(tflite_bytes: bytes, name: str = "model") -> FuseResult:
                     left[subgraph.tensors[int(op.outputs[0])].name.decode()] = plan
                 continue
             if plan.int8 and plan.bias is not None and not _bias_scale_matches(subgraph, plan):
-                converter._requantize_bias(model, subgraph, op, plan.beta,
+                int8_bias.requantize(model, subgraph, op, plan.beta,
                                            repr(plan.fused.output))
             if opcode is None:
                 opcode = _conv_opcode(model)

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import tflite_file
 
 # op -> (activation operand, weight operand)
 _ACCUMULATING = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1),
                  "TRANSPOSE_CONV": (2, 1), "BATCH_MATMUL": (0, 1)}
 _PASS_THROUGH = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "STRIDED_SLICE", "SLICE",
                  "PAD", "GATHER", "MAX_POOL_2D", "SPLIT", "SPLIT_V"}
-_INT8 = 9
 
 
 def _parameters(tensor):
     q = tensor.quantization
-    if tensor.type != _INT8 or q is None or q.scale is None or len(q.scale) == 0:
+    if tensor.type != tflite_file.INT8 or q is None or q.scale is None or len(q.scale) == 0:
         return None
     return (np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64))
 
@@ -162,3 +161,4 @@ def collapse_equal_channel_scales(tflite_bytes: bytes) -> tuple[bytes, int]:
     if not saved:
         return tflite_bytes, 0
     return tflite_file.serialize_model(model), saved
+

@@ -85,7 +85,8 @@ import re
 
 import numpy as np
 
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import tflite_file
+from bittts_tf.litert.tflite_file import FLOAT32, INT8
 from bittts_tf.quant import packing, quantizers, spec
 from bittts_tf.runtime import decode_at_load
 from bittts_tf.runtime import model_folder as folder_lib
@@ -93,8 +94,6 @@ from bittts_tf.runtime import model_folder as folder_lib
 # Folder formats this recovery reads: 1, a stateless frames graph over a
 # window; 2, the frames graph as a stream.
 FORMAT_VERSIONS = (1, 2)
-_FLOAT32 = 0  # schema.TensorType.FLOAT32
-_INT8 = 9     # schema.TensorType.INT8
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 _BIAS_OPERAND = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
 _WEIGHT_OPERAND = 1
@@ -169,9 +168,7 @@ class _Graph:
         self.tensors = self.subgraph.tensors
         self.ops = list(self.subgraph.operators or [])
         names = tflite_file.builtin_names()
-        decode_codes = {i for i, code in enumerate(self.model.operatorCodes)
-                        if code.customCode is not None
-                        and bytes(code.customCode).decode() == spec.OP_NAME}
+        decode_codes = tflite_file.custom_opcodes(self.model)
         self.kinds = [spec.OP_NAME if op.opcodeIndex in decode_codes
                       else names.get(tflite_file.builtin_code(self.model, op), "CUSTOM")
                       for op in self.ops]
@@ -219,7 +216,7 @@ class _Graph:
             return None
         t = self.tensors[tensor]
         data = self.model.buffers[t.buffer].data
-        if t.type != _FLOAT32 or data is None or len(data) == 0:
+        if t.type != FLOAT32 or data is None or len(data) == 0:
             return None
         shape = tuple(int(d) for d in t.shape) if t.shape is not None else ()
         values = np.frombuffer(bytes(data), np.float32)
@@ -242,7 +239,7 @@ class _Graph:
             shape = tuple(int(d) for d in self.tensors[tensor].shape)
             raw = self.model.buffers[indices_tensor.buffer].data
             scale = self.constant(int(op.inputs[1]))
-            if indices_tensor.type != _INT8 or raw is None or scale is None or scale.size != 1:
+            if indices_tensor.type != INT8 or raw is None or scale is None or scale.size != 1:
                 raise RecoveryError(f"{self.file}: {what}: the decode op of {self.name(tensor)!r} "
                                     "has no int8 indices and float32 scale")
             try:

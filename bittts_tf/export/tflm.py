@@ -27,9 +27,10 @@ import warnings
 
 import numpy as np
 
-from bittts_tf.export import runtime as litert_glue
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import native, tflite_file
+from bittts_tf.litert.tflite_file import FLOAT32, INT8, INT32, INT64, UINT8
 from bittts_tf.quant import spec
+from bittts_tf.runtime.stream import GraphRunner, RunnerGraph
 
 # The wheel whose layouts tflite/tflm_wheel_abi/ declares (TFLM g06f0b46).
 # The earlier nightlies nearest the TFLM source we read do not import on
@@ -37,9 +38,8 @@ from bittts_tf.quant import spec
 # later ones moved TFLM into namespace tflite::micro, so the registerer's
 # symbol lookups fail there, loudly.
 WHEEL_VERSION = spec.TFLM_WHEEL_VERSION
-LIBRARY = litert_glue.BUILD_DIR / "libbittts_tflm_py.so"
+LIBRARY = native.BUILD_DIR / "libbittts_tflm_py.so"
 
-_FLOAT32, _INT8 = 0, 9  # schema.TensorType
 _ARENA_ALIGNMENT = 16   # TFLM aligns arena allocations to 16 bytes
 _MAX_ARENA = 1 << 30
 
@@ -88,10 +88,10 @@ def kernel_message() -> str:
     return _library().bittts_tflm_wheel_message().decode()
 
 
-def _custom_ops(model: bytes) -> set[str]:
+def _has_our_ops(model: bytes) -> bool:
     parsed = tflite_file.parse_model(model)
-    return {bytes(code.customCode).decode() for code in parsed.operatorCodes
-            if code.customCode is not None}
+    return any(tflite_file.custom_opcodes(parsed, name)
+               for name in (spec.OP_NAME, spec.CONV_OP_NAME))
 
 
 @contextlib.contextmanager
@@ -117,7 +117,7 @@ def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
     BitTTSTernaryConv."""
     from tflite_micro.python.tflite_micro import runtime
     registerers = []
-    if {spec.OP_NAME, spec.CONV_OP_NAME} & _custom_ops(model):
+    if _has_our_ops(model):
         _library()
         registerers = [spec.TFLM_REGISTERER_SYMBOL]
     else:
@@ -133,14 +133,13 @@ def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
         raise TFLMError(f"{error}" + (f" ({detail})" if detail else "")) from None
 
 
-class Graph:
+class Graph(RunnerGraph):
     """One TFLM interpreter addressed as bittts_tf.runtime's graphs are:
     inputs by name, outputs by the names `output_names` gives the signature's
     outputs (default output_0, ...); int8 edges (de)quantized except `raw`."""
 
     def __init__(self, model: bytes, arena_size: int, output_names: list[str] | None = None,
                  raw=()):
-        from bittts_tf.runtime.stream import GraphRunner
         if output_names is None:
             count = len(tflite_file.signature_tensors(tflite_file.parse_model(model))[1])
             output_names = [f"output_{i}" for i in range(count)]
@@ -148,14 +147,10 @@ class Graph:
                                   tflm=True)
         self.inputs = self.runner.input_index
 
-    def zero(self, name: str, shape) -> np.ndarray:
-        return self.runner.zero(name, shape)
+    failures = (RuntimeError,)
 
-    def run(self, **inputs) -> dict[str, np.ndarray]:
-        try:
-            return self.runner.run(**inputs)
-        except RuntimeError as error:
-            raise TFLMError(f"{error} ({kernel_message()})") from None
+    def failed(self, error: Exception) -> TFLMError:
+        return TFLMError(f"{error} ({kernel_message()})")
 
 
 def zero_inputs(model: bytes) -> list[np.ndarray]:
@@ -163,7 +158,7 @@ def zero_inputs(model: bytes) -> list[np.ndarray]:
     search invokes with: allocation does not depend on values)."""
     parsed = tflite_file.parse_model(model)
     subgraph = parsed.subgraphs[0]
-    dtypes = {0: np.float32, 2: np.int32, 9: np.int8, 3: np.uint8, 4: np.int64}
+    dtypes = {FLOAT32: np.float32, INT32: np.int32, INT8: np.int8, UINT8: np.uint8, INT64: np.int64}
     inputs = []
     for i in subgraph.inputs:
         tensor = subgraph.tensors[i]
@@ -300,13 +295,13 @@ def lut_axis(tensor: dict) -> int | None:
     times -1, 0, 1; the channel axis for int8 kernels with per-channel
     scales: a single table for per-channel int8 kernels gave wrong outputs in
     TFLM."""
-    if tensor["type"] == _INT8 and tensor["quantized_dimension"] is not None:
+    if tensor["type"] == INT8 and tensor["quantized_dimension"] is not None:
         axis = tensor["quantized_dimension"]
         if axis not in (0, len(tensor["shape"]) - 1):
             raise TFLMError(f"tensor {tensor['name']!r}: per-channel axis {axis} of shape "
                             f"{tensor['shape']} is not one TFLM's DECODE supports (first or last)")
         return axis
-    if tensor["type"] not in (_FLOAT32, _INT8):
+    if tensor["type"] not in (FLOAT32, INT8):
         raise TFLMError(f"tensor {tensor['name']!r} has tensor type {tensor['type']}, "
                         "not float32 or int8")
     return None
@@ -347,7 +342,7 @@ def lut_compress(packed: bytes, name: str = "model") -> tuple[bytes, dict]:
         count = int(np.prod(tensor["shape"]))
         axis = lut_axis(tensor)
         tables = 1 if axis is None else tensor["shape"][axis]
-        value_bytes = 1 if tensor["type"] == _INT8 else 4
+        value_bytes = 1 if tensor["type"] == INT8 else 4
         weights += count
         stored += -(-count * LUT_INDEX_BITS // 8) + tables * table_len * value_bytes
     summary = {"bytes": len(compressed), "ternary_tensors": len(tensors),
@@ -407,25 +402,18 @@ class _Both:
                             for k in self.steps}}
 
 
-class _ReferenceKernels:
+class _ReferenceKernels(RunnerGraph):
     """A LiteRT graph on LiteRT's reference kernels (BUILTIN_REF), addressed
     as bittts_tf.runtime's graphs are."""
 
     def __init__(self, runtime_graph, model: bytes):
         from ai_edge_litert.interpreter import InterpreterWithCustomOps, OpResolverType
-        from bittts_tf.runtime.stream import GraphRunner
         interpreter = InterpreterWithCustomOps(
-            model_content=bytes(model), custom_op_registerers=litert_glue.litert_registerers(),
+            model_content=bytes(model), custom_op_registerers=native.litert_registerers(),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         interpreter.allocate_tensors()
         runner = runtime_graph.runner
         self.runner = GraphRunner(model, interpreter, list(runner.output_index), runner.raw)
-
-    def zero(self, name: str, shape) -> np.ndarray:
-        return self.runner.zero(name, shape)
-
-    def run(self, **inputs) -> dict[str, np.ndarray]:
-        return self.runner.run(**inputs)
 
 
 LITERT_KERNELS = ("default", "reference")

@@ -25,10 +25,8 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from bittts_tf.export import converter as converter_lib
-from bittts_tf.export import fused_conv
-from bittts_tf.export import int8_scales
-from bittts_tf.export import tflite_file
-from bittts_tf.export import streaming
+from bittts_tf.export import conversion_report, fused_conv, int8_scales, packer, streaming
+from bittts_tf.litert import tflite_file
 from bittts_tf.models.frame_vocoder import FrameVocoder
 from bittts_tf.models import variance
 from bittts_tf.quant import layers as qlayers
@@ -99,7 +97,7 @@ def frames_function(acoustic, vocoder, shapes: GraphShapes):
 
 def convert_function(function, trackable) -> bytes:
     """Plain TFLite conversion of a tf.function with a fixed signature."""
-    with converter_lib._captured_output():
+    with converter_lib.captured_output():
         # Frozen weights: the quantized kernels fold into constants, which the
         # packer replaces; resource variables would keep them float and live.
         frozen = convert_variables_to_constants_v2(function.get_concrete_function())
@@ -113,7 +111,7 @@ class ConvertedGraph:
     packed: bytes             # ternary kernels packed, BitTTSTernaryDecode in the graph
     folded: bytes             # the same weights as float32 constants (the speed baseline)
     float32: bytes            # the float32 architecture, weights unquantized (the size baseline)
-    tensors: list             # converter.TensorReport rows of the packed graph
+    tensors: list             # conversion_report.TensorReport rows of the packed graph
     shipped: bytes = b""      # what the model folder holds, when not `packed` (int8: fused)
 
     @property
@@ -129,10 +127,10 @@ def convert_graph(name: str, make_function, float32_baseline: bool = True) -> Co
     has_ternary = any(getattr(layer, "is_ternary", False)
                       for layer in qlayers.quantized_layers(layers))
     if has_ternary:
-        packed, reports = converter_lib.pack_ternary_weights(layers, folded)
-        reports = reports + converter_lib.float_tensor_reports(packed)
+        packed, reports = packer.pack_ternary_weights(layers, folded)
+        reports = reports + conversion_report.float_tensor_reports(packed)
     else:
-        packed, reports = folded, converter_lib.float_tensor_reports(folded)
+        packed, reports = folded, conversion_report.float_tensor_reports(folded)
     baseline = b""
     if float32_baseline:
         with _float_weights(layers):
@@ -325,7 +323,7 @@ def convert_int8_function(function, trackable, samples: list, integer_io: bool =
     calibrated below one accumulator step are raised to it (`int8_scales`:
     LiteRT's default delegate refuses them)."""
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
-    with converter_lib._captured_output():
+    with converter_lib.captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: iter(samples)
@@ -359,10 +357,10 @@ def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
         packed, reports = model, []
         if any(getattr(layer, "is_ternary", False)
                for layer in qlayers.quantized_layers(layers)):
-            packed, reports = converter_lib.pack_int8_ternary_weights(layers, model)
+            packed, reports = packer.pack_int8_ternary_weights(layers, model)
             packed = int8_scales.collapse_equal_channel_scales(packed)[0]
         out[name] = ConvertedGraph(name, packed, model, b"",
-                                   reports + converter_lib.int8_tensor_reports(packed),
+                                   reports + conversion_report.int8_tensor_reports(packed),
                                    microcontroller_form(packed, name))
     return out
 

@@ -36,7 +36,7 @@ import keras
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from bittts_tf.export import runtime, tflite_file
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.quant import layers as qlayers
 from bittts_tf.quant import quantizers, spec
 
@@ -60,13 +60,10 @@ def _output_order(tflite_bytes: bytes) -> list[int] | None:
     Keras model's outputs output_0, output_1, ... in its signature, while the
     subgraph may list them in another order. None without such a signature."""
     model = tflite_file.parse_model(tflite_bytes)
-    if not model.signatureDefs:
+    try:
+        return tflite_file.signature_tensors(model)[1]
+    except tflite_file.TFLiteFileError:
         return None
-    named = {o.name.decode(): int(o.tensorIndex) for o in model.signatureDefs[0].outputs}
-    keys = [f"output_{i}" for i in range(len(named))]
-    if sorted(named) != sorted(keys):
-        return None
-    return [named[k] for k in keys]
 
 
 def ordered_output_details(interpreter, tflite_bytes: bytes) -> list[dict]:
@@ -84,7 +81,7 @@ def ordered_output_details(interpreter, tflite_bytes: bytes) -> list[dict]:
 def check_interface(keras_model: keras.Model, tflite_bytes: bytes, name: str = "the .tflite") -> None:
     """Same number of inputs and outputs, and at each position the same rank
     and the same known sizes (batch and unknown dimensions aside)."""
-    interpreter = runtime.make_interpreter(tflite_bytes)
+    interpreter = native.make_interpreter(tflite_bytes)
     for kind, keras_shapes, details in (
             ("input", [t.shape for t in keras_model.inputs], interpreter.get_input_details()),
             ("output", [t.shape for t in keras_model.outputs],
@@ -189,8 +186,8 @@ def compare_litert_keras(keras_model: keras.Model, tflite_bytes: bytes,
     activations that LiteRT rounded to a different integer than Keras."""
     check_interface(keras_model, tflite_bytes)
     act_layers = [l for l in qlayers.quantized_layers(keras_model) if l.quantize_activations]
-    interpreter = runtime.make_interpreter(tflite_bytes, preserve_all_tensors=bool(act_layers))
-    runtime.run_interpreter(interpreter, inputs)
+    interpreter = native.make_interpreter(tflite_bytes, preserve_all_tensors=bool(act_layers))
+    native.run_interpreter(interpreter, inputs)
     actual = [interpreter.get_tensor(d["index"])
               for d in ordered_output_details(interpreter, tflite_bytes)]
     expected = keras_model(list(inputs) if len(keras_model.inputs) > 1 or isinstance(keras_model.input, list) else inputs[0])
@@ -232,11 +229,11 @@ class PackedTensor:
 def packed_tensors(tflite_bytes: bytes) -> list[PackedTensor]:
     """The inputs of every BitTTSTernaryDecode op in a model."""
     model = tflite_file.parse_model(tflite_bytes)
+    decode_codes = tflite_file.custom_opcodes(model)
     found = []
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if code.customCode is None or code.customCode.decode() != spec.OP_NAME:
+            if op.opcodeIndex not in decode_codes:
                 continue
             packed_t, scale_t = (subgraph.tensors[int(i)] for i in op.inputs)
             output_t = subgraph.tensors[int(op.outputs[0])]
@@ -252,8 +249,8 @@ def compare_c_numpy_decode(tflite_bytes: bytes) -> dict:
     tensors = packed_tensors(tflite_bytes)
     mismatched = []
     for t in tensors:
-        c_weights = runtime.c_decode_f32(t.indices, t.scale, t.num_weights)
-        np_weights = runtime.numpy_decode_f32(t.indices, t.scale, t.num_weights)
+        c_weights = native.c_decode_f32(t.indices, t.scale, t.num_weights)
+        np_weights = native.numpy_decode_f32(t.indices, t.scale, t.num_weights)
         if not np.array_equal(c_weights, np_weights):
             mismatched.append(t.name)
     return {"packed_tensors": len(tensors), "weights": sum(t.num_weights for t in tensors),
@@ -267,10 +264,10 @@ def corrupt_indices(tflite_bytes: bytes, value: int = spec.MIN_INDEX - 1) -> byt
     if not -128 <= value <= 127:
         raise ValueError(f"value {value} is not an int8 byte (-128..127)")
     model = tflite_file.parse_model(tflite_bytes)
+    decode_codes = tflite_file.custom_opcodes(model)
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if code.customCode is not None and code.customCode.decode() == spec.OP_NAME:
+            if op.opcodeIndex in decode_codes:
                 buffer = model.buffers[subgraph.tensors[int(op.inputs[0])].buffer]
                 data = np.array(buffer.data, np.uint8).view(np.int8)
                 data[len(data) // 2] = value

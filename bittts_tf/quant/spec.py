@@ -23,12 +23,12 @@ byte_g + 121: decoders add INDEX_OFFSET and reuse the unsigned digit tricks.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import pathlib
-import sys
 
 import numpy as np
+
+from bittts_tf import header_cli
 
 FORMAT_VERSION = 2
 OP_NAME = "BitTTSTernaryDecode"
@@ -194,16 +194,7 @@ static const int8_t BITTTS_TRIT_TABLE[BITTTS_NUM_PATTERNS][BITTTS_TRITS_PER_BYTE
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write-header", action="store_true",
-                        help=f"write {HEADER_PATH}")
-    args = parser.parse_args(argv)
-    if args.write_header:
-        HEADER_PATH.write_text(c_header())
-        print(f"wrote {HEADER_PATH}")
-    else:
-        sys.stdout.write(c_header())
-    return 0
+    return header_cli.main(__doc__.splitlines()[0], HEADER_PATH, c_header, argv)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import tflite_file
+from bittts_tf.litert.tflite_file import FLOAT32, INT8
 from bittts_tf.quant import packing, spec
 
-_FLOAT32 = 0   # schema.TensorType.FLOAT32
-_INT8 = 9      # schema.TensorType.INT8
-_UINT8 = 3     # schema.TensorType.UINT8
-
-
-def _custom_opcodes(model, op_name: str) -> set[int]:
-    return {i for i, code in enumerate(model.operatorCodes)
-            if code.customCode is not None and bytes(code.customCode).decode() == op_name}
 
 
 def _beta(model, tensor, what: str) -> float:
@@ -62,14 +55,14 @@ def decoded_weights(model, op, subgraph) -> tuple[int, np.ndarray]:
         raise tflite_file.TFLiteFileError(f"decode output {output.name!r} has shape {list(shape)}")
     count = int(np.prod(shape, dtype=np.int64))
     raw = _buffer(model, indices_tensor)
-    indices = raw.view(np.int8) if indices_tensor.type == _INT8 else raw
+    indices = raw.view(np.int8) if indices_tensor.type == INT8 else raw
     try:
         codes = packing.decode(indices, count).reshape(shape)
     except ValueError as error:
         raise tflite_file.TFLiteFileError(f"decode input {indices_tensor.name!r}: {error}") from None
-    if output.type == _INT8:
+    if output.type == INT8:
         return output_index, codes.astype(np.int8)
-    if output.type != _FLOAT32:
+    if output.type != FLOAT32:
         raise tflite_file.TFLiteFileError(f"decode output {output.name!r} has tensor type "
                                          f"{output.type}, not float32 or int8")
     beta = np.float32(_beta(model, scale_tensor, "decode"))
@@ -126,9 +119,9 @@ def unfused_conv(model, op, subgraph, conv_opcode: int):
     filter_tensor = schema.TensorT()
     filter_tensor.shape = np.asarray(shape, np.int32)
     filter_tensor.name = bytes(y.name or b"") + b"/filter"
-    if x.type == _INT8:
+    if x.type == INT8:
         buffer.data = np.frombuffer(codes.astype(np.int8).tobytes(), np.uint8).copy()
-        filter_tensor.type = _INT8
+        filter_tensor.type = INT8
         # One scale, or one a channel as the bias has them: XNNPACK refused
         # a per-tensor filter beside a per-channel bias ("failed to prepare").
         channels = 1
@@ -142,7 +135,7 @@ def unfused_conv(model, op, subgraph, conv_opcode: int):
     else:
         weights = (codes.astype(np.float32) * np.float32(beta)).astype(np.float32)
         buffer.data = np.frombuffer(weights.tobytes(), np.uint8).copy()
-        filter_tensor.type = _FLOAT32
+        filter_tensor.type = FLOAT32
     model.buffers.append(buffer)
     filter_tensor.buffer = len(model.buffers) - 1
     subgraph.tensors.append(filter_tensor)
@@ -168,8 +161,8 @@ def decode_at_load(model_bytes: bytes, name: str = "model",
     `kernels`, when given, receives the indices (subgraph 0) of the tensors
     that now hold decoded ternary kernels."""
     model = tflite_file.parse_model(model_bytes, name)
-    decode_codes = _custom_opcodes(model, spec.OP_NAME)
-    fused_codes = _custom_opcodes(model, spec.CONV_OP_NAME)
+    decode_codes = tflite_file.custom_opcodes(model, spec.OP_NAME)
+    fused_codes = tflite_file.custom_opcodes(model, spec.CONV_OP_NAME)
     if not decode_codes and not fused_codes:
         return model_bytes
     conv_opcode = _conv_opcode(model) if fused_codes else -1

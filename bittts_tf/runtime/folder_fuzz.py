@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import tflite_file
 from bittts_tf.runtime import model_folder as folder_lib
 
 OUTCOMES = ("spoke", "spoke_nonfinite", "refused", "traceback", "crash", "hang")

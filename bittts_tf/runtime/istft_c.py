@@ -22,7 +22,7 @@ import functools
 import numpy as np
 
 from bittts_tf.audio import istft_spec
-from bittts_tf.export.runtime import BUILD_DIR
+from bittts_tf.litert.native import BUILD_DIR
 
 LIBRARY = BUILD_DIR / "libbittts_istft.so"
 OK = istft_spec.status_code("OK")

@@ -15,9 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from bittts_tf.export import tflite_file
-
-_INT8 = 9
+from bittts_tf.litert import tflite_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +104,12 @@ class GraphRunner:
     @staticmethod
     def _parameters(tensor):
         q = tensor.quantization
-        if tensor.type != _INT8 or q is None or q.scale is None or len(q.scale) != 1:
+        if tensor.type != tflite_file.INT8 or q is None or q.scale is None or len(q.scale) != 1:
             return None
         return np.float32(q.scale[0]), int(q.zeroPoint[0])
 
     def input_dtype(self, name: str):
-        return np.int8 if self.tensor[name].type == _INT8 else None
+        return np.int8 if self.tensor[name].type == tflite_file.INT8 else None
 
     def zero(self, name: str, shape) -> np.ndarray:
         """An input of zeros: the zero point's code for an int8 tensor."""
@@ -143,6 +141,27 @@ class GraphRunner:
                 value = (value.astype(np.float32) - q[1]) * q[0]
             out[name] = value
         return out
+
+
+class RunnerGraph:
+    """A graph as the runtime drives it, `zero` and `run` by input name,
+    around a GraphRunner (`self.runner`). A subclass names in `failures` the
+    errors of its interpreter that `failed` turns into its own."""
+
+    runner: GraphRunner
+    failures: tuple = ()
+
+    def failed(self, error: Exception) -> Exception:
+        return error
+
+    def zero(self, name: str, shape) -> np.ndarray:
+        return self.runner.zero(name, shape)
+
+    def run(self, **inputs) -> dict[str, np.ndarray]:
+        try:
+            return self.runner.run(**inputs)
+        except self.failures as error:
+            raise self.failed(error) from None
 
 
 def stream_rows(run, shapes: StreamShapes, regulated: np.ndarray, zero: dict | None = None

@@ -15,11 +15,11 @@ from typing import Iterator
 import numpy as np
 
 from bittts_tf.audio.config import AudioConfig
-from bittts_tf.export import tflite_file
+from bittts_tf.litert import native, tflite_file
 from bittts_tf.runtime import model_folder as folder_lib
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.istft_c import IstftStream
-from bittts_tf.runtime.stream import GraphRunner, StreamShapes, stream_rows
+from bittts_tf.runtime.stream import GraphRunner, RunnerGraph, StreamShapes, stream_rows
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.text.normalize import TextError
 from bittts_tf.text.segment import segment_ids
@@ -85,7 +85,7 @@ def regulate(hidden: np.ndarray, durations: np.ndarray) -> np.ndarray:
     return hidden[np.repeat(np.arange(len(durations)), durations)]
 
 
-class _Graph:
+class _Graph(RunnerGraph):
     """One interpreter with fixed-shape inputs and named outputs (a
     `stream.GraphRunner`).
 
@@ -106,8 +106,7 @@ class _Graph:
                 interpreter = Interpreter(model_content=decode_at_load(model, name),
                                           num_threads=num_threads)
             else:
-                from bittts_tf.export.runtime import make_interpreter
-                interpreter = make_interpreter(model, num_threads=num_threads)
+                interpreter = native.make_interpreter(model, num_threads=num_threads)
             interpreter.allocate_tensors()
             self.runner = GraphRunner(model, interpreter, list(outputs), raw)
             input_details = interpreter.get_input_details()
@@ -117,7 +116,7 @@ class _Graph:
                 from None
         except (ValueError, RuntimeError) as e:
             raise self._refused("the interpreter cannot load it", e) from None
-        got = {d["name"].removeprefix("serving_default_").split(":")[0]:
+        got = {tflite_file.signature_input_name(d["name"]):
                (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])) for d in input_details}
         want = {name: (tuple(shape), np.dtype(dtype)) for name, (shape, dtype) in inputs.items()}
         if got != want:
@@ -135,14 +134,10 @@ class _Graph:
         reason = " ".join(str(error).split()) or type(error).__name__
         return folder_lib.ModelFolderError(f"{self.name}: {what} ({reason[:300]})")
 
-    def zero(self, name: str, shape) -> np.ndarray:
-        return self.runner.zero(name, shape)
+    failures = (ValueError, RuntimeError)
 
-    def run(self, **inputs) -> dict[str, np.ndarray]:
-        try:
-            return self.runner.run(**inputs)
-        except (ValueError, RuntimeError) as e:
-            raise self._refused("the interpreter failed to run it", e) from None
+    def failed(self, error: Exception) -> folder_lib.ModelFolderError:
+        return self._refused("the interpreter failed to run it", error)
 
 
 def _describe(signature: dict) -> str:

@@ -1,6 +1,6 @@
 """A TFMOT-quantized tf-keras model -> .tflite with packed ternary kernels.
 
-The converter (`bittts_tf.export.converter`) packs layers it knows through
+The packer (`bittts_tf.export.packer`) packs layers it knows through
 `.name`, `.is_ternary`, `.effective_kernel()` and `.ternary_codes()`;
 `ternary_kernels` describes each ternary weight of a QuantizeWrapper that
 way, and `convert` runs the usual conversion on those descriptions.
@@ -18,7 +18,8 @@ import tf_keras
 import tensorflow_model_optimization as tfmot
 
 # validate imports Keras 3 modules (as TFMOT itself does) but builds nothing with them.
-from bittts_tf.export import converter, runtime, validate
+from bittts_tf.export import ConversionError, conversion_report, converter, packer, validate
+from bittts_tf.litert import native
 from bittts_tf.quant import quantizers
 from bittts_tf.tfmot.quantizer import TernaryWeightQuantizer
 from bittts_tf.tfmot.scheme import quantize_scope
@@ -78,13 +79,13 @@ def _has_activation_quantizers(model) -> bool:
 def _convert_int8(model) -> bytes:
     """TFLite's integer conversion: the fake-quant ranges TFMOT trained become
     the activations' int8 scales, the (ternary) float kernels int8 weights."""
-    with converter._captured_output():
+    with converter.captured_output():
         lite = tf.lite.TFLiteConverter.from_keras_model(model)
         lite.optimizations = [tf.lite.Optimize.DEFAULT]
         return bytes(lite.convert())
 
 
-def convert(model, integer: bool = False) -> converter.ConversionResult:
+def convert(model, integer: bool = False) -> conversion_report.ConversionResult:
     """The packed conversion of a model quantized with bittts_tf.tfmot, with
     the size report. float32_tflite_bytes is the same model converted without
     packing (its kernels stored as float32).
@@ -93,28 +94,28 @@ def convert(model, integer: bool = False) -> converter.ConversionResult:
     ternary kernels become int8 codes {-1, 0, 1} decoded by the op."""
     kernels = ternary_kernels(model)
     if not kernels:
-        raise converter.ConversionError("the model has no layer quantized by "
-                                        "TernaryWeightQuantizer (annotate it, then quantize_apply)")
+        raise ConversionError("the model has no layer quantized by "
+                              "TernaryWeightQuantizer (annotate it, then quantize_apply)")
     float_tflite = converter.convert_float(model)
     if integer:
         if not _has_activation_quantizers(model):
-            raise converter.ConversionError(
+            raise ConversionError(
                 "integer=True needs 8-bit activations (quantize_apply(model, "
                 "activations='8bit')): this model's activations are float")
-        packed, rows = converter.pack_int8_ternary_layers(kernels, _convert_int8(model))
-        rows += converter.int8_tensor_reports(packed)
+        packed, rows = packer.pack_int8_ternary_layers(kernels, _convert_int8(model))
+        rows += conversion_report.int8_tensor_reports(packed)
     else:
-        packed, rows = converter.pack_ternary_layers(kernels, float_tflite)
-        rows += converter.float_tensor_reports(packed)
-    return converter.ConversionResult(packed, len(float_tflite), rows)
+        packed, rows = packer.pack_ternary_layers(kernels, float_tflite)
+        rows += conversion_report.float_tensor_reports(packed)
+    return conversion_report.ConversionResult(packed, len(float_tflite), rows)
 
 
 def compare_litert(model, tflite_bytes: bytes, inputs: list[np.ndarray]) -> dict:
     """LiteRT (with BitTTSTernaryDecode) against the tf-keras model in
     inference mode: the largest absolute error and the max-norm relative error
     max |a - r| / max |r| over the outputs."""
-    interpreter = runtime.make_interpreter(tflite_bytes)
-    actual = runtime.run_interpreter(interpreter, inputs)
+    interpreter = native.make_interpreter(tflite_bytes)
+    actual = native.run_interpreter(interpreter, inputs)
     expected = model(inputs if len(inputs) > 1 else inputs[0], training=False)
     expected = [np.asarray(r, np.float32)
                 for r in (expected if isinstance(expected, (list, tuple)) else [expected])]

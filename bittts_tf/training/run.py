@@ -155,11 +155,7 @@ def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
     """The frozen acoustic model of checkpoint (or run) `path`, for vocoder fine-tuning."""
     if mode != "vocoder":
         raise ValueError(f"a teacher acoustic model serves vocoder training, not mode {mode!r}")
-    if os.path.isdir(path):
-        found = checkpoints.of_run(path)
-        if not found:
-            raise checkpoints.CheckpointError(f"teacher {path} holds no checkpoint")
-        path = found[-1]
+    path = _checkpoint_of(path, f"teacher {path}")
     manifest = checkpoints.read_manifest(path)
     teacher_config = configs.ModelConfig.from_dict(manifest["model_config"])
     if teacher_config.audio != model_config.audio:
@@ -169,6 +165,17 @@ def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
     checkpoints.restore(path, {"acoustic": teacher})
     teacher.trainable = False
     return teacher
+
+
+def _checkpoint_of(path: str, what: str) -> str:
+    """`path`, or when it is a directory (a run's, or its checkpoints') the
+    newest checkpoint in it."""
+    if not os.path.isdir(path):
+        return path
+    found = checkpoints.of_run(path)
+    if not found:
+        raise checkpoints.CheckpointError(f"{what} holds no checkpoint")
+    return found[-1]
 
 
 def held_out_batches(held_out: list, training_config: TrainingConfig, hop_length: int) -> list:
@@ -189,12 +196,7 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
     """The checkpoint --init_from names (a file, or a run's newest), checked for mode."""
     if not init_from:
         return None
-    path = init_from
-    if os.path.isdir(init_from):
-        found = checkpoints.of_run(init_from)
-        if not found:
-            raise checkpoints.CheckpointError(f"--init_from={init_from} holds no checkpoint")
-        path = found[-1]
+    path = _checkpoint_of(init_from, f"--init_from={init_from}")
     manifest = checkpoints.read_manifest(path)
     if _is_recovered(manifest):
         group = f"model/{_RECOVERED_MODEL[mode]}"
@@ -256,82 +258,123 @@ def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
     resume_from = checkpoints.latest(ckpt_dir)
     start_from = resume_from or _init_checkpoint(options.init_from, options.mode)
 
-    # The corpus, split into training and held-out utterances.
-    audio_config = configs.preset(options.config).audio
-    corpus = load_corpus(options.corpus, audio_config, options.held_out)
-    held_out, train_utterances = corpus.held_out, corpus.train
-
-    # The configs: new from the flags, or the ones the checkpoint was trained with.
-    if resume_from:
-        manifest = checkpoints.read_manifest(resume_from)
-        model_config = configs.ModelConfig.from_dict(manifest["model_config"])
-        training_config = TrainingConfig(**manifest["training_config"])
-        _require_mode(resume_from, training_config.mode, options.mode)
-    else:
-        model_config = _model_config(options, corpus, train_utterances)
-        training_config = _training_config(options)
-
+    corpus = load_corpus(options.corpus, configs.preset(options.config).audio, options.held_out)
+    model_config, training_config = _configs(options, corpus, resume_from)
     if strategy is not None:
         distribute.check_batch_size(strategy, training_config.batch_size)
     trainer = build_trainer(model_config, training_config, strategy)
     print(build.format_quantization_table(
         {name: m for name, m in trainer.models.items() if name != "discriminators"}))
 
-    # Resume exactly where the checkpoint left off: weights, optimizer moments,
-    # dropout seeds, step and data position.
-    step, cpu_seconds, init_record = 0, 0.0, ""
+    start = _Start()
     if start_from:
-        models = dict(trainer.models)
-        optimizers = {"generator_side": trainer.optimizer,
-                      "discriminators": trainer.discriminator_optimizer}
-        recovered = not resume_from and _is_recovered(checkpoints.read_manifest(start_from))
-        if recovered:
-            models = {name: models[name] for name in (_RECOVERED_MODEL[training_config.mode],)}
-            optimizers = {}
-            print(f"{start_from} holds recovered weights only: the optimizers and "
-                  "discriminators start fresh at step 0")
-        elif not resume_from and _discriminators_differ(start_from, model_config):
-            # A new adversarial stage may change the discriminators (e.g. drop
-            # the scale ones): they start fresh, the generator carries over.
-            print(f"discriminators start fresh: their config differs from {start_from}'s")
-            models.pop("discriminators", None)
-            optimizers.pop("discriminators")
-        manifest = checkpoints.restore(start_from, models, optimizers)
-        step = int(manifest["step"])
-        cpu_seconds = float(manifest.get("cpu_seconds", 0.0))
-        if int(trainer.step) != step:
-            raise checkpoints.CheckpointError(f"{start_from}: manifest step {step} but the "
-                                              f"optimizer counter says {int(trainer.step)}")
-        init_record = manifest.get("init_from", "") if resume_from else start_from
-        verb = "resumed" if resume_from else "initialized"
-        print(f"{verb} from {start_from} at step {step} ({cpu_seconds / 60:.1f} CPU minutes)")
+        start = _restore(trainer, start_from, resume_from, model_config, training_config)
     if strategy is not None:
         # Every worker must continue from the same checkpoint.
-        distribute.agree(strategy, step, "the step to resume from")
+        distribute.agree(strategy, start.step, "the step to resume from")
         if training_config.mode != "acoustic":
-            trainer.adversarial_phase = step >= training_config.generator_warmup_steps
-    if step >= options.steps:
-        print(f"already at step {step} >= --steps={options.steps}; nothing to train")
+            trainer.adversarial_phase = start.step >= training_config.generator_warmup_steps
+    if start.step >= options.steps:
+        print(f"already at step {start.step} >= --steps={options.steps}; nothing to train")
 
     manifest = {"model_config": model_config.to_dict(),
                 "training_config": dataclasses.asdict(training_config),
                 "front_end": corpus.front_end.to_dict(), "corpus": options.corpus,
                 "held_out_ids": corpus.held_out_ids,
-                "init_from": init_record}
+                "init_from": start.init_record}
+    dataset, clock = _dataset_and_clock(strategy, corpus.train, model_config, training_config,
+                                        start)
+    callback_list, step_log, held_out_eval = _callbacks(
+        options, trainer, strategy, is_chief, ckpt_dir, manifest, clock, start.step,
+        corpus.held_out, model_config, training_config)
+    _fit(options, trainer, strategy, dataset, callback_list, ckpt_dir, start)
+
+    # Held-out losses of the final model.
+    evaluation = held_out_eval.evaluate() if options.evaluate and is_chief else {}
+    result = {"step": int(trainer.step), "held_out": evaluation,
+              "cpu_seconds": clock.seconds(),
+              "train_losses": step_log.steps, "checkpoint": checkpoints.latest(ckpt_dir),
+              "trainer": trainer}
+    return result
+
+
+def _configs(options: RunOptions, corpus: Corpus, resume_from: str | None
+             ) -> tuple[configs.ModelConfig, TrainingConfig]:
+    """New from the options, or the ones the checkpoint was trained with."""
+    if resume_from:
+        manifest = checkpoints.read_manifest(resume_from)
+        model_config = configs.ModelConfig.from_dict(manifest["model_config"])
+        training_config = TrainingConfig(**manifest["training_config"])
+        _require_mode(resume_from, training_config.mode, options.mode)
+        return model_config, training_config
+    return _model_config(options, corpus, corpus.train), _training_config(options)
+
+
+@dataclasses.dataclass
+class _Start:
+    """Where training starts: a fresh run at step 0, or a checkpoint's step."""
+
+    step: int = 0
+    cpu_seconds: float = 0.0
+    init_record: str = ""  # the manifest's init_from: the run's first checkpoint
+
+
+def _restore(trainer, start_from: str, resume_from: str | None,
+             model_config: configs.ModelConfig, training_config: TrainingConfig) -> _Start:
+    """Resumes exactly where the checkpoint left off: weights, optimizer
+    moments, dropout seeds, step and data position."""
+    models = dict(trainer.models)
+    optimizers = {"generator_side": trainer.optimizer,
+                  "discriminators": trainer.discriminator_optimizer}
+    recovered = not resume_from and _is_recovered(checkpoints.read_manifest(start_from))
+    if recovered:
+        models = {name: models[name] for name in (_RECOVERED_MODEL[training_config.mode],)}
+        optimizers = {}
+        print(f"{start_from} holds recovered weights only: the optimizers and "
+              "discriminators start fresh at step 0")
+    elif not resume_from and _discriminators_differ(start_from, model_config):
+        # A new adversarial stage may change the discriminators (e.g. drop
+        # the scale ones): they start fresh, the generator carries over.
+        print(f"discriminators start fresh: their config differs from {start_from}'s")
+        models.pop("discriminators", None)
+        optimizers.pop("discriminators")
+    manifest = checkpoints.restore(start_from, models, optimizers)
+    step = int(manifest["step"])
+    cpu_seconds = float(manifest.get("cpu_seconds", 0.0))
+    if int(trainer.step) != step:
+        raise checkpoints.CheckpointError(f"{start_from}: manifest step {step} but the "
+                                          f"optimizer counter says {int(trainer.step)}")
+    init_record = manifest.get("init_from", "") if resume_from else start_from
+    verb = "resumed" if resume_from else "initialized"
+    print(f"{verb} from {start_from} at step {step} ({cpu_seconds / 60:.1f} CPU minutes)")
+    return _Start(step, cpu_seconds, init_record)
+
+
+def _dataset_and_clock(strategy, train_utterances: list, model_config: configs.ModelConfig,
+                       training_config: TrainingConfig, start: _Start):
+    """The training batches from the start's data position, and the CPU
+    clock that goes on from its time (shared between workers)."""
     if strategy is None:
         dataset = data.resumable_dataset(train_utterances, training_config.batch_size,
                                          model_config.audio.hop_length, training_config.seed,
-                                         start_batch=step)
-        clock = callbacks.CpuClock(cpu_seconds)
-    else:
-        dataset = distribute.distributed_dataset(strategy, train_utterances,
-                                                 training_config.batch_size,
-                                                 model_config.audio.hop_length,
-                                                 training_config.seed, start_batch=step)
-        clock = distribute.SharedClock(strategy, cpu_seconds)
+                                         start_batch=start.step)
+        return dataset, callbacks.CpuClock(start.cpu_seconds)
+    dataset = distribute.distributed_dataset(strategy, train_utterances,
+                                             training_config.batch_size,
+                                             model_config.audio.hop_length,
+                                             training_config.seed, start_batch=start.step)
+    return dataset, distribute.SharedClock(strategy, start.cpu_seconds)
+
+
+def _callbacks(options: RunOptions, trainer, strategy, is_chief: bool, ckpt_dir: str,
+               manifest: dict, clock, step: int, held_out: list,
+               model_config: configs.ModelConfig, training_config: TrainingConfig):
+    """(callbacks, the step log, the held-out evaluation or None): under a
+    strategy only the chief writes."""
     sample = data.pad_batch(held_out[:2], model_config.audio.hop_length)
     step_log = callbacks.StepLog(trainer)
-    if is_chief:  # under a strategy, only the chief writes
+    held_out_eval = None
+    if is_chief:
         held_out_eval = callbacks.HeldOutEvaluation(
             trainer, held_out_batches(held_out, training_config, model_config.audio.hop_length),
             options.eval_every or options.checkpoint_every,
@@ -359,19 +402,19 @@ def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
         # Last: it stops the run only after that step's checkpoint is written.
         callback_list.append(callbacks.CpuBudget(trainer, clock, 60.0 * options.max_cpu_minutes,
                                                  options.checkpoint_every))
-    if step < options.steps and not (options.max_cpu_minutes > 0
-                                     and cpu_seconds >= 60.0 * options.max_cpu_minutes):
-        with (contextlib.nullcontext() if strategy is None
-              else distribute.stop_cleanly_on_lost_worker(trainer, ckpt_dir)):
-            trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
-                        initial_epoch=step // options.checkpoint_every,
-                        epochs=options.steps // options.checkpoint_every,
-                        callbacks=callback_list, verbose=options.verbose, shuffle=False)
+    return callback_list, step_log, held_out_eval
 
-    # Held-out losses of the final model.
-    evaluation = held_out_eval.evaluate() if options.evaluate and is_chief else {}
-    result = {"step": int(trainer.step), "held_out": evaluation,
-              "cpu_seconds": clock.seconds(),
-              "train_losses": step_log.steps, "checkpoint": checkpoints.latest(ckpt_dir),
-              "trainer": trainer}
-    return result
+
+def _fit(options: RunOptions, trainer, strategy, dataset, callback_list: list, ckpt_dir: str,
+         start: _Start) -> None:
+    """Trains from the start's step to options.steps, unless the CPU budget
+    is spent already."""
+    if start.step >= options.steps or (options.max_cpu_minutes > 0
+                                       and start.cpu_seconds >= 60.0 * options.max_cpu_minutes):
+        return
+    with (contextlib.nullcontext() if strategy is None
+          else distribute.stop_cleanly_on_lost_worker(trainer, ckpt_dir)):
+        trainer.fit(dataset, steps_per_epoch=options.checkpoint_every,
+                    initial_epoch=start.step // options.checkpoint_every,
+                    epochs=options.steps // options.checkpoint_every,
+                    callbacks=callback_list, verbose=options.verbose, shuffle=False)

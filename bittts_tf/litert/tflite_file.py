@@ -1,11 +1,19 @@
-"""Reading and checking .tflite files."""
+"""Reading and checking .tflite files, and the few facts of TFLite's schema
+the rest of the package asks about: tensor type codes, which operator codes
+are our custom ops, and the names a signature gives tensors."""
 
 from __future__ import annotations
 
 import functools
 import pathlib
 
+from bittts_tf.quant import spec
+
 TFLITE_IDENTIFIER = b"TFL3"
+
+# schema.TensorType codes, spelled out so that reading a model needs no
+# schema import (the schema only ever adds codes; a test compares them).
+FLOAT32, INT32, UINT8, INT64, INT8 = 0, 2, 3, 4, 9
 # A flatbuffer starts with a 4-byte root offset, then the file identifier.
 _MIN_SIZE = 8
 
@@ -160,6 +168,28 @@ def builtin_names() -> dict[int, str]:
     """Builtin operator code -> its schema name (CONV_2D, ...)."""
     from ai_edge_litert import schema_py_generated as schema
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+@functools.cache
+def type_names() -> dict[int, str]:
+    """Tensor type code -> its lower-case schema name (float32, int8, ...)."""
+    from ai_edge_litert import schema_py_generated as schema
+    return {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def custom_opcodes(model, op_name: str = spec.OP_NAME) -> set[int]:
+    """The indices of the operator codes of custom op `op_name`, by default
+    our decode op BitTTSTernaryDecode. Compared as bytes: a damaged name is
+    simply not ours."""
+    wanted = op_name.encode()
+    return {i for i, code in enumerate(model.operatorCodes or [])
+            if code.customCode is not None and bytes(code.customCode) == wanted}
+
+
+def signature_input_name(detail_name: str) -> str:
+    """An interpreter's input detail name ("serving_default_phonemes:0") as
+    the exported function named the input ("phonemes")."""
+    return detail_name.removeprefix("serving_default_").split(":")[0]
 
 
 def signature_tensors(model) -> tuple[dict[str, int], list[int]]:
