@@ -145,3 +145,85 @@ def test_equal_channel_scales_collapse_filter_and_bias_together(rng):
     with pytest.raises(RuntimeError, match="delegate"):
         run(decode_at_load(tflite_file.serialize_model(half)), x, OpResolverType.AUTO)
 
+
+def _multipliers(s1: float, s2: float, so: float, precision) -> list[int]:
+    """SUB's three requantization multipliers (31-bit mantissas) as a runtime
+    derives them from the scales: TFLite Micro's Prepare divides in float32,
+    LiteRT's in float64 (the left shift is 20 for int8 in both)."""
+    def quantized(x: float) -> int:
+        mantissa, _ = np.frexp(x)
+        return int(np.round(mantissa * 2.0**31))
+    s1, s2, so = (precision(s) for s in (s1, s2, so))
+    twice = precision(2) * max(s1, s2)
+    return [quantized(float(precision(s1 / twice))), quantized(float(precision(s2 / twice))),
+            quantized(float(precision(twice / (precision(2**20) * so))))]
+
+
+def centring_model(rng):
+    """A layer norm's first half as the exported graphs write it: a conv, then
+    x - mean(x) over channels (an int8 SUB with a broadcast second input)."""
+    keras.utils.set_random_seed(int(rng.integers(2**31)))
+    inputs = keras.Input((10, 6))
+    hidden = keras.layers.Conv1D(8, 3, name="conv")(inputs)
+    return keras.Model(inputs, hidden - keras.ops.mean(hidden, axis=-1, keepdims=True))
+
+
+def test_sub_scales_tie_so_tflite_micro_and_litert_requantize_alike(rng, monkeypatch):
+    from bittts_tf.export import tflm
+    model = centring_model(rng)
+    samples = [(rng.standard_normal((1, 10, 6)) * rng.uniform(0.5, 3)).astype(np.float32)
+               for _ in range(16)]
+    monkeypatch.setattr(int8_scales, "tie_sub_scales", lambda data: (data, []))
+    signature = tf.TensorSpec((1, 10, 6), tf.float32, name="x")
+    function = tf.function(lambda x: model(x), input_signature=[signature])
+    untied = tts_graphs.convert_int8_function(function, model, [{"x": x} for x in samples],
+                                              integer_io=True)
+    monkeypatch.undo()
+    tied, changed = int8_scales.tie_sub_scales(untied)
+    assert changed, "no SUB scale was tied"
+
+    parsed = tflite_file.parse_model(tied)
+    names = tflite_file.builtin_names()
+    subs = [op for op in parsed.subgraphs[0].operators
+            if names[tflite_file.builtin_code(parsed, op)] == "SUB"]
+    assert len(subs) == 1
+    ends = [int(i) for i in (*subs[0].inputs, subs[0].outputs[0])]
+    tensors = parsed.subgraphs[0].tensors
+    before = tflite_file.parse_model(untied).subgraphs[0].tensors
+    s1, s2, so = (float(tensors[i].quantization.scale[0]) for i in ends)
+    for ratio in (s2 / s1, so / s1):
+        assert np.log2(ratio) == np.round(np.log2(ratio)), (s1, s2, so)
+    assert _multipliers(s1, s2, so, np.float32) == _multipliers(s1, s2, so, np.float64)
+    print("untied multipliers float32 / float64:",
+          *(_multipliers(*(float(before[i].quantization.scale[0]) for i in ends), p)
+            for p in (np.float32, np.float64)))
+
+    # The two runtimes' reference kernels give the same codes (on VALID convs,
+    # as the streaming graphs have them). The tied graph differs from the
+    # converter's by the rounding of the mean and of the output in each (at
+    # most half a step of each of the four scales, and a little for the
+    # fixed-point rescaling inside SUB: 1/32 step here), and where its output
+    # range (up to 1/16 narrower, or wider) clips a value the other holds; on
+    # the calibration samples, whose values every calibrated range holds.
+    micro = tflm.make_interpreter(tied, tflm.smallest_arena(tied))
+    scale_in, zero_in = Interpreter(model_content=tied).get_input_details()[0]["quantization"]
+    untied_steps = sum(float(before[i].quantization.scale[0]) for i in ends[1:])
+    bound = 0.5 * (s2 + so + untied_steps) + (so + untied_steps) / 32
+    noisy = [x + rng.normal(0, 0.3, x.shape) for x in samples[:8]]
+    for k, x in enumerate(samples + noisy):
+        codes = np.clip(np.round(x / scale_in + zero_in), -128, 127).astype(np.int8)
+        micro.set_input(codes, 0)
+        micro.invoke()
+        expected, out = run(tied, codes, OpResolverType.BUILTIN_REF)
+        np.testing.assert_array_equal(micro.get_output(0), expected)
+        if k >= len(samples):
+            continue
+        converter_graph, out_untied = run(untied, codes, OpResolverType.BUILTIN_REF)
+        dequantized = [(np.float64(v) - d["quantization"][1]) * d["quantization"][0]
+                       for v, d in ((expected, out), (converter_graph, out_untied))]
+        # A value past either graph's output range clips in that one only.
+        clipped = 0.0
+        for value, d in ((dequantized[1], out), (dequantized[0], out_untied)):
+            low, high = (np.array([-128.0, 127.0]) - d["quantization"][1]) * d["quantization"][0]
+            clipped = np.maximum(clipped, np.maximum(value - high, low - value))
+        assert np.all(np.abs(dequantized[0] - dequantized[1]) <= bound + clipped), k

@@ -175,19 +175,21 @@ def test_float_graphs_equal_litert(folder):
 def test_int8_graphs_equal_litert_reference_kernels(folder):
     report = tflm.compare_with_litert(folder, "int8", TEXTS, litert_kernels="reference")
     print(json.dumps(report))
-    # With every pointwise layer a CONV_2D (QuantDense on sequences) the two
-    # runtimes' int8 kernels agree but for a rare last-bit rounding of a
-    # stock kernel (seed 1054083383: one spectrum value of one of 79 stream
-    # steps, and a text graph's hidden state, one step apart; the same with
-    # the decode ops unfused; on the shipped voice the first op to differ
-    # is a layer norm's broadcast int8 SUB).
-    for graph in model_folder.GRAPHS:
-        for name, output in report[graph]["outputs"].items():
-            if output["step"] is not None:
-                assert output["max_error_in_steps"] <= 1.0 + 1e-5, (graph, name, output)
-            else:  # float outputs: a step of the int8 tensor they are read from
-                assert output["max_abs_error"] <= output["peak"] / 100, (graph, name, output)
+    # The stream code for code: every pointwise layer is a CONV_2D (QuantDense
+    # on sequences), and each SUB's scales are tied by powers of two
+    # (int8_scales.tie_sub_scales; the one stock kernel whose multipliers the
+    # two runtimes derived apart). The text graph keeps Keras' layer norm
+    # (NEG in float between DEQUANTIZE and QUANTIZE, SQUARED_DIFFERENCE,
+    # RSQRT): seed 1054083383 gives one of its hidden states one step apart,
+    # an op not yet traced.
+    for name, output in report["frames"]["outputs"].items():
+        assert output["max_abs_error"] <= 1e-5 * max(1.0, output["peak"]), (name, output)
     assert all(o["step"] is not None for o in report["frames"]["outputs"].values())
+    for name, output in report["text"]["outputs"].items():
+        if output["step"] is not None:
+            assert output["max_error_in_steps"] <= 1.0 + 1e-5, (name, output)
+        else:  # float outputs: a step of the int8 tensor they are read from
+            assert output["max_abs_error"] <= output["peak"] / 100, (name, output)
 
 
 def test_shipped_int8_voice_equals_litert_reference_kernels():

@@ -162,3 +162,56 @@ def collapse_equal_channel_scales(tflite_bytes: bytes) -> tuple[bytes, int]:
         return tflite_bytes, 0
     return tflite_file.serialize_model(model), saved
 
+
+# How far below the calibrated range a SUB output's tied scale may reach:
+# rounding the scale down to a power of two clips at most this fraction of
+# the calibrated extreme; a larger gap rounds up (a step at most 2x coarser).
+_SUB_CLIP = 1.0625
+
+
+def _power_of_two_multiple(scale: float, anchor: float, clip: float) -> np.float32:
+    """anchor * 2**k, the smallest not below scale / clip."""
+    return np.float32(anchor * 2.0 ** np.ceil(np.log2(scale / (anchor * clip))))
+
+
+def tie_sub_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
+    """The model with each int8 SUB's second input and output scales made
+    power-of-two multiples of its first input's; and the names of the
+    tensors changed.
+
+    TFLite Micro and LiteRT requantize SUB with the same integer arithmetic
+    but derive its multipliers differently: TFLite Micro divides the scales
+    in float32, LiteRT in float64, and the two 31-bit multipliers differ in
+    their low bits (by 3 to 64 units on every SUB of the tiny voice's int8
+    frames graph), so a rare output lands one step apart (seen: states 1
+    step, spectrum 2, over 1,196 invokes). With ratios that are powers of
+    two every division is exact in both precisions and both runtimes get the
+    same multipliers. ADD, MUL and MEAN divide in float64 in both. The layer
+    norms' SUB is x - mean(x): the mean's scale rounds up (a step at most 2x
+    coarser on values about a tenth of x's range), the output's to the
+    nearest power of two within _SUB_CLIP (its calibrated range is x's
+    within 3% here)."""
+    model = tflite_file.parse_model(tflite_bytes)
+    names = tflite_file.builtin_names()
+    changed = []
+    for subgraph in model.subgraphs:
+        tensors = subgraph.tensors
+        for op in subgraph.operators:
+            if names.get(tflite_file.builtin_code(model, op)) != "SUB" or len(op.inputs) != 2:
+                continue
+            first, second, output = (int(op.inputs[0]), int(op.inputs[1]), int(op.outputs[0]))
+            params = [_parameters(tensors[i]) for i in (first, second, output)]
+            if any(p is None or len(p[0]) != 1 for p in params):
+                continue
+            anchor = float(params[0][0][0])
+            wanted = {second: _power_of_two_multiple(float(params[1][0][0]), anchor, 1.0),
+                      output: _power_of_two_multiple(float(params[2][0][0]), anchor, _SUB_CLIP)}
+            for index, scale in wanted.items():
+                if index == first or params[[first, second, output].index(index)][0][0] == scale:
+                    continue
+                for linked in _linked(subgraph, model, index):
+                    tensors[linked].quantization.scale = np.asarray([scale], np.float32)
+                    changed.append(tensors[linked].name.decode("utf-8", "replace"))
+    if not changed:
+        return tflite_bytes, changed
+    return tflite_file.serialize_model(model), changed
