@@ -38,7 +38,10 @@ def test_tf_log_mel_matches_the_feature_extractor():
 
 
 def test_joint_training_resumes_at_the_same_step_and_loss(tmp_path):
-    straight = run.train(options(tmp_path / "straight", mode="joint", quantize="all", steps=4))
+    # Eager steps: what is checked is the resume (weights, both optimizers,
+    # step, data position); traced joint steps run in test_distribute.
+    straight = run.train(options(tmp_path / "straight", mode="joint", quantize="all", steps=4,
+                                 run_eagerly=True))
     losses = straight["train_losses"]
     assert sorted(losses) == [1, 2, 3, 4]
     for row in losses.values():
@@ -58,7 +61,8 @@ def test_joint_training_resumes_at_the_same_step_and_loss(tmp_path):
     resumed_dir = tmp_path / "resumed" / "checkpoints"
     resumed_dir.mkdir(parents=True)
     shutil.copy(tmp_path / "straight" / "checkpoints" / "ckpt-00000002.npz", resumed_dir)
-    resumed = run.train(options(tmp_path / "resumed", mode="joint", quantize="all", steps=4))
+    resumed = run.train(options(tmp_path / "resumed", mode="joint", quantize="all", steps=4,
+                                run_eagerly=True))
     assert sorted(resumed["train_losses"]) == [3, 4]
     for step in (3, 4):
         for name, value in losses[step].items():

@@ -96,6 +96,9 @@ flags.DEFINE_enum("strategy", _DEFAULTS.strategy, list(STRATEGIES),
 flags.DEFINE_enum("precision", _DEFAULTS.precision, list(PRECISIONS),
                   "float32, or mixed precision for accelerators (the quantizers, the alignment "
                   "and the losses stay float32; mixed_float16 scales the loss dynamically).")
+flags.DEFINE_boolean("run_eagerly", _DEFAULTS.run_eagerly,
+                     "Run each step eagerly (Keras' run_eagerly): no graph tracing, slower "
+                     "steps. For debugging, and for runs of a few steps.")
 flags.mark_flag_as_required("output_dir")
 
 
@@ -115,7 +118,7 @@ def main(argv):
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "stft_loss_weight", "teacher_acoustic",
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
-        "max_cpu_minutes", "seed", "init_from", "strategy", "precision")},
+        "max_cpu_minutes", "seed", "init_from", "strategy", "precision", "run_eagerly")},
         acoustic_overrides=acoustic_overrides, vocoder_overrides=vocoder_overrides)
     try:
         result = run.train(options)
