@@ -127,25 +127,57 @@ def test_save_wav_never_leaves_half_a_wav(tmp_path, rng, monkeypatch):
 
 
 def reference_durations(log_d, scale, cap):
-    """round(scale * (exp(d) - 1)), NaN -> 1, then clipped to 1..cap (float64)."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    """round(scale * (exp(d) - 1)) clipped to 1..cap, in float64 (d finite)."""
+    with np.errstate(over="ignore"):
         frames = np.round(scale * (np.exp(log_d.astype(np.float64)) - 1.0))
-    frames = np.where(np.isnan(frames), 1.0, frames)
     return np.clip(frames, 1, cap).astype(np.int64)
 
 
 def test_keras_durations_are_capped_before_any_cast(rng):
+    """Finite log-durations whose exp overflows (to inf in float32) get the cap;
+    a NaN or infinite one on a valid token is refused, as the runtime and the
+    firmware refuse it; one on a padded token is no token's and gives 0."""
     from bittts_tf.models import variance
     cap = variance.MAX_FRAMES_PER_TOKEN
     log_d = rng.normal(2.0, 3.0, (3, 40)).astype(np.float32)
-    log_d.flat[rng.choice(log_d.size, 6, replace=False)] = [np.inf, -np.inf, np.nan, 1e30, 89.0, -1e30]
     weights = (rng.random((3, 40, 1)) < 0.8).astype(np.float32)
+    valid = np.flatnonzero(weights[..., 0] > 0)
+    padded = np.flatnonzero(weights[..., 0] == 0)
+    log_d.flat[rng.choice(valid, 3, replace=False)] = [1e30, 89.0, -1e30]
+    log_d.flat[padded[0]] = np.nan
     scale = float(rng.uniform(0.5, 2.0))
-    got = np.asarray(variance.durations_from_log(log_d, weights, scale))
-    expected = reference_durations(log_d, np.float32(scale), cap) * weights[..., 0].astype(np.int64)
+    got = np.asarray(variance.durations_from_log(log_d, weights, scale, refuse_non_finite=True))
+    finite = np.nan_to_num(log_d, nan=0.0)
+    expected = reference_durations(finite, np.float32(scale), cap) * weights[..., 0].astype(np.int64)
     # float32 exp vs float64 differ only at rounding ties: allow one frame there
     assert np.max(np.abs(got - expected)) <= 1
     assert got.max() <= cap and got[weights[..., 0] > 0].min() >= 1
+    assert got.flat[padded[0]] == 0
+    for bad in (np.nan, np.inf, -np.inf):
+        broken = log_d.copy()
+        broken.flat[rng.choice(valid)] = bad
+        with pytest.raises(variance.DurationError,
+                           match=r"^the duration predictor gave 1 non-finite log-duration"):
+            variance.durations_from_log(broken, weights, scale, refuse_non_finite=True)
+    # The trainer's held-out boundary metric alone takes one frame instead.
+    broken = log_d.copy()
+    broken.flat[valid[0]] = np.nan
+    lenient = np.asarray(variance.durations_from_log(broken, weights, scale))
+    assert lenient.flat[valid[0]] == 1 and lenient.max() <= cap
+
+
+def test_keras_inference_refuses_a_nan_duration(rng):
+    """AcousticModel.infer is the inference path: a duration head that says
+    NaN is refused, not spoken as one frame a phoneme."""
+    from bittts_tf.models import variance
+    from tts_models import random_tts
+    config, acoustic, _ = random_tts(int(rng.integers(2**31)))
+    head = acoustic.variance_adaptor.duration_predictor.head
+    head.bias.assign([np.nan])
+    n = int(rng.integers(3, 12))
+    ids = rng.integers(1, config.acoustic.n_symbols, (1, n)).astype(np.int32)
+    with pytest.raises(variance.DurationError, match=f"gave {n} non-finite"):
+        acoustic.infer(ids, np.asarray([n], np.int32))
 
 
 def test_the_runtime_and_the_export_share_the_caps():

@@ -239,25 +239,72 @@ def build_feature_cache(utterances: list[Utterance], cfg: AudioConfig, cache_dir
     corpus_signature = hashlib.sha256(json.dumps(
         [sorted(signatures.items()), report.to_list()]).encode()).hexdigest()[:20]
 
-    manifest_path = os.path.join(cache_dir, "manifest.json")
-    if os.path.isfile(manifest_path):
-        try:
-            cache = FeatureCache(cache_dir)
-            if (cache.manifest.get("config_fingerprint") == fingerprint
-                    and cache.manifest.get("corpus_signature") == corpus_signature
-                    and all(os.path.isfile(cache.path_of(e["utt_id"])) for e in cache.entries)):
-                cache.stats = {**cache.stats, "reused_manifest": True,
-                               "seconds": round(time.time() - start, 3)}
-                if not os.path.isfile(os.path.join(cache_dir, "skipped.json")):
-                    cache.report.save(os.path.join(cache_dir, "skipped.json"))
-                return cache
-        except (CacheError, KeyError, ValueError, TypeError):
-            pass  # an unreadable manifest is rebuilt
+    cache = _reuse_manifest(cache_dir, fingerprint, corpus_signature, start)
+    if cache is not None:
+        return cache
 
     feats_dir = os.path.join(cache_dir, "feats")
     os.makedirs(feats_dir, exist_ok=True)
     remove_stale_temps(feats_dir)
     speakers = {name: i for i, name in enumerate(sorted({u.speaker for u in utterances}))}
+    entries, tasks = _plan_extraction(
+        utterances, cfg, front_end, feats_dir, fingerprint, signatures, speakers,
+        {"min_seconds": min_seconds, "max_seconds": max_seconds,
+         "max_duration_mismatch": max_duration_mismatch})
+    reused = len(entries)
+    for result in _run(tasks, num_workers, progress):
+        if result.get("skip"):
+            report.add(result["utt_id"], result["reason"], result["path"])
+        else:
+            entries[result["utt_id"]] = result
+    extract_seconds = time.time() - start
+
+    atomic_write_json(os.path.join(cache_dir, "manifest.json"), {
+        "format_version": CACHE_FORMAT_VERSION,
+        "config_fingerprint": fingerprint,
+        "corpus_signature": corpus_signature,
+        "audio_config": cfg.to_dict(),
+        "front_end": front_end.to_dict(),
+        "speakers": speakers,
+        "entries": [entries[u.utt_id] for u in utterances if u.utt_id in entries],
+        "skipped": report.to_list(),
+        "build": {"extracted": len(tasks), "reused_files": reused,
+                  "seconds": round(extract_seconds, 3),
+                  "utterances_per_second": round(len(tasks) / extract_seconds, 3) if tasks else None,
+                  "num_workers": num_workers or os.cpu_count()},
+    })
+    report.save(os.path.join(cache_dir, "skipped.json"))
+    cache = FeatureCache(cache_dir)
+    cache.stats = {**cache.stats, "reused_manifest": False}
+    return cache
+
+
+def _reuse_manifest(cache_dir: str, fingerprint: str, corpus_signature: str,
+                    start: float) -> FeatureCache | None:
+    """The cache as it stands when its manifest was built from this corpus and
+    configuration and every feature file is present; otherwise None."""
+    if not os.path.isfile(os.path.join(cache_dir, "manifest.json")):
+        return None
+    try:
+        cache = FeatureCache(cache_dir)
+        if (cache.manifest.get("config_fingerprint") == fingerprint
+                and cache.manifest.get("corpus_signature") == corpus_signature
+                and all(os.path.isfile(cache.path_of(e["utt_id"])) for e in cache.entries)):
+            cache.stats = {**cache.stats, "reused_manifest": True,
+                           "seconds": round(time.time() - start, 3)}
+            if not os.path.isfile(os.path.join(cache_dir, "skipped.json")):
+                cache.report.save(os.path.join(cache_dir, "skipped.json"))
+            return cache
+    except (CacheError, KeyError, ValueError, TypeError):
+        pass  # an unreadable manifest is rebuilt
+    return None
+
+
+def _plan_extraction(utterances: list[Utterance], cfg: AudioConfig, front_end: FrontEnd,
+                     feats_dir: str, fingerprint: str, signatures: dict[str, str],
+                     speakers: dict[str, int], limits: dict) -> tuple[dict[str, dict], list[dict]]:
+    """Manifest entries for the feature files that can be kept, and an
+    extraction task for every other utterance."""
     entries: dict[str, dict] = {}
     tasks = []
     for utt in utterances:
@@ -271,37 +318,8 @@ def build_feature_cache(utterances: list[Utterance], cfg: AudioConfig, cache_dir
         tasks.append({"utt": utt, "audio_config": cfg.to_dict(), "front_end": front_end.to_dict(),
                       "out_path": out_path, "fingerprint": fingerprint,
                       "signature": signatures[utt.utt_id], "speaker_id": speakers[utt.speaker],
-                      "min_seconds": min_seconds, "max_seconds": max_seconds,
-                      "max_duration_mismatch": max_duration_mismatch})
-
-    reused = len(entries)
-    results = _run(tasks, num_workers, progress)
-    for result in results:
-        if result.get("skip"):
-            report.add(result["utt_id"], result["reason"], result["path"])
-        else:
-            entries[result["utt_id"]] = result
-    extract_seconds = time.time() - start
-
-    ordered = [entries[u.utt_id] for u in utterances if u.utt_id in entries]
-    atomic_write_json(manifest_path, {
-        "format_version": CACHE_FORMAT_VERSION,
-        "config_fingerprint": fingerprint,
-        "corpus_signature": corpus_signature,
-        "audio_config": cfg.to_dict(),
-        "front_end": front_end.to_dict(),
-        "speakers": speakers,
-        "entries": ordered,
-        "skipped": report.to_list(),
-        "build": {"extracted": len(tasks), "reused_files": reused,
-                  "seconds": round(extract_seconds, 3),
-                  "utterances_per_second": round(len(tasks) / extract_seconds, 3) if tasks else None,
-                  "num_workers": num_workers or os.cpu_count()},
-    })
-    report.save(os.path.join(cache_dir, "skipped.json"))
-    cache = FeatureCache(cache_dir)
-    cache.stats = {**cache.stats, "reused_manifest": False}
-    return cache
+                      **limits})
+    return entries, tasks
 
 
 def _run(tasks: list[dict], num_workers: int | None, progress: bool) -> list[dict]:

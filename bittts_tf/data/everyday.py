@@ -14,6 +14,10 @@ Numbers are written as people type them ("$12.50", "15%", "the 3rd of May",
 with "o'clock", because the normalizer reads "7:30" as "seven: thirty".
 Sentences here are not checked against the evaluation sets: prompts.py does
 that for every source (bittts_tf.eval.sets.HeldOut).
+
+The module is long because it is one grammar, mostly data: the word lists and
+templates (`RULES`) and the slot functions (`FUNCS`) name each other, so a
+template is read with its slots beside it rather than in another file.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ Two ways to run a ternary model on an unmodified TFLM:
   weight plus the tables.
 
 Also the smallest arena each graph runs in, found by bisection.
+
+The module is long because it is one thing, a graph in the wheel's
+interpreter: the LUT form is made for that interpreter's DECODE op and is
+only trusted after running there (its arena, against the packed graph and
+against LiteRT), so it stays beside the interpreter it is checked in.
 """
 
 from __future__ import annotations

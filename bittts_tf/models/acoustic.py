@@ -127,10 +127,12 @@ class AcousticModel(keras.Model):
                 "energy_target": energy_target, **predictions}
 
     def infer(self, phonemes, phoneme_lengths, speakers=None, duration_scale=1.0):
-        """Returns (mel [B, T, n_mels], mel_lengths [B], durations [B, T_text])."""
+        """Returns (mel [B, T, n_mels], mel_lengths [B], durations [B, T_text]);
+        a NaN or infinite predicted log-duration raises variance.DurationError."""
         hidden, text_weights = self.encode(phonemes, phoneme_lengths, speakers)
         hidden, predictions = self.variance_adaptor(hidden, text_weights)
-        durations = durations_from_log(predictions["log_duration"], text_weights, duration_scale)
+        durations = durations_from_log(predictions["log_duration"], text_weights, duration_scale,
+                                       refuse_non_finite=True)
         mel_lengths = tf.reduce_sum(durations, axis=1)
         alignment = alignment_from_durations(durations)
         mel_weights = mask_weights(mel_lengths, tf.shape(alignment)[1])

@@ -87,16 +87,49 @@ MAX_FRAMES_PER_TOKEN = 75
 MAX_FRAMES_PER_SEGMENT = 1500
 
 
+class DurationError(ValueError):
+    """The duration predictor gave a log-duration no frame count can come from."""
+
+
 def durations_from_log(log_durations, text_weights, scale=1.0,
-                       max_frames_per_token=MAX_FRAMES_PER_TOKEN):
+                       max_frames_per_token=MAX_FRAMES_PER_TOKEN, refuse_non_finite=False):
     """Predicted frames per token: round(scale * (exp(d) - 1)), at least 1 and at
     most `max_frames_per_token` on valid tokens. The cap comes before the
-    integer cast, so a bad model (exp overflowing to inf, a NaN) cannot make
-    the length regulator allocate without bound: at most the cap per token."""
+    integer cast, so a bad model (exp overflowing to inf) cannot make the
+    length regulator allocate without bound: at most the cap per token.
+
+    With `refuse_non_finite` (inference: `AcousticModel.infer`) a NaN or
+    infinite log-duration on a valid token is refused (DurationError), as the
+    runtime and the firmware refuse it: there is no duration to cap. Without
+    it one frame is taken instead; only the trainer's held-out boundary metric
+    does that, because a metric must not stop a training run and the duration
+    loss logged beside it already shows the NaN.
+
+    There is no per-segment cap (MAX_FRAMES_PER_SEGMENT) here: the runtime and
+    the firmware cap each segment (at most max_tokens tokens, the text graph's
+    shape) so that its frames fit a buffer of fixed size, while the Keras
+    model regulates a whole utterance of any length, which the per-token cap
+    already bounds in proportion to its tokens."""
+    if refuse_non_finite:
+        _refuse_non_finite(log_durations, text_weights)
     frames = tf.round(scale * (tf.exp(log_durations) - 1.0))
+    # NaN left here (a padded token, a NaN scale, a valid token when not
+    # refused) becomes one frame: the cast must never see it.
     frames = tf.where(tf.math.is_nan(frames), tf.ones_like(frames), frames)
     frames = tf.clip_by_value(frames, 1.0, float(max_frames_per_token))
     return tf.cast(frames * text_weights[..., 0], tf.int32)
+
+
+def _refuse_non_finite(log_durations, text_weights) -> None:
+    bad = tf.logical_and(text_weights[..., 0] > 0,
+                         tf.logical_not(tf.math.is_finite(log_durations)))
+    count = tf.reduce_sum(tf.cast(bad, tf.int32))
+    message = "non-finite log-duration(s) (NaN or inf): the model is broken"
+    if tf.executing_eagerly():
+        if int(count):
+            raise DurationError(f"the duration predictor gave {int(count)} {message}")
+        return
+    tf.debugging.assert_equal(count, 0, message=f"the duration predictor gave {message}")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
