@@ -12,13 +12,10 @@ import time
 
 import pytest
 
-from bittts_tf.text import FrontEnd, TextError, normalize_text
+from bittts_tf.text import FrontEnd, TextError, fuzzing, normalize_text
 from bittts_tf.text.segment import segment_ids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-
-import fuzz_front_end  # noqa: E402
 
 DIGIT_NAMES = "zero one two three four five six seven eight nine".split()
 
@@ -53,13 +50,13 @@ class BrokenG2P:
 
 def test_the_outcomes_are_what_the_front_end_did():
     front_end = FrontEnd()
-    assert fuzz_front_end.try_text(front_end, "Hello there.", 64) == ("spoken", "")
-    assert fuzz_front_end.try_text(front_end, "\U0001f600 \u0301", 64) == (
+    assert fuzzing.try_text(front_end, "Hello there.", 64) == ("spoken", "")
+    assert fuzzing.try_text(front_end, "\U0001f600 \u0301", 64) == (
         "refused", "no pronounceable words")
-    assert fuzz_front_end.try_text(front_end, "a" * 200, 64) == (
+    assert fuzzing.try_text(front_end, "a" * 200, 64) == (
         "refused", "a word longer than a segment")
     front_end.g2p = BrokenG2P(front_end.g2p)
-    outcome, detail = fuzz_front_end.try_text(front_end, "it goes boom", 64)
+    outcome, detail = fuzzing.try_text(front_end, "it goes boom", 64)
     assert outcome == "crash" and "IndexError" in detail
 
 
@@ -67,10 +64,10 @@ def test_a_refusal_that_does_not_name_the_text_is_wrong(monkeypatch):
     def refuse(front_end, text, max_tokens):
         raise TextError("something went wrong")
 
-    monkeypatch.setattr(fuzz_front_end, "segment_ids", refuse)
+    monkeypatch.setattr(fuzzing, "segment_ids", refuse)
     front_end = FrontEnd()
     front_end.phonemes = lambda text: (_ for _ in ()).throw(TextError("nope"))
-    outcome, detail = fuzz_front_end.try_text(front_end, "Hello", 64)
+    outcome, detail = fuzzing.try_text(front_end, "Hello", 64)
     assert outcome == "wrong" and "does not name the text" in detail
 
 

@@ -1,4 +1,4 @@
-"""tools/compare_runs.py and the pure parts of tools/kill_resume_check.py,
+"""tools/compare_runs.py and the figures of tools/kill_resume_check.py,
 on run records made up here (the training itself is tested in test_training)."""
 
 import json
@@ -9,10 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+from bittts_tf.training import resume_check
 
-import kill_resume_check
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_curve(run_dir, rows):
@@ -61,7 +60,7 @@ def test_resume_comparison_finds_the_largest_relative_difference(seed):
     after = {s: dict(row) for s, row in before.items()}
     after[27]["mel"] *= 1.01          # the one disagreement, after the checkpoint
     after[5]["loss"] *= 2.0           # before the checkpoint: not compared
-    got = kill_resume_check.compare(before, after, resumed_at=20)
+    got = resume_check.compare(before, after, resumed_at=20)
     assert got["n_steps_compared"] == 10 and got["steps_compared"] == [21, 30]
     assert got["max_relative_difference"] == pytest.approx(0.01, rel=1e-6)
     assert got["max_relative_difference_per_loss"]["loss"] == 0.0
@@ -70,7 +69,7 @@ def test_resume_comparison_finds_the_largest_relative_difference(seed):
 
 def test_falling_means_cover_the_first_and_last_twenty_steps():
     losses = {s: {"loss": float(s)} for s in range(1, 101)}
-    got = kill_resume_check.falling(losses)["loss"]
+    got = resume_check.falling(losses)["loss"]
     assert got["first_20_mean"] == pytest.approx(np.mean(np.arange(1, 21)))
     assert got["last_20_mean"] == pytest.approx(np.mean(np.arange(81, 101)))
 
