@@ -31,7 +31,7 @@ from bittts_tf.runtime import TextToSpeech, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
-from tts_models import random_tts
+from tts_models import random_tts_for_int8
 from bittts_tf.text import FrontEnd
 from seeds import fresh_seed
 
@@ -304,13 +304,7 @@ def exported(tmp_path_factory):
     """Folders of one random tiny model at each step; the INT8_STEP one also
     has the int8 graphs (calibrated on random phonemes)."""
     seed = fresh_seed("model")
-    config, acoustic, vocoder = random_tts(seed)
-    projection = acoustic.mel_projection  # a varying mel, as trained
-    projection.kernel.assign(np.random.default_rng(seed).normal(
-        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
-    rng = np.random.default_rng(seed)
-    utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
-                  for _ in range(4)]
+    config, acoustic, vocoder, utterances = random_tts_for_int8(seed, MAX_TOKENS)
     folders = {}
     for step in STEPS:
         path = str(tmp_path_factory.mktemp(f"step{step}"))

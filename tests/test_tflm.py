@@ -23,7 +23,7 @@ from bittts_tf.quant import spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime import model_folder
 from bittts_tf.text import FrontEnd
-from tts_models import random_tts
+from tts_models import random_tts_for_int8
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, STEP = 24, 4
@@ -42,13 +42,7 @@ def module_seed(what: str) -> int:
 def folder(tmp_path_factory):
     """A random tiny model's folder, float32 (packed) and int8 graphs."""
     seed = module_seed("model")
-    config, acoustic, vocoder = random_tts(seed)
-    projection = acoustic.mel_projection  # a varying mel, as trained
-    projection.kernel.assign(np.random.default_rng(seed).normal(
-        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
-    rng = np.random.default_rng(seed)
-    utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
-                  for _ in range(4)]
+    config, acoustic, vocoder, utterances = random_tts_for_int8(seed, MAX_TOKENS)
     path = str(tmp_path_factory.mktemp("tflm_model"))
     tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS, STEP,
                                    {"test": True}, int8_utterances=utterances)

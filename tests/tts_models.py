@@ -18,3 +18,17 @@ def random_tts(seed: int, vocoder_overrides: dict | None = None):
     head.bias.assign([np.log(5.0)])
     head.kernel.assign(head.kernel * 0.05)
     return config, acoustic, vocoder
+
+
+def random_tts_for_int8(seed: int, max_tokens: int):
+    """(config, acoustic, vocoder, utterances): random_tts with a mel that
+    varies as a trained one does (a random mel projection), and four random
+    phoneme sequences of 8..max_tokens ids to calibrate its int8 graphs on."""
+    config, acoustic, vocoder = random_tts(seed)
+    projection = acoustic.mel_projection
+    projection.kernel.assign(np.random.default_rng(seed).normal(
+        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
+    rng = np.random.default_rng(seed)
+    utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, max_tokens + 1)))}
+                  for _ in range(4)]
+    return config, acoustic, vocoder, utterances
