@@ -93,7 +93,9 @@ def test_activation_quantization_error_and_flips_are_measured(rng):
     comparison = validate.compare_litert_keras(model, result.tflite, inputs)
     assert comparison.quantized_activations
     assert comparison.rounded_values == 2 * 30 * 6 + 2 * 30 * 24 + 2 * 14 * 24
-    assert comparison.rounding_flip_share < 1e-3
+    assert comparison.first_flips <= max(2, comparison.first_flipped_values // 1000), comparison
+    assert comparison.largest_code_change <= 1
+    assert not comparison.verdict()
     # a flip moves one activation by one step: a small error, not garbage
     assert comparison.rel_err < 0.05
 
