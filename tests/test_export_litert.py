@@ -100,6 +100,14 @@ def test_activation_quantization_error_and_flips_are_measured(rng):
     assert comparison.rel_err < 0.05
 
 
+# Seed 729595972 once failed here: one tie flip in the first layer's 360
+# codes moved 27 and 52 codes of the layers after it, over the old bound on
+# the whole graph's share (fixed: the bound is on the first layer that flips).
+@pytest.mark.replay_seed(729595972)
+def test_activation_flips_replayed_seed(rng):
+    test_activation_quantization_error_and_flips_are_measured(rng)
+
+
 INVALID_BYTES = [-128, -122, 122, 127]
 
 
