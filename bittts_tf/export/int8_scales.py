@@ -204,10 +204,9 @@ def tie_sub_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
             if any(p is None or len(p[0]) != 1 for p in params):
                 continue
             anchor = float(params[0][0][0])
-            wanted = {second: _power_of_two_multiple(float(params[1][0][0]), anchor, 1.0),
-                      output: _power_of_two_multiple(float(params[2][0][0]), anchor, _SUB_CLIP)}
-            for index, scale in wanted.items():
-                if index == first or params[[first, second, output].index(index)][0][0] == scale:
+            for index, current, clip in ((second, params[1], 1.0), (output, params[2], _SUB_CLIP)):
+                scale = _power_of_two_multiple(float(current[0][0]), anchor, clip)
+                if index == first or current[0][0] == scale:
                     continue
                 for linked in _linked(subgraph, model, index):
                     tensors[linked].quantization.scale = np.asarray([scale], np.float32)
