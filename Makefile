@@ -322,3 +322,39 @@ bench: setup
 
 clean:
 	rm -rf $(BUILD) out
+
+# ---- the C99 engine (begin) -----------------------------------------------------
+# firmware_stub/bittts_engine*.c: the voice's int8 graphs without TFLite Micro.
+# build/libbittts_engine.so is the host build the Python side drives (ctypes).
+ENGINE_SRC := firmware_stub/bittts_engine.c firmware_stub/bittts_voice.c firmware_stub/bittts_engine_arith.c \
+  firmware_stub/bittts_engine_fixed.c firmware_stub/bittts_engine_conv.c firmware_stub/bittts_engine_data.c \
+  tflite/bittts_ternary_conv.c tflite/bittts_ternary.c $(STREAM_SRC)
+ENGINE_HDR := firmware_stub/bittts_engine.h firmware_stub/bittts_voice.h firmware_stub/bittts_engine_kernels.h \
+  firmware_stub/bittts_engine_fixed.h firmware_stub/bittts_engine_spec.h tflite/bittts_ternary_conv.h $(CORE_HDR) $(STREAM_HDR)
+ENGINE_CFLAGS := -Itflite -Ifirmware_stub
+
+lib: $(BUILD)/libbittts_engine.so
+$(BUILD)/libbittts_engine.so: $(ENGINE_SRC) $(ENGINE_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(ENGINE_CFLAGS) -shared -o $@ $(ENGINE_SRC) -lm
+
+# The board image: the shipped voice speaks a phrase on QEMU's MPS2 boards
+# (firmware_stub/board/speak_mps2.c), PCM over semihosting. newlib-nano: the
+# image prints without stdio's formatter, and full newlib's would cost 20 KB.
+VOICE_MODEL := models/slt_tiny
+VOICE_DATA := $(BUILD)/voice_data
+VOICE_PHRASE := Hello there.
+$(VOICE_DATA)/bittts_model_data.c: $(VENV)/.stamp $(wildcard $(VOICE_MODEL)/*.int8.tflite) \
+  $(VOICE_MODEL)/manifest.json $(wildcard bittts_tf/engine/*.py) bittts_tf/commands/firmware.py
+	$(PY) tools/firmware.py --model_dir=$(VOICE_MODEL) --out_dir=$(VOICE_DATA) --variant=int8 \
+	  --target=engine --phrase="$(VOICE_PHRASE)"
+$(BUILD)/speak_%.elf: firmware_stub/board/speak_mps2.c $(VOICE_DATA)/bittts_model_data.c $(ENGINE_SRC) \
+  $(ENGINE_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) --specs=nano.specs $(QEMU_LINK) -Wl,-Map=$(BUILD)/speak_$*.map \
+	  $(ENGINE_CFLAGS) -I$(VOICE_DATA) -o $@ $(QEMU_START) firmware_stub/board/speak_mps2.c \
+	  $(VOICE_DATA)/bittts_model_data.c $(ENGINE_SRC) -lm
+	arm-none-eabi-objcopy -O binary $@ $(BUILD)/speak_$*.bin
+.PHONY: firmware-image
+firmware-image: $(BUILD)/speak_m7.elf $(BUILD)/speak_m4.elf
+	$(ARM_SIZE) $^
+# ---- the C99 engine (end) -------------------------------------------------------

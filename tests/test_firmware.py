@@ -27,7 +27,7 @@ from bittts_tf.audio.io import save_wav
 from bittts_tf.export import firmware_spec, tts_graphs
 from bittts_tf.litert import tflite_file
 from bittts_tf.litert.native import BUILD_DIR, make_interpreter
-from bittts_tf.runtime import TextToSpeech, model_folder
+from bittts_tf.runtime import TextToSpeech, model_folder, stream_c
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
@@ -44,44 +44,13 @@ TEXTS = ["Hello there.",
          "The quick brown fox, who was rather tired, jumped over the lazy dog by the river."]
 OK = firmware_spec.status_code("OK")
 
-# ---- ctypes binding, records from the spec (the C structs' single source) ----
-
-Config = type("Config", (ctypes.Structure,), {"_fields_": (
-    [(name, ctypes.c_int32) for name, _ in firmware_spec.CONFIG_FIELDS]
-    + [(name, ctypes.c_int32 * firmware_spec.MAX_STATES)
-       for name, _ in firmware_spec.CONFIG_ARRAYS])})
-DurationInfo = type("DurationInfo", (ctypes.Structure,),
-                    {"_fields_": [(name, ctypes.c_int32)
-                                  for name, _ in firmware_spec.DURATION_INFO_FIELDS]})
-f32p, i32p, vp = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
-size_t = ctypes.c_size_t
-
-
-# bittts_stream.h's io records (pointers: not in the spec).
-class Quant(ctypes.Structure):
-    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
-
-
-class StateSlot(ctypes.Structure):
-    _fields_ = [("input", vp), ("output", vp), ("len", size_t), ("zero_point", ctypes.c_int32)]
-
-
-class FramesIO(ctypes.Structure):
-    _fields_ = [("frames", vp), ("frames_len", size_t), ("mask", vp), ("mask_len", size_t),
-                ("int8", ctypes.c_int32), ("frames_quant", Quant), ("mask_quant", Quant),
-                ("spectrum_quant", Quant), ("states", ctypes.POINTER(StateSlot)),
-                ("n_states", size_t)]
-
-
-RUN_FRAMES = ctypes.CFUNCTYPE(ctypes.c_int, vp, vp, vp, ctypes.POINTER(vp),
-                              ctypes.POINTER(size_t))
-PCM_F32 = ctypes.CFUNCTYPE(ctypes.c_int, vp, f32p, size_t)
-PCM_I16 = ctypes.CFUNCTYPE(ctypes.c_int, vp, ctypes.POINTER(ctypes.c_int16), size_t)
-
-
-class Callbacks(ctypes.Structure):
-    _fields_ = [("user", vp), ("run_frames", RUN_FRAMES), ("pcm_f32", PCM_F32),
-                ("pcm_i16", PCM_I16)]
+# ctypes records of bittts_stream.h (bittts_tf.runtime.stream_c, from the spec).
+Config, DurationInfo, Quant, StateSlot, FramesIO = (
+    stream_c.Config, stream_c.DurationInfo, stream_c.Quant, stream_c.StateSlot, stream_c.FramesIO)
+RUN_FRAMES, PCM_F32, PCM_I16, Callbacks = (
+    stream_c.RUN_FRAMES, stream_c.PCM_F32, stream_c.PCM_I16, stream_c.Callbacks)
+f32p, i32p, vp, size_t = stream_c.f32p, stream_c.i32p, stream_c.vp, stream_c.size_t
+config_from = stream_c.config_from
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +77,6 @@ def lib():
 
 def ptr(array, kind=f32p):
     return array.ctypes.data_as(kind)
-
-
-def config_from(shapes: dict, num_symbols: int) -> Config:
-    values = firmware_spec.config_values(shapes, num_symbols)
-    config = Config()
-    for name, _ in firmware_spec.CONFIG_FIELDS:
-        setattr(config, name, values[name])
-    for name, _ in firmware_spec.CONFIG_ARRAYS:
-        getattr(config, name)[:] = values[name]
-    return config
 
 
 def durations_config(max_tokens: int, max_per_token: int, max_total: int) -> Config:

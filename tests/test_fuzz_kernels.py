@@ -28,7 +28,8 @@ def run_tool(*args, timeout=300):
 def test_smoke_run_of_every_target(tmp_path, rng):
     """A few seconds per target, as CI runs it: no crash, every saved crash
     input passes, the kernel target gets past Prepare into the decode, and
-    the fused conv computes and refuses."""
+    the fused conv computes and refuses, and the engine opens, refuses and
+    invokes blobs."""
     require_clang()
     report = tmp_path / "report.json"
     result = run_tool("--smoke", "--smoke_seconds=3", f"--seed={int(rng.integers(1, 2**31))}",
@@ -36,7 +37,8 @@ def test_smoke_run_of_every_target(tmp_path, rng):
     print(result.stdout, result.stderr[-3000:])
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     targets = json.loads(report.read_text())["smoke"]["targets"]
-    assert set(targets) == {"fuzz_decode", "fuzz_litert_kernel", "fuzz_ternary_conv"}
+    assert set(targets) == {"fuzz_decode", "fuzz_litert_kernel", "fuzz_ternary_conv",
+                            "fuzz_engine_blob"}
     for name, run in targets.items():
         assert run["crashes"] == 0 and run["regression_failures"] == [], (name, run)
         assert run["executions"] > 1000, (name, run)
@@ -50,6 +52,9 @@ def test_smoke_run_of_every_target(tmp_path, rng):
     for status in ("computed", "size", "invalid byte", "parameter", "options parsed"):
         count = re.search(rf"{status} (\d+)", targets["fuzz_ternary_conv"]["depth"])
         assert count and int(count.group(1)) > 0, (status, targets["fuzz_ternary_conv"]["depth"])
+    for status in ("opened", "refused", "invoked"):
+        count = re.search(rf"{status} (\d+)", targets["fuzz_engine_blob"]["depth"])
+        assert count and int(count.group(1)) > 0, (status, targets["fuzz_engine_blob"]["depth"])
 
 
 def test_a_planted_out_of_bounds_read_is_caught(tmp_path, rng):

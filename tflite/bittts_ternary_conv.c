@@ -23,7 +23,13 @@ typedef char bittts_conv_row_fits_int32[(long long)BITTTS_CONV_MAX_ROW * 255 < 2
 
 typedef struct {
   size_t out_length, pad, row, weights, input_size, output_size, scratch, cout;
+  size_t fast_scratch; /* bittts_conv_i8_fast_scratch_size, 0 when it overflows */
 } Geometry;
+
+/* The int8 SIMD path widens the activations of at most kChunk output frames
+ * (their window of input frames) at a time, so its scratch stays small for
+ * long inputs (the text graph's 64 frames: each row is decoded 4 times). */
+enum { kChunk = 16 };
 
 static int multiply(size_t a, size_t b, size_t *product) {
   if (a != 0 && b > SIZE_MAX / a) return 0;
@@ -69,6 +75,17 @@ static bittts_conv_status geometry(const bittts_conv_shape *s, Geometry *g) {
     return BITTTS_CONV_ERR_SIZE;
   g->scratch = (g->row + kTrits - 1 + kTrits - 1) / kTrits * kTrits;
   g->cout = s->output_channels;
+  {
+    /* The row, up to 3 bytes to align, then the window of a chunk of frames
+     * widened to int16: 2 bytes per activation. */
+    const size_t chunk = g->out_length < kChunk ? g->out_length : kChunk;
+    size_t frames, widened;
+    g->fast_scratch = 0;
+    if (s->input_channels % 4 == 0 && multiply(chunk - 1, s->stride, &frames) &&
+        frames <= SIZE_MAX - span && multiply(frames + span, s->input_channels, &widened) &&
+        widened <= (SIZE_MAX - g->scratch - 3) / 2)
+      g->fast_scratch = g->scratch + 3 + 2 * widened;
+  }
   return BITTTS_CONV_OK;
 }
 
@@ -89,6 +106,12 @@ GEOMETRY_FIELD(bittts_conv_weight_count, weights)
 GEOMETRY_FIELD(bittts_conv_pad_before, pad)
 GEOMETRY_FIELD(bittts_conv_scratch_size, scratch)
 #undef GEOMETRY_FIELD
+
+size_t bittts_conv_i8_fast_scratch_size(const bittts_conv_shape *shape) {
+  Geometry g;
+  if (geometry(shape, &g) != BITTTS_CONV_OK) return 0;
+  return g.fast_scratch ? g.fast_scratch : g.scratch;
+}
 
 /* --- Checks shared by both paths, all before anything is written. */
 
@@ -131,7 +154,7 @@ typedef struct {
   size_t output_len;
 } Buffers;
 
-static bittts_conv_status check_buffers(const Buffers *b, const Geometry *g) {
+static bittts_conv_status check_buffers(const Buffers *b, const Geometry *g, size_t scratch_used) {
   size_t in_bytes, out_bytes, bias_bytes, scratch_bytes;
   if (b->input == NULL || b->packed == NULL || b->scratch == NULL || b->output == NULL ||
       (b->bias == NULL && b->bias_len != 0))
@@ -140,9 +163,10 @@ static bittts_conv_status check_buffers(const Buffers *b, const Geometry *g) {
       bittts_check_sizes(b->packed_len, g->weights) != BITTTS_OK ||
       b->scratch_len < g->scratch || (b->bias != NULL && b->bias_len != g->cout))
     return BITTTS_CONV_ERR_SIZE;
-  /* A scratch longer than needed is used only up to g->scratch. */
+  /* A scratch longer than needed is used only up to scratch_used (g->scratch,
+   * or the int8 SIMD path's g->fast_scratch). */
   in_bytes = b->input_len * b->element, out_bytes = b->output_len * b->element;
-  bias_bytes = b->bias_len * b->bias_element, scratch_bytes = g->scratch * b->element;
+  bias_bytes = b->bias_len * b->bias_element, scratch_bytes = scratch_used * b->element;
   if (overlaps(b->output, out_bytes, b->input, in_bytes) ||
       overlaps(b->output, out_bytes, b->packed, b->packed_len) ||
       overlaps(b->output, out_bytes, b->bias, bias_bytes) ||
@@ -154,15 +178,88 @@ static bittts_conv_status check_buffers(const Buffers *b, const Geometry *g) {
   return BITTTS_CONV_OK;
 }
 
-/* Row o of the kernel (K * Cin trits from weight o * row on) decoded by the
- * division-free table decode of the packed bytes it lies in; the row starts
- * at trit (o * row) % 5 of the scratch. The bytes were scanned already, so
- * the decode cannot fail. */
+/* The decode tables of the int8 path, indexed by the packed byte's bits as
+ * uint8 (0..255: bytes 0..121, then -128..-1), so a byte needs no offset,
+ * no range check and no multiply-by-5 address: trits 0..3 (one 4-byte copy),
+ * trit 4 and the sum of the 5. The 13 bytes outside -121..121 read as five
+ * zeros. Generated from the format's definition (byte = sum_k t_k 3^k) and
+ * checked against BITTTS_TRIT_TABLE by tests/c/test_ternary_conv.c. With the
+ * 243-row table a byte took 17 instructions on Cortex-M7 (offset, clamp,
+ * times 5) before the row's trits were summed again. 1.5 KB of flash. */
+static const int8_t kTrits0To3[256][4] = {
+    {0,0,0,0},{1,0,0,0},{-1,1,0,0},{0,1,0,0},{1,1,0,0},{-1,-1,1,0},{0,-1,1,0},{1,-1,1,0},
+    {-1,0,1,0},{0,0,1,0},{1,0,1,0},{-1,1,1,0},{0,1,1,0},{1,1,1,0},{-1,-1,-1,1},{0,-1,-1,1},
+    {1,-1,-1,1},{-1,0,-1,1},{0,0,-1,1},{1,0,-1,1},{-1,1,-1,1},{0,1,-1,1},{1,1,-1,1},{-1,-1,0,1},
+    {0,-1,0,1},{1,-1,0,1},{-1,0,0,1},{0,0,0,1},{1,0,0,1},{-1,1,0,1},{0,1,0,1},{1,1,0,1},
+    {-1,-1,1,1},{0,-1,1,1},{1,-1,1,1},{-1,0,1,1},{0,0,1,1},{1,0,1,1},{-1,1,1,1},{0,1,1,1},
+    {1,1,1,1},{-1,-1,-1,-1},{0,-1,-1,-1},{1,-1,-1,-1},{-1,0,-1,-1},{0,0,-1,-1},{1,0,-1,-1},
+    {-1,1,-1,-1},{0,1,-1,-1},{1,1,-1,-1},{-1,-1,0,-1},{0,-1,0,-1},{1,-1,0,-1},{-1,0,0,-1},
+    {0,0,0,-1},{1,0,0,-1},{-1,1,0,-1},{0,1,0,-1},{1,1,0,-1},{-1,-1,1,-1},{0,-1,1,-1},{1,-1,1,-1},
+    {-1,0,1,-1},{0,0,1,-1},{1,0,1,-1},{-1,1,1,-1},{0,1,1,-1},{1,1,1,-1},{-1,-1,-1,0},{0,-1,-1,0},
+    {1,-1,-1,0},{-1,0,-1,0},{0,0,-1,0},{1,0,-1,0},{-1,1,-1,0},{0,1,-1,0},{1,1,-1,0},{-1,-1,0,0},
+    {0,-1,0,0},{1,-1,0,0},{-1,0,0,0},{0,0,0,0},{1,0,0,0},{-1,1,0,0},{0,1,0,0},{1,1,0,0},
+    {-1,-1,1,0},{0,-1,1,0},{1,-1,1,0},{-1,0,1,0},{0,0,1,0},{1,0,1,0},{-1,1,1,0},{0,1,1,0},
+    {1,1,1,0},{-1,-1,-1,1},{0,-1,-1,1},{1,-1,-1,1},{-1,0,-1,1},{0,0,-1,1},{1,0,-1,1},{-1,1,-1,1},
+    {0,1,-1,1},{1,1,-1,1},{-1,-1,0,1},{0,-1,0,1},{1,-1,0,1},{-1,0,0,1},{0,0,0,1},{1,0,0,1},
+    {-1,1,0,1},{0,1,0,1},{1,1,0,1},{-1,-1,1,1},{0,-1,1,1},{1,-1,1,1},{-1,0,1,1},{0,0,1,1},
+    {1,0,1,1},{-1,1,1,1},{0,1,1,1},{1,1,1,1},{0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},
+    {0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},{0,0,0,0},{-1,-1,-1,-1},
+    {0,-1,-1,-1},{1,-1,-1,-1},{-1,0,-1,-1},{0,0,-1,-1},{1,0,-1,-1},{-1,1,-1,-1},{0,1,-1,-1},
+    {1,1,-1,-1},{-1,-1,0,-1},{0,-1,0,-1},{1,-1,0,-1},{-1,0,0,-1},{0,0,0,-1},{1,0,0,-1},
+    {-1,1,0,-1},{0,1,0,-1},{1,1,0,-1},{-1,-1,1,-1},{0,-1,1,-1},{1,-1,1,-1},{-1,0,1,-1},{0,0,1,-1},
+    {1,0,1,-1},{-1,1,1,-1},{0,1,1,-1},{1,1,1,-1},{-1,-1,-1,0},{0,-1,-1,0},{1,-1,-1,0},{-1,0,-1,0},
+    {0,0,-1,0},{1,0,-1,0},{-1,1,-1,0},{0,1,-1,0},{1,1,-1,0},{-1,-1,0,0},{0,-1,0,0},{1,-1,0,0},
+    {-1,0,0,0},{0,0,0,0},{1,0,0,0},{-1,1,0,0},{0,1,0,0},{1,1,0,0},{-1,-1,1,0},{0,-1,1,0},
+    {1,-1,1,0},{-1,0,1,0},{0,0,1,0},{1,0,1,0},{-1,1,1,0},{0,1,1,0},{1,1,1,0},{-1,-1,-1,1},
+    {0,-1,-1,1},{1,-1,-1,1},{-1,0,-1,1},{0,0,-1,1},{1,0,-1,1},{-1,1,-1,1},{0,1,-1,1},{1,1,-1,1},
+    {-1,-1,0,1},{0,-1,0,1},{1,-1,0,1},{-1,0,0,1},{0,0,0,1},{1,0,0,1},{-1,1,0,1},{0,1,0,1},
+    {1,1,0,1},{-1,-1,1,1},{0,-1,1,1},{1,-1,1,1},{-1,0,1,1},{0,0,1,1},{1,0,1,1},{-1,1,1,1},
+    {0,1,1,1},{1,1,1,1},{-1,-1,-1,-1},{0,-1,-1,-1},{1,-1,-1,-1},{-1,0,-1,-1},{0,0,-1,-1},
+    {1,0,-1,-1},{-1,1,-1,-1},{0,1,-1,-1},{1,1,-1,-1},{-1,-1,0,-1},{0,-1,0,-1},{1,-1,0,-1},
+    {-1,0,0,-1},{0,0,0,-1},{1,0,0,-1},{-1,1,0,-1},{0,1,0,-1},{1,1,0,-1},{-1,-1,1,-1},{0,-1,1,-1},
+    {1,-1,1,-1},{-1,0,1,-1},{0,0,1,-1},{1,0,1,-1},{-1,1,1,-1},{0,1,1,-1},{1,1,1,-1},{-1,-1,-1,0},
+    {0,-1,-1,0},{1,-1,-1,0},{-1,0,-1,0},{0,0,-1,0},{1,0,-1,0},{-1,1,-1,0},{0,1,-1,0},{1,1,-1,0},
+    {-1,-1,0,0},{0,-1,0,0},{1,-1,0,0},{-1,0,0,0}};
+static const int8_t kTrit4[256] = {
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,0,0,0,0,0,0,0,-1,-1,-1,-1,
+    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,
+    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,
+    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0};
+static const int8_t kTritSum[256] = {
+    0,1,0,1,2,-1,0,1,0,1,2,1,2,3,-2,-1,0,-1,0,1,0,1,2,-1,0,1,0,1,2,1,2,3,0,1,2,1,2,3,2,3,4,-3,-2,
+    -1,-2,-1,0,-1,0,1,-2,-1,0,-1,0,1,0,1,2,-1,0,1,0,1,2,1,2,3,-2,-1,0,-1,0,1,0,1,2,-1,0,1,0,1,2,1,
+    2,3,0,1,2,1,2,3,2,3,4,-1,0,1,0,1,2,1,2,3,0,1,2,1,2,3,2,3,4,1,2,3,2,3,4,3,4,5,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,-5,-4,-3,-4,-3,-2,-3,-2,-1,-4,-3,-2,-3,-2,-1,-2,-1,0,-3,-2,-1,-2,-1,0,-1,0,1,-4,-3,
+    -2,-3,-2,-1,-2,-1,0,-3,-2,-1,-2,-1,0,-1,0,1,-2,-1,0,-1,0,1,0,1,2,-3,-2,-1,-2,-1,0,-1,0,1,-2,
+    -1,0,-1,0,1,0,1,2,-1,0,1,0,1,2,1,2,3,-4,-3,-2,-3,-2,-1,-2,-1,0,-3,-2,-1,-2,-1,0,-1,0,1,-2,-1,
+    0,-1,0,1,0,1,2,-3,-2,-1,-2,-1,0,-1,0,1,-2,-1,0,-1};
+
+/* Row o of the kernel (K * Cin trits from weight o * row on) decoded into the
+ * scratch, starting at trit (o * row) % 5 of it, and *sum set to the sum of
+ * its trits (the whole bytes' sums from the table, less the up to 4 + 4 trits
+ * of the neighbouring rows). Calling bittts_decode_i8 here had scanned every
+ * row's bytes again (its own all-or-nothing check) on top of the
+ * whole-kernel scan. */
 static const int8_t *decode_row(const int8_t *packed, size_t first, size_t count,
-                                int8_t *scratch) {
+                                int8_t *scratch, int32_t *sum) {
   const size_t byte = first / kTrits, skip = first % kTrits;
   const size_t bytes = (skip + count + kTrits - 1) / kTrits;
-  (void)bittts_decode_i8(packed + byte, bytes, scratch, bytes * kTrits, NULL);
+  const uint8_t *p = (const uint8_t *)(packed + byte), *const p_end = p + bytes;
+  int8_t *out = scratch;
+  int32_t total = 0;
+  size_t i;
+  for (; p != p_end; ++p, out += kTrits) {
+    const unsigned u = *p;
+    memcpy(out, kTrits0To3[u], 4);
+    out[4] = kTrit4[u];
+    total += kTritSum[u];
+  }
+  for (i = 0; i < skip; ++i) total -= scratch[i];
+  for (i = skip + count; i < bytes * kTrits; ++i) total -= scratch[i];
+  *sum = total;
   return scratch + skip;
 }
 
@@ -260,7 +357,7 @@ bittts_conv_status bittts_conv_f32(const bittts_conv_shape *shape,
   b.bias = bias, b.bias_len = bias_len, b.bias_element = sizeof(float);
   b.scratch = scratch, b.scratch_len = scratch_len;
   b.output = output, b.output_len = output_len;
-  if ((status = check_buffers(&b, &g)) != BITTTS_CONV_OK) return status;
+  if ((status = check_buffers(&b, &g, g.scratch)) != BITTTS_CONV_OK) return status;
   /* beta - beta is 0 exactly for finite beta, NaN for infinities and NaN. */
   if (!(beta - beta == 0.0f) || !(act_min <= act_max)) return BITTTS_CONV_ERR_PARAM;
   if ((status = scan_packed(packed, packed_len, bad_offset)) != BITTTS_CONV_OK) return status;
@@ -354,25 +451,270 @@ bittts_conv_status bittts_conv_quantize_multiplier(double real, int32_t *multipl
   return BITTTS_CONV_OK;
 }
 
-/* sum trit * x over the kBlock interior frames whose first tap reads x0. */
+/* --- int8 inner products.
+ *
+ * With T_out = 4 (the streaming frames graph) each decoded row is used for
+ * only 4 frames, so the per-row costs (decode, trit sum) weigh as much as the
+ * multiply-adds. Where the DSP extension exists (Cortex-M4/M7: ACLE's
+ * __ARM_FEATURE_DSP) 4 trits and 4 activations come in one 32-bit load each,
+ * are widened to two pairs of int16 by SXTB16 (bytes 0, 2 and, after an
+ * 8-bit rotation, 1, 3) and multiplied-accumulated two at a time by SMLAD;
+ * the widened trits are shared by the 4 frames. Elsewhere (and with
+ * -DBITTTS_CONV_NO_ACLE, which the tests use to run the plain path on ARM
+ * too) the loops are plain C. Both paths sum exactly in int32 (CONV_MAX_ROW
+ * bounds every partial sum, SMLAD included), so the bits never depend on
+ * the path. Loads past the last whole group of 4 never happen: the tails go
+ * one element at a time. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(BITTTS_CONV_NO_ACLE)
+#include <arm_acle.h>
+#define BITTTS_CONV_SIMD 1
+#else
+#define BITTTS_CONV_SIMD 0
+#endif
+
+#if BITTTS_CONV_SIMD
+/* 4 bytes from any alignment: Cortex-M4/M7 load them with one LDR. */
+static uint32_t load4(const int8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Bytes 0 and 2 of v as two int16 (SXTB16), and bytes 1 and 3. GCC 12's
+ * arm_acle.h has no __ror, and it does not fold a shift into SXTB16's
+ * rotation: the odd bytes cost an extra instruction each time (45 instead of
+ * 31 instructions per 16 multiply-adds in dot4_i8 on Cortex-M7), so GCC and
+ * Clang get SXTB16's own ROR #8 through inline assembly. */
+static int32_t even_bytes(uint32_t v) { return (int32_t)__sxtb16((int32_t)v); }
+#if defined(__GNUC__)
+static int32_t odd_bytes(uint32_t v) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+#else
+static int32_t odd_bytes(uint32_t v) { return (int32_t)__sxtb16((int32_t)(v >> 8)); }
+#endif
+
+/* acc + x[0] * w[0] + .. + x[3] * w[3] for the bytes of x, w already widened
+ * to (w0, w2) and (w1, w3). */
+static int32_t mac4(uint32_t x, int32_t w02, int32_t w13, int32_t acc) {
+  acc = __smlad(even_bytes(x), w02, acc);
+  return __smlad(odd_bytes(x), w13, acc);
+}
+#endif
+
+/* acc[f] += sum_{c < n} w[c] * x_f[c] for the 4 frames x_f = x0 + f * step.
+ * One pointer walks frame 0, the others are fixed offsets from it (14
+ * registers in all: no spills in the loop). */
+static void dot4_i8(const int8_t *x0, size_t step, const int8_t *w, size_t n,
+                    int32_t acc[kBlock]) {
+  const size_t step2 = 2 * step, step3 = 3 * step;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *const w_end = w + n;
+#if BITTTS_CONV_SIMD
+  const int8_t *const w_end4 = w + (n & ~(size_t)3);
+  while (w != w_end4) {
+    const uint32_t wv = load4(w);
+    const int32_t w02 = even_bytes(wv), w13 = odd_bytes(wv);
+    a0 = mac4(load4(x0), w02, w13, a0);
+    a1 = mac4(load4(x0 + step), w02, w13, a1);
+    a2 = mac4(load4(x0 + step2), w02, w13, a2);
+    a3 = mac4(load4(x0 + step3), w02, w13, a3);
+    w += 4, x0 += 4;
+  }
+#endif
+  for (; w != w_end; ++w, ++x0) {
+    const int32_t wc = *w;
+    a0 += wc * x0[0];
+    a1 += wc * x0[step];
+    a2 += wc * x0[step2];
+    a3 += wc * x0[step3];
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+/* sum_{c < n} w[c] * x[c]. */
+static int32_t dot1_i8(const int8_t *x, const int8_t *w, size_t n) {
+  int32_t a = 0;
+  size_t c = 0;
+#if BITTTS_CONV_SIMD
+  for (; c + 4 <= n; c += 4) {
+    const uint32_t wv = load4(w + c);
+    a = mac4(load4(x + c), even_bytes(wv), odd_bytes(wv), a);
+  }
+#endif
+  for (; c < n; ++c) a += w[c] * x[c];
+  return a;
+}
+
+static int8_t requantize(int32_t acc, const bittts_conv_quant *q);
+
+#if BITTTS_CONV_SIMD
+/* The windowed path: the activations of a chunk's input frames, plus the
+ * input offset, widened once per chunk to int16 pairs in SXTB16's order
+ * ((x0, x2), (x1, x3) per 4 channels; padding frames 0, which is what TFLite
+ * adds for them), so every output row only loads them: an 8-byte load and
+ * two SMLADs per frame and 4 channels instead of a load, two SXTB16 and two
+ * SMLADs, and no trit sum or padding checks. Needs Cin % 4 == 0, so that
+ * every group of 4 stays inside one frame and every tap starts a group. */
+static void widen_window(const int8_t *x, size_t input_length, size_t cin, size_t first_frame,
+                         size_t pad, size_t frames, int32_t offset, int32_t *e) {
+  const uint32_t offset2 = ((uint32_t)offset & 0xFFFFu) * 0x10001u;
+  size_t f, c;
+  for (f = 0; f < frames; ++f, e += cin / 2) {
+    const size_t frame = first_frame + f;
+    if (frame < pad || frame - pad >= input_length) {
+      memset(e, 0, cin / 2 * sizeof *e);
+      continue;
+    }
+    {
+      const int8_t *xf = x + (frame - pad) * cin;
+      for (c = 0; c < cin; c += 4) {
+        const uint32_t v = load4(xf + c);
+        e[c / 2] = (int32_t)__sadd16(even_bytes(v), (int32_t)offset2);
+        e[c / 2 + 1] = (int32_t)__sadd16(odd_bytes(v), (int32_t)offset2);
+      }
+    }
+  }
+}
+
+/* acc[f] += sum_{c < n} w[c] * e_f[c] over widened pairs, e_f = e0 + f * step
+ * words, n a multiple of 4. */
+static void dot4_wide(const int32_t *e0, size_t step, const int8_t *w, size_t n,
+                      int32_t acc[kBlock]) {
+  const int32_t *e1 = e0 + step, *e2 = e1 + step, *e3 = e2 + step;
+  const int8_t *const w_end = w + n;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  if (w == w_end) return;
+#if defined(__GNUC__)
+  /* GCC 12 turns the C loop below into separate 32-bit loads, four pointer
+   * updates and spills: 25 instructions per 16 multiply-adds on Cortex-M7.
+   * Written out, with one LDRD (post-increment) per frame, it is 17. */
+  {
+    int32_t wv, w02, x0, x1;
+    __asm__(
+        "1:\n\t"
+        "ldr %[wv], [%[w]], #4\n\t"
+        "ldrd %[x0], %[x1], [%[e0]], #8\n\t"
+        "sxtb16 %[w02], %[wv]\n\t"
+        "sxtb16 %[wv], %[wv], ror #8\n\t"
+        "smlad %[a0], %[x0], %[w02], %[a0]\n\t"
+        "smlad %[a0], %[x1], %[wv], %[a0]\n\t"
+        "ldrd %[x0], %[x1], [%[e1]], #8\n\t"
+        "smlad %[a1], %[x0], %[w02], %[a1]\n\t"
+        "smlad %[a1], %[x1], %[wv], %[a1]\n\t"
+        "ldrd %[x0], %[x1], [%[e2]], #8\n\t"
+        "smlad %[a2], %[x0], %[w02], %[a2]\n\t"
+        "smlad %[a2], %[x1], %[wv], %[a2]\n\t"
+        "ldrd %[x0], %[x1], [%[e3]], #8\n\t"
+        "smlad %[a3], %[x0], %[w02], %[a3]\n\t"
+        "smlad %[a3], %[x1], %[wv], %[a3]\n\t"
+        "cmp %[w], %[end]\n\t"
+        "bne 1b"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [e0] "+r"(e0),
+          [e1] "+r"(e1), [e2] "+r"(e2), [e3] "+r"(e3), [w] "+r"(w), [wv] "=&r"(wv),
+          [w02] "=&r"(w02), [x0] "=&r"(x0), [x1] "=&r"(x1)
+        : [end] "r"(w_end)
+        : "cc", "memory");
+  }
+#else
+  for (; w != w_end; w += 4, e0 += 2, e1 += 2, e2 += 2, e3 += 2) {
+    const uint32_t wv = load4(w);
+    const int32_t w02 = even_bytes(wv), w13 = odd_bytes(wv);
+    a0 = __smlad(e0[0], w02, a0);
+    a0 = __smlad(e0[1], w13, a0);
+    a1 = __smlad(e1[0], w02, a1);
+    a1 = __smlad(e1[1], w13, a1);
+    a2 = __smlad(e2[0], w02, a2);
+    a2 = __smlad(e2[1], w13, a2);
+    a3 = __smlad(e3[0], w02, a3);
+    a3 = __smlad(e3[1], w13, a3);
+  }
+#endif
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+static int32_t dot1_wide(const int32_t *e, const int8_t *w, size_t n) {
+  const int8_t *const w_end = w + n;
+  int32_t a = 0;
+  for (; w != w_end; w += 4, e += 2) {
+    const uint32_t wv = load4(w);
+    a = __smlad(e[0], even_bytes(wv), a);
+    a = __smlad(e[1], odd_bytes(wv), a);
+  }
+  return a;
+}
+
+/* All of bittts_conv_i8's output past the checks, through the windowed path. */
+static void conv_i8_wide(const bittts_conv_shape *shape, const Geometry *g,
+                         const bittts_conv_quant *quant, const int8_t *input,
+                         const int8_t *packed, const int32_t *bias, int8_t *scratch,
+                         int8_t *output) {
+  const size_t cin = shape->input_channels, cout = shape->output_channels;
+  const size_t span = (shape->kernel_size - 1) * shape->dilation + 1, words = cin / 2;
+  const size_t step = shape->stride * words, tap = shape->dilation * words;
+  /* The window after the row, on a 4-byte boundary (fast_scratch has the 3
+   * bytes for it). */
+  const size_t misalign = (size_t)((uintptr_t)(scratch + g->scratch) % 4u);
+  int32_t *const e = (int32_t *)(void *)(scratch + g->scratch + (misalign ? 4 - misalign : 0));
+  size_t n, t0, o, t, k;
+  for (n = 0; n < shape->batches; ++n) {
+    const int8_t *x = input + n * shape->input_length * cin;
+    for (t0 = 0; t0 < g->out_length; t0 += kChunk) {
+      const size_t frames_out = g->out_length - t0 < kChunk ? g->out_length - t0 : kChunk;
+      int32_t dummy;
+      widen_window(x, shape->input_length, cin, t0 * shape->stride, g->pad,
+                   (frames_out - 1) * shape->stride + span, quant->input_offset, e);
+      for (o = 0; o < cout; ++o) {
+        const int8_t *w = decode_row(packed, o * g->row, g->row, scratch, &dummy);
+        const int32_t add = bias ? bias[o] : 0;
+        int8_t *y = output + (n * g->out_length + t0) * cout + o;
+        for (t = 0; t < frames_out;) {
+          const int32_t *et = e + t * step;
+          int32_t acc[kBlock] = {0, 0, 0, 0};
+          size_t count = frames_out - t >= kBlock ? kBlock : 1;
+          if (shape->dilation == 1) {
+            if (count == kBlock) dot4_wide(et, step, w, g->row, acc);
+            else acc[0] = dot1_wide(et, w, g->row);
+          } else {
+            for (k = 0; k < shape->kernel_size; ++k) {
+              if (count == kBlock) dot4_wide(et + k * tap, step, w + k * cin, cin, acc);
+              else acc[0] += dot1_wide(et + k * tap, w + k * cin, cin);
+            }
+          }
+          for (k = 0; k < count; ++k, ++t)
+            y[t * cout] = requantize(from_bits((uint32_t)acc[k] + (uint32_t)add), quant);
+        }
+      }
+    }
+  }
+}
+#endif
+
+/* sum trit * x over the kBlock interior frames whose first tap reads x0: one
+ * run of K * Cin when the taps are adjacent frames (dilation 1), else one run
+ * of Cin per tap. */
 static void sum_block_i8(const bittts_conv_shape *s, const int8_t *x0, const int8_t *w,
                          int32_t acc[kBlock]) {
   const size_t cin = s->input_channels, step = s->stride * cin;
-  const int8_t *x1 = x0 + step, *x2 = x1 + step, *x3 = x2 + step;
-  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  size_t k, c;
-  for (k = 0; k < s->kernel_size; ++k) {
-    const size_t at = k * s->dilation * cin;
-    const int8_t *wk = w + k * cin;
-    for (c = 0; c < cin; ++c) {
-      const int32_t wc = wk[c];
-      a0 += wc * x0[at + c];
-      a1 += wc * x1[at + c];
-      a2 += wc * x2[at + c];
-      a3 += wc * x3[at + c];
-    }
+  size_t k;
+  acc[0] = acc[1] = acc[2] = acc[3] = 0;
+  if (s->dilation == 1) {
+    dot4_i8(x0, step, w, s->kernel_size * cin, acc);
+    return;
   }
-  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+  for (k = 0; k < s->kernel_size; ++k) dot4_i8(x0 + k * s->dilation * cin, step, w + k * cin, cin, acc);
+}
+
+/* The same for one interior frame. */
+static int32_t sum_one_i8(const bittts_conv_shape *s, const int8_t *x0, const int8_t *w) {
+  const size_t cin = s->input_channels;
+  int32_t acc = 0;
+  size_t k;
+  if (s->dilation == 1) return dot1_i8(x0, w, s->kernel_size * cin);
+  for (k = 0; k < s->kernel_size; ++k) acc += dot1_i8(x0 + k * s->dilation * cin, w + k * cin, cin);
+  return acc;
 }
 
 /* One frame, sum trit * (x + offset) over the taps inside the input: TFLite
@@ -407,16 +749,19 @@ static int8_t requantize(int32_t acc, const bittts_conv_quant *q) {
   return (int8_t)v;
 }
 
-bittts_conv_status bittts_conv_i8(const bittts_conv_shape *shape, const bittts_conv_quant *quant,
+/* Both int8 entry points: every check but the byte scan, which `scan` asks for. */
+static bittts_conv_status conv_i8(const bittts_conv_shape *shape, const bittts_conv_quant *quant,
                                   const int8_t *input, size_t input_len,
                                   const int8_t *packed, size_t packed_len,
                                   const int32_t *bias, size_t bias_len,
                                   int8_t *scratch, size_t scratch_len,
-                                  int8_t *output, size_t output_len, size_t *bad_offset) {
+                                  int8_t *output, size_t output_len, size_t *bad_offset,
+                                  int scan) {
   Geometry g;
   Buffers b;
-  size_t o, n, t, k, c, first, end;
+  size_t o, n, t, k, first, end;
   const size_t cin = shape ? shape->input_channels : 0, cout = shape ? shape->output_channels : 0;
+  int wide;
   bittts_conv_status status = geometry(shape, &g);
   if (status != BITTTS_CONV_OK) return status;
   if (quant == NULL) return BITTTS_CONV_ERR_NULL;
@@ -425,27 +770,38 @@ bittts_conv_status bittts_conv_i8(const bittts_conv_shape *shape, const bittts_c
   b.bias = bias, b.bias_len = bias_len, b.bias_element = sizeof(int32_t);
   b.scratch = scratch, b.scratch_len = scratch_len;
   b.output = output, b.output_len = output_len;
-  if ((status = check_buffers(&b, &g)) != BITTTS_CONV_OK) return status;
+  wide = BITTTS_CONV_SIMD && g.fast_scratch != 0 && scratch_len >= g.fast_scratch;
+  if ((status = check_buffers(&b, &g, wide ? g.fast_scratch : g.scratch)) != BITTTS_CONV_OK)
+    return status;
   if (!quant_is_valid(quant)) return BITTTS_CONV_ERR_PARAM;
-  if ((status = scan_packed(packed, packed_len, bad_offset)) != BITTTS_CONV_OK) return status;
+  if (scan && (status = scan_packed(packed, packed_len, bad_offset)) != BITTTS_CONV_OK)
+    return status;
+#if BITTTS_CONV_SIMD
+  if (wide) {
+    conv_i8_wide(shape, &g, quant, input, packed, bias, scratch, output);
+    return BITTTS_CONV_OK;
+  }
+#endif
   interior(shape, &g, &first, &end);
   for (o = 0; o < cout; ++o) {
-    const int8_t *w = decode_row(packed, o * g.row, g.row, scratch);
+    int32_t row_sum, offset_sum, acc[kBlock];
+    const int8_t *w = decode_row(packed, o * g.row, g.row, scratch, &row_sum);
     const int32_t add = bias ? bias[o] : 0;
-    int32_t row_sum = 0, acc[kBlock];
-    for (c = 0; c < g.row; ++c) row_sum += w[c];
+    offset_sum = quant->input_offset * row_sum;
     for (n = 0; n < shape->batches; ++n) {
       const int8_t *x = input + n * shape->input_length * cin;
       int8_t *y = output + n * g.out_length * cout + o;
       for (t = 0; t < g.out_length;) {
         size_t count = 1;
+        /* Every tap inside: sum trit * (x + offset) is sum trit * x plus
+         * offset times the row's trit sum, exactly (no int32 overflow:
+         * CONV_MAX_ROW). */
         if (t >= first && t + kBlock <= end) {
-          /* Every tap inside: sum trit * (x + offset) is sum trit * x plus
-           * offset times the row's trit sum, exactly (no int32 overflow:
-           * CONV_MAX_ROW). */
           sum_block_i8(shape, x + (t * shape->stride - g.pad) * cin, w, acc);
-          for (k = 0; k < kBlock; ++k) acc[k] += quant->input_offset * row_sum;
+          for (k = 0; k < kBlock; ++k) acc[k] += offset_sum;
           count = kBlock;
+        } else if (t >= first && t < end) {
+          acc[0] = sum_one_i8(shape, x + (t * shape->stride - g.pad) * cin, w) + offset_sum;
         } else {
           acc[0] = sum_frame_i8(shape, &g, x, w, t, quant->input_offset);
         }
@@ -458,6 +814,29 @@ bittts_conv_status bittts_conv_i8(const bittts_conv_shape *shape, const bittts_c
   }
   return BITTTS_CONV_OK;
 }
+
+bittts_conv_status bittts_conv_i8(const bittts_conv_shape *shape, const bittts_conv_quant *quant,
+                                  const int8_t *input, size_t input_len,
+                                  const int8_t *packed, size_t packed_len,
+                                  const int32_t *bias, size_t bias_len,
+                                  int8_t *scratch, size_t scratch_len,
+                                  int8_t *output, size_t output_len, size_t *bad_offset) {
+  return conv_i8(shape, quant, input, input_len, packed, packed_len, bias, bias_len, scratch,
+                 scratch_len, output, output_len, bad_offset, 1);
+}
+
+bittts_conv_status bittts_conv_i8_trusted(const bittts_conv_shape *shape,
+                                          const bittts_conv_quant *quant,
+                                          const int8_t *input, size_t input_len,
+                                          const int8_t *packed, size_t packed_len,
+                                          const int32_t *bias, size_t bias_len,
+                                          int8_t *scratch, size_t scratch_len,
+                                          int8_t *output, size_t output_len) {
+  return conv_i8(shape, quant, input, input_len, packed, packed_len, bias, bias_len, scratch,
+                 scratch_len, output, output_len, NULL, 0);
+}
+
+int bittts_conv_simd(void) { return BITTTS_CONV_SIMD; }
 
 /* --- Activation ranges. */
 

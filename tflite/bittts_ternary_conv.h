@@ -67,6 +67,14 @@ size_t bittts_conv_pad_before(const bittts_conv_shape *shape);
  * bittts_conv_f32): one row of K * Cin trits plus the up to 4 + 4 trits of the
  * packed bytes the row starts and ends inside. */
 size_t bittts_conv_scratch_size(const bittts_conv_shape *shape);
+/* The int8 scratch (bytes) with which bittts_conv_i8 and _trusted take their
+ * fastest path where the build has the Arm DSP extension (see
+ * bittts_conv_simd): bittts_conv_scratch_size, plus 3 bytes of alignment
+ * and the activations of up to 16 output frames' input window widened to
+ * int16, when Cin is a multiple of 4 (else the plain size). Any scratch of
+ * at least bittts_conv_scratch_size works, with the same bits; this one is
+ * what the C engine's lowering allocates. 0 for an invalid shape. */
+size_t bittts_conv_i8_fast_scratch_size(const bittts_conv_shape *shape);
 
 /* Float32 activations:
  *   out[n, t, o] = clamp(beta * sum_{k, c} trit[o, k, c] * x[n, t * stride +
@@ -108,6 +116,27 @@ bittts_conv_status bittts_conv_i8(const bittts_conv_shape *shape, const bittts_c
                                   const int32_t *bias, size_t bias_len,
                                   int8_t *scratch, size_t scratch_len,
                                   int8_t *output, size_t output_len, size_t *bad_offset);
+
+/* bittts_conv_i8 without the scan of the packed bytes, for a caller that
+ * checked them once against -121..121 and keeps them constant (the C engine
+ * validates its constant kernels when it opens a graph, see
+ * bittts_engine_check_ternary_conv): the scan of every byte on every call
+ * cost a tenth of the kernel's time at 4 output frames. Every other check
+ * stays and still comes before any write. Should a byte be out of range all
+ * the same, its trits read as 0 (a wrong result, never an access outside
+ * the table or the buffers). */
+bittts_conv_status bittts_conv_i8_trusted(const bittts_conv_shape *shape,
+                                          const bittts_conv_quant *quant,
+                                          const int8_t *input, size_t input_len,
+                                          const int8_t *packed, size_t packed_len,
+                                          const int32_t *bias, size_t bias_len,
+                                          int8_t *scratch, size_t scratch_len,
+                                          int8_t *output, size_t output_len);
+
+/* 1 when this build's int8 path uses the Arm DSP extension's SIMD (SXTB16 /
+ * SMLAD: Cortex-M4, M7, M33 with DSP; not with -DBITTTS_CONV_NO_ACLE), else
+ * 0; the results are the same bits either way. */
+int bittts_conv_simd(void);
 
 /* TFLite's QuantizeMultiplier: real = multiplier * 2^(shift - 31) with
  * multiplier in [2^30, 2^31) (the significand rounded half away from zero,

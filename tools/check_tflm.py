@@ -2,7 +2,10 @@
 against LiteRT: speaks the first --sentences evaluation sentences with
 bittts_tf.runtime while every text-graph and frames-graph invocation also
 runs in TFLM, and reports each output's largest difference (in quantization
-steps for int8 outputs) and each graph's smallest arena.
+steps for int8 outputs) and each graph's smallest arena. The int8 variant is
+also run on the C99 engine (firmware_stub/bittts_engine*.c, host build)
+against TFLM, invocation by invocation, and the two paths' int16 PCM of each
+sentence compared.
 
     tools/check_tflm.py --model_dir=models/my_voice --output=out/tflm_check.json
 """
@@ -29,7 +32,32 @@ flags.DEFINE_integer("sentences", 20, "Evaluation sentences to speak.")
 flags.DEFINE_list("variants", ["packed", "int8"], "Variants to check (missing ones are skipped).")
 flags.DEFINE_list("litert_kernels", list(tflm.LITERT_KERNELS),
                   "LiteRT kernel sets to compare with: default (optimized), reference.")
+flags.DEFINE_bool("c99_engine", True, "Also compare the C99 engine with TFLM (int8 variant).")
 flags.mark_flags_as_required(["model_dir", "output"])
+
+
+def engine_pcm(model_dir: str, texts: list[str], arenas: dict[str, int]) -> dict:
+    """Each sentence's int16 PCM from the C99 engine and from TFLM: the
+    largest difference and how many samples differ."""
+    import numpy as np
+
+    from bittts_tf.audio.io import to_pcm16
+    from bittts_tf.runtime import TextToSpeech
+    engine = TextToSpeech(model_dir, variant="int8", engine="c99")
+    reference = tflm.tflm_runtime(model_dir, "int8", arenas)
+    rows = []
+    for text in texts:
+        a = to_pcm16(engine.synthesize(text).audio).astype(np.int32)
+        b = to_pcm16(reference.synthesize(text).audio).astype(np.int32)
+        if a.shape != b.shape:
+            rows.append({"samples": [int(a.size), int(b.size)], "max_abs_difference": None})
+            continue
+        rows.append({"samples": int(a.size), "max_abs_difference": int(np.abs(a - b).max(initial=0)),
+                     "differing_samples": int(np.count_nonzero(a != b))})
+    return {"sentences": rows,
+            "max_abs_difference": max((r["max_abs_difference"] for r in rows
+                                       if r["max_abs_difference"] is not None), default=None),
+            "length_mismatches": sum(r["max_abs_difference"] is None for r in rows)}
 
 
 def main(argv):
@@ -54,12 +82,20 @@ def main(argv):
             for kernels in FLAGS.litert_kernels:
                 entry[f"vs_litert_{kernels}"] = tflm.compare_with_litert(
                     FLAGS.model_dir, variant, texts, arenas=arenas, litert_kernels=kernels)
+            if variant == "int8" and FLAGS.c99_engine:
+                entry["vs_c99_engine"] = tflm.compare_with_litert(
+                    FLAGS.model_dir, variant, texts, arenas=arenas, engine="c99")
+                entry["pcm_c99_engine"] = engine_pcm(FLAGS.model_dir, texts, arenas)
             report["variants"][variant] = entry
     except (model_folder.ModelFolderError, tflm.TFLMError, SentencesError, FileNotFoundError) as e:
         sys.exit(f"check_tflm: {e}")
     fileio.atomic_write_json(FLAGS.output, report)
     for variant, entry in report["variants"].items():
         print(f"{variant}: arenas " + ", ".join(f"{g} {a:,d} B" for g, a in entry["arena_bytes"].items()))
+        if "pcm_c99_engine" in entry:
+            pcm = entry["pcm_c99_engine"]
+            print(f"  C99 engine vs TFLM, int16 PCM of {len(pcm['sentences'])} sentences: largest "
+                  f"difference {pcm['max_abs_difference']}, length mismatches {pcm['length_mismatches']}")
         for key, graphs in entry.items():
             if not key.startswith("vs_"):
                 continue

@@ -10,6 +10,10 @@ Targets (sources in tests/c/):
                        (tflite/bittts_litert_op.c) on fake TfLiteContext /
                        TfLiteNode records built from the input, planted layout
                        faults included.
+  fuzz_engine_blob     the C99 engine's blob reader and every kernel's check
+                       and eval behind it (firmware_stub/bittts_engine*.c),
+                       on blobs re-signed after mutation; seeded from
+                       tests/c/fuzz_seeds/fuzz_engine_blob/.
   fuzz_ternary_conv    the fused ternary convolution
                        (tflite/bittts_ternary_conv.c), float32 and int8,
                        against a naive reference; bad sizes, parameters,
@@ -48,7 +52,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SANITIZE = ["-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all"]
 CFLAGS = ["-std=c99", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
 # The harness and the library sources of each target (library files are
-# taken from --source_dir).
+# taken from --source_dir, those with a folder from the repository's root).
 TARGETS = {
     "fuzz_decode": (["tests/c/fuzz_decode.c"], ["bittts_ternary.c"], []),
     "fuzz_litert_kernel": (["tests/c/fuzz_litert_kernel.c"],
@@ -58,7 +62,16 @@ TARGETS = {
                            ["-DBITTTS_LITERT_NO_STDERR"]),
     "fuzz_ternary_conv": (["tests/c/fuzz_ternary_conv.c"],
                           ["bittts_ternary_conv.c", "bittts_ternary.c"], []),
+    "fuzz_engine_blob": (["tests/c/fuzz_engine_blob.c"],
+                         ["bittts_ternary_conv.c", "bittts_ternary.c",
+                          *[f"firmware_stub/{name}" for name in (
+                              "bittts_engine.c", "bittts_engine_arith.c", "bittts_engine_fixed.c",
+                              "bittts_engine_conv.c", "bittts_engine_data.c", "bittts_stream.c",
+                              "bittts_istft.c")]],
+                         [f"-I{ROOT / 'firmware_stub'}"]),
 }
+# Inputs each target's fuzzing starts from, besides what it found before.
+SEEDS_DIR = ROOT / "tests" / "c" / "fuzz_seeds"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("targets", list(TARGETS), f"Targets to build and fuzz, of {list(TARGETS)}.")
@@ -94,7 +107,8 @@ def build(target: str, build_dir: pathlib.Path, source_dir: pathlib.Path) -> pat
     binary.parent.mkdir(parents=True, exist_ok=True)
     command = ([clang, *CFLAGS, *SANITIZE, *extra, f"-I{source_dir}", "-o", str(binary)]
                + [str(ROOT / path) for path in harness]
-               + [str(source_dir / path) for path in library])
+               + [str((ROOT if "/" in path else source_dir) / path) for path in library]
+               + ["-lm"])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"{target}: build failed:\n{' '.join(command)}\n{result.stderr}")
@@ -132,6 +146,8 @@ def fuzz(binary: pathlib.Path, work: pathlib.Path, runs: int | None, seconds: in
                f"-artifact_prefix={crashes}/"]
     command += [f"-max_total_time={seconds}"] if seconds else [f"-runs={runs}"]
     command.append(str(corpus))
+    if (SEEDS_DIR / work.name).is_dir():
+        command.append(str(SEEDS_DIR / work.name))
     start = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.monotonic() - start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 
@@ -91,16 +92,23 @@ def from_pcm16(samples: np.ndarray) -> np.ndarray:
 WAV_SUBTYPES = ("PCM_16", "FLOAT")
 
 
-def save_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write a WAV atomically (16-bit PCM, or 32-bit float samples that keep
-    every bit of the model's output): a reader never sees a half-written file."""
+def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16",
+              name: str = "<wav>") -> bytes:
+    """A whole WAV file in memory (16-bit PCM, or 32-bit float samples that
+    keep every bit of the model's output); name is what an error names."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
-        raise AudioError(f"{path}: save_wav wants mono audio, got shape {audio.shape}")
+        raise AudioError(f"{name}: a WAV here is mono audio, got shape {audio.shape}")
     if subtype not in WAV_SUBTYPES:
-        raise AudioError(f"{path}: WAV subtype {subtype!r} is not one of {WAV_SUBTYPES}")
-    fileio.atomic_write(path, lambda tmp: sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate,
-                                                   subtype=subtype, format="WAV"), suffix=".wav")
+        raise AudioError(f"{name}: WAV subtype {subtype!r} is not one of {WAV_SUBTYPES}")
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
+def save_wav(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
+    """Write a WAV (wav_bytes) atomically: a reader never sees a half-written file."""
+    fileio.atomic_write_bytes(path, wav_bytes(audio, sample_rate, subtype, name=str(path)))
 
 
 def probe(path: str) -> tuple[int, int]:

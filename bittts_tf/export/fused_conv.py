@@ -63,9 +63,7 @@ class ConvQuant(ctypes.Structure):
 
 @functools.lru_cache(maxsize=None)
 def conv_library() -> ctypes.CDLL:
-    if not CONV_LIBRARY.exists():
-        raise FileNotFoundError(f"{CONV_LIBRARY} is missing: build it with `make lib`")
-    lib = ctypes.CDLL(str(CONV_LIBRARY))
+    lib = ctypes.CDLL(str(native._require(CONV_LIBRARY)))
     shape_p, size_t = ctypes.POINTER(ConvShape), ctypes.c_size_t
     vp, size_tp = ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)
     lib.bittts_conv_f32.argtypes = [shape_p, vp, size_t, vp, size_t, ctypes.c_float, vp, size_t,

@@ -68,10 +68,8 @@ def check_wheel() -> None:
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL:
     check_wheel()
-    if not LIBRARY.exists():
-        raise FileNotFoundError(f"{LIBRARY} is missing: build it with `make lib`")
     # RTLD_GLOBAL: the wheel finds the registerer with dlsym(RTLD_DEFAULT, ...).
-    lib = ctypes.CDLL(str(LIBRARY), mode=ctypes.RTLD_GLOBAL)
+    lib = ctypes.CDLL(str(native._require(LIBRARY)), mode=ctypes.RTLD_GLOBAL)
     lib.bittts_tflm_wheel_error.restype = ctypes.c_char_p
     lib.bittts_tflm_wheel_message.restype = ctypes.c_char_p
     return lib
@@ -116,10 +114,12 @@ def _quiet_stderr(enabled: bool):
             os.close(saved)
 
 
-def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
+def make_interpreter(model: bytes, arena_size: int, quiet: bool = False,
+                     preserve_all_tensors: bool = False):
     """A TFLM interpreter with tensors allocated in an arena of `arena_size`
     bytes; our registerer is used when the model has BitTTSTernaryDecode or
-    BitTTSTernaryConv."""
+    BitTTSTernaryConv. preserve_all_tensors: no two tensors share arena bytes,
+    so `GetTensor(index, 0)` reads any tensor after an invoke."""
     from tflite_micro.python.tflite_micro import runtime
     registerers = []
     if _has_our_ops(model):
@@ -129,8 +129,11 @@ def make_interpreter(model: bytes, arena_size: int, quiet: bool = False):
         check_wheel()
     try:
         with _quiet_stderr(quiet):
+            config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
+                      else runtime.InterpreterConfig.kAllocationRecording)
             return runtime.Interpreter.from_bytes(bytes(model), custom_op_registerers=registerers,
-                                                  arena_size=int(arena_size))
+                                                  arena_size=int(arena_size),
+                                                  intrepreter_config=config)
     except RuntimeError as error:
         detail = register_error() if registerers else ""
         if not detail and registerers and kernel_message():
@@ -427,7 +430,8 @@ LITERT_KERNELS = ("default", "reference")
 def compare_with_litert(model_dir: str, variant: str, texts: list[str],
                         arenas: dict[str, int] | None = None, decode: str = "graph",
                         litert_kernels: str = "default",
-                        tflm_graphs: dict[str, bytes] | None = None) -> dict:
+                        tflm_graphs: dict[str, bytes] | None = None,
+                        engine: str = "litert") -> dict:
     """Speaks `texts` with bittts_tf.runtime (LiteRT) while every text-graph
     and frames-graph invocation (every segment, every step of the stream)
     also runs in TFLM; returns the largest output differences per graph.
@@ -436,11 +440,12 @@ def compare_with_litert(model_dir: str, variant: str, texts: list[str],
     (what TFLM's kernels are ported from) instead of its default optimized
     ones; the runtime's durations still come from the latter.
     `tflm_graphs` gives TFLM other graphs to run (the LUT forms) in place
-    of the folder's."""
+    of the folder's. `engine="c99"`: the runtime (and so the reference)
+    runs on the C99 engine instead of LiteRT."""
     from bittts_tf.runtime import TextToSpeech, model_folder
     if litert_kernels not in LITERT_KERNELS:
         raise ValueError(f"litert_kernels must be one of {LITERT_KERNELS}, got {litert_kernels!r}")
-    tts = TextToSpeech(model_dir, variant=variant, decode=decode)
+    tts = TextToSpeech(model_dir, variant=variant, decode=decode, engine=engine)
     both = {}
     for graph in model_folder.GRAPHS:
         model = tts.folder.read_graph(graph, variant)
@@ -448,7 +453,7 @@ def compare_with_litert(model_dir: str, variant: str, texts: list[str],
         arena = (arenas or {}).get(graph) or smallest_arena(tflm_model)
         runtime_graph = tts._graph(graph)
         reference = runtime_graph
-        if litert_kernels == "reference":
+        if litert_kernels == "reference" and engine == "litert":
             reference = _ReferenceKernels(runtime_graph, model)
         runner = runtime_graph.runner
         both[graph] = _Both(reference, Graph(tflm_model, arena, list(runner.output_index),
@@ -457,6 +462,19 @@ def compare_with_litert(model_dir: str, variant: str, texts: list[str],
     for text in texts:
         tts.synthesize(text)
     return {graph: pair.report() for graph, pair in both.items()}
+
+
+def tflm_runtime(model_dir: str, variant: str, arenas: dict[str, int] | None = None):
+    """A TextToSpeech whose graphs run in TFLM (each in its smallest arena,
+    or `arenas`)."""
+    from bittts_tf.runtime import TextToSpeech, model_folder
+    tts = TextToSpeech(model_dir, variant=variant, decode="graph")
+    for graph in model_folder.GRAPHS:
+        model = tts.folder.read_graph(graph, variant)
+        runner = tts._graph(graph).runner
+        arena = (arenas or {}).get(graph) or smallest_arena(model)
+        tts._graphs[graph] = Graph(model, arena, list(runner.output_index), runner.raw)
+    return tts
 
 
 def lut_file(graph: str, variant: str) -> str:

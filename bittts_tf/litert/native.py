@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import pathlib
 
 import numpy as np
 
+from bittts_tf import install_layout
 from bittts_tf.quant import packing, spec
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD_DIR = pathlib.Path(os.environ.get("BITTTS_BUILD_DIR", REPO_ROOT / "build"))
+# Every C library of ours is loaded from here (install_layout.library_dir()).
+BUILD_DIR = install_layout.library_dir()
 CORE_LIBRARY = BUILD_DIR / "libbittts_ternary.so"
 LITERT_LIBRARY = BUILD_DIR / "libbittts_litert.so"
 
@@ -25,9 +25,7 @@ class DecodeError(RuntimeError):
 
 
 def _require(path: pathlib.Path) -> pathlib.Path:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: build it with `make lib`")
-    return path
+    return install_layout.require_library(path)
 
 
 F32_DECODERS = {"fast": "bittts_decode_f32", "lut": "bittts_decode_f32_lut",

@@ -8,8 +8,8 @@ Imports no TensorFlow.
 """
 
 from bittts_tf.runtime.model_folder import ModelFolderError
-from bittts_tf.runtime.tts import (DECODE_MODES, Synthesis, SynthesisError, TextError,
-                                   TextToSpeech)
+from bittts_tf.runtime.tts import (DECODE_MODES, ENGINES, Synthesis, SynthesisError,
+                                   TextError, TextToSpeech)
 
 __all__ = ["TextToSpeech", "Synthesis", "SynthesisError", "TextError", "ModelFolderError",
-           "DECODE_MODES"]
+           "DECODE_MODES", "ENGINES"]

@@ -21,6 +21,7 @@ import functools
 
 import numpy as np
 
+from bittts_tf import install_layout
 from bittts_tf.audio import istft_spec
 from bittts_tf.litert.native import BUILD_DIR
 
@@ -41,9 +42,7 @@ class IstftError(RuntimeError):
 
 @functools.lru_cache(maxsize=None)
 def library() -> ctypes.CDLL:
-    if not LIBRARY.exists():
-        raise FileNotFoundError(f"{LIBRARY} is missing: build it with `make lib`")
-    lib = ctypes.CDLL(str(LIBRARY))
+    lib = ctypes.CDLL(str(install_layout.require_library(LIBRARY)))
     i32 = ctypes.c_int32
     rec = ctypes.c_void_p   # the bittts_istft record, opaque here
     lib.bittts_istft_status_message.argtypes = [ctypes.c_int]

@@ -28,6 +28,9 @@ from bittts_tf.text.segment import segment_ids
 # a desktop: XNNPACK takes the whole graph), "graph" by BitTTSTernaryDecode at
 # every invoke (as on a microcontroller).
 DECODE_MODES = ("load", "graph")
+# What runs the graphs: LiteRT, or the C99 engine (firmware_stub/bittts_engine*.c,
+# the int8 variant only: it has no float32 kernels).
+ENGINES = ("litert", "c99")
 
 
 class SynthesisError(ValueError):
@@ -97,11 +100,15 @@ class _Graph(RunnerGraph):
     naming the file, in both decode modes."""
 
     def __init__(self, model: bytes, decode: str, num_threads: int, name: str,
-                 inputs: dict[str, tuple], outputs: dict[str, tuple], raw=()):
+                 inputs: dict[str, tuple], outputs: dict[str, tuple], raw=(),
+                 engine: str = "litert"):
         self.name = name
         try:
             tflite_file.parse_model(model, name)
-            if decode == "load":
+            if engine == "c99":
+                from bittts_tf.engine.interpreter import Interpreter as EngineInterpreter
+                interpreter = EngineInterpreter(model, name)
+            elif decode == "load":
                 from ai_edge_litert.interpreter import Interpreter
                 interpreter = Interpreter(model_content=decode_at_load(model, name),
                                           num_threads=num_threads)
@@ -147,9 +154,14 @@ def _describe(signature: dict) -> str:
 
 class TextToSpeech:
     def __init__(self, model_dir: str, variant: str = "packed", decode: str = "load",
-                 num_threads: int = 1):
+                 num_threads: int = 1, engine: str = "litert"):
         if decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}, got {decode!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if engine == "c99" and variant != "int8":
+            raise ValueError(f"the c99 engine runs the int8 variant, not {variant!r}")
+        self.engine = engine
         self.folder = folder_lib.load(model_dir)
         manifest = self.folder.manifest
         try:
@@ -173,7 +185,8 @@ class TextToSpeech:
             file = folder_lib.graph_file(name, self.variant)
             inputs, outputs, raw = self._interface(name)
             self._graphs[name] = _Graph(self._models[name], self.decode, self.num_threads,
-                                        f"{self.folder.path}/{file}", inputs, outputs, raw)
+                                        f"{self.folder.path}/{file}", inputs, outputs, raw,
+                                        self.engine)
         return self._graphs[name]
 
     def _interface(self, name: str) -> tuple[dict, dict, list]:
@@ -263,4 +276,4 @@ class TextToSpeech:
 
 
 __all__ = ["TextToSpeech", "Synthesis", "SynthesisError", "TextError", "regulate",
-           "regulate_durations", "DECODE_MODES"]
+           "regulate_durations", "DECODE_MODES", "ENGINES"]

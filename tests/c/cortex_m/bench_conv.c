@@ -8,7 +8,14 @@
  *
  * A 128 -> 128 conv with 5 taps, 32 frames, SAME padding (the model's decoder
  * convs): 2,621,440 multiply-adds. Prints "conv <name> <macs> <instructions>
- * <decoded kernel bytes>". */
+ * <decoded kernel bytes>".
+ *
+ * Then the streaming calls the C engine makes for the frames graph (every
+ * invoke: 4 new frames, 4 output frames, VALID): 128 -> 128 with 5 taps on 8
+ * frames, and the pointwise 128 -> 384 and 384 -> 128 that dominate the
+ * graph, each through bittts_conv_i8 (scans the packed bytes) and
+ * bittts_conv_i8_trusted (the engine's), checked bit for bit against the
+ * decode-then-reference loop. Prints "stream <name> <macs> <instructions>". */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +43,12 @@ static const float kBeta = 0.0371f;
 static bittts_conv_quant quant;
 
 static uint32_t ticks(void) { return TIMER_VALUE; }
+
+/* The streaming cases' buffers: up to 8 frames of 384 channels, 384 x 128
+ * trits or 128 x 640. */
+enum { kStreamX = 8 * 384, kStreamY = 4 * 384, kStreamW = 128 * 640 };
+static int8_t sx[kStreamX], sy[kStreamY], sref[kStreamY], spacked[(kStreamW + 4) / 5];
+static int8_t scodes[kStreamW], sscratch[640 + 8 + 3 + 2 * 8 * 384];
 
 static void __attribute__((noinline)) count_loop(uint32_t n) {
   __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
@@ -103,6 +116,62 @@ static int run(int which) {
   return 1;
 }
 
+/* One streaming call (VALID, stride and dilation 1): instructions of the
+ * checked and the trusted entry point; 1 on a wrong output. */
+static int stream(const char *name, size_t t_in, size_t k, size_t cin, size_t cout,
+                  unsigned long long *state) {
+  const bittts_conv_shape shape = {1, t_in, cin, cout, k, 1, 1, BITTTS_CONV_PADDING_VALID};
+  const size_t t_out = t_in - k + 1, weights = cout * k * cin, bytes = (weights + 4) / 5;
+  size_t i, t, o, j, c;
+  int failures = 0, trusted;
+  memset(spacked, 0, sizeof spacked);
+  for (i = 0; i < weights; ++i) {
+    int trit, power = 1, e;
+    *state ^= *state << 13; *state ^= *state >> 7; *state ^= *state << 17;
+    trit = (int)((*state >> 20) % 3u) - 1;
+    for (e = 0; e < (int)(i % 5); ++e) power *= 3;
+    spacked[i / 5] = (int8_t)(spacked[i / 5] + trit * power);
+  }
+  for (i = 0; i < t_in * cin; ++i) {
+    *state ^= *state << 13; *state ^= *state >> 7; *state ^= *state << 17;
+    sx[i] = (int8_t)(*state >> 40);
+  }
+  if (bittts_decode_i8(spacked, bytes, scodes, weights, NULL) != 0) return 1;
+  for (t = 0; t < t_out; ++t)
+    for (o = 0; o < cout; ++o) {
+      int32_t acc = 0, v;
+      for (j = 0; j < k; ++j)
+        for (c = 0; c < cin; ++c)
+          acc += scodes[(o * k + j) * cin + c] * (sx[(t + j) * cin + c] + quant.input_offset);
+      acc += bias32[o % kCout];
+      v = bittts_conv_multiply_by_quantized_multiplier(acc, quant.multiplier, quant.shift);
+      v += quant.output_offset;
+      v = v < quant.act_min ? quant.act_min : (v > quant.act_max ? quant.act_max : v);
+      sref[t * cout + o] = (int8_t)v;
+    }
+  for (trusted = 0; trusted < 2; ++trusted) {
+    uint32_t start, elapsed;
+    int status;
+    static int32_t sbias[384];
+    for (o = 0; o < cout; ++o) sbias[o] = bias32[o % kCout];
+    memset(sy, 0, sizeof sy);
+    start = ticks();
+    status = trusted ? bittts_conv_i8_trusted(&shape, &quant, sx, t_in * cin, spacked, bytes,
+                                              sbias, cout, sscratch, sizeof sscratch, sy,
+                                              t_out * cout)
+                     : bittts_conv_i8(&shape, &quant, sx, t_in * cin, spacked, bytes, sbias,
+                                      cout, sscratch, sizeof sscratch, sy, t_out * cout, NULL);
+    elapsed = start - ticks();
+    printf("stream %s%s %u %u\n", name, trusted ? "_trusted" : "", (unsigned)(t_out * weights),
+           (unsigned)elapsed);
+    if (status != 0 || memcmp(sy, sref, t_out * cout) != 0) {
+      printf("error: stream %s%s differs\n", name, trusted ? "_trusted" : "");
+      ++failures;
+    }
+  }
+  return failures;
+}
+
 int main(void) {
   unsigned long long state = 0x9E3779B97F4A7C15ull;
   uint32_t start, calibration;
@@ -150,5 +219,9 @@ int main(void) {
   }
   printf("float32 largest difference %g of peak %g\n", (double)worst, (double)peak);
   if (worst > 1e-5f * peak) ++failures;
+  printf("simd %d\n", bittts_conv_simd());
+  failures += stream("i8_k5_128x128_t4", 8, 5, 128, 128, &state);
+  failures += stream("i8_k1_128x384_t4", 4, 1, 128, 384, &state);
+  failures += stream("i8_k1_384x128_t4", 4, 1, 384, 128, &state);
   return failures != 0;
 }

@@ -21,7 +21,9 @@ enum {
   kApplicationExit = 0x20026 /* ADP_Stopped_ApplicationExit */
 };
 
-static uintptr_t semihost(uintptr_t op, const void *arg) {
+/* Also for programs that write files over semihosting (SYS_OPEN, SYS_WRITE). */
+uintptr_t semihost(uintptr_t op, const void *arg);
+uintptr_t semihost(uintptr_t op, const void *arg) {
   register uintptr_t r0 __asm__("r0") = op;
   register const void *r1 __asm__("r1") = arg;
   __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");

@@ -1,0 +1,91 @@
+"""Speaks text through an exported model folder with LiteRT and the BitTTS op
+library; TensorFlow is not needed. Without --model_dir it speaks with the
+voice shipped in the package (slt_tiny, 16 kHz).
+
+  bittts-speak "Hello there." -o hello.wav
+  bittts-speak "Hello there." -o - | aplay
+  bittts-speak --model_dir=models/my_voice --text="Hello there." --output=hello.wav
+  bittts-speak --list_speakers
+
+From a clone, python tools/speak.py takes the same flags. Long text is split
+at punctuation and word boundaries into segments that fit the text graph;
+each segment is streamed through the frames graph a few frames an invoke,
+then the inverse STFT in C. Prints the time to first audio and the real-time
+factor (to stderr when the wav goes to stdout).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None,
+                    "Model folder written by bittts-export (tools/export_tts.py); "
+                    "default: the shipped voice.")
+flags.DEFINE_string("text", None, "What to say (or give it as the arguments).")
+flags.DEFINE_string("output", "speech.wav", "Output wav, written atomically; - writes it to stdout.",
+                    short_name="o")
+flags.DEFINE_boolean("list_speakers", False, "Print the model's speaker ids (for --speaker), "
+                     "one a line, and exit.")
+flags.DEFINE_integer("speaker", 0, "Speaker id (multi-speaker models).")
+flags.DEFINE_enum("wav_format", "PCM_16", ["PCM_16", "FLOAT"],
+                  "PCM_16, or FLOAT: 32-bit float samples, exactly what the model computed.")
+flags.DEFINE_float("duration_scale", 1.0, "Multiplies predicted durations (>1 speaks slower).")
+flags.DEFINE_enum("variant", "packed", ["packed", "int8", "float32"],
+                  "Which graphs of the folder to run.")
+flags.DEFINE_enum("decode", "load", ["load", "graph"],
+                  "Decode the ternary weights once at load (fast on a desktop) or in the graph "
+                  "at every invoke (as a microcontroller does).")
+flags.DEFINE_integer("num_threads", 1, "Interpreter threads.")
+
+STDOUT = "-"
+
+
+def text_to_say(positional: list[str]) -> str:
+    """--text, or the arguments after the flags joined by spaces (not both)."""
+    if FLAGS.text is not None and positional:
+        raise app.UsageError("give the text either as arguments or as --text, not both")
+    text = FLAGS.text if FLAGS.text is not None else " ".join(positional)
+    if not text:
+        raise app.UsageError('nothing to say: give the text, e.g. bittts-speak "Hello there." '
+                             "-o hello.wav")
+    return text
+
+
+def main(argv):
+    from bittts_tf import install_layout
+    from bittts_tf.audio.io import save_wav, wav_bytes
+    from bittts_tf.runtime import TextToSpeech, model_folder
+
+    model_dir = FLAGS.model_dir or str(install_layout.default_model_dir())
+    if FLAGS.list_speakers:
+        for speaker in range(int(model_folder.load(model_dir).manifest["speakers"])):
+            print(speaker)
+        return
+    text = text_to_say(argv[1:])
+    # With the wav on stdout, our own lines go to stderr.
+    report = sys.stderr if FLAGS.output == STDOUT else sys.stdout
+
+    start = time.perf_counter()
+    tts = TextToSpeech(model_dir, FLAGS.variant, FLAGS.decode, FLAGS.num_threads)
+    load_seconds = time.perf_counter() - start
+    result = tts.synthesize(text, FLAGS.speaker, FLAGS.duration_scale)
+    for note in result.notes:
+        print(f"note: {note}", file=report)
+    if FLAGS.output == STDOUT:
+        sys.stdout.buffer.write(wav_bytes(result.audio, result.sample_rate, FLAGS.wav_format))
+        sys.stdout.flush()
+        written = "stdout"
+    else:
+        save_wav(FLAGS.output, result.audio, result.sample_rate, FLAGS.wav_format)
+        written = os.path.abspath(FLAGS.output)
+    seconds = len(result.audio) / result.sample_rate
+    print(f"wrote {written}: {seconds:.2f} s of audio at {result.sample_rate} Hz in "
+          f"{len(result.segments)} segment(s); model loaded in {1000 * load_seconds:.0f} ms, "
+          f"time to first audio {1000 * result.time_to_first_audio:.1f} ms, real-time factor "
+          f"{result.real_time_factor:.3f} ({FLAGS.variant} graphs, decode at {FLAGS.decode})",
+          file=report)
