@@ -279,10 +279,20 @@ $(BUILD)/test_ternary_conv_%.elf: $(CONV_TEST_DEPS) $(QEMU_DEPS) $(BUILD)/.apt-s
 	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) $(QEMU_LINK) -o $@ $(QEMU_START) \
 	  tests/c/test_ternary_conv.c $(CONV_SRC) $(CORE_SRC) -lm
 
+# The same test with -DBITTTS_CONV_NO_ACLE: the plain C int8 path on the cores
+# whose normal build takes the DSP extension's SIMD one.
+$(BUILD)/test_conv_plain_%.elf: $(CONV_TEST_DEPS) $(QEMU_DEPS) $(BUILD)/.apt-stamp
+	@mkdir -p $(BUILD)
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) -DBITTTS_CONV_NO_ACLE $(QEMU_LINK) -o $@ $(QEMU_START) \
+	  tests/c/test_ternary_conv.c $(CONV_SRC) $(CORE_SRC) -lm
+
 test-cortex-m: test-cortex-m-conv
-test-cortex-m-conv: $(foreach cpu,m4 m7,$(BUILD)/test_ternary_conv_$(cpu).elf)
+test-cortex-m-conv: $(foreach cpu,m4 m7,$(BUILD)/test_ternary_conv_$(cpu).elf \
+  $(BUILD)/test_conv_plain_$(cpu).elf)
 	$(call QEMU_RUN,m4,test_ternary_conv)
 	$(call QEMU_RUN,m7,test_ternary_conv)
+	$(call QEMU_RUN,m4,test_conv_plain)
+	$(call QEMU_RUN,m7,test_conv_plain)
 
 # Instructions of the fused conv against decode + TFLM's reference loop
 # (QEMU -icount: the board's timer counts instructions; see bench_conv.c).
@@ -344,8 +354,11 @@ $(BUILD)/libbittts_engine.so: $(ENGINE_SRC) $(ENGINE_HDR)
 VOICE_MODEL := models/slt_tiny
 VOICE_DATA := $(BUILD)/voice_data
 VOICE_PHRASE := Hello there.
+# The lowering runs the host engine (LOGISTIC's table comes from its own
+# arithmetic), so the library is a prerequisite.
 $(VOICE_DATA)/bittts_model_data.c: $(VENV)/.stamp $(wildcard $(VOICE_MODEL)/*.int8.tflite) \
-  $(VOICE_MODEL)/manifest.json $(wildcard bittts_tf/engine/*.py) bittts_tf/commands/firmware.py
+  $(VOICE_MODEL)/manifest.json $(wildcard bittts_tf/engine/*.py) bittts_tf/commands/firmware.py \
+  $(BUILD)/libbittts_engine.so
 	$(PY) tools/firmware.py --model_dir=$(VOICE_MODEL) --out_dir=$(VOICE_DATA) --variant=int8 \
 	  --target=engine --phrase="$(VOICE_PHRASE)"
 $(BUILD)/speak_%.elf: firmware_stub/board/speak_mps2.c $(VOICE_DATA)/bittts_model_data.c $(ENGINE_SRC) \

@@ -97,12 +97,6 @@ static uint32_t read_u32(const uint8_t *p) {
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 static uint16_t read_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static int32_t read_i32(const uint8_t *p) {
-  uint32_t u = read_u32(p);
-  int32_t v;
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
 
 /* A section [offset, offset + count * record) inside the blob, aligned. */
 static int section_ok(uint32_t offset, uint32_t count, size_t record, size_t total) {
@@ -164,29 +158,29 @@ bittts_engine_status bittts_engine_outputs_end(const uint8_t *blob, size_t blob_
 static bittts_engine_status record_view(const bittts_engine *e, size_t id,
                                         bittts_engine_tensor *view) {
   const uint8_t *r;
-  uint32_t offset, bytes, storage;
-  size_t count = 1, size, d;
+  uint32_t offset, storage;
+  size_t count = 1, size, d, bytes;
   if (id >= e->n_tensors) return BITTTS_ENGINE_ERR_INDEX;
   r = e->tensors + id * BITTTS_ENGINE_TENSOR_BYTES;
   memset(view, 0, sizeof *view);
   view->type = r[0];
   view->rank = r[1];
   storage = r[2];
+  view->zero_point = (int8_t)r[3];
   size = bittts_engine_type_bytes(view->type);
   if (size == 0) return BITTTS_ENGINE_ERR_UNSUPPORTED;
   if (view->rank > BITTTS_ENGINE_MAX_RANK) return BITTTS_ENGINE_ERR_BLOB;
   for (d = 0; d < BITTTS_ENGINE_MAX_RANK; ++d) {
-    int32_t n = read_i32(r + 4 + 4 * d);
+    uint16_t n = read_u16(r + 4 + 2 * d);
     if (n < 1 || (d >= (size_t)view->rank && n != 1)) return BITTTS_ENGINE_ERR_BLOB;
     view->dims[d] = (int32_t)d < view->rank ? n : 0;
-    if (count > SIZE_MAX / (size_t)n) return BITTTS_ENGINE_ERR_BLOB;
-    count *= (size_t)n;
+    if (count > SIZE_MAX / n) return BITTTS_ENGINE_ERR_BLOB;
+    count *= n;
   }
-  offset = read_u32(r + 4 + 4 * BITTTS_ENGINE_MAX_RANK);
-  bytes = read_u32(r + 8 + 4 * BITTTS_ENGINE_MAX_RANK);
-  memcpy(&view->scale, r + 12 + 4 * BITTTS_ENGINE_MAX_RANK, sizeof view->scale);
-  view->zero_point = read_i32(r + 16 + 4 * BITTTS_ENGINE_MAX_RANK);
-  if (count > SIZE_MAX / size || bytes != count * size) return BITTTS_ENGINE_ERR_BLOB;
+  offset = read_u32(r + 4 + 2 * BITTTS_ENGINE_MAX_RANK);
+  memcpy(&view->scale, r + 8 + 2 * BITTTS_ENGINE_MAX_RANK, sizeof view->scale);
+  if (count > SIZE_MAX / size) return BITTTS_ENGINE_ERR_BLOB;
+  bytes = count * size;
   if (offset % BITTTS_ENGINE_ALIGN != 0) return BITTTS_ENGINE_ERR_BLOB;
   if (storage == BITTTS_ENGINE_STORAGE_CONST) {
     if (offset > e->data_len || bytes > e->data_len - offset) return BITTTS_ENGINE_ERR_BLOB;

@@ -140,8 +140,8 @@ static inline int32_t bittts_fixed_requant_apply(int32_t x, int32_t multiplier, 
  * bound itself, for multipliers 0, 1, 2^30 +- 1, INT32_MAX and others. */
 typedef struct {
   int32_t multiplier; /* >= 0 */
-  int32_t bias;       /* 2^(e-1) + offset * 2^e */
   int shift;          /* e */
+  int64_t nudge;      /* (2^(e-1) + offset * 2^e) * 2^32 + 2^31 */
 } bittts_fixed_downscale;
 
 /* 1 and *d set when shift is -31..-1 and the bias fits (|high word| <=
@@ -151,20 +151,21 @@ typedef struct {
 static inline int bittts_fixed_downscale_init(bittts_fixed_downscale *d, int32_t multiplier,
                                               int32_t shift, int32_t offset) {
   int64_t bias;
-  d->multiplier = 0, d->bias = 0, d->shift = 0;
+  d->multiplier = 0, d->shift = 0, d->nudge = 0;
   if (shift > -1 || shift < -31 || multiplier < 0) return 0;
   bias = ((int64_t)1 << (-shift - 1)) + (int64_t)offset * ((int64_t)1 << -shift);
   if (bias > ((int32_t)1 << 30) - 2 || bias < -((int32_t)1 << 30) + 2) return 0;
-  d->multiplier = multiplier, d->bias = (int32_t)bias, d->shift = (int)-shift;
+  d->multiplier = multiplier, d->shift = (int)-shift;
+  /* One constant: SMLAL onto it, no separate carry of 2^31. */
+  d->nudge = bias * ((int64_t)1 << 32) + ((int64_t)1 << 31);
   return 1;
 }
 
 /* MultiplyByQuantizedMultiplier(x, multiplier, -shift) + offset, given
  * twice_x = 2 * x with |x| < 2^30. */
 static inline int32_t bittts_fixed_downscale_apply(int32_t twice_x, int32_t multiplier,
-                                                   int32_t bias, int shift) {
-  const int64_t sum = (int64_t)twice_x * multiplier + (int64_t)bias * ((int64_t)1 << 32) +
-                      ((int64_t)1 << 31);
+                                                   int64_t nudge, int shift) {
+  const int64_t sum = (int64_t)twice_x * multiplier + nudge;
   const int32_t high = bittts_fixed_from_bits((uint32_t)((uint64_t)sum >> 32));
   return bittts_fixed_floor_shift(high - (int32_t)((uint32_t)twice_x >> 31), shift);
 }

@@ -58,3 +58,28 @@ def test_c_voice_speaks_the_runtime_wav():
 def test_engine_refuses_float_variants_in_one_line():
     with pytest.raises(ValueError, match="c99 engine runs the int8 variant"):
         TextToSpeech(MODEL, variant="packed", engine="c99")
+
+
+def test_c_voice_refuses_bad_calls_by_status(seed):
+    """An id out of range, no ids, too many, a short arena or work buffer: a
+    status naming the stage, nothing spoken."""
+    from bittts_tf.engine import native
+    rng = np.random.default_rng(seed)
+    speaker = voice.Voice.from_folder(MODEL)
+    symbols, max_tokens = speaker.config.num_symbols, speaker.config.max_tokens
+    ids = rng.integers(0, symbols, size=int(rng.integers(1, max_tokens + 1)))
+    for bad, stage in ((np.append(ids[:-1], symbols), "STREAM"), (ids[:0], "STREAM"),
+                       (rng.integers(0, symbols, size=max_tokens + 1), "STREAM")):
+        with pytest.raises(voice.VoiceError, match=stage):
+            speaker.speak(bad)
+    full = speaker.arena
+    speaker.arena = native._aligned_bytes(full.size - 8)
+    with pytest.raises(voice.VoiceError, match="ENGINE .*ERR_SIZE"):
+        speaker.speak(ids)
+    speaker.arena = full
+    work = speaker.work
+    speaker.work = work[:-1].copy()
+    with pytest.raises(voice.VoiceError, match="STREAM"):
+        speaker.speak(ids)
+    speaker.work = work
+    assert speaker.speak(ids).size > 0

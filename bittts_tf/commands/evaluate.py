@@ -49,6 +49,10 @@ flags.DEFINE_boolean("dnsmos", True, "Also score DNSMOS (about a second per clip
 flags.DEFINE_integer("griffin_lim_iters", 32, "Griffin-Lim iterations.", lower_bound=1)
 flags.DEFINE_integer("threads", 1, "Threads for DNSMOS (training may be running beside).",
                      lower_bound=1)
+flags.DEFINE_enum("variant", "packed", ["packed", "int8", "float32"],
+                  "Which graphs of the folder speak (the model system).")
+flags.DEFINE_enum("engine", "litert", ["litert", "c99"],
+                  "What runs them: LiteRT, or the C99 engine (--variant=int8 only).")
 
 
 def fail(message: str):
@@ -58,10 +62,12 @@ def fail(message: str):
 def load_model(model_dir: str):
     if not os.path.isdir(model_dir):
         fail(f"--model_dir={model_dir}: no such folder")
+    if FLAGS.engine == "c99" and FLAGS.variant != "int8":
+        fail(f"--engine=c99 runs the int8 graphs; pass --variant=int8 (not {FLAGS.variant})")
     from bittts_tf.runtime import ModelFolderError, TextToSpeech
     try:
-        return TextToSpeech(model_dir)
-    except ModelFolderError as e:
+        return TextToSpeech(model_dir, variant=FLAGS.variant, engine=FLAGS.engine)
+    except (ModelFolderError, ValueError) as e:
         fail(f"--model_dir={model_dir}: {e}")
 
 

@@ -41,6 +41,9 @@ flags.DEFINE_enum("decode", "load", ["load", "graph"],
                   "Decode the ternary weights once at load (fast on a desktop) or in the graph "
                   "at every invoke (as a microcontroller does).")
 flags.DEFINE_integer("num_threads", 1, "Interpreter threads.")
+flags.DEFINE_enum("engine", "litert", ["litert", "c99"],
+                  "What runs the graphs: LiteRT, or the C99 engine of the firmware "
+                  "(firmware_stub/bittts_engine*.c, host build; --variant=int8 only).")
 
 STDOUT = "-"
 
@@ -70,8 +73,10 @@ def main(argv):
     # With the wav on stdout, our own lines go to stderr.
     report = sys.stderr if FLAGS.output == STDOUT else sys.stdout
 
+    if FLAGS.engine == "c99" and FLAGS.variant != "int8":
+        sys.exit(f"speak: --engine=c99 runs the int8 graphs; pass --variant=int8 (not {FLAGS.variant})")
     start = time.perf_counter()
-    tts = TextToSpeech(model_dir, FLAGS.variant, FLAGS.decode, FLAGS.num_threads)
+    tts = TextToSpeech(model_dir, FLAGS.variant, FLAGS.decode, FLAGS.num_threads, FLAGS.engine)
     load_seconds = time.perf_counter() - start
     result = tts.synthesize(text, FLAGS.speaker, FLAGS.duration_scale)
     for note in result.notes:
@@ -87,5 +92,6 @@ def main(argv):
     print(f"wrote {written}: {seconds:.2f} s of audio at {result.sample_rate} Hz in "
           f"{len(result.segments)} segment(s); model loaded in {1000 * load_seconds:.0f} ms, "
           f"time to first audio {1000 * result.time_to_first_audio:.1f} ms, real-time factor "
-          f"{result.real_time_factor:.3f} ({FLAGS.variant} graphs, decode at {FLAGS.decode})",
+          f"{result.real_time_factor:.3f} ({FLAGS.variant} graphs, "
+          + (f"decode at {FLAGS.decode})" if FLAGS.engine == "litert" else "C99 engine)"),
           file=report)

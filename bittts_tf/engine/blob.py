@@ -8,8 +8,8 @@ section 8-byte aligned):
                 input / output counts, arena bytes, then the offsets and
                 sizes of the sections below
     tensors     one TENSOR_BYTES record each: type, rank, storage (arena or
-                constant), dims, offset (into the arena or the data
-                section), bytes, and an int8 tensor's scale and zero point
+                constant), an int8 tensor's zero point, dims, offset (into
+                the arena or the data section), the int8 tensor's scale
     ops         one OP_BYTES record each: opcode, input and output counts,
                 tensor ids (0xFFFF: an absent operand), first parameter word,
                 parameter count
@@ -118,6 +118,12 @@ def lower(data: bytes, name: str = "<graph>", output_names: list[str] | None = N
         raise graph.GraphError(f"{name}: {len(outputs)} outputs, {len(names)} names given")
     program.inputs = {key: tensor_id(index) for key, index in sorted(inputs.items())}
     program.outputs = {key: tensor_id(index) for key, index in zip(names, outputs)}
+    for t in program.tensors:
+        if len(t.shape) > spec.MAX_RANK or any(not 1 <= d <= spec.MAX_DIM for d in t.shape):
+            raise graph.GraphError(f"{name}: tensor {t.name or '(added)'} of shape {list(t.shape)}: "
+                                   f"the engine takes rank <= {spec.MAX_RANK}, dims 1..{spec.MAX_DIM}")
+        if not -128 <= t.zero_point <= 127:
+            raise graph.GraphError(f"{name}: tensor {t.name}: zero point {t.zero_point} outside int8")
     for key in list(program.inputs) + names:
         if not key.isascii() or len(key.encode()) >= spec.IO_NAME_BYTES:
             raise graph.GraphError(f"{name}: tensor name {key!r} is not ASCII of at most "
@@ -196,8 +202,8 @@ def write(program: Program) -> bytes:
     for t in program.tensors:
         dims = list(t.shape) + [1] * (spec.MAX_RANK - len(t.shape))
         storage = STORAGE_CONST if t.data is not None else STORAGE_ARENA
-        tensors += struct.pack(f"<BBBB{spec.MAX_RANK}iIIfiI", spec.TYPES[t.type], len(t.shape),
-                               storage, 0, *dims, t.offset, t.bytes, t.scale, t.zero_point, 0)
+        tensors += struct.pack(f"<BBBb{spec.MAX_RANK}HIf", spec.TYPES[t.type], len(t.shape),
+                               storage, t.zero_point, *dims, t.offset, t.scale)
     assert len(tensors) == TENSOR_BYTES * len(program.tensors)
     ops, params = bytearray(), []
     for opcode, inputs, outputs, words in program.ops:

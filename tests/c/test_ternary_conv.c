@@ -10,8 +10,14 @@
  * byte; on a refusal neither the output nor the scratch may change. Canary
  * bytes around every written buffer catch writes out of bounds; `make test-c`
  * also builds this file with AddressSanitizer and UBSan, `make test-cortex-m`
- * for Cortex-M4 and M7 in QEMU. The seed is printed; BITTTS_TEST_SEED=<seed>
- * (or the first argument) replays a run. */
+ * for Cortex-M4 and M7 in QEMU, twice: with the DSP extension's SIMD path
+ * and with -DBITTTS_CONV_NO_ACLE (the plain C path on the same cores). The
+ * streaming rounds draw what the C engine runs (T_out 1..8, Cin a multiple
+ * of 4 or not, odd K, stride, dilation) and compare bittts_conv_i8 and
+ * bittts_conv_i8_trusted, each with the plain and the fast scratch size
+ * (bittts_conv_i8_fast_scratch_size: the widened-window SIMD path), with the
+ * reference. The seed is printed; BITTTS_TEST_SEED=<seed> (or the first
+ * argument) replays a run. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -297,6 +303,112 @@ static void test_random_i8(int round) {
   free(x), free(trits), free(packed), free(bias), free(expected), free(go.block), free(gs.block);
 }
 
+/* --- The streaming shapes, both entry points, both scratch sizes. */
+
+static void stream_shape(bittts_conv_shape *s, RefShape *r) {
+  static const size_t kChannels[] = {4, 8, 12, 16, 20, 32, 36, 64, 128, 1, 3, 5, 6, 7, 9, 10, 13};
+  do {
+    const size_t t_out = rng() % 8 ? pick(1, 8) : pick(9, 40); /* past a 16-frame chunk too */
+    s->batches = rng() % 4 ? 1 : 2;
+    s->input_channels = rng() % 3 ? kChannels[rng() % 9] : kChannels[rng() % 17];
+    s->output_channels = pick(1, 12);
+    s->kernel_size = rng() % 2 ? 2 * pick(0, 3) + 1 : pick(1, 6); /* odd half the time */
+    s->stride = rng() % 3 ? 1 : pick(2, 3);
+    s->dilation = rng() % 3 ? 1 : pick(2, 3);
+    s->padding = rng() % 3 ? BITTTS_CONV_PADDING_VALID : BITTTS_CONV_PADDING_SAME;
+    /* T giving about t_out frames; ref_shape says what it gives exactly. */
+    s->input_length = s->padding == BITTTS_CONV_PADDING_SAME
+                          ? (t_out - 1) * s->stride + pick(1, s->stride)
+                          : (t_out - 1) * s->stride + (s->kernel_size - 1) * s->dilation + 1 +
+                                (rng() % 4 ? 0 : pick(0, s->stride - 1));
+  } while (!ref_shape(s, r) || s->kernel_size * s->input_channels > 640);
+}
+
+static void test_stream_i8(int round) {
+  bittts_conv_shape s;
+  RefShape r;
+  bittts_conv_quant q;
+  size_t i, n_in, n_out, n_w, plain_len, fast_len;
+  int8_t *x, *expected, *packed;
+  int32_t *bias = NULL;
+  int *trits, trusted, fast;
+  stream_shape(&s, &r);
+  random_quant(&q, (int)(rng() % 4));
+  n_in = s.batches * s.input_length * s.input_channels;
+  n_out = s.batches * r.out_length * s.output_channels;
+  n_w = s.output_channels * s.kernel_size * s.input_channels;
+  plain_len = bittts_conv_scratch_size(&s);
+  fast_len = bittts_conv_i8_fast_scratch_size(&s);
+  CHECK(fast_len >= plain_len && (s.input_channels % 4 != 0 || fast_len > plain_len),
+        "stream round %d: fast scratch %zu, plain %zu", round, fast_len, plain_len);
+  x = malloc(n_in);
+  for (i = 0; i < n_in; ++i) x[i] = (int8_t)((int)(rng() % 256) - 128);
+  if (round % 8 == 0) /* the extremes: every product at its largest */
+    for (i = 0; i < n_in; ++i) x[i] = (int8_t)(rng() % 2 ? 127 : -128);
+  trits = random_trits(n_w);
+  packed = malloc(bittts_packed_size(n_w));
+  encode(trits, n_w, packed);
+  if (rng() % 4) {
+    bias = malloc(s.output_channels * sizeof *bias);
+    for (i = 0; i < s.output_channels; ++i) bias[i] = (int32_t)(rng() % 20001) - 10000;
+  }
+  expected = malloc(n_out);
+  ref_conv_i8(&r, &q, x, trits, bias, expected);
+  for (trusted = 0; trusted < 2; ++trusted)
+    for (fast = 0; fast < 2; ++fast) {
+      Guarded go, gs;
+      /* an odd start for the scratch: the window must align itself */
+      const size_t scratch_len = (fast ? fast_len : plain_len) + (size_t)(rng() % 3);
+      int8_t *y = guarded(&go, n_out), *scratch = guarded(&gs, scratch_len + 1) + 1;
+      bittts_conv_status status =
+          trusted ? bittts_conv_i8_trusted(&s, &q, x, n_in, packed, bittts_packed_size(n_w), bias,
+                                           bias ? s.output_channels : 0, scratch, scratch_len, y,
+                                           n_out)
+                  : bittts_conv_i8(&s, &q, x, n_in, packed, bittts_packed_size(n_w), bias,
+                                   bias ? s.output_channels : 0, scratch, scratch_len, y, n_out,
+                                   NULL);
+      CHECK(status == BITTTS_CONV_OK, "stream round %d: status %d", round, (int)status);
+      if (status == BITTTS_CONV_OK && memcmp(y, expected, n_out) != 0) {
+        for (i = 0; i < n_out && y[i] == expected[i]; ++i) continue;
+        CHECK(0, "stream round %d (%s, %s scratch): output %zu is %d, reference %d (N=%zu T=%zu "
+              "Cin=%zu Cout=%zu K=%zu stride %zu dilation %zu padding %d)", round,
+              trusted ? "trusted" : "checked", fast ? "fast" : "plain", i, y[i], expected[i],
+              s.batches, s.input_length, s.input_channels, s.output_channels, s.kernel_size,
+              s.stride, s.dilation, s.padding);
+      }
+      CHECK(guards_intact(&go) && guards_intact(&gs), "stream round %d: canary", round);
+      free(go.block), free(gs.block);
+    }
+  free(x), free(trits), free(packed), free(bias), free(expected);
+}
+
+/* Every valid byte through both paths' decode: Cout 243 rows of one byte
+ * each (K 1, Cin 5), one-hot inputs, a rescale by exactly 1: output t of row
+ * o is trit t of byte o - 121. Then the trusted entry point on invalid bytes:
+ * no refusal, no access outside anything (ASan), the trits read as 0. */
+static void test_every_byte(void) {
+  enum { kRows = BITTTS_NUM_PATTERNS };
+  bittts_conv_shape s = {1, 5, 5, kRows, 1, 1, 1, BITTTS_CONV_PADDING_VALID};
+  bittts_conv_quant q = {0, 0, 1 << 30, 1, -128, 127};
+  int8_t x[25], packed[kRows], y[5 * kRows], scratch[16];
+  int i, t, wrong = 0;
+  for (i = 0; i < 25; ++i) x[i] = (int8_t)(i % 6 == 0); /* frame t: channel t is 1 */
+  for (i = 0; i < kRows; ++i) packed[i] = (int8_t)(i - BITTTS_INDEX_OFFSET);
+  CHECK(bittts_conv_i8_trusted(&s, &q, x, 25, packed, kRows, NULL, 0, scratch, sizeof scratch, y,
+                               sizeof y) == BITTTS_CONV_OK, "every byte runs");
+  for (i = 0; i < kRows; ++i)
+    for (t = 0; t < 5; ++t) wrong += y[t * kRows + i] != BITTTS_TRIT_TABLE[i][t];
+  CHECK(wrong == 0, "%d trits of the 243 bytes decoded wrong", wrong);
+  for (i = 0; i < kRows; ++i) packed[i] = (int8_t)(i % 2 ? 122 + i % 6 : -128 + i % 7);
+  memset(y, 1, sizeof y);
+  CHECK(bittts_conv_i8_trusted(&s, &q, x, 25, packed, kRows, NULL, 0, scratch, sizeof scratch, y,
+                               sizeof y) == BITTTS_CONV_OK, "invalid bytes, trusted");
+  for (i = 0, wrong = 0; i < 5 * kRows; ++i) wrong += y[i] != 0;
+  CHECK(wrong == 0, "%d outputs of invalid bytes are not 0", wrong);
+  CHECK(bittts_conv_i8(&s, &q, x, 25, packed, kRows, NULL, 0, scratch, sizeof scratch, y,
+                       sizeof y, NULL) == BITTTS_CONV_ERR_INDEX, "invalid bytes, checked");
+}
+
 /* --- The rescale and the multiplier. */
 
 static void test_rescale(void) {
@@ -567,6 +679,21 @@ static void test_refusals(void) {
     REFUSED(&m, run_i8(&m, 6, &bad), BITTTS_CONV_ERR_INDEX, "invalid byte (i8)");
     CHECK(bad == at, "byte %d at %zu reported at %zu", value, at, bad);
   }
+  /* The trusted entry point refuses all the rest alike, writing nothing. */
+  small(&m);
+  REFUSED(&m, bittts_conv_i8_trusted(&m.s, &m.q, m.x8, 23, m.packed, 6, NULL, 0, m.scratch, 24,
+                                     m.y8, 18), BITTTS_CONV_ERR_SIZE, "trusted: input one short");
+  REFUSED(&m, bittts_conv_i8_trusted(&m.s, &m.q, m.x8, 24, m.packed, 6, NULL, 0, m.scratch,
+                                     bittts_conv_scratch_size(&m.s) - 1, m.y8, 18),
+          BITTTS_CONV_ERR_SIZE, "trusted: scratch one short");
+  REFUSED(&m, bittts_conv_i8_trusted(&m.s, NULL, m.x8, 24, m.packed, 6, NULL, 0, m.scratch, 24,
+                                     m.y8, 18), BITTTS_CONV_ERR_NULL, "trusted: no quantization");
+  REFUSED(&m, bittts_conv_i8_trusted(&m.s, &m.q, m.x8, 24, m.packed, 6, NULL, 0, m.scratch, 24,
+                                     m.x8 + 6, 18), BITTTS_CONV_ERR_OVERLAP,
+          "trusted: output on input");
+  m.q.shift = 31;
+  REFUSED(&m, bittts_conv_i8_trusted(&m.s, &m.q, m.x8, 24, m.packed, 6, NULL, 0, m.scratch, 24,
+                                     m.y8, 18), BITTTS_CONV_ERR_PARAM, "trusted: shift 31");
   CHECK(strcmp(bittts_conv_status_message(BITTTS_CONV_ERR_INDEX),
                "packed byte outside -121..121") == 0, "message");
 }
@@ -622,9 +749,12 @@ int main(int argc, char **argv) {
   unsigned long long seed =
       seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
   rng_state = seed ? seed : 1;
-  printf("test_ternary_conv: seed %llu (replay with BITTTS_TEST_SEED=%llu)\n", seed, seed);
+  printf("test_ternary_conv: seed %llu (replay with BITTTS_TEST_SEED=%llu), int8 SIMD %d\n",
+         seed, seed, bittts_conv_simd());
   for (round = 0; round < 400; ++round) test_random_f32(round);
   for (round = 0; round < 400; ++round) test_random_i8(round);
+  for (round = 0; round < 300; ++round) test_stream_i8(round);
+  test_every_byte();
   test_rescale();
   test_quantize_multiplier();
   test_activation_ranges();

@@ -37,7 +37,9 @@ static int8_t x8[kT * kCin], y8[kT * kCout], ref8[kT * kCout], codes[kWeights];
 static float xf[kT * kCin], yf[kT * kCout], reff[kT * kCout], weights[kWeights];
 static int32_t bias32[kCout];
 static float biasf[kCout];
-static int8_t scratch[kK * kCin + 8];
+/* bittts_conv_i8_fast_scratch_size: the row, 3 bytes to align, the window of
+ * 16 output frames widened to int16. */
+static int8_t scratch[kK * kCin + 8 + 3 + 2 * (16 + kK - 1) * kCin];
 static float scratchf[kK * kCin + 8];
 static const float kBeta = 0.0371f;
 static bittts_conv_quant quant;
