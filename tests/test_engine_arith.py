@@ -9,43 +9,16 @@ Outputs must be equal, not close."""
 from __future__ import annotations
 
 import copy
-import functools
-import pathlib
 
 import numpy as np
 import pytest
 
 from bittts_tf.engine import check, graph, lower_arith, native
 from bittts_tf.litert import tflite_file
+from engine_ops import assert_exact, shipped_ops
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-GRAPHS = (ROOT / "models" / "slt_tiny" / "text.int8.tflite",
-          ROOT / "models" / "slt_tiny" / "frames.int8.tflite")
 KINDS = ("ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "RSQRT", "LOGISTIC", "MEAN")
-
-pytestmark = pytest.mark.skipif(not all(p.exists() for p in GRAPHS),
-                                reason="the shipped int8 graphs are not in models/slt_tiny")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _engine_library():
-    if not native.ENGINE_LIBRARY.exists():
-        pytest.skip(f"{native.ENGINE_LIBRARY} not built (make {native.ENGINE_LIBRARY.name})")
-
-
-@functools.lru_cache(maxsize=None)
-def _graph(path: pathlib.Path):
-    data = tflite_file.read_tflite(path)
-    return data, graph.read_graph(data)[1]
-
-
-def _ops(kind: str):
-    """(model bytes, op) of every op of `kind` in both graphs."""
-    found = []
-    for path in GRAPHS:
-        data, ops = _graph(path)
-        found += [(data, op) for op in ops if op.name == kind]
-    return found
+_ops = shipped_ops
 
 
 def _rsqrt_feed(op: graph.GraphOp, rng: np.random.Generator) -> dict:
@@ -56,15 +29,9 @@ def _rsqrt_feed(op: graph.GraphOp, rng: np.random.Generator) -> dict:
 
 
 def _assert_exact(data: bytes, op_index: int, rng: np.random.Generator, feeds=None, what=""):
-    got, expected, lowered = check.compare_op(data, op_index, rng, feeds)
-    assert len(got) == len(expected) == 1
-    assert got[0].dtype == expected[0].dtype == np.int8
-    assert got[0].shape == expected[0].shape
-    diff = got[0].astype(np.int32) - expected[0].astype(np.int32)
-    assert np.array_equal(got[0], expected[0]), (
-        f"{what} op {op_index}: {np.count_nonzero(diff)} of {diff.size} codes differ "
-        f"(max {np.abs(diff).max()}), params {lowered.params}")
-    return got[0]
+    (got,) = assert_exact(data, op_index, rng, feeds, what)
+    assert got.dtype == np.int8
+    return got
 
 
 # Each comparison builds a TFLM interpreter (about 70 ms): MUL (130 ops) and

@@ -6,7 +6,6 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 
 from bittts_tf.engine import blob, native, spec
 

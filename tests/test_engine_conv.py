@@ -5,45 +5,25 @@ bit; corrupt kernels, shapes and parameters are refused with a status."""
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import pytest
 
 from bittts_tf.engine import check, graph, lower_conv, native, spec
-from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec as quant_spec
+from engine_ops import STATUS, assert_exact, shipped_ops
 
-GRAPHS = ("models/slt_tiny/text.int8.tflite", "models/slt_tiny/frames.int8.tflite")
-OK, ERR_INDEX, ERR_PARAM, ERR_SIZE = (
-    [name for name, _ in spec.STATUSES].index(s) for s in ("OK", "ERR_INDEX", "ERR_PARAM",
-                                                           "ERR_SIZE"))
-
-pytestmark = pytest.mark.skipif(not native.ENGINE_LIBRARY.exists(),
-                                reason="build/libbittts_engine.so missing: make lib")
-
-
-@functools.lru_cache(maxsize=None)
-def _graph(path: str) -> tuple[bytes, list]:
-    data = tflite_file.read_tflite(path)
-    return data, graph.read_graph(data)[1]
+OK, ERR_INDEX, ERR_PARAM, ERR_SIZE = (STATUS[s] for s in ("OK", "ERR_INDEX", "ERR_PARAM",
+                                                          "ERR_SIZE"))
 
 
 def _ops(name: str) -> list[tuple[bytes, int]]:
-    found = []
-    for path in GRAPHS:
-        data, ops = _graph(path)
-        found += [(data, op.index) for op in ops if op.name == name]
-    return found
+    return [(data, op.index) for data, op in shipped_ops(name)]
 
 
 def _assert_exact(data: bytes, index: int, rng: np.random.Generator) -> None:
-    got, expected, _ = check.compare_op(data, index, rng)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        assert g.shape == e.shape and g.dtype == e.dtype
-        assert np.array_equal(g, e), f"op {index}: {np.sum(g != e)} of {g.size} values differ"
+    assert_exact(data, index, rng)
 
 
 @pytest.mark.parametrize("name, least", [("CONV_2D", 4), ("DEPTHWISE_CONV_2D", 8),

@@ -8,7 +8,6 @@ bad indices, shapes and parameters are refused with a status."""
 from __future__ import annotations
 
 import copy
-import functools
 import platform
 
 import numpy as np
@@ -16,41 +15,15 @@ import pytest
 
 from bittts_tf.engine import check, graph, native, spec
 from bittts_tf.litert import tflite_file
+from engine_ops import STATUS, assert_exact, bits, shipped_ops
 
-GRAPHS = ("models/slt_tiny/text.int8.tflite", "models/slt_tiny/frames.int8.tflite")
-STATUS = {name: k for k, (name, _) in enumerate(spec.STATUSES)}
 OK, ERR_INDEX, ERR_PARAM, ERR_SIZE = (STATUS[s] for s in ("OK", "ERR_INDEX", "ERR_PARAM",
                                                           "ERR_SIZE"))
-
-pytestmark = pytest.mark.skipif(not native.ENGINE_LIBRARY.exists(),
-                                reason="build/libbittts_engine.so missing: make lib")
-
-
-@functools.lru_cache(maxsize=None)
-def _graph(path: str) -> tuple[bytes, list]:
-    data = tflite_file.read_tflite(path)
-    return data, graph.read_graph(data)[1]
-
-
-def _ops(name: str) -> list[tuple[bytes, graph.GraphOp]]:
-    found = []
-    for path in GRAPHS:
-        data, ops = _graph(path)
-        found += [(data, op) for op in ops if op.name == name]
-    return found
-
-
-def _bits(a: np.ndarray) -> np.ndarray:
-    return a.view(np.uint32) if a.dtype == np.float32 else a
+_ops, _bits = shipped_ops, bits
 
 
 def _assert_exact(data: bytes, index: int, rng, feeds=None) -> None:
-    got, expected, _ = check.compare_op(data, index, rng, feeds)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        assert g.shape == e.shape and g.dtype == e.dtype, (index, g.shape, e.shape)
-        assert np.array_equal(_bits(g), _bits(e)), \
-            f"op {index}: {np.sum(_bits(g) != _bits(e))} of {g.size} values differ"
+    assert_exact(data, index, rng, feeds)
 
 
 def _feeds(op: graph.GraphOp, rng: np.random.Generator):

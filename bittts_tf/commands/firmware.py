@@ -35,6 +35,7 @@ import numpy as np
 from absl import flags
 
 from bittts_tf.export import firmware_spec
+from bittts_tf.export.c_source import c_bytes, c_float, c_string, config_and_phrase_lines, table
 from bittts_tf.litert import tflite_file
 from bittts_tf.litert.tflite_file import FLOAT32, INT8, INT32
 from bittts_tf.runtime.stream import StreamShapes
@@ -134,29 +135,6 @@ def check_state_quantization(indices: dict, states, path: str) -> None:
                                 f"{indices[f'in:{name}'][2]}: its codes cannot be carried")
 
 
-def c_string(text: str) -> str:
-    """A C string literal of the UTF-8 bytes (octal escapes, which cannot run
-    into the next character the way hex escapes do)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        char = chr(byte)
-        if char in '"\\':
-            out.append("\\" + char)
-        elif 32 <= byte < 127:
-            out.append(char)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
-
-
-_HEX = [f"0x{i:02x}," for i in range(256)]
-
-
-def c_bytes(data: bytes) -> str:
-    return "\n".join("  " + "".join(_HEX[b] for b in data[i:i + 16])
-                     for i in range(0, len(data), 16))
-
-
 def load_inputs(model_dir: str, variant: str, phrases: list[str]):
     from bittts_tf.runtime import model_folder
     from bittts_tf.text.g2p import FrontEnd
@@ -207,23 +185,8 @@ def expected_tensors(shapes: dict, stream: StreamShapes, int8: bool) -> dict:
     }
 
 
-def _c_float(value: float) -> str:
-    """A float32 as a C literal: its shortest decimal, which reads back to it."""
-    return str(np.float32(value)) + "f"
-
-
-def _table(values, indent: str = "    ") -> str:
-    """A brace initializer, 12 values a line ({0} when empty: C has no {})."""
-    rows = [", ".join(str(v) for v in values[i:i + 12]) for i in range(0, len(values), 12)]
-    return "{" + f", \\\n{indent}".join(rows) + "}" if rows else "{0}"
-
-
 def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, sample_rate,
                 graphs, indices, variant, phrases) -> str:
-    values = firmware_spec.config_values(shapes, num_symbols)
-    config = [f"    {values[name]} /* {name} */" for name, _ in firmware_spec.CONFIG_FIELDS]
-    config += [f"    {_table(values[name][:len(stream.states)], '     ')} /* {name} */"
-               for name, _ in firmware_spec.CONFIG_ARRAYS]
     int8 = variant == "int8"
     work = firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"], stream.head_width, int8)
     frames = indices["frames"]
@@ -273,31 +236,22 @@ def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, 
     for key, what in (("in:frames", "FRAMES_INPUT_FRAMES"), ("in:mask", "FRAMES_INPUT_MASK"),
                       ("out:spectrum", "FRAMES_OUTPUT_SPECTRUM")):
         scale, zero_point = frames[key][2] or (0.0, 0)
-        lines += [f"#define BITTTS_MODEL_{what}_SCALE {_c_float(scale)}",
+        lines += [f"#define BITTTS_MODEL_{what}_SCALE {c_float(scale)}",
                   f"#define BITTTS_MODEL_{what}_ZERO_POINT {zero_point}"]
     lines += ["/* The states, state_00 first: input and output indices, values in each, the",
               " * int8 zero point (the code of a zero state; 0 for float32). */",
               f"#define BITTTS_MODEL_NUM_STATES {len(states)}",
               "#define BITTTS_MODEL_STATE_INPUTS "
-              + _table([frames[f"in:{name}"][1] for name, _, _ in states]),
+              + table([frames[f"in:{name}"][1] for name, _, _ in states]),
               "#define BITTTS_MODEL_STATE_OUTPUTS "
-              + _table([frames[f"out:{name}"][1] for name, _, _ in states]),
+              + table([frames[f"out:{name}"][1] for name, _, _ in states]),
               "#define BITTTS_MODEL_STATE_LENGTHS "
-              + _table([f * c for _, f, c in states]),
+              + table([f * c for _, f, c in states]),
               "#define BITTTS_MODEL_STATE_ZERO_POINTS "
-              + _table([(frames[f"in:{name}"][2] or (0.0, 0))[1] for name, _, _ in states]),
-              "", "/* static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG; */",
-              "#define BITTTS_MODEL_STREAM_CONFIG { \\", ", \\\n".join(config) + " \\", "}", "",
-              "/* A phrase: the phoneme ids of its segments one after another; run each",
-              " * segment through the text graph on its own. */",
-              "typedef struct {", "  const char *text;", "  const int32_t *ids;",
-              "  const uint16_t *segment_lengths;", "  uint16_t num_segments;",
-              "} bittts_model_phrase;", "",
-              f"#define BITTTS_MODEL_NUM_PHRASES {len(phrases)}"]
-    if phrases:
-        lines.append("extern const bittts_model_phrase bittts_model_phrases"
-                     "[BITTTS_MODEL_NUM_PHRASES];")
-    lines += ["", "#ifdef __cplusplus", "}", "#endif", "", "#endif /* BITTTS_MODEL_DATA_H_ */", ""]
+              + table([(frames[f"in:{name}"][2] or (0.0, 0))[1] for name, _, _ in states]),
+              ""]
+    lines += config_and_phrase_lines(shapes, stream, num_symbols, phrases,
+                                     "run each\n * segment through the text graph on its own.")
     return "\n".join(lines)
 
 
@@ -414,7 +368,7 @@ def engine_files(model_dir, shapes, stream, num_symbols, sample_rate, graphs, ph
     blob_graphs = {f"{g}_blob": (graphs[g][0], data, None) for g, (data, _) in made.items()}
     sizes = {key: len(data) for key, (_, data, _) in blob_graphs.items()}
     files = {DATA_HEADER: firmware_data.header(model_dir, shapes, stream, num_symbols, sample_rate,
-                                               sizes, arenas, phrases, _table),
+                                               sizes, arenas, phrases),
              DATA_SOURCE: data_source(blob_graphs, phrases, segments)}
     return files, {"blob_bytes": sizes, "arena_bytes": arenas}
 
