@@ -70,9 +70,10 @@ size_t bittts_conv_pad_before(const bittts_conv_shape *shape);
 size_t bittts_conv_scratch_size(const bittts_conv_shape *shape);
 /* The int8 scratch (bytes) with which bittts_conv_i8 and _trusted take their
  * fastest path where the build has the Arm DSP extension (see
- * bittts_conv_simd): bittts_conv_scratch_size, plus 3 bytes of alignment
- * and the activations of up to 16 output frames' input window widened to
- * int16, when Cin is a multiple of 4 (else the plain size). Any scratch of
+ * bittts_conv_simd): when Cin is a multiple of 4, 2 * K * Cin + 32 (the
+ * int16 lanes of two rows decoded together, alignment and margins) plus the
+ * activations of up to 16 output frames' input window widened to int16
+ * (else the plain size). Any scratch of
  * at least bittts_conv_scratch_size works, with the same bits; this one is
  * what the C engine's lowering allocates. 0 for an invalid shape. */
 size_t bittts_conv_i8_fast_scratch_size(const bittts_conv_shape *shape);

@@ -249,16 +249,16 @@ def ternary_scratch_size(kernel_size: int, input_channels: int, stride: int = 1,
     """bittts_conv_scratch_size: one row of K * Cin trits plus the up to 4 + 4
     trits of the packed bytes the row starts and ends inside, whole bytes;
     with out_length (T_out), bittts_conv_i8_fast_scratch_size: when Cin is a
-    multiple of 4 also 3 bytes of alignment and the input window of up to 16
-    output frames widened to int16, which the Cortex-M4/M7 build's SIMD path
-    needs (on the M7 it took the frames graph's ternary convs from 5.7 to 1.7
-    instructions per multiply-add at K = 5; tests/c/cortex_m/bench_conv.c)."""
+    multiple of 4, the int16 lanes of a pair of rows (2 * K * Cin bytes plus
+    32 of alignment and margins) and the input window of up to 16 output
+    frames widened to int16, which the Cortex-M4/M7 build's SIMD path needs
+    (two rows per SMLAD; tests/c/cortex_m/bench_conv.c)."""
     trits = quant_spec.TRITS_PER_BYTE
     row = (kernel_size * input_channels + 2 * (trits - 1)) // trits * trits
     if out_length < 1 or input_channels % 4:
         return row
     frames = (min(out_length, TERNARY_CONV_CHUNK) - 1) * stride + (kernel_size - 1) * dilation + 1
-    return row + 3 + 2 * frames * input_channels
+    return 2 * kernel_size * input_channels + 32 + 2 * frames * input_channels
 
 
 def lower_ternary_conv(op: GraphOp) -> Lowered:

@@ -279,6 +279,15 @@ static void test_random_i8(int round) {
   x = malloc(n_in);
   for (i = 0; i < n_in; ++i) x[i] = (int8_t)((int)(rng() % 256) - 128);
   trits = random_trits(n_w);
+  if (round % 16 == 4) {
+    /* The SIMD path's lane fields at their limit: every product +-255 with
+     * one sign, so each 32-position partial sum of a row is +-8160, next to
+     * the 14-bit field's 8191 (and row B's field at its largest). */
+    const int sign = rng() % 2 ? 1 : -1, low = rng() % 2;
+    for (i = 0; i < n_in; ++i) x[i] = (int8_t)(low ? -128 : 127);
+    q.input_offset = low ? -127 : 128;
+    for (i = 0; i < n_w; ++i) trits[i] = sign;
+  }
   packed = malloc(bittts_packed_size(n_w));
   encode(trits, n_w, packed);
   if (rng() % 4) {
@@ -311,7 +320,7 @@ static void stream_shape(bittts_conv_shape *s, RefShape *r) {
     const size_t t_out = rng() % 8 ? pick(1, 8) : pick(9, 40); /* past a 16-frame chunk too */
     s->batches = rng() % 4 ? 1 : 2;
     s->input_channels = rng() % 3 ? kChannels[rng() % 9] : kChannels[rng() % 17];
-    s->output_channels = pick(1, 12);
+    s->output_channels = rng() % 4 ? pick(1, 12) : pick(13, 27); /* pairs o, o + 5; rows alone */
     s->kernel_size = rng() % 2 ? 2 * pick(0, 3) + 1 : pick(1, 6); /* odd half the time */
     s->stride = rng() % 3 ? 1 : pick(2, 3);
     s->dilation = rng() % 3 ? 1 : pick(2, 3);
@@ -346,6 +355,15 @@ static void test_stream_i8(int round) {
   if (round % 8 == 0) /* the extremes: every product at its largest */
     for (i = 0; i < n_in; ++i) x[i] = (int8_t)(rng() % 2 ? 127 : -128);
   trits = random_trits(n_w);
+  if (round % 16 == 4) {
+    /* The SIMD path's lane fields at their limit: every product +-255 with
+     * one sign, so each 32-position partial sum of a row is +-8160, next to
+     * the 14-bit field's 8191 (and row B's field at its largest). */
+    const int sign = rng() % 2 ? 1 : -1, low = rng() % 2;
+    for (i = 0; i < n_in; ++i) x[i] = (int8_t)(low ? -128 : 127);
+    q.input_offset = low ? -127 : 128;
+    for (i = 0; i < n_w; ++i) trits[i] = sign;
+  }
   packed = malloc(bittts_packed_size(n_w));
   encode(trits, n_w, packed);
   if (rng() % 4) {
@@ -753,7 +771,7 @@ int main(int argc, char **argv) {
          seed, seed, bittts_conv_simd());
   for (round = 0; round < 400; ++round) test_random_f32(round);
   for (round = 0; round < 400; ++round) test_random_i8(round);
-  for (round = 0; round < 300; ++round) test_stream_i8(round);
+  for (round = 0; round < 600; ++round) test_stream_i8(round);
   test_every_byte();
   test_rescale();
   test_quantize_multiplier();

@@ -37,9 +37,10 @@ static int8_t x8[kT * kCin], y8[kT * kCout], ref8[kT * kCout], codes[kWeights];
 static float xf[kT * kCin], yf[kT * kCout], reff[kT * kCout], weights[kWeights];
 static int32_t bias32[kCout];
 static float biasf[kCout];
-/* bittts_conv_i8_fast_scratch_size: the row, 3 bytes to align, the window of
- * 16 output frames widened to int16. */
-static int8_t scratch[kK * kCin + 8 + 3 + 2 * (16 + kK - 1) * kCin];
+/* bittts_conv_i8_fast_scratch_size: the int16 lanes of a row pair with 32
+ * bytes of alignment and margins, the window of 16 output frames widened to
+ * int16. */
+static int8_t scratch[2 * kK * kCin + 32 + 2 * (16 + kK - 1) * kCin];
 static float scratchf[kK * kCin + 8];
 static const float kBeta = 0.0371f;
 static bittts_conv_quant quant;
@@ -50,7 +51,7 @@ static uint32_t ticks(void) { return TIMER_VALUE; }
  * trits or 128 x 640. */
 enum { kStreamX = 8 * 384, kStreamY = 4 * 384, kStreamW = 128 * 640 };
 static int8_t sx[kStreamX], sy[kStreamY], sref[kStreamY], spacked[(kStreamW + 4) / 5];
-static int8_t scodes[kStreamW], sscratch[640 + 8 + 3 + 2 * 8 * 384];
+static int8_t scodes[kStreamW], sscratch[2 * 640 + 32 + 2 * 8 * 384];
 
 static void __attribute__((noinline)) count_loop(uint32_t n) {
   __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
