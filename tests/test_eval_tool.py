@@ -40,7 +40,7 @@ STAND_IN_RUNTIME = textwrap.dedent('''
 
 
     class TextToSpeech:
-        def __init__(self, model_dir):
+        def __init__(self, model_dir, variant="packed", engine="litert"):
             if not os.path.isfile(os.path.join(model_dir, "model.tflite")):
                 raise ModelFolderError(f"{model_dir}: no model.tflite")
             self.audio_config = AudioConfig()
