@@ -131,3 +131,9 @@ def test_fuzz_seeds_are_current():
     for name, data in blobs.items():
         path = SEEDS / f"{name.lower()}.blob"
         assert path.exists() and path.read_bytes() == data, f"{path} is stale or missing"
+
+
+def test_generated_header_is_current():
+    """firmware_stub/bittts_engine_spec.h is what bittts_tf/engine/spec.py
+    generates (python -m bittts_tf.engine.spec --write-header)."""
+    assert spec.HEADER_PATH.read_text() == spec.c_header()

@@ -92,9 +92,8 @@ def word_float(word: int) -> float:
     return struct.unpack("<f", struct.pack("<i", int(word)))[0]
 
 
-def params() -> dict[str, tuple[str, ...]]:
-    """Opcode name -> its parameter words' names, from the lowering modules."""
-    table: dict[str, tuple[str, ...]] = {}
+def _lowering_tables(attribute: str):
+    """(module name, its `attribute` table) of each lowering module there is."""
     for module_name in _LOWERING_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -102,7 +101,14 @@ def params() -> dict[str, tuple[str, ...]]:
             if error.name != module_name:
                 raise
             continue
-        for opcode, names in getattr(module, "PARAMS", {}).items():
+        yield module_name, getattr(module, attribute, {})
+
+
+def params() -> dict[str, tuple[str, ...]]:
+    """Opcode name -> its parameter words' names, from the lowering modules."""
+    table: dict[str, tuple[str, ...]] = {}
+    for module_name, entries in _lowering_tables("PARAMS"):
+        for opcode, names in entries.items():
             if opcode not in OPCODES or opcode in table:
                 raise ValueError(f"{module_name}: PARAMS names {opcode!r} twice or unknown")
             table[opcode] = tuple(names)
@@ -112,14 +118,8 @@ def params() -> dict[str, tuple[str, ...]]:
 def lowerings() -> dict:
     """Graph op name (builtin or custom code) -> its lowering function."""
     table = {}
-    for module_name in _LOWERING_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        for op_name, function in getattr(module, "LOWER", {}).items():
+    for module_name, entries in _lowering_tables("LOWER"):
+        for op_name, function in entries.items():
             if op_name in table:
                 raise ValueError(f"{module_name}: LOWER names {op_name!r} twice")
             table[op_name] = function
