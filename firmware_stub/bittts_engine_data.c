@@ -30,6 +30,18 @@ static bittts_engine_status expect_arity(const bittts_engine_op_args *args, size
              : BITTTS_ENGINE_ERR_PARAM;
 }
 
+/* An elementwise op: one input of in_type, one output of out_type with as
+ * many values, `params` words. */
+static bittts_engine_status expect_elementwise(const bittts_engine_op_args *args, size_t params,
+                                               int32_t in_type, int32_t out_type) {
+  bittts_engine_status status = expect_arity(args, 1, 1, params);
+  if (status != BITTTS_ENGINE_OK) return status;
+  if (args->inputs[0].type != in_type || args->outputs[0].type != out_type)
+    return BITTTS_ENGINE_ERR_UNSUPPORTED;
+  return args->inputs[0].count == args->outputs[0].count ? BITTTS_ENGINE_OK
+                                                         : BITTTS_ENGINE_ERR_SIZE;
+}
+
 /* A view's dims right-aligned into RANK dims, leading ones 1. */
 static void padded_dims(const bittts_engine_tensor *t, int32_t dims[RANK]) {
   int32_t d;
@@ -330,12 +342,10 @@ bittts_engine_status bittts_engine_eval_quantize(const bittts_engine_op_args *ar
 
 bittts_engine_status bittts_engine_check_dequantize(const bittts_engine_op_args *args) {
   const int32_t *p = args->params;
-  bittts_engine_status status = expect_arity(args, 1, 1, BITTTS_ENGINE_P_DEQUANTIZE_COUNT);
+  bittts_engine_status status = expect_elementwise(args, BITTTS_ENGINE_P_DEQUANTIZE_COUNT,
+                                                   BITTTS_ENGINE_TYPE_INT8,
+                                                   BITTTS_ENGINE_TYPE_FLOAT32);
   if (status != BITTTS_ENGINE_OK) return status;
-  if (args->inputs[0].type != BITTTS_ENGINE_TYPE_INT8 ||
-      args->outputs[0].type != BITTTS_ENGINE_TYPE_FLOAT32)
-    return BITTTS_ENGINE_ERR_UNSUPPORTED;
-  if (args->inputs[0].count != args->outputs[0].count) return BITTTS_ENGINE_ERR_SIZE;
   return is_finite(word_float(p[BITTTS_ENGINE_P_DEQUANTIZE_SCALE])) &&
                  is_int8_code(p[BITTTS_ENGINE_P_DEQUANTIZE_ZERO_POINT])
              ? BITTTS_ENGINE_OK
@@ -357,13 +367,8 @@ bittts_engine_status bittts_engine_eval_dequantize(const bittts_engine_op_args *
 /* --- NEG, CAST, LESS --------------------------------------------------------- */
 
 bittts_engine_status bittts_engine_check_neg(const bittts_engine_op_args *args) {
-  bittts_engine_status status = expect_arity(args, 1, 1, BITTTS_ENGINE_P_NEG_COUNT);
-  if (status != BITTTS_ENGINE_OK) return status;
-  if (args->inputs[0].type != BITTTS_ENGINE_TYPE_FLOAT32 ||
-      args->outputs[0].type != BITTTS_ENGINE_TYPE_FLOAT32)
-    return BITTTS_ENGINE_ERR_UNSUPPORTED;
-  return args->inputs[0].count == args->outputs[0].count ? BITTTS_ENGINE_OK
-                                                         : BITTTS_ENGINE_ERR_SIZE;
+  return expect_elementwise(args, BITTTS_ENGINE_P_NEG_COUNT, BITTTS_ENGINE_TYPE_FLOAT32,
+                            BITTTS_ENGINE_TYPE_FLOAT32);
 }
 
 bittts_engine_status bittts_engine_eval_neg(const bittts_engine_op_args *args) {
@@ -375,13 +380,8 @@ bittts_engine_status bittts_engine_eval_neg(const bittts_engine_op_args *args) {
 }
 
 bittts_engine_status bittts_engine_check_cast(const bittts_engine_op_args *args) {
-  bittts_engine_status status = expect_arity(args, 1, 1, BITTTS_ENGINE_P_CAST_COUNT);
-  if (status != BITTTS_ENGINE_OK) return status;
-  if (args->inputs[0].type != BITTTS_ENGINE_TYPE_BOOL ||
-      args->outputs[0].type != BITTTS_ENGINE_TYPE_FLOAT32)
-    return BITTTS_ENGINE_ERR_UNSUPPORTED;
-  return args->inputs[0].count == args->outputs[0].count ? BITTTS_ENGINE_OK
-                                                         : BITTTS_ENGINE_ERR_SIZE;
+  return expect_elementwise(args, BITTTS_ENGINE_P_CAST_COUNT, BITTTS_ENGINE_TYPE_BOOL,
+                            BITTTS_ENGINE_TYPE_FLOAT32);
 }
 
 bittts_engine_status bittts_engine_eval_cast(const bittts_engine_op_args *args) {

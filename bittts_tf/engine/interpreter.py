@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bittts_tf.engine import blob as blob_lib
-from bittts_tf.engine import graph, native
+from bittts_tf.engine import native
 
 _DTYPES = {"float32": np.float32, "int8": np.int8, "int32": np.int32, "bool": np.bool_}
 
@@ -23,19 +23,21 @@ class Interpreter:
                                 for k, tid in enumerate(program.inputs.values())}
         self._output_position = {program.tensors[tid].graph_index: k
                                  for k, tid in enumerate(program.outputs.values())}
-        tensors, _, inputs, outputs = graph.read_graph(bytes(model_content), name)
-        # The runtime addresses outputs by the graph's tensor index.
-        self._inputs = [self._detail(tensors[index], f"serving_default_{key}:0")
-                        for key, index in inputs.items()]
-        self._outputs = [self._detail(tensors[index], tensors[index].name) for index in outputs]
+        # The runtime addresses tensors by the graph's own index; the program
+        # kept it, with each tensor's type, shape and int8 parameters.
+        self._inputs = [self._detail(program.tensors[tid], f"serving_default_{key}:0")
+                        for key, tid in program.inputs.items()]
+        self._outputs = [self._detail(program.tensors[tid], program.tensors[tid].name)
+                         for tid in program.outputs.values()]
 
     @staticmethod
-    def _detail(info: graph.TensorInfo, name: str) -> dict:
-        q = (info.scale, info.zero_point) if info.scale is not None else (np.zeros(0), np.zeros(0))
-        return {"name": name, "index": info.index, "shape": np.asarray(info.shape, np.int32),
-                "dtype": _DTYPES[info.type], "quantization_parameters":
-                {"scales": np.asarray(q[0], np.float32), "zero_points": np.asarray(q[1], np.int32),
-                 "quantized_dimension": info.quantized_dimension}}
+    def _detail(tensor: blob_lib.Tensor, name: str) -> dict:
+        quantized = tensor.type == "int8" and tensor.scale != 0.0
+        return {"name": name, "index": tensor.graph_index, "shape": np.asarray(tensor.shape, np.int32),
+                "dtype": _DTYPES[tensor.type], "quantization_parameters":
+                {"scales": np.asarray([tensor.scale] if quantized else [], np.float32),
+                 "zero_points": np.asarray([tensor.zero_point] if quantized else [], np.int32),
+                 "quantized_dimension": 0}}
 
     @property
     def arena_bytes(self) -> int:
