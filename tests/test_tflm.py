@@ -31,11 +31,27 @@ TEXTS = ["Hello there.", "The quick brown fox jumped over the lazy dog by the ri
 PREFIX = f"{spec.TFLM_REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: "
 
 
+MODULE_SEEDS: dict[str, int] = {}
+
+
 def module_seed(what: str) -> int:
     import os
     seed = int(os.environ.get("BITTTS_TEST_SEED", np.random.default_rng().integers(2**31)))
     print(f"{what} seed {seed}")
+    MODULE_SEEDS[what] = seed
     return seed
+
+
+@pytest.fixture(autouse=True)
+def _print_module_seeds():
+    """The module fixtures' seeds again in every test's output: pytest shows a
+    module fixture's set-up print only with the first test that used it, and
+    a CI failure of a later test (seed 791573763's run of
+    test_int8_graphs_equal_litert_reference_kernels) could not name the
+    random voice it ran on."""
+    yield
+    for what, seed in MODULE_SEEDS.items():
+        print(f"module fixture {what}: seed {seed} (replay with BITTTS_TEST_SEED={seed})")
 
 
 @pytest.fixture(scope="module")
