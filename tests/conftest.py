@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from seeds import fresh_seed
+from seeds import SHARED_SEEDS, draw_seed
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One numba cache per pytest-xdist worker: workers compiling librosa's pYIN
@@ -30,18 +30,21 @@ def seed(request):
     so: Python's random, numpy's legacy np.random and, once loaded, Keras and
     TensorFlow (weight initializers, dropout). A test marked
     `@pytest.mark.replay_seed(N)` runs with seed N: a seed that once failed,
-    kept as a regression case."""
+    kept as a regression case. After the test, the seeds of the shared
+    (module) fixtures drawn so far in this process are printed again."""
     replay = request.node.get_closest_marker("replay_seed")
     if replay is not None:
         value = int(replay.args[0])
         print(f"{request.node.nodeid}: replayed seed {value}")
     else:
-        value = fresh_seed(request.node.nodeid)
+        value = draw_seed(request.node.nodeid)
     random.seed(value)
     np.random.seed(value)
     if "keras" in sys.modules:
         sys.modules["keras"].utils.set_random_seed(value)
-    return value
+    yield value
+    for what, shared in SHARED_SEEDS.items():
+        print(f"shared fixture {what}: seed {shared} (replay with BITTTS_FIXTURE_SEED={shared})")
 
 
 @pytest.fixture

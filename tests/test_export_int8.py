@@ -11,7 +11,6 @@ per ternary weight, the model folder's int8 variant, and one-line errors
 naming the layer."""
 
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -33,18 +32,13 @@ from bittts_tf.runtime import TextToSpeech, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import run_stream
 from bittts_tf.text import FrontEnd
+from seeds import fresh_seed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, STEP = 24, 4
 BUILTIN = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 OPS = schema.BuiltinOperator
 KERNEL_OPS = {OPS.CONV_2D, OPS.DEPTHWISE_CONV_2D, OPS.FULLY_CONNECTED, OPS.TRANSPOSE_CONV}
-
-
-def module_seed(what: str) -> int:
-    seed = int(os.environ.get("BITTTS_TEST_SEED", np.random.default_rng().integers(2**31)))
-    print(f"{what} seed {seed}")
-    return seed
 
 
 def random_utterances(rng, count):
@@ -54,7 +48,7 @@ def random_utterances(rng, count):
 
 @pytest.fixture(scope="module")
 def tts():
-    keras.utils.set_random_seed(module_seed("model"))
+    keras.utils.set_random_seed(fresh_seed("test_export_int8 model"))
     config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
     acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
     # As a trained model: a few frames a phoneme, and a mel that varies (the
@@ -72,7 +66,7 @@ def tts():
 @pytest.fixture(scope="module")
 def graphs(tts):
     _, acoustic, vocoder, shapes = tts
-    rng = np.random.default_rng(module_seed("calibration"))
+    rng = np.random.default_rng(fresh_seed("test_export_int8 calibration"))
     return tts_graphs.export_int8_graphs(acoustic, vocoder, shapes, random_utterances(rng, 6))
 
 
@@ -82,7 +76,7 @@ def feeds(tts):
     steps (frames, mask, states) at the utterance's start, middle and end,
     the states from the Keras stream over the utterance's regulated frames."""
     _, acoustic, vocoder, shapes = tts
-    rng = np.random.default_rng(module_seed("inputs"))
+    rng = np.random.default_rng(fresh_seed("test_export_int8 inputs"))
     function, _ = tts_graphs.frames_function(acoustic, vocoder, shapes)
     stream = shapes.stream
     text, frames = [], []
@@ -354,7 +348,7 @@ def test_bits_per_ternary_weight_and_sizes(graphs):
 @pytest.fixture(scope="module")
 def int8_folder(tts, tmp_path_factory):
     config, acoustic, vocoder, _ = tts
-    rng = np.random.default_rng(module_seed("folder calibration"))
+    rng = np.random.default_rng(fresh_seed("test_export_int8 folder calibration"))
     path = tmp_path_factory.mktemp("int8_folder")
     report = tts_graphs.export_model_folder(str(path), acoustic, vocoder, config, FrontEnd(),
                                             MAX_TOKENS, STEP, {"test": True},

@@ -49,7 +49,7 @@ def mixed_model(quantize_activations=False, width=24):
 
 @pytest.fixture(scope="module")
 def converted():
-    keras.utils.set_random_seed(fresh_seed("converted model"))
+    keras.utils.set_random_seed(fresh_seed("test_export_litert converted model"))
     model = mixed_model()
     return model, converter.convert(model)
 

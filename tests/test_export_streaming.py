@@ -16,7 +16,7 @@ from tts_models import random_tts
 @pytest.fixture(scope="module")
 def voice():
     from seeds import fresh_seed
-    seed = fresh_seed("streaming voice")
+    seed = fresh_seed("test_export_streaming voice")
     config, acoustic, vocoder = random_tts(seed)
     rng = np.random.default_rng(seed)
     # The mel projection starts at zero (a constant mel): as a trained one, varied.
@@ -44,6 +44,10 @@ def keras_step(function, shapes):
 
 def relative(got, expected):
     return float(np.abs(got - expected).max() / np.abs(expected).max())
+
+
+def rms_relative(got, expected):
+    return float(np.sqrt(np.mean((got - expected) ** 2) / np.mean(expected ** 2)))
 
 
 @pytest.mark.parametrize("step", [1, 3, 8])
@@ -129,7 +133,17 @@ def test_int8_stream_keeps_state_codes_and_tflm_equals_litert_reference(voice, g
     expected = run_stream(litert.run, shapes, regulated, zeros)
     got = run_stream(micro.run, shapes, regulated, zeros)
     assert np.array_equal(expected[0], got[0]) and np.array_equal(expected[1], got[1])
-    # int8 against float: the spectrum's log-magnitudes stay near the Keras ones.
+    # int8 against float: the spectrum's log-magnitudes stay near the Keras
+    # ones. The random voice's int8 error is not derived: measured over 9
+    # voices, 6.7-8.0% of the spectrum's RMS and 10-25% of its peak at the
+    # worst sample (one CI voice, seed unprinted, reached 25.5%). The planted
+    # fault below (states zeroed at every invoke) is at 100% of the RMS: each
+    # output row comes `delay` frames after its input, through the states.
     head, _ = whole(acoustic, vocoder, regulated)
-    print("int8 stream vs Keras, relative to the peak:", relative(expected[0], head))
-    assert relative(expected[0], head) < 0.25
+    rms_error, peak_error = rms_relative(expected[0], head), relative(expected[0], head)
+    print(f"int8 stream vs Keras: {rms_error:.4f} of the RMS, {peak_error:.4f} of the peak")
+    assert rms_error < 0.15 and peak_error < 0.5
+    forgetful = lambda **kw: {**litert.run(**kw), **zeros}  # noqa: E731
+    lost = run_stream(forgetful, shapes, regulated, zeros)
+    print(f"planted fault, states zeroed: {rms_relative(lost[0], head):.4f} of the RMS")
+    assert rms_relative(lost[0], head) > 0.15

@@ -29,7 +29,7 @@ TEXTS = ["Hello there.",
 
 @pytest.fixture(scope="module")
 def trained_looking_model():
-    seed = fresh_seed("model")
+    seed = fresh_seed("test_export_tts model")
     return random_tts(seed)
 
 
@@ -180,7 +180,7 @@ def test_ternary_spectral_head_is_packed_and_streams_as_keras(tmp_path):
     """quantize_head: the vocoder's spectral head (128 x 1026 weights, 131 KB
     as int8) is packed like the convs, and the stream still gives the Keras
     whole-utterance samples."""
-    config, acoustic, vocoder = random_tts(fresh_seed("model"), {"quantize_head": True})
+    config, acoustic, vocoder = random_tts(fresh_seed("test_export_tts model"), {"quantize_head": True})
     head = vocoder.head
     tts_graphs.export_model_folder(str(tmp_path), acoustic, vocoder, config, FrontEnd(),
                                    MAX_TOKENS, 4, {"test": True}, float32_baseline=False)

@@ -262,7 +262,7 @@ def test_model_check_is_zlib_crc32(lib, rng):
 def exported(tmp_path_factory):
     """Folders of one random tiny model at each step; the INT8_STEP one also
     has the int8 graphs (calibrated on random phonemes)."""
-    seed = fresh_seed("model")
+    seed = fresh_seed("test_firmware model")
     config, acoustic, vocoder, utterances = random_tts_for_int8(seed, MAX_TOKENS)
     folders = {}
     for step in STEPS:

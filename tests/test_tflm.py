@@ -23,6 +23,7 @@ from bittts_tf.quant import spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime import model_folder
 from bittts_tf.text import FrontEnd
+from seeds import fresh_seed
 from tts_models import random_tts_for_int8
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,33 +32,10 @@ TEXTS = ["Hello there.", "The quick brown fox jumped over the lazy dog by the ri
 PREFIX = f"{spec.TFLM_REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: "
 
 
-MODULE_SEEDS: dict[str, int] = {}
-
-
-def module_seed(what: str) -> int:
-    import os
-    seed = int(os.environ.get("BITTTS_TEST_SEED", np.random.default_rng().integers(2**31)))
-    print(f"{what} seed {seed}")
-    MODULE_SEEDS[what] = seed
-    return seed
-
-
-@pytest.fixture(autouse=True)
-def _print_module_seeds():
-    """The module fixtures' seeds again in every test's output: pytest shows a
-    module fixture's set-up print only with the first test that used it, and
-    a CI failure of a later test (seed 791573763's run of
-    test_int8_graphs_equal_litert_reference_kernels) could not name the
-    random voice it ran on."""
-    yield
-    for what, seed in MODULE_SEEDS.items():
-        print(f"module fixture {what}: seed {seed} (replay with BITTTS_TEST_SEED={seed})")
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """A random tiny model's folder, float32 (packed) and int8 graphs."""
-    seed = module_seed("model")
+    seed = fresh_seed("test_tflm model")
     config, acoustic, vocoder, utterances = random_tts_for_int8(seed, MAX_TOKENS)
     path = str(tmp_path_factory.mktemp("tflm_model"))
     tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS, STEP,
@@ -269,7 +247,7 @@ def test_lut_form_runs_unmodified_and_equals_the_packed_graph(folder, variant):
     wheel_only = runtime.Interpreter.from_bytes(bytes(lut["text"]), custom_op_registerers=[],
                                                 arena_size=1 << 20)
     ours = tflm.make_interpreter(packed["text"], 1 << 20)
-    rng = np.random.default_rng(module_seed("LUT inputs"))
+    rng = np.random.default_rng(fresh_seed("test_tflm LUT inputs"))
     for i, zero in enumerate(tflm.zero_inputs(packed["text"])):
         value = rng.integers(1, MAX_TOKENS + 1, zero.shape).astype(zero.dtype)  # ids, a length
         wheel_only.set_input(value, i)
