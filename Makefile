@@ -319,8 +319,10 @@ fuzz: setup
 fuzz-smoke: setup
 	$(PY) tools/fuzz_kernels.py --smoke
 
+# The slowest 15 tests are listed at the end; out/suite.xml keeps every test's
+# time for tools/seed_sweep.py --junit.
 test-py: setup
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 tests --durations=15 --junitxml=out/suite.xml
 
 test: setup test-c test-cortex-m test-py
 
