@@ -43,6 +43,32 @@ def test_the_sweep_lists_every_failing_seed_with_its_replay(tmp_path, rng):
     assert (tmp_path / "sweep.md").exists()
 
 
+def test_resume_runs_only_the_seeds_not_yet_run(tmp_path, rng):
+    planted = tmp_path / "test_planted.py"
+    planted.write_text(PLANTED)
+    first = int(rng.integers(1, 10**6))
+    flags = (f"--tests={planted}", f"--first_seed={first}", "--jobs=2", "--resume")
+    sweep(tmp_path, *flags, "--seeds=4")
+    report_path = tmp_path / "sweep.json"
+    earlier = json.loads(report_path.read_text())
+    for run in earlier["runs"]:      # marks a kept run: a seed run again would lose it
+        run["summary"] = "kept"
+    report_path.write_text(json.dumps(earlier))
+    done, report = sweep(tmp_path, *flags, "--seeds=7")
+    assert done.returncode == 1, done.stderr
+    assert sorted(run["seed"] for run in report["runs"]) == list(range(first, first + 7))
+    assert [run["summary"] for run in report["runs"]].count("kept") == 4
+    expected = sorted(s for s in range(first, first + 7) if s % 3 == 0)
+    assert sorted(f["seed"] for f in report["failures"]) == expected
+    assert report["seeds_run"] == 7 and report["seeds_planned"] == 7
+    # Another selection of tests cannot continue this report.
+    other = tmp_path / "test_other.py"
+    other.write_text("def test_x():\n    pass\n")
+    done, _ = sweep(tmp_path, f"--tests={other}", "--seeds=2", "--resume")
+    assert done.returncode == 1 and "--resume" in done.stderr
+    assert done.stderr.strip().count("\n") == 0
+
+
 def test_junit_times_choose_the_tests(tmp_path):
     junit = tmp_path / "suite.xml"
     junit.write_text(

@@ -4,6 +4,8 @@ command that replays it.
   python tools/seed_sweep.py --seeds=50 --junit=out/suite.xml --faster_than=5 --output=out/sweep_fast.json
   python tools/seed_sweep.py --seeds=10 --junit=out/suite.xml --slower_than=5 --output=out/sweep_slow.json
   python tools/seed_sweep.py --seeds=20 --tests=tests/test_export_int8.py
+  python tools/seed_sweep.py --seeds=10 --junit=out/suite.xml --slower_than=5 --resume \
+      --output=out/sweep_slow.json     # goes on after a stop: runs only the seeds not yet run
 
 Every test takes its seed from BITTTS_TEST_SEED when it is set (tests/seeds.py,
 tests/conftest.py), so one pytest run per seed covers the chosen tests with
@@ -21,6 +23,7 @@ from bittts_tf import cli
 cli.quiet_startup()   # first, as every tool (this one loads no TensorFlow)
 
 import concurrent.futures
+import json
 import os
 import secrets
 import subprocess
@@ -45,6 +48,8 @@ flags.DEFINE_integer("workers_per_job", 1, "pytest-xdist workers of each run (1:
 flags.DEFINE_float("timeout_minutes", 60.0, "A run still going after this long counts as failed.")
 flags.DEFINE_string("output", "out/seed_sweep.json", "JSON report; the .md table beside it.")
 flags.DEFINE_bool("list", False, "Print the chosen tests, one per line, and run nothing.")
+flags.DEFINE_bool("resume", False, "Keep the seeds already run in --output (the same tests) and "
+                  "run only the rest: a sweep longer than a session goes on where it stopped.")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,6 +140,23 @@ def run_seed(seed: int, tests: list[str], workdir: str) -> dict:
             "seconds": round(time.time() - start, 1), "summary": tail}
 
 
+def earlier_runs(path: str, tests: list[str]) -> list[dict]:
+    """The runs of an earlier sweep's report at `path` (none if there is no
+    report); refused if it swept other tests."""
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        runs, earlier_tests = list(report["runs"]), report["test_ids"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise cli.ToolError(f"--resume: {path} is not a sweep report ({error})") from None
+    if earlier_tests != tests:
+        raise cli.ToolError(f"--resume: {path} swept {len(earlier_tests)} other test(s); "
+                            "choose the same tests or another --output")
+    return runs
+
+
 def replay(seed: int, node: str) -> str:
     return f"BITTTS_TEST_SEED={seed} .venv/bin/python -m pytest '{node}'"
 
@@ -162,19 +184,23 @@ def main(argv):
     if FLAGS.list:
         print("\n".join(tests))
         return
+    runs = earlier_runs(FLAGS.output, tests) if FLAGS.resume else []
+    done = {run["seed"] for run in runs}
     if FLAGS.first_seed is not None:
         seeds = [FLAGS.first_seed + i for i in range(FLAGS.seeds)]
     else:
-        seeds = [secrets.randbits(31) for _ in range(FLAGS.seeds)]
+        seeds = sorted(done) + [secrets.randbits(31) for _ in range(FLAGS.seeds - len(done))]
+    planned, seeds = seeds, [s for s in seeds if s not in done]
+    if runs:
+        print(f"resuming {FLAGS.output}: {len(runs)} seed(s) already run")
     print(f"{len(tests)} test(s) x {len(seeds)} seeds: {', '.join(map(str, seeds))}")
-    start = time.time()
-    runs = []
+    start = time.time() - sum(run["seconds"] for run in runs)
 
     def report_so_far() -> dict:
         failures = [{"test": node, "seed": run["seed"], "replay": replay(run["seed"], node)}
                     for run in runs for node in run["failed"]]
         return {"tests": len(tests), "left_out": gone, "seeds_run": len(runs),
-                "seeds_planned": len(seeds),
+                "seeds_planned": len(planned),
                 "test_runs": sum(run["tests_run"] for run in runs),
                 "seconds": round(time.time() - start, 1), "selection": {
                     "tests": FLAGS.tests, "junit": FLAGS.junit, "faster_than": FLAGS.faster_than,
