@@ -264,3 +264,32 @@ def test_sub_scales_tie_so_tflite_micro_and_litert_requantize_alike(rng, monkeyp
 @pytest.mark.replay_seed(458196024)
 def test_sub_scales_tie_replayed_seed(rng, monkeypatch):
     test_sub_scales_tie_so_tflite_micro_and_litert_requantize_alike(rng, monkeypatch)
+
+
+def test_mul_output_scale_moves_to_one_both_precisions_requantize_alike(rng):
+    """TFLite Micro derives MUL's multiplier in float64, LiteRT's reference
+    kernel in float32 (here emulated apart from int8_scales' own check): the
+    moved scale gives both the same 31-bit multiplier, within 5e-4 of the
+    calibrated scale. The first triple is test_tflm seed 1368705874's
+    layer-norm MUL (41 units apart, one output code of 512 one step off)."""
+    triples = [(0.00498643, 0.03651769, 0.03745554)]
+    triples += [tuple(rng.uniform(1e-3, 0.1, 3)) for _ in range(100)]
+    disagree, tied = 0, 0
+    for k, (s1, s2, so) in enumerate(tuple(np.float32(v) for v in t) for t in triples):
+        if _mul_multiplier(s1, s2, so, np.float32) == _mul_multiplier(s1, s2, so, np.float64):
+            continue
+        disagree += 1
+        scale = int8_scales._nearest_agreeing_scale(s1, s2, so)
+        assert scale is not None or k > 0, "the seed-1368705874 MUL was not tied"
+        if scale is None:
+            continue   # the product's float32 rounding outweighs any quotient's: see tie_mul_scales
+        tied += 1
+        assert abs(float(scale) / float(so) - 1) <= 5e-4
+        assert _mul_multiplier(s1, s2, scale, np.float32) == _mul_multiplier(s1, s2, scale, np.float64)
+    print(f"{disagree} of {len(triples)} scale triples disagree; {tied} tied")
+    assert disagree > 50 and tied >= 0.8 * disagree
+
+
+def _mul_multiplier(s1, s2, so, precision) -> int:
+    mantissa, exponent = np.frexp(float(precision(precision(s1) * precision(s2)) / precision(so)))
+    return int(np.round(mantissa * 2.0**31)), int(exponent)

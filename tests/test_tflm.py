@@ -165,8 +165,10 @@ def test_int8_graphs_equal_litert_reference_kernels(folder):
     print(json.dumps(report))
     # The stream code for code: every pointwise layer is a CONV_2D (QuantDense
     # on sequences), and each SUB's scales are tied by powers of two
-    # (int8_scales.tie_sub_scales; the one stock kernel whose multipliers the
-    # two runtimes derived apart). The text graph keeps Keras' layer norm
+    # (int8_scales.tie_sub_scales) and each MUL's output scale moved
+    # (tie_mul_scales: LiteRT's reference MUL derives its multiplier in
+    # float32, TFLM in float64; seed 1368705874's voice had state_08 one step
+    # apart). The text graph keeps Keras' layer norm
     # (NEG in float between DEQUANTIZE and QUANTIZE, SQUARED_DIFFERENCE,
     # RSQRT): seed 1054083383 gives one of its hidden states one step apart,
     # an op not yet traced.

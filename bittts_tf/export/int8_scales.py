@@ -51,9 +51,13 @@ def _linked(subgraph, model, start: int) -> set[int]:
     while todo:
         index = todo.pop()
         for op in subgraph.operators:
-            if names.get(tflite_file.builtin_code(model, op)) not in _PASS_THROUGH:
+            name = names.get(tflite_file.builtin_code(model, op))
+            if name == "CONCATENATION":   # every input's parameters must equal the output's
+                ends = [int(i) for i in op.inputs] + [int(i) for i in op.outputs]
+            elif name in _PASS_THROUGH:
+                ends = [int(i) for i in op.inputs[:1]] + [int(i) for i in op.outputs]
+            else:
                 continue
-            ends = [int(i) for i in op.inputs[:1]] + [int(i) for i in op.outputs]
             if index not in ends:
                 continue
             for other in ends:
@@ -211,6 +215,76 @@ def tie_sub_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
                 for linked in _linked(subgraph, model, index):
                     tensors[linked].quantization.scale = np.asarray([scale], np.float32)
                     changed.append(tensors[linked].name.decode("utf-8", "replace"))
+    if not changed:
+        return tflite_bytes, changed
+    return tflite_file.serialize_model(model), changed
+
+
+# How far (in float32 steps of the scale) an int8 MUL's output scale may be
+# moved to find one both runtimes requantize alike: 4,096 steps change the
+# scale by at most 5e-4 of itself; a 31-bit multiplier derived in float32
+# and in float64 agree for about 1 in 400 scales, so a match is all but sure.
+_MUL_SEARCH = 4096
+
+
+def _quantized_multiplier(x: float) -> tuple[int, int]:
+    mantissa, exponent = np.frexp(x)
+    q = int(np.round(mantissa * 2.0**31))
+    return (q // 2, int(exponent) + 1) if q == 2**31 else (q, int(exponent))
+
+
+def _mul_multipliers_agree(s1: np.float32, s2: np.float32, so: np.float32) -> bool:
+    in_float32 = float(np.float32(np.float32(s1 * s2) / so))
+    in_float64 = float(s1) * float(s2) / float(so)
+    return _quantized_multiplier(in_float32) == _quantized_multiplier(in_float64)
+
+
+def _nearest_agreeing_scale(s1: np.float32, s2: np.float32, so: np.float32):
+    """The float32 scale nearest `so` (within _MUL_SEARCH steps) at which
+    MUL's multiplier is the same derived in float32 and float64, or None."""
+    up = down = so
+    for _ in range(_MUL_SEARCH):
+        up, down = np.nextafter(up, np.float32(np.inf)), np.nextafter(down, np.float32(0))
+        for scale in (up, down):
+            if _mul_multipliers_agree(s1, s2, scale):
+                return scale
+    return None
+
+
+def tie_mul_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
+    """The model with each int8 MUL's output scale moved (by at most 5e-4 of
+    itself) to one whose requantization multiplier is the same derived in
+    float32 and in float64; and the names of the tensors changed.
+
+    LiteRT's reference MUL derives its multiplier from the scales in float32
+    (s1 * s2 / so on the float fields), TFLite Micro's in float64; on a
+    random voice's layer-norm MUL (x - mean times rsqrt of the variance) the
+    two 31-bit multipliers differed by 41 units and one output code of 512
+    was one step apart (test_tflm seed 1368705874). Not every MUL can be
+    tied this way: when s1 * s2's own float32 rounding is larger than any
+    quotient's, no output scale cancels it (about 1 in 10 of random scale
+    triples); those keep their scale and may still differ by a rare step."""
+    model = tflite_file.parse_model(tflite_bytes)
+    names = tflite_file.builtin_names()
+    changed = []
+    for subgraph in model.subgraphs:
+        tensors = subgraph.tensors
+        for op in subgraph.operators:
+            if names.get(tflite_file.builtin_code(model, op)) != "MUL" or len(op.inputs) != 2:
+                continue
+            ends = (int(op.inputs[0]), int(op.inputs[1]), int(op.outputs[0]))
+            params = [_parameters(tensors[i]) for i in ends]
+            if any(p is None or len(p[0]) != 1 for p in params):
+                continue
+            s1, s2, so = (np.float32(p[0][0]) for p in params)
+            if _mul_multipliers_agree(s1, s2, so):
+                continue
+            found = _nearest_agreeing_scale(s1, s2, so)
+            if found is None:
+                continue
+            for linked in _linked(subgraph, model, ends[2]):
+                tensors[linked].quantization.scale = np.asarray([found], np.float32)
+                changed.append(tensors[linked].name.decode("utf-8", "replace"))
     if not changed:
         return tflite_bytes, changed
     return tflite_file.serialize_model(model), changed

@@ -321,8 +321,10 @@ def convert_int8_function(function, trackable, samples: list, integer_io: bool =
     weights (per output channel), int32 biases; `integer_io`: int8 inputs and
     outputs too (no QUANTIZE / DEQUANTIZE at the edges). Output scales
     calibrated below one accumulator step are raised to it (`int8_scales`:
-    LiteRT's default delegate refuses them), and each SUB's scales are tied
-    by powers of two (so TFLite Micro and LiteRT requantize it alike)."""
+    LiteRT's default delegate refuses them), each SUB's scales are tied
+    by powers of two and each MUL's output scale moved to one whose multiplier
+    both precisions derive alike (so TFLite Micro and LiteRT requantize them
+    alike)."""
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     with converter_lib.captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
@@ -335,7 +337,8 @@ def convert_int8_function(function, trackable, samples: list, integer_io: bool =
             converter.inference_output_type = tf.int8
         model = bytes(converter.convert())
     model = int8_scales.floor_output_scales(model)[0]
-    return int8_scales.tie_sub_scales(model)[0]
+    model = int8_scales.tie_sub_scales(model)[0]
+    return int8_scales.tie_mul_scales(model)[0]
 
 
 def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
