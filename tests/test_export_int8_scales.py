@@ -120,7 +120,6 @@ def test_equal_channel_scales_collapse_filter_and_bias_together(rng):
     LiteRT's default delegate (which refuses a per-tensor bias beside a
     per-channel filter: the planted half-collapse below) and its reference
     kernels."""
-    from bittts_tf.export import packer
     from bittts_tf.runtime.decode_at_load import decode_at_load
     keras.utils.set_random_seed(int(rng.integers(2**31)))
     inputs = keras.Input((12, 16))
