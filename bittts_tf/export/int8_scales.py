@@ -178,6 +178,21 @@ def _power_of_two_multiple(scale: float, anchor: float, clip: float) -> np.float
     return np.float32(anchor * 2.0 ** np.ceil(np.log2(scale / (anchor * clip))))
 
 
+def _per_tensor_int8_ops(model, op_name: str):
+    """(subgraph, (first input, second input, output), their (scale, zero
+    point) parameters) of every two-input `op_name` op whose three ends are
+    int8 with one scale each."""
+    names = tflite_file.builtin_names()
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            if names.get(tflite_file.builtin_code(model, op)) != op_name or len(op.inputs) != 2:
+                continue
+            ends = (int(op.inputs[0]), int(op.inputs[1]), int(op.outputs[0]))
+            params = [_parameters(subgraph.tensors[i]) for i in ends]
+            if all(p is not None and len(p[0]) == 1 for p in params):
+                yield subgraph, ends, params
+
+
 def tie_sub_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
     """The model with each int8 SUB's second input and output scales made
     power-of-two multiples of its first input's; and the names of the
@@ -190,31 +205,23 @@ def tie_sub_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
     frames graph), so a rare output lands one step apart (seen: states 1
     step, spectrum 2, over 1,196 invokes). With ratios that are powers of
     two every division is exact in both precisions and both runtimes get the
-    same multipliers. ADD, MUL and MEAN divide in float64 in both. The layer
+    same multipliers. ADD and MEAN divide in float64 in both (MUL: tie_mul_scales). The layer
     norms' SUB is x - mean(x): the mean's scale rounds up (a step at most 2x
     coarser on values about a tenth of x's range), the output's to the
     nearest power of two within _SUB_CLIP (its calibrated range is x's
     within 3% here)."""
     model = tflite_file.parse_model(tflite_bytes)
-    names = tflite_file.builtin_names()
     changed = []
-    for subgraph in model.subgraphs:
+    for subgraph, (first, second, output), params in _per_tensor_int8_ops(model, "SUB"):
         tensors = subgraph.tensors
-        for op in subgraph.operators:
-            if names.get(tflite_file.builtin_code(model, op)) != "SUB" or len(op.inputs) != 2:
+        anchor = float(params[0][0][0])
+        for index, current, clip in ((second, params[1], 1.0), (output, params[2], _SUB_CLIP)):
+            scale = _power_of_two_multiple(float(current[0][0]), anchor, clip)
+            if index == first or current[0][0] == scale:
                 continue
-            first, second, output = (int(op.inputs[0]), int(op.inputs[1]), int(op.outputs[0]))
-            params = [_parameters(tensors[i]) for i in (first, second, output)]
-            if any(p is None or len(p[0]) != 1 for p in params):
-                continue
-            anchor = float(params[0][0][0])
-            for index, current, clip in ((second, params[1], 1.0), (output, params[2], _SUB_CLIP)):
-                scale = _power_of_two_multiple(float(current[0][0]), anchor, clip)
-                if index == first or current[0][0] == scale:
-                    continue
-                for linked in _linked(subgraph, model, index):
-                    tensors[linked].quantization.scale = np.asarray([scale], np.float32)
-                    changed.append(tensors[linked].name.decode("utf-8", "replace"))
+            for linked in _linked(subgraph, model, index):
+                tensors[linked].quantization.scale = np.asarray([scale], np.float32)
+                changed.append(tensors[linked].name.decode("utf-8", "replace"))
     if not changed:
         return tflite_bytes, changed
     return tflite_file.serialize_model(model), changed
@@ -265,26 +272,18 @@ def tie_mul_scales(tflite_bytes: bytes) -> tuple[bytes, list[str]]:
     quotient's, no output scale cancels it (about 1 in 10 of random scale
     triples); those keep their scale and may still differ by a rare step."""
     model = tflite_file.parse_model(tflite_bytes)
-    names = tflite_file.builtin_names()
     changed = []
-    for subgraph in model.subgraphs:
+    for subgraph, ends, params in _per_tensor_int8_ops(model, "MUL"):
         tensors = subgraph.tensors
-        for op in subgraph.operators:
-            if names.get(tflite_file.builtin_code(model, op)) != "MUL" or len(op.inputs) != 2:
-                continue
-            ends = (int(op.inputs[0]), int(op.inputs[1]), int(op.outputs[0]))
-            params = [_parameters(tensors[i]) for i in ends]
-            if any(p is None or len(p[0]) != 1 for p in params):
-                continue
-            s1, s2, so = (np.float32(p[0][0]) for p in params)
-            if _mul_multipliers_agree(s1, s2, so):
-                continue
-            found = _nearest_agreeing_scale(s1, s2, so)
-            if found is None:
-                continue
-            for linked in _linked(subgraph, model, ends[2]):
-                tensors[linked].quantization.scale = np.asarray([found], np.float32)
-                changed.append(tensors[linked].name.decode("utf-8", "replace"))
+        s1, s2, so = (np.float32(p[0][0]) for p in params)
+        if _mul_multipliers_agree(s1, s2, so):
+            continue
+        found = _nearest_agreeing_scale(s1, s2, so)
+        if found is None:
+            continue
+        for linked in _linked(subgraph, model, ends[2]):
+            tensors[linked].quantization.scale = np.asarray([found], np.float32)
+            changed.append(tensors[linked].name.decode("utf-8", "replace"))
     if not changed:
         return tflite_bytes, changed
     return tflite_file.serialize_model(model), changed
