@@ -39,13 +39,12 @@ import os
 import numpy as np
 
 from bittts_tf import fileio
+from bittts_tf.quant.quantizers import FLOAT_BITS, TERNARY_BITS
 
 VOICES = ("float32", "float32_small", "4bit", "ternary_am", "ternary_all")
 REFERENCE = "festival"
 GRAPHS = ("text", "frames")
 DESKTOP_CONFIGURATION = "decode at load"
-TERNARY_BITS = 1.58
-FLOAT_BITS = 32.0
 
 # (key, Markdown header, format of a value)
 COLUMNS = (
