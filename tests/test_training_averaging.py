@@ -21,7 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def options(output_dir, **overrides):
     base = dict(output_dir=str(output_dir), corpus="synthetic:20", config="tiny", held_out=4,
                 batch_size=4, segment_frames=16, checkpoint_every=2, scalar_every=1,
-                media_every=1000, binarization_start_step=2, verbose=0, learning_rate=1e-2)
+                media_every=1000, binarization_start_step=2, verbose=0, learning_rate=1e-2,
+                run_eagerly=True)   # eager steps: tracing was half of the run's time
     base.update(overrides)
     return run.RunOptions(**base)
 
