@@ -24,6 +24,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, InterpreterWithCustomOps, OpResolverType
 
+from bittts_tf.engine import graph
 from bittts_tf.export import ConversionError, converter, packer, tts_graphs
 from bittts_tf.litert import native, tflite_file
 from bittts_tf.models import build, configs
@@ -197,23 +198,19 @@ def activation_operand(model, op):
     return 2 if opcode_name(model, op) == OPS.TRANSPOSE_CONV else 0
 
 
-def single_op(model_bytes, output_name, with_decode=False):
-    """The model cut to the op writing `output_name` (after the decode op
-    writing its filter, if asked): input, its activations; output, its own."""
-    model = tflite_file.parse_model(model_bytes)
+def single_op(model, output_name, with_decode=False):
+    """The parsed model cut to the op writing `output_name` (after the decode
+    op writing its filter, if asked): input, its activations; output, its own."""
     subgraph = model.subgraphs[0]
     names = [t.name for t in subgraph.tensors]
     output = names.index(output_name)
-    (op,) = [op for op in subgraph.operators if output in [int(i) for i in op.outputs]]
-    ops = [op]
+    (index,) = [i for i, op in enumerate(subgraph.operators) if output in [int(o) for o in op.outputs]]
+    indices = [index]
     if with_decode:
-        ops = [d for d in subgraph.operators if opcode_name(model, d) == spec.OP_NAME
-               and int(d.outputs[0]) == int(op.inputs[1])] + ops
-    subgraph.operators = ops
-    subgraph.inputs = np.asarray([int(op.inputs[activation_operand(model, op)])], np.int32)
-    subgraph.outputs = np.asarray([output], np.int32)
-    model.signatureDefs = []
-    return tflite_file.serialize_model(model)
+        filter_index = int(subgraph.operators[index].inputs[1])
+        indices = [i for i, d in enumerate(subgraph.operators)
+                   if opcode_name(model, d) == spec.OP_NAME and int(d.outputs[0]) == filter_index] + indices
+    return graph.ops_model(model, indices)
 
 
 def invoke(interpreter, value):
@@ -230,6 +227,8 @@ def check_rewritten_ops(unpacked, packed, feeds, with_decode_at_load=True):
     Returns (outputs that differ, outputs compared)."""
     at_load = decode_at_load(packed) if with_decode_at_load else None
     parsed = tflite_file.parse_model(packed)
+    parsed_unpacked = tflite_file.parse_model(unpacked)
+    parsed_at_load = tflite_file.parse_model(at_load) if at_load is not None else None
     tensors = parsed.subgraphs[0].tensors
     whole = Interpreter(model_content=unpacked, experimental_op_resolver_type=BUILTIN,
                         experimental_preserve_all_tensors=True)
@@ -244,14 +243,14 @@ def check_rewritten_ops(unpacked, packed, feeds, with_decode_at_load=True):
     for output_name, _ in readers:
         for resolver in resolvers:
             singles[output_name, "converter", resolver] = Interpreter(
-                model_content=single_op(unpacked, output_name),
+                model_content=single_op(parsed_unpacked, output_name),
                 experimental_op_resolver_type=resolver)
             if at_load is not None:
                 singles[output_name, "at load", resolver] = Interpreter(
-                    model_content=single_op(at_load, output_name),
+                    model_content=single_op(parsed_at_load, output_name),
                     experimental_op_resolver_type=resolver)
         singles[output_name, "in graph", None] = native.make_interpreter(
-            single_op(packed, output_name, with_decode=True))
+            single_op(parsed, output_name, with_decode=True))
     flipped = total = 0
     for feed in feeds:
         run(whole, feed)
