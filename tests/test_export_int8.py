@@ -24,7 +24,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, InterpreterWithCustomOps, OpResolverType
 
-from bittts_tf.engine import graph
+from bittts_tf.engine import graph as engine_graph
 from bittts_tf.export import ConversionError, converter, packer, tts_graphs
 from bittts_tf.litert import native, tflite_file
 from bittts_tf.models import build, configs
@@ -210,7 +210,7 @@ def single_op(model, output_name, with_decode=False):
         filter_index = int(subgraph.operators[index].inputs[1])
         indices = [i for i, d in enumerate(subgraph.operators)
                    if opcode_name(model, d) == spec.OP_NAME and int(d.outputs[0]) == filter_index] + indices
-    return graph.ops_model(model, indices)
+    return engine_graph.ops_model(model, indices)
 
 
 def invoke(interpreter, value):
