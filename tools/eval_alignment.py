@@ -43,12 +43,12 @@ def main(argv):
     manifest = checkpoints.read_manifest(path)
     config = configs.ModelConfig.from_dict(manifest["model_config"])
     symbols = FrontEnd.from_dict(manifest["front_end"]).symbols
-    acoustic = build.build_acoustic(config)
-    checkpoints.restore(path, {"acoustic": acoustic})
-    cache = FeatureCache(FLAGS.corpus)
+    cache = FeatureCache(FLAGS.corpus)   # before the model: a bad corpus is refused at once
     utterances = [cache.load(i) for i in manifest["held_out_ids"]]
     if any("durations" not in u for u in utterances):
         raise app.UsageError(f"{FLAGS.corpus} has no ground-truth durations")
+    acoustic = build.build_acoustic(config)
+    checkpoints.restore(path, {"acoustic": acoustic})
 
     groups = {"all": []}
     for start in range(0, len(utterances), FLAGS.batch_size):

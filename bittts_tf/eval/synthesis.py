@@ -7,6 +7,7 @@ by Griffin-Lim, which is only good enough to hear what was said.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -32,17 +33,19 @@ def resolve(path: str) -> str:
 
 class Synthesizer:
     def __init__(self, checkpoint: str, vocoder_checkpoint: str | None = None):
+        # Only the manifests here: the models are built on first use, so a
+        # request with bad text or an unknown speaker is refused before the
+        # 5-10 s of building and restoring them (tools/synthesize.py).
         self.checkpoint = resolve(checkpoint)
         manifest = checkpoints.read_manifest(self.checkpoint)
         self.config = configs.ModelConfig.from_dict(manifest["model_config"])
+        self._acoustic_config = self.config
         self.front_end = FrontEnd.from_dict(manifest["front_end"])
         if "model/acoustic" not in manifest["layout"]:
             raise checkpoints.CheckpointError(f"{self.checkpoint} holds no acoustic model "
                                               "(a vocoder-only run?)")
-        self.acoustic = build.build_acoustic(self.config)
-        checkpoints.restore(self.checkpoint, {"acoustic": self.acoustic})
-        self.generator = None
         self.vocoder_source = "griffin-lim"
+        self._vocoder_config = None
         source = self.checkpoint if "model/generator" in manifest["layout"] else None
         if vocoder_checkpoint:
             source = resolve(vocoder_checkpoint)
@@ -52,10 +55,24 @@ class Synthesizer:
             if vocoder_config.audio != self.config.audio:
                 raise ValueError(f"vocoder {source} was trained for {vocoder_config.audio}, the "
                                  f"acoustic model for {self.config.audio}")
-            self.generator = build.build_generator(vocoder_config)
-            checkpoints.restore(source, {"generator": self.generator})
             self.vocoder_source = source
+            self._vocoder_config = vocoder_config
             self.config = configs.with_vocoder_of(self.config, vocoder_config)
+
+    @functools.cached_property
+    def acoustic(self):
+        model = build.build_acoustic(self._acoustic_config)
+        checkpoints.restore(self.checkpoint, {"acoustic": model})
+        return model
+
+    @functools.cached_property
+    def generator(self):
+        """The vocoder, or None: Griffin-Lim."""
+        if self._vocoder_config is None:
+            return None
+        model = build.build_generator(self._vocoder_config)
+        checkpoints.restore(self.vocoder_source, {"generator": model})
+        return model
 
     def mel(self, text: str, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
         """The mel of `text` in one piece, however long."""
