@@ -148,20 +148,20 @@ def ops_model(model, op_indices: list[int]) -> bytes:
         return t.buffer if data is not None and len(data) > 0 else None
 
     buffers = [model.buffers[0]]
-    tensors, written = [], {i for op in ops for i in op.outputs}
+    tensors, inputs, written = [], [], {i for op in ops for i in op.outputs}
     for old in order:
         tensor = copy.copy(sg.tensors[old])
         kept = constant_buffer(tensor)
         tensor.buffer = 0
-        if kept is not None and old not in written:
+        if old not in written and kept is not None:
             buffers.append(model.buffers[kept])
             tensor.buffer = len(buffers) - 1
+        elif old not in written:
+            inputs.append(remap[old])
         tensors.append(tensor)
     for op in ops:
         op.inputs = [remap[i] if i >= 0 else -1 for i in op.inputs]
         op.outputs = [remap[i] for i in op.outputs]
-    inputs = [remap[i] for i in order if i not in written
-              and constant_buffer(sg.tensors[i]) is None]
 
     part = copy.copy(model)
     subgraph = copy.copy(sg)
