@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bittts_tf import fileio
-from bittts_tf.training import callbacks
+from bittts_tf.training import run_log
 
 
 @pytest.fixture
@@ -67,14 +67,14 @@ def test_a_resumed_log_drops_rows_after_the_checkpoint_and_a_torn_last_line(tmp_
     path = tmp_path / "losses.jsonl"
     write_log(path, rows, tail)
 
-    record = callbacks.JsonLines(str(path), resume_step)
+    record = run_log.JsonLines(str(path), resume_step)
     expected = [r for r in rows if r["step"] <= resume_step]
     assert path.read_text() == "".join(json.dumps(r) + "\n" for r in expected)
     assert record.last_step == resume_step
     assert ("dropped a torn last line" in capsys.readouterr().out) == torn
 
     record.append({"step": resume_step + 1, "mel_l1": 1.0})
-    got = callbacks.read_json_lines(str(path))
+    got = run_log.read_json_lines(str(path))
     assert sorted(got) == list(range(1, resume_step + 2))
 
 
@@ -82,8 +82,8 @@ def test_a_row_whole_but_for_its_newline_is_kept(tmp_path, rng):
     rows = random_rows(rng, 6)
     path = tmp_path / "held_out.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows).rstrip("\n"))
-    callbacks.JsonLines(str(path), 6)
-    assert callbacks.read_json_lines(str(path)) == {r["step"]: {k: v for k, v in r.items()
+    run_log.JsonLines(str(path), 6)
+    assert run_log.read_json_lines(str(path)) == {r["step"]: {k: v for k, v in r.items()
                                                                  if k != "step"} for r in rows}
 
 
@@ -95,8 +95,8 @@ def test_damage_before_the_last_line_is_refused_by_line(tmp_path, rng):
     lines[bad] = lines[bad][:5]
     path.write_text("\n".join(lines) + "\n")
     before = path.read_bytes()
-    with pytest.raises(callbacks.LogFileError, match=f"line {bad + 1} is not JSON"):
-        callbacks.JsonLines(str(path), 8)
+    with pytest.raises(run_log.LogFileError, match=f"line {bad + 1} is not JSON"):
+        run_log.JsonLines(str(path), 8)
     assert path.read_bytes() == before   # refused before anything was rewritten
 
 
@@ -107,7 +107,7 @@ def test_the_log_rewrite_is_atomic(tmp_path, rng, monkeypatch):
     before = path.read_bytes()
     monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(5, "EIO")))
     with pytest.raises(OSError):
-        callbacks.JsonLines(str(path), 3)
+        run_log.JsonLines(str(path), 3)
     assert path.read_bytes() == before
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bittts_tf.quant import quantizers
+from bittts_tf.quant import bits, quantizers
 
 
 def numpy_ternary(w):
@@ -93,10 +93,10 @@ def test_all_zero_weights_do_not_divide_by_zero():
 @pytest.mark.parametrize("spelling,expected", [("1.58", 1.58), (1.58, 1.58), ("4", 4), (8, 8),
                                                (None, 32), ("32", 32)])
 def test_normalize_bits(spelling, expected):
-    assert quantizers.normalize_bits(spelling) == expected
+    assert bits.normalize_bits(spelling) == expected
 
 
 @pytest.mark.parametrize("bad", [3, "1.5", 16, "ternary"])
 def test_normalize_bits_rejects_unsupported(bad):
     with pytest.raises(ValueError):
-        quantizers.normalize_bits(bad)
+        bits.normalize_bits(bad)

@@ -15,7 +15,7 @@ import tensorflow as tf
 from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.quant import quantized_layers
-from bittts_tf.training import callbacks, checkpoints, run
+from bittts_tf.training import callbacks, checkpoints, run, run_log
 from bittts_tf.training.mel import LogMel, reference_log_mel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,7 +101,7 @@ def test_train_tool_killed_and_rerun_continues_where_it_stopped(tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resumed from {last} at step {stopped_at}" in rerun.stdout
-    logged = run.read_losses(str(out))
+    logged = run_log.read_losses(str(out))
     assert sorted(logged) == list(range(1, stopped_at + 5))
 
     # The same steps without the kill, in-process, from the same seed.
@@ -146,7 +146,7 @@ def test_held_out_curve_and_cpu_budget_survive_a_resume(tmp_path):
     # far before --steps, and records held-out losses at steps 0 and 2.
     first = run.train(options(out, steps=100, evaluate=True, max_cpu_minutes=1e-6))
     assert first["step"] == 2
-    curve = run.read_held_out(str(out))
+    curve = run_log.read_held_out(str(out))
     assert sorted(curve) == [0, 2]
     assert 0 <= curve[0]["cpu_seconds"] < curve[2]["cpu_seconds"]
     for row in curve.values():
@@ -157,12 +157,12 @@ def test_held_out_curve_and_cpu_budget_survive_a_resume(tmp_path):
     # The spent budget is remembered across the restart: nothing more is trained.
     again = run.train(options(out, steps=100, evaluate=True, max_cpu_minutes=1e-6))
     assert again["step"] == 2 and again["cpu_seconds"] >= saved
-    assert sorted(run.read_held_out(str(out))) == [0, 2]
+    assert sorted(run_log.read_held_out(str(out))) == [0, 2]
 
     # A larger budget continues from the checkpoint; the curve keeps its rows.
     more = run.train(options(out, steps=4, evaluate=True, max_cpu_minutes=60))
     assert more["step"] == 4
-    curve = run.read_held_out(str(out))
+    curve = run_log.read_held_out(str(out))
     assert sorted(curve) == [0, 2, 4] and curve[4]["cpu_seconds"] > curve[2]["cpu_seconds"]
 
 

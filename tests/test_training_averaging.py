@@ -13,7 +13,7 @@ import pytest
 from bittts_tf.eval.held_out import HeldOutEvaluator
 from bittts_tf.quant import quantized_layers
 from bittts_tf.quant.quantizers import ternary_codes_np
-from bittts_tf.training import averaging, checkpoints, run
+from bittts_tf.training import averaging, checkpoints, run, run_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,7 +86,7 @@ def test_averaged_ternary_model_requantizes_the_mean_latent_weights(ternary_run,
 
 def test_held_out_evaluation_matches_what_training_logged(ternary_run):
     run_dir, _ = ternary_run
-    logged = run.read_held_out(str(run_dir))
+    logged = run_log.read_held_out(str(run_dir))
     paths = averaging.last_checkpoints(str(run_dir), 3)
     evaluator = HeldOutEvaluator(paths[-1], "synthetic:20")
     for path in paths:

@@ -18,7 +18,6 @@ from bittts_tf import cli
 
 cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
-import json
 import os
 import subprocess
 import sys

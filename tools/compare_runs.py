@@ -24,7 +24,7 @@ import os
 from absl import app, flags
 
 from bittts_tf import fileio
-from bittts_tf.training import run
+from bittts_tf.training import run_log
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "Run directories (tools/train.py --output_dir); the first is "
@@ -56,7 +56,7 @@ def load_curves(run_dir: str) -> dict[int, dict]:
     if not os.path.exists(path):
         raise app.UsageError(f"{run_dir}: no held_out.jsonl (not a tools/train.py run, or it "
                              "has not evaluated yet)")
-    curves = run.read_held_out(run_dir)
+    curves = run_log.read_held_out(run_dir)
     if not curves:
         raise app.UsageError(f"{path}: empty")
     return curves

@@ -30,7 +30,7 @@ import sys
 from absl import flags, logging
 
 from bittts_tf import fileio
-from bittts_tf.export import ConversionError, conversion_report, converter, keras_io, source_model
+from bittts_tf.export import ConversionError, conversion_report, keras_io, source_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("keras_model", None, "The .keras model to convert.")
@@ -70,6 +70,7 @@ def main(argv):
             result = convert_tfmot_model(FLAGS.tfmot_model, FLAGS.integer)
         else:
             model = source_model.load(FLAGS.keras_model, FLAGS.checkpoint, FLAGS.model)
+            from bittts_tf.export import converter   # TensorFlow: once the model is known good
             result = converter.convert(model)
     except (keras_io.ModelFileError, ConversionError,
             source_model.CheckpointModelError) as error:

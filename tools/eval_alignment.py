@@ -20,14 +20,10 @@ from absl import app, flags
 
 from bittts_tf import fileio
 from bittts_tf.data.cache import FeatureCache
-from bittts_tf.eval.alignment_metrics import (
-    boundary_error_summary,
-    boundary_errors_frames,
-)
 from bittts_tf.eval.synthesis import resolve
-from bittts_tf.models import build, configs
+from bittts_tf.models import configs
 from bittts_tf.text.g2p import FrontEnd
-from bittts_tf.training import checkpoints, data
+from bittts_tf.training import checkpoints
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint, or its run directory.")
@@ -47,6 +43,10 @@ def main(argv):
     utterances = [cache.load(i) for i in manifest["held_out_ids"]]
     if any("durations" not in u for u in utterances):
         raise app.UsageError(f"{FLAGS.corpus} has no ground-truth durations")
+    # TensorFlow: once the checkpoint and the corpus are known good.
+    from bittts_tf.eval.alignment_metrics import boundary_error_summary, boundary_errors_frames
+    from bittts_tf.models import build
+    from bittts_tf.training import data
     acoustic = build.build_acoustic(config)
     checkpoints.restore(path, {"acoustic": acoustic})
 

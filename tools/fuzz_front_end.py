@@ -25,7 +25,6 @@ cli.quiet_startup()   # first, as every tool (this one loads no TensorFlow)
 
 import json
 import os
-import sys
 import time
 
 import numpy as np

@@ -28,7 +28,7 @@ import time
 from absl import app, flags
 
 from bittts_tf import fileio
-from bittts_tf.training import checkpoints, run
+from bittts_tf.training import checkpoints, run_log
 from bittts_tf.training.resume_check import compare, falling
 
 FLAGS = flags.FLAGS
@@ -49,7 +49,7 @@ def output_dir_of(train_args: list[str]) -> str:
 
 def last_logged_step(output_dir: str) -> int:
     try:
-        return max(run.read_losses(output_dir), default=0)
+        return max(run_log.read_losses(output_dir), default=0)
     except (FileNotFoundError, json.JSONDecodeError):   # not there yet, or a line half-written
         return 0
 
@@ -80,7 +80,7 @@ def main(argv):
     with open(os.path.join(output_dir, "killed_run.log"), "w") as log:
         started = time.time()
         run_until_killed(command, output_dir, FLAGS.kill_after_step, log)
-    killed_losses = run.read_losses(output_dir)
+    killed_losses = run_log.read_losses(output_dir)
     with open(os.path.join(output_dir, "losses.jsonl"), "rb") as f:   # the rerun rewrites it
         fileio.atomic_write_bytes(os.path.join(output_dir, "killed_losses.jsonl"), f.read())
     last = checkpoints.latest(os.path.join(output_dir, "checkpoints"))
@@ -95,7 +95,7 @@ def main(argv):
         raise app.UsageError(f"the rerun exited with {rerun.returncode}; see {log.name}")
     with open(log.name) as f:
         said_resumed = any(f"at step {resumed_at}" in line and "resumed from" in line for line in f)
-    losses = run.read_losses(output_dir)
+    losses = run_log.read_losses(output_dir)
 
     report = {"killed_after_step": max(killed_losses), "resumed_at_step": resumed_at,
               "rerun_said_resumed": said_resumed, "final_step": max(losses),

@@ -15,7 +15,7 @@ cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
 from absl import flags
 
-from bittts_tf.models import build, configs, size
+from bittts_tf.models import configs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", "paper", sorted(configs.PRESETS), "Model config preset.")
@@ -28,6 +28,7 @@ MB = 1e6
 
 def main(argv):
     del argv
+    from bittts_tf.models import build, size   # TensorFlow: after the flags are checked
     config = configs.preset(FLAGS.config, quantize=FLAGS.quantize, weight_bits=FLAGS.weight_bits)
     acoustic = build.build_acoustic(config)
     generator = build.build_generator(config)

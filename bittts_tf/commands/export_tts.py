@@ -28,7 +28,7 @@ from absl import flags
 
 from bittts_tf.data.cache import CacheError, FeatureCache, split_entries
 from bittts_tf.eval.synthesis import Synthesizer
-from bittts_tf.export import ConversionError, tts_graphs
+from bittts_tf.export import ConversionError
 from bittts_tf.training.checkpoints import CheckpointError
 
 FLAGS = flags.FLAGS
@@ -83,6 +83,7 @@ def main(argv):
     if synthesizer.generator is None:
         sys.exit(f"export_tts: {synthesizer.checkpoint} holds no vocoder; pass --vocoder_checkpoint")
     print(f"acoustic model: {synthesizer.checkpoint}\nvocoder: {synthesizer.vocoder_source}")
+    from bittts_tf.export import tts_graphs   # TensorFlow: once the checkpoints are known good
     source = {"checkpoint": synthesizer.checkpoint, "vocoder_checkpoint": synthesizer.vocoder_source}
     utterances = None
     if FLAGS.int8_corpus:

@@ -39,7 +39,7 @@ import os
 import numpy as np
 
 from bittts_tf import fileio
-from bittts_tf.quant.quantizers import FLOAT_BITS, TERNARY_BITS
+from bittts_tf.quant.bits import FLOAT_BITS, TERNARY_BITS
 
 VOICES = ("float32", "float32_small", "4bit", "ternary_am", "ternary_all")
 REFERENCE = "festival"

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from bittts_tf.models import build, configs
+from bittts_tf.models import configs
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import checkpoints
 
@@ -35,7 +35,8 @@ class Synthesizer:
     def __init__(self, checkpoint: str, vocoder_checkpoint: str | None = None):
         # Only the manifests here: the models are built on first use, so a
         # request with bad text or an unknown speaker is refused before the
-        # 5-10 s of building and restoring them (tools/synthesize.py).
+        # 5-10 s of importing TensorFlow, building and restoring them
+        # (tools/synthesize.py).
         self.checkpoint = resolve(checkpoint)
         manifest = checkpoints.read_manifest(self.checkpoint)
         self.config = configs.ModelConfig.from_dict(manifest["model_config"])
@@ -61,6 +62,7 @@ class Synthesizer:
 
     @functools.cached_property
     def acoustic(self):
+        from bittts_tf.models import build
         model = build.build_acoustic(self._acoustic_config)
         checkpoints.restore(self.checkpoint, {"acoustic": model})
         return model
@@ -70,6 +72,7 @@ class Synthesizer:
         """The vocoder, or None: Griffin-Lim."""
         if self._vocoder_config is None:
             return None
+        from bittts_tf.models import build
         model = build.build_generator(self._vocoder_config)
         checkpoints.restore(self.vocoder_source, {"generator": model})
         return model

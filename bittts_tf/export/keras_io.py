@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pathlib
-
-import keras
+import zipfile
+from typing import TYPE_CHECKING
 
 from bittts_tf import fileio
-import bittts_tf.quant.layers  # noqa: F401  (registers the layers for deserialization)
+
+if TYPE_CHECKING:
+    import keras
 
 
 class ModelFileError(ValueError):
@@ -18,6 +20,13 @@ def load_keras_model(path) -> keras.Model:
     path = pathlib.Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
+    # A .keras file is a zip archive: anything else is refused before the
+    # TensorFlow import (Keras' own message for it says "File not found").
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path}: not a readable .keras model (not a zip archive)")
+    import keras
+
+    import bittts_tf.quant.layers  # noqa: F401  (registers the layers for deserialization)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # zip, h5 and config errors all mean "unreadable"

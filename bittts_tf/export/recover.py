@@ -36,7 +36,7 @@ from bittts_tf.export.recover_graph import Graph, RecoveryError
 from bittts_tf.export.recover_layers import LayerRef, graph_layers, training_only
 from bittts_tf.export.recover_weights import Plan, model_folds, plan_graph
 from bittts_tf.litert import tflite_file
-from bittts_tf.quant import quantizers, spec
+from bittts_tf.quant import bits, quantizers, spec
 from bittts_tf.runtime import model_folder as folder_lib
 
 # Folder formats this recovery reads: 1, a stateless frames graph over a
@@ -220,7 +220,7 @@ def _read_folder(model_dir: str):
 
 def _scope(acoustic_packed: bool, vocoder_packed: bool, config) -> tuple[str, float]:
     """The quantize scope and weight bits that give the graphs' packed models."""
-    ternary, float_bits = quantizers.TERNARY_BITS, quantizers.FLOAT_BITS
+    ternary, float_bits = bits.TERNARY_BITS, bits.FLOAT_BITS
     uniform = config.weight_bits not in (ternary, float_bits) and config.quantize != "none"
     if acoustic_packed or vocoder_packed:
         if uniform and ((config.acoustic_bits != float_bits and not acoustic_packed)
@@ -259,16 +259,16 @@ def recover(model_dir: str) -> Recovery:
     notes, fold_log = [], []
     plans = _plan_models(graphs, acoustic, vocoder, notes, fold_log)
     packed = {id(m): any(p.packed for p in plans if p.item.model is m) for m in (acoustic, vocoder)}
-    scope, bits = _scope(packed[id(acoustic)], packed[id(vocoder)], config)
+    scope, weight_bits = _scope(packed[id(acoustic)], packed[id(vocoder)], config)
     corrections = []
-    if (scope, bits) != (config.quantize, config.weight_bits):
+    if (scope, weight_bits) != (config.quantize, config.weight_bits):
         corrections.append(f"the manifest's model_config says quantize={config.quantize!r}, "
                            f"weight_bits={config.weight_bits}, but the graphs pack "
                            f"{ {'all': 'both models', 'none': 'no model'}.get(scope, scope)} "
                            f"ternary: the recovered config says quantize={scope!r}, "
-                           f"weight_bits={bits}")
+                           f"weight_bits={weight_bits}")
         old = config
-        config = dataclasses.replace(config, quantize=scope, weight_bits=bits)
+        config = dataclasses.replace(config, quantize=scope, weight_bits=weight_bits)
         if config.acoustic_bits != old.acoustic_bits:
             acoustic = build.build_acoustic(config)
         if config.vocoder_bits != old.vocoder_bits:

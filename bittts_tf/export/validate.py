@@ -35,14 +35,16 @@ The pass/fail bound (`verdict`):
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from bittts_tf.litert import native, tflite_file
-from bittts_tf.quant import layers as qlayers
-from bittts_tf.quant import quantizers, spec
+from bittts_tf.quant import spec
+
+if TYPE_CHECKING:
+    import keras
 
 _ROUND = schema.BuiltinOperator.ROUND
 
@@ -164,6 +166,10 @@ class LiteRTComparison:
 
 def _keras_activation_codes(keras_model, inputs) -> list[np.ndarray]:
     """Per activation-quantized layer, the rounded codes Keras computes."""
+    import keras
+
+    from bittts_tf.quant import layers as qlayers
+    from bittts_tf.quant import quantizers
     layers = [l for l in qlayers.quantized_layers(keras_model) if l.quantize_activations]
     if not layers:
         return []
@@ -192,6 +198,7 @@ def compare_litert_keras(keras_model: keras.Model, tflite_bytes: bytes,
                          inputs: list[np.ndarray]) -> LiteRTComparison:
     """Runs both on `inputs`; with activation quantization, also counts the
     activations that LiteRT rounded to a different integer than Keras."""
+    from bittts_tf.quant import layers as qlayers
     check_interface(keras_model, tflite_bytes)
     act_layers = [l for l in qlayers.quantized_layers(keras_model) if l.quantize_activations]
     interpreter = native.make_interpreter(tflite_bytes, preserve_all_tensors=bool(act_layers))

@@ -16,7 +16,7 @@ from bittts_tf.models.layers import ConvStack, mask_weights
 from bittts_tf.models.variance import (VarianceAdaptor, alignment_from_durations,
                                        durations_from_log, length_regulate, token_average)
 from bittts_tf.quant import QuantConv1D, QuantDense
-from bittts_tf.quant.quantizers import FLOAT_BITS
+from bittts_tf.quant.bits import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
 

@@ -13,7 +13,7 @@ import json
 from bittts_tf.audio import istft_spec
 from bittts_tf.audio.config import AudioConfig
 from bittts_tf.audio.config import preset as audio_preset
-from bittts_tf.quant.quantizers import FLOAT_BITS, normalize_bits
+from bittts_tf.quant.bits import FLOAT_BITS, normalize_bits
 
 QUANTIZE_SCOPES = ("none", "acoustic", "vocoder", "all")
 

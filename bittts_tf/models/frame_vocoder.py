@@ -22,7 +22,7 @@ from bittts_tf.audio.istft_spec import MAX_LOG_MAGNITUDE  # shared with the C in
 from bittts_tf.models import istft as istft_lib
 from bittts_tf.models.vocoder import Vocoder
 from bittts_tf.quant import QuantConv1D, QuantDense
-from bittts_tf.quant.quantizers import FLOAT_BITS
+from bittts_tf.quant.bits import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from bittts_tf.quant import quantized_layers
-from bittts_tf.quant.quantizers import FLOAT_BITS, TERNARY_BITS
+from bittts_tf.quant.bits import FLOAT_BITS, TERNARY_BITS
 # The packed format's constants, from the one spec the encoder, the C
 # decoder and the converter share.
 from bittts_tf.quant.spec import SCALE_BYTES, TRITS_PER_BYTE

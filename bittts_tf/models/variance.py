@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from bittts_tf.models.layers import ConvBlock
 from bittts_tf.quant import QuantConv1D, QuantDense
-from bittts_tf.quant.quantizers import FLOAT_BITS
+from bittts_tf.quant.bits import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
 

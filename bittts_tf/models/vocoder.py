@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from bittts_tf.models.weight_norm import WeightNormConv1D, WeightNormConv1DTranspose
-from bittts_tf.quant.quantizers import FLOAT_BITS
+from bittts_tf.quant.bits import FLOAT_BITS
 
 _PACKAGE = "bittts_tf"
 LEAKY_SLOPE = 0.1

@@ -13,9 +13,9 @@ _EXPORTS = {
                                "WeightPrecision", "quantized_layers"),
     "bittts_tf.quant.packing": ("PackedTernary", "PackingError", "decode", "encode", "pack",
                                 "unpack"),
-    "bittts_tf.quant.quantizers": ("FLOAT_BITS", "TERNARY_BITS", "absmax_activation_quantize",
-                                   "normalize_bits", "quantize_weights", "ternary_quantize",
-                                   "uniform_quantize"),
+    "bittts_tf.quant.bits": ("FLOAT_BITS", "TERNARY_BITS", "normalize_bits"),
+    "bittts_tf.quant.quantizers": ("absmax_activation_quantize", "quantize_weights",
+                                   "ternary_quantize", "uniform_quantize"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

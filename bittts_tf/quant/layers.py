@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from bittts_tf.quant import quantizers
+from bittts_tf.quant import bits, quantizers
 
 _PACKAGE = "bittts_tf"
 
@@ -32,22 +32,22 @@ class WeightPrecision:
 class _QuantizedKernelMixin:
     """Shared QAT behaviour: quantize the input and the kernel, then the float op."""
 
-    def __init__(self, *args, weight_bits=quantizers.TERNARY_BITS, quantize_activations=False,
+    def __init__(self, *args, weight_bits=bits.TERNARY_BITS, quantize_activations=False,
                  activation_bits=8, **kwargs):
         super().__init__(*args, **kwargs)
         if getattr(self, "data_format", "channels_last") != "channels_last":
             raise ValueError(f"{type(self).__name__} supports channels_last only")
-        self.weight_bits = quantizers.normalize_bits(weight_bits)
+        self.weight_bits = bits.normalize_bits(weight_bits)
         self.quantize_activations = bool(quantize_activations)
         self.activation_bits = int(activation_bits)
 
     @property
     def is_ternary(self) -> bool:
-        return self.weight_bits == quantizers.TERNARY_BITS
+        return self.weight_bits == bits.TERNARY_BITS
 
     @property
     def is_quantized(self) -> bool:
-        return self.weight_bits != quantizers.FLOAT_BITS
+        return self.weight_bits != bits.FLOAT_BITS
 
     def quantize_input(self, x):
         if not self.quantize_activations:
@@ -80,7 +80,7 @@ class _QuantizedKernelMixin:
                                 int(np.prod(self.kernel.shape)), self.weight_bits)]
         if self.use_bias:
             rows.append(WeightPrecision(self.name, "bias", tuple(self.bias.shape),
-                                        int(np.prod(self.bias.shape)), quantizers.FLOAT_BITS))
+                                        int(np.prod(self.bias.shape)), bits.FLOAT_BITS))
         return rows
 
     def _add_bias_and_activation(self, outputs):
@@ -157,7 +157,7 @@ def _ternary(cls):
     class Ternary(cls):
         def __init__(self, *args, **kwargs):
             kwargs.pop("weight_bits", None)
-            super().__init__(*args, weight_bits=quantizers.TERNARY_BITS, **kwargs)
+            super().__init__(*args, weight_bits=bits.TERNARY_BITS, **kwargs)
 
     Ternary.__name__ = Ternary.__qualname__ = cls.__name__.replace("Quant", "Ternary")
     Ternary.__doc__ = f"{cls.__name__} with ternary (1.58-bit) weights."

@@ -10,24 +10,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from bittts_tf.quant.bits import FLOAT_BITS, TERNARY_BITS, normalize_bits
+
 # A weight tensor of all zeros would give a zero scale and 0/0 in the rounding.
 SCALE_EPSILON = 1e-8
 LAYER_NORM_EPSILON = 1e-5
-FLOAT_BITS = 32
-TERNARY_BITS = 1.58
-SUPPORTED_WEIGHT_BITS = (TERNARY_BITS, 2, 4, 8, FLOAT_BITS)
-
-
-def normalize_bits(bits) -> float:
-    """Maps user spellings ('1.58', 1.58, '4', None, 32) to a supported value."""
-    if bits is None:
-        return FLOAT_BITS
-    value = float(bits)
-    for supported in SUPPORTED_WEIGHT_BITS:
-        if abs(value - supported) < 1e-6:
-            return supported
-    raise ValueError(
-        f"weight bits must be one of {SUPPORTED_WEIGHT_BITS} (or None for float), got {bits!r}")
 
 
 def ternary_scale(w):

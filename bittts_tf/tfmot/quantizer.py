@@ -10,7 +10,7 @@ from __future__ import annotations
 import tf_keras
 import tensorflow_model_optimization as tfmot
 
-from bittts_tf.quant import quantizers
+from bittts_tf.quant import bits, quantizers
 
 PACKAGE = "bittts_tf"
 
@@ -25,7 +25,7 @@ class TernaryWeightQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
         return {}
 
     def __call__(self, inputs, training, weights, **kwargs):
-        return quantizers.quantize_weights(inputs, quantizers.TERNARY_BITS)
+        return quantizers.quantize_weights(inputs, bits.TERNARY_BITS)
 
     def get_config(self):
         return {}

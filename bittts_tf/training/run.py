@@ -13,7 +13,7 @@ import keras
 
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
-from bittts_tf.training import callbacks, checkpoints, data, distribute, jets_trainer
+from bittts_tf.training import callbacks, checkpoints, data, distribute, jets_trainer, run_log
 from bittts_tf.training.config import TrainingConfig
 
 
@@ -227,14 +227,6 @@ def _require_mode(source: str, trained_mode: str, mode: str) -> None:
         raise ValueError(f"{source} was trained in mode {trained_mode!r}, not {mode!r}")
 
 
-def read_losses(output_dir: str) -> dict[int, dict]:
-    return callbacks.read_json_lines(os.path.join(output_dir, "losses.jsonl"))
-
-
-def read_held_out(output_dir: str) -> dict[int, dict]:
-    return callbacks.read_json_lines(os.path.join(output_dir, "held_out.jsonl"))
-
-
 def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
     """Trains to options.steps, or until options.max_cpu_minutes of training
     CPU time are spent (resuming from the newest checkpoint in output_dir), and
@@ -382,12 +374,12 @@ def _callbacks(options: RunOptions, trainer, strategy, is_chief: bool, ckpt_dir:
         held_out_eval = callbacks.HeldOutEvaluation(
             trainer, held_out_batches(held_out, training_config, model_config.audio.hop_length),
             options.eval_every or options.checkpoint_every,
-            os.path.join(options.output_dir, "held_out.jsonl"), clock, step)
+            os.path.join(options.output_dir, run_log.HELD_OUT), clock, step)
         checkpointer = callbacks.PeriodicCheckpoint(trainer, ckpt_dir, options.checkpoint_every,
                                                     manifest, clock=clock)
         callback_list = [
             callbacks.StopOnNonFinite(trainer, ckpt_dir),   # first: nothing saved after a NaN
-            callbacks.LossFile(os.path.join(options.output_dir, "losses.jsonl"), trainer, step),
+            callbacks.LossFile(os.path.join(options.output_dir, run_log.LOSSES), trainer, step),
             step_log,
             callbacks.TensorBoardLogger(trainer, os.path.join(options.output_dir, "tensorboard"),
                                         sample, options.scalar_every, options.media_every,
