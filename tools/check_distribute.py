@@ -32,6 +32,8 @@ import time
 
 from absl import flags
 
+from bittts_tf.training import run_log
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKS = ("gradients", "multi_worker", "precision")
 MODES = ("acoustic", "vocoder", "joint")
@@ -50,6 +52,9 @@ flags.DEFINE_boolean("small_discriminators", False,
 flags.DEFINE_boolean("straight_run", True,
                      "multi_worker: also a two-worker run without a kill (the killed and "
                      "resumed run is compared with the single-process run either way).")
+flags.DEFINE_boolean("run_eagerly", False,
+                     "multi_worker: eager training steps in every launch (no tracing: a few "
+                     "steps start sooner; tests).")
 flags.DEFINE_float("timeout", 300.0, "multi_worker: seconds any launch may take.")
 flags.DEFINE_string("work_dir", "", "multi_worker: where the runs go (default: a temporary dir).")
 flags.DEFINE_string("output", "", "Also write the figures to this JSON file.")
@@ -67,13 +72,14 @@ def free_port() -> int:
 
 def train_command(output_dir: str, seed: int, steps: int, checkpoint_every: int, mode: str,
                   strategy: str) -> list[str]:
+    eager = ["--run_eagerly"] if FLAGS.run_eagerly else []
     return [sys.executable, os.path.join(REPO, "tools", "train.py"), f"--strategy={strategy}",
             f"--mode={mode}", "--config=tiny", "--corpus=synthetic:20", "--held_out=4",
             "--batch_size=4", "--segment_frames=16", f"--steps={steps}",
             f"--checkpoint_every={checkpoint_every}", "--binarization_start_step=2",
             "--stft_loss_weight=9", "--vocoder_config=n_scales=0,periods=2:3",
             "--acoustic_config=dropout=0,predictor_dropout=0", f"--seed={seed}",
-            "--media_every=100000", f"--output_dir={output_dir}"]
+            "--media_every=100000", f"--output_dir={output_dir}"] + eager
 
 
 def launch_workers(command: list[str], log_prefix: str) -> list[subprocess.Popen]:
@@ -103,12 +109,6 @@ def wait_all(processes, timeout: float, what: str) -> list[int]:
     return codes
 
 
-def read_losses(output_dir: str) -> dict[int, dict]:
-    with open(os.path.join(output_dir, "losses.jsonl")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {r.pop("step"): r for r in rows}
-
-
 def max_relative_difference(reference: dict, got: dict) -> tuple[float, list[int]]:
     steps = sorted(reference)
     if sorted(got) != steps:
@@ -133,7 +133,7 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
     if single.returncode:
         raise CheckError(f"single-process run failed: {single.stderr.strip()[-500:]}")
     single_seconds = time.time() - started
-    reference = read_losses(single_dir)
+    reference = run_log.read_losses(single_dir)
 
     # Two workers, straight through.
     straight_error, compared, straight_seconds = None, [], None
@@ -147,7 +147,7 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
             raise CheckError(f"two-worker run exited with {codes}: "
                              f"{last_line(straight_dir + '.worker0.log')}")
         straight_seconds = round(time.time() - started, 1)
-        straight_error, compared = max_relative_difference(reference, read_losses(straight_dir))
+        straight_error, compared = max_relative_difference(reference, run_log.read_losses(straight_dir))
 
     # Kill worker 1 after the first checkpoint, then restart both.
     killed_dir = os.path.join(work_dir, "killed")
@@ -177,7 +177,7 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
                          f"{last_line(killed_dir + '.restart.worker0.log')}")
     resumed_line = next((line for line in open(killed_dir + ".restart.worker0.log")
                          if line.startswith("resumed from")), "")
-    resumed_error, resumed_steps = max_relative_difference(reference, read_losses(killed_dir))
+    resumed_error, resumed_steps = max_relative_difference(reference, run_log.read_losses(killed_dir))
     return {"seed": seed, "mode": mode, "steps": steps, "checkpoint_every": every,
             "steps_compared": len(compared), "resumed_steps_compared": len(resumed_steps),
             "max_relative_loss_difference": straight_error,
@@ -192,7 +192,7 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
 
 def _last_step(run_dir: str) -> int:
     try:
-        steps = read_losses(run_dir)
+        steps = run_log.read_losses(run_dir)
     except (OSError, ValueError):
         return 0
     return max(steps, default=0)
