@@ -5,6 +5,7 @@ the everyday generator), with the guard that keeps them apart tested too.
 Overlap is checked here from scratch (equal text, equal words after the
 normalizer, a shared run of 6 words), not through the guard under test."""
 
+import functools
 import random
 import re
 
@@ -14,6 +15,7 @@ from bittts_tf.data import everyday, prompts
 from bittts_tf.eval import evaluation, metrics, sets
 
 
+@functools.lru_cache(maxsize=None)   # the 21,730 prompts are said three times over
 def said(text):
     return tuple(metrics.normalize_words(evaluation.spoken_form(text)))
 
