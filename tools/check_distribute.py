@@ -52,9 +52,6 @@ flags.DEFINE_boolean("small_discriminators", False,
 flags.DEFINE_boolean("straight_run", True,
                      "multi_worker: also a two-worker run without a kill (the killed and "
                      "resumed run is compared with the single-process run either way).")
-flags.DEFINE_boolean("run_eagerly", False,
-                     "multi_worker: eager training steps in every launch (no tracing: a few "
-                     "steps start sooner; tests).")
 flags.DEFINE_float("timeout", 300.0, "multi_worker: seconds any launch may take.")
 flags.DEFINE_string("work_dir", "", "multi_worker: where the runs go (default: a temporary dir).")
 flags.DEFINE_string("output", "", "Also write the figures to this JSON file.")
@@ -72,14 +69,13 @@ def free_port() -> int:
 
 def train_command(output_dir: str, seed: int, steps: int, checkpoint_every: int, mode: str,
                   strategy: str) -> list[str]:
-    eager = ["--run_eagerly"] if FLAGS.run_eagerly else []
     return [sys.executable, os.path.join(REPO, "tools", "train.py"), f"--strategy={strategy}",
             f"--mode={mode}", "--config=tiny", "--corpus=synthetic:20", "--held_out=4",
             "--batch_size=4", "--segment_frames=16", f"--steps={steps}",
             f"--checkpoint_every={checkpoint_every}", "--binarization_start_step=2",
             "--stft_loss_weight=9", "--vocoder_config=n_scales=0,periods=2:3",
             "--acoustic_config=dropout=0,predictor_dropout=0", f"--seed={seed}",
-            "--media_every=100000", f"--output_dir={output_dir}"] + eager
+            "--media_every=100000", f"--output_dir={output_dir}"]
 
 
 def launch_workers(command: list[str], log_prefix: str) -> list[subprocess.Popen]:

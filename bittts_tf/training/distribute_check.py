@@ -113,7 +113,10 @@ def gradient_check(mode: str, seed: int, devices: list[str],
     single = _trainer(model_config, training_config, GradientRecorder)
     batch = data.pad_batch([utterances[i] for i in data.batch_indices(
         len(utterances), training_config.batch_size, training_config.seed, 0)], hop)
-    single_logs = tf.function(single.train_step)(batch)
+    # Eager steps, both: the same gradients as traced ones (seed 274260: worst
+    # variable 5.378e-6 either way) in 13 s instead of 32 s. The traced
+    # distributed step is what tools/train.py runs, checked by multi_worker.
+    single_logs = single.train_step(batch)
 
     strategy = tf.distribute.MirroredStrategy(devices)
     with strategy.scope():
@@ -121,7 +124,7 @@ def gradient_check(mode: str, seed: int, devices: list[str],
     _copy_weights(single, mirrored)
     dataset = distribute.distributed_dataset(strategy, utterances, training_config.batch_size,
                                              hop, training_config.seed, start_batch=0)
-    outputs = strategy.run(tf.function(mirrored.train_step), args=(next(iter(dataset)),))
+    outputs = strategy.run(mirrored.train_step, args=(next(iter(dataset)),))
 
     reference, got = _recorded(single), _recorded(mirrored)
     worst, worst_index = 0.0, -1
