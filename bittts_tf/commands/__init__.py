@@ -31,11 +31,40 @@ def refuse_missing_extra(error: ModuleNotFoundError, extra: str | None) -> None:
              f"[{extra}] extra: pip install 'bittts_tf[{extra}]'")
 
 
+def missing_requirements(extra: str) -> list[str]:
+    """The distributions `extra` lists in the package's metadata (pyproject.toml)
+    that are not installed; none known when bittts_tf itself is not installed."""
+    import importlib.metadata as metadata
+    import re
+
+    try:
+        requirements = metadata.requires("bittts_tf") or []
+    except metadata.PackageNotFoundError:
+        return []
+    missing = []
+    for requirement in requirements:
+        spec, _, marker = requirement.partition(";")
+        name = re.match(r"[A-Za-z0-9._-]+", spec.strip()).group(0)
+        if re.search(rf"extra\s*==\s*[\"']{re.escape(extra)}[\"']", marker) and name != "bittts_tf":
+            try:
+                metadata.distribution(name)
+            except metadata.PackageNotFoundError:
+                missing.append(name)
+    return missing
+
+
 def run_command(name: str) -> None:
     """Runs bittts_tf.commands.<name> as a tool: quiet start, flags, one-line refusals."""
     # First, before the command's module imports TensorFlow or LiteRT.
     cli.quiet_startup()
     extra = EXTRAS.get(name)
+    # Up front, --help included: the commands import their extra's packages
+    # late (a bad flag or file is refused before a TensorFlow import), so an
+    # import error would come only after the user had fixed everything else.
+    missing = missing_requirements(extra) if extra else []
+    if missing:
+        sys.exit(f"{cli.tool_name()}: {missing[0]} is not installed; this command needs the "
+                 f"[{extra}] extra: pip install 'bittts_tf[{extra}]'")
     try:
         command = importlib.import_module(f"bittts_tf.commands.{name}")
     except ModuleNotFoundError as error:
