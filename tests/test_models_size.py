@@ -3,7 +3,6 @@
 import math
 
 import keras
-import numpy as np
 
 from bittts_tf.models import build, configs, size
 from bittts_tf.quant import QuantConv1D

@@ -122,8 +122,8 @@ def test_table_columns_match_figures_computed_here(tmp_path, rng):
     out = str(tmp_path / "paper")
     ternary = make_voice(rng, out, "ternary_all", "all", 1.58, (205_000, 386_000),
                          [(521_472, 12_772), (1_165_568, 25_013)])
-    fourbit = make_voice(rng, out, "4bit", "all", 4.0, (2_186_000, 4_814_000),
-                         [(0, 534_244), (0, 1_190_581)], with_scores=False)
+    make_voice(rng, out, "4bit", "all", 4.0, (2_186_000, 4_814_000),
+               [(0, 534_244), (0, 1_190_581)], with_scores=False)
     festival = make_festival(rng, out)
 
     table = paper_table.build_table(out, ["ternary_all", "4bit", "float32_small"])

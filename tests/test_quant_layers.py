@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bittts_tf.quant import (QuantConv1D, QuantConv1DTranspose, QuantDense, TernaryConv1D,
-                             TernaryConv1DTranspose, TernaryDense, quantized_layers)
+from bittts_tf.quant import (QuantConv1D, QuantDense, TernaryConv1D, TernaryConv1DTranspose,
+                             TernaryDense, quantized_layers)
 from tests.test_quant_quantizers import numpy_ternary, numpy_uniform
 
 
