@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -45,10 +46,19 @@ def run(command: list, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> pathlib.Path:
-    """Our source distribution: what a user's pip builds from."""
+    """Our source distribution: what a user's pip builds from. Built from a
+    private copy of the clone's tracked files: setuptools stages an sdist in
+    the source root, so two test runs at once (a seed sweep's two jobs) broke
+    each other's builds (2 of 3 concurrent pairs failed, tried by hand)."""
+    source = tmp_path_factory.mktemp("source")
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("sdist")
     run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
-         "build_meta.build_sdist(sys.argv[1])", out], cwd=ROOT)
+         "build_meta.build_sdist(sys.argv[1])", out], cwd=source)
     [built] = out.glob("bittts_tf-*.tar.gz")
     return built
 
