@@ -22,7 +22,8 @@ def load_keras_model(path) -> keras.Model:
         raise ModelFileError(f"{path}: no such model file")
     # A .keras file is a zip archive: anything else is refused before the
     # TensorFlow import (Keras' own message for it says "File not found").
-    if not zipfile.is_zipfile(path):
+    # Other suffixes (a legacy .h5) are Keras' to read.
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path}: not a readable .keras model (not a zip archive)")
     import keras
 

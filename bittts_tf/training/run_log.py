@@ -1,7 +1,7 @@
 """A run's per-step logs: losses.jsonl and held_out.jsonl in its output
 directory, one JSON object a line, each with an integer "step".
 
-Only the standard library: the tools that read curves (compare_runs, the
+No TensorFlow: the tools that read curves (compare_runs, the
 kill-and-resume checks) start without TensorFlow.
 """
 
