@@ -143,7 +143,8 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
             raise CheckError(f"two-worker run exited with {codes}: "
                              f"{last_line(straight_dir + '.worker0.log')}")
         straight_seconds = round(time.time() - started, 1)
-        straight_error, compared = max_relative_difference(reference, run_log.read_losses(straight_dir))
+        straight_error, compared = max_relative_difference(reference,
+                                                           run_log.read_losses(straight_dir))
 
     # Kill worker 1 after the first checkpoint, then restart both.
     killed_dir = os.path.join(work_dir, "killed")
@@ -173,7 +174,8 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
                          f"{last_line(killed_dir + '.restart.worker0.log')}")
     resumed_line = next((line for line in open(killed_dir + ".restart.worker0.log")
                          if line.startswith("resumed from")), "")
-    resumed_error, resumed_steps = max_relative_difference(reference, run_log.read_losses(killed_dir))
+    resumed_error, resumed_steps = max_relative_difference(reference,
+                                                           run_log.read_losses(killed_dir))
     return {"seed": seed, "mode": mode, "steps": steps, "checkpoint_every": every,
             "steps_compared": len(compared), "resumed_steps_compared": len(resumed_steps),
             "max_relative_loss_difference": straight_error,
