@@ -333,7 +333,11 @@ fuzz-smoke: setup
 test-py: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile tests --durations=15 --junitxml=out/suite.xml
 
-test: setup test-c test-cortex-m test-py
+# The C and QEMU tests are single-threaded builds and runs: two at a time
+# (about 45 s of CPU in all), then pytest, which takes both cores itself.
+test: setup
+	@$(MAKE) --no-print-directory -j2 test-c test-cortex-m
+	@$(MAKE) --no-print-directory test-py
 
 demo: setup
 	$(PY) tools/demo.py --out_dir=out/demo
