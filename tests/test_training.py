@@ -44,32 +44,35 @@ def test_tf_log_mel_matches_the_feature_extractor():
 def test_joint_training_resumes_at_the_same_step_and_loss(tmp_path):
     # Eager steps: what is checked is the resume (weights, both optimizers,
     # step, data position); traced joint steps run in test_distribute.
-    straight = run.train(options(tmp_path / "straight", mode="joint", quantize="all", steps=4))
+    # A checkpoint every step: the resume below starts at step 1, before the
+    # binarization starts at step 2.
+    straight = run.train(options(tmp_path / "straight", mode="joint", quantize="all", steps=2,
+                                 checkpoint_every=1))
     losses = straight["train_losses"]
-    assert sorted(losses) == [1, 2, 3, 4]
+    assert sorted(losses) == [1, 2]
     for row in losses.values():
         assert all(np.isfinite(v) for v in row.values())
         assert {"mel_l1", "forward_sum", "wave_mel_l1", "discriminator", "adversarial"} <= set(row)
 
     # The joint checkpoint speaks through its own vocoder.
     synthesizer = Synthesizer(str(tmp_path / "straight"))
-    assert synthesizer.vocoder_source.endswith("ckpt-00000004.npz")
+    assert synthesizer.vocoder_source.endswith("ckpt-00000002.npz")
     mel = synthesizer.mel("Hello world.")
     assert mel.shape[1] == 80 and len(mel) >= len(synthesizer.front_end.encode("Hello world."))
     audio = synthesizer.waveform(mel)
     assert audio.shape == (len(mel) * synthesizer.config.audio.hop_length,)
     assert np.all(np.isfinite(audio)) and np.abs(audio).max() < 1
 
-    # A second run that only has the step-2 checkpoint (as after a kill at step 3).
+    # A second run that only has the step-1 checkpoint (as after a kill at step 2).
     resumed_dir = tmp_path / "resumed" / "checkpoints"
     resumed_dir.mkdir(parents=True)
-    shutil.copy(tmp_path / "straight" / "checkpoints" / "ckpt-00000002.npz", resumed_dir)
-    resumed = run.train(options(tmp_path / "resumed", mode="joint", quantize="all", steps=4))
-    assert sorted(resumed["train_losses"]) == [3, 4]
-    for step in (3, 4):
-        for name, value in losses[step].items():
-            np.testing.assert_allclose(resumed["train_losses"][step][name], value, rtol=1e-4,
-                                       err_msg=f"step {step} {name}")
+    shutil.copy(tmp_path / "straight" / "checkpoints" / "ckpt-00000001.npz", resumed_dir)
+    resumed = run.train(options(tmp_path / "resumed", mode="joint", quantize="all", steps=2,
+                                checkpoint_every=1))
+    assert sorted(resumed["train_losses"]) == [2]
+    for name, value in losses[2].items():
+        np.testing.assert_allclose(resumed["train_losses"][2][name], value, rtol=1e-4,
+                                   err_msg=f"step 2 {name}")
 
 
 def wait_for(path, process, timeout=240):
@@ -220,21 +223,11 @@ def test_qat_run_starts_from_a_float_run_checkpoint(tmp_path):
     assert manifest["model_config"]["quantize"] == "acoustic"
 
 
-def test_init_from_a_run_of_another_mode_is_refused(tmp_path):
-    run.train(options(tmp_path / "vocoder", mode="vocoder", steps=2))
-    with pytest.raises(ValueError, match="trained in mode 'vocoder', not 'acoustic'"):
-        run.train(options(tmp_path / "acoustic", mode="acoustic", steps=2,
-                          init_from=str(tmp_path / "vocoder")))
-    with pytest.raises(checkpoints.CheckpointError, match="holds no checkpoint"):
-        run.train(options(tmp_path / "acoustic2", mode="acoustic", steps=2,
-                          init_from=str(tmp_path)))
-
-
-def test_vocoder_training_starts_from_a_recovered_checkpoint(tmp_path):
+def test_vocoder_training_starts_from_a_recovered_checkpoint_not_from_another_mode(tmp_path):
     """A checkpoint rebuilt from a model folder (weights only, no optimizer,
     step or discriminators: tools/recover_checkpoint.py) starts a run at step
     0 with its generator's weights; with a zero learning rate they come out
-    of two steps unchanged."""
+    of two steps unchanged. That vocoder run does not start an acoustic one."""
     from bittts_tf.models import build, configs
 
     config = configs.preset("tiny", quantize="all")
@@ -256,3 +249,10 @@ def test_vocoder_training_starts_from_a_recovered_checkpoint(tmp_path):
         assert generator_keys
         for key in generator_keys:
             np.testing.assert_array_equal(trained[key], original[key], err_msg=key)
+
+    with pytest.raises(ValueError, match="trained in mode 'vocoder', not 'acoustic'"):
+        run.train(options(tmp_path / "acoustic", mode="acoustic", steps=2, init_from=str(out)))
+    (tmp_path / "no_run").mkdir()
+    with pytest.raises(checkpoints.CheckpointError, match="holds no checkpoint"):
+        run.train(options(tmp_path / "acoustic2", mode="acoustic", steps=2,
+                          init_from=str(tmp_path / "no_run")))

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from bittts_tf.models import alignment as alignment_lib
-from bittts_tf.models.layers import ConvStack, mask_weights
+from bittts_tf.models.layers import BuiltByFirstCall, ConvStack, mask_weights
 from bittts_tf.models.variance import (VarianceAdaptor, alignment_from_durations,
                                        durations_from_log, length_regulate, token_average)
 from bittts_tf.quant import QuantConv1D, QuantDense
@@ -22,7 +22,7 @@ _PACKAGE = "bittts_tf"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class AcousticModel(keras.Model):
+class AcousticModel(BuiltByFirstCall, keras.Model):
     """`call` is the training forward pass (needs mels, F0 and energy targets);
     `infer` synthesizes from phonemes alone."""
 

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bittts_tf.models.layers import BuiltByFirstCall
 from bittts_tf.quant import QuantConv1D
 
 _PACKAGE = "bittts_tf"
@@ -210,7 +211,7 @@ def binarization_loss(hard, log_probs, reduce=None):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class AlignmentModule(keras.layers.Layer):
+class AlignmentModule(BuiltByFirstCall, keras.layers.Layer):
     """Text/mel encoders and their L2 scores; returns soft alignment log-probs.
 
     Sizes follow RAD-TTS: keys 2 convs (kernel `key_kernel`, then 1), queries

@@ -13,6 +13,7 @@ import math
 import keras
 import tensorflow as tf
 
+from bittts_tf.models.layers import BuiltByFirstCall
 from bittts_tf.models.weight_norm import WeightNormConv1D
 
 _PACKAGE = "bittts_tf"
@@ -36,7 +37,7 @@ def _conv_stack(convs, conv_post, x):
     features.append(x)
     return x, features
 
-class PeriodDiscriminator(keras.layers.Layer):
+class PeriodDiscriminator(BuiltByFirstCall, keras.layers.Layer):
     CHANNELS = (32, 128, 512, 1024, 1024)
 
     def __init__(self, period, width=1.0, **kwargs):
@@ -67,7 +68,7 @@ class PeriodDiscriminator(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class GroupedConv1D(keras.layers.Layer):
+class GroupedConv1D(BuiltByFirstCall, keras.layers.Layer):
     """A grouped conv as one conv per channel group: TF's own grouped Conv1D
     goes through a slow path on CPU (hundreds of times slower here)."""
 
@@ -93,7 +94,7 @@ class GroupedConv1D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ScaleDiscriminator(keras.layers.Layer):
+class ScaleDiscriminator(BuiltByFirstCall, keras.layers.Layer):
     # (channels, kernel, stride, groups) of MelGAN / HiFi-GAN's DiscriminatorS.
     LAYERS = ((128, 15, 1, 1), (128, 41, 2, 4), (256, 41, 2, 16), (512, 41, 4, 16),
               (1024, 41, 4, 16), (1024, 41, 1, 16), (1024, 5, 1, 1))
@@ -123,7 +124,7 @@ class ScaleDiscriminator(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Discriminators(keras.Model):
+class Discriminators(BuiltByFirstCall, keras.Model):
     """MPD and MSD together: audio [B, T] -> (list of scores, list of feature lists)."""
 
     def __init__(self, periods=(2, 3, 5, 7, 11), n_scales=3, width=1.0, **kwargs):

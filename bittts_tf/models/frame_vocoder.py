@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from bittts_tf.audio.istft_spec import MAX_LOG_MAGNITUDE  # shared with the C inverse STFT
 from bittts_tf.models import istft as istft_lib
+from bittts_tf.models.layers import BuiltByFirstCall
 from bittts_tf.models.vocoder import Vocoder
 from bittts_tf.quant import QuantConv1D, QuantDense
 from bittts_tf.quant.bits import FLOAT_BITS
@@ -34,7 +35,7 @@ def sigmoid_gelu(x):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ConvNeXtBlock(keras.layers.Layer):
+class ConvNeXtBlock(BuiltByFirstCall, keras.layers.Layer):
     """depthwise conv -> LayerNorm -> pointwise expand -> GELU -> pointwise
     project, with a residual connection.
 

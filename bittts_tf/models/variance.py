@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from bittts_tf.models.layers import ConvBlock
+from bittts_tf.models.layers import BuiltByFirstCall, ConvBlock
 from bittts_tf.quant import QuantConv1D, QuantDense
 from bittts_tf.quant.bits import FLOAT_BITS
 
@@ -15,7 +15,7 @@ _PACKAGE = "bittts_tf"
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class VariancePredictor(keras.layers.Layer):
+class VariancePredictor(BuiltByFirstCall, keras.layers.Layer):
     """Non-residual conv blocks and a float linear head: one value per token."""
 
     def __init__(self, channels, n_layers, kernel_size, dropout=0.5, weight_bits=32,
@@ -133,7 +133,7 @@ def _refuse_non_finite(log_durations, text_weights) -> None:
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class VarianceAdaptor(keras.layers.Layer):
+class VarianceAdaptor(BuiltByFirstCall, keras.layers.Layer):
     """Predicts duration, pitch and energy per token and adds the pitch and
     energy embeddings; targets (teacher forcing) in training, predictions at
     inference."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bittts_tf.models.layers import BuiltByFirstCall
 from bittts_tf.models.weight_norm import WeightNormConv1D, WeightNormConv1DTranspose
 from bittts_tf.quant.bits import FLOAT_BITS
 
@@ -20,7 +21,7 @@ FINAL_LEAKY_SLOPE = 0.01
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ResBlock(keras.layers.Layer):
+class ResBlock(BuiltByFirstCall, keras.layers.Layer):
     """HiFi-GAN residual block. Type 1: per dilation, a dilated conv then an
     undilated one; type 2 (V3): one dilated conv per dilation."""
 
@@ -56,7 +57,7 @@ class ResBlock(keras.layers.Layer):
                 "quantize_activations": self.quantize_activations}
 
 
-class Vocoder(keras.Model):
+class Vocoder(BuiltByFirstCall, keras.Model):
     """What every vocoder keeps: its config dict, the mel size, and the
     weight precision of its QAT layers."""
 
