@@ -143,7 +143,8 @@ def test_weight_norm_kernel_is_g_times_unit_direction():
     layer = WeightNormConv1D(6, 3, weight_bits=1.58)
     layer.build((None, None, 4))
     v = np.asarray(layer._kernel)
-    np.testing.assert_allclose(np.asarray(layer.kernel), v, rtol=1e-5)  # g starts at ||v||
+    unit = v / np.sqrt((v ** 2).sum(axis=(0, 1), keepdims=True))
+    np.testing.assert_allclose(np.asarray(layer.kernel), unit, rtol=1e-5)  # g starts at 1
     g = np.random.default_rng(1).uniform(0.5, 2, 6).astype(np.float32)
     layer.weight_norm_g.assign(g)
     expected = g * v / np.sqrt((v ** 2).sum(axis=(0, 1), keepdims=True))

@@ -25,8 +25,7 @@ class BuiltByFirstCall:
     Without a build() of its own, Keras builds such a layer by tracing call()
     on symbolic inputs and then running it again. For the tiny preset's three
     models (models.build calls each once, eagerly) that trace was 4.6 of the
-    7.4 s of CPU building them took here, and what a sublayer's build() sets
-    by assign() (weight norm's g = ||v||) was lost in the traced graph.
+    7.4 s of CPU building them took here.
     """
 
     def build(self, input_shape):

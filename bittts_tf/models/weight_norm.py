@@ -23,12 +23,13 @@ class _WeightNormMixin:
 
     def build(self, input_shape):
         super().build(input_shape)
-        v = self._kernel
+        # g starts at 1: the initial kernel is the unit direction v / ||v|| of
+        # each output channel. Every discriminator trained here started so
+        # (an assign of g = ||v|| here was lost in the symbolic trace Keras
+        # built the models by), and runs stay comparable with them.
         self.weight_norm_g = self.add_weight(
             name="weight_norm_g", shape=(self.filters,), initializer="ones", trainable=True,
             dtype=self.dtype)
-        # Starts with g = ||v||, so the initial effective kernel is the usual init.
-        self.weight_norm_g.assign(tf.reshape(self._direction_norm(tf.convert_to_tensor(v)), [-1]))
 
     def _reduce_axes(self, rank):
         output_axis = self._output_axis % rank
