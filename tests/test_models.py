@@ -76,6 +76,41 @@ def test_padding_does_not_change_outputs(quantize, n_speakers):
                                atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("quantize", ["none", "all"])
+def test_models_built_in_float64_compute_the_float32_models_function(quantize, rng):
+    """The float64 build (tools/check_streaming.py's exact reference): every
+    tensor the models make follows the policy, and with the float32 models'
+    weights it gives their outputs to float32 rounding."""
+    config = configs.preset("tiny", quantize=quantize)
+    models32 = [build.build_acoustic(config), build.build_generator(config)]
+    with build.dtype_policy("float64"):
+        models64 = [build.build_acoustic(config), build.build_generator(config)]
+    assert keras.mixed_precision.global_policy().name == "float32"
+    for model32, model64 in zip(models32, models64):
+        assert [v.path for v in model32.weights] == [v.path for v in model64.weights]
+        for v32, v64 in zip(model32.weights, model64.weights):
+            # Random weights: the zero-initialized mel projection would make
+            # every mel the mean mel.
+            value = rng.normal(0, 0.3, v32.shape).astype(np.float32)
+            v32.assign(value)
+            v64.assign(value.astype(np.float64))
+    batch = pad_batch(random_utterances(config, rng, [(7, 29), (4, 17)]))
+    batch["durations"] = np.zeros(batch["phonemes"].shape, np.int32)
+    batch["durations"][0, :7] = rng.multinomial(29 - 7, np.full(7, 1 / 7)) + 1
+    batch["durations"][1, :4] = rng.multinomial(17 - 4, np.full(4, 1 / 4)) + 1
+    (acoustic32, generator32), (acoustic64, generator64) = models32, models64
+    mel32 = np.asarray(acoustic32(batch, use_ground_truth_durations=True)["mel"])
+    mel64 = np.asarray(acoustic64(batch, use_ground_truth_durations=True)["mel"])
+    assert mel64.dtype == np.float64
+    scale = np.abs(mel64).max()
+    np.testing.assert_allclose(mel32, mel64, atol=1e-5 * scale, rtol=0)
+    assert np.abs(mel32 - mel64).max() > 0   # float64 arithmetic, not float32 cast up
+    audio32 = np.asarray(generator32(mel32))
+    audio64 = np.asarray(generator64(mel32.astype(np.float64)))
+    assert audio64.dtype == np.float64
+    np.testing.assert_allclose(audio32, audio64, atol=1e-4 * np.abs(audio64).max(), rtol=0)
+
+
 def expected_quantized(model, exclude=()):
     """Every conv layer in the model, found by walking Keras' own layer tree."""
     convs = [l for l in model._flatten_layers(include_self=False, recursive=True)

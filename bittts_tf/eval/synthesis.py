@@ -32,12 +32,16 @@ def resolve(path: str) -> str:
 
 
 class Synthesizer:
-    def __init__(self, checkpoint: str, vocoder_checkpoint: str | None = None):
+    def __init__(self, checkpoint: str, vocoder_checkpoint: str | None = None,
+                 dtype: str = "float32"):
+        """`dtype` "float64": the same models computing in float64, a reference
+        for float32 implementations (tools/check_streaming.py)."""
         # Only the manifests here: the models are built on first use, so a
         # request with bad text or an unknown speaker is refused before the
         # 5-10 s of importing TensorFlow, building and restoring them
         # (tools/synthesize.py).
         self.checkpoint = resolve(checkpoint)
+        self.dtype = dtype
         manifest = checkpoints.read_manifest(self.checkpoint)
         self.config = configs.ModelConfig.from_dict(manifest["model_config"])
         self._acoustic_config = self.config
@@ -63,7 +67,8 @@ class Synthesizer:
     @functools.cached_property
     def acoustic(self):
         from bittts_tf.models import build
-        model = build.build_acoustic(self._acoustic_config)
+        with build.dtype_policy(self.dtype):
+            model = build.build_acoustic(self._acoustic_config)
         checkpoints.restore(self.checkpoint, {"acoustic": model})
         return model
 
@@ -73,7 +78,8 @@ class Synthesizer:
         if self._vocoder_config is None:
             return None
         from bittts_tf.models import build
-        model = build.build_generator(self._vocoder_config)
+        with build.dtype_policy(self.dtype):
+            model = build.build_generator(self._vocoder_config)
         checkpoints.restore(self.vocoder_source, {"generator": model})
         return model
 
@@ -103,7 +109,7 @@ class Synthesizer:
 
     def waveform(self, mel: np.ndarray) -> np.ndarray:
         if self.generator is not None:
-            return np.asarray(self.generator(mel[None].astype(np.float32))[0])
+            return np.asarray(self.generator(mel[None].astype(self.dtype))[0])
         import librosa
         a = self.config.audio
         return librosa.feature.inverse.mel_to_audio(

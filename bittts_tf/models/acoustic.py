@@ -61,7 +61,7 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
 
     def encode(self, phonemes, phoneme_lengths, speakers=None, training=False,
                return_embedding=False):
-        text_weights = mask_weights(phoneme_lengths, tf.shape(phonemes)[1])
+        text_weights = mask_weights(phoneme_lengths, tf.shape(phonemes)[1], self.variable_dtype)
         # A plain gather: Keras' Embedding also maps negative ids (a SELECT
         # op, which TFLite Micro lacks); ids are checked before they get here.
         embedded = tf.gather(self.phone_embedding.embeddings, phonemes) * text_weights
@@ -95,7 +95,7 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
     def standardize_targets(self, f0, energy):
         """(standardized log-F0, voiced flags, standardized energy), frame level."""
         c = self.config
-        voiced = tf.cast(f0 > 0.0, tf.float32)
+        voiced = tf.cast(f0 > 0.0, self.variable_dtype)
         log_f0 = (tf.math.log(tf.maximum(f0, 1.0)) - c["log_f0_mean"]) / c["log_f0_std"]
         return log_f0 * voiced, voiced, (energy - c["energy_mean"]) / c["energy_std"]
 
@@ -107,15 +107,17 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
         hidden, text_weights, embedded = self.encode(
             phonemes, phoneme_lengths, inputs.get("speakers"), training=training,
             return_embedding=True)
-        mel_weights = mask_weights(mel_lengths, tf.shape(mels)[1])
+        mel_weights = mask_weights(mel_lengths, tf.shape(mels)[1], self.variable_dtype)
         normalized = (mels - self.config["mel_mean"]) / self.config["mel_std"]
         text_side = embedded if self.config.get("aligner_text_input") == "embedding" else hidden
         log_probs = self.aligner(text_side, normalized * mel_weights, phoneme_lengths,
                                  mel_lengths)
         if use_ground_truth_durations:
-            hard = alignment_from_durations(inputs["durations"], tf.shape(mels)[1])
+            hard = alignment_from_durations(inputs["durations"], tf.shape(mels)[1],
+                                            self.variable_dtype)
         else:
-            hard = alignment_lib.hard_alignment(log_probs, phoneme_lengths, mel_lengths)
+            hard = tf.cast(alignment_lib.hard_alignment(log_probs, phoneme_lengths, mel_lengths),
+                           self.variable_dtype)
         log_f0, voiced, energy = self.standardize_targets(inputs["f0"], inputs["energy"])
         pitch_target = token_average(log_f0, hard, voiced * mel_weights[..., 0])
         energy_target = token_average(energy, hard, mel_weights[..., 0])
@@ -134,8 +136,8 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
         durations = durations_from_log(predictions["log_duration"], text_weights, duration_scale,
                                        refuse_non_finite=True)
         mel_lengths = tf.reduce_sum(durations, axis=1)
-        alignment = alignment_from_durations(durations)
-        mel_weights = mask_weights(mel_lengths, tf.shape(alignment)[1])
+        alignment = alignment_from_durations(durations, dtype=self.variable_dtype)
+        mel_weights = mask_weights(mel_lengths, tf.shape(alignment)[1], self.variable_dtype)
         return self.decode(hidden, alignment, mel_weights), mel_lengths, durations
 
     def get_config(self):

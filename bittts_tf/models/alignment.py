@@ -260,7 +260,8 @@ class AlignmentModule(BuiltByFirstCall, keras.layers.Layer):
         prior = beta_binomial_log_prior(text_lengths, mel_lengths, tf.shape(text_features)[1],
                                         tf.shape(mels)[1], self.prior_scaling)
         cell_mask = tf.logical_and(text_mask[:, None, :], mel_mask[:, :, None])
-        return tf.where(cell_mask, log_probs + prior, LOG_ZERO)
+        return tf.where(cell_mask, log_probs + tf.cast(prior, log_probs.dtype),
+                        tf.cast(LOG_ZERO, log_probs.dtype))
 
     def get_config(self):
         return {**super().get_config(), "text_channels": self.text_channels,

@@ -3,6 +3,7 @@ gives each, and lists what ended up quantized."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import keras
@@ -25,6 +26,19 @@ def dummy_inputs(config: ModelConfig, batch=1, n_tokens=4, n_frames=8) -> dict:
             "f0": np.full((batch, n_frames), 100.0, np.float32),
             "energy": np.ones((batch, n_frames), np.float32),
             "speakers": np.zeros((batch,), np.int32)}
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Models built inside take Keras dtype policy `name` whatever the global
+    one: "float32" under a mixed-precision run, "float64" for a reference
+    that float32 rounding does not reach (tools/check_streaming.py)."""
+    saved = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(saved)
 
 
 def build_acoustic(config: ModelConfig) -> AcousticModel:

@@ -44,7 +44,7 @@ class VariancePredictor(BuiltByFirstCall, keras.layers.Layer):
                 "quantize_activations": self.quantize_activations}
 
 
-def alignment_from_durations(durations, max_frames=None):
+def alignment_from_durations(durations, max_frames=None, dtype=tf.float32):
     """0/1 matrix [B, T_mel, T_text]: frame t belongs to token j.
 
     Frames beyond an utterance's total duration belong to no token, so they
@@ -57,7 +57,7 @@ def alignment_from_durations(durations, max_frames=None):
         max_frames = tf.reduce_max(ends[:, -1])
     frames = tf.range(max_frames)[None, :, None]
     inside = tf.logical_and(frames >= starts[:, None, :], frames < ends[:, None, :])
-    return tf.cast(inside, tf.float32)
+    return tf.cast(inside, dtype)
 
 
 def length_regulate(token_features, alignment):

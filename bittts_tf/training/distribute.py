@@ -340,16 +340,3 @@ def worker_callbacks(callback_list: list, trainer, clock: SharedClock, warmup_st
     if trainer.generator is not None:
         extra.append(AdversarialPhase(trainer, warmup_steps))
     return extra + list(callback_list)
-
-
-@contextlib.contextmanager
-def float32_policy():
-    """Builds models in float32 whatever the global (mixed) policy: the
-    acoustic model (masks, alignment search, forward sum, variance adaptor)
-    runs in float32; mixed precision speeds up the vocoder and discriminators."""
-    saved = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(saved)

@@ -62,7 +62,7 @@ def tiny_setup(mode: str, seed: int, batch_size: int = 4, n_utterances: int = 12
 
 def _trainer(model_config, training_config, optimizer_factory):
     mode = training_config.mode
-    with distribute.float32_policy():
+    with build.dtype_policy("float32"):
         acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
     generator = build.build_generator(model_config) if mode != "acoustic" else None
     discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None

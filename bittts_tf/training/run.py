@@ -137,13 +137,16 @@ def build_trainer(model_config: configs.ModelConfig,
         with strategy.scope():
             return build_trainer(model_config, training_config)
     mode = training_config.mode
-    with distribute.float32_policy():
+    # The acoustic model (masks, alignment search, forward sum, variance
+    # adaptor) runs in float32; mixed precision speeds up the vocoder and
+    # discriminators.
+    with build.dtype_policy("float32"):
         acoustic = build.build_acoustic(model_config) if mode in ("acoustic", "joint") else None
     generator = build.build_generator(model_config) if mode != "acoustic" else None
     discriminators = build.build_discriminators(model_config) if mode != "acoustic" else None
     teacher = None
     if training_config.teacher_acoustic:
-        with distribute.float32_policy():
+        with build.dtype_policy("float32"):
             teacher = load_teacher(training_config.teacher_acoustic, model_config, mode)
     policy = keras.mixed_precision.global_policy().name
     trainer = jets_trainer.JetsTrainer(training_config, model_config.audio, acoustic, generator,
