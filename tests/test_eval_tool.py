@@ -45,10 +45,14 @@ STAND_IN_RUNTIME = textwrap.dedent('''
                 raise ModelFolderError(f"{model_dir}: no model.tflite")
             self.audio_config = AudioConfig()
 
-        def synthesize(self, text):
+        def synthesize(self, text, duration_scale=1.0):
             [spoken], _ = festival.synthesize_batch([("x", normalize_text(text))], "slt")
             rate = self.audio_config.sample_rate
             audio = resample(spoken.audio, spoken.sample_rate, rate)
+            if duration_scale != 1.0:   # slower speech: the same audio stretched
+                n = round(len(audio) * duration_scale)
+                audio = np.interp(np.linspace(0, len(audio) - 1, n), np.arange(len(audio)),
+                                  audio).astype(np.float32)
             return Result(audio, log_mel(audio, self.audio_config), rate)
 ''')
 
@@ -180,3 +184,18 @@ def test_a_sentences_file_is_reported_as_the_set_file(tmp_path, model_dir):
     report = json.loads(output.read_text())
     assert report["set"] == "file" and report["sentences_file"] == str(sentences)
     assert f"set: file (1 sentence, {sentences})" in proc.stdout
+
+
+def test_the_speaking_rate_reaches_the_model_and_the_report(tmp_path, model_dir):
+    output = tmp_path / "eval.json"
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}", "--limit=1",
+                    "--systems=model,festival", "--nodnsmos", "--duration_scale=1.5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert report["duration_scale"] == 1.5
+    seconds = {name: report["systems"][name]["summary"]["seconds"] for name in ("model", "festival")}
+    # festival is the reference and speaks at its own rate; the model 1.5x as long.
+    assert seconds["model"] == pytest.approx(1.5 * seconds["festival"], abs=1e-3)
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}",
+                    "--duration_scale=0")
+    one_line_error(proc, "duration_scale")

@@ -51,6 +51,9 @@ flags.DEFINE_integer("threads", 1, "Threads for DNSMOS (training may be running 
                      lower_bound=1)
 flags.DEFINE_enum("variant", "packed", ["packed", "int8", "float32"],
                   "Which graphs of the folder speak (the model system).")
+flags.DEFINE_float("duration_scale", 1.0, "The model's speaking rate: its predicted durations "
+                   "times this (1.1: 10% slower), as in tools/speak.py.",
+                   lower_bound=0.1, upper_bound=10.0)
 flags.DEFINE_enum("engine", "litert", ["litert", "c99"],
                   "What runs them: LiteRT, or the C99 engine (--variant=int8 only).")
 
@@ -75,13 +78,14 @@ class SpokenByModel:
     """The model's audio and mel of each sentence from one synthesis, shared by
     the "model" and "griffin_lim" systems instead of running the model twice."""
 
-    def __init__(self, tts):
+    def __init__(self, tts, duration_scale=1.0):
         self.tts, self.results, self.cpu_seconds = tts, {}, 0.0
+        self.duration_scale = duration_scale
 
     def _synthesize(self, text):
         if text not in self.results:
             start = time.process_time()
-            self.results[text] = self.tts.synthesize(text)
+            self.results[text] = self.tts.synthesize(text, duration_scale=self.duration_scale)
             self.cpu_seconds += time.process_time() - start
         return self.results[text]
 
@@ -147,7 +151,7 @@ def main(argv):
     config = tts.audio_config
     recognizer, dnsmos = load_scorers()
 
-    model = SpokenByModel(tts)
+    model = SpokenByModel(tts, FLAGS.duration_scale)
     renders = {"model": model.audio,
                "griffin_lim": lambda text: evaluation.griffin_lim(model.mel(text), config,
                                                                   FLAGS.griffin_lim_iters)}
@@ -164,7 +168,7 @@ def main(argv):
             fail(str(e))
 
     report = {"model_dir": FLAGS.model_dir, "set": set_name, "sentences_file": sentences_file,
-              "num_sentences": len(sentences),
+              "num_sentences": len(sentences), "duration_scale": FLAGS.duration_scale,
               "audio_config": config.to_dict(),
               "model_cpu_seconds": round(model.cpu_seconds, 2) if model.results else None,
               "systems": {r["system"]: r for r in results}}
