@@ -239,3 +239,10 @@ def test_paper_voices_dry_run_takes_up_what_finished_stages_chose(tmp_path):
     assert "--init_from=/x/warm/kept/ckpt-00007000.npz" in adversarial
     assert "--generator_warmup_steps=7000" in adversarial
     assert "--generator_warmup_steps=7000" in stages["ternary_am/finetune"]
+
+
+def test_paper_voices_second_driver_leaves_festival_to_the_first(tmp_path):
+    stages = dry_run(tmp_path, "--voices=ternary_am,4bit", "--nofestival")
+    assert "ternary_am/evaluate" in stages and "4bit/evaluate" in stages
+    assert not [name for name in stages if name.startswith("festival/")]
+    assert "festival/evaluate" in dry_run(tmp_path, "--voices=ternary_am")
