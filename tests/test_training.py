@@ -62,6 +62,11 @@ def test_joint_training_resumes_at_the_same_step_and_loss(tmp_path):
     audio = synthesizer.waveform(mel)
     assert audio.shape == (len(mel) * synthesizer.config.audio.hop_length,)
     assert np.all(np.isfinite(audio)) and np.abs(audio).max() < 1
+    # The same checkpoint in float64 (tools/check_streaming.py's exact reference).
+    exact = Synthesizer(str(tmp_path / "straight"), dtype="float64")
+    exact_audio = exact.waveform(mel.astype(np.float64))
+    assert exact_audio.dtype == np.float64
+    np.testing.assert_allclose(exact_audio, audio, rtol=0, atol=1e-4 * np.abs(exact_audio).max())
 
     # A second run that only has the step-1 checkpoint (as after a kill at step 2).
     resumed_dir = tmp_path / "resumed" / "checkpoints"

@@ -118,7 +118,7 @@ def main(argv):
         for models, waveforms in ((synthesizer, references), (exact, exact_references)):
             mels = models.segment_mels(text, FLAGS.max_tokens)
             waveforms.append(np.concatenate([models.waveform(m) for m in mels]))
-    floor = errors_against(references, exact_references)
+    floor_errors = errors_against(references, exact_references)
 
     results = {}
     for chunk in (int(c) for c in FLAGS.chunks):
@@ -142,7 +142,7 @@ def main(argv):
         int8 = int8_against_keras(FLAGS.int8_model_dir, texts, references,
                                   synthesizer.config.audio)
         passed = passed and int8["max_mcd_db"] <= FLAGS.int8_mcd_bound
-    floor = summary(floor)
+    floor = summary(floor_errors)
     print(f"{'Keras float32 vs float64':28s} max error {floor['max_error']:.2e} (mean "
           f"{floor['mean_error']:.2e}) over {floor['utterances']} utterances: float32's floor")
     for name, r in results.items():
