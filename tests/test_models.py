@@ -108,7 +108,7 @@ def test_models_built_in_float64_compute_the_float32_models_function(quantize, r
     audio32 = np.asarray(generator32(mel32))
     audio64 = np.asarray(generator64(mel32.astype(np.float64)))
     assert audio64.dtype == np.float64
-    np.testing.assert_allclose(audio32, audio64, atol=1e-4 * np.abs(audio64).max(), rtol=0)
+    np.testing.assert_allclose(audio32, audio64, atol=1e-5 * np.abs(audio64).max(), rtol=0)
 
 
 def expected_quantized(model, exclude=()):
