@@ -28,7 +28,8 @@ from bittts_tf.engine import graph as engine_graph
 from bittts_tf.export import ConversionError, converter, packer, tts_graphs
 from bittts_tf.litert import native, tflite_file
 from bittts_tf.models import build, configs
-from bittts_tf.quant import TernaryConv1D, TernaryConv1DTranspose, TernaryDense, packing, spec
+from bittts_tf.quant import (QuantConv1D, QuantDense, TernaryConv1D, TernaryConv1DTranspose,
+                             TernaryDense, packing, spec)
 from bittts_tf.runtime import TextToSpeech, model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import run_stream
@@ -447,6 +448,54 @@ def test_each_layer_kind_within_one_step(seeded, kind):
     fresh = [{"x": seeded.standard_normal((1, 10, 6)).astype(np.float32)} for _ in range(4)]
     flipped, total = check_rewritten_ops(unpacked, packed, fresh)
     print(f"{kind}: {flipped} of {total} int8 outputs of rewritten ops differ by one step")
+
+
+@pytest.mark.parametrize("kind", ["conv", "dense"])
+def test_4bit_kernels_become_int4_filters_of_exact_value(seeded, kind):
+    """The int8 op reads the INT4 tensor itself, whose codes times the scale
+    are the Keras kernel exactly: on the activations the graph gives it, the
+    op's output is within one output step of the Keras layer on the same
+    (dequantized) activations. TFLite Micro equals LiteRT's reference kernels."""
+    from bittts_tf.export import tflm
+    layer = {"conv": lambda: QuantConv1D(9, 3, padding="same", weight_bits=4, name="layer"),
+             "dense": lambda: QuantDense(9, weight_bits=4, name="layer")}[kind]()
+    inputs = keras.Input((10, 6))
+    model = keras.Model(inputs, layer(inputs))
+    samples = [seeded.standard_normal((1, 10, 6)).astype(np.float32) for _ in range(16)]
+    packed, rows = packer.pack_int8_ternary_weights(model, int8_keras(model, samples))
+    weights = {"conv": 3 * 6 * 9, "dense": 6 * 9}[kind]
+    assert [(r.layer, r.format, r.weights, r.stored_bytes) for r in rows] == [
+        ("layer", "int4", weights, weights // 2 + 4)]
+    parsed = tflite_file.parse_model(packed)
+    subgraph = parsed.subgraphs[0]
+    (op,) = [op for op in subgraph.operators
+             if opcode_name(parsed, op) in (OPS.CONV_2D, OPS.FULLY_CONNECTED)]
+    x_t, w_t, y_t = (subgraph.tensors[int(i)] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    assert w_t.type == schema.TensorType.INT4
+    assert not any(opcode_name(parsed, o) == spec.OP_NAME for o in subgraph.operators)
+    interpreter = Interpreter(model_content=packed, experimental_op_resolver_type=BUILTIN,
+                              experimental_preserve_all_tensors=True)
+    details = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    reference = Interpreter(model_content=packed,
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    micro = tflm.make_interpreter(packed, 64 * 1024)
+    for k in range(4):
+        # Within the calibrated ranges: a clipped output would not be the layer's.
+        x = seeded.uniform(0.2, 0.9) * samples[k]
+        run(interpreter, {"x": x})
+        x_q = interpreter.get_tensor(details[x_t.name.decode()]).astype(np.float64)
+        y_q = interpreter.get_tensor(details[y_t.name.decode()]).astype(np.float64)
+        x_real = (x_q - x_t.quantization.zeroPoint[0]) * x_t.quantization.scale[0]
+        y_real = (y_q - y_t.quantization.zeroPoint[0]) * y_t.quantization.scale[0]
+        expected = np.asarray(layer(x_real.reshape(1, 10, 6).astype(np.float32)), np.float64)
+        step = float(y_t.quantization.scale[0])
+        error = np.abs(y_real.reshape(expected.shape) - expected).max()
+        assert error <= 1.01 * step, (error, step)
+        (expected_output,) = run(reference, {"x": x})
+        micro.set_input(x, 0)
+        micro.invoke()
+        diff = micro.get_output(0) - expected_output.astype(np.float32)
+        assert not diff.any(), (np.abs(diff).max(), int((diff != 0).sum()), step)
 
 
 # Seeds that once failed. 380179852: the next layer's ternary columns summed

@@ -70,8 +70,28 @@ def test_every_ternary_kernel_is_packed(converted):
     assert summary["custom_op"] == spec.OP_NAME
     assert summary["ternary_weights"] == sum(t.num_weights for t in packed)
     float_rows = [t for t in result.tensors if t.format == "float32"]
-    assert any(t.weights == 3 * 24 * 24 for t in float_rows)  # the 4-bit conv stays float32
+    assert not any(t.weights == 3 * 24 * 24 for t in float_rows)  # the 4-bit conv: INT4
+    int4_rows = [t for t in result.tensors if t.format == "int4"]
+    assert [(t.weights, t.stored_bytes) for t in int4_rows] == [(3 * 24 * 24, 3 * 24 * 24 // 2 + 4)]
     assert result.summary()["tflite_bytes"] == len(result.tflite)
+
+
+def test_the_4bit_kernel_is_an_int4_tensor_that_dequantizes_to_the_keras_kernel(converted):
+    model, result = converted
+    (layer,) = [l for l in model.layers if getattr(l, "weight_bits", None) == 4]
+    parsed = tflite_file.parse_model(result.tflite)
+    subgraph = parsed.subgraphs[0]
+    (index,) = [i for i, t in enumerate(subgraph.tensors) if t.type == schema.TensorType.INT4]
+    tensor = subgraph.tensors[index]
+    raw = bytes(parsed.buffers[tensor.buffer].data)
+    assert len(raw) == 3 * 24 * 24 // 2
+    # TFLite's INT4 layout, read bit by bit: weight 2i in the low nibble.
+    nibbles = [(byte >> shift) & 0xF for byte in raw for shift in (0, 4)]
+    codes = np.array([n - 16 if n >= 8 else n for n in nibbles], np.float32)
+    values = np.sort(codes * np.float32(tensor.quantization.scale[0]))
+    assert np.allclose(values, np.sort(layer.effective_kernel().reshape(-1)), rtol=1e-6, atol=1e-7)
+    (reader,) = [op for op in subgraph.operators if index in list(op.inputs)]
+    assert tflite_file.builtin_names()[tflite_file.builtin_code(parsed, reader)] == "DEQUANTIZE"
 
 
 def test_packed_tensors_decode_to_the_keras_kernels(converted):
@@ -316,3 +336,27 @@ def test_truncation_at_every_tenth_is_caught(converted, tmp_path):
         data = result.tflite[: int(len(result.tflite) * fraction)]
         with pytest.raises(tflite_file.TFLiteFileError):
             tflite_file.parse_model(data, "cut.tflite")
+
+
+def test_tflm_refuses_a_float_graphs_int4_kernels_and_budget_says_why(rng):
+    """The pinned tflite-micro wheel's DEQUANTIZE takes no INT4 input: a
+    float graph with a 4-bit kernel fails to allocate where the same graph
+    with the kernel in float32 runs (if a later wheel runs it, this fails and
+    tflm.unsupported_reason goes); the reason is named without trying."""
+    from bittts_tf.export import tflm
+    keras.utils.set_random_seed(int(rng.integers(2**31)))
+    inputs = keras.Input((16, 6), batch_size=1)
+    model = keras.Model(inputs, QuantConv1D(8, 3, padding="same", weight_bits=4)(inputs))
+    four_bit = converter.convert(model).tflite
+    float32 = converter.float32_model(model)
+    float_kernel = converter.convert_float(float32)
+    reason = tflm.unsupported_reason(four_bit)
+    assert reason is not None and "DEQUANTIZE takes no INT4" in reason
+    assert tflm.unsupported_reason(float_kernel) is None
+    with pytest.raises(tflm.TFLMError):
+        tflm.make_interpreter(four_bit, 1 << 16, quiet=True)
+    x = rng.standard_normal((1, 16, 6)).astype(np.float32)
+    interpreter = tflm.make_interpreter(float_kernel, 1 << 16, quiet=True)
+    interpreter.set_input(x, 0)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_output(0), np.asarray(float32(x)), atol=1e-5)

@@ -237,6 +237,44 @@ def test_reexport_gives_the_same_graphs(original, folders, recovered, tmp_path, 
         print(f"{graph}: outputs of the re-export equal the original's")
 
 
+def test_a_4bit_voice_is_stored_at_4_bits_and_comes_back(tmp_path, rng):
+    """Every 4-bit kernel leaves the folder's graphs as an INT4 tensor (two
+    weights a byte) and comes back to its Keras value; the int8 graphs hold
+    no float or int8 copy of them."""
+    seed = fresh_seed("recover: 4-bit model")
+    config, acoustic, vocoder = random_tts(seed, weight_bits=4)
+    folder = str(tmp_path / "four_bit")
+    utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, MAX_TOKENS + 1)))}
+                  for _ in range(2)]
+    report = tts_graphs.export_model_folder(folder, acoustic, vocoder, config, FrontEnd(),
+                                            MAX_TOKENS, STEP, {"test": "4-bit"},
+                                            float32_baseline=False, int8_utterances=utterances)
+    kernels = qlayers.quantized_layers(acoustic) + qlayers.quantized_layers(vocoder)
+    graph_kernels = sum(int(np.prod(layer.kernel.shape)) for layer in kernels
+                        if layer.weight_bits == 4 and "aligner" not in layer.path)
+    for variant in ("", "int8"):
+        graphs = report["int8"]["graphs"] if variant else report["graphs"]
+        assert sum(g["int4_weights"] for g in graphs.values()) == graph_kernels, variant
+        assert all(g["ternary_weights"] == 0 for g in graphs.values())
+        for graph in model_folder.GRAPHS:
+            name = f"{graph}.{variant}.tflite" if variant else f"{graph}.tflite"
+            model = tflite_file.parse_model((pathlib.Path(folder) / name).read_bytes())
+            int4 = [t for t in model.subgraphs[0].tensors if t.type == tflite_file.INT4]
+            for tensor in int4:
+                count = int(np.prod(tensor.shape))
+                assert len(model.buffers[tensor.buffer].data) == -(-count // 2)
+    recovery = recover.recover(folder)
+    want = effective_weights(acoustic, vocoder)
+    got = effective_weights(recovery.acoustic, recovery.vocoder)
+    training_only = {v.path for v in acoustic.aligner.variables}
+    errors = {path: worst_error(got[path], want[path]) for path in want
+              if path not in training_only}
+    worst = max(errors, key=errors.get)
+    print(f"4-bit: {len(errors)} weights recovered, worst {errors[worst]:.2g} of the peak ({worst})")
+    assert errors[worst] <= 1e-6, worst
+    assert recovery.model_config.weight_bits == 4
+
+
 def test_recovered_keras_reproduces_format1_graphs(original, folders, recovered, rng):
     """Format 1 cannot be exported any more: the recovered Keras paths against
     its graphs instead, on random inputs."""

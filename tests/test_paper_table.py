@@ -34,7 +34,7 @@ def tone(rng, seconds, pitch):
 
 
 def make_voice(rng, out_dir, name, quantize, bits, graph_sizes, weights, with_scores=True,
-               cpu=(24.6, 94.1), festival_clips=None):
+               cpu=(24.6, 94.1), festival_clips=None, int4_weights=None):
     """A voice folder as tools/paper_voices.py leaves it; returns what was written."""
     voice = os.path.join(out_dir, name)
     model = os.path.join(voice, "model")
@@ -56,6 +56,9 @@ def make_voice(rng, out_dir, name, quantize, bits, graph_sizes, weights, with_sc
               "total": {"ternary_weights": sum(w[0] for w in weights),
                         "bits_per_ternary_weight": 1.6 if quantize != "none" and bits == 1.58
                         else None}}
+    if int4_weights:  # a folder exported since 4-bit kernels are packed as INT4
+        for graph, count in zip(("text", "frames"), int4_weights):
+            report["graphs"][graph]["int4_weights"] = count
     write_json(os.path.join(model, "size_report.json"), report)
     with open(os.path.join(model, "manifest.json"), "rb") as f:
         manifest_bytes = len(f.read())
@@ -124,9 +127,11 @@ def test_table_columns_match_figures_computed_here(tmp_path, rng):
                          [(521_472, 12_772), (1_165_568, 25_013)])
     make_voice(rng, out, "4bit", "all", 4.0, (2_186_000, 4_814_000),
                [(0, 534_244), (0, 1_190_581)], with_scores=False)
+    make_voice(rng, out, "4bit_int4", "all", 4.0, (360_000, 1_194_000),
+               [(0, 4_000), (0, 140_000)], with_scores=False, int4_weights=(530_000, 1_050_000))
     festival = make_festival(rng, out)
 
-    table = paper_table.build_table(out, ["ternary_all", "4bit", "float32_small"])
+    table = paper_table.build_table(out, ["ternary_all", "4bit", "4bit_int4", "float32_small"])
     rows = {row["voice"]: row for row in table["voices"]}
 
     row = rows["ternary_all"]
@@ -154,6 +159,9 @@ def test_table_columns_match_figures_computed_here(tmp_path, rng):
                                                    / (534_244 + 1_190_581))
     assert row["weights"] == "4 / 4" and "float32 constants" in row["note"]
     assert row["wer"] is None and row["mcd_db"] is None and row["rtf"] is None
+    row = rows["4bit_int4"]
+    assert row["params"] == 4_000 + 140_000 + 530_000 + 1_050_000
+    assert row["note"].startswith("its 1,580,000 4-bit weights are INT4 tensors")
 
     row = rows["float32_small"]
     assert not row["present"]

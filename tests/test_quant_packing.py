@@ -165,3 +165,56 @@ def test_c_decoder_rejects_size_mismatch_and_wrong_dtypes(rng):
         native.c_decode_f32(indices.view(np.uint8), 1.0, 100)
     with pytest.raises(ValueError, match="at least 100 elements"):
         native.c_decode_f32(indices, 1.0, 100, out=np.empty(99, np.float32))
+
+
+# --- 4-bit weights: TFLite's INT4 layout ------------------------------------
+
+int4_arrays = shapes.flatmap(
+    lambda shape: hnp.arrays(np.int8, shape, elements=st.integers(-7, 7)))
+
+
+def brute_force_int4(data, n):
+    """Two's-complement nibbles read bit by bit, low nibble first."""
+    out = []
+    for byte in np.asarray(data, np.uint8):
+        for shift in (0, 4):
+            bits = [(int(byte) >> (shift + b)) & 1 for b in range(4)]
+            out.append(sum(bit << b for b, bit in enumerate(bits[:3])) - 8 * bits[3])
+    return np.array(out[:n], np.int8)
+
+
+@given(int4_arrays)
+def test_int4_round_trip_any_shape(codes):
+    data = packing.encode_int4(codes)
+    assert data.dtype == np.uint8 and data.size == -(-codes.size // 2)
+    np.testing.assert_array_equal(packing.decode_int4(data, codes.size).reshape(codes.shape), codes)
+    np.testing.assert_array_equal(brute_force_int4(data, codes.size), codes.reshape(-1))
+    if codes.size % 2:
+        assert data[-1] >> 4 == 0  # an odd count's last high nibble is zero
+
+
+@given(int4_arrays, st.floats(1e-6, 1e3))
+def test_int4_pack_sizes_and_values(codes, scale):
+    packed = packing.pack_int4(codes, scale)
+    assert packed.nbytes == -(-codes.size // 2) + spec.SCALE_BYTES
+    np.testing.assert_array_equal(packing.unpack_int4(packed),
+                                  codes.astype(np.float32) * np.float32(scale))
+
+
+@pytest.mark.parametrize("bad", [8, -8, 0.5, 100])
+def test_int4_encode_refuses_codes_outside_the_4bit_grid(bad):
+    with pytest.raises(packing.PackingError, match="4-bit codes must be integers in -7..7"):
+        packing.encode_int4(np.array([0, bad, 1]))
+
+
+def test_int4_decode_refuses_minus_8_and_a_wrong_length(rng):
+    codes = rng.integers(-7, 8, size=9)
+    data = packing.encode_int4(codes)
+    with pytest.raises(packing.PackingError, match="need 5 bytes, got 4"):
+        packing.decode_int4(data[:4], 9)
+    where = int(rng.integers(0, 9))
+    damaged = data.copy()
+    damaged[where // 2] = (damaged[where // 2] & (0xF0 if where % 2 == 0 else 0x0F)) | \
+        (0x8 << (4 * (where % 2)))
+    with pytest.raises(packing.PackingError, match=f"4-bit weight {where} is -8"):
+        packing.decode_int4(damaged, 9)

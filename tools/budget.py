@@ -70,7 +70,11 @@ def variant_budget(folder, variant: str, graphs: dict[str, bytes]) -> dict:
         entry = {"flash": budget.flash_breakdown(model, name), **budget.graph_macs(model, name),
                  "largest_constants": budget.largest_constants(model, 3),
                  "largest_activations": budget.largest_activations(model, 3)}
-        if FLAGS.arena:
+        refused = tflm.unsupported_reason(model) if FLAGS.arena else None
+        if refused:
+            entry["arena_error"] = refused
+            print(f"budget: {variant} {name}: no arena: {refused}", file=sys.stderr)
+        elif FLAGS.arena:
             entry["arena_bytes"] = tflm.smallest_arena(model)
             entry["arena"] = tflm.arena_breakdown(model, entry["arena_bytes"])
         per_graph[name] = entry
@@ -82,8 +86,10 @@ def variant_budget(folder, variant: str, graphs: dict[str, bytes]) -> dict:
                "macs_per_second": rates["total_macs_per_second"],
                "macs_ok": rates["total_macs_per_second"] <= targets["macs_per_second"]}
     if FLAGS.arena:
-        arena = max(g["arena_bytes"] for g in per_graph.values())
-        verdict.update(max_arena_bytes=arena, arena_ok=arena <= targets["arena_bytes"])
+        arenas = [g.get("arena_bytes") for g in per_graph.values()]
+        arena = None if None in arenas else max(arenas)
+        verdict.update(max_arena_bytes=arena,
+                       arena_ok=None if arena is None else arena <= targets["arena_bytes"])
     return {"graphs": per_graph, "macs_per_second": rates, "targets": verdict,
             "latency": budget.latency_frames(shapes, int(shapes["n_fft"]))}
 
@@ -93,15 +99,17 @@ def table(report: dict) -> str:
             f"{'(head/tail)':>17s} {'MMAC/call':>10s}"]
     for variant, entry in report["variants"].items():
         for name, graph in entry["graphs"].items():
-            arena = f"{graph['arena_bytes']:,d}" if "arena_bytes" in graph else "-"
+            arena = (f"{graph['arena_bytes']:,d}" if "arena_bytes" in graph
+                     else "refused" if "arena_error" in graph else "-")
             parts = graph.get("arena", {})
             split = (f"{parts.get('head', 0):,d}/{parts.get('tail', 0):,d}" if parts else "-")
             rows.append(f"{variant:9s} {name:7s} {graph['flash']['bytes']:>10,d} "
                         f"{graph['flash']['graph_structure_and_padding']:>11,d} {arena:>10s} "
                         f"{split:>17s} {graph['macs'] / 1e6:>10.2f}")
         t, r, latency = entry["targets"], entry["macs_per_second"], entry["latency"]
-        arena = (f"arena {t['max_arena_bytes']:,d} B {'ok' if t['arena_ok'] else 'OVER'}"
-                 if "max_arena_bytes" in t else "arena not searched")
+        arena = ("arena not searched" if "max_arena_bytes" not in t
+                 else "arena: TFLM refused a graph" if t["max_arena_bytes"] is None
+                 else f"arena {t['max_arena_bytes']:,d} B {'ok' if t['arena_ok'] else 'OVER'}")
         rows.append(f"{'':9s} total: flash {t['flash_bytes']:,d} B {'ok' if t['flash_ok'] else 'OVER'}"
                     f" | {arena} | {r['total_macs_per_second'] / 1e6:.1f} MMAC/s "
                     f"{'ok' if t['macs_ok'] else 'OVER'} (frames "

@@ -104,8 +104,7 @@ def main(argv):
         sys.exit(f"export_tts: {e}")
     for name, graph in report["graphs"].items():
         print(f"{name:7s} {graph['bytes']:9,d} bytes ({graph['float32_bytes']:,d} as float32, "
-              f"{graph['ratio_vs_float32']:.3f}x); {graph['ternary_weights']:,d} ternary weights "
-              f"at {graph['bits_per_ternary_weight']} bits")
+              f"{graph['ratio_vs_float32']:.3f}x); {packed_weights(graph)}")
     total = report["total"]
     print(f"total   {total['packed_graph_bytes']:9,d} bytes vs {total['float32_graph_bytes']:,d} "
           f"float32 ({total['ratio_vs_float32']:.3f}x); {total['bits_per_ternary_weight']} bits "
@@ -113,11 +112,22 @@ def main(argv):
     if "int8" in report:
         for name, graph in report["int8"]["graphs"].items():
             print(f"{name + '.int8':11s} {graph['bytes']:9,d} bytes ({graph['ratio_vs_packed_float']:.3f}x the "
-                  f"packed float graph); {graph['bits_per_ternary_weight']} bits per ternary weight")
+                  f"packed float graph); {packed_weights(graph)}")
     print(f"wrote {os.path.abspath(FLAGS.out_dir)}")
     print(json.dumps(total))
     if FLAGS.tflm_lut_dir:
         write_tflm_lut()
+
+
+def packed_weights(graph: dict) -> str:
+    """What a graph's size summary says of its packed kernels."""
+    parts = []
+    if graph["ternary_weights"]:
+        parts.append(f"{graph['ternary_weights']:,d} ternary weights at "
+                     f"{graph['bits_per_ternary_weight']} bits")
+    if graph.get("int4_weights"):
+        parts.append(f"{graph['int4_weights']:,d} 4-bit weights as INT4")
+    return "; ".join(parts) or "no packed weights"
 
 
 def write_tflm_lut():

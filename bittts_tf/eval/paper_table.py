@@ -102,12 +102,13 @@ def folder_sizes(model_dir: str) -> dict:
 
 
 def graph_params(size_report: dict | None) -> int | None:
-    """The weights the packed graphs hold: ternary, float32 and int8 constants."""
+    """The weights the packed graphs hold: ternary, 4-bit, float32 and int8 constants."""
     graphs = _dig(size_report, "graphs")
     if not isinstance(graphs, dict) or not all(g in graphs for g in GRAPHS):
         return None
     return int(sum(graphs[g].get(k, 0) for g in GRAPHS
-                   for k in ("ternary_weights", "float32_weights", "int8_weights")))
+                   for k in ("ternary_weights", "int4_weights", "float32_weights",
+                             "int8_weights")))
 
 
 def weight_bits(model_config: dict | None) -> tuple[float, float] | None:
@@ -249,14 +250,22 @@ def voice_row(name: str, voice_dir: str, reference_dir: str | None = None,
 
 
 def _storage_note(bits, size_report) -> str | None:
-    """Quantized weights that the graphs hold as float32 (the exporter packs
-    ternary kernels only)."""
+    """How the graphs hold k-bit weights: 4-bit ones as INT4 tensors (folders
+    exported since the packer stores them so), others as float32 constants."""
     if not bits or size_report is None:
         return None
     quantized = [b for b in bits if b not in (FLOAT_BITS, TERNARY_BITS)]
-    if quantized and not _dig(size_report, "total", "ternary_weights"):
+    if not quantized:
+        return None
+    int4 = sum(graph.get("int4_weights", 0)
+               for graph in (_dig(size_report, "graphs") or {}).values())
+    if int4:
+        return (f"its {int4:,d} 4-bit weights are INT4 tensors in the graphs (two a byte, "
+                "one float32 scale a tensor: a DEQUANTIZE before each float op, the int8 "
+                "graphs' convs read them as filters)")
+    if not _dig(size_report, "total", "ternary_weights"):
         return (f"its {quantized[0]:g}-bit weights are float32 constants in the graphs "
-                "(only ternary kernels are packed)")
+                "(only ternary and, since, 4-bit kernels are packed)")
     return None
 
 

@@ -20,7 +20,7 @@ class TensorReport:
     weights: int
     stored_bytes: int
     bits_per_weight: float
-    format: str  # "ternary-indexed", or a constant's type: "float32", "int8", "int32"
+    format: str  # "ternary-indexed", "int4" (packed 4-bit), or a constant's type: "float32", ...
 
 
 _CONSTANT_BITS = {FLOAT32: 32.0, INT8: 8.0, INT32: 32.0}

@@ -51,10 +51,43 @@ def captured_output():
             os.close(saved[1])
 
 
+class kernels_as_keras_computes_them:
+    """Within the block, each QAT layer of `trackable` (Keras 3; a tf-keras
+    model has none) holds its quantized kernel, as Keras computes it, and
+    runs it as a float kernel: a function traced and converted in the block
+    gets the Keras model's weights as constants. Traced with the quantizer
+    instead, the converter folds round(w / scale) itself and can round a tie
+    the other way: on a 4-bit vocoder one weight of 49,152 (block_1/expand)
+    came out a code apart, so the graph was no longer the Keras model's."""
+
+    def __init__(self, trackable):
+        self.layers = [layer for layer in quantized_layers(trackable)
+                       if layer.weight_bits != 32]
+
+    def __enter__(self):
+        self.saved = [(layer.weight_bits, layer.kernel.numpy()) for layer in self.layers]
+        for layer in self.layers:
+            layer.kernel.assign(layer.effective_kernel().astype(layer.kernel.dtype))
+            layer.weight_bits = 32
+        return self
+
+    def __exit__(self, *exc):
+        for layer, (bits, kernel) in zip(self.layers, self.saved):
+            layer.weight_bits = bits
+            layer.kernel.assign(kernel)
+        return False
+
+
+def quantized_layers(trackable) -> list:
+    from bittts_tf.quant import layers as qlayers   # Keras 3: not for a tf-keras model's process
+
+    return qlayers.quantized_layers(trackable)
+
+
 def convert_float(model: keras.Model) -> bytes:
-    """Plain TFLite conversion (float32 weights, or the folded quantized ones)
-    of a Keras 3 or a tf-keras model."""
-    with captured_output():
+    """Plain TFLite conversion (float32 weights, or the quantized ones as
+    Keras computes them) of a Keras 3 or a tf-keras model."""
+    with captured_output(), kernels_as_keras_computes_them(model):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         return bytes(converter.convert())
 

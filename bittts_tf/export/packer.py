@@ -13,6 +13,13 @@ int8 codes {-1, 0, 1}, the kernel's scale moves into the weight tensor's
 quantization parameters, and each reader's bias is requantized to match
 (`int8_bias`).
 
+Kernels of 4-bit QAT layers (weight_bits=4) are packed by the same functions
+into TFLite's own INT4 tensors (`packing.PackedInt4`: two weights a byte,
+one scale), which the stock runtimes read: a float graph dequantizes them
+with a DEQUANTIZE right before the op (LiteRT; TFLite Micro's DEQUANTIZE
+takes no INT4), an integer graph's conv reads them as its filter, with the
+scale in every channel and the biases requantized as for ternary kernels.
+
 Layers reach the packers as objects with `.name`, `.is_ternary`,
 `.effective_kernel()` (Keras layout) and `.ternary_codes()`: the Keras 3 QAT
 layers, or the descriptions `bittts_tf.tfmot` makes of TFMOT-wrapped tf-keras
@@ -44,8 +51,45 @@ def _codes_and_scale(data: np.ndarray, layers: list, default_scale: float) -> tu
     return np.sign(data).astype(np.int8), scale
 
 
+def _ternary_codes_and_scale(layers: list):
+    """The (data, int8 scales, layers) -> (codes, scale) of ternary kernels."""
+    default = _default_scale(layers)
+    return lambda data, int8_scales, layers: _codes_and_scale(data, layers, default)
+
+
+def _int4_codes_and_scale(data: np.ndarray, int8_scales: np.ndarray | None, layers: list
+                          ) -> tuple[np.ndarray, float]:
+    """Codes in -7..7 and the scale of a 4-bit kernel's weights: the absmax
+    quantizer puts the largest weight at code 7, so scale = max |w| / 7.
+    Each weight must lie on that grid: to float32 rounding, or, for int8
+    weights (`int8_scales`, the converter's per-channel steps), within half
+    the coarsest int8 step."""
+    largest = float(np.abs(data).max(initial=0.0))
+    if largest == 0.0:
+        return np.zeros(data.shape, np.int8), 1.0
+    scale = largest / packing.INT4_MAX_CODE
+    codes = np.round(data / scale)
+    tolerance = _FLOAT_STEP_TOLERANCE * scale
+    if int8_scales is not None:
+        tolerance += 0.5 * float(np.max(int8_scales))
+    if np.abs(data - codes * scale).max() > tolerance:
+        names = ", ".join(repr(layer.name) for layer in layers)
+        raise ConversionError(f"layer{'s' if len(layers) > 1 else ''} {names}: the weights in "
+                              f"the converted model are not on a 4-bit grid "
+                              f"(largest |w| / {packing.INT4_MAX_CODE} = {scale:.6g})")
+    return codes.astype(np.int8), scale
+
+
+# float32 rounding of code * scale, relative to the scale
+_FLOAT_STEP_TOLERANCE = 1e-5
+
+
 def _is_ternary(layer) -> bool:
     return getattr(layer, "is_ternary", False)
+
+
+def _is_int4(layer) -> bool:
+    return getattr(layer, "weight_bits", None) == 4
 
 
 def _default_scale(layers) -> float:
@@ -57,14 +101,14 @@ def _default_scale(layers) -> float:
     return 1.0
 
 
-def _int8_adopter(model, layers: list, beta: float, refusals: dict):
+def _int8_adopter(model, layers: list, refusals: dict, codes_and_scale):
     """The `adopt` of `graph_surgery.replace_constant` for int8 weights: an int8 tensor
-    holding the packed buffer is decoded when it is symmetric, ternary in
-    value and read only as the weight operand of conv / matmul ops; it then
-    gets one scale `beta` (its own, if another tensor shares its bytes) for
-    every channel, also an all-zero one, and each reader's bias follows; an
-    all-zero tensor keeps the converter's largest scale. Why
-    a tensor was left is noted in `refusals` (tensor index -> reason)."""
+    holding the packed buffer is decoded when it is symmetric, of the packed
+    kind in value (`codes_and_scale(data, its scales, layers)` does not
+    raise) and read only as the weight operand of conv / matmul ops; it then
+    gets its kernel's one scale for every channel, and each reader's bias
+    follows; an all-zero tensor keeps the converter's largest scale. Why a
+    tensor was left is noted in `refusals` (tensor index -> reason)."""
     names = ", ".join(repr(name) for name in dict.fromkeys(layer.name for layer in layers))
 
     def adopt(subgraph, index: int) -> bool:
@@ -84,7 +128,7 @@ def _int8_adopter(model, layers: list, beta: float, refusals: dict):
         else:
             data = graph_surgery.dequantized(model, tensor)
             try:
-                _, own_beta = _codes_and_scale(data, layers, beta)
+                _, own_beta = codes_and_scale(data, scales, layers)
             except ConversionError as error:
                 reason = str(error).split(": ", 1)[-1]
             if not data.any():
@@ -112,42 +156,51 @@ def _quantized_layers(keras_model) -> list:
 def _pack(layers: list, tflite_bytes: bytes, integer: bool):
     """Shared by the float and the integer packers (see their docstrings)."""
     model = tflite_file.parse_model(tflite_bytes, "converted model")
-    layers = [layer for layer in layers if _is_ternary(layer)]
+    layers = [layer for layer in layers if _is_ternary(layer) or _is_int4(layer)]
     if not layers:
-        raise ConversionError("the model has no ternary layers to pack")
-    groups: dict[tuple[int, bool], list] = {}  # (buffer, int8 weights) -> [(layer, site)]
+        raise ConversionError("the model has no ternary or 4-bit layers to pack")
+    groups: dict[tuple[int, bool, bool], list] = {}  # (buffer, int8 weights, 4-bit) -> [(layer, site)]
     for layer, site in zip(layers, weight_sites.assign(model, layers, weight_sites.find(model))):
         if site.quantized and not integer:
             raise ConversionError(f"layer {layer.name!r}: its weights in the converted model are "
                                   f"int8 ({site.describe(model)}); pack an integer model with "
                                   f"pack_int8_ternary_weights")
         buffer_index = model.subgraphs[site.subgraph].tensors[site.tensor].buffer
-        groups.setdefault((buffer_index, site.quantized), []).append((layer, site))
-    opcode_index = graph_surgery.decode_opcode_index(model)
+        groups.setdefault((buffer_index, site.quantized, _is_int4(layer)), []).append((layer, site))
+    opcode_index = {False: None, True: None}  # 4-bit -> the decode op's code, added on first use
     reports = []
-    for (buffer_index, quantized), members in groups.items():
+    for (buffer_index, quantized, int4), members in groups.items():
         layers = [layer for layer, _ in members]
-        data = members[0][1].data
-        codes, scale = _codes_and_scale(data, layers, _default_scale(layers))
-        packed = packing.pack(codes, scale)
-        decoded = packing.unpack(packed)
-        if not np.allclose(decoded, data, rtol=1e-6, atol=0):
-            raise ConversionError(f"layer {layers[0].name!r}: packed weights do not decode to "
-                                  f"the converted model's weights")
+        site = members[0][1]
+        data = site.data
+        codes_and_scale = _int4_codes_and_scale if int4 else _ternary_codes_and_scale(layers)
+        tensor = model.subgraphs[site.subgraph].tensors[site.tensor]
+        codes, scale = codes_and_scale(data, graph_surgery.scales(tensor) if quantized else None,
+                                       layers)
+        packed = packing.pack_int4(codes, scale) if int4 else packing.pack(codes, scale)
+        if not int4 and not np.allclose(packing.unpack(packed), data, rtol=1e-6, atol=0):
+            raise ConversionError(f"layer {layers[0].name!r}: packed weights do not decode "
+                                  f"to the converted model's weights")
+        if opcode_index[int4] is None and not (int4 and quantized):
+            opcode_index[int4] = (graph_surgery.dequantize_opcode_index(model) if int4
+                                  else graph_surgery.decode_opcode_index(model))
         refusals: dict[int, str] = {}
-        adopt = _int8_adopter(model, layers, scale, refusals) if quantized else None
-        name = graph_surgery.replace_constant(model, buffer_index, packed, opcode_index, adopt)
+        adopt = _int8_adopter(model, layers, refusals, codes_and_scale) if quantized else None
+        name = graph_surgery.replace_constant(model, buffer_index, packed, opcode_index[int4],
+                                              adopt)
         for layer, site in members:
             if model.subgraphs[site.subgraph].tensors[site.tensor].buffer == buffer_index:
                 raise ConversionError(f"layer {layer.name!r}: {site.describe(model)} cannot hold "
-                                      f"int8 codes: {refusals.get(site.tensor, 'not decoded')}")
+                                      f"{'4-bit' if int4 else 'int8'} codes: "
+                                      f"{refusals.get(site.tensor, 'not decoded')}")
         names = []
         for layer in layers:
             if layer.name not in names:
                 names.append(layer.name)
         reports.append(TensorReport(name, ", ".join(names), [int(d) for d in data.shape],
                                     packed.num_weights, packed.nbytes,
-                                    round(packed.bits_per_weight, 4), "ternary-indexed"))
+                                    round(packed.bits_per_weight, 4),
+                                    "int4" if int4 else "ternary-indexed"))
     return tflite_file.serialize_model(model), reports
 
 

@@ -144,6 +144,49 @@ def _ternary_scale(w: np.ndarray) -> np.float32:
     return np.float32(quantizers.ternary_scale(tf.constant(w)).numpy())
 
 
+def uniform_latent(values: np.ndarray, weight_bits: float) -> np.ndarray:
+    """A latent kernel W whose k-bit quantization is `values` (a k-bit kernel
+    as the graphs hold it: codes times one scale s), to the bit.
+
+    The layer's scale is float32 max|W| / Qn + epsilon, so W = values would
+    come back with s + epsilon (5e-6 of the peak on a small kernel). Only the
+    largest |W| sets the scale: those weights get the float32 magnitude m
+    whose scale is s (bisection over the float32 numbers; the codes still
+    round to +-Qn), the others stay at values, which then round to their
+    codes exactly."""
+    values = np.asarray(values, np.float32)
+    levels = bits.uniform_levels(weight_bits)
+    largest = np.float32(np.abs(values).max(initial=0.0))
+    if largest == 0:
+        return values
+    target = np.float32(largest / np.float32(levels))
+    flat = values.reshape(-1)
+    top = np.abs(flat) == largest
+
+    def latent(m):
+        w = flat.copy()
+        w[top] = np.sign(flat[top]) * np.float32(m)
+        return w.reshape(values.shape)
+
+    # The layer's scale of magnitude m, bisected over the float32 bit patterns
+    # in [0, largest] (positive floats sort as their bit patterns do).
+    lo, hi = 0, int(largest.view(np.int32))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _uniform_scale(latent(np.int32(mid).view(np.float32)), weight_bits) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return latent(np.int32(lo).view(np.float32))
+
+
+def _uniform_scale(w: np.ndarray, weight_bits: float) -> np.float32:
+    """The k-bit scale as the layer computes it (TensorFlow's float32)."""
+    import tensorflow as tf
+
+    return np.float32(quantizers.uniform_scale(tf.constant(w), weight_bits).numpy())
+
+
 def _assign(variable, value: np.ndarray, item: LayerRef) -> None:
     value = np.asarray(value, np.float32)
     if tuple(value.shape) != tuple(variable.shape):
@@ -232,7 +275,7 @@ def _scope(acoustic_packed: bool, vocoder_packed: bool, config) -> tuple[str, fl
                  (False, True): "vocoder"}[(acoustic_packed, vocoder_packed)]
         return scope, ternary
     if uniform:
-        return config.quantize, config.weight_bits  # k-bit kernels stay float constants
+        return config.quantize, config.weight_bits  # k-bit kernels: float constants or INT4
     return "none", config.weight_bits
 
 
@@ -292,6 +335,9 @@ def recover(model_dir: str) -> Recovery:
                     value = ternary_latent(plan.codes, plan.beta)
                 except ValueError as e:
                     raise RecoveryError(f"layer {plan.item.path!r}: {e}") from None
+            elif attribute == "kernel" and getattr(layer, "weight_bits", None) not in (
+                    None, bits.TERNARY_BITS, bits.FLOAT_BITS):
+                value = uniform_latent(value, layer.weight_bits)
             variable = getattr(layer, attribute)
             _assign(variable, value, plan.item)
             done.add(id(variable))

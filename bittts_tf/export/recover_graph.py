@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from bittts_tf.litert import tflite_file
-from bittts_tf.litert.tflite_file import FLOAT32, INT8
+from bittts_tf.litert.tflite_file import FLOAT32, INT4, INT8
 from bittts_tf.quant import packing, spec
 from bittts_tf.runtime import decode_at_load
 
@@ -113,7 +113,15 @@ class Graph:
     def has_weights(self, k: int) -> bool:
         """A conv / matmul op whose weights are constant or decoded from packed ones."""
         t = self.input(k, WEIGHT_OPERAND)
-        return t >= 0 and (self.made_by(t) == spec.OP_NAME or self.constant(t) is not None)
+        return t >= 0 and (self.made_by(t) == spec.OP_NAME or self.constant(t) is not None
+                           or self._int4_source(t) is not None)
+
+    def _int4_source(self, tensor: int):
+        """The INT4 constant a DEQUANTIZE turns into `tensor` (4-bit kernels), else None."""
+        if self.made_by(tensor) != "DEQUANTIZE":
+            return None
+        source = self.tensors[self.input(self.producer[tensor], 0)]
+        return source if source.type == INT4 else None
 
     def weight(self, tensor: int, what: str) -> Weight:
         """The weights in tensor `tensor`: decoded from a BitTTSTernaryDecode
@@ -139,6 +147,20 @@ class Graph:
                 raise RecoveryError(f"{self.file}: {what}: the numpy decode of "
                                     f"{self.name(tensor)!r} disagrees with decode_at_load")
             return Weight(values, self.name(tensor), codes, beta)
+        int4 = self._int4_source(tensor)
+        if int4 is not None:
+            shape = tuple(int(d) for d in self.tensors[tensor].shape)
+            raw = self.model.buffers[int4.buffer].data
+            scale = int4.quantization.scale if int4.quantization is not None else None
+            try:
+                if raw is None or scale is None or len(scale) != 1:
+                    raise packing.PackingError("no bytes and one scale")
+                codes = packing.decode_int4(np.asarray(raw, np.uint8), int(np.prod(shape)))
+            except packing.PackingError as e:
+                raise RecoveryError(f"{self.file}: {what}: the 4-bit weights of "
+                                    f"{self.name(tensor)!r} do not decode ({e})") from None
+            values = codes.astype(np.float32) * np.float32(scale[0])
+            return Weight(values.reshape(shape), self.name(tensor), None, None)
         values = self.constant(tensor)
         if values is None:
             raise RecoveryError(f"{self.file}: {what}: tensor {self.name(tensor)!r} is neither a "

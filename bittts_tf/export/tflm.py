@@ -208,6 +208,22 @@ def runs_in(model: bytes, arena_size: int, inputs: list[np.ndarray] | None = Non
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
+def unsupported_reason(model: bytes) -> str | None:
+    """Why the pinned wheel cannot run `model`, when that is known without
+    trying: its DEQUANTIZE takes int8, int16 and uint8 inputs, not the INT4
+    kernels of a 4-bit float graph (measured: Prepare fails on
+    tflite-micro 0.dev20260930204519; LiteRT runs them)."""
+    parsed = tflite_file.parse_model(model)
+    names = tflite_file.builtin_names()
+    for subgraph in parsed.subgraphs:
+        for op in subgraph.operators:
+            if (names.get(tflite_file.builtin_code(parsed, op)) == "DEQUANTIZE"
+                    and subgraph.tensors[int(op.inputs[0])].type == tflite_file.INT4):
+                return (f"TFLite Micro's DEQUANTIZE takes no INT4 input (tflite-micro "
+                        f"{WHEEL_VERSION}): the 4-bit kernels of a float graph run in LiteRT only")
+    return None
+
+
 def smallest_arena(model: bytes, granularity: int = _ARENA_ALIGNMENT) -> int:
     """The smallest arena (a multiple of `granularity` bytes) the model
     allocates and invokes in, by doubling then bisection. A model that

@@ -95,12 +95,18 @@ def frames_function(acoustic, vocoder, shapes: GraphShapes):
     return function, _LayerGroup(layers)
 
 
+def _frozen(function, trackable):
+    """The concrete function with its variables as constants: the quantized
+    kernels as float constants, which the packer replaces; resource variables
+    would keep them float and live."""
+    with converter_lib.kernels_as_keras_computes_them(trackable):
+        return convert_variables_to_constants_v2(function.get_concrete_function())
+
+
 def convert_function(function, trackable) -> bytes:
     """Plain TFLite conversion of a tf.function with a fixed signature."""
     with converter_lib.captured_output():
-        # Frozen weights: the quantized kernels fold into constants, which the
-        # packer replaces; resource variables would keep them float and live.
-        frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+        frozen = _frozen(function, trackable)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
         return bytes(converter.convert())
 
@@ -124,9 +130,7 @@ def convert_graph(name: str, make_function, float32_baseline: bool = True) -> Co
     traced function keeps the weights it was traced with."""
     function, layers = make_function()
     folded = convert_function(function, layers)
-    has_ternary = any(getattr(layer, "is_ternary", False)
-                      for layer in qlayers.quantized_layers(layers))
-    if has_ternary:
+    if _has_packed_kernels(layers):
         packed, reports = packer.pack_ternary_weights(layers, folded)
         reports = reports + conversion_report.float_tensor_reports(packed)
     else:
@@ -136,6 +140,12 @@ def convert_graph(name: str, make_function, float32_baseline: bool = True) -> Co
         with _float_weights(layers):
             baseline = convert_function(*make_function())
     return ConvertedGraph(name, packed, folded, baseline, reports)
+
+
+def _has_packed_kernels(layers) -> bool:
+    """Whether the packer has kernels to pack: ternary, or 4-bit (INT4)."""
+    return any(getattr(layer, "is_ternary", False) or layer.weight_bits == 4
+               for layer in qlayers.quantized_layers(layers))
 
 
 class _float_weights:
@@ -178,6 +188,7 @@ def size_summary(graph: ConvertedGraph) -> dict:
             "ternary_tensors": len(ternary), "ternary_weights": weights,
             "ternary_stored_bytes": stored,
             "bits_per_ternary_weight": round(8.0 * stored / weights, 4) if weights else None,
+            "int4_weights": sum(t.weights for t in graph.tensors if t.format == "int4"),
             "float32_weights": sum(t.weights for t in graph.tensors if t.format == "float32"),
             "int8_weights": sum(t.weights for t in graph.tensors if t.format == "int8")}
 
@@ -325,7 +336,7 @@ def convert_int8_function(function, trackable, samples: list, integer_io: bool =
     by powers of two and each MUL's output scale moved to one whose multiplier
     both precisions derive alike (so TFLite Micro and LiteRT requantize them
     alike)."""
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    frozen = _frozen(function, trackable)
     with converter_lib.captured_output():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -360,8 +371,7 @@ def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
         model = convert_int8_function(function, layers, samples[name],
                                       integer_io=name == FRAMES_GRAPH)
         packed, reports = model, []
-        if any(getattr(layer, "is_ternary", False)
-               for layer in qlayers.quantized_layers(layers)):
+        if _has_packed_kernels(layers):
             packed, reports = packer.pack_int8_ternary_weights(layers, model)
             packed = int8_scales.collapse_equal_channel_scales(packed)[0]
         out[name] = ConvertedGraph(name, packed, model, b"",

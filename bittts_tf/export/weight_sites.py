@@ -66,6 +66,10 @@ class Site:
     data: np.ndarray  # float32 (dequantized for int8 weights), in the op's layout
     names: tuple[str, ...]  # the weight tensor's and the op's output tensors' names
     quantized: bool = False  # int8 weights with scales in the tensor
+    # How far the stored values may be from the layer's kernel: half the
+    # coarsest int8 step (the converter rounds a 4-bit kernel's levels to its
+    # per-channel int8 grid), 0 for float weights.
+    rounding: float = 0.0
 
     def __post_init__(self):
         # Invariant under every layout: rules out most layer / op pairs
@@ -93,13 +97,16 @@ def find(model) -> list[Site]:
             tensor = subgraph.tensors[t_index]
             data = graph_surgery.tensor_data(model, tensor)
             quantized = data is None
+            rounding = 0.0
             if quantized:
                 data = graph_surgery.dequantized(model, tensor)
+                if data is not None:
+                    rounding = 0.5 * float(np.max(graph_surgery.scales(tensor)))
             if data is None:
                 continue
             names = (tensor.name.decode(),) + tuple(
                 subgraph.tensors[int(o)].name.decode() for o in (op.outputs or []) if o >= 0)
-            sites.append(Site(sg_index, op, builtin, t_index, data, names, quantized))
+            sites.append(Site(sg_index, op, builtin, t_index, data, names, quantized, rounding))
     return sites
 
 
@@ -109,7 +116,7 @@ def _equal_in_some_layout(kernel: np.ndarray, site: Site) -> bool:
     if kernel.size != site.data.size:
         return False
     kernel_max = float(np.abs(kernel).max(initial=0.0))
-    tolerance = 1e-6 * max(kernel_max, 1e-30)
+    tolerance = 1e-6 * max(kernel_max, 1e-30) + site.rounding
     if abs(kernel_max - site.max_abs) > tolerance:
         return False
     return any(np.allclose(layout, site.data, rtol=0, atol=tolerance)

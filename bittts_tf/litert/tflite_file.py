@@ -13,7 +13,7 @@ TFLITE_IDENTIFIER = b"TFL3"
 
 # schema.TensorType codes, spelled out so that reading a model needs no
 # schema import (the schema only ever adds codes; a test compares them).
-FLOAT32, INT32, UINT8, INT64, INT8 = 0, 2, 3, 4, 9
+FLOAT32, INT32, UINT8, INT64, INT8, INT4 = 0, 2, 3, 4, 9, 17
 # A flatbuffer starts with a 4-byte root offset, then the file identifier.
 _MIN_SIZE = 8
 

@@ -22,3 +22,8 @@ def normalize_bits(bits) -> float:
             return supported
     raise ValueError(
         f"weight bits must be one of {SUPPORTED_WEIGHT_BITS} (or None for float), got {bits!r}")
+
+
+def uniform_levels(bits: float) -> int:
+    """Largest integer level Qn of a symmetric k-bit quantizer: codes in [-Qn, Qn]."""
+    return 2 ** (int(bits) - 1) - 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from bittts_tf.quant.bits import FLOAT_BITS, TERNARY_BITS, normalize_bits
+from bittts_tf.quant.bits import FLOAT_BITS, TERNARY_BITS, normalize_bits, uniform_levels
 
 # A weight tensor of all zeros would give a zero scale and 0/0 in the rounding.
 SCALE_EPSILON = 1e-8
@@ -37,11 +37,6 @@ def ternary_quantize(w):
         return upstream
 
     return codes * beta, grad
-
-
-def uniform_levels(bits: float) -> int:
-    """Largest integer level Qn of a symmetric k-bit quantizer: codes in [-Qn, Qn]."""
-    return 2 ** (int(bits) - 1) - 1
 
 
 def uniform_scale(w, bits: float):
