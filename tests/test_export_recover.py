@@ -186,6 +186,27 @@ def test_ternary_latent_gives_codes_and_scale_exactly(rng, shape, spread):
     np.testing.assert_array_equal(np.asarray(again), codes)
     assert np.float32(beta_again) == np.float32(beta)
 
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("shape, scale", [((1, 1, 128), 1.0), ((5, 96, 96), 0.02),
+                                          ((1, 384, 128), 3e-4)])
+def test_uniform_latent_gives_the_kbit_kernel_exactly(rng, bits, shape, scale):
+    """A k-bit kernel as the graphs hold it (the quantizer's output) comes
+    back bit for bit from the layer's quantizer applied to `uniform_latent`;
+    the kernel itself as the latent misses by the quantizer's epsilon where
+    that is above float32's resolution (small kernels)."""
+    from bittts_tf.quant import quantizers
+
+    latent = (scale * rng.normal(0.0, 1.0, shape)).astype(np.float32)
+    kernel = np.asarray(quantizers.uniform_quantize(tf.constant(latent), bits))
+    again = np.asarray(quantizers.uniform_quantize(
+        tf.constant(recover.uniform_latent(kernel, bits)), bits))
+    np.testing.assert_array_equal(again, kernel)
+    if scale < 0.1:
+        naive = np.asarray(quantizers.uniform_quantize(tf.constant(kernel), bits))
+        assert not np.array_equal(naive, kernel)
+
+
 @pytest.mark.parametrize("form", [1, 2])
 def test_every_weight_comes_back(original, recovered, form):
     config, acoustic, vocoder = original
