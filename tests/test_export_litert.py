@@ -94,6 +94,33 @@ def test_the_4bit_kernel_is_an_int4_tensor_that_dequantizes_to_the_keras_kernel(
     assert tflite_file.builtin_names()[tflite_file.builtin_code(parsed, reader)] == "DEQUANTIZE"
 
 
+def test_decode_at_load_turns_the_int4_kernel_into_its_float_constant(converted, rng):
+    """The desktop runtime's load-time decode folds the DEQUANTIZE of the
+    INT4 kernel into a float32 constant: the same outputs (to float32
+    rounding: XNNPACK takes the convs whose filters are constants now)."""
+    from bittts_tf.runtime.decode_at_load import decode_at_load
+    _, result = converted
+    loaded = decode_at_load(result.tflite)
+    parsed = tflite_file.parse_model(loaded)
+    names = tflite_file.builtin_names()
+    subgraph = parsed.subgraphs[0]
+    assert not any(subgraph.tensors[int(i)].type == schema.TensorType.INT4
+                   for op in subgraph.operators for i in op.inputs if i >= 0)
+    assert "DEQUANTIZE" not in [names.get(tflite_file.builtin_code(parsed, op))
+                                for op in parsed.subgraphs[0].operators]
+    x = rng.standard_normal((2, 16, 6)).astype(np.float32)
+    outputs = []
+    for model in (result.tflite, loaded):
+        interpreter = native.make_interpreter(model)
+        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0,
+                               atol=1e-5 * float(np.abs(outputs[0]).max()))
+
+
 def test_packed_tensors_decode_to_the_keras_kernels(converted):
     model, result = converted
     ternary_layers = [l for l in model.layers if getattr(l, "is_ternary", False)]
