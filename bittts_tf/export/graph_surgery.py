@@ -160,7 +160,7 @@ def replace_constant(model, buffer_index: int, packed, opcode_index: int, adopt=
     Returns the name of the first tensor packed."""
     int4 = isinstance(packed, packing.PackedInt4)
     holder_type = FLOAT32 if adopt is None else INT8
-    packed_buffer = add_buffer(model, (packed.data if int4 else packed.indices).tobytes())
+    packed_buffer = add_buffer(model, packed.payload.tobytes())
     scale_buffer = None if int4 else add_buffer(model, np.float32([packed.scale]).tobytes())
     first_name = None
     others = 0  # tensors of another type or size sharing the bytes (equal zeros, say)

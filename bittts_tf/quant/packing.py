@@ -17,13 +17,9 @@ class PackingError(ValueError):
     """Raised for packed data that cannot be decoded."""
 
 
-@dataclasses.dataclass(frozen=True)
-class PackedTernary:
-    """One ternary tensor packed for storage: indices, scale and shape."""
-
-    indices: np.ndarray  # int8 [ceil(n / 5)], balanced ternary (format version 2)
-    scale: float
-    shape: tuple[int, ...]
+class _PackedWeights:
+    """What a packed tensor costs: its stored bytes (`payload`) plus one
+    float32 scale, for the weights of its shape."""
 
     @property
     def num_weights(self) -> int:
@@ -31,11 +27,24 @@ class PackedTernary:
 
     @property
     def nbytes(self) -> int:
-        return int(self.indices.size) + spec.SCALE_BYTES
+        return int(self.payload.size) + spec.SCALE_BYTES
 
     @property
     def bits_per_weight(self) -> float:
         return 8.0 * self.nbytes / max(self.num_weights, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedTernary(_PackedWeights):
+    """One ternary tensor packed for storage: indices, scale and shape."""
+
+    indices: np.ndarray  # int8 [ceil(n / 5)], balanced ternary (format version 2)
+    scale: float
+    shape: tuple[int, ...]
+
+    @property
+    def payload(self) -> np.ndarray:
+        return self.indices
 
 
 def packed_size(num_weights: int) -> int:
@@ -102,7 +111,7 @@ INT4_WEIGHTS_PER_BYTE = 2
 
 
 @dataclasses.dataclass(frozen=True)
-class PackedInt4:
+class PackedInt4(_PackedWeights):
     """One 4-bit tensor packed for storage: nibbles, scale and shape."""
 
     data: np.ndarray  # uint8 [ceil(n / 2)]
@@ -110,16 +119,8 @@ class PackedInt4:
     shape: tuple[int, ...]
 
     @property
-    def num_weights(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.data.size) + spec.SCALE_BYTES
-
-    @property
-    def bits_per_weight(self) -> float:
-        return 8.0 * self.nbytes / max(self.num_weights, 1)
+    def payload(self) -> np.ndarray:
+        return self.data
 
 
 def int4_packed_size(num_weights: int) -> int:
