@@ -146,14 +146,17 @@ def _ternary_scale(w: np.ndarray) -> np.float32:
 
 def uniform_latent(values: np.ndarray, weight_bits: float) -> np.ndarray:
     """A latent kernel W whose k-bit quantization is `values` (a k-bit kernel
-    as the graphs hold it: codes times one scale s), to the bit.
+    as the graphs hold it: codes times one scale s): the same codes, and the
+    scale s to the bit where float32 can reach it, else one float32 step off.
 
     The layer's scale is float32 max|W| / Qn + epsilon, so W = values would
     come back with s + epsilon (5e-6 of the peak on a small kernel). Only the
     largest |W| sets the scale: those weights get the float32 magnitude m
-    whose scale is s (bisection over the float32 numbers; the codes still
-    round to +-Qn), the others stay at values, which then round to their
-    codes exactly."""
+    whose scale is nearest s (bisection over the float32 numbers; their codes
+    still round to +-Qn), the others stay at values, which round to their
+    codes. One division and one addition from m, some scales are skipped:
+    random 4-bit kernels of 49,152 weights (scales 3e-6 to 1e-2) missed s by
+    one step in 3 of 60."""
     values = np.asarray(values, np.float32)
     levels = bits.uniform_levels(weight_bits)
     largest = np.float32(np.abs(values).max(initial=0.0))
@@ -163,21 +166,25 @@ def uniform_latent(values: np.ndarray, weight_bits: float) -> np.ndarray:
     flat = values.reshape(-1)
     top = np.abs(flat) == largest
 
-    def latent(m):
+    def latent(pattern: int) -> np.ndarray:
         w = flat.copy()
-        w[top] = np.sign(flat[top]) * np.float32(m)
+        w[top] = np.sign(flat[top]) * np.int32(pattern).view(np.float32)
         return w.reshape(values.shape)
 
-    # The layer's scale of magnitude m, bisected over the float32 bit patterns
-    # in [0, largest] (positive floats sort as their bit patterns do).
+    def scale(pattern: int) -> np.float32:
+        return _uniform_scale(latent(pattern), weight_bits)
+
+    # The smallest magnitude whose scale reaches s, bisected over the float32
+    # bit patterns in [0, largest] (positive floats sort as their patterns do).
     lo, hi = 0, int(largest.view(np.int32))
     while lo < hi:
         mid = (lo + hi) // 2
-        if _uniform_scale(latent(np.int32(mid).view(np.float32)), weight_bits) < target:
+        if scale(mid) < target:
             lo = mid + 1
         else:
             hi = mid
-    return latent(np.int32(lo).view(np.float32))
+    nearest = min((lo - 1, lo), key=lambda p: abs(float(scale(p)) - float(target)))
+    return latent(nearest)
 
 
 def _uniform_scale(w: np.ndarray, weight_bits: float) -> np.float32:
