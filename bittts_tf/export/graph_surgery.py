@@ -133,15 +133,6 @@ def dequantize_opcode_index(model) -> int:
     return builtin_opcode_index(model, _DEQUANTIZE, _DEQUANTIZE_INT4_VERSION)
 
 
-def decode_op(opcode_index: int, inputs, output: int):
-    op = schema.OperatorT()
-    op.opcodeIndex = opcode_index
-    op.inputs = np.asarray(inputs, np.int32)
-    op.outputs = np.asarray([output], np.int32)
-    op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
-    return op
-
-
 def replace_constant(model, buffer_index: int, packed, opcode_index: int, adopt=None) -> str:
     """Every tensor holding buffer `buffer_index` becomes the output of a decode
     op. Each op that reads such a tensor gets its own decode op right before
@@ -233,6 +224,12 @@ def dequantize_op(opcode_index: int, inputs, output: int):
     op.opcodeIndex = opcode_index
     op.inputs = np.asarray(inputs, np.int32)
     op.outputs = np.asarray([output], np.int32)
+    return op
+
+
+def decode_op(opcode_index: int, inputs, output: int):
+    op = dequantize_op(opcode_index, inputs, output)
+    op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
     return op
 
 

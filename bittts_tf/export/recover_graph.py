@@ -147,20 +147,15 @@ class Graph:
                 raise RecoveryError(f"{self.file}: {what}: the numpy decode of "
                                     f"{self.name(tensor)!r} disagrees with decode_at_load")
             return Weight(values, self.name(tensor), codes, beta)
-        int4 = self._int4_source(tensor)
-        if int4 is not None:
-            shape = tuple(int(d) for d in self.tensors[tensor].shape)
-            raw = self.model.buffers[int4.buffer].data
-            scale = int4.quantization.scale if int4.quantization is not None else None
+        if self._int4_source(tensor) is not None:
             try:
-                if raw is None or scale is None or len(scale) != 1:
-                    raise packing.PackingError("no bytes and one scale")
-                codes = packing.decode_int4(np.asarray(raw, np.uint8), int(np.prod(shape)))
-            except packing.PackingError as e:
+                _, values = decode_at_load.dequantized_int4(self.model,
+                                                            self.ops[self.producer[tensor]],
+                                                            self.subgraph)
+            except tflite_file.TFLiteFileError as e:
                 raise RecoveryError(f"{self.file}: {what}: the 4-bit weights of "
                                     f"{self.name(tensor)!r} do not decode ({e})") from None
-            values = codes.astype(np.float32) * np.float32(scale[0])
-            return Weight(values.reshape(shape), self.name(tensor), None, None)
+            return Weight(values, self.name(tensor), None, None)
         values = self.constant(tensor)
         if values is None:
             raise RecoveryError(f"{self.file}: {what}: tensor {self.name(tensor)!r} is neither a "

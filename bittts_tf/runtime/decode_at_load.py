@@ -102,7 +102,7 @@ def _is_int4_dequantize(model, op, subgraph) -> bool:
             and model.buffers[subgraph.tensors[inputs[0]].buffer].data is not None)
 
 
-def _dequantized_int4(model, op, subgraph) -> tuple[int, np.ndarray]:
+def dequantized_int4(model, op, subgraph) -> tuple[int, np.ndarray]:
     """(output tensor index, the float32 array a DEQUANTIZE of an INT4 constant outputs)."""
     outputs = _ints(op.outputs)
     source = subgraph.tensors[int(op.inputs[0])]
@@ -237,7 +237,7 @@ def decode_at_load(model_bytes: bytes, name: str = "model",
                     found.append(int(kept[-1].inputs[1]))
                 continue
             if _is_int4_dequantize(model, op, subgraph):
-                output_index, weights = _dequantized_int4(model, op, subgraph)
+                output_index, weights = dequantized_int4(model, op, subgraph)
             elif op.opcodeIndex in decode_codes:
                 output_index, weights = decoded_weights(model, op, subgraph)
                 if sg_index == 0:
