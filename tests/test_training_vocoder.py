@@ -2,6 +2,7 @@
 then the discriminators; fine-tuning on a frozen acoustic model's mels."""
 
 import numpy as np
+import pytest
 
 from bittts_tf.models import build, configs
 from bittts_tf.training import checkpoints, data, run
@@ -52,3 +53,39 @@ def test_fine_tuning_uses_the_frozen_teachers_aligned_mels(tmp_path):
     np.testing.assert_array_equal(np.asarray(trainer.vocoder_input(batch)), np.asarray(expected))
     layout = checkpoints.read_manifest(tuned["checkpoint"])["layout"]
     assert not any(group.startswith("model/acoustic") for group in layout)
+
+
+def _vocoder_trainer(noise: float, seed: int):
+    from bittts_tf.training import jets_trainer
+    from bittts_tf.training.config import TrainingConfig
+    config = configs.preset("tiny")
+    training = TrainingConfig(mode="vocoder", vocoder_input_noise=noise, seed=seed)
+    trainer = jets_trainer.JetsTrainer(training, config.audio, generator=build.build_generator(config),
+                                       discriminators=build.build_discriminators(config))
+    trainer.compile(jets_trainer.make_optimizer(training), jets_trainer.make_optimizer(training))
+    return trainer
+
+
+def test_input_noise_is_gaussian_of_its_deviation_and_repeats_on_resume(rng, seed):
+    import tensorflow as tf
+    from bittts_tf.training.config import TrainingConfig
+    sigma = float(rng.uniform(0.01, 0.2))
+    segment = tf.constant(rng.normal(-4, 2, (4, 48, 80)), tf.float32)
+    noisy = _vocoder_trainer(sigma, seed)
+    added = (noisy.with_input_noise(segment) - segment).numpy().ravel()
+    # 15,360 draws: the sample deviation is within 0.6% of sigma at one
+    # standard error, the mean within 0.008 sigma; the bounds are ~8 errors.
+    assert abs(added.std() / sigma - 1) < 0.05, (added.std(), sigma)
+    assert abs(added.mean()) < 0.07 * sigma
+    assert abs(np.mean(np.abs(added) < sigma) - 0.6827) < 0.03   # Gaussian, not uniform
+    # The same step of the same run draws the same noise (a resumed run
+    # repeats it); the next step draws other noise.
+    again = _vocoder_trainer(sigma, seed).with_input_noise(segment).numpy().ravel()
+    np.testing.assert_array_equal(again - segment.numpy().ravel(), added)
+    noisy.optimizer.iterations.assign_add(1)
+    assert not np.allclose(noisy.with_input_noise(segment).numpy().ravel(),
+                           segment.numpy().ravel() + added)
+    # At 0 the segment passes untouched; a negative deviation is refused.
+    np.testing.assert_array_equal(_vocoder_trainer(0.0, seed).with_input_noise(segment), segment)
+    with pytest.raises(ValueError, match="vocoder_input_noise"):
+        TrainingConfig(mode="vocoder", vocoder_input_noise=-0.1)

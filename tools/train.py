@@ -67,6 +67,9 @@ flags.DEFINE_string("teacher_acoustic", _DEFAULTS.teacher_acoustic,
                     "Vocoder mode: fine-tune on this acoustic checkpoint's (or run's) mels, "
                     "aligned to the recordings by the corpus durations, instead of the corpus "
                     "mels. Usually with --init_from=<the vocoder run>.")
+flags.DEFINE_float("vocoder_input_noise", _DEFAULTS.vocoder_input_noise,
+                   "Vocoder mode: standard deviation of Gaussian noise on the training "
+                   "segments' log-mels (0: none; evaluation and export never see it).")
 flags.DEFINE_integer("scalar_every", _DEFAULTS.scalar_every, "Steps between TensorBoard scalar logs.")
 flags.DEFINE_integer("media_every", _DEFAULTS.media_every, "Steps between TensorBoard mel images and audio.")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
@@ -117,6 +120,7 @@ def main(argv):
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "stft_loss_weight", "teacher_acoustic",
+        "vocoder_input_noise",
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed", "init_from", "strategy", "precision", "run_eagerly")},
         acoustic_overrides=acoustic_overrides, vocoder_overrides=vocoder_overrides)

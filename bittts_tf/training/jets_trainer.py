@@ -135,13 +135,7 @@ class JetsTrainer(keras.Model):
         """Same random window of `segment_frames` frames from the mels and the audio."""
         frames = self.config.segment_frames
         hop = self.audio_config.hop_length
-        batch = tf.shape(mels)[0]
-        seed = tf.stack([tf.constant(self.config.seed, tf.int64), tf.cast(self.step, tf.int64)])
-        if reduce is None:
-            uniform = tf.random.stateless_uniform([batch], seed=seed)
-        else:  # this replica's rows of the global batch's draws
-            uniform = tf.random.stateless_uniform([batch * reduce.replicas], seed=seed)
-            uniform = tf.reshape(uniform, [reduce.replicas, batch])[reduce.replica_id]
+        uniform = self._step_draw(tf.random.stateless_uniform, tf.shape(mels)[:1], 0, reduce)
         max_start = tf.maximum(mel_lengths - frames, 0)
         start = tf.cast(tf.floor(uniform * tf.cast(max_start + 1, tf.float32)), tf.int32)
         start = tf.minimum(start, max_start)
@@ -154,6 +148,27 @@ class JetsTrainer(keras.Model):
         sample_index = start[:, None] * hop + tf.range(frames * hop)[None, :]
         audio = tf.pad(audio, [[0, 0], [0, frames * hop]])
         return segment, tf.gather(audio, sample_index, batch_dims=1)
+
+    def _step_draw(self, draw, shape, stream: int, reduce=None):
+        """draw(shape, seed=...) from the run's seed, `stream` and the step: the
+        same numbers on a resume; under a strategy, this replica's rows of the
+        global batch's draw."""
+        seed = tf.stack([tf.constant(self.config.seed + stream, tf.int64),
+                         tf.cast(self.step, tf.int64)])
+        if reduce is None:
+            return draw(shape, seed=seed)
+        rows = tf.concat([[shape[0] * reduce.replicas], shape[1:]], axis=0)
+        full = tf.reshape(draw(rows, seed=seed), tf.concat([[reduce.replicas], shape], axis=0))
+        return full[reduce.replica_id]
+
+    def with_input_noise(self, mel_segment, reduce=None):
+        """The training segment's log-mels plus Gaussian noise of standard
+        deviation config.vocoder_input_noise (none at 0, nor in evaluation)."""
+        sigma = self.config.vocoder_input_noise
+        if not sigma:
+            return mel_segment
+        noise = self._step_draw(tf.random.stateless_normal, tf.shape(mel_segment), 1, reduce)
+        return mel_segment + tf.cast(sigma, mel_segment.dtype) * tf.cast(noise, mel_segment.dtype)
 
     def vocoder_input(self, batch):
         """The mels the vocoder learns from: the corpus's, or the teacher's
@@ -208,7 +223,7 @@ class JetsTrainer(keras.Model):
                 mels = outputs["mel"] if c.mode == "joint" else self.vocoder_input(batch)
                 mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"],
                                                          reduce)
-                fake = self.generator(mel_segment)
+                fake = self.generator(self.with_input_noise(mel_segment, reduce))
                 if fake.dtype != tf.float32:
                     fake = tf.cast(fake, tf.float32)
                 difference = tf.abs(self.log_mel(fake) - self.log_mel(real))
