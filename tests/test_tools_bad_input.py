@@ -171,6 +171,8 @@ def cases(p) -> list[Case]:
         Case("train.py", "missing corpus", [f"--corpus={p['missing']}", f"--output_dir={out}/run1", "--steps=2", "--checkpoint_every=1"], p["missing"]),
         Case("train.py", "corrupt cache", [f"--corpus={p['corrupt_cache']}", f"--output_dir={out}/run2", "--steps=2", "--checkpoint_every=1"], p["corrupt_cache"]),
         Case("train.py", "garbage --init_from", ["--corpus=synthetic:8", f"--init_from={p['garbage_checkpoint']}", f"--output_dir={out}/run3", "--steps=2", "--checkpoint_every=1", "--held_out=2", "--batch_size=2"], p["garbage_checkpoint"]),
+        Case("train.py", "negative --vocoder_input_noise", ["--mode=vocoder", "--corpus=synthetic:8", "--vocoder_input_noise=-0.5", f"--output_dir={out}/run4", "--steps=2", "--checkpoint_every=1", "--held_out=2", "--batch_size=2"], "-0.5"),
+        Case("train.py", "--held_out too large", ["--corpus=synthetic:8", "--held_out=20", f"--output_dir={out}/run5", "--steps=2", "--checkpoint_every=1"], "hold out 20"),
         # the other tools
         Case("export_tts.py", "truncated checkpoint", [f"--checkpoint={p['truncated_checkpoint']}", f"--out_dir={out}/voice"], p["truncated_checkpoint"]),
         Case("average_checkpoints.py", "garbage checkpoint", [f"--checkpoints={p['garbage_checkpoint']},{p['checkpoint']}", f"--output={out}/avg.npz"], p["garbage_checkpoint"]),

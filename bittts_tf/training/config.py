@@ -9,6 +9,11 @@ MODES = ("acoustic", "vocoder", "joint")
 FORWARD_SUMS = ("ctc", "monotonic")
 
 
+class TrainingInputError(ValueError):
+    """A training run's options or inputs are wrong (the message names which):
+    the tools refuse them in one line."""
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     """`mode`: "acoustic" and "vocoder" are the two stages of two-stage
@@ -61,13 +66,13 @@ class TrainingConfig:
 
     def __post_init__(self):
         if self.forward_sum not in FORWARD_SUMS:
-            raise ValueError(f"forward_sum must be one of {FORWARD_SUMS}, got {self.forward_sum!r}")
+            raise TrainingInputError(f"forward_sum must be one of {FORWARD_SUMS}, got {self.forward_sum!r}")
         if self.mode not in MODES:
-            raise ValueError(f"training mode must be one of {MODES}, got {self.mode!r}")
+            raise TrainingInputError(f"training mode must be one of {MODES}, got {self.mode!r}")
         if not self.vocoder_input_noise >= 0.0:
-            raise ValueError(f"vocoder_input_noise must be >= 0, got {self.vocoder_input_noise}")
+            raise TrainingInputError(f"vocoder_input_noise must be >= 0, got {self.vocoder_input_noise}")
         if not 0.0 < self.lr_decay_rate <= 1.0:
-            raise ValueError(f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}")
+            raise TrainingInputError(f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)

@@ -14,7 +14,7 @@ import keras
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import callbacks, checkpoints, data, distribute, jets_trainer, run_log
-from bittts_tf.training.config import TrainingConfig
+from bittts_tf.training.config import TrainingConfig, TrainingInputError
 
 
 @dataclasses.dataclass
@@ -84,7 +84,7 @@ def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
         front_end = FrontEnd()
         n = int(spec.split(":", 1)[1])
         if n <= n_held_out:
-            raise ValueError(f"{spec} has too few utterances to hold out {n_held_out}")
+            raise TrainingInputError(f"{spec} has too few utterances to hold out {n_held_out}")
         utterances = synthetic_corpus(n, audio_config, n_symbols=len(front_end.symbols), seed=0)
         return Corpus(utterances[n_held_out:], utterances[:n_held_out],
                       [f"synthetic_{i}" for i in range(n_held_out)], [""] * n_held_out,
@@ -92,12 +92,12 @@ def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
     from bittts_tf.data.cache import FeatureCache, split_of
     cache = FeatureCache(spec)
     if cache.audio_config != audio_config:
-        raise ValueError(f"corpus {spec} was built for {cache.audio_config}, the model config "
+        raise TrainingInputError(f"corpus {spec} was built for {cache.audio_config}, the model config "
                          f"expects {audio_config}; rebuild the cache or pick another config")
     train = [e for e in cache.entries if split_of(e["utt_id"]) == "train"]
     held_out = [e for e in cache.entries if split_of(e["utt_id"]) == "validation"][:n_held_out]
     if not train or len(held_out) < n_held_out:
-        raise ValueError(f"corpus {spec}: {len(train)} training and {len(held_out)} validation "
+        raise TrainingInputError(f"corpus {spec}: {len(train)} training and {len(held_out)} validation "
                          f"utterances; need some and {n_held_out}")
     return Corpus([cache.load(e["utt_id"]) for e in train],
                   [cache.load(e["utt_id"]) for e in held_out],
@@ -162,12 +162,12 @@ def build_trainer(model_config: configs.ModelConfig,
 def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
     """The frozen acoustic model of checkpoint (or run) `path`, for vocoder fine-tuning."""
     if mode != "vocoder":
-        raise ValueError(f"a teacher acoustic model serves vocoder training, not mode {mode!r}")
+        raise TrainingInputError(f"a teacher acoustic model serves vocoder training, not mode {mode!r}")
     path = _checkpoint_of(path, f"teacher {path}")
     manifest = checkpoints.read_manifest(path)
     teacher_config = configs.ModelConfig.from_dict(manifest["model_config"])
     if teacher_config.audio != model_config.audio:
-        raise ValueError(f"teacher {path} was trained for {teacher_config.audio}, the vocoder "
+        raise TrainingInputError(f"teacher {path} was trained for {teacher_config.audio}, the vocoder "
                          f"for {model_config.audio}")
     teacher = build.build_acoustic(teacher_config)
     checkpoints.restore(path, {"acoustic": teacher})
@@ -229,7 +229,7 @@ def _is_recovered(manifest: dict) -> bool:
 
 def _require_mode(source: str, trained_mode: str, mode: str) -> None:
     if trained_mode != mode:
-        raise ValueError(f"{source} was trained in mode {trained_mode!r}, not {mode!r}")
+        raise TrainingInputError(f"{source} was trained in mode {trained_mode!r}, not {mode!r}")
 
 
 def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
@@ -250,7 +250,7 @@ def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
 
 def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
     if options.steps % options.checkpoint_every:
-        raise ValueError(f"--steps={options.steps} must be a multiple of "
+        raise TrainingInputError(f"--steps={options.steps} must be a multiple of "
                          f"--checkpoint_every={options.checkpoint_every}")
     keras.utils.set_random_seed(options.seed)
     os.makedirs(options.output_dir, exist_ok=True)
