@@ -89,9 +89,23 @@ def errors_against(waveforms, references) -> list[float]:
             for w, r in zip(waveforms, references)]
 
 
-def summary(errors: list[float]) -> dict:
-    return {"max_error": max(errors), "mean_error": float(np.mean(errors)),
-            "utterances": len(errors)}
+def summary(errors: list[float], waveforms=None, references=None, texts=None,
+            sample_rate: int = 0) -> dict:
+    """Largest and mean error; with the waveforms, where the largest is (the
+    sentence and the second into it): a vocoder's gain at one frame can
+    amplify float32 rounding there, and that is where to look."""
+    result = {"max_error": max(errors), "mean_error": float(np.mean(errors)),
+              "utterances": len(errors), "per_utterance": errors}
+    worst = int(np.argmax(errors))
+    if waveforms is not None and np.isfinite(errors[worst]):
+        sample = int(np.abs(waveforms[worst] - references[worst]).argmax())
+        result["worst"] = {"text": texts[worst], "second": sample / sample_rate}
+    return result
+
+
+def where(r: dict) -> str:
+    worst = r.get("worst")
+    return f", worst at {worst['second']:.2f} s of {worst['text']!r}" if worst else ""
 
 
 def main(argv):
@@ -133,7 +147,8 @@ def main(argv):
                 errors = errors_against(audio, references)
                 against_exact = errors_against(audio, exact_references)
                 results[f"step {chunk}, decode at {decode}"] = {
-                    "step_frames": chunk, "decode": decode, **summary(errors),
+                    "step_frames": chunk, "decode": decode,
+                    **summary(errors, audio, references, texts, tts.sample_rate),
                     "float64": summary(against_exact)}
 
     passed = all(r["max_error"] <= FLAGS.tolerance for r in results.values())
@@ -148,7 +163,7 @@ def main(argv):
     for name, r in results.items():
         print(f"{name:28s} max error {r['max_error']:.2e} (mean {r['mean_error']:.2e}) over "
               f"{r['utterances']} utterances; against float64 {r['float64']['max_error']:.2e} "
-              f"(mean {r['float64']['mean_error']:.2e})")
+              f"(mean {r['float64']['mean_error']:.2e}){where(r)}")
     if int8 is not None:
         print(f"{'int8 (float durations)':28s} MCD max {int8['max_mcd_db']:.2f} dB (mean "
               f"{int8['mean_mcd_db']:.2f}) over {int8['utterances']} utterances, bound "
