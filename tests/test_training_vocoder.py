@@ -60,7 +60,8 @@ def _vocoder_trainer(noise: float, seed: int):
     from bittts_tf.training.config import TrainingConfig
     config = configs.preset("tiny")
     training = TrainingConfig(mode="vocoder", vocoder_input_noise=noise, seed=seed)
-    trainer = jets_trainer.JetsTrainer(training, config.audio, generator=build.build_generator(config),
+    trainer = jets_trainer.JetsTrainer(training, config.audio,
+                                       generator=build.build_generator(config),
                                        discriminators=build.build_discriminators(config))
     trainer.compile(jets_trainer.make_optimizer(training), jets_trainer.make_optimizer(training))
     return trainer

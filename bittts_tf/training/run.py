@@ -92,13 +92,14 @@ def load_corpus(spec: str, audio_config, n_held_out: int) -> Corpus:
     from bittts_tf.data.cache import FeatureCache, split_of
     cache = FeatureCache(spec)
     if cache.audio_config != audio_config:
-        raise TrainingInputError(f"corpus {spec} was built for {cache.audio_config}, the model config "
-                         f"expects {audio_config}; rebuild the cache or pick another config")
+        raise TrainingInputError(
+            f"corpus {spec} was built for {cache.audio_config}, the model config expects "
+            f"{audio_config}; rebuild the cache or pick another config")
     train = [e for e in cache.entries if split_of(e["utt_id"]) == "train"]
     held_out = [e for e in cache.entries if split_of(e["utt_id"]) == "validation"][:n_held_out]
     if not train or len(held_out) < n_held_out:
-        raise TrainingInputError(f"corpus {spec}: {len(train)} training and {len(held_out)} validation "
-                         f"utterances; need some and {n_held_out}")
+        raise TrainingInputError(f"corpus {spec}: {len(train)} training and {len(held_out)} "
+                                 f"validation utterances; need some and {n_held_out}")
     return Corpus([cache.load(e["utt_id"]) for e in train],
                   [cache.load(e["utt_id"]) for e in held_out],
                   [e["utt_id"] for e in held_out], [e.get("text", "") for e in held_out],
@@ -162,13 +163,14 @@ def build_trainer(model_config: configs.ModelConfig,
 def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
     """The frozen acoustic model of checkpoint (or run) `path`, for vocoder fine-tuning."""
     if mode != "vocoder":
-        raise TrainingInputError(f"a teacher acoustic model serves vocoder training, not mode {mode!r}")
+        raise TrainingInputError(f"a teacher acoustic model serves vocoder training, not mode "
+                                 f"{mode!r}")
     path = _checkpoint_of(path, f"teacher {path}")
     manifest = checkpoints.read_manifest(path)
     teacher_config = configs.ModelConfig.from_dict(manifest["model_config"])
     if teacher_config.audio != model_config.audio:
-        raise TrainingInputError(f"teacher {path} was trained for {teacher_config.audio}, the vocoder "
-                         f"for {model_config.audio}")
+        raise TrainingInputError(f"teacher {path} was trained for {teacher_config.audio}, the "
+                                 f"vocoder for {model_config.audio}")
     teacher = build.build_acoustic(teacher_config)
     checkpoints.restore(path, {"acoustic": teacher})
     teacher.trainable = False
@@ -251,7 +253,7 @@ def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
 def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
     if options.steps % options.checkpoint_every:
         raise TrainingInputError(f"--steps={options.steps} must be a multiple of "
-                         f"--checkpoint_every={options.checkpoint_every}")
+                                 f"--checkpoint_every={options.checkpoint_every}")
     keras.utils.set_random_seed(options.seed)
     os.makedirs(options.output_dir, exist_ok=True)
     ckpt_dir = os.path.join(options.output_dir, "checkpoints")
