@@ -91,6 +91,7 @@ def inputs(tmp_path_factory):
     paths["garbage_checkpoint"] = garbage(root / "garbage.npz", rng)
     paths["truncated_checkpoint"] = truncated_copy(good, root / "truncated.npz", rng)
     paths["missing"] = str(root / "no_such_file")
+    paths["garbage_report"] = garbage(root / "report.json", rng)
 
     # The shipped model folder, and copies with a truncated graph / a torn manifest.
     model_dir = os.path.join(REPO, "models", "slt_tiny")
@@ -179,6 +180,8 @@ def cases(p) -> list[Case]:
         Case("eval_alignment.py", "corrupt cache", [f"--checkpoint={p['checkpoint']}", f"--corpus={p['corrupt_cache']}"], p["corrupt_cache"]),
         Case("check_streaming.py", "garbage checkpoint", [f"--checkpoint={p['garbage_checkpoint']}", f"--corpus={p['corrupt_cache']}", f"--output={out}/s.json"], p["garbage_checkpoint"]),
         Case("inspect_corpus.py", "unreadable audio", [f"--corpus_dir={p['bad_audio_corpus']}"], p["bad_audio_corpus"]),
+        Case("compare_evals.py", "garbage report", [f"--a={p['garbage_report']}", f"--b={p['garbage_report']}"], p["garbage_report"]),
+        Case("compare_evals.py", "missing report", [f"--a={p['missing']}", f"--b={p['missing']}"], p["missing"]),
         Case("compare_runs.py", "damaged log", [f"--runs={p['damaged_run']}", f"--output={out}/c.png"], "held_out.jsonl"),
         Case("bench_tts.py", "truncated graph", [f"--model_dir={p['truncated_model']}", f"--output={out}/b.json", "--rounds=1"], "text.tflite"),
         Case("budget.py", "torn manifest", [f"--model_dir={p['torn_manifest']}", f"--output={out}/b.json"], "manifest.json"),
