@@ -257,3 +257,27 @@ def test_config_of_models_of_two_widths_is_refused():
     vocoder = configs.preset("tiny", quantize="vocoder", weight_bits=4)
     with pytest.raises(ValueError, match="one config holds one width"):
         configs.with_vocoder_of(acoustic, vocoder)
+
+
+def test_frame_vocoder_norm_epsilon_reaches_every_layer_norm(rng):
+    epsilon = float(rng.uniform(0.01, 1.0))
+    config = configs.preset("tiny", vocoder_overrides={"norm_epsilon": epsilon})
+    assert configs.vocoder_config_from_dict(
+        dataclasses.asdict(config.vocoder)).norm_epsilon == epsilon
+    generator = build.build_generator(config)
+    mel = rng.normal(-4, 2, (1, 9, 80)).astype(np.float32)
+    generator(mel)
+    norms = [layer for layer in generator._flatten_layers()
+             if isinstance(layer, keras.layers.LayerNormalization)]
+    assert len(norms) == config.vocoder.blocks + 2
+    assert all(layer.epsilon == epsilon for layer in norms)
+    # The block's norm against numpy's layer norm with that epsilon.
+    block = generator.blocks[0]
+    x = rng.normal(0, 0.05, (1, 9, config.vocoder.channels)).astype(np.float32)
+    gamma, beta = (np.asarray(w) for w in block.norm.weights)
+    centred = x - x.mean(-1, keepdims=True)
+    expected = centred / np.sqrt((centred ** 2).mean(-1, keepdims=True) + epsilon) * gamma + beta
+    np.testing.assert_allclose(np.asarray(block.norm(x)), expected, rtol=1e-5, atol=1e-6)
+    # A config saved before the field builds the 1e-6 of before.
+    saved = {k: v for k, v in dataclasses.asdict(config.vocoder).items() if k != "norm_epsilon"}
+    assert configs.vocoder_config_from_dict(saved).norm_epsilon == 1e-6

@@ -46,7 +46,8 @@ class ConvNeXtBlock(BuiltByFirstCall, keras.layers.Layer):
     scaled instead (a ternary kernel's scale, mean |W|, follows them)."""
 
     def __init__(self, channels, hidden_channels, kernel_size=7, layer_scale=0.1,
-                 weight_bits=FLOAT_BITS, quantize_activations=False, **kwargs):
+                 weight_bits=FLOAT_BITS, quantize_activations=False, norm_epsilon=1e-6,
+                 **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
         self.hidden_channels = hidden_channels
@@ -56,7 +57,8 @@ class ConvNeXtBlock(BuiltByFirstCall, keras.layers.Layer):
         self.quantize_activations = quantize_activations
         q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
         self.depthwise = keras.layers.DepthwiseConv1D(kernel_size, padding="same", name="depthwise")
-        self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
+        self.norm_epsilon = norm_epsilon
+        self.norm = keras.layers.LayerNormalization(epsilon=norm_epsilon, name="norm")
         self.expand = QuantConv1D(hidden_channels, 1, name="expand", **q)
         self.project = QuantConv1D(
             channels, 1, name="project",
@@ -72,7 +74,8 @@ class ConvNeXtBlock(BuiltByFirstCall, keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels,
                 "hidden_channels": self.hidden_channels, "kernel_size": self.kernel_size,
                 "layer_scale": self.layer_scale_init, "weight_bits": self.weight_bits,
-                "quantize_activations": self.quantize_activations}
+                "quantize_activations": self.quantize_activations,
+                "norm_epsilon": self.norm_epsilon}
 
 
 def spectrum_from_head(x, mask, n_fft: int):
@@ -95,11 +98,13 @@ class FrameVocoder(Vocoder):
         q = dict(weight_bits=weight_bits, quantize_activations=quantize_activations)
         self.conv_in = QuantConv1D(c["channels"], c["input_kernel"], padding="same",
                                    name="conv_in", **q)
-        self.norm_in = keras.layers.LayerNormalization(epsilon=1e-6, name="norm_in")
+        epsilon = c.get("norm_epsilon", 1e-6)   # configs saved before the field: 1e-6
+        self.norm_in = keras.layers.LayerNormalization(epsilon=epsilon, name="norm_in")
         self.blocks = [ConvNeXtBlock(c["channels"], c["hidden_channels"], c["block_kernel"],
-                                     c["layer_scale"], name=f"block_{i}", **q)
+                                     c["layer_scale"], name=f"block_{i}", norm_epsilon=epsilon,
+                                     **q)
                        for i in range(c["blocks"])]
-        self.norm_out = keras.layers.LayerNormalization(epsilon=1e-6, name="norm_out")
+        self.norm_out = keras.layers.LayerNormalization(epsilon=epsilon, name="norm_out")
         head_bits = weight_bits if c["quantize_head"] else FLOAT_BITS
         self.head = QuantDense(c["n_fft"] + 2, weight_bits=head_bits, name="head")
         self.istft_constants = istft_lib.irfft_constants(c["n_fft"])
