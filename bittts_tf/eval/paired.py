@@ -77,14 +77,19 @@ def _columns(rows: list[dict], path: str) -> dict[str, np.ndarray]:
         raise ReportError(f"{path}: a sentence lacks a number for {error}") from None
 
 
-def _statistic(numerator: str, denominator: str | None):
+def _value(numerator, denominator=None, axis=-1):
+    """One system's metric: a ratio of sums, or a mean (over `axis`)."""
     if denominator is None:
-        return lambda a, b, axis=-1: np.mean(b, axis=axis) - np.mean(a, axis=axis)
+        return np.mean(numerator, axis=axis)
+    return np.sum(numerator, axis=axis) / np.sum(denominator, axis=axis)
 
-    def ratio_difference(a_num, a_den, b_num, b_den, axis=-1):
-        return (np.sum(b_num, axis=axis) / np.sum(b_den, axis=axis)
-                - np.sum(a_num, axis=axis) / np.sum(a_den, axis=axis))
-    return ratio_difference
+
+def _mean_difference(a, b, axis=-1):
+    return _value(b, axis=axis) - _value(a, axis=axis)
+
+
+def _ratio_difference(a_num, a_den, b_num, b_den, axis=-1):
+    return _value(b_num, b_den, axis) - _value(a_num, a_den, axis)
 
 
 def compare(rows_a: list[dict], rows_b: list[dict], names=("a", "b"), confidence: float = 0.95,
@@ -104,16 +109,13 @@ def compare(rows_a: list[dict], rows_b: list[dict], names=("a", "b"), confidence
     rng = np.random.default_rng(seed)
     results = []
     for metric, (numerator, denominator) in METRICS.items():
-        if denominator is None:
-            data = (a[numerator], b[numerator])
-            value_a, value_b = float(np.mean(a[numerator])), float(np.mean(b[numerator]))
-        else:
-            data = (a[numerator], a[denominator], b[numerator], b[denominator])
-            value_a = float(a[numerator].sum() / a[denominator].sum())
-            value_b = float(b[numerator].sum() / b[denominator].sum())
-        statistic = _statistic(numerator, denominator)
+        columns_a = [a[numerator]] + ([a[denominator]] if denominator else [])
+        columns_b = [b[numerator]] + ([b[denominator]] if denominator else [])
+        data = (*columns_a, *columns_b)
+        statistic = _ratio_difference if denominator else _mean_difference
+        value_a, value_b = float(_value(*columns_a)), float(_value(*columns_b))
         difference = value_b - value_a
-        if all(np.array_equal(data[i], data[i + len(data) // 2]) for i in range(len(data) // 2)):
+        if all(np.array_equal(x, y) for x, y in zip(columns_a, columns_b)):
             low = high = difference   # the same scores: every resample agrees
         else:
             interval = stats.bootstrap(data, statistic, paired=True, vectorized=True,
