@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -199,3 +200,74 @@ def test_the_speaking_rate_reaches_the_model_and_the_report(tmp_path, model_dir)
     proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}",
                     "--duration_scale=0")
     one_line_error(proc, "duration_scale")
+
+
+@pytest.fixture(scope="module")
+def vocoder_checkpoint(tmp_path_factory):
+    """A small frame vocoder with random weights (a fresh, printed seed), saved
+    as a training run saves one."""
+    import dataclasses
+
+    import keras
+
+    from bittts_tf.models import build, configs
+    from bittts_tf.training import checkpoints
+    from seeds import fresh_seed
+
+    keras.utils.set_random_seed(fresh_seed("eval_tool_vocoder"))
+    config = configs.preset("tiny", quantize="vocoder")
+    config = dataclasses.replace(config, vocoder=dataclasses.replace(
+        config.vocoder, channels=16, hidden_channels=24, blocks=2))
+    run = tmp_path_factory.mktemp("voc_run")
+    checkpoints.save(str(run / "checkpoints"), 3, {"generator": build.build_generator(config)},
+                     {}, {"model_config": config.to_dict()})
+    return run
+
+
+def test_festival_vocoder_speaks_festivals_mel_through_the_checkpoint(tmp_path, model_dir,
+                                                                      vocoder_checkpoint):
+    """The clip equals the checkpoint's vocoder, rebuilt here, on the log-mel of
+    festival's own audio, to a 16-bit step."""
+    import soundfile as sf
+
+    from bittts_tf.audio.config import AudioConfig
+    from bittts_tf.audio.features import log_mel
+    from bittts_tf.audio.io import resample
+    from bittts_tf.data import festival
+    from bittts_tf.eval import sets
+    from bittts_tf.eval.synthesis import load_vocoder
+    from bittts_tf.text.normalize import normalize_text
+
+    output, audio_dir = tmp_path / "eval.json", tmp_path / "wavs"
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={output}", "--limit=1",
+                    f"--audio_dir={audio_dir}", "--systems=festival,festival_vocoder",
+                    f"--vocoder_checkpoint={vocoder_checkpoint}", "--nodnsmos")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert sorted(report["systems"]) == ["festival", "festival_vocoder"]
+    assert "festival_vocoder" in proc.stdout
+
+    sentence = sets.load_set("test")[0]
+    config = AudioConfig()
+    [spoken], _ = festival.synthesize_batch([("x", normalize_text(sentence))], "slt")
+    audio = resample(spoken.audio, spoken.sample_rate, config.sample_rate)
+    generator, _ = load_vocoder(str(vocoder_checkpoint))
+    expected = np.clip(np.asarray(generator(log_mel(audio, config)[None])[0]), -1, 1)
+    got, rate = sf.read(audio_dir / "festival_vocoder" / "01.wav", dtype="float32")
+    assert rate == config.sample_rate and got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= 1.01 / 32767
+
+
+def test_festival_vocoder_without_a_checkpoint_or_with_a_bad_one_gets_one_line(
+        tmp_path, model_dir):
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}",
+                            "--systems=festival_vocoder"), "--vocoder_checkpoint")
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}",
+                            f"--vocoder_checkpoint={tmp_path}"), "--vocoder_checkpoint")
+    missing = tmp_path / "nothing.npz"
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", "--systems=festival_vocoder",
+                            f"--vocoder_checkpoint={missing}"), str(missing))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not a zip")
+    one_line_error(run_tool(tmp_path, f"--model_dir={model_dir}", "--systems=festival_vocoder",
+                            f"--vocoder_checkpoint={corrupt}"), str(corrupt))

@@ -12,6 +12,8 @@ next to the same sentences spoken by
   festival              festival's slt voice, the teacher: the ceiling
   festival_griffin_lim  Griffin-Lim of festival's mels: a perfect mel, no vocoder
   griffin_lim           Griffin-Lim of the model's own mels: the model's vocoder vs none
+  festival_vocoder      festival's mels through --vocoder_checkpoint (Keras, float32):
+                        the vocoder's share of the model's errors (not by default)
 
   bittts-evaluate --model_dir=out/model --output=out/eval.json --audio_dir=out/eval_wavs
   bittts-evaluate --model_dir=out/model --set=validation --output=out/eval_val.json
@@ -30,7 +32,8 @@ from absl import flags
 from bittts_tf import fileio
 from bittts_tf.eval import evaluation, metrics, sets
 
-SYSTEMS = ("model", "griffin_lim", "festival", "festival_griffin_lim")
+SYSTEMS = ("model", "griffin_lim", "festival", "festival_griffin_lim", "festival_vocoder")
+DEFAULT_SYSTEMS = SYSTEMS[:4]
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Folder of an exported model (bittts_tf.runtime).",
@@ -44,7 +47,10 @@ flags.DEFINE_string("sentences", None,
 flags.DEFINE_string("output", "out/eval.json", "Where to write the JSON results.")
 flags.DEFINE_string("audio_dir", None, "Optional folder for every clip, as SYSTEM/NN.wav.")
 flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0: all).", lower_bound=0)
-flags.DEFINE_list("systems", list(SYSTEMS), f"Which of {', '.join(SYSTEMS)} to score.")
+flags.DEFINE_list("systems", list(DEFAULT_SYSTEMS), f"Which of {', '.join(SYSTEMS)} to score.")
+flags.DEFINE_string("vocoder_checkpoint", None,
+                    "The festival_vocoder system's vocoder: a checkpoint file or run folder "
+                    "(tools/recover_checkpoint.py --model_dir=MODEL gives the folder's own).")
 flags.DEFINE_boolean("dnsmos", True, "Also score DNSMOS (about a second per clip).")
 flags.DEFINE_integer("griffin_lim_iters", 32, "Griffin-Lim iterations.", lower_bound=1)
 flags.DEFINE_integer("threads", 1, "Threads for DNSMOS (training may be running beside).",
@@ -111,15 +117,31 @@ def load_scorers():
         fail(str(e))
 
 
-def festival_systems(sentences, config):
+def load_vocoder(checkpoint: str, config):
+    from bittts_tf.eval.synthesis import load_vocoder
+    from bittts_tf.training.checkpoints import CheckpointError
+    try:
+        generator, vocoder_config = load_vocoder(checkpoint)
+    except (CheckpointError, OSError, ValueError) as e:
+        fail(f"--vocoder_checkpoint={checkpoint}: {e}")
+    if vocoder_config.audio != config:
+        fail(f"--vocoder_checkpoint={checkpoint}: trained for {vocoder_config.audio}, the "
+             f"model folder speaks {config}")
+    return generator
+
+
+def festival_systems(sentences, config, generator=None):
     from bittts_tf.data.festival import FestivalError
     try:
         festival = evaluation.festival_renderer(sentences, config.sample_rate)
     except FestivalError as e:
         fail(str(e))
-    return {"festival": festival,
-            "festival_griffin_lim": evaluation.griffin_lim_of(festival, config,
-                                                              FLAGS.griffin_lim_iters)}
+    systems = {"festival": festival,
+               "festival_griffin_lim": evaluation.griffin_lim_of(festival, config,
+                                                                 FLAGS.griffin_lim_iters)}
+    if generator is not None:
+        systems["festival_vocoder"] = evaluation.vocoder_of(festival, generator, config)
+    return systems
 
 
 def main(argv):
@@ -129,6 +151,8 @@ def main(argv):
         fail(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")
     if FLAGS.sentences is not None and FLAGS["set"].present:
         fail("give --set or --sentences, not both")
+    if ("festival_vocoder" in FLAGS.systems) != (FLAGS.vocoder_checkpoint is not None):
+        fail("--systems=festival_vocoder and --vocoder_checkpoint go together")
     try:
         if FLAGS.sentences is not None:
             set_name, sentences_file = "file", FLAGS.sentences
@@ -149,14 +173,16 @@ def main(argv):
 
     tts = load_model(FLAGS.model_dir)
     config = tts.audio_config
+    generator = (load_vocoder(FLAGS.vocoder_checkpoint, config)
+                 if FLAGS.vocoder_checkpoint is not None else None)
     recognizer, dnsmos = load_scorers()
 
     model = SpokenByModel(tts, FLAGS.duration_scale)
     renders = {"model": model.audio,
                "griffin_lim": lambda text: evaluation.griffin_lim(model.mel(text), config,
                                                                   FLAGS.griffin_lim_iters)}
-    if {"festival", "festival_griffin_lim"} & set(FLAGS.systems):
-        renders.update(festival_systems(sentences, config))
+    if {"festival", "festival_griffin_lim", "festival_vocoder"} & set(FLAGS.systems):
+        renders.update(festival_systems(sentences, config, generator))
 
     results = []
     for name in [s for s in SYSTEMS if s in FLAGS.systems]:

@@ -94,6 +94,15 @@ def griffin_lim_of(render: Render, config: AudioConfig, n_iter: int = 32) -> Ren
     return lambda text: griffin_lim(log_mel(render(text), config), config, n_iter)
 
 
+def vocoder_of(render: Render, generator, config: AudioConfig) -> Render:
+    """A system that speaks through `generator` (a Keras vocoder) from the mel
+    of `render`'s audio: how far a perfect mel gets with this vocoder."""
+    def speak(text):
+        mel = log_mel(render(text), config).astype(np.float32)
+        return np.clip(np.asarray(generator(mel[None])[0]), -1.0, 1.0).astype(np.float32)
+    return speak
+
+
 def festival_renderer(sentences: Iterable[str], sample_rate: int, voice: str = "slt",
                       batch_size: int = 8, progress: bool = True) -> Render:
     """Synthesizes every sentence with festival up front (one process per batch:

@@ -31,6 +31,21 @@ def resolve(path: str) -> str:
     return path
 
 
+def load_vocoder(checkpoint: str, dtype: str = "float32"):
+    """(generator, model config) of the vocoder a checkpoint file or run
+    directory holds; CheckpointError if it holds none."""
+    from bittts_tf.models import build
+    path = resolve(checkpoint)
+    manifest = checkpoints.read_manifest(path)
+    if "model/generator" not in manifest["layout"]:
+        raise checkpoints.CheckpointError(f"{path} holds no vocoder (an acoustic-only run?)")
+    config = configs.ModelConfig.from_dict(manifest["model_config"])
+    with build.dtype_policy(dtype):
+        generator = build.build_generator(config)
+    checkpoints.restore(path, {"generator": generator})
+    return generator, config
+
+
 class Synthesizer:
     def __init__(self, checkpoint: str, vocoder_checkpoint: str | None = None,
                  dtype: str = "float32"):
@@ -77,11 +92,7 @@ class Synthesizer:
         """The vocoder, or None: Griffin-Lim."""
         if self._vocoder_config is None:
             return None
-        from bittts_tf.models import build
-        with build.dtype_policy(self.dtype):
-            model = build.build_generator(self._vocoder_config)
-        checkpoints.restore(self.vocoder_source, {"generator": model})
-        return model
+        return load_vocoder(self.vocoder_source, self.dtype)[0]
 
     def mel(self, text: str, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
         """The mel of `text` in one piece, however long."""

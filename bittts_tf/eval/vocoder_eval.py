@@ -68,15 +68,15 @@ def evaluate_checkpoint(checkpoint: str, corpus: str, n: int = 20, with_wer: boo
     """`evaluate` of a vocoder (or joint) checkpoint or run directory on the
     first `n` utterances its run held out of the feature cache `corpus`."""
     from bittts_tf.data.cache import FeatureCache
-    from bittts_tf.eval.synthesis import resolve
-    from bittts_tf.models import build, configs
+    from bittts_tf.eval.synthesis import load_vocoder, resolve
     from bittts_tf.training import checkpoints
 
     path = resolve(checkpoint)
     manifest = checkpoints.read_manifest(path)
-    config = configs.ModelConfig.from_dict(manifest["model_config"])
-    generator = build.build_generator(config)
-    checkpoints.restore(path, {"generator": generator})
+    if "held_out_ids" not in manifest:
+        raise ValueError(f"{path} names no held-out utterances (not a training run's "
+                         "checkpoint?)")
+    generator, config = load_vocoder(path)
     cache = FeatureCache(corpus)
     texts = {e["utt_id"]: e.get("text", "") for e in cache.entries}
     ids = manifest["held_out_ids"][:n]
@@ -94,12 +94,14 @@ def main(argv):
     del argv
     from absl import app, flags
 
+    from bittts_tf.training.checkpoints import CheckpointError
+
     FLAGS = flags.FLAGS
     try:
         result = evaluate_checkpoint(FLAGS.vocoder_checkpoint, FLAGS.corpus, FLAGS.n,
                                      with_wer=FLAGS.wer, with_dnsmos=FLAGS.dnsmos,
                                      audio_dir=FLAGS.audio_dir)
-    except ValueError as e:
+    except (ValueError, CheckpointError) as e:
         raise app.UsageError(str(e)) from None
     print(json.dumps({k: v for k, v in result.items() if k not in ("ids", "utterances", "summary")}
                      | result["summary"], indent=1))
