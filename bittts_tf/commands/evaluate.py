@@ -13,7 +13,8 @@ next to the same sentences spoken by
   festival_griffin_lim  Griffin-Lim of festival's mels: a perfect mel, no vocoder
   griffin_lim           Griffin-Lim of the model's own mels: the model's vocoder vs none
   festival_vocoder      festival's mels through --vocoder_checkpoint (Keras, float32):
-                        the vocoder's share of the model's errors (not by default)
+                        the vocoder on a perfect mel (not by default; a vocoder
+                        tuned to the acoustic model's mels may do worse on it)
 
   bittts-evaluate --model_dir=out/model --output=out/eval.json --audio_dir=out/eval_wavs
   bittts-evaluate --model_dir=out/model --set=validation --output=out/eval_val.json
