@@ -206,22 +206,11 @@ def test_the_speaking_rate_reaches_the_model_and_the_report(tmp_path, model_dir)
 def vocoder_checkpoint(tmp_path_factory):
     """A small frame vocoder with random weights (a fresh, printed seed), saved
     as a training run saves one."""
-    import dataclasses
-
-    import keras
-
-    from bittts_tf.models import build, configs
-    from bittts_tf.training import checkpoints
     from seeds import fresh_seed
+    from tts_models import save_small_vocoder_run
 
-    keras.utils.set_random_seed(fresh_seed("eval_tool_vocoder"))
-    config = configs.preset("tiny", quantize="vocoder")
-    config = dataclasses.replace(config, vocoder=dataclasses.replace(
-        config.vocoder, channels=16, hidden_channels=24, blocks=2))
-    run = tmp_path_factory.mktemp("voc_run")
-    checkpoints.save(str(run / "checkpoints"), 3, {"generator": build.build_generator(config)},
-                     {}, {"model_config": config.to_dict()})
-    return run
+    return save_small_vocoder_run(fresh_seed("eval_tool_vocoder"),
+                                  tmp_path_factory.mktemp("voc_run"), step=3)
 
 
 def test_festival_vocoder_speaks_festivals_mel_through_the_checkpoint(tmp_path, model_dir,

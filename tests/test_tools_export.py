@@ -1,6 +1,5 @@
 """tools/convert.py and tools/validate.py from the command line."""
 
-import dataclasses
 import json
 import pathlib
 import subprocess
@@ -11,6 +10,7 @@ import pytest
 
 from bittts_tf.quant import TernaryConv1D
 from seeds import fresh_seed
+from tts_models import save_small_vocoder_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -72,19 +72,8 @@ def test_convert_and_validate_name_foreign_files(keras_model_path, tmp_path):
 def vocoder_run(tmp_path_factory):
     """A run directory whose checkpoint holds a small ternary frame vocoder
     with random weights (a fresh, printed seed)."""
-    from bittts_tf.models import build, configs
-    from bittts_tf.training import checkpoints
-
-    seed = fresh_seed("vocoder_run")
-    keras.utils.set_random_seed(seed)
-    config = configs.preset("tiny", quantize="vocoder")
-    config = dataclasses.replace(config, vocoder=dataclasses.replace(
-        config.vocoder, channels=16, hidden_channels=24, blocks=2))
-    generator = build.build_generator(config)
-    run = tmp_path_factory.mktemp("voc_run")
-    checkpoints.save(str(run / "checkpoints"), 7, {"generator": generator}, {},
-                     {"model_config": config.to_dict()})
-    return run
+    return save_small_vocoder_run(fresh_seed("vocoder_run"), tmp_path_factory.mktemp("voc_run"),
+                                  step=7)
 
 
 def test_convert_and_validate_a_checkpoint_generator(vocoder_run, tmp_path):

@@ -1,10 +1,14 @@
 """A random tiny TTS that speaks like a trained one, for export and runtime tests."""
 
+import dataclasses
+from pathlib import Path
+
 import keras
 import numpy as np
 
 from bittts_tf.models import build, configs
 from bittts_tf.text import FrontEnd
+from bittts_tf.training import checkpoints
 
 
 def random_tts(seed: int, vocoder_overrides: dict | None = None, weight_bits=1.58):
@@ -33,3 +37,16 @@ def random_tts_for_int8(seed: int, max_tokens: int):
     utterances = [{"phonemes": rng.integers(1, 71, int(rng.integers(8, max_tokens + 1)))}
                   for _ in range(4)]
     return config, acoustic, vocoder, utterances
+
+
+def save_small_vocoder_run(seed: int, run: Path, step: int) -> Path:
+    """`run`, holding a checkpoint at `step` of a small ternary frame vocoder
+    (the tiny preset at 16 channels, 24 hidden, 2 blocks) with random
+    weights, saved as a training run saves one."""
+    keras.utils.set_random_seed(seed)
+    config = configs.preset("tiny", quantize="vocoder")
+    config = dataclasses.replace(config, vocoder=dataclasses.replace(
+        config.vocoder, channels=16, hidden_channels=24, blocks=2))
+    checkpoints.save(str(run / "checkpoints"), step, {"generator": build.build_generator(config)},
+                     {}, {"model_config": config.to_dict()})
+    return run
