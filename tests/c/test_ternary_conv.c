@@ -260,56 +260,78 @@ static void random_quant(bittts_conv_quant *q, int activation) {
         "activation range");
 }
 
-static void test_random_i8(int round) {
-  bittts_conv_shape s;
-  RefShape r;
-  bittts_conv_quant q;
-  Guarded go, gs;
-  size_t i, n_in, n_out, n_w, scratch_len;
-  int8_t *x, *y, *expected, *packed, *scratch;
-  int32_t *bias = NULL;
+/* One int8 case on shape s: random input (at the extremes on every
+ * `extremes_every`-th round, if not 0), trits and their packed bytes, a bias
+ * three times in four, and the reference output. Free with free_i8_case. */
+typedef struct {
+  size_t n_in, n_out, n_w;
+  int8_t *x, *packed, *expected;
+  int32_t *bias;
   int *trits;
-  bittts_conv_status status;
-  random_shape(&s, &r);
-  random_quant(&q, (int)(rng() % 4));
-  n_in = s.batches * s.input_length * s.input_channels;
-  n_out = s.batches * r.out_length * s.output_channels;
-  n_w = s.output_channels * s.kernel_size * s.input_channels;
-  scratch_len = bittts_conv_scratch_size(&s);
-  x = malloc(n_in);
-  for (i = 0; i < n_in; ++i) x[i] = (int8_t)((int)(rng() % 256) - 128);
-  trits = random_trits(n_w);
+} I8Case;
+
+static void make_i8_case(const bittts_conv_shape *s, const RefShape *r, bittts_conv_quant *q,
+                         int round, int extremes_every, I8Case *c) {
+  size_t i;
+  c->n_in = s->batches * s->input_length * s->input_channels;
+  c->n_out = s->batches * r->out_length * s->output_channels;
+  c->n_w = s->output_channels * s->kernel_size * s->input_channels;
+  c->x = malloc(c->n_in);
+  for (i = 0; i < c->n_in; ++i) c->x[i] = (int8_t)((int)(rng() % 256) - 128);
+  if (extremes_every && round % extremes_every == 0) /* every product at its largest */
+    for (i = 0; i < c->n_in; ++i) c->x[i] = (int8_t)(rng() % 2 ? 127 : -128);
+  c->trits = random_trits(c->n_w);
   if (round % 16 == 4) {
     /* The SIMD path's lane fields at their limit: every product +-255 with
      * one sign, so each 32-position partial sum of a row is +-8160, next to
      * the 14-bit field's 8191 (and row B's field at its largest). */
     const int sign = rng() % 2 ? 1 : -1, low = rng() % 2;
-    for (i = 0; i < n_in; ++i) x[i] = (int8_t)(low ? -128 : 127);
-    q.input_offset = low ? -127 : 128;
-    for (i = 0; i < n_w; ++i) trits[i] = sign;
+    for (i = 0; i < c->n_in; ++i) c->x[i] = (int8_t)(low ? -128 : 127);
+    q->input_offset = low ? -127 : 128;
+    for (i = 0; i < c->n_w; ++i) c->trits[i] = sign;
   }
-  packed = malloc(bittts_packed_size(n_w));
-  encode(trits, n_w, packed);
+  c->packed = malloc(bittts_packed_size(c->n_w));
+  encode(c->trits, c->n_w, c->packed);
+  c->bias = NULL;
   if (rng() % 4) {
-    bias = malloc(s.output_channels * sizeof *bias);
-    for (i = 0; i < s.output_channels; ++i) bias[i] = (int32_t)(rng() % 20001) - 10000;
+    c->bias = malloc(s->output_channels * sizeof *c->bias);
+    for (i = 0; i < s->output_channels; ++i) c->bias[i] = (int32_t)(rng() % 20001) - 10000;
   }
-  expected = malloc(n_out);
-  ref_conv_i8(&r, &q, x, trits, bias, expected);
-  y = guarded(&go, n_out);
+  c->expected = malloc(c->n_out);
+  ref_conv_i8(r, q, c->x, c->trits, c->bias, c->expected);
+}
+
+static void free_i8_case(I8Case *c) {
+  free(c->x), free(c->trits), free(c->packed), free(c->bias), free(c->expected);
+}
+
+static void test_random_i8(int round) {
+  bittts_conv_shape s;
+  RefShape r;
+  bittts_conv_quant q;
+  Guarded go, gs;
+  I8Case c;
+  size_t i, scratch_len;
+  int8_t *y, *scratch;
+  bittts_conv_status status;
+  random_shape(&s, &r);
+  random_quant(&q, (int)(rng() % 4));
+  make_i8_case(&s, &r, &q, round, 0, &c);
+  scratch_len = bittts_conv_scratch_size(&s);
+  y = guarded(&go, c.n_out);
   scratch = guarded(&gs, scratch_len);
-  status = bittts_conv_i8(&s, &q, x, n_in, packed, bittts_packed_size(n_w), bias,
-                          bias ? s.output_channels : 0, scratch, scratch_len, y, n_out, NULL);
+  status = bittts_conv_i8(&s, &q, c.x, c.n_in, c.packed, bittts_packed_size(c.n_w), c.bias,
+                          c.bias ? s.output_channels : 0, scratch, scratch_len, y, c.n_out, NULL);
   CHECK(status == BITTTS_CONV_OK, "i8 round %d: status %d", round, (int)status);
-  if (status == BITTTS_CONV_OK && memcmp(y, expected, n_out) != 0) {
-    for (i = 0; i < n_out && y[i] == expected[i]; ++i) continue;
+  if (status == BITTTS_CONV_OK && memcmp(y, c.expected, c.n_out) != 0) {
+    for (i = 0; i < c.n_out && y[i] == c.expected[i]; ++i) continue;
     CHECK(0, "i8 round %d: output %zu is %d, reference %d (T=%zu Cin=%zu Cout=%zu K=%zu "
           "stride %zu dilation %zu padding %d, multiplier %ld shift %ld)", round, i, y[i],
-          expected[i], s.input_length, s.input_channels, s.output_channels, s.kernel_size,
+          c.expected[i], s.input_length, s.input_channels, s.output_channels, s.kernel_size,
           s.stride, s.dilation, s.padding, (long)q.multiplier, (long)q.shift);
   }
   CHECK(guards_intact(&go) && guards_intact(&gs), "i8 round %d: canary", round);
-  free(x), free(trits), free(packed), free(bias), free(expected), free(go.block), free(gs.block);
+  free_i8_case(&c), free(go.block), free(gs.block);
 }
 
 /* --- The streaming shapes, both entry points, both scratch sizes. */
@@ -337,67 +359,42 @@ static void test_stream_i8(int round) {
   bittts_conv_shape s;
   RefShape r;
   bittts_conv_quant q;
-  size_t i, n_in, n_out, n_w, plain_len, fast_len;
-  int8_t *x, *expected, *packed;
-  int32_t *bias = NULL;
-  int *trits, trusted, fast;
+  I8Case c;
+  size_t i, plain_len, fast_len;
+  int trusted, fast;
   stream_shape(&s, &r);
   random_quant(&q, (int)(rng() % 4));
-  n_in = s.batches * s.input_length * s.input_channels;
-  n_out = s.batches * r.out_length * s.output_channels;
-  n_w = s.output_channels * s.kernel_size * s.input_channels;
   plain_len = bittts_conv_scratch_size(&s);
   fast_len = bittts_conv_i8_fast_scratch_size(&s);
   CHECK(fast_len >= plain_len && (s.input_channels % 4 != 0 || fast_len > plain_len),
         "stream round %d: fast scratch %zu, plain %zu", round, fast_len, plain_len);
-  x = malloc(n_in);
-  for (i = 0; i < n_in; ++i) x[i] = (int8_t)((int)(rng() % 256) - 128);
-  if (round % 8 == 0) /* the extremes: every product at its largest */
-    for (i = 0; i < n_in; ++i) x[i] = (int8_t)(rng() % 2 ? 127 : -128);
-  trits = random_trits(n_w);
-  if (round % 16 == 4) {
-    /* The SIMD path's lane fields at their limit: every product +-255 with
-     * one sign, so each 32-position partial sum of a row is +-8160, next to
-     * the 14-bit field's 8191 (and row B's field at its largest). */
-    const int sign = rng() % 2 ? 1 : -1, low = rng() % 2;
-    for (i = 0; i < n_in; ++i) x[i] = (int8_t)(low ? -128 : 127);
-    q.input_offset = low ? -127 : 128;
-    for (i = 0; i < n_w; ++i) trits[i] = sign;
-  }
-  packed = malloc(bittts_packed_size(n_w));
-  encode(trits, n_w, packed);
-  if (rng() % 4) {
-    bias = malloc(s.output_channels * sizeof *bias);
-    for (i = 0; i < s.output_channels; ++i) bias[i] = (int32_t)(rng() % 20001) - 10000;
-  }
-  expected = malloc(n_out);
-  ref_conv_i8(&r, &q, x, trits, bias, expected);
+  make_i8_case(&s, &r, &q, round, 8, &c);
   for (trusted = 0; trusted < 2; ++trusted)
     for (fast = 0; fast < 2; ++fast) {
       Guarded go, gs;
       /* an odd start for the scratch: the window must align itself */
       const size_t scratch_len = (fast ? fast_len : plain_len) + (size_t)(rng() % 3);
-      int8_t *y = guarded(&go, n_out), *scratch = guarded(&gs, scratch_len + 1) + 1;
+      int8_t *y = guarded(&go, c.n_out), *scratch = guarded(&gs, scratch_len + 1) + 1;
       bittts_conv_status status =
-          trusted ? bittts_conv_i8_trusted(&s, &q, x, n_in, packed, bittts_packed_size(n_w), bias,
-                                           bias ? s.output_channels : 0, scratch, scratch_len, y,
-                                           n_out)
-                  : bittts_conv_i8(&s, &q, x, n_in, packed, bittts_packed_size(n_w), bias,
-                                   bias ? s.output_channels : 0, scratch, scratch_len, y, n_out,
-                                   NULL);
+          trusted ? bittts_conv_i8_trusted(&s, &q, c.x, c.n_in, c.packed, bittts_packed_size(c.n_w),
+                                           c.bias, c.bias ? s.output_channels : 0, scratch,
+                                           scratch_len, y, c.n_out)
+                  : bittts_conv_i8(&s, &q, c.x, c.n_in, c.packed, bittts_packed_size(c.n_w), c.bias,
+                                   c.bias ? s.output_channels : 0, scratch, scratch_len, y,
+                                   c.n_out, NULL);
       CHECK(status == BITTTS_CONV_OK, "stream round %d: status %d", round, (int)status);
-      if (status == BITTTS_CONV_OK && memcmp(y, expected, n_out) != 0) {
-        for (i = 0; i < n_out && y[i] == expected[i]; ++i) continue;
+      if (status == BITTTS_CONV_OK && memcmp(y, c.expected, c.n_out) != 0) {
+        for (i = 0; i < c.n_out && y[i] == c.expected[i]; ++i) continue;
         CHECK(0, "stream round %d (%s, %s scratch): output %zu is %d, reference %d (N=%zu T=%zu "
               "Cin=%zu Cout=%zu K=%zu stride %zu dilation %zu padding %d)", round,
-              trusted ? "trusted" : "checked", fast ? "fast" : "plain", i, y[i], expected[i],
+              trusted ? "trusted" : "checked", fast ? "fast" : "plain", i, y[i], c.expected[i],
               s.batches, s.input_length, s.input_channels, s.output_channels, s.kernel_size,
               s.stride, s.dilation, s.padding);
       }
       CHECK(guards_intact(&go) && guards_intact(&gs), "stream round %d: canary", round);
       free(go.block), free(gs.block);
     }
-  free(x), free(trits), free(packed), free(bias), free(expected);
+  free_i8_case(&c);
 }
 
 /* Every valid byte through both paths' decode: Cout 243 rows of one byte
