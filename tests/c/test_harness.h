@@ -6,6 +6,8 @@
 #define BITTTS_TEST_HARNESS_H_
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 static int failures = 0, checks = 0;
 #define CHECK(cond, ...)                                   \
@@ -31,6 +33,15 @@ static inline int rng_range(int lo, int hi) {
 }
 static inline float rng_float(float lo, float hi) {
   return lo + (hi - lo) * (float)(rng() & 0xFFFFFF) / (float)0x1000000;
+}
+
+/* Seeds rng() from seed_text (a number; NULL: the clock) and prints the
+ * seed with how to replay it, under the program's name. */
+static inline void seed_rng(const char *program, const char *seed_text) {
+  const unsigned long long seed =
+      seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
+  rng_state = seed ? seed : 1;
+  printf("%s: seed %llu (replay with BITTTS_TEST_SEED=%llu)\n", program, seed, seed);
 }
 
 #endif /* BITTTS_TEST_HARNESS_H_ */

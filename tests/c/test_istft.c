@@ -413,11 +413,7 @@ static void test_refused(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *seed_text = argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED");
-  unsigned long long seed =
-      seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
-  rng_state = seed ? seed : 1;
-  printf("test_istft: seed %llu (replay with BITTTS_TEST_SEED=%llu)\n", seed, seed);
+  seed_rng("test_istft", argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED"));
   test_lengths();
   test_refused();
   test_irfft();

@@ -1274,11 +1274,7 @@ static void test_model_check(void) {
 
 
 int main(int argc, char **argv) {
-  const char *seed_text = argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED");
-  unsigned long long seed =
-      seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
-  rng_state = seed ? seed : 1;
-  printf("test_stream: seed %llu (replay with BITTTS_TEST_SEED=%llu)\n", seed, seed);
+  seed_rng("test_stream", argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED"));
   test_config();
   test_text_input();
   test_durations_random();

@@ -760,12 +760,8 @@ static void test_options(void) {
 
 int main(int argc, char **argv) {
   int round;
-  const char *seed_text = argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED");
-  unsigned long long seed =
-      seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
-  rng_state = seed ? seed : 1;
-  printf("test_ternary_conv: seed %llu (replay with BITTTS_TEST_SEED=%llu), int8 SIMD %d\n",
-         seed, seed, bittts_conv_simd());
+  seed_rng("test_ternary_conv", argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED"));
+  printf("test_ternary_conv: int8 SIMD %d\n", bittts_conv_simd());
   for (round = 0; round < 400; ++round) test_random_f32(round);
   for (round = 0; round < 400; ++round) test_random_i8(round);
   for (round = 0; round < 600; ++round) test_stream_i8(round);

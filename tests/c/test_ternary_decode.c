@@ -253,11 +253,7 @@ int main(void) {
   size_t sizes[] = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 24, 25, 26, 99, 1000, 1003, 65537};
   size_t i;
   int round;
-  const char *seed_text = getenv("BITTTS_TEST_SEED");
-  unsigned long long seed =
-      seed_text ? strtoull(seed_text, NULL, 0) : (unsigned long long)time(NULL) * 2654435761ull;
-  rng_state = seed ? seed : 1;
-  printf("test_ternary_decode: seed %llu (replay with BITTTS_TEST_SEED=%llu)\n", seed, seed);
+  seed_rng("test_ternary_decode", getenv("BITTTS_TEST_SEED"));
   for (i = 0; i < sizeof sizes / sizeof *sizes; ++i) test_round_trip(sizes[i]);
   for (round = 0; round < 200; ++round) test_round_trip(1 + rng() % 4000);
   test_every_valid_byte();
