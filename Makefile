@@ -38,7 +38,7 @@ BOARD_m7 := mps2-an500
 # status over semihosting (newlib's rdimon).
 QEMU_LINK := --specs=rdimon.specs -nostartfiles -T tests/c/cortex_m/mps2.ld -Wl,--gc-sections
 QEMU_START := tests/c/cortex_m/startup.c
-QEMU_DEPS := $(QEMU_START) tests/c/cortex_m/mps2.ld
+QEMU_DEPS := $(QEMU_START) tests/c/cortex_m/mps2.ld firmware_stub/board/mps2_timer.h
 comma := ,
 QEMU_RUN = timeout 120 qemu-system-arm -M $(BOARD_$(1)) -nographic -monitor none -serial null \
   -semihosting-config enable=on,target=native,arg=$(2)$(if $(BITTTS_TEST_SEED),$(comma)arg=$(BITTTS_TEST_SEED)) \

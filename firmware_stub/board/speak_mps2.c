@@ -19,6 +19,7 @@
 
 #include "bittts_model_data.h"
 #include "bittts_voice.h"
+#include "mps2_timer.h"
 
 uintptr_t semihost(uintptr_t op, const void *arg); /* startup.c */
 
@@ -74,13 +75,6 @@ static float work[BITTTS_MODEL_STREAM_WORK_FLOATS];
 static int32_t durations[BITTTS_MODEL_MAX_TOKENS];
 static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG;
 
-/* The CMSDK timer 0: a 32-bit down-counter at the board's clock. */
-#define TIMER_CTRL (*(volatile uint32_t *)0x40000000u)
-#define TIMER_VALUE (*(volatile uint32_t *)0x40000004u)
-#define TIMER_RELOAD (*(volatile uint32_t *)0x40000008u)
-
-static uint32_t ticks(void) { return TIMER_VALUE; }
-
 /* Timer ticks per op kind: the time since the previous op ended. */
 typedef struct {
   uint32_t last;
@@ -90,13 +84,13 @@ typedef struct {
 
 static void on_op(void *user, int32_t op, int32_t opcode) {
   op_clock *clock = (op_clock *)user;
-  uint32_t now = ticks();
+  uint32_t now = mps2_ticks();
   (void)op;
   if (opcode >= 0 && opcode < 32) {
     clock->ticks[opcode] += clock->last - now;
     clock->calls[opcode] += 1;
   }
-  clock->last = ticks();
+  clock->last = mps2_ticks();
 }
 
 typedef struct {
@@ -134,17 +128,6 @@ static size_t stack_used(uint32_t *top) {
   return (size_t)((const char *)top - (const char *)p);
 }
 
-/* 2,000,000 iterations of two instructions: ticks per 4,000,000 instructions. */
-static void __attribute__((noinline)) count_loop(uint32_t n) {
-  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
-}
-
-static uint32_t calibrate(void) {
-  uint32_t start = ticks();
-  count_loop(2000000u);
-  return start - ticks();
-}
-
 int main(int argc, char **argv) {
   static op_clock clock;
   const bittts_voice_model model = {&config, bittts_model_text_blob, BITTTS_MODEL_TEXT_BLOB_BYTES,
@@ -175,21 +158,18 @@ int main(int argc, char **argv) {
     say("speak: cannot open %s\n", argv[1]);
     return 3;
   }
-  TIMER_RELOAD = 0xFFFFFFFFu;
-  TIMER_VALUE = 0xFFFFFFFFu;
-  TIMER_CTRL = 1u;
-  calibration = calibrate();
+  calibration = mps2_timer_start();
   memset(&pcm, 0, sizeof pcm);
   pcm.user = &sink;
   pcm.pcm_i16 = write_pcm;
   phrase = &bittts_model_phrases[index];
   say("phrase %d: \"%s\", %u segment(s)\n", index, phrase->text, phrase->num_segments);
-  start = ticks();
+  start = mps2_ticks();
   for (k = 0; k < phrase->num_segments; ++k) {
     bittts_voice_status status;
     size_t used;
     stack_top = paint_stack();
-    clock.last = ticks();
+    clock.last = mps2_ticks();
     status = bittts_voice_speak(&model, phrase->ids + offset, phrase->segment_lengths[k], 1.0f,
                                 arena, sizeof arena, work, BITTTS_MODEL_STREAM_WORK_FLOATS,
                                 durations, BITTTS_MODEL_MAX_TOKENS, &pcm, &report);
@@ -204,10 +184,10 @@ int main(int argc, char **argv) {
     }
     offset += phrase->segment_lengths[k];
   }
-  spent = start - ticks();
+  spent = start - mps2_ticks();
   semihost(kSysClose, &sink.file);
   say("samples %u\n", (unsigned)sink.samples);
-  say("calibration %u %u\n", 4000000u, (unsigned)calibration);
+  say("calibration %u %u\n", MPS2_CALIBRATION_INSTRUCTIONS, (unsigned)calibration);
   say("ticks %u\n", (unsigned)spent);
   say("arena %u text %u frames %u at %u\n", (unsigned)sizeof arena, (unsigned)report.text_arena,
       (unsigned)report.frames_arena, (unsigned)report.frames_offset);

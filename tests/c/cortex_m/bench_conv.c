@@ -24,10 +24,7 @@
 #include "../../../tflite/bittts_spec.h"
 #include "../../../tflite/bittts_ternary.h"
 #include "../../../tflite/bittts_ternary_conv.h"
-
-#define TIMER_CTRL (*(volatile uint32_t *)0x40000000u)
-#define TIMER_VALUE (*(volatile uint32_t *)0x40000004u)
-#define TIMER_RELOAD (*(volatile uint32_t *)0x40000008u)
+#include "../../../firmware_stub/board/mps2_timer.h"
 
 enum { kT = 32, kCin = 128, kCout = 128, kK = 5, kWeights = kCout * kK * kCin };
 enum { kPad = (kK - 1) / 2 };
@@ -45,17 +42,11 @@ static float scratchf[kK * kCin + 8];
 static const float kBeta = 0.0371f;
 static bittts_conv_quant quant;
 
-static uint32_t ticks(void) { return TIMER_VALUE; }
-
 /* The streaming cases' buffers: up to 8 frames of 384 channels, 384 x 128
  * trits or 128 x 640. */
 enum { kStreamX = 8 * 384, kStreamY = 4 * 384, kStreamW = 128 * 640 };
 static int8_t sx[kStreamX], sy[kStreamY], sref[kStreamY], spacked[(kStreamW + 4) / 5];
 static int8_t scodes[kStreamW], sscratch[2 * 640 + 32 + 2 * 8 * 384];
-
-static void __attribute__((noinline)) count_loop(uint32_t n) {
-  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
-}
 
 /* TFLM's reference CONV_2D order (output frame, output channel, tap, input
  * channel), skipping taps in the padding, on the decoded int8 codes. */
@@ -158,13 +149,13 @@ static int stream(const char *name, size_t t_in, size_t k, size_t cin, size_t co
     static int32_t sbias[384];
     for (o = 0; o < cout; ++o) sbias[o] = bias32[o % kCout];
     memset(sy, 0, sizeof sy);
-    start = ticks();
+    start = mps2_ticks();
     status = trusted ? bittts_conv_i8_trusted(&shape, &quant, sx, t_in * cin, spacked, bytes,
                                               sbias, cout, sscratch, sizeof sscratch, sy,
                                               t_out * cout)
                      : bittts_conv_i8(&shape, &quant, sx, t_in * cin, spacked, bytes, sbias,
                                       cout, sscratch, sizeof sscratch, sy, t_out * cout, NULL);
-    elapsed = start - ticks();
+    elapsed = start - mps2_ticks();
     printf("stream %s%s %u %u\n", name, trusted ? "_trusted" : "", (unsigned)(t_out * weights),
            (unsigned)elapsed);
     if (status != 0 || memcmp(sy, sref, t_out * cout) != 0) {
@@ -196,19 +187,13 @@ int main(void) {
   for (i = 0; i < kCout; ++i) bias32[i] = (int32_t)(i * 37 % 2001) - 1000, biasf[i] = 0.01f * i;
   quant.input_offset = 3, quant.output_offset = -7, quant.act_min = -128, quant.act_max = 127;
   bittts_conv_quantize_multiplier(0.02 * 0.0371 / 0.05, &quant.multiplier, &quant.shift);
-  TIMER_CTRL = 0;
-  TIMER_RELOAD = 0xFFFFFFFFu;
-  TIMER_VALUE = 0xFFFFFFFFu;
-  TIMER_CTRL = 1;
-  start = ticks();
-  count_loop(2000000);
-  calibration = start - ticks();
-  printf("calibration %u %u\n", 4000000u, (unsigned)calibration);
+  calibration = mps2_timer_start();
+  printf("calibration %u %u\n", MPS2_CALIBRATION_INSTRUCTIONS, (unsigned)calibration);
   for (which = 0; which < kCount; ++which) {
     uint32_t elapsed;
-    start = ticks();
+    start = mps2_ticks();
     if (run(which) != 0) ++failures;
-    elapsed = start - ticks();
+    elapsed = start - mps2_ticks();
     printf("conv %s %u %u %u\n", kNames[which], (unsigned)(kT * kK * kCin * kCout),
            (unsigned)elapsed, kDecodedBytes[which]);
   }

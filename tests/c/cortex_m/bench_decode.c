@@ -12,11 +12,7 @@
 
 #include "../../../tflite/bittts_spec.h"
 #include "../../../tflite/bittts_ternary.h"
-
-/* CMSDK APB timer 0: a 32-bit down-counter at the board's peripheral clock. */
-#define TIMER_CTRL (*(volatile uint32_t *)0x40000000u)
-#define TIMER_VALUE (*(volatile uint32_t *)0x40000004u)
-#define TIMER_RELOAD (*(volatile uint32_t *)0x40000008u)
+#include "../../../firmware_stub/board/mps2_timer.h"
 
 enum { kWeights = 40000, kRepeats = 3 };
 
@@ -26,13 +22,6 @@ static float out_f32[kWeights], reference[kWeights];
 static int8_t out_i8[kWeights];
 static float table[BITTTS_F32_TABLE_SIZE];
 static float scale = 0.0371f;
-
-static uint32_t ticks(void) { return TIMER_VALUE; }
-
-/* 2 instructions an iteration (subs, bne), so n iterations are 2n + a few. */
-static void __attribute__((noinline)) count_loop(uint32_t n) {
-  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
-}
 
 /* The plain 2-bit format for comparison: 4 weights a byte, code c in 0..2
  * for trit c - 1 (3 unused), lowest bits first. */
@@ -103,23 +92,17 @@ int main(void) {
     reference[i] = (float)trit * scale;
   }
   bittts_fill_f32_table(scale, table);
-  TIMER_CTRL = 0;
-  TIMER_RELOAD = 0xFFFFFFFFu;
-  TIMER_VALUE = 0xFFFFFFFFu;
-  TIMER_CTRL = 1;
-  start = ticks();
-  count_loop(2000000);
-  calibration = start - ticks();
-  printf("calibration %u %u\n", 4000000u, (unsigned)calibration);
+  calibration = mps2_timer_start();
+  printf("calibration %u %u\n", MPS2_CALIBRATION_INSTRUCTIONS, (unsigned)calibration);
   for (which = 0; which < kCount; ++which) {
     uint32_t best = 0xFFFFFFFFu;
     for (r = 0; r < kRepeats; ++r) {
       uint32_t elapsed;
       memset(out_f32, 0, sizeof out_f32);
       memset(out_i8, 0, sizeof out_i8);
-      start = ticks();
+      start = mps2_ticks();
       if (run(which) != 0) ++failures;
-      elapsed = start - ticks();
+      elapsed = start - mps2_ticks();
       best = elapsed < best ? elapsed : best;
     }
     for (i = 0; i < kWeights; ++i) {

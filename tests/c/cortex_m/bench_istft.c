@@ -17,10 +17,7 @@
 #include <string.h>
 
 #include "../../../firmware_stub/bittts_istft.h"
-
-#define TIMER_CTRL (*(volatile uint32_t *)0x40000000u)
-#define TIMER_VALUE (*(volatile uint32_t *)0x40000004u)
-#define TIMER_RELOAD (*(volatile uint32_t *)0x40000008u)
+#include "../../../firmware_stub/board/mps2_timer.h"
 
 enum { kN = BITTTS_ISTFT_N_FFT, kHop = BITTTS_ISTFT_HOP, kFrames = 8 };
 
@@ -28,12 +25,6 @@ static float head[kFrames][BITTTS_ISTFT_HEAD_LEN];
 static float state[BITTTS_ISTFT_STATE_LEN], scratch[BITTTS_ISTFT_SCRATCH_LEN];
 static float out[kHop], spectrum[kN + 2];
 static volatile float sink;
-
-static uint32_t ticks(void) { return TIMER_VALUE; }
-
-static void __attribute__((noinline)) count_loop(uint32_t n) {
-  __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
-}
 
 /* The spectrum's libm work as the library does it, outside the library. */
 static void __attribute__((noinline)) spectrum_only(const float *h) {
@@ -61,13 +52,7 @@ int main(void) {
                    (k <= kN / 2 ? 8.0f : 3.14159265f);
     }
   memcpy(spectrum, head[0], sizeof spectrum);
-  TIMER_CTRL = 0;
-  TIMER_RELOAD = 0xFFFFFFFFu;
-  TIMER_VALUE = 0xFFFFFFFFu;
-  TIMER_CTRL = 1;
-  start = ticks();
-  count_loop(2000000);
-  calibration = start - ticks();
+  calibration = mps2_timer_start();
   if (bittts_istft_begin(&s, kN, kHop, state, BITTTS_ISTFT_STATE_LEN) != BITTTS_ISTFT_OK)
     return 1;
   /* Past the warm-up first, so every timed push puts out samples. */
@@ -75,25 +60,26 @@ int main(void) {
     failures += bittts_istft_push(&s, head[f], BITTTS_ISTFT_HEAD_LEN, 1.0f, scratch,
                                   BITTTS_ISTFT_SCRATCH_LEN, out, kHop, &n_out) != 0;
   for (f = 0; f < kFrames; ++f) {
-    start = ticks();
+    start = mps2_ticks();
     failures += bittts_istft_push(&s, head[f], BITTTS_ISTFT_HEAD_LEN, 1.0f, scratch,
                                   BITTTS_ISTFT_SCRATCH_LEN, out, kHop, &n_out) != 0;
-    t_push += start - ticks();
+    t_push += start - mps2_ticks();
     failures += n_out != kHop;
-    start = ticks();
+    start = mps2_ticks();
     failures += bittts_istft_flush(&s, out, kHop, &n_out) != 0;
-    t_flush += start - ticks();
-    start = ticks();
+    t_flush += start - mps2_ticks();
+    start = mps2_ticks();
     failures += bittts_istft_irfft(kN, spectrum, kN + 2, scratch, kN) != 0;
-    t_fft += start - ticks();
-    start = ticks();
+    t_fft += start - mps2_ticks();
+    start = mps2_ticks();
     spectrum_only(head[f]);
-    t_spec += start - ticks();
+    t_spec += start - mps2_ticks();
   }
-  /* instructions = ticks * 4000000 / calibration (2 per loop iteration). */
+  /* instructions = ticks * MPS2_CALIBRATION_INSTRUCTIONS / calibration */
 #define PER_FRAME(t) \
-  ((unsigned long)((unsigned long long)(t) * 4000000ull / calibration / kFrames))
-  printf("calibration: %lu instructions per timer tick\n", 4000000ul / calibration);
+  ((unsigned long)((unsigned long long)(t) * MPS2_CALIBRATION_INSTRUCTIONS / calibration / kFrames))
+  printf("calibration: %lu instructions per timer tick\n",
+         (unsigned long)(MPS2_CALIBRATION_INSTRUCTIONS / calibration));
   printf("push (mask 1, n_fft %d, hop %d) %lu\n", kN, kHop, PER_FRAME(t_push));
   printf("  of which spectrum libm (expf, cosf, sinf x %d) %lu\n", kN / 2 + 1,
          PER_FRAME(t_spec));
