@@ -113,3 +113,28 @@ def test_tool_prints_the_table_and_writes_its_json(rng, tmp_path):
     written = json.loads(out.read_text())
     assert written["sentences"] == 60 and written["metrics"][0]["metric"] == "wer"
     assert written["metrics"][0]["significant"] is True
+
+
+def test_one_systems_interval_agrees_with_a_brute_force_bootstrap(rng, seed):
+    """paired.interval against the brute-force bootstrap of b minus a system
+    that scores zero everywhere (so the difference is b itself)."""
+    n = int(rng.integers(100, 200))
+    rows = random_rows(rng, n, float(rng.uniform(0.05, 0.2)), float(rng.uniform(2.6, 3.0)))
+    zero = [dict(r, word_errors=0, character_errors=0, dnsmos_ovrl=0.0, dnsmos_sig=0.0,
+                 dnsmos_bak=0.0) for r in rows]
+    for metric in paired.METRICS:
+        value, low, high = paired.interval(rows, metric, seed=seed)
+        numerator, denominator = paired.METRICS[metric]
+        expected = (np.mean([r[numerator] for r in rows]) if denominator is None else
+                    sum(r[numerator] for r in rows) / sum(r[denominator] for r in rows))
+        assert value == pytest.approx(expected, abs=1e-12)
+        ref_low, ref_high = brute_force_interval(zero, rows, metric,
+                                                 np.random.default_rng(seed + 1))
+        width = ref_high - ref_low
+        # 2,000 against 4,000 percentile resamples: the ends agree to a fifth of the width.
+        assert abs(low - ref_low) < 0.2 * width and abs(high - ref_high) < 0.2 * width, \
+            (metric, (low, high), (ref_low, ref_high))
+    perfect = [dict(r, word_errors=0) for r in rows]
+    assert paired.interval(perfect, "wer") == (0.0, 0.0, 0.0)
+    with pytest.raises(paired.ReportError, match="needs two or more"):
+        paired.interval(rows[:1], "wer")

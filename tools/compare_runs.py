@@ -24,6 +24,7 @@ import os
 from absl import app, flags
 
 from bittts_tf import fileio
+from bittts_tf.eval.curves import plot as plot_against_cpu
 from bittts_tf.training import run_log
 
 FLAGS = flags.FLAGS
@@ -62,26 +63,6 @@ def load_curves(run_dir: str) -> dict[int, dict]:
     return curves
 
 
-def plot(curves: dict[str, dict[int, dict]], metrics: list[str], path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        for name, rows in curves.items():
-            steps = sorted(s for s in rows if metric in rows[s])
-            ax.plot([rows[s]["cpu_seconds"] / 60 for s in steps],
-                    [rows[s][metric] for s in steps], marker=".", label=name)
-        ax.set_xlabel("training CPU minutes")
-        ax.set_ylabel(f"held-out {metric}")
-        ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fileio.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90), suffix=".png")
-    plt.close(fig)
-
-
 def main(argv):
     del argv
     curves = {os.path.basename(os.path.normpath(d)): load_curves(d) for d in FLAGS.runs}
@@ -108,7 +89,8 @@ def main(argv):
         print(f"{name:28s} " + "  ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     if FLAGS.output:
-        plot(curves, FLAGS.metrics, FLAGS.output)
+        plot_against_cpu({name: [(row["cpu_seconds"] / 60, row) for row in rows.values()]
+                          for name, rows in curves.items()}, FLAGS.metrics, FLAGS.output)
         stem = os.path.splitext(FLAGS.output)[0]
         fileio.atomic_write_json(stem + ".json", summary)
         print(f"wrote {FLAGS.output} and {stem}.json")

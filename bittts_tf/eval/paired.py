@@ -126,6 +126,26 @@ def compare(rows_a: list[dict], rows_b: list[dict], names=("a", "b"), confidence
     return results
 
 
+def interval(rows: list[dict], metric: str, confidence: float = 0.95, resamples: int = 2_000,
+             seed: int = 0, name: str = "report") -> tuple[float, float, float]:
+    """(value, low, high) of one system's metric of METRICS, with its
+    percentile bootstrap interval over the sentences, for error bars
+    (percentile: BCa is undefined when every resample agrees, as for a
+    system that misses no word)."""
+    from scipy import stats
+
+    if len(rows) < 2:
+        raise ReportError(f"{name}: {len(rows)} sentence(s); a bootstrap needs two or more")
+    numerator, denominator = METRICS[metric]
+    columns = _columns(rows, name)
+    data = (columns[numerator],) + ((columns[denominator],) if denominator else ())
+    result = stats.bootstrap(data, lambda *c, axis=-1: _value(*c, axis=axis), paired=True,
+                             vectorized=True, confidence_level=confidence, method="percentile",
+                             n_resamples=resamples, random_state=np.random.default_rng(seed))
+    return (float(_value(*data)), float(result.confidence_interval.low),
+            float(result.confidence_interval.high))
+
+
 def table(results: list[Difference], names: tuple[str, str], confidence: float) -> str:
     """Markdown: each metric, both values, the difference and its interval."""
     percent = f"{100 * confidence:g}%"

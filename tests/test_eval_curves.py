@@ -1,0 +1,90 @@
+"""tools/eval_curves.py and bittts_tf.eval.curves: validation scores of
+exported folders against the CPU minutes their checkpoints recorded."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bittts_tf.eval import curves, paired
+from bittts_tf.training import checkpoints
+from test_eval_paired import random_rows
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def exported_report(tmp_path, name, rows, acoustic_cpu, vocoder_cpu):
+    """A report of a folder whose manifest names an acoustic and a vocoder
+    checkpoint recording the given CPU seconds (None: recorded none)."""
+    folder = tmp_path / f"model_{name}"
+    folder.mkdir()
+    source = {}
+    for part, cpu in (("acoustic", acoustic_cpu), ("vocoder", vocoder_cpu)):
+        manifest = {} if cpu is None else {"cpu_seconds": cpu}
+        path = checkpoints.write(str(tmp_path / f"{name}_{part}.npz"), {}, manifest)
+        source[curves.SOURCE_KEYS[part]] = path
+    (folder / "manifest.json").write_text(json.dumps({"source": source}))
+    report = tmp_path / f"{name}.json"
+    words = sum(r["words"] for r in rows)
+    report.write_text(json.dumps({"model_dir": str(folder), "systems": {"model": {
+        "summary": {"wer": sum(r["word_errors"] for r in rows) / words,
+                    "cer": sum(r["character_errors"] for r in rows)
+                    / sum(r["characters"] for r in rows),
+                    "dnsmos_ovrl": float(np.mean([r["dnsmos_ovrl"] for r in rows]))},
+        "sentences": rows}}}))
+    return str(report)
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", "eval_curves.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_points_take_the_minutes_of_the_named_part_and_the_reports_scores(rng, tmp_path):
+    cpu = rng.uniform(60, 6000, size=(3, 2))
+    rows = [random_rows(rng, 40, float(rng.uniform(0.05, 0.3)), 2.8) for _ in range(3)]
+    reports = [exported_report(tmp_path, f"r{i}", rows[i], *cpu[i]) for i in range(3)]
+    out = tmp_path / "curves.png"
+    result = run_tool(f"--series=acoustic runs:acoustic={','.join(reports)}",
+                      f"--series=vocoder runs:vocoder={','.join(reports[:2])}",
+                      f"--output={out}")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = json.loads((tmp_path / "curves.json").read_text())
+    assert [p["series"] for p in points] == ["acoustic runs"] * 3 + ["vocoder runs"] * 2
+    for point, minutes, report_rows in zip(points, [*cpu[:, 0], *cpu[:2, 1]], rows + rows[:2]):
+        assert point["cpu_minutes"] == pytest.approx(minutes / 60, abs=0.01)
+        words = sum(r["words"] for r in report_rows)
+        assert point["wer"] == pytest.approx(sum(r["word_errors"] for r in report_rows) / words)
+        low_high = paired.interval(report_rows, "wer")[1:]
+        assert point["wer_low"] <= point["wer"] <= point["wer_high"]
+        assert (point["wer_low"], point["wer_high"]) == pytest.approx(low_high)
+    assert f"{cpu[0, 0] / 60:7.1f}" in result.stdout
+
+
+def test_a_checkpoint_rebuilt_from_a_folder_is_the_start(rng, tmp_path):
+    report = exported_report(tmp_path, "start", random_rows(rng, 10, 0.1, 2.8), None, 120.0)
+    assert curves.report_point(report, "acoustic")[0] == 0.0
+    assert curves.report_point(report, "vocoder")[0] == pytest.approx(2.0)
+
+
+def test_bad_series_and_reports_are_refused_in_one_line(rng, tmp_path):
+    good = exported_report(tmp_path, "good", random_rows(rng, 10, 0.1, 2.8), 60.0, 60.0)
+    gone = exported_report(tmp_path, "gone", random_rows(rng, 10, 0.1, 2.8), 60.0, 60.0)
+    os.unlink(tmp_path / "gone_vocoder.npz")
+    not_json = tmp_path / "not.json"
+    not_json.write_text("{")
+    out = f"--output={tmp_path / 'c.png'}"
+    cases = [(["--series=no part here"], "NAME:PART=REPORT"),
+             ([f"--series=x:mouth={good}"], "PART one of"),
+             ([f"--series=x:vocoder={gone}"], "gone_vocoder.npz does not exist"),
+             ([f"--series=x:vocoder={not_json}"], "not JSON"),
+             ([f"--series=x:vocoder={tmp_path / 'missing.json'}"], "cannot read")]
+    for args, message in cases:
+        result = run_tool(*args, out)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.png").exists()
