@@ -13,10 +13,10 @@ whose checkpoint's recorded CPU minutes are the x axis:
       --output=out/curves_validation.png
 
 Each point has an error bar: the 95% bootstrap interval over the report's
-sentences (on the 160 validation sentences 0.020 to 0.025 WER and
-0.026 to 0.032 DNSMOS on each side). Prints one row per report (CPU minutes, WER, CER, DNSMOS) and
-writes the points, with their intervals, beside the PNG (.json with the
-same stem).
+sentences (on the 160 validation sentences 0.020 to 0.025 WER and 0.026
+to 0.032 DNSMOS on each side). Prints one row per report (CPU minutes,
+WER, CER, DNSMOS) and writes the points, with their intervals, beside the
+PNG (.json with the same stem).
 """
 
 from bittts_tf import cli
