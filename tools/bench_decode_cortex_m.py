@@ -18,71 +18,45 @@ from bittts_tf import cli
 cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
 import os
-import subprocess
-import sys
 
 from absl import flags
+
+from bittts_tf.engine import board
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "out/bench_decode_cortex_m.json", "JSON report (written atomically).")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BOARDS = {"m4": ("Cortex-M4", "mps2-an386"), "m7": ("Cortex-M7", "mps2-an500")}
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 def run_board(cpu: str) -> dict:
     elf = os.path.join("build", f"bench_decode_{cpu}.elf")
-    built = subprocess.run(["make", "--no-print-directory", elf], cwd=ROOT, capture_output=True,
-                           text=True)
-    if built.returncode:
-        last = (built.stderr.strip().splitlines() or ["make failed"])[-1]
-        raise BenchError(f"cannot build {elf} ({last}); `make apt` installs arm-none-eabi-gcc")
-    command = ["qemu-system-arm", "-M", BOARDS[cpu][1], "-icount", "shift=0", "-nographic",
-               "-monitor", "none", "-serial", "null", "-semihosting-config",
-               "enable=on,target=native", "-kernel", elf]
-    try:
-        ran = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    except FileNotFoundError:
-        raise BenchError("qemu-system-arm is not installed; `make apt` installs it") from None
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{elf} did not finish in 300 s on {BOARDS[cpu][1]}") from None
-    if ran.returncode:
-        raise BenchError(f"{elf} on {BOARDS[cpu][1]} failed: "
-                         f"{' / '.join(ran.stdout.strip().splitlines()[-2:]) or ran.stderr.strip()}")
-    per_tick, results = None, {}
-    for line in ran.stdout.splitlines():
+    board.build(elf)
+    output = board.run(elf, cpu)
+    per_tick, results = board.instructions_per_tick(output), {}
+    for line in output.splitlines():
         parts = line.split()
-        if parts[0] == "calibration":
-            per_tick = int(parts[1]) / int(parts[2])
-        elif parts[0] == "decoder":
+        if parts and parts[0] == "decoder":
             name, weights, ticks = parts[1], int(parts[2]), int(parts[3])
             results[name] = {"weights": weights, "timer_ticks": ticks,
                              "instructions": round(ticks * per_tick),
                              "instructions_per_weight": round(ticks * per_tick / weights, 3)}
-    if per_tick is None or not results:
-        raise BenchError(f"{elf}: unexpected output {ran.stdout.strip()!r}")
-    return {"cpu": BOARDS[cpu][0], "board": BOARDS[cpu][1], "instructions_per_tick": per_tick,
-            "decoders": results}
+    if not results:
+        raise board.BoardError(f"{elf}: no decoder lines in {output.strip()[-300:]!r}")
+    return {"cpu": board.BOARDS[cpu].cpu, "board": board.BOARDS[cpu].machine,
+            "instructions_per_tick": per_tick, "decoders": results}
 
 
 def main(argv):
     del argv
     from bittts_tf import fileio
 
-    try:
-        report = {cpu: run_board(cpu) for cpu in BOARDS}
-    except BenchError as e:
-        sys.exit(f"bench_decode_cortex_m: {e}")
+    report = {cpu: run_board(cpu) for cpu in board.BOARDS}
     names = list(report["m4"]["decoders"])
-    print(f"{'decoder':22s} " + " ".join(f"{report[c]['cpu']:>10s}" for c in BOARDS)
+    print(f"{'decoder':22s} " + " ".join(f"{report[c]['cpu']:>10s}" for c in board.BOARDS)
           + "   (instructions per weight)")
     for name in names:
         print(f"{name:22s} " + " ".join(
-            f"{report[c]['decoders'][name]['instructions_per_weight']:10.3f}" for c in BOARDS))
+            f"{report[c]['decoders'][name]['instructions_per_weight']:10.3f}" for c in board.BOARDS))
     fileio.atomic_write_json(FLAGS.out, report)
     print(f"wrote {os.path.abspath(FLAGS.out)}")
 

@@ -21,22 +21,17 @@ cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
 import os
 import subprocess
-import sys
 import tempfile
 
-from absl import flags
+from absl import app, flags
+
+from bittts_tf.engine import board
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "out/bench_engine_cortex_m.json", "JSON report (written atomically).")
 flags.DEFINE_list("cpus", ["m7", "m4"], "Boards to run: m7 (mps2-an500), m4 (mps2-an386).")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BOARDS = {"m4": ("Cortex-M4", "mps2-an386", 168e6), "m7": ("Cortex-M7", "mps2-an500", 480e6)}
 FLASH_BUDGET, RAM_BUDGET = 512 * 1024, 128 * 1024
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 def footprint(elf: str) -> dict:
@@ -55,27 +50,11 @@ def footprint(elf: str) -> dict:
 
 def run_board(cpu: str, sample_rate: int) -> dict:
     from bittts_tf.engine import spec
-    name, board, clock = BOARDS[cpu]
     elf = os.path.join("build", f"speak_{cpu}.elf")
-    built = subprocess.run(["make", "--no-print-directory", elf], cwd=ROOT, capture_output=True,
-                           text=True)
-    if built.returncode:
-        last = (built.stderr.strip().splitlines() or ["make failed"])[-1]
-        raise BenchError(f"cannot build {elf} ({last}); `make apt` installs arm-none-eabi-gcc")
+    board.build(elf)
     with tempfile.TemporaryDirectory() as tmp:
         pcm = os.path.join(tmp, "speech.pcm")
-        command = ["qemu-system-arm", "-M", board, "-icount", "shift=0", "-nographic", "-monitor",
-                   "none", "-serial", "null", "-semihosting-config",
-                   f"enable=on,target=native,arg=speak,arg={pcm},arg=0", "-kernel", elf]
-        try:
-            ran = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-        except FileNotFoundError:
-            raise BenchError("qemu-system-arm is not installed; `make apt` installs it") from None
-        except subprocess.TimeoutExpired:
-            raise BenchError(f"{elf} did not finish in 1800 s on {board}") from None
-    text = ran.stdout + ran.stderr
-    if ran.returncode:
-        raise BenchError(f"{elf} on {board} failed: {' / '.join(text.strip().splitlines()[-2:])}")
+        text = board.run(elf, cpu, ("speak", pcm, "0"), timeout=1800)
     values, ops = {}, {}
     opnames = {code: op for op, code in spec.OPCODES.items()}
     for line in text.splitlines():
@@ -84,21 +63,21 @@ def run_board(cpu: str, sample_rate: int) -> dict:
             continue
         if parts[0] in ("samples", "ticks", "stack") and len(parts) == 2:
             values[parts[0]] = int(parts[1])
-        elif parts[0] == "calibration":
-            values["per_tick"] = int(parts[1]) / int(parts[2])
         elif parts[0] == "arena":
             values["arena"] = int(parts[1])
         elif parts[0] == "op":
             ops[opnames.get(int(parts[1]), parts[1])] = (int(parts[2]), int(parts[3]))
-    if not {"samples", "ticks", "stack", "per_tick"} <= set(values) or not values["samples"]:
-        raise BenchError(f"{elf}: unexpected output {text.strip()[-300:]!r}")
+    values["per_tick"] = board.instructions_per_tick(text)
+    if not {"samples", "ticks", "stack"} <= set(values) or not values["samples"]:
+        raise board.BoardError(f"{elf}: unexpected output {text.strip()[-300:]!r}")
     seconds = values["samples"] / sample_rate
     per_second = values["ticks"] * values["per_tick"] / seconds
-    image = footprint(os.path.join(ROOT, elf))
+    image = footprint(os.path.join(board.ROOT, elf))
+    target = board.BOARDS[cpu]
     return {
-        "cpu": name, "board": board, "audio_seconds": seconds,
+        "cpu": target.cpu, "board": target.machine, "audio_seconds": seconds,
         "instructions_per_audio_second": per_second,
-        "real_time_factor_at_clock": per_second / clock, "clock_hz": clock,
+        "real_time_factor_at_clock": per_second / target.clock_hz, "clock_hz": target.clock_hz,
         "flash_bytes": image["flash_bytes"], "sections": image["sections"],
         "stack_bytes": values["stack"], "arena_bytes": values.get("arena"),
         "ram_bytes": image["static_ram_bytes"] + values["stack"],
@@ -112,15 +91,12 @@ def main(argv):
     import json
 
     from bittts_tf import fileio
-    unknown = [c for c in FLAGS.cpus if c not in BOARDS]
+    unknown = [c for c in FLAGS.cpus if c not in board.BOARDS]
     if unknown:
-        sys.exit(f"bench_engine_cortex_m: --cpus: unknown {unknown}; choose from {sorted(BOARDS)}")
-    with open(os.path.join(ROOT, "models", "slt_tiny", "manifest.json")) as f:
+        raise app.UsageError(f"--cpus: unknown {unknown}; choose from {sorted(board.BOARDS)}")
+    with open(os.path.join(board.ROOT, "models", "slt_tiny", "manifest.json")) as f:
         sample_rate = int(json.load(f)["audio"]["sample_rate"])
-    try:
-        report = {cpu: run_board(cpu, sample_rate) for cpu in FLAGS.cpus}
-    except BenchError as e:
-        sys.exit(f"bench_engine_cortex_m: {e}")
+    report = {cpu: run_board(cpu, sample_rate) for cpu in FLAGS.cpus}
     for cpu, r in report.items():
         print(f"{r['cpu']} ({r['board']}): {r['audio_seconds']:.2f} s of audio")
         print(f"  flash {r['flash_bytes']:,d} B (budget {FLASH_BUDGET:,d}), RAM {r['ram_bytes']:,d} B "
