@@ -94,6 +94,45 @@ def test_pesq_and_stoi_rank_clean_above_noisy():
     assert metrics.pesq_score(x, noisy, sample_rate) < metrics.pesq_score(x, x, sample_rate) - 1
 
 
+def test_pesq_is_undefined_for_silence_and_where_it_finds_no_utterance(monkeypatch):
+    import pesq
+
+    sample_rate = 16000
+    x = harmonic(1.0, sample_rate, 150)
+    assert metrics.pesq_score(x, np.zeros_like(x), sample_rate) is None
+    assert metrics.pesq_score(np.zeros_like(x), x, sample_rate) is None
+
+    def no_utterance(*args, **kwargs):
+        raise pesq.NoUtterancesError(b"No utterances detected")
+
+    monkeypatch.setattr(pesq, "pesq", no_utterance)
+    assert metrics.pesq_score(x, x, sample_rate) is None
+
+
+def test_vocoder_summary_averages_pesq_where_defined(monkeypatch):
+    """vocoder_eval's PESQ is the mean over the utterances where it is
+    defined, beside how many it was not."""
+    from bittts_tf.eval import vocoder_eval
+
+    config = audio_preset("tiny")
+    scores = iter([None, 2.5, 3.5])
+    monkeypatch.setattr(metrics, "pesq_score", lambda *args: next(scores))
+    rng = np.random.default_rng(0)
+    utterances = [{"mel": rng.normal(size=(80, config.n_mels)).astype(np.float32),
+                   "audio": (harmonic(80 * config.hop_length / config.sample_rate,
+                                      config.sample_rate, 150 + 50 * i) * 16000).astype(np.int16)}
+                  for i in range(3)]
+    echo = lambda mel: np.stack([u["audio"] / 32768.0 for u in utterances
+                                 if np.array_equal(u["mel"], mel[0])])
+    summary = vocoder_eval.evaluate(echo, utterances, config, with_wer=False,
+                                    with_dnsmos=False)["summary"]
+    assert summary["pesq"] == pytest.approx(3.0) and summary["pesq_undefined"] == 1
+    scores = iter([None, None, None])
+    summary = vocoder_eval.evaluate(echo, utterances, config, with_wer=False,
+                                    with_dnsmos=False)["summary"]
+    assert summary["pesq"] is None and summary["pesq_undefined"] == 3
+
+
 @pytest.mark.skipif(shutil.which("text2wave") is None, reason="festival's text2wave not installed")
 def test_recognizer_hears_festival_speech(tmp_path):
     import soundfile
@@ -135,4 +174,7 @@ def test_vocoder_evaluation_on_a_perfect_and_a_fresh_vocoder(tmp_path):
     assert 1.0 <= ideal["dnsmos_ovrl"] <= 5.0
     fresh = vocoder_eval.evaluate(build.build_generator(config), utterances, config.audio,
                                   with_wer=False)["summary"]
-    assert fresh["mcd_db"] > 1.0 and fresh["pesq"] < ideal["pesq"]
+    # PESQ finds no utterance in about 1 in 80 random vocoders' outputs of
+    # this corpus (the CI run of seed 2910412): those count as undefined.
+    assert fresh["mcd_db"] > 1.0 and ideal["pesq_undefined"] == 0
+    assert fresh["pesq_undefined"] == 2 or fresh["pesq"] < ideal["pesq"]

@@ -54,9 +54,13 @@ def evaluate(generator, utterances: list[dict], audio_config, texts: list[str] |
             row["dnsmos_ovrl"] = quality.score(synthesized, rate)["ovrl"]
             row["dnsmos_ovrl_original"] = quality.score(reference, rate)["ovrl"]
         rows.append(row)
-    columns = ("mcd_db", "pesq", "stoi") + (
+    columns = ("mcd_db", "stoi") + (
         ("dnsmos_ovrl", "dnsmos_ovrl_original") if quality is not None else ())
     summary = {k: float(np.mean([r[k] for r in rows])) for k in columns}
+    # PESQ over the utterances where it is defined, and how many it was not.
+    defined = [r["pesq"] for r in rows if r["pesq"] is not None]
+    summary["pesq"] = float(np.mean(defined)) if defined else None
+    summary["pesq_undefined"] = len(rows) - len(defined)
     if recognizer is not None:
         summary["wer"] = metrics.word_error_rate(hypotheses, texts)
         summary["wer_original_recordings"] = metrics.word_error_rate(originals, texts)
