@@ -67,8 +67,13 @@ def test_points_take_the_minutes_of_the_named_part_and_the_reports_scores(rng, t
 
 def test_a_checkpoint_rebuilt_from_a_folder_is_the_start(rng, tmp_path):
     report = exported_report(tmp_path, "start", random_rows(rng, 10, 0.1, 2.8), None, 120.0)
+    other = exported_report(tmp_path, "other", random_rows(rng, 10, 0.2, 2.8), None, 60.0)
     assert curves.report_point(report, "acoustic")[0] == 0.0
     assert curves.report_point(report, "vocoder")[0] == pytest.approx(2.0)
+    # Two points at the same minute (both from recovered folders) still plot.
+    points = [curves.report_point(path, "acoustic") for path in (report, other)]
+    curves.plot({"two starts": points}, ["wer"], str(tmp_path / "same.png"), log_scale=False)
+    assert (tmp_path / "same.png").stat().st_size > 0
 
 
 def test_bad_series_and_reports_are_refused_in_one_line(rng, tmp_path):

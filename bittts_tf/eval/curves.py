@@ -25,8 +25,8 @@ def plot(series: dict[str, list[tuple[float, dict]]], metrics: list[str], path: 
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for name, points in series.items():
-            kept = sorted((minutes, values) for minutes, values in points
-                          if values.get(metric) is not None)
+            kept = sorted(((minutes, values) for minutes, values in points
+                           if values.get(metric) is not None), key=lambda point: point[0])
             x = [minutes for minutes, _ in kept]
             y = [values[metric] for _, values in kept]
             if kept and all(f"{metric}_low" in values for _, values in kept):
