@@ -154,7 +154,8 @@ def test_a_failing_or_malformed_system_is_named_with_its_sentence(recognizer):
 def test_the_table_has_a_row_per_system():
     rows = [{"system": "a", "summary": {"wer": 0.25, "cer": 0.125, "seconds": 3.0,
                                         "dnsmos_ovrl": 3.1, "dnsmos_sig": 3.3, "dnsmos_bak": 4.0}},
-            {"system": "b", "summary": {"wer": 1.0, "cer": 0.9, "seconds": 2.0}}]
+            {"system": "b", "summary": {"wer": 1.0, "cer": 0.9, "seconds": 2.0, "mcd_db": 5.125}}]
     lines = evaluation.format_table(rows).splitlines()
-    assert lines[2].split() == ["a", "0.250", "0.125", "3.10", "3.30", "4.00", "3.0"]
-    assert lines[3].split() == ["b", "1.000", "0.900", "-", "-", "-", "2.0"]
+    assert "MCD dB" in lines[0]
+    assert lines[2].split() == ["a", "0.250", "0.125", "3.10", "3.30", "4.00", "-", "3.0"]
+    assert lines[3].split() == ["b", "1.000", "0.900", "-", "-", "-", "5.12", "2.0"]

@@ -116,6 +116,24 @@ def test_scores_every_system_and_the_stand_in_model_matches_festival(tmp_path, m
         assert systems[a]["summary"]["dnsmos_ovrl"] == \
             pytest.approx(systems[b]["summary"]["dnsmos_ovrl"], abs=1e-3)
     assert systems["festival"]["summary"]["wer"] < 0.5
+    # MCD against festival's clips: none for festival itself, none between
+    # the stand-in and festival (the same audio), and each sentence's figure
+    # a plain time-warped MCD of the clips written (16-bit) recomputes.
+    from bittts_tf.audio.config import AudioConfig
+    from bittts_tf.audio.io import load_wav
+    from test_paper_table import plain_dtw_mcd
+
+    assert "mcd_db" not in systems["festival"]["summary"]
+    assert systems["model"]["summary"]["mcd_db"] == pytest.approx(0.0, abs=1e-9)
+    config = AudioConfig.from_dict(report["audio_config"])
+    for name in ("griffin_lim", "festival_griffin_lim"):
+        for index, row in enumerate(systems[name]["sentences"]):
+            clip = lambda system: load_wav(str(audio_dir / system / f"{index + 1:02d}.wav"),
+                                           config.sample_rate)[0]
+            expected = plain_dtw_mcd(clip("festival"), clip(name), config)
+            assert row["mcd_db"] == pytest.approx(expected, rel=0.02), (name, index)
+            assert row["mcd_db"] > 0.5
+    assert "MCD dB" in proc.stdout
     assert not [n for n in os.listdir(output.parent) if n.startswith(".tmp-")]
 
 

@@ -19,6 +19,10 @@ next to the same sentences spoken by
   bittts-evaluate --model_dir=out/model --output=out/eval.json --audio_dir=out/eval_wavs
   bittts-evaluate --model_dir=out/model --set=validation --output=out/eval_val.json
 
+With festival among the systems, every other system's clips also get their
+mel cepstral distortion against festival's clip of the same sentence (MCD
+in dB, c1..c12, along their time warp: the two speak at different speeds).
+
 Writes per-sentence results and each system's means as JSON, and prints a
 table. pocketsphinx is a weak recognizer: compare the rows with each other,
 not with published WERs.
@@ -185,12 +189,16 @@ def main(argv):
     if {"festival", "festival_griffin_lim", "festival_vocoder"} & set(FLAGS.systems):
         renders.update(festival_systems(sentences, config, generator))
 
+    # With festival scored too, every other system's clips get their MCD
+    # against festival's (the teacher's clip of the same sentence).
+    festival = renders["festival"] if "festival" in FLAGS.systems else None
     results = []
     for name in [s for s in SYSTEMS if s in FLAGS.systems]:
         try:
-            results.append(evaluation.score_system(name, sentences, renders[name],
-                                                   config.sample_rate, recognizer, dnsmos,
-                                                   FLAGS.audio_dir))
+            results.append(evaluation.score_system(
+                name, sentences, renders[name], config.sample_rate, recognizer, dnsmos,
+                FLAGS.audio_dir, reference_voice=festival if name != "festival" else None,
+                audio_config=config))
         except evaluation.RenderError as e:
             fail(str(e))
 

@@ -141,10 +141,14 @@ def _check_audio(audio, where: str) -> np.ndarray:
 
 def score_system(name: str, sentences: list[str], render: Render, sample_rate: int,
                  recognizer, dnsmos=None, audio_dir: str | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, reference_voice: Render | None = None,
+                 audio_config: AudioConfig | None = None) -> dict:
     """Renders and scores each sentence. `recognizer` has
     transcribe(audio, rate) -> str (metrics.Recognizer); `dnsmos` has
     score(audio, rate) -> dict (dnsmos.DnsMos), or is None to skip DNSMOS.
+    With a `reference_voice` (festival's) and the `audio_config` of
+    the clips, each sentence also gets its MCD against the reference's clip
+    along their time warp (metrics.mcd_dtw).
     Returns {"system", "sample_rate", "summary", "sentences": [per sentence]}."""
     rows = []
     for index, sentence in enumerate(tqdm(sentences, desc=name, unit="sentence",
@@ -169,6 +173,8 @@ def score_system(name: str, sentences: list[str], render: Render, sample_rate: i
                "character_errors": metrics.word_errors(list(heard_chars), list(reference_chars))}
         if dnsmos is not None:
             row.update({f"dnsmos_{k}": v for k, v in dnsmos.score(audio, sample_rate).items()})
+        if reference_voice is not None:
+            row["mcd_db"] = metrics.mcd_dtw(reference_voice(sentence), audio, audio_config)
         if audio_dir:
             save_wav(os.path.join(audio_dir, name, f"{index + 1:02d}.wav"), audio, sample_rate)
         rows.append(row)
@@ -184,21 +190,24 @@ def summarize(rows: list[dict]) -> dict:
                "cer": (sum(r["character_errors"] for r in rows)
                        / max(1, sum(r["characters"] for r in rows))),
                "seconds": float(sum(r["seconds"] for r in rows))}
-    for key in DNSMOS_KEYS:
-        values = [r[f"dnsmos_{key}"] for r in rows if f"dnsmos_{key}" in r]
+    for key in [f"dnsmos_{k}" for k in DNSMOS_KEYS] + ["mcd_db"]:
+        values = [r[key] for r in rows if key in r]
         if values:
-            summary[f"dnsmos_{key}"] = float(np.mean(values))
+            summary[key] = float(np.mean(values))
     return summary
 
 
 def format_table(results: list[dict]) -> str:
-    """One line per system: WER, CER, DNSMOS OVRL / SIG / BAK, seconds of audio."""
-    header = f"{'system':<22} {'WER':>6} {'CER':>6} {'OVRL':>5} {'SIG':>5} {'BAK':>5} {'audio s':>8}"
+    """One line per system: WER, CER, DNSMOS OVRL / SIG / BAK, MCD against
+    the reference voice, seconds of audio."""
+    header = (f"{'system':<22} {'WER':>6} {'CER':>6} {'OVRL':>5} {'SIG':>5} {'BAK':>5} "
+              f"{'MCD dB':>6} {'audio s':>8}")
     lines = [header, "-" * len(header)]
     for result in results:
         s = result["summary"]
         mos = [f"{s[f'dnsmos_{k}']:5.2f}" if f"dnsmos_{k}" in s else f"{'-':>5}"
                for k in DNSMOS_KEYS]
+        mcd = f"{s['mcd_db']:6.2f}" if "mcd_db" in s else f"{'-':>6}"
         lines.append(f"{result['system']:<22} {s['wer']:6.3f} {s['cer']:6.3f} {' '.join(mos)} "
-                     f"{s['seconds']:8.1f}")
+                     f"{mcd} {s['seconds']:8.1f}")
     return "\n".join(lines)

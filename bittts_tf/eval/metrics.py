@@ -60,6 +60,20 @@ def mel_cepstral_distortion(reference: np.ndarray, test: np.ndarray, config: Aud
     return float(MCD_CONSTANT * np.mean(np.sqrt(np.sum(diff ** 2, axis=1))))
 
 
+def mcd_dtw(reference: np.ndarray, test: np.ndarray, config: AudioConfig) -> float:
+    """Mel cepstral distortion (dB, c1..c12) of `test` against `reference`
+    along their dynamic-time-warping path: clips of one sentence spoken at
+    different speeds (a voice against festival's)."""
+    import librosa
+    from scipy.spatial.distance import cdist
+
+    a = mel_cepstrum(reference, config)[:, 1:]
+    b = mel_cepstrum(test, config)[:, 1:]
+    cost = cdist(a, b)
+    _, path = librosa.sequence.dtw(C=cost, backtrack=True)
+    return float(MCD_CONSTANT * np.mean(cost[path[:, 0], path[:, 1]]))
+
+
 def to_metric_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     audio = np.asarray(audio, np.float64)
     if sample_rate == METRIC_RATE:

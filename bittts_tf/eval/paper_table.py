@@ -165,21 +165,6 @@ def int8_budget(budget: dict | None) -> dict:
             "int8_arena_bytes": targets.get("max_arena_bytes")}
 
 
-def mcd_dtw(reference: np.ndarray, test: np.ndarray, audio_config) -> float:
-    """Mel cepstral distortion (dB, c1..c12) of `test` against `reference`
-    along their dynamic-time-warping path: clips of one sentence spoken at
-    different speeds."""
-    import librosa
-    from scipy.spatial.distance import cdist
-
-    from bittts_tf.eval import metrics
-    a = metrics.mel_cepstrum(reference, audio_config)[:, 1:]
-    b = metrics.mel_cepstrum(test, audio_config)[:, 1:]
-    cost = cdist(a, b)
-    _, path = librosa.sequence.dtw(C=cost, backtrack=True)
-    return float(metrics.MCD_CONSTANT * np.mean(cost[path[:, 0], path[:, 1]]))
-
-
 def clip_path(wav_dir: str, system: str, index: int) -> str:
     """Where evaluate.py --audio_dir put sentence `index` (0-based) of `system`."""
     return os.path.join(wav_dir, system, f"{index + 1:02d}.wav")
@@ -191,6 +176,7 @@ def mean_mcd(report: dict | None, wav_dir: str, reference: dict | None, referenc
     sentences both spoke (matched by text); None when there are none."""
     from bittts_tf.audio.config import AudioConfig
     from bittts_tf.audio.io import load_wav
+    from bittts_tf.eval import metrics
 
     empty = {"mcd_db": None, "mcd_sentences": 0}
     rows = _dig(report, "systems", "model", "sentences")
@@ -208,7 +194,7 @@ def mean_mcd(report: dict | None, wav_dir: str, reference: dict | None, referenc
         theirs = clip_path(reference_wav_dir, reference_system, where[row["sentence"]])
         if not (os.path.isfile(ours) and os.path.isfile(theirs)):
             continue
-        values.append(mcd_dtw(load_wav(theirs, config.sample_rate)[0],
+        values.append(metrics.mcd_dtw(load_wav(theirs, config.sample_rate)[0],
                               load_wav(ours, config.sample_rate)[0], config))
     if not values:
         return empty
