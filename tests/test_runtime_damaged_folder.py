@@ -78,6 +78,23 @@ def test_an_operand_of_minus_one_is_refused_before_the_interpreter(tmp_path, voi
 
 
 @pytest.mark.parametrize("decode", DECODE_MODES)
+def test_a_renamed_signature_input_is_refused_by_its_interface(tmp_path, voice, rng, decode):
+    """CI found it (seed 954442383 of the byte-flip test above): a flip in a
+    signature's input name, the tensor names intact, passed the interface
+    check and raised KeyError 'phonemes' at the first synthesis."""
+    model = tflite_file.parse_model(voice[1]["text"])
+    entry = model.signatureDefs[0].inputs[int(rng.integers(len(model.signatureDefs[0].inputs)))]
+    name = bytearray(entry.name)
+    at = int(rng.integers(len(name)))
+    name[at] = ord("X") if name[at] != ord("X") else ord("Y")
+    entry.name = bytes(name)
+    outcome, message = speak_damaged(tmp_path, voice, "text",
+                                     tflite_file.serialize_model(model), decode)
+    assert outcome == "refused", message
+    assert "text.tflite" in message and bytes(name).decode() in message and "\n" not in message
+
+
+@pytest.mark.parametrize("decode", DECODE_MODES)
 def test_an_op_turned_into_the_decode_op_is_refused(tmp_path, voice, rng, decode):
     """tools/fuzz_model_folder.py found it: an operator whose opcode became
     BitTTSTernaryDecode's, with one input, raised IndexError in decode at load."""

@@ -116,21 +116,23 @@ class _Graph(RunnerGraph):
                 interpreter = native.make_interpreter(model, num_threads=num_threads)
             interpreter.allocate_tensors()
             self.runner = GraphRunner(model, interpreter, list(outputs), raw)
-            input_details = interpreter.get_input_details()
+            input_details = {d["index"]: d for d in interpreter.get_input_details()}
             output_details = {d["index"]: d for d in interpreter.get_output_details()}
         except tflite_file.TFLiteFileError as e:
             raise folder_lib.ModelFolderError(f"{name}: {e}" if name not in str(e) else str(e)) \
                 from None
         except (ValueError, RuntimeError) as e:
             raise self._refused("the interpreter cannot load it", e) from None
-        got = {tflite_file.signature_input_name(d["name"]):
-               (tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])) for d in input_details}
+        # By the signature's names, which the runner sets inputs by: a byte
+        # flip in a signature name leaves the tensor names as they were
+        # (seen as a KeyError 'phonemes' at the first synthesis).
+        got = {key: _shape_and_type(input_details.get(index))
+               for key, index in self.runner.input_index.items()}
         want = {name: (tuple(shape), np.dtype(dtype)) for name, (shape, dtype) in inputs.items()}
         if got != want:
             raise folder_lib.ModelFolderError(
                 f"{name}: inputs {_describe(got)} differ from the expected {_describe(want)}")
-        got = {key: (tuple(int(n) for n in output_details[index]["shape"]),
-                     np.dtype(output_details[index]["dtype"]))
+        got = {key: _shape_and_type(output_details.get(index))
                for key, index in self.runner.output_index.items()}
         want = {key: (tuple(shape), np.dtype(dtype)) for key, (shape, dtype) in outputs.items()}
         if got != want:
@@ -145,6 +147,14 @@ class _Graph(RunnerGraph):
 
     def failed(self, error: Exception) -> folder_lib.ModelFolderError:
         return self._refused("the interpreter failed to run it", error)
+
+
+def _shape_and_type(detail: dict | None) -> tuple:
+    """A tensor detail's (shape, dtype), or a note in place of the dtype for a
+    signature entry whose tensor the interpreter does not list."""
+    if detail is None:
+        return (), "not an input or output of the graph"
+    return tuple(int(n) for n in detail["shape"]), np.dtype(detail["dtype"])
 
 
 def _describe(signature: dict) -> str:
