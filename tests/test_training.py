@@ -261,3 +261,38 @@ def test_vocoder_training_starts_from_a_recovered_checkpoint_not_from_another_mo
     with pytest.raises(checkpoints.CheckpointError, match="holds no checkpoint"):
         run.train(options(tmp_path / "acoustic2", mode="acoustic", steps=2,
                           init_from=str(tmp_path / "no_run")))
+
+
+def test_joint_training_starts_from_a_recovered_checkpoint_of_both_models(tmp_path, rng):
+    """A JETS-style joint fine-tune starts from the shipped voice as
+    tools/recover_checkpoint.py rebuilds it: its acoustic model and generator
+    both come in (with a zero learning rate, out of two steps unchanged); a
+    recovered checkpoint without the generator is refused in one line."""
+    from bittts_tf.models import build, configs
+    from bittts_tf.text.g2p import FrontEnd
+
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, generator = build.build_acoustic(config), build.build_generator(config)
+    for variable in acoustic.trainable_variables + generator.trainable_variables:
+        variable.assign(rng.normal(0, 0.1, variable.shape))
+    metadata = {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a model folder"}}
+    both = checkpoints.save(str(tmp_path / "both"), 0,
+                            {"acoustic": acoustic, "generator": generator}, {}, metadata, keep=0)
+    out = tmp_path / "joint"
+    result = run.train(options(out, mode="joint", quantize="all", steps=2, learning_rate=0.0,
+                               init_from=both, use_ground_truth_durations=True))
+    assert sorted(result["train_losses"]) == [1, 2]
+    with np.load(checkpoints.latest(str(out / "checkpoints"))) as trained, np.load(both) as original:
+        for group in ("model/acoustic/", "model/generator/"):
+            # Weights, not the dropout seed states (int), which advance each step.
+            keys = [k for k in original.files
+                    if k.startswith(group) and original[k].dtype.kind == "f"]
+            assert keys, group
+            for key in keys:
+                np.testing.assert_array_equal(trained[key], original[key], err_msg=key)
+
+    acoustic_only = checkpoints.save(str(tmp_path / "acoustic_only"), 0, {"acoustic": acoustic},
+                                     {}, metadata, keep=0)
+    with pytest.raises(checkpoints.CheckpointError, match="holds no 'model/generator' for mode 'joint'"):
+        run.train(options(tmp_path / "joint2", mode="joint", quantize="all", steps=2,
+                          init_from=acoustic_only))

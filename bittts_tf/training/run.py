@@ -209,10 +209,11 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
     path = _checkpoint_of(init_from, f"--init_from={init_from}")
     manifest = checkpoints.read_manifest(path)
     if _is_recovered(manifest):
-        group = f"model/{_RECOVERED_MODEL[mode]}"
-        if group not in manifest["layout"]:
-            raise checkpoints.CheckpointError(f"--init_from={path} holds no {group!r} for mode "
-                                              f"{mode!r} (it holds {sorted(manifest['layout'])})")
+        for group in (f"model/{name}" for name in _RECOVERED_MODELS[mode]):
+            if group not in manifest["layout"]:
+                raise checkpoints.CheckpointError(
+                    f"--init_from={path} holds no {group!r} for mode {mode!r} "
+                    f"(it holds {sorted(manifest['layout'])})")
         return path
     _require_mode(f"--init_from={path}", manifest["training_config"]["mode"], mode)
     return path
@@ -222,7 +223,8 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
 # holds weights only: no optimizer, step or discriminators. It is how a run
 # continues on a new machine from the committed voice, so training starts
 # from its model weights with fresh optimizers at step 0.
-_RECOVERED_MODEL = {"vocoder": "generator", "acoustic": "acoustic"}
+_RECOVERED_MODELS = {"vocoder": ("generator",), "acoustic": ("acoustic",),
+                     "joint": ("acoustic", "generator")}
 
 
 def _is_recovered(manifest: dict) -> bool:
@@ -331,7 +333,7 @@ def _restore(trainer, start_from: str, resume_from: str | None,
                   "discriminators": trainer.discriminator_optimizer}
     recovered = not resume_from and _is_recovered(checkpoints.read_manifest(start_from))
     if recovered:
-        models = {name: models[name] for name in (_RECOVERED_MODEL[training_config.mode],)}
+        models = {name: models[name] for name in _RECOVERED_MODELS[training_config.mode]}
         optimizers = {}
         print(f"{start_from} holds recovered weights only: the optimizers and "
               "discriminators start fresh at step 0")
