@@ -234,6 +234,48 @@ def test_vocoder_overrides_are_typed_and_shape_the_discriminators():
             configs.parse_vocoder_overrides([bad], "tiny")
 
 
+def test_resolution_discriminators_are_asked_for_by_their_window_lengths():
+    overrides = configs.parse_vocoder_overrides(["resolution_ffts=256:1024"], "tiny")
+    config = configs.ModelConfig.from_json(
+        configs.preset("tiny", n_symbols=20, vocoder_overrides=overrides).to_json())
+    assert config.vocoder.resolution_ffts == (256, 1024)
+    discriminators = build.build_discriminators(config)
+    assert [d.n_fft for d in discriminators.resolution_discriminators] == [256, 1024]
+    assert build.build_discriminators(configs.preset("tiny", n_symbols=20)) \
+        .resolution_discriminators == []
+    with pytest.raises(ValueError, match="power of two"):
+        configs.preset("tiny", n_symbols=20, vocoder_overrides={"resolution_ffts": (300,)})
+
+
+def test_resolution_discriminator_judges_numpys_stft_magnitude(rng):
+    from bittts_tf.models.discriminators import Discriminators, _conv_stack
+    ffts = (64, 128)
+    discriminators = Discriminators(periods=(2,), n_scales=0, width=0.125, resolution_ffts=ffts)
+    audio = rng.normal(0, 0.3, (3, int(rng.integers(700, 1200)))).astype(np.float32)
+    scores, features = discriminators(audio)
+    assert len(scores) == len(features) == 1 + len(ffts)
+    for i, n_fft in enumerate(ffts):
+        hop = n_fft // 4
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+        frames = -(-audio.shape[1] // hop)  # zeros past the end, as far as a frame starts
+        padded = np.pad(audio, [(0, 0), (0, (frames - 1) * hop + n_fft - audio.shape[1])])
+        magnitude = np.stack([np.abs(np.fft.rfft(padded[:, f * hop:f * hop + n_fft] * window))
+                              for f in range(frames)], axis=1)
+        judge = discriminators.resolution_discriminators[i]
+        expected, _ = _conv_stack(judge.convs, judge.conv_post,
+                                  magnitude[..., None].astype(np.float32))
+        np.testing.assert_allclose(scores[1 + i], expected.numpy()[..., 0], rtol=1e-4, atol=1e-4)
+    # The magnitude only: the same verdicts on the negated wave (the period
+    # discriminator's differ); and one row per utterance, so a batch splits.
+    negated, _ = discriminators(-audio)
+    for i in range(len(ffts)):
+        np.testing.assert_allclose(negated[1 + i], scores[1 + i], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(negated[0], scores[0])
+    alone, _ = discriminators(audio[1:2])
+    for got, batched in zip(alone, scores):
+        np.testing.assert_allclose(got, batched[1:2], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("acoustic_scope, vocoder_scope, merged", [
     ("acoustic", "vocoder", "all"), ("all", "none", "acoustic"), ("none", "all", "vocoder"),
     ("none", "none", "none"), ("all", "all", "all")])

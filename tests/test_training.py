@@ -296,3 +296,35 @@ def test_joint_training_starts_from_a_recovered_checkpoint_of_both_models(tmp_pa
     with pytest.raises(checkpoints.CheckpointError, match="holds no 'model/generator' for mode 'joint'"):
         run.train(options(tmp_path / "joint2", mode="joint", quantize="all", steps=2,
                           init_from=acoustic_only))
+
+
+def test_a_run_that_adds_resolution_discriminators_starts_them_fresh(tmp_path, capsys):
+    """The generator carries over from a run without them; the period
+    discriminators start fresh beside the new ones (the config differs)."""
+    run.train(options(tmp_path / "periods", mode="vocoder", steps=2))
+    result = run.train(options(tmp_path / "resolutions", mode="vocoder", steps=4,
+                               init_from=str(tmp_path / "periods"),
+                               vocoder_overrides={"resolution_ffts": (64, 256)}))
+    assert "discriminators start fresh" in capsys.readouterr().out
+    assert sorted(result["train_losses"]) == [3, 4]
+    assert all(np.isfinite(v) for losses in result["train_losses"].values()
+               for v in losses.values())
+    def discriminator_arrays(name):
+        with np.load(checkpoints.latest(str(tmp_path / name / "checkpoints"))) as saved:
+            return [k for k in saved.files if k.startswith("model/discriminators/")]
+    # Two resolutions of five convs and a final one, each a kernel and a bias.
+    assert len(discriminator_arrays("resolutions")) - len(discriminator_arrays("periods")) \
+        == 2 * 6 * 2
+
+
+def test_a_checkpoint_from_before_the_resolution_discriminators_had_none(tmp_path):
+    """Its config lacks the field: it had the default then, none."""
+    from bittts_tf.models import build, configs
+    config = configs.preset("tiny", n_symbols=20)
+    old = config.to_dict()
+    del old["vocoder"]["resolution_ffts"]
+    path = checkpoints.save(str(tmp_path / "old"), 0, {"generator": build.build_generator(config)},
+                            {}, {"model_config": old}, keep=0)
+    assert not run._discriminators_differ(path, config)
+    with_them = configs.preset("tiny", n_symbols=20, vocoder_overrides={"resolution_ffts": (512,)})
+    assert run._discriminators_differ(path, with_them)

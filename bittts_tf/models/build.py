@@ -62,7 +62,8 @@ def build_generator(config: ModelConfig) -> HiFiGANGenerator | FrameVocoder:
 
 def build_discriminators(config: ModelConfig) -> Discriminators:
     v = config.vocoder
-    model = Discriminators(v.periods, v.n_scales, v.discriminator_width, name="discriminators")
+    model = Discriminators(v.periods, v.n_scales, v.discriminator_width,
+                           getattr(v, "resolution_ffts", ()), name="discriminators")
     model(np.zeros((1, 4 * config.audio.hop_length), np.float32))
     return model
 

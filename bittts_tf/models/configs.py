@@ -145,9 +145,16 @@ class FrameVocoderConfig:
     periods: tuple = (2, 3, 5, 7, 11)
     n_scales: int = 3
     discriminator_width: float = 0.125
+    # Window lengths of the multi-resolution spectrogram discriminator (MRD,
+    # as Vocos pairs with the MPD), e.g. (256, 512, 1024); () for none.
+    resolution_ffts: tuple = ()
 
     def __post_init__(self):
         self.periods = tuple(self.periods)
+        self.resolution_ffts = tuple(self.resolution_ffts)
+        if any(n < 16 or n & (n - 1) for n in self.resolution_ffts):
+            raise ValueError(f"resolution_ffts={self.resolution_ffts}: each must be a power "
+                             "of two of at least 16")
         if self.n_fft % self.hop_length:
             raise ValueError(f"n_fft={self.n_fft} must be a multiple of hop_length={self.hop_length}")
 

@@ -1,4 +1,5 @@
-"""HiFi-GAN's multi-period (MPD) and multi-scale (MSD) discriminators.
+"""HiFi-GAN's multi-period (MPD) and multi-scale (MSD) discriminators, and
+the multi-resolution spectrogram discriminator (MRD) of UnivNet and Vocos.
 
 Training-only, never quantized or exported. The MPD's (k, 1) Conv2D kernels
 are written as Conv1D over the period-folded signal (each of the p phases
@@ -124,18 +125,58 @@ class ScaleDiscriminator(BuiltByFirstCall, keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Discriminators(BuiltByFirstCall, keras.Model):
-    """MPD and MSD together: audio [B, T] -> (list of scores, list of feature lists)."""
+class ResolutionDiscriminator(BuiltByFirstCall, keras.layers.Layer):
+    """Judges the magnitude spectrogram of one STFT resolution (Hann window of
+    n_fft samples, hop n_fft / 4) with Conv2D over (frames, bins), striding
+    along frequency, as UnivNet's and Vocos' MRD: an iSTFT vocoder's faults
+    (phase noise, smeared harmonics) show in the spectrogram."""
 
-    def __init__(self, periods=(2, 3, 5, 7, 11), n_scales=3, width=1.0, **kwargs):
+    CHANNELS = 32
+    # (kernel over frames and bins, stride along bins) of each conv.
+    LAYERS = (((3, 9), 1), ((3, 9), 2), ((3, 9), 2), ((3, 9), 2), ((3, 3), 1))
+
+    def __init__(self, n_fft, width=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_fft = n_fft
+        self.width = width
+        # Half the MPD's narrowing (8 channels at its 0.125): these convs are only
+        # CHANNELS wide at 1.0 and see every bin of every frame.
+        channels = _scaled(self.CHANNELS, min(1.0, 2 * width))
+        self.convs = [keras.layers.Conv2D(channels, kernel, strides=(1, stride), padding="same",
+                                          name=f"conv_{i}")
+                      for i, (kernel, stride) in enumerate(self.LAYERS)]
+        self.conv_post = keras.layers.Conv2D(1, (3, 3), padding="same", name="conv_post")
+
+    def call(self, audio):
+        """audio [B, T] -> (scores [B, frames, bins'], feature maps [B, frames, bins', C])."""
+        spectrum = tf.signal.stft(audio, self.n_fft, self.n_fft // 4, fft_length=self.n_fft,
+                                  window_fn=tf.signal.hann_window, pad_end=True)
+        x, features = _conv_stack(self.convs, self.conv_post, tf.abs(spectrum)[..., None])
+        return x[..., 0], features
+
+    def get_config(self):
+        return {**super().get_config(), "n_fft": self.n_fft, "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Discriminators(BuiltByFirstCall, keras.Model):
+    """MPD, MSD and MRD together: audio [B, T] -> (list of scores, list of
+    feature lists). `resolution_ffts` names the MRD's window lengths (none:
+    no MRD, HiFi-GAN's pair)."""
+
+    def __init__(self, periods=(2, 3, 5, 7, 11), n_scales=3, width=1.0, resolution_ffts=(),
+                 **kwargs):
         super().__init__(**kwargs)
         self.periods = tuple(periods)
         self.n_scales = n_scales
         self.width = width
+        self.resolution_ffts = tuple(resolution_ffts)
         self.period_discriminators = [PeriodDiscriminator(p, width, name=f"period_{p}")
                                       for p in self.periods]
         self.scale_discriminators = [ScaleDiscriminator(width, name=f"scale_{i}")
                                      for i in range(n_scales)]
+        self.resolution_discriminators = [ResolutionDiscriminator(n, width, name=f"resolution_{n}")
+                                          for n in self.resolution_ffts]
 
     def call(self, audio):
         scores, features = [], []
@@ -150,8 +191,12 @@ class Discriminators(BuiltByFirstCall, keras.Model):
             s, f = d(x)
             scores.append(s)
             features.append(f)
+        for d in self.resolution_discriminators:
+            s, f = d(audio)
+            scores.append(s)
+            features.append(f)
         return scores, features
 
     def get_config(self):
         return {**super().get_config(), "periods": self.periods, "n_scales": self.n_scales,
-                "width": self.width}
+                "width": self.width, "resolution_ffts": self.resolution_ffts}

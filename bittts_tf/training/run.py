@@ -192,14 +192,17 @@ def held_out_batches(held_out: list, training_config: TrainingConfig, hop_length
     return list(data.fixed_dataset(held_out, training_config.batch_size, hop_length))
 
 
-_DISCRIMINATOR_FIELDS = ("periods", "n_scales", "discriminator_width")
+_DISCRIMINATOR_FIELDS = ("periods", "n_scales", "discriminator_width", "resolution_ffts")
 
 
 def _discriminators_differ(path: str, model_config: configs.ModelConfig) -> bool:
     stored = checkpoints.read_manifest(path)["model_config"].get("vocoder") or {}
     ours = dataclasses.asdict(model_config.vocoder)
-    return any(tuple(stored[k]) != tuple(ours[k]) if isinstance(ours[k], tuple) else
-               stored.get(k) != ours[k] for k in _DISCRIMINATOR_FIELDS if k in ours and k in stored)
+    # A field the checkpoint's config predates had its default then.
+    defaults = dataclasses.asdict(type(model_config.vocoder)())
+    theirs = {k: stored.get(k, defaults[k]) for k in _DISCRIMINATOR_FIELDS if k in ours}
+    return any(tuple(theirs[k]) != tuple(ours[k]) if isinstance(ours[k], tuple) else
+               theirs[k] != ours[k] for k in theirs)
 
 
 def _init_checkpoint(init_from: str, mode: str) -> str | None:
