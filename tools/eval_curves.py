@@ -52,13 +52,14 @@ def parse_series(spec: str) -> tuple[str, str, list[str]]:
 
 def main(argv):
     del argv
-    series, rows = {}, []
+    series, rows, row_minutes = {}, [], []
     for spec in FLAGS.series:
         name, part, reports = parse_series(spec)
         series[name] = []
         for path in reports:
             minutes, summary = report_point(path, part, FLAGS.system)
             series[name].append((minutes, summary))
+            row_minutes.append(minutes)
             rows.append({"series": name, "part": part, "report": path,
                          "cpu_minutes": round(minutes, 2),
                          **{key: summary[key] for metric in ("wer", "cer", *FLAGS.metrics)
@@ -66,9 +67,11 @@ def main(argv):
                             if key in summary}})
     width = max(len("series"), *(len(row["series"]) for row in rows))
     print(f"{'series':<{width}} {'CPU min':>7} {'WER':>6} {'CER':>6} {'DNSMOS':>6}  report")
-    for row in rows:
+    # The table rounds the recorded minutes once (the JSON's two decimals
+    # rounded again could print 95.0 for 95.0501).
+    for row, minutes in zip(rows, row_minutes):
         mos = row.get("dnsmos_ovrl")
-        print(f"{row['series']:<{width}} {row['cpu_minutes']:7.1f} {row['wer']:6.3f} "
+        print(f"{row['series']:<{width}} {minutes:7.1f} {row['wer']:6.3f} "
               f"{row['cer']:6.3f} {'-' if mos is None else f'{mos:.2f}':>6}  {row['report']}")
     plot(series, FLAGS.metrics, FLAGS.output, label="validation", log_scale=False)
     stem = os.path.splitext(FLAGS.output)[0]
