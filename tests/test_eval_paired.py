@@ -22,7 +22,8 @@ def random_rows(rng, n, word_error_rate, dnsmos, words=None):
              "character_errors": int(rng.binomial(c, word_error_rate / 2)),
              "dnsmos_ovrl": float(rng.normal(dnsmos, 0.3)),
              "dnsmos_sig": float(rng.normal(dnsmos + 0.3, 0.3)),
-             "dnsmos_bak": float(rng.normal(4.0, 0.2))}
+             "dnsmos_bak": float(rng.normal(4.0, 0.2)),
+             "cpps_db": float(rng.normal(dnsmos * 5, 1.5))}
             for i, (w, c) in enumerate(zip(words, characters))]
 
 
@@ -76,6 +77,16 @@ def test_the_same_scores_differ_by_nothing_and_a_clear_gap_is_seen(rng):
     assert gap["dnsmos_ovrl"].difference == pytest.approx(-1.0)
 
 
+def test_a_report_made_before_cpps_is_compared_on_the_rest(rng):
+    a = random_rows(rng, 50, 0.1, 2.8)
+    old = [{k: v for k, v in r.items() if k != "cpps_db"} for r in random_rows(rng, 50, 0.2, 2.6)]
+    metrics = [r.metric for r in paired.compare(a, old)]
+    assert metrics == [m for m in paired.METRICS if m != "cpps_db"]
+    assert "cpps_db" in [r.metric for r in paired.compare(a, a)]
+    with pytest.raises(paired.ReportError, match="no cpps_db"):
+        paired.interval(old, "cpps_db")
+
+
 def test_reports_of_other_sentences_or_systems_are_refused(rng, tmp_path):
     a = random_rows(rng, 10, 0.1, 2.8)
     with pytest.raises(paired.ReportError, match="same sentences"):
@@ -121,7 +132,7 @@ def test_one_systems_interval_agrees_with_a_brute_force_bootstrap(rng, seed):
     n = int(rng.integers(100, 200))
     rows = random_rows(rng, n, float(rng.uniform(0.05, 0.2)), float(rng.uniform(2.6, 3.0)))
     zero = [dict(r, word_errors=0, character_errors=0, dnsmos_ovrl=0.0, dnsmos_sig=0.0,
-                 dnsmos_bak=0.0) for r in rows]
+                 dnsmos_bak=0.0, cpps_db=0.0) for r in rows]
     for metric in paired.METRICS:
         value, low, high = paired.interval(rows, metric, seed=seed)
         numerator, denominator = paired.METRICS[metric]

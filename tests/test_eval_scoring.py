@@ -101,6 +101,11 @@ def test_festival_is_understood_and_scores_above_silence(recognizer, tmp_path):
     assert spoken["summary"]["dnsmos_ovrl"] > 2.5
     silent = scorer.score(np.zeros(RATE, np.float32), RATE)
     assert spoken["summary"]["dnsmos_ovrl"] > silent["ovrl"] + 0.5
+    # A voice is periodic: festival's CPPS stands well above noise's.
+    assert spoken["summary"]["cpps_db"] == pytest.approx(
+        np.mean([row["cpps_db"] for row in spoken["sentences"]]))
+    noise = np.random.default_rng(0).standard_normal(RATE) * 0.1
+    assert spoken["summary"]["cpps_db"] > metrics.cpps_db(noise, RATE) + 5
     for i, sentence in enumerate(SENTENCES):
         audio, rate = sf.read(tmp_path / "festival" / f"{i + 1:02d}.wav", dtype="float32")
         assert rate == RATE and np.max(np.abs(audio - render(sentence))) < 1e-4
@@ -153,9 +158,10 @@ def test_a_failing_or_malformed_system_is_named_with_its_sentence(recognizer):
 
 def test_the_table_has_a_row_per_system():
     rows = [{"system": "a", "summary": {"wer": 0.25, "cer": 0.125, "seconds": 3.0,
-                                        "dnsmos_ovrl": 3.1, "dnsmos_sig": 3.3, "dnsmos_bak": 4.0}},
+                                        "dnsmos_ovrl": 3.1, "dnsmos_sig": 3.3, "dnsmos_bak": 4.0,
+                                        "cpps_db": 14.3125}},
             {"system": "b", "summary": {"wer": 1.0, "cer": 0.9, "seconds": 2.0, "mcd_db": 5.125}}]
     lines = evaluation.format_table(rows).splitlines()
-    assert "MCD dB" in lines[0]
-    assert lines[2].split() == ["a", "0.250", "0.125", "3.10", "3.30", "4.00", "-", "3.0"]
-    assert lines[3].split() == ["b", "1.000", "0.900", "-", "-", "-", "5.12", "2.0"]
+    assert "MCD dB" in lines[0] and "CPPS" in lines[0]
+    assert lines[2].split() == ["a", "0.250", "0.125", "3.10", "3.30", "4.00", "14.31", "-", "3.0"]
+    assert lines[3].split() == ["b", "1.000", "0.900", "-", "-", "-", "-", "5.12", "2.0"]

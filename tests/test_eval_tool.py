@@ -113,8 +113,9 @@ def test_scores_every_system_and_the_stand_in_model_matches_festival(tmp_path, m
     for a, b in (("model", "festival"), ("griffin_lim", "festival_griffin_lim")):
         assert [r["heard"] for r in systems[a]["sentences"]] == \
             [r["heard"] for r in systems[b]["sentences"]]
-        assert systems[a]["summary"]["dnsmos_ovrl"] == \
-            pytest.approx(systems[b]["summary"]["dnsmos_ovrl"], abs=1e-3)
+        for metric in ("dnsmos_ovrl", "cpps_db"):
+            assert systems[a]["summary"][metric] == \
+                pytest.approx(systems[b]["summary"][metric], abs=1e-3)
     assert systems["festival"]["summary"]["wer"] < 0.5
     # MCD against festival's clips: none for festival itself, none between
     # the stand-in and festival (the same audio), and each sentence's figure

@@ -56,7 +56,7 @@ flags.DEFINE_list("systems", list(DEFAULT_SYSTEMS), f"Which of {', '.join(SYSTEM
 flags.DEFINE_string("vocoder_checkpoint", None,
                     "The festival_vocoder system's vocoder: a checkpoint file or run folder "
                     "(tools/recover_checkpoint.py --model_dir=MODEL gives the folder's own).")
-flags.DEFINE_boolean("dnsmos", True, "Also score DNSMOS (about a second per clip).")
+flags.DEFINE_boolean("dnsmos", True, "Also score DNSMOS and CPPS (about a second per clip).")
 flags.DEFINE_integer("griffin_lim_iters", 32, "Griffin-Lim iterations.", lower_bound=1)
 flags.DEFINE_integer("threads", 1, "Threads for DNSMOS (training may be running beside).",
                      lower_bound=1)

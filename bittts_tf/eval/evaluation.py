@@ -173,6 +173,7 @@ def score_system(name: str, sentences: list[str], render: Render, sample_rate: i
                "character_errors": metrics.word_errors(list(heard_chars), list(reference_chars))}
         if dnsmos is not None:
             row.update({f"dnsmos_{k}": v for k, v in dnsmos.score(audio, sample_rate).items()})
+            row["cpps_db"] = metrics.cpps_db(audio, sample_rate)
         if reference_voice is not None:
             row["mcd_db"] = metrics.mcd_dtw(reference_voice(sentence), audio, audio_config)
         if audio_dir:
@@ -190,7 +191,7 @@ def summarize(rows: list[dict]) -> dict:
                "cer": (sum(r["character_errors"] for r in rows)
                        / max(1, sum(r["characters"] for r in rows))),
                "seconds": float(sum(r["seconds"] for r in rows))}
-    for key in [f"dnsmos_{k}" for k in DNSMOS_KEYS] + ["mcd_db"]:
+    for key in [f"dnsmos_{k}" for k in DNSMOS_KEYS] + ["cpps_db", "mcd_db"]:
         values = [r[key] for r in rows if key in r]
         if values:
             summary[key] = float(np.mean(values))
@@ -198,16 +199,17 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def format_table(results: list[dict]) -> str:
-    """One line per system: WER, CER, DNSMOS OVRL / SIG / BAK, MCD against
-    the reference voice, seconds of audio."""
+    """One line per system: WER, CER, DNSMOS OVRL / SIG / BAK, CPPS, MCD
+    against the reference voice, seconds of audio."""
     header = (f"{'system':<22} {'WER':>6} {'CER':>6} {'OVRL':>5} {'SIG':>5} {'BAK':>5} "
-              f"{'MCD dB':>6} {'audio s':>8}")
+              f"{'CPPS':>5} {'MCD dB':>6} {'audio s':>8}")
     lines = [header, "-" * len(header)]
     for result in results:
         s = result["summary"]
         mos = [f"{s[f'dnsmos_{k}']:5.2f}" if f"dnsmos_{k}" in s else f"{'-':>5}"
                for k in DNSMOS_KEYS]
+        cpps = f"{s['cpps_db']:5.2f}" if "cpps_db" in s else f"{'-':>5}"
         mcd = f"{s['mcd_db']:6.2f}" if "mcd_db" in s else f"{'-':>6}"
         lines.append(f"{result['system']:<22} {s['wer']:6.3f} {s['cer']:6.3f} {' '.join(mos)} "
-                     f"{mcd} {s['seconds']:8.1f}")
+                     f"{cpps} {mcd} {s['seconds']:8.1f}")
     return "\n".join(lines)

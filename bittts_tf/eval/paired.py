@@ -28,7 +28,11 @@ METRICS = {
     "dnsmos_ovrl": ("dnsmos_ovrl", None),
     "dnsmos_sig": ("dnsmos_sig", None),
     "dnsmos_bak": ("dnsmos_bak", None),
+    "cpps_db": ("cpps_db", None),
 }
+# Metrics that reports made before them lack: compared when both reports
+# have them for every sentence, left out otherwise.
+OPTIONAL = {"cpps_db"}
 
 
 class ReportError(ValueError):
@@ -70,7 +74,8 @@ def load_sentences(path: str, system: str | None = None) -> tuple[str, list[dict
 
 
 def _columns(rows: list[dict], path: str) -> dict[str, np.ndarray]:
-    fields = {f for pair in METRICS.values() for f in pair if f}
+    fields = {f for metric, pair in METRICS.items() for f in pair
+              if f and (metric not in OPTIONAL or all(f in r for r in rows))}
     try:
         return {f: np.asarray([float(r[f]) for r in rows]) for f in fields}
     except (KeyError, TypeError, ValueError) as error:
@@ -109,6 +114,8 @@ def compare(rows_a: list[dict], rows_b: list[dict], names=("a", "b"), confidence
     rng = np.random.default_rng(seed)
     results = []
     for metric, (numerator, denominator) in METRICS.items():
+        if numerator not in a or numerator not in b:
+            continue   # an optional metric one of the reports lacks
         columns_a = [a[numerator]] + ([a[denominator]] if denominator else [])
         columns_b = [b[numerator]] + ([b[denominator]] if denominator else [])
         data = (*columns_a, *columns_b)
@@ -138,6 +145,8 @@ def interval(rows: list[dict], metric: str, confidence: float = 0.95, resamples:
         raise ReportError(f"{name}: {len(rows)} sentence(s); a bootstrap needs two or more")
     numerator, denominator = METRICS[metric]
     columns = _columns(rows, name)
+    if numerator not in columns:
+        raise ReportError(f"{name}: no {numerator} for every sentence (scored before it was)")
     data = (columns[numerator],) + ((columns[denominator],) if denominator else ())
     result = stats.bootstrap(data, lambda *c, axis=-1: _value(*c, axis=axis), paired=True,
                              vectorized=True, confidence_level=confidence, method="percentile",
