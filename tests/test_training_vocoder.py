@@ -6,6 +6,7 @@ import pytest
 
 from bittts_tf.models import build, configs
 from bittts_tf.training import checkpoints, data, run
+from bittts_tf.training import losses
 from bittts_tf.training.losses import multi_resolution_stft_loss
 from test_training import options
 
@@ -18,13 +19,49 @@ def test_stft_loss_is_zero_only_for_equal_signals(rng):
     assert float(multi_resolution_stft_loss(noisy, real)) > 0.1
 
 
+def numpy_cepstral_loss(fake, real):
+    """The cepstral loss in numpy: frames without padding, a periodic Hann
+    window, the log of the floored magnitude, a real inverse FFT."""
+    n, hop = losses.CEPSTRAL_FFT, losses.CEPSTRAL_HOP
+    low, high = losses.CEPSTRAL_QUEFRENCIES
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+    def cepstrum(audio):
+        frames = np.stack([audio[..., i:i + n] for i in range(0, audio.shape[-1] - n + 1, hop)],
+                          axis=-2) * window
+        magnitude = np.sqrt(np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-7)
+        return np.fft.irfft(np.log(magnitude), n=n, axis=-1)[..., low:high]
+
+    return np.mean(np.abs(cepstrum(fake) - cepstrum(real)))
+
+
+def test_cepstral_loss_equals_numpy_and_sees_a_voice_lose_its_harmonics(rng):
+    import tensorflow as tf
+    rate, f0 = 16000, rng.uniform(100, 300)
+    t = np.arange(8192) / rate
+    voice = sum(np.cos(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
+                for k in range(1, int(7000 / f0)))[None] * 0.1
+    noise = rng.normal(0, 0.01, voice.shape)
+    cases = {"same": (voice, voice), "noisier": (voice + 3 * noise, voice + noise),
+             "random": (rng.normal(0, 0.1, (2, 8192)), rng.normal(0, 0.1, (2, 8192)))}
+    values = {}
+    for name, (fake, real) in cases.items():
+        ours = float(losses.cepstral_loss(tf.constant(fake, tf.float32),
+                                          tf.constant(real, tf.float32)))
+        assert ours == pytest.approx(numpy_cepstral_loss(fake, real), rel=1e-3, abs=1e-5), name
+        values[name] = ours
+    print(f"f0 {f0:.1f} Hz: {values}")
+    assert values["same"] < 1e-6 < values["noisier"]
+
+
 def test_discriminators_wait_for_the_warm_up(tmp_path):
     result = run.train(options(tmp_path / "voc", mode="vocoder", quantize="vocoder", steps=4,
-                               stft_loss_weight=9.0, generator_warmup_steps=2))
+                               stft_loss_weight=9.0, cepstral_loss_weight=50.0,
+                               generator_warmup_steps=2))
     losses = result["train_losses"]
     for step in (1, 2):  # the optimizer's step counter is 0 and 1 here: warm-up
         assert losses[step]["adversarial"] == losses[step]["discriminator"] == 0.0
-        assert losses[step]["stft"] > 0
+        assert losses[step]["stft"] > 0 and losses[step]["cepstral"] > 0
     for step in (3, 4):
         assert losses[step]["adversarial"] > 0 and losses[step]["discriminator"] > 0
     # The discriminators' optimizer took exactly the two adversarial steps.

@@ -60,6 +60,9 @@ flags.DEFINE_enum("forward_sum", _DEFAULTS.forward_sum, FORWARD_SUMS,
 flags.DEFINE_float("stft_loss_weight", _DEFAULTS.stft_loss_weight,
                    "Weight of the multi-resolution STFT loss on the vocoder's waveform (0: off, as "
                    "HiFi-GAN; 9 for the frame-rate vocoder of the tiny config).")
+flags.DEFINE_float("cepstral_loss_weight", _DEFAULTS.cepstral_loss_weight,
+                   "Weight of the cepstral loss on the vocoder's waveform: its cepstrum against "
+                   "the recording's over the pitch quefrencies (0: off).", lower_bound=0.0)
 flags.DEFINE_integer("generator_warmup_steps", _DEFAULTS.generator_warmup_steps,
                      "Steps of vocoder training on the spectral losses alone before the "
                      "discriminators start (0: adversarial from the start).")
@@ -119,7 +122,8 @@ def main(argv):
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
-        "binarization_start_step", "forward_sum", "stft_loss_weight", "teacher_acoustic",
+        "binarization_start_step", "forward_sum", "stft_loss_weight", "cepstral_loss_weight",
+        "teacher_acoustic",
         "vocoder_input_noise",
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed", "init_from", "strategy", "precision", "run_eagerly")},

@@ -35,6 +35,8 @@ class TrainingConfig:
     # vocoder's recipe: 9, i.e. one fifth of the mel weight (the shipped voice,
     # models/slt_tiny, was trained with it).
     stft_loss_weight: float = 0.0
+    # The cepstral loss (losses.cepstral_loss) on the vocoder's waveform; 0: off.
+    cepstral_loss_weight: float = 0.0
     # Steps of generator-only training on the spectral losses before the
     # discriminators start (0: adversarial from the first step, as HiFi-GAN).
     generator_warmup_steps: int = 0

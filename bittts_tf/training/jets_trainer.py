@@ -234,6 +234,9 @@ class JetsTrainer(keras.Model):
                     logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real,
                                                                          reduce=reduce)
                     total += c.stft_loss_weight * logs["stft"]
+                if c.cepstral_loss_weight:
+                    logs["cepstral"] = losses_lib.cepstral_loss(fake, real, reduce=reduce)
+                    total += c.cepstral_loss_weight * logs["cepstral"]
                 if self.adversarial_phase is None:
                     if reduce is not None:
                         raise ValueError("under a strategy, set trainer.adversarial_phase "
@@ -290,4 +293,6 @@ class JetsTrainer(keras.Model):
             logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
             if self.config.stft_loss_weight:
                 logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)
+            if self.config.cepstral_loss_weight:
+                logs["cepstral"] = losses_lib.cepstral_loss(fake, real)
         return logs

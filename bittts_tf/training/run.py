@@ -37,6 +37,7 @@ class RunOptions:
     binarization_start_step: int = TrainingConfig.binarization_start_step
     forward_sum: str = TrainingConfig.forward_sum
     stft_loss_weight: float = TrainingConfig.stft_loss_weight
+    cepstral_loss_weight: float = TrainingConfig.cepstral_loss_weight
     teacher_acoustic: str = TrainingConfig.teacher_acoustic
     vocoder_input_noise: float = TrainingConfig.vocoder_input_noise
     generator_warmup_steps: int = TrainingConfig.generator_warmup_steps
@@ -126,6 +127,7 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           binarization_start_step=options.binarization_start_step,
                           forward_sum=options.forward_sum,
                           stft_loss_weight=options.stft_loss_weight,
+                          cepstral_loss_weight=options.cepstral_loss_weight,
                           teacher_acoustic=options.teacher_acoustic,
                           vocoder_input_noise=options.vocoder_input_noise,
                           generator_warmup_steps=options.generator_warmup_steps,
