@@ -53,14 +53,70 @@ def test_cepstral_loss_equals_numpy_and_sees_a_voice_lose_its_harmonics(rng):
     assert values["same"] < 1e-6 < values["noisier"]
 
 
+def numpy_phase_loss(fake, real):
+    """The phase loss in numpy: angles by np.angle, each phase step's
+    difference as 1 - cos, weighted by the real step's magnitude."""
+    n, hop = losses_lib.PHASE_FFT, losses_lib.PHASE_HOP
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+    def spectrum(audio):
+        frames = np.stack([audio[..., i:i + n] for i in range(0, audio.shape[-1] - n + 1, hop)],
+                          axis=-2) * window
+        return np.fft.rfft(frames, axis=-1)
+
+    f, r = spectrum(fake), spectrum(real)
+    total = 0.0
+    for axis in (-2, -1):
+        def step(x):
+            later = np.take(x, np.arange(1, x.shape[axis]), axis=axis)
+            earlier = np.take(x, np.arange(x.shape[axis] - 1), axis=axis)
+            return later * np.conj(earlier)
+        weight = np.abs(step(r))
+        distance = 1 - np.cos(np.angle(step(f)) - np.angle(step(r)))
+        total += np.sum(distance * weight) / np.sum(weight)
+    return total / 2
+
+
+def test_phase_loss_equals_numpy_and_sees_jittered_phases(rng):
+    import tensorflow as tf
+    rate, f0 = 16000, rng.uniform(100, 300)
+    t = np.arange(8192) / rate
+    voice = sum(np.cos(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
+                for k in range(1, int(7000 / f0)))[None] * 0.1
+    # The voice with its phases jittered: every frame of its STFT rotated by
+    # Gaussian angles, overlap-added back.
+    n, hop = losses_lib.PHASE_FFT, losses_lib.PHASE_HOP
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    jittered = np.zeros_like(voice)
+    norm = np.zeros(voice.shape[-1])
+    for i in range(0, voice.shape[-1] - n + 1, hop):
+        frame = np.fft.rfft(voice[0, i:i + n] * window)
+        frame *= np.exp(1j * rng.normal(0, 0.5, frame.shape))
+        jittered[0, i:i + n] += np.fft.irfft(frame, n) * window
+        norm[i:i + n] += window ** 2
+    jittered[0] /= np.maximum(norm, 1e-3)
+    cases = {"same": (voice, voice), "jittered": (jittered, voice),
+             "random": (rng.normal(0, 0.1, (2, 8192)), rng.normal(0, 0.1, (2, 8192)))}
+    values = {}
+    for name, (fake, real) in cases.items():
+        ours = float(losses_lib.phase_loss(tf.constant(fake, tf.float32),
+                                           tf.constant(real, tf.float32)))
+        assert ours == pytest.approx(numpy_phase_loss(fake, real), rel=1e-3, abs=1e-5), name
+        values[name] = ours
+    print(f"f0 {f0:.1f} Hz: {values}")
+    assert values["same"] < 1e-5 < values["jittered"]
+    # Unrelated noise is about as far as phases can be (1 - cos of a uniform angle: 1).
+    assert values["jittered"] < values["random"]
+
+
 def test_discriminators_wait_for_the_warm_up(tmp_path):
     result = run.train(options(tmp_path / "voc", mode="vocoder", quantize="vocoder", steps=4,
-                               stft_loss_weight=9.0, cepstral_loss_weight=50.0,
+                               stft_loss_weight=9.0, cepstral_loss_weight=50.0, phase_loss_weight=10.0,
                                generator_warmup_steps=2))
     losses = result["train_losses"]
     for step in (1, 2):  # the optimizer's step counter is 0 and 1 here: warm-up
         assert losses[step]["adversarial"] == losses[step]["discriminator"] == 0.0
-        assert losses[step]["stft"] > 0 and losses[step]["cepstral"] > 0
+        assert losses[step]["stft"] > 0 and losses[step]["cepstral"] > 0 and losses[step]["phase"] > 0
     for step in (3, 4):
         assert losses[step]["adversarial"] > 0 and losses[step]["discriminator"] > 0
     # The discriminators' optimizer took exactly the two adversarial steps.

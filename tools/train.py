@@ -63,6 +63,9 @@ flags.DEFINE_float("stft_loss_weight", _DEFAULTS.stft_loss_weight,
 flags.DEFINE_float("cepstral_loss_weight", _DEFAULTS.cepstral_loss_weight,
                    "Weight of the cepstral loss on the vocoder's waveform: its cepstrum against "
                    "the recording's over the pitch quefrencies (0: off).", lower_bound=0.0)
+flags.DEFINE_float("phase_loss_weight", _DEFAULTS.phase_loss_weight,
+                   "Weight of the phase loss on the vocoder's waveform: its phase steps frame to "
+                   "frame and bin to bin against the recording's (0: off).", lower_bound=0.0)
 flags.DEFINE_integer("generator_warmup_steps", _DEFAULTS.generator_warmup_steps,
                      "Steps of vocoder training on the spectral losses alone before the "
                      "discriminators start (0: adversarial from the start).")
@@ -123,6 +126,7 @@ def main(argv):
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
         "binarization_start_step", "forward_sum", "stft_loss_weight", "cepstral_loss_weight",
+        "phase_loss_weight",
         "teacher_acoustic",
         "vocoder_input_noise",
         "generator_warmup_steps", "scalar_every", "media_every", "eval_every",

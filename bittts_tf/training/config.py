@@ -37,6 +37,8 @@ class TrainingConfig:
     stft_loss_weight: float = 0.0
     # The cepstral loss (losses.cepstral_loss) on the vocoder's waveform; 0: off.
     cepstral_loss_weight: float = 0.0
+    # The phase loss (losses.phase_loss) on the vocoder's waveform; 0: off.
+    phase_loss_weight: float = 0.0
     # Steps of generator-only training on the spectral losses before the
     # discriminators start (0: adversarial from the first step, as HiFi-GAN).
     generator_warmup_steps: int = 0

@@ -237,6 +237,9 @@ class JetsTrainer(keras.Model):
                 if c.cepstral_loss_weight:
                     logs["cepstral"] = losses_lib.cepstral_loss(fake, real, reduce=reduce)
                     total += c.cepstral_loss_weight * logs["cepstral"]
+                if c.phase_loss_weight:
+                    logs["phase"] = losses_lib.phase_loss(fake, real, reduce=reduce)
+                    total += c.phase_loss_weight * logs["phase"]
                 if self.adversarial_phase is None:
                     if reduce is not None:
                         raise ValueError("under a strategy, set trainer.adversarial_phase "
@@ -295,4 +298,6 @@ class JetsTrainer(keras.Model):
                 logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)
             if self.config.cepstral_loss_weight:
                 logs["cepstral"] = losses_lib.cepstral_loss(fake, real)
+            if self.config.phase_loss_weight:
+                logs["phase"] = losses_lib.phase_loss(fake, real)
         return logs

@@ -137,3 +137,48 @@ def multi_resolution_stft_loss(fake, real, resolutions=STFT_RESOLUTIONS, reduce=
                                     - tf.math.log(fake_magnitude)), reduce)
         total += convergence + log_distance
     return total / len(resolutions)
+
+
+# The phase loss's STFT: the frame vocoder's own (1024-sample frames, hop 256).
+PHASE_FFT, PHASE_HOP = 1024, 256
+
+
+def _phase_step_distance(fake_a, fake_b, real_a, real_b):
+    """(1 - cos of the difference between the fake's and the real's phase
+    step from b to a, weight): the step is the angle of a * conj(b), the
+    weight the real step's magnitude, so silence and the noise between
+    harmonics, whose phase is anyone's guess, count for little."""
+    fake_step = fake_a * tf.math.conj(fake_b)
+    real_step = real_a * tf.math.conj(real_b)
+    fake_size, real_size = tf.abs(fake_step), tf.abs(real_step)
+    # Below a millionth of the real step's mean size a fake step's angle is
+    # noise; the floor keeps its gradient (1 / size) bounded there.
+    floor = 1e-6 * tf.reduce_mean(real_size) + 1e-12
+    cosine = tf.math.real(fake_step * tf.math.conj(real_step)) / (
+        tf.maximum(fake_size, floor) * tf.maximum(real_size, floor))
+    return 1.0 - cosine, real_size
+
+
+def phase_loss(fake, real, reduce=None):
+    """How far the output's phase steps are from the recording's, frame to
+    frame (instantaneous frequency) and bin to bin (group delay), as in
+    APNet's anti-wrapping phase losses (Ai and Ling, 2023) but as 1 - cos
+    weighted by the recording's magnitude. Why: festival's own clips with
+    their phases jittered by 0.5 rad (Gaussian, every bin and frame) fall
+    from DNSMOS 3.09 to 2.82 (SIG 3.33 to 3.11) on 40 validation sentences,
+    where the shipped voice is (2.86 / 3.12); random phases above 4 kHz
+    alone cost 0.03, and halving their harmonics' cepstrum (CPPS 15.6 to
+    14.0 dB, below the voice's 14.8) 0.05."""
+    def spectrum(audio):
+        return tf.signal.stft(audio, PHASE_FFT, PHASE_HOP, fft_length=PHASE_FFT,
+                              window_fn=tf.signal.hann_window)
+
+    fake_spectrum, real_spectrum = spectrum(fake), spectrum(real)
+    total = 0.0
+    for later, earlier in ((lambda x: x[:, 1:, :], lambda x: x[:, :-1, :]),    # frame to frame
+                           (lambda x: x[:, :, 1:], lambda x: x[:, :, :-1])):   # bin to bin
+        distance, weight = _phase_step_distance(later(fake_spectrum), earlier(fake_spectrum),
+                                                later(real_spectrum), earlier(real_spectrum))
+        total += _sum(tf.reduce_sum(distance * weight), reduce) / tf.maximum(
+            _sum(tf.reduce_sum(weight), reduce), 1e-12)
+    return total / 2.0

@@ -38,6 +38,7 @@ class RunOptions:
     forward_sum: str = TrainingConfig.forward_sum
     stft_loss_weight: float = TrainingConfig.stft_loss_weight
     cepstral_loss_weight: float = TrainingConfig.cepstral_loss_weight
+    phase_loss_weight: float = TrainingConfig.phase_loss_weight
     teacher_acoustic: str = TrainingConfig.teacher_acoustic
     vocoder_input_noise: float = TrainingConfig.vocoder_input_noise
     generator_warmup_steps: int = TrainingConfig.generator_warmup_steps
@@ -128,6 +129,7 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           forward_sum=options.forward_sum,
                           stft_loss_weight=options.stft_loss_weight,
                           cepstral_loss_weight=options.cepstral_loss_weight,
+                          phase_loss_weight=options.phase_loss_weight,
                           teacher_acoustic=options.teacher_acoustic,
                           vocoder_input_noise=options.vocoder_input_noise,
                           generator_warmup_steps=options.generator_warmup_steps,
