@@ -18,53 +18,35 @@ def test_stft_loss_is_zero_only_for_equal_signals(rng):
     assert float(losses_lib.multi_resolution_stft_loss(noisy, real)) > 0.1
 
 
+def hann(n):
+    """The periodic Hann window tf.signal.hann_window makes."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+
+
+def numpy_spectra(audio, n, hop):
+    """rfft of Hann-windowed frames without padding, as tf.signal.stft frames."""
+    frames = np.stack([audio[..., i:i + n] for i in range(0, audio.shape[-1] - n + 1, hop)],
+                      axis=-2)
+    return np.fft.rfft(frames * hann(n), axis=-1)
+
+
 def numpy_cepstral_loss(fake, real):
-    """The cepstral loss in numpy: frames without padding, a periodic Hann
-    window, the log of the floored magnitude, a real inverse FFT."""
+    """The cepstral loss in numpy: the log of the floored magnitude, a real
+    inverse FFT."""
     n, hop = losses_lib.CEPSTRAL_FFT, losses_lib.CEPSTRAL_HOP
     low, high = losses_lib.CEPSTRAL_QUEFRENCIES
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
 
     def cepstrum(audio):
-        frames = np.stack([audio[..., i:i + n] for i in range(0, audio.shape[-1] - n + 1, hop)],
-                          axis=-2) * window
-        magnitude = np.sqrt(np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-7)
+        magnitude = np.sqrt(np.abs(numpy_spectra(audio, n, hop)) ** 2 + 1e-7)
         return np.fft.irfft(np.log(magnitude), n=n, axis=-1)[..., low:high]
 
     return np.mean(np.abs(cepstrum(fake) - cepstrum(real)))
 
 
-def test_cepstral_loss_equals_numpy_and_sees_a_voice_lose_its_harmonics(rng):
-    import tensorflow as tf
-    rate, f0 = 16000, rng.uniform(100, 300)
-    t = np.arange(8192) / rate
-    voice = sum(np.cos(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
-                for k in range(1, int(7000 / f0)))[None] * 0.1
-    noise = rng.normal(0, 0.01, voice.shape)
-    cases = {"same": (voice, voice), "noisier": (voice + 3 * noise, voice + noise),
-             "random": (rng.normal(0, 0.1, (2, 8192)), rng.normal(0, 0.1, (2, 8192)))}
-    values = {}
-    for name, (fake, real) in cases.items():
-        ours = float(losses_lib.cepstral_loss(tf.constant(fake, tf.float32),
-                                          tf.constant(real, tf.float32)))
-        assert ours == pytest.approx(numpy_cepstral_loss(fake, real), rel=1e-3, abs=1e-5), name
-        values[name] = ours
-    print(f"f0 {f0:.1f} Hz: {values}")
-    assert values["same"] < 1e-6 < values["noisier"]
-
-
 def numpy_phase_loss(fake, real):
     """The phase loss in numpy: angles by np.angle, each phase step's
     difference as 1 - cos, weighted by the real step's magnitude."""
-    n, hop = losses_lib.PHASE_FFT, losses_lib.PHASE_HOP
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
-
-    def spectrum(audio):
-        frames = np.stack([audio[..., i:i + n] for i in range(0, audio.shape[-1] - n + 1, hop)],
-                          axis=-2) * window
-        return np.fft.rfft(frames, axis=-1)
-
-    f, r = spectrum(fake), spectrum(real)
+    f, r = (numpy_spectra(x, losses_lib.PHASE_FFT, losses_lib.PHASE_HOP) for x in (fake, real))
     total = 0.0
     for axis in (-2, -1):
         def step(x):
@@ -77,32 +59,50 @@ def numpy_phase_loss(fake, real):
     return total / 2
 
 
-def test_phase_loss_equals_numpy_and_sees_jittered_phases(rng):
+def harmonic_voice(rng, rate=16000, samples=8192):
+    """(f0, a [1, samples] sum of harmonics at random phases up to 7 kHz)."""
+    f0 = rng.uniform(100, 300)
+    t = np.arange(samples) / rate
+    return f0, sum(np.cos(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
+                   for k in range(1, int(7000 / f0)))[None] * 0.1
+
+
+def loss_values(loss, numpy_loss, cases):
+    """{case: loss(fake, real)} after checking each against numpy_loss."""
     import tensorflow as tf
-    rate, f0 = 16000, rng.uniform(100, 300)
-    t = np.arange(8192) / rate
-    voice = sum(np.cos(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
-                for k in range(1, int(7000 / f0)))[None] * 0.1
+    values = {}
+    for name, (fake, real) in cases.items():
+        ours = float(loss(tf.constant(fake, tf.float32), tf.constant(real, tf.float32)))
+        assert ours == pytest.approx(numpy_loss(fake, real), rel=1e-3, abs=1e-5), name
+        values[name] = ours
+    return values
+
+
+def test_cepstral_loss_equals_numpy_and_sees_a_voice_lose_its_harmonics(rng):
+    f0, voice = harmonic_voice(rng)
+    noise = rng.normal(0, 0.01, voice.shape)
+    values = loss_values(losses_lib.cepstral_loss, numpy_cepstral_loss, {
+        "same": (voice, voice), "noisier": (voice + 3 * noise, voice + noise),
+        "random": (rng.normal(0, 0.1, (2, 8192)), rng.normal(0, 0.1, (2, 8192)))})
+    print(f"f0 {f0:.1f} Hz: {values}")
+    assert values["same"] < 1e-6 < values["noisier"]
+
+
+def test_phase_loss_equals_numpy_and_sees_jittered_phases(rng):
+    f0, voice = harmonic_voice(rng)
     # The voice with its phases jittered: every frame of its STFT rotated by
     # Gaussian angles, overlap-added back.
     n, hop = losses_lib.PHASE_FFT, losses_lib.PHASE_HOP
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
     jittered = np.zeros_like(voice)
     norm = np.zeros(voice.shape[-1])
-    for i in range(0, voice.shape[-1] - n + 1, hop):
-        frame = np.fft.rfft(voice[0, i:i + n] * window)
-        frame *= np.exp(1j * rng.normal(0, 0.5, frame.shape))
-        jittered[0, i:i + n] += np.fft.irfft(frame, n) * window
-        norm[i:i + n] += window ** 2
+    for i, frame in enumerate(numpy_spectra(voice[0], n, hop)):
+        frame = frame * np.exp(1j * rng.normal(0, 0.5, frame.shape))
+        jittered[0, i * hop:i * hop + n] += np.fft.irfft(frame, n) * hann(n)
+        norm[i * hop:i * hop + n] += hann(n) ** 2
     jittered[0] /= np.maximum(norm, 1e-3)
-    cases = {"same": (voice, voice), "jittered": (jittered, voice),
-             "random": (rng.normal(0, 0.1, (2, 8192)), rng.normal(0, 0.1, (2, 8192)))}
-    values = {}
-    for name, (fake, real) in cases.items():
-        ours = float(losses_lib.phase_loss(tf.constant(fake, tf.float32),
-                                           tf.constant(real, tf.float32)))
-        assert ours == pytest.approx(numpy_phase_loss(fake, real), rel=1e-3, abs=1e-5), name
-        values[name] = ours
+    values = loss_values(losses_lib.phase_loss, numpy_phase_loss, {
+        "same": (voice, voice), "jittered": (jittered, voice),
+        "random": (rng.normal(0, 0.1, (2, 8192)), rng.normal(0, 0.1, (2, 8192)))})
     print(f"f0 {f0:.1f} Hz: {values}")
     assert values["same"] < 1e-5 < values["jittered"]
     # Unrelated noise is about as far as phases can be (1 - cos of a uniform angle: 1).
