@@ -88,10 +88,13 @@ def feature_matching_loss(real_features, fake_features, reduce=None):
 STFT_RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512))
 
 
+def stft(audio, n_fft: int, hop: int):
+    """Hann-windowed frames without padding, [..., frames, n_fft // 2 + 1]."""
+    return tf.signal.stft(audio, n_fft, hop, fft_length=n_fft, window_fn=tf.signal.hann_window)
+
+
 def stft_magnitude(audio, n_fft: int, hop: int):
-    spectrum = tf.signal.stft(audio, n_fft, hop, fft_length=n_fft,
-                              window_fn=tf.signal.hann_window)
-    return tf.sqrt(tf.square(tf.abs(spectrum)) + 1e-7)
+    return tf.sqrt(tf.square(tf.abs(stft(audio, n_fft, hop))) + 1e-7)
 
 
 # Quefrencies of the voice's pitch (60-400 Hz at 16 kHz) in the real cepstrum
@@ -168,12 +171,10 @@ def phase_loss(fake, real, reduce=None):
     from DNSMOS 3.09 to 2.82 (SIG 3.33 to 3.11) on 40 validation sentences,
     where the shipped voice is (2.86 / 3.12); random phases above 4 kHz
     alone cost 0.03, and halving their harmonics' cepstrum (CPPS 15.6 to
-    14.0 dB, below the voice's 14.8) 0.05."""
-    def spectrum(audio):
-        return tf.signal.stft(audio, PHASE_FFT, PHASE_HOP, fft_length=PHASE_FFT,
-                              window_fn=tf.signal.hann_window)
-
-    fake_spectrum, real_spectrum = spectrum(fake), spectrum(real)
+    14.0 dB, below the voice's 14.8) 0.05. Fine-tuning the shipped voice
+    with it (weight 30) gained DNSMOS +0.023 at one average and nothing 250
+    steps later, with more word errors: not in the recipe."""
+    fake_spectrum, real_spectrum = stft(fake, PHASE_FFT, PHASE_HOP), stft(real, PHASE_FFT, PHASE_HOP)
     total = 0.0
     for later, earlier in ((lambda x: x[:, 1:, :], lambda x: x[:, :-1, :]),    # frame to frame
                            (lambda x: x[:, :, 1:], lambda x: x[:, :, :-1])):   # bin to bin
