@@ -69,6 +69,12 @@ flags.DEFINE_float("phase_loss_weight", _DEFAULTS.phase_loss_weight,
 flags.DEFINE_integer("generator_warmup_steps", _DEFAULTS.generator_warmup_steps,
                      "Steps of vocoder training on the spectral losses alone before the "
                      "discriminators start (0: adversarial from the start).")
+flags.DEFINE_float("frame_f0_weight", _DEFAULTS.frame_f0_weight,
+                   "Weight of the frame F0 head's losses (--acoustic_config=frame_f0=true): "
+                   "log-F0 L1 on voiced frames plus the voicing cross-entropy.", lower_bound=0.0)
+flags.DEFINE_integer("target_f0_steps", _DEFAULTS.target_f0_steps,
+                     "Joint mode, source-phase vocoder: steps that feed the vocoder the "
+                     "recording's F0 before the acoustic model's own.", lower_bound=0)
 flags.DEFINE_string("teacher_acoustic", _DEFAULTS.teacher_acoustic,
                     "Vocoder mode: fine-tune on this acoustic checkpoint's (or run's) mels, "
                     "aligned to the recordings by the corpus durations, instead of the corpus "
@@ -97,6 +103,11 @@ flags.DEFINE_string("init_from", "",
                     "--output_dir has none: weights, optimizer state, step, data position and CPU "
                     "time carry over; the configs come from the flags. For QAT after float "
                     "pre-training: --quantize=acoustic --init_from=runs/float.")
+flags.DEFINE_boolean("init_new_layers", False,
+                     "With --init_from: layers the checkpoint lacks (added by a config field, "
+                     "e.g. --acoustic_config=frame_f0=true) start from their initializers and "
+                     "are listed, instead of the checkpoint being refused; the optimizers start "
+                     "fresh at step 0.")
 flags.DEFINE_enum("strategy", _DEFAULTS.strategy, list(STRATEGIES),
                   "tf.distribute strategy: default (one device), mirrored (every local GPU; "
                   "the CPU when there is none) or multi_worker (the machines of TF_CONFIG; every "
@@ -129,8 +140,8 @@ def main(argv):
         "phase_loss_weight",
         "teacher_acoustic",
         "vocoder_input_noise",
-        "generator_warmup_steps", "scalar_every", "media_every", "eval_every",
-        "max_cpu_minutes", "seed", "init_from", "strategy", "precision", "run_eagerly")},
+        "generator_warmup_steps", "frame_f0_weight", "target_f0_steps", "scalar_every", "media_every", "eval_every",
+        "max_cpu_minutes", "seed", "init_from", "init_new_layers", "strategy", "precision", "run_eagerly")},
         acoustic_overrides=acoustic_overrides, vocoder_overrides=vocoder_overrides)
     try:
         result = run.train(options)

@@ -98,7 +98,10 @@ class Synthesizer:
         """The mel of `text` in one piece, however long."""
         return self.mel_of_ids(self.front_end.encode(text), duration_scale, speaker)
 
-    def mel_of_ids(self, ids, duration_scale: float = 1.0, speaker: int = 0) -> np.ndarray:
+    def mel_of_ids(self, ids, duration_scale: float = 1.0, speaker: int = 0,
+                   with_f0: bool = False):
+        """The mel [T, n_mels]; with `with_f0`, (mel, the frame F0 head's
+        output [T, 2]) of an acoustic model that has one (AcousticConfig.frame_f0)."""
         n_speakers = self.config.acoustic.n_speakers
         if not 0 <= speaker < n_speakers:
             # Caught here: the embedding lookup would fail deep in TensorFlow, or,
@@ -107,9 +110,12 @@ class Synthesizer:
                                  f"{n_speakers} speaker(s), ids 0..{n_speakers - 1}")
         ids = np.asarray([ids], np.int32)
         speakers = np.asarray([speaker], np.int32) if self.config.acoustic.n_speakers > 1 else None
-        mel, lengths, _ = self.acoustic.infer(ids, np.asarray([ids.shape[1]], np.int32), speakers,
-                                              duration_scale)
-        return np.asarray(mel[0, :int(lengths[0])])
+        mel, lengths, _, *frame_f0 = self.acoustic.infer(
+            ids, np.asarray([ids.shape[1]], np.int32), speakers, duration_scale, with_f0=with_f0)
+        n = int(lengths[0])
+        if with_f0:
+            return np.asarray(mel[0, :n]), np.asarray(frame_f0[0][0, :n])
+        return np.asarray(mel[0, :n])
 
     def segment_mels(self, text: str, max_tokens: int, duration_scale: float = 1.0,
                      speaker: int = 0) -> list[np.ndarray]:
@@ -118,7 +124,19 @@ class Synthesizer:
         return [self.mel_of_ids(ids, duration_scale, speaker)
                 for ids in segment_ids(self.front_end, text, max_tokens)]
 
-    def waveform(self, mel: np.ndarray) -> np.ndarray:
+    def waveform(self, mel: np.ndarray, frame_f0: np.ndarray | None = None) -> np.ndarray:
+        """`frame_f0`: the acoustic model's frame F0 output, for a vocoder with
+        a source phase (mel_of_ids(..., with_f0=True))."""
+        if getattr(self.generator, "takes_f0", False):
+            if frame_f0 is None:
+                raise SynthesisError(f"the vocoder of {self.vocoder_source} has a source phase: "
+                                     "it needs the acoustic model's frame F0")
+            from bittts_tf.models import frame_vocoder
+            a = self._acoustic_config.acoustic
+            f0_hz, features = frame_vocoder.f0_from_head(
+                np.asarray(frame_f0, self.dtype)[None], a.log_f0_mean, a.log_f0_std)
+            return np.asarray(self.generator(mel[None].astype(self.dtype), f0=f0_hz,
+                                             f0_feature_values=features)[0])
         if self.generator is not None:
             return np.asarray(self.generator(mel[None].astype(self.dtype))[0])
         import librosa

@@ -58,6 +58,12 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
         # one several log units off.
         self.mel_projection = QuantDense(c["n_mels"], kernel_initializer="zeros",
                                          weight_bits=FLOAT_BITS, name="mel_projection")
+        # Standardized log-F0 and a voicing logit per frame (the source-phase
+        # vocoder's F0: frame_vocoder.f0_from_head);
+        # zero init: the mean F0 at even odds of voicing.
+        self.f0_projection = (QuantDense(2, kernel_initializer="zeros", weight_bits=FLOAT_BITS,
+                                         name="f0_projection")
+                              if c.get("frame_f0", False) else None)
 
     def encode(self, phonemes, phoneme_lengths, speakers=None, training=False,
                return_embedding=False):
@@ -75,17 +81,22 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
             return hidden * text_weights, text_weights, embedded
         return hidden * text_weights, text_weights
 
-    def decode(self, hidden, alignment, mel_weights, training=False):
+    def decode(self, hidden, alignment, mel_weights, training=False, with_f0=False):
         return self.decode_frames(length_regulate(hidden, alignment) * mel_weights, mel_weights,
-                                  training=training)
+                                  training=training, with_f0=with_f0)
 
-    def decode_frames(self, frames, mel_weights, training=False):
+    def decode_frames(self, frames, mel_weights, training=False, with_f0=False):
         """Length-regulated encoder states [B, T, C] -> mel [B, T, n_mels]; the
-        exported frames graph runs this on chunks (so every conv input is masked)."""
+        exported frames graph runs this on chunks (so every conv input is masked).
+        `with_f0` (a frame_f0 model): (mel, frame F0 head [B, T, 2])."""
         frames = self.decoder_input(frames * mel_weights) * mel_weights
         frames = self.decoder(frames, mel_weights, training=training)
         mel = self.mel_projection(frames) * self.config["mel_std"] + self.config["mel_mean"]
-        return mel * mel_weights
+        if not with_f0:
+            return mel * mel_weights
+        if self.f0_projection is None:
+            raise ValueError("this acoustic model has no frame F0 (AcousticConfig.frame_f0)")
+        return mel * mel_weights, self.f0_projection(frames) * mel_weights
 
     def decoder_context(self) -> int:
         """Frames on each side of a frame that reach its mel (the decoder's
@@ -123,14 +134,22 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
         energy_target = token_average(energy, hard, mel_weights[..., 0])
         hidden, predictions = self.variance_adaptor(hidden, text_weights, pitch_target,
                                                     energy_target, training=training)
-        mel = self.decode(hidden, hard, mel_weights, training=training)
-        return {"mel": mel, "log_probs": log_probs, "hard_alignment": hard,
-                "durations": tf.reduce_sum(hard, axis=1), "pitch_target": pitch_target,
-                "energy_target": energy_target, **predictions}
+        outputs = {"log_probs": log_probs, "hard_alignment": hard,
+                   "durations": tf.reduce_sum(hard, axis=1), "pitch_target": pitch_target,
+                   "energy_target": energy_target, **predictions}
+        if self.f0_projection is None:
+            outputs["mel"] = self.decode(hidden, hard, mel_weights, training=training)
+        else:
+            outputs["mel"], outputs["frame_f0"] = self.decode(hidden, hard, mel_weights,
+                                                              training=training, with_f0=True)
+            outputs["frame_log_f0_target"], outputs["frame_voiced"] = log_f0, voiced
+        return outputs
 
-    def infer(self, phonemes, phoneme_lengths, speakers=None, duration_scale=1.0):
-        """Returns (mel [B, T, n_mels], mel_lengths [B], durations [B, T_text]);
-        a NaN or infinite predicted log-duration raises variance.DurationError."""
+    def infer(self, phonemes, phoneme_lengths, speakers=None, duration_scale=1.0,
+              with_f0=False):
+        """Returns (mel [B, T, n_mels], mel_lengths [B], durations [B, T_text]),
+        and with `with_f0` the frame F0 head's output [B, T, 2] after them; a
+        NaN or infinite predicted log-duration raises variance.DurationError."""
         hidden, text_weights = self.encode(phonemes, phoneme_lengths, speakers)
         hidden, predictions = self.variance_adaptor(hidden, text_weights)
         durations = durations_from_log(predictions["log_duration"], text_weights, duration_scale,
@@ -138,6 +157,9 @@ class AcousticModel(BuiltByFirstCall, keras.Model):
         mel_lengths = tf.reduce_sum(durations, axis=1)
         alignment = alignment_from_durations(durations, dtype=self.variable_dtype)
         mel_weights = mask_weights(mel_lengths, tf.shape(alignment)[1], self.variable_dtype)
+        if with_f0:
+            mel, frame_f0 = self.decode(hidden, alignment, mel_weights, with_f0=True)
+            return mel, mel_lengths, durations, frame_f0
         return self.decode(hidden, alignment, mel_weights), mel_lengths, durations
 
     def get_config(self):

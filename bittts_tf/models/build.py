@@ -56,7 +56,11 @@ def build_generator(config: ModelConfig) -> HiFiGANGenerator | FrameVocoder:
                  weight_bits=config.vocoder_bits,
                  quantize_activations=config.quantize_activations and config.vocoder_bits != 32,
                  name="generator")
-    model(np.zeros((1, 2, config.audio.n_mels), np.float32))
+    mels = np.zeros((1, 2, config.audio.n_mels), np.float32)
+    if kind is FrameVocoder and model.takes_f0:
+        model(mels, f0=np.full((1, 2), 100.0, np.float32))
+    else:
+        model(mels)
     return model
 
 

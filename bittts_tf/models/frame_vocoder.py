@@ -11,11 +11,22 @@ weights, under 1%) and the spectral head stay float.
 Every conv input is multiplied by `mask` (1 on the utterance's frames), so an
 utterance cut into chunks with enough context gives the same samples as the
 whole utterance (see `receptive_field`).
+
+With `source_phase_cutoff` the vocoder also takes frame F0 (Hz, 0 where
+unvoiced): as two input features added after `conv_in`, and as a source
+phase added to the head's phases below the cut-off in voiced frames (see
+`source_phase`). The head's output (what the streamed graph emits) stays the
+residual phase; the source phase needs the F0 integrated from the
+utterance's first frame, state that the streamed runtime carries from chunk
+to chunk.
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from bittts_tf.audio.istft_spec import MAX_LOG_MAGNITUDE  # shared with the C inverse STFT
@@ -87,6 +98,57 @@ def spectrum_from_head(x, mask, n_fft: int):
     return magnitude * tf.cos(phase), magnitude * tf.sin(phase)
 
 
+# The F0 input features: [voicing * ln(F0 / F0_REFERENCE) * F0_FEATURE_SCALE,
+# voicing]. The scale brings a voice's log-F0 spread (slt: 0.09-0.15 in
+# natural log units) near 1.
+F0_REFERENCE = 200.0
+F0_FEATURE_SCALE = 10.0
+
+
+def f0_features(log_f0, voicing):
+    """[B, T, 2] from natural-log F0 and voicing in 0..1 ([B, T] each)."""
+    return tf.stack([voicing * (log_f0 - math.log(F0_REFERENCE)) * F0_FEATURE_SCALE, voicing],
+                    axis=-1)
+
+
+def f0_features_from_hz(f0):
+    """The features of frame F0 in Hz, 0 where unvoiced ([B, T] -> [B, T, 2])."""
+    voiced = tf.cast(f0 > 0.0, f0.dtype)
+    return f0_features(tf.math.log(tf.maximum(f0, 1.0)), voiced)
+
+
+def f0_from_head(frame_f0, log_f0_mean: float, log_f0_std: float):
+    """(F0 in Hz [B, T], its features [B, T, 2]) from an acoustic model's frame
+    F0 head ([B, T, 2]: standardized log-F0, voicing logit). Hz is 0 where the
+    logit is not positive (the source phase's voicing is hard); the features
+    take the sigmoid's voicing, which the exported graph computes in-line."""
+    log_f0 = frame_f0[..., 0] * log_f0_std + log_f0_mean
+    voiced = tf.cast(frame_f0[..., 1] > 0.0, frame_f0.dtype)
+    return tf.exp(log_f0) * voiced, f0_features(log_f0, tf.sigmoid(frame_f0[..., 1]))
+
+
+def integrated_phase(f0, hop: int, sample_rate: int):
+    """theta [B, T] = 2 pi hop / sample_rate * sum of F0 over the frames before
+    t, wrapped to [0, 2 pi): the source's fundamental phase at each frame.
+    Summed in float64 (an utterance's sum reaches 10^4 radians); the wrap
+    loses nothing, since only integer multiples of theta are used."""
+    step = tf.cast(f0, tf.float64) * (2.0 * math.pi * hop / sample_rate)
+    theta = tf.math.floormod(tf.cumsum(step, axis=1, exclusive=True), 2.0 * math.pi)
+    return tf.cast(theta, f0.dtype)
+
+
+def source_phase(f0, theta, n_fft: int, sample_rate: int, cutoff: float):
+    """[B, T, n_fft // 2 + 1]: in a voiced frame (F0 > 0), bin b below `cutoff`
+    gets the phase of the harmonic nearest it, round(f_b / F0) * theta wrapped
+    to [0, 2 pi) (round half to even); other bins and unvoiced frames get 0."""
+    frequencies = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)
+    below = tf.constant(frequencies < cutoff, f0.dtype)
+    frequencies = tf.constant(frequencies, f0.dtype)
+    harmonic = tf.round(frequencies / tf.maximum(f0, 1.0)[..., None])
+    voiced = tf.cast(f0 > 0.0, f0.dtype)[..., None]
+    return tf.math.floormod(harmonic * theta[..., None], 2.0 * math.pi) * voiced * below
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class FrameVocoder(Vocoder):
     """mel [B, T, n_mels] (and mask [B, T, 1]) -> waveform [B, T * hop]."""
@@ -107,24 +169,53 @@ class FrameVocoder(Vocoder):
         self.norm_out = keras.layers.LayerNormalization(epsilon=epsilon, name="norm_out")
         head_bits = weight_bits if c["quantize_head"] else FLOAT_BITS
         self.head = QuantDense(c["n_fft"] + 2, weight_bits=head_bits, name="head")
+        # Float: 2 x channels weights, and the F0 features have no zeros for
+        # a ternary kernel to spend.
+        self.f0_input = (QuantDense(c["channels"], weight_bits=FLOAT_BITS, name="f0_input")
+                         if self.takes_f0 else None)
         self.istft_constants = istft_lib.irfft_constants(c["n_fft"])
 
-    def head_output(self, mels, mask):
+    @property
+    def takes_f0(self) -> bool:
+        return self.config.get("source_phase_cutoff", 0.0) > 0.0
+
+    def head_output(self, mels, mask, f0_features=None):
         """The spectral head's output [B, T, n_fft + 2]: log-magnitudes of the
-        n_fft // 2 + 1 bins, then their phases (what the streaming graph emits)."""
-        x = self.norm_in(self.conv_in(mels * mask)) * mask
+        n_fft // 2 + 1 bins, then their phases (what the streaming graph
+        emits); `f0_features` ([B, T, 2], see `f0_features`) when takes_f0."""
+        x = self.conv_in(mels * mask)
+        if self.takes_f0:
+            if f0_features is None:
+                raise ValueError("this vocoder has a source phase: pass the frame F0")
+            x = x + self.f0_input(f0_features * mask)
+        x = self.norm_in(x) * mask
         for block in self.blocks:
             x = block(x, mask)
         return self.head(self.norm_out(x))
 
-    def spectrum(self, mels, mask):
-        """(real, imag) of the predicted STFT, [B, T, n_fft // 2 + 1] each."""
-        return spectrum_from_head(self.head_output(mels, mask), mask, self.config["n_fft"])
+    def spectrum(self, mels, mask, f0=None, f0_feature_values=None):
+        """(real, imag) of the predicted STFT, [B, T, n_fft // 2 + 1] each.
+        `f0`: frame F0 in Hz (0: unvoiced), [B, T]; its features are
+        `f0_feature_values` when given (the acoustic model's soft voicing)."""
+        c = self.config
+        if not self.takes_f0:
+            return spectrum_from_head(self.head_output(mels, mask), mask, c["n_fft"])
+        if f0 is None:
+            raise ValueError("this vocoder has a source phase: pass the frame F0")
+        f0 = tf.cast(f0, mels.dtype) * mask[..., 0]
+        if f0_feature_values is None:
+            f0_feature_values = f0_features_from_hz(f0)
+        head = self.head_output(mels, mask, f0_feature_values)
+        bins = c["n_fft"] // 2 + 1
+        theta = integrated_phase(f0, c["hop_length"], c["sample_rate"])
+        phase = source_phase(f0, theta, c["n_fft"], c["sample_rate"], c["source_phase_cutoff"])
+        head = tf.concat([head[..., :bins], head[..., bins:] + phase], axis=-1)
+        return spectrum_from_head(head, mask, c["n_fft"])
 
-    def call(self, mels, mask=None):
+    def call(self, mels, mask=None, f0=None, f0_feature_values=None):
         if mask is None:
             mask = tf.ones_like(mels[..., :1])
-        real, imag = self.spectrum(mels, mask)
+        real, imag = self.spectrum(mels, mask, f0, f0_feature_values)
         return istft_lib.istft(real, imag, mask, self.config["n_fft"], self.config["hop_length"],
                                self.istft_constants)
 

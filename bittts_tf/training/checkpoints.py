@@ -206,8 +206,36 @@ def read_manifest(path: str) -> dict:
     return manifest
 
 
-def restore(path: str, models: dict, optimizers: dict | None = None) -> dict:
-    """Loads the named models (and optimizers) from `path`; returns the manifest."""
+def _match_new_variables(path: str, group: str, stored: list, variables: list,
+                         auto_names: set[str], owner_prefixes: list[tuple]) -> list:
+    """The model variables the stored ones load into, matched by path:
+    every stored variable needs one of its shape; model variables left over
+    are new (listed on stdout, they keep their values). Paths that repeat
+    (auto-named seed generators without their counters) match in order."""
+    by_path: dict[str, list] = {}
+    for v in variables:
+        by_path.setdefault(_comparable_path(v.path, auto_names, owner_prefixes), []).append(v)
+    matched = []
+    for stored_path, stored_shape in stored:
+        candidates = by_path.get(_comparable_path(stored_path, auto_names, owner_prefixes), [])
+        variable = candidates.pop(0) if candidates else None
+        if variable is None or list(variable.shape) != list(stored_shape):
+            raise CheckpointError(f"checkpoint {path}: {group} variable {stored_path} "
+                                  f"{list(stored_shape)} has no counterpart of that shape in "
+                                  f"the model (another config?)")
+        matched.append(variable)
+    for variable in (v for left in by_path.values() for v in left):
+        print(f"{group}: {variable.path} {list(variable.shape)} is new (not in {path})")
+    return matched
+
+
+def restore(path: str, models: dict, optimizers: dict | None = None,
+            new_variables_ok: bool = False) -> dict:
+    """Loads the named models (and optimizers) from `path`; returns the
+    manifest. `new_variables_ok` (no optimizers): model variables the
+    checkpoint lacks keep their values; the rest load by path."""
+    if new_variables_ok and optimizers:
+        raise ValueError("new variables are for models alone: optimizer slots would not match")
     data, manifest = _open(path)
     auto_names = _keras_auto_names(models, optimizers or {})
     owner_prefixes = _owner_prefixes(models, optimizers or {}, auto_names)
@@ -217,7 +245,11 @@ def restore(path: str, models: dict, optimizers: dict | None = None) -> dict:
             if stored is None:
                 raise CheckpointError(f"checkpoint {path} has no {group!r} "
                                       f"(it holds {sorted(manifest['layout'])})")
-            _check_layout(path, group, stored, variables, auto_names, owner_prefixes[group])
+            if new_variables_ok:
+                variables = _match_new_variables(path, group, stored, variables, auto_names,
+                                                 owner_prefixes[group])
+            else:
+                _check_layout(path, group, stored, variables, auto_names, owner_prefixes[group])
             values = []
             for i, stored_path in enumerate(entry[0] for entry in stored):
                 try:

@@ -55,6 +55,13 @@ class TrainingConfig:
     # too early locks in a bad path (RAD-TTS waits as well).
     binarization_start_step: int = 1000
     use_ground_truth_durations: bool = False
+    # The frame F0 head's losses (AcousticConfig.frame_f0): weight of the
+    # standardized log-F0 L1 and of the voicing cross-entropy.
+    frame_f0_weight: float = 1.0
+    # Joint mode with a source-phase vocoder: the first steps feed the
+    # vocoder the recording's F0 rather than the acoustic model's, while a
+    # fresh frame F0 head would feed it noise.
+    target_f0_steps: int = 0
     # Vocoder mode: an acoustic checkpoint whose mels, aligned to the
     # recordings by the corpus durations, replace the corpus mels as the
     # vocoder's input (fine-tuning for what it will hear at inference).

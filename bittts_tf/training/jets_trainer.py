@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from bittts_tf.audio.config import AudioConfig
 from bittts_tf.eval.alignment_metrics import boundary_error_ms
+from bittts_tf.models import frame_vocoder
 from bittts_tf.models.variance import durations_from_log
 from bittts_tf.training import distribute
 from bittts_tf.training import losses as losses_lib
@@ -71,6 +72,10 @@ class JetsTrainer(keras.Model):
         self.generator = generator if "generator" in needs else None
         self.discriminators = discriminators if "discriminators" in needs else None
         self.models = {name: given[name] for name in needs}
+        if (config.mode == "joint" and getattr(generator, "takes_f0", False)
+                and acoustic.f0_projection is None):
+            raise ValueError("a source-phase vocoder trained jointly needs an acoustic model "
+                             "with a frame F0 (AcousticConfig.frame_f0)")
         # A frozen acoustic model whose mels the vocoder learns from; not saved.
         self.teacher = teacher
         self.log_mel = LogMel(audio_config)
@@ -131,8 +136,10 @@ class JetsTrainer(keras.Model):
         # A distributed variable: its value (callbacks take int() of it).
         return tf.convert_to_tensor(self.optimizer.iterations)
 
-    def random_segments(self, mels, audio, mel_lengths, reduce=None):
-        """Same random window of `segment_frames` frames from the mels and the audio."""
+    def random_segments(self, mels, audio, mel_lengths, reduce=None, frame_values=None):
+        """Same random window of `segment_frames` frames from the mels and the
+        audio, and from `frame_values` [B, T, k] when given (0 past the end):
+        (mel segment, audio segment[, values segment])."""
         frames = self.config.segment_frames
         hop = self.audio_config.hop_length
         uniform = self._step_draw(tf.random.stateless_uniform, tf.shape(mels)[:1], 0, reduce)
@@ -147,7 +154,42 @@ class JetsTrainer(keras.Model):
         segment = tf.where(valid, segment, float(np.log(self.audio_config.log_floor)))
         sample_index = start[:, None] * hop + tf.range(frames * hop)[None, :]
         audio = tf.pad(audio, [[0, 0], [0, frames * hop]])
-        return segment, tf.gather(audio, sample_index, batch_dims=1)
+        audio = tf.gather(audio, sample_index, batch_dims=1)
+        if frame_values is None:
+            return segment, audio
+        frame_values = tf.pad(frame_values, [[0, 0], [0, frames], [0, 0]])
+        values = tf.gather(frame_values, frame_index, batch_dims=1)
+        return segment, audio, values * tf.cast(valid, values.dtype)
+
+    def vocoder_f0(self, batch, outputs=None):
+        """[B, T, 3] for a source-phase vocoder: F0 in Hz (0: unvoiced) and its
+        two input features; None for a vocoder without one. Joint mode after
+        target_f0_steps: the acoustic model's frame F0 (no gradient flows back
+        through it: its own losses train it); before, and in vocoder mode: the
+        recording's."""
+        if not getattr(self.generator, "takes_f0", False):
+            return None
+        f0 = tf.cast(batch["f0"], tf.float32)
+        target = tf.concat([f0[..., None], frame_vocoder.f0_features_from_hz(f0)], axis=-1)
+        if outputs is None:
+            return target
+        a = self.acoustic.config
+        f0_hz, features = frame_vocoder.f0_from_head(tf.stop_gradient(outputs["frame_f0"]),
+                                                     a["log_f0_mean"], a["log_f0_std"])
+        predicted = tf.concat([f0_hz[..., None], features], axis=-1)
+        use_target = tf.cast(self.step, tf.int64) < self.config.target_f0_steps
+        return tf.where(use_target, target, predicted)
+
+    def generate(self, mel_segment, f0_segment=None):
+        """The vocoder's waveform (float32) for a mel segment and, for a
+        source-phase vocoder, the [B, T, 3] segment of vocoder_f0."""
+        if f0_segment is None:
+            fake = self.generator(mel_segment)
+        else:
+            f0_segment = tf.cast(f0_segment, mel_segment.dtype)
+            fake = self.generator(mel_segment, f0=f0_segment[..., 0],
+                                  f0_feature_values=f0_segment[..., 1:])
+        return tf.cast(fake, tf.float32) if fake.dtype != tf.float32 else fake
 
     def _step_draw(self, draw, shape, stream: int, reduce=None):
         """draw(shape, seed=...) from the run's seed, `stream` and the step: the
@@ -220,12 +262,12 @@ class JetsTrainer(keras.Model):
                 total += acoustic_losses["acoustic_total"]
                 logs.update(acoustic_losses)
             if self.generator is not None:
-                mels = outputs["mel"] if c.mode == "joint" else self.vocoder_input(batch)
-                mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"],
-                                                         reduce)
-                fake = self.generator(self.with_input_noise(mel_segment, reduce))
-                if fake.dtype != tf.float32:
-                    fake = tf.cast(fake, tf.float32)
+                joint = c.mode == "joint"
+                mels = outputs["mel"] if joint else self.vocoder_input(batch)
+                f0 = self.vocoder_f0(batch, outputs if joint else None)
+                mel_segment, real, *f0_segment = self.random_segments(
+                    mels, batch["audio"], batch["mel_lengths"], reduce, f0)
+                fake = self.generate(self.with_input_noise(mel_segment, reduce), *f0_segment)
                 difference = tf.abs(self.log_mel(fake) - self.log_mel(real))
                 logs["wave_mel_l1"] = (tf.reduce_mean(difference) if reduce is None
                                        else reduce.mean(difference))
@@ -289,10 +331,9 @@ class JetsTrainer(keras.Model):
                 predicted, batch["durations"], batch["phoneme_lengths"], frame_ms)
         if self.generator is not None:
             mels = self.vocoder_input(batch)
-            mel_segment, real = self.random_segments(mels, batch["audio"], batch["mel_lengths"])
-            fake = self.generator(mel_segment)
-            if fake.dtype != tf.float32:
-                fake = tf.cast(fake, tf.float32)
+            mel_segment, real, *f0_segment = self.random_segments(
+                mels, batch["audio"], batch["mel_lengths"], frame_values=self.vocoder_f0(batch))
+            fake = self.generate(mel_segment, *f0_segment)
             logs["wave_mel_l1"] = tf.reduce_mean(tf.abs(self.log_mel(fake) - self.log_mel(real)))
             if self.config.stft_loss_weight:
                 logs["stft"] = losses_lib.multi_resolution_stft_loss(fake, real)

@@ -63,7 +63,25 @@ def acoustic_losses(outputs, batch, step, config, reduce=None) -> dict:
         + config.variance_weight * (losses["duration"] + losses["pitch"] + losses["energy"])
         + config.forward_sum_weight * losses["forward_sum"]
         + binarize * config.binarization_weight * losses["binarization"])
+    if "frame_f0" in outputs:
+        losses.update(frame_f0_losses(outputs["frame_f0"], outputs["frame_log_f0_target"],
+                                      outputs["frame_voiced"], mel_weights[..., 0], reduce))
+        losses["acoustic_total"] += config.frame_f0_weight * (losses["frame_log_f0"]
+                                                              + losses["frame_voicing"])
     return losses
+
+
+def frame_f0_losses(frame_f0, log_f0_target, voiced, frame_weights, reduce=None) -> dict:
+    """The frame F0 head's losses: mean |standardized log-F0 error| over the
+    voiced frames, and the voicing logit's binary cross-entropy over all
+    valid frames ([B, T, 2] head output, [B, T] targets and weights)."""
+    voiced_weights = voiced * frame_weights
+    log_f0 = _sum(tf.reduce_sum(tf.abs(frame_f0[..., 0] - log_f0_target) * voiced_weights),
+                  reduce) / tf.maximum(_sum(tf.reduce_sum(voiced_weights), reduce), 1.0)
+    entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=voiced, logits=frame_f0[..., 1])
+    voicing = _sum(tf.reduce_sum(entropy * frame_weights), reduce) / tf.maximum(
+        _sum(tf.reduce_sum(frame_weights), reduce), 1.0)
+    return {"frame_log_f0": log_f0, "frame_voicing": voicing}
 
 
 def discriminator_loss(real_scores, fake_scores, reduce=None):

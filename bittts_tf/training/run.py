@@ -42,6 +42,8 @@ class RunOptions:
     teacher_acoustic: str = TrainingConfig.teacher_acoustic
     vocoder_input_noise: float = TrainingConfig.vocoder_input_noise
     generator_warmup_steps: int = TrainingConfig.generator_warmup_steps
+    frame_f0_weight: float = TrainingConfig.frame_f0_weight
+    target_f0_steps: int = TrainingConfig.target_f0_steps
     scalar_every: int = 10
     media_every: int = 500
     eval_every: int = 0          # 0: at every checkpoint
@@ -55,6 +57,10 @@ class RunOptions:
     # its weights, optimizer state, step, data position and CPU time carry over,
     # the configs come from these options. Float pre-training, then QAT.
     init_from: str = ""
+    # With init_from: variables the checkpoint lacks (layers a config field
+    # adds, e.g. the frame F0 head) keep their initial values instead of the
+    # checkpoint being refused; every one is listed.
+    init_new_layers: bool = False
     verbose: int = 1
     evaluate: bool = True
     # Keras' run_eagerly: no tracing of the train step (about 50 of the 60 s
@@ -133,6 +139,8 @@ def _training_config(options: RunOptions) -> TrainingConfig:
                           teacher_acoustic=options.teacher_acoustic,
                           vocoder_input_noise=options.vocoder_input_noise,
                           generator_warmup_steps=options.generator_warmup_steps,
+                          frame_f0_weight=options.frame_f0_weight,
+                          target_f0_steps=options.target_f0_steps,
                           seed=options.seed)
 
 
@@ -280,7 +288,8 @@ def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
 
     start = _Start()
     if start_from:
-        start = _restore(trainer, start_from, resume_from, model_config, training_config)
+        start = _restore(trainer, start_from, resume_from, model_config, training_config,
+                         options.init_new_layers)
     if strategy is not None:
         # Every worker must continue from the same checkpoint.
         distribute.agree(strategy, start.step, "the step to resume from")
@@ -332,9 +341,12 @@ class _Start:
 
 
 def _restore(trainer, start_from: str, resume_from: str | None,
-             model_config: configs.ModelConfig, training_config: TrainingConfig) -> _Start:
+             model_config: configs.ModelConfig, training_config: TrainingConfig,
+             new_layers: bool = False) -> _Start:
     """Resumes exactly where the checkpoint left off: weights, optimizer
-    moments, dropout seeds, step and data position."""
+    moments, dropout seeds, step and data position. `new_layers` (an init,
+    not a resume): model variables the checkpoint lacks keep their initial
+    values, and the optimizers start fresh at step 0."""
     models = dict(trainer.models)
     optimizers = {"generator_side": trainer.optimizer,
                   "discriminators": trainer.discriminator_optimizer}
@@ -350,7 +362,13 @@ def _restore(trainer, start_from: str, resume_from: str | None,
         print(f"discriminators start fresh: their config differs from {start_from}'s")
         models.pop("discriminators", None)
         optimizers.pop("discriminators")
-    manifest = checkpoints.restore(start_from, models, optimizers)
+    if new_layers and not resume_from:
+        manifest = checkpoints.restore(start_from, models, new_variables_ok=True)
+        manifest = {**manifest, "step": 0, "cpu_seconds": 0.0}
+        if not recovered:
+            print("--init_new_layers: the optimizers start fresh at step 0")
+    else:
+        manifest = checkpoints.restore(start_from, models, optimizers)
     step = int(manifest["step"])
     cpu_seconds = float(manifest.get("cpu_seconds", 0.0))
     if int(trainer.step) != step:

@@ -1,0 +1,208 @@
+"""The source-phase vocoder and the acoustic model's frame F0: the source
+phase and its integrated F0 against numpy brute force, the vocoder's spectrum
+against its head plus that phase, the F0 head's losses against numpy, the
+trainer's segments and a joint run started from a checkpoint without the new
+layers."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bittts_tf.models import build, configs, frame_vocoder
+from bittts_tf.training import checkpoints, jets_trainer, run
+from bittts_tf.training import losses as losses_lib
+from bittts_tf.training.config import TrainingConfig
+from test_training import options
+
+
+def random_f0(rng, batch, frames):
+    """Frame F0 of a voice, in Hz, with unvoiced runs (0) among the voiced."""
+    f0 = rng.uniform(60.0, 400.0, (batch, frames))
+    f0[rng.random((batch, frames)) < 0.3] = 0.0
+    return f0
+
+
+def numpy_source_phase(f0, n_fft, hop, sample_rate, cutoff):
+    """Frame by frame, bin by bin, in float64."""
+    batch, frames = f0.shape
+    out = np.zeros((batch, frames, n_fft // 2 + 1))
+    for b in range(batch):
+        theta = 0.0
+        for t in range(frames):
+            if f0[b, t] > 0:
+                for k in range(n_fft // 2 + 1):
+                    frequency = k * sample_rate / n_fft
+                    if frequency < cutoff:
+                        harmonic = np.round(frequency / f0[b, t])   # half to even, as tf.round
+                        out[b, t, k] = (harmonic * theta) % (2 * math.pi)
+            theta = (theta + 2 * math.pi * hop / sample_rate * f0[b, t]) % (2 * math.pi)
+    return out
+
+
+@pytest.mark.parametrize("n_fft,hop,sample_rate", [(1024, 256, 16000), (64, 16, 8000)])
+def test_source_phase_equals_brute_force(rng, n_fft, hop, sample_rate):
+    f0 = random_f0(rng, 2, int(rng.integers(5, 40)))
+    cutoff = float(rng.uniform(0.1, 0.5) * sample_rate)
+    f0_tensor = tf.constant(f0, tf.float32)
+    theta = frame_vocoder.integrated_phase(f0_tensor, hop, sample_rate)
+    got = frame_vocoder.source_phase(f0_tensor, theta, n_fft, sample_rate, cutoff).numpy()
+    expected = numpy_source_phase(f0.astype(np.float32).astype(np.float64), n_fft, hop,
+                                  sample_rate, cutoff)
+    # Angles compared on the circle: 2 pi - 1e-6 and 1e-6 are 2e-6 apart.
+    difference = np.angle(np.exp(1j * (got - expected)))
+    assert np.abs(difference).max() < 2e-3, np.abs(difference).max()
+    assert np.all(got[f0 == 0] == 0.0)
+    assert np.all(got[..., np.arange(n_fft // 2 + 1) * sample_rate / n_fft >= cutoff] == 0.0)
+
+
+def test_integrated_phase_stays_exact_over_a_long_utterance(rng):
+    """1,500 frames (24 s) at up to 400 Hz: float32 of the running sum would
+    be off by hundredths of a radian; the float64 sum is not."""
+    f0 = rng.uniform(100.0, 400.0, (1, 1500))
+    theta = frame_vocoder.integrated_phase(tf.constant(f0, tf.float32), 256, 16000).numpy()[0]
+    steps = 2 * math.pi * 256 / 16000 * f0.astype(np.float32).astype(np.float64)[0]
+    expected = np.concatenate([[0.0], np.cumsum(steps)[:-1]]) % (2 * math.pi)
+    assert np.abs(np.angle(np.exp(1j * (theta - expected)))).max() < 1e-5
+
+
+def source_phase_config():
+    config = configs.preset("tiny", quantize="vocoder")
+    config.vocoder = dataclasses.replace(config.vocoder, channels=16, hidden_channels=32, blocks=2,
+                                         source_phase_cutoff=3000.0)
+    return config
+
+
+def test_the_vocoder_adds_the_source_phase_to_its_head(rng):
+    config = source_phase_config()
+    vocoder = build.build_generator(config)
+    assert vocoder.takes_f0
+    frames, bins = int(rng.integers(6, 20)), config.vocoder.n_fft // 2 + 1
+    mels = rng.normal(-5, 1, (1, frames, config.audio.n_mels)).astype(np.float32)
+    f0 = random_f0(rng, 1, frames).astype(np.float32)
+    mask = np.ones((1, frames, 1), np.float32)
+    head = vocoder.head_output(mels, mask, frame_vocoder.f0_features_from_hz(f0)).numpy()
+    phase = head[..., bins:] + numpy_source_phase(f0.astype(np.float64), config.vocoder.n_fft,
+                                                   256, 16000, 3000.0)
+    magnitude = np.exp(np.minimum(head[..., :bins], 6.0))
+    real, imag = vocoder.spectrum(mels, mask, f0)
+    np.testing.assert_allclose(real.numpy(), magnitude * np.cos(phase), atol=2e-3 * magnitude.max())
+    np.testing.assert_allclose(imag.numpy(), magnitude * np.sin(phase), atol=2e-3 * magnitude.max())
+    # The F0 is an input too: another F0 changes the head's output.
+    other = vocoder.head_output(mels, mask, frame_vocoder.f0_features_from_hz(f0 * 1.1)).numpy()
+    assert np.abs(other - head).max() > 0
+    with pytest.raises(ValueError, match="pass the frame F0"):
+        vocoder(mels)
+
+
+def test_f0_from_head_and_its_features_equal_numpy(rng):
+    frame_f0 = rng.normal(0, 2, (2, 9, 2)).astype(np.float32)
+    mean, std = 5.2, 0.09
+    f0_hz, features = frame_vocoder.f0_from_head(tf.constant(frame_f0), mean, std)
+    log_f0 = frame_f0[..., 0] * std + mean
+    np.testing.assert_allclose(f0_hz.numpy(), np.exp(log_f0) * (frame_f0[..., 1] > 0), rtol=1e-5)
+    voicing = 1 / (1 + np.exp(-frame_f0[..., 1]))
+    np.testing.assert_allclose(features.numpy()[..., 1], voicing, rtol=1e-5)
+    np.testing.assert_allclose(features.numpy()[..., 0],
+                               voicing * (log_f0 - np.log(frame_vocoder.F0_REFERENCE))
+                               * frame_vocoder.F0_FEATURE_SCALE, rtol=1e-4, atol=1e-5)
+
+
+def test_frame_f0_losses_equal_numpy(rng):
+    frame_f0 = rng.normal(0, 1, (3, 11, 2)).astype(np.float32)
+    target = rng.normal(0, 1, (3, 11)).astype(np.float32)
+    voiced = (rng.random((3, 11)) < 0.6).astype(np.float32)
+    weights = (np.arange(11)[None] < rng.integers(4, 12, (3, 1))).astype(np.float32)
+    got = losses_lib.frame_f0_losses(frame_f0, target * voiced, voiced, weights)
+    w = voiced * weights
+    expected_l1 = (np.abs(frame_f0[..., 0] - target * voiced) * w).sum() / w.sum()
+    p = 1 / (1 + np.exp(-frame_f0[..., 1].astype(np.float64)))
+    entropy = -(voiced * np.log(p) + (1 - voiced) * np.log(1 - p))
+    np.testing.assert_allclose(float(got["frame_log_f0"]), expected_l1, rtol=1e-5)
+    np.testing.assert_allclose(float(got["frame_voicing"]),
+                               (entropy * weights).sum() / weights.sum(), rtol=1e-5)
+
+
+def test_the_acoustic_model_gives_a_frame_f0(rng):
+    config = configs.preset("tiny", frame_f0=True)
+    acoustic = build.build_acoustic(config)
+    ids = rng.integers(2, config.acoustic.n_symbols, (1, 7)).astype(np.int32)
+    mel, lengths, _, frame_f0 = acoustic.infer(ids, np.asarray([7], np.int32), with_f0=True)
+    assert frame_f0.shape == (1, mel.shape[1], 2)
+    plain = build.build_acoustic(configs.preset("tiny"))
+    with pytest.raises(ValueError, match="no frame F0"):
+        plain.infer(ids, np.asarray([7], np.int32), with_f0=True)
+
+
+def test_segments_cut_the_frame_values_with_the_mels(rng):
+    config = configs.preset("tiny")
+    trainer = jets_trainer.JetsTrainer(TrainingConfig(mode="vocoder", segment_frames=8),
+                                       config.audio, generator=object(), discriminators=object())
+
+    class Step:  # the step counter the segment draws are keyed by
+        iterations = tf.Variable(int(rng.integers(0, 1000)), dtype=tf.int64)
+    trainer.optimizer = Step()
+    lengths = np.asarray([5, 30], np.int32)
+    frame_index = np.tile(np.arange(30, dtype=np.float32)[None, :, None], (2, 1, 1))
+    mels = np.tile(frame_index, (1, 1, 3))
+    values = frame_index + 100.0
+    hop = config.audio.hop_length
+    audio = np.tile(np.arange(30 * hop, dtype=np.float32)[None], (2, 1))
+    mel_segment, audio_segment, value_segment = trainer.random_segments(
+        tf.constant(mels), tf.constant(audio), tf.constant(lengths),
+        frame_values=tf.constant(values))
+    for b in range(2):
+        start = int(audio_segment[b, 0]) // hop
+        for t in range(8):
+            inside = start + t < lengths[b]
+            assert float(value_segment[b, t, 0]) == (start + t + 100.0 if inside else 0.0)
+            if inside:
+                assert float(mel_segment[b, t, 0]) == start + t
+
+
+def test_a_joint_source_phase_run_starts_from_a_checkpoint_without_it(tmp_path):
+    plain = run.train(options(tmp_path / "plain", mode="joint", quantize="all", steps=2,
+                              stft_loss_weight=9.0))
+    new_layers = dict(acoustic_overrides={"frame_f0": True},
+                      vocoder_overrides={"source_phase_cutoff": 4000.0},
+                      init_from=str(tmp_path / "plain"), mode="joint", quantize="all",
+                      stft_loss_weight=9.0, target_f0_steps=1, steps=2)
+    with pytest.raises(checkpoints.CheckpointError, match="f0_projection|not in it"):
+        run.train(options(tmp_path / "refused", **new_layers))
+    result = run.train(options(tmp_path / "source", init_new_layers=True, **new_layers))
+    # Step 1 fed the vocoder the recording's F0, step 2 the model's.
+    for step in (1, 2):
+        losses = result["train_losses"][step]
+        assert np.isfinite(losses["wave_mel_l1"]) and losses["frame_log_f0"] > 0
+    manifest = checkpoints.read_manifest(result["checkpoint"])
+    assert any("f0_input" in p for p, _ in manifest["layout"]["model/generator"])
+    assert any("f0_projection" in p for p, _ in manifest["layout"]["model/acoustic"])
+    assert manifest["step"] == 2 and manifest["init_from"] == plain["checkpoint"]
+
+
+def test_restoring_with_new_variables_keeps_them_and_loads_the_rest(tmp_path, rng):
+    config = configs.preset("tiny", quantize="vocoder")
+    config.vocoder = dataclasses.replace(config.vocoder, channels=16, hidden_channels=32, blocks=2)
+    old = build.build_generator(config)
+    for v in old.variables:
+        v.assign(rng.normal(size=v.shape).astype(np.float32))
+    path = checkpoints.save(str(tmp_path), 1, {"generator": old}, {}, {})
+    config.vocoder = dataclasses.replace(config.vocoder, source_phase_cutoff=2000.0)
+    new = build.build_generator(config)
+    initial = {v.path: v.numpy().copy() for v in new.variables}
+    with pytest.raises(checkpoints.CheckpointError):
+        checkpoints.restore(path, {"generator": new})
+    checkpoints.restore(path, {"generator": new}, new_variables_ok=True)
+    stored = {v.path: v.numpy() for v in old.variables}
+    for v in new.variables:
+        if "f0_input" in v.path:
+            np.testing.assert_array_equal(v.numpy(), initial[v.path])
+        else:
+            np.testing.assert_array_equal(v.numpy(), stored[v.path])
+    # A stored variable of another shape is still refused.
+    config.vocoder = dataclasses.replace(config.vocoder, channels=24)
+    with pytest.raises(checkpoints.CheckpointError, match="no counterpart of that shape"):
+        checkpoints.restore(path, {"generator": build.build_generator(config)},
+                            new_variables_ok=True)
