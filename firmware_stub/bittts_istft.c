@@ -338,3 +338,41 @@ bittts_istft_status bittts_istft_flush(bittts_istft *s, float *out, size_t out_l
   advance(s, 0.0f, out, n_out);
   return BITTTS_ISTFT_OK;
 }
+
+#define kTwoPi 6.283185307179586f
+
+bittts_istft_status bittts_istft_source_phase(float *head, size_t head_len, int32_t n_fft,
+                                              int32_t hop, const float *frame_f0,
+                                              size_t frame_f0_len,
+                                              const bittts_istft_source *source, float *theta) {
+  int32_t bins, b;
+  float f0, bin_hz, wrapped;
+  if (head == NULL || frame_f0 == NULL || source == NULL || theta == NULL)
+    return BITTTS_ISTFT_NULL;
+  if (bittts_istft_check(n_fft, hop) != BITTTS_ISTFT_OK) return BITTTS_ISTFT_CONFIG;
+  if (head_len < (size_t)n_fft + 2 || frame_f0_len < 2) return BITTTS_ISTFT_SIZE;
+  if (!isfinite(frame_f0[0]) || !isfinite(frame_f0[1]) || !(*theta >= 0.0f && *theta <= kTwoPi))
+    return BITTTS_ISTFT_VALUE;
+  if (!(isfinite(source->sample_rate) && source->sample_rate > 0.0f &&
+        isfinite(source->cutoff) && source->cutoff > 0.0f && isfinite(source->log_f0_mean) &&
+        isfinite(source->log_f0_std) && source->log_f0_std > 0.0f))
+    return BITTTS_ISTFT_VALUE;
+  f0 = frame_f0[1] > 0.0f ? expf(frame_f0[0] * source->log_f0_std + source->log_f0_mean) : 0.0f;
+  /* A log-F0 so large that expf overflows is no voice: refused, not inf. */
+  if (!isfinite(f0)) return BITTTS_ISTFT_VALUE;
+  bins = n_fft / 2 + 1;
+  bin_hz = source->sample_rate / (float)n_fft;
+  if (f0 > 0.0f) {
+    for (b = 0; b < bins; ++b) {
+      const float frequency = (float)b * bin_hz;
+      float phase;
+      if (!(frequency < source->cutoff)) break;
+      /* nearbyintf rounds half to even in the default rounding mode, as tf.round. */
+      phase = fmodf(nearbyintf(frequency / f0) * *theta, kTwoPi);
+      head[bins + b] += phase;
+    }
+  }
+  wrapped = fmodf(*theta + kTwoPi * (float)hop / source->sample_rate * f0, kTwoPi);
+  *theta = wrapped;
+  return BITTTS_ISTFT_OK;
+}

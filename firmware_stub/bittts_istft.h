@@ -87,6 +87,32 @@ bittts_istft_status bittts_istft_push(bittts_istft *stream, const float *head,
 bittts_istft_status bittts_istft_flush(bittts_istft *stream, float *out, size_t out_len,
                                        size_t *n_out);
 
+/* A source-phase vocoder's frame (FrameVocoderConfig.source_phase_cutoff):
+ * the acoustic model's frame F0 head and how to read it. */
+typedef struct {
+  float sample_rate;  /* Hz */
+  float cutoff;       /* Hz: bins below it take the source phase; > 0 */
+  float log_f0_mean;  /* F0 = expf(head[0] * log_f0_std + log_f0_mean) */
+  float log_f0_std;
+} bittts_istft_source;
+
+/* Adds the source phase to one head frame's phases, in place, and advances
+ * *theta, the integrated F0 (in [0, 2 pi); 0 at an utterance's first frame),
+ * by the frame. frame_f0[0 .. 1] (frame_f0_len >= 2): the acoustic model's
+ * standardized log-F0 and voicing logit. As FrameVocoder.spectrum:
+ *   F0 = frame_f0[1] > 0 ? expf(frame_f0[0] * log_f0_std + log_f0_mean) : 0
+ *   if F0 > 0, for each bin b with f_b = b * sample_rate / n_fft < cutoff:
+ *     phase[b] += fmod(nearbyint(f_b / F0) * theta, 2 pi)  (half to even)
+ *   theta = fmod(theta + 2 pi * hop / sample_rate * F0, 2 pi)
+ * theta is the caller's: one float of state per utterance, passed in and out.
+ * Refused (and nothing written) for non-finite frame_f0, theta outside
+ * [0, 2 pi], or a source whose rates, cut-off or std are not positive and
+ * finite (BITTTS_ISTFT_VALUE). */
+bittts_istft_status bittts_istft_source_phase(float *head, size_t head_len, int32_t n_fft,
+                                              int32_t hop, const float *frame_f0,
+                                              size_t frame_f0_len,
+                                              const bittts_istft_source *source, float *theta);
+
 /* The inverse real DFT alone, as numpy's irfft of n_fft points (1 / n_fft
  * scaling): spectrum[0 .. n_fft/2] real parts, then n_fft/2 + 1 imaginary
  * parts (spectrum_len >= n_fft + 2) -> out[0 .. n_fft) (out_len >= n_fft;

@@ -62,6 +62,45 @@ def test_keras_stream_equals_the_whole_utterance(voice, rng, step):
     assert relative(mel, mel_whole) < 1e-5
 
 
+@pytest.fixture(scope="module")
+def source_phase_voice():
+    from seeds import fresh_seed
+    _, acoustic, vocoder = random_tts(fresh_seed("test_export_streaming source-phase voice"),
+                                      source_phase=True)
+    return acoustic, vocoder
+
+
+def whole_with_f0(acoustic, vocoder, regulated):
+    """(head, mel, frame F0 head) of the whole utterance: the vocoder takes
+    the F0 features as the training and the graph compute them."""
+    from bittts_tf.models import frame_vocoder
+    mask = np.ones((1, len(regulated), 1), np.float32)
+    mel, frame_f0 = acoustic.decode_frames(regulated[None], mask, with_f0=True)
+    _, features = frame_vocoder.f0_from_head(frame_f0, acoustic.config["log_f0_mean"],
+                                             acoustic.config["log_f0_std"])
+    return (vocoder.head_output(mel, mask, features).numpy()[0], mel.numpy()[0],
+            frame_f0.numpy()[0])
+
+
+@pytest.mark.parametrize("step", [1, 5])
+def test_source_phase_stream_equals_the_whole_utterance(source_phase_voice, rng, step):
+    """The F0 features reach conv_in's output and the frame F0 the head's
+    frames with their own delays: a delay off by one frame fails this."""
+    acoustic, vocoder = source_phase_voice
+    regulated = rng.normal(size=(int(rng.integers(5, 60)), 128)).astype(np.float32)
+    function, shapes = streaming.frames_stream_function(acoustic, vocoder, step)
+    assert shapes.frame_f0 and "frame_f0" in shapes.output_names
+    spectrum, mel, frame_f0 = run_stream(keras_step(function, shapes), shapes, regulated,
+                                         with_f0=True)
+    head, mel_whole, frame_f0_whole = whole_with_f0(acoustic, vocoder, regulated)
+    assert relative(spectrum, head) < 1e-5
+    assert relative(mel, mel_whole) < 1e-5
+    assert relative(frame_f0, frame_f0_whole) < 1e-5
+    # The F0 is heard: the head differs from the same vocoder's without the features.
+    assert relative(spectrum, vocoder.head_output(mel_whole[None], np.ones((1, len(mel), 1),
+                    np.float32), np.zeros((1, len(mel), 2), np.float32)).numpy()[0]) > 1e-3
+
+
 def test_state_is_what_was_recomputed(voice, rng):
     """Planted fault: a stream whose states are zeroed at every step no longer
     equals the whole utterance (the test above would catch a lost state)."""

@@ -206,3 +206,33 @@ def test_restoring_with_new_variables_keeps_them_and_loads_the_rest(tmp_path, rn
     with pytest.raises(checkpoints.CheckpointError, match="no counterpart of that shape"):
         checkpoints.restore(path, {"generator": build.build_generator(config)},
                             new_variables_ok=True)
+
+
+def test_the_c_inverse_stft_adds_the_same_source_phase_as_keras(rng):
+    """Keras' waveform (float64 integrated F0) against the head frames through
+    the C source phase and inverse STFT (float32 theta, carried frame to frame)."""
+    from bittts_tf.runtime.istft_c import IstftError, Source, istft_stream
+    config = source_phase_config()
+    vocoder = build.build_generator(config)
+    frames = int(rng.integers(20, 80))
+    mels = rng.normal(-5, 1, (1, frames, config.audio.n_mels)).astype(np.float32)
+    frame_f0 = np.stack([rng.normal(0, 1.5, frames), rng.normal(0.5, 2, frames)], -1)
+    frame_f0 = frame_f0.astype(np.float32)[None]
+    mean, std = 5.2, 0.09
+    f0_hz, features = frame_vocoder.f0_from_head(tf.constant(frame_f0), mean, std)
+    mask = np.ones((1, frames, 1), np.float32)
+    expected = vocoder(mels, mask, f0=f0_hz, f0_feature_values=features).numpy()[0]
+    head = vocoder.head_output(mels, mask, features).numpy()[0]
+    source = Source(16000.0, 3000.0, mean, std)
+    got = istft_stream(head, n_fft=1024, hop=256, source=source, frame_f0=frame_f0[0])
+    assert np.abs(got - expected).max() < 1e-4 * max(1.0, np.abs(expected).max())
+    # Without the source the phases are another voice's.
+    plain = istft_stream(head, n_fft=1024, hop=256)
+    assert np.abs(plain - expected).max() > 1e-2 * np.abs(expected).max()
+    bad = frame_f0[0].copy()
+    bad[frames // 2, 0] = np.nan
+    with pytest.raises(IstftError, match="NaN"):
+        istft_stream(head, n_fft=1024, hop=256, source=source, frame_f0=bad)
+    with pytest.raises(IstftError):
+        istft_stream(head, n_fft=1024, hop=256, source=Source(16000.0, 3000.0, mean, 0.0),
+                     frame_f0=frame_f0[0])

@@ -11,17 +11,26 @@ from bittts_tf.text import FrontEnd
 from bittts_tf.training import checkpoints
 
 
-def random_tts(seed: int, vocoder_overrides: dict | None = None, weight_bits=1.58):
+def random_tts(seed: int, vocoder_overrides: dict | None = None, weight_bits=1.58,
+               source_phase: bool = False):
     """(config, acoustic, vocoder): the tiny preset, ternary everywhere (or
     `weight_bits`), with durations of a few frames a phoneme as a trained
-    model predicts."""
+    model predicts. `source_phase`: a frame F0 head (random, so F0 and
+    voicing vary) and a vocoder with a 4 kHz source phase."""
     keras.utils.set_random_seed(seed)
+    if source_phase:
+        vocoder_overrides = {**(vocoder_overrides or {}), "source_phase_cutoff": 4000.0}
     config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols),
-                            vocoder_overrides=vocoder_overrides, weight_bits=weight_bits)
+                            vocoder_overrides=vocoder_overrides, weight_bits=weight_bits,
+                            frame_f0=source_phase)
     acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
     head = acoustic.variance_adaptor.duration_predictor.head
     head.bias.assign([np.log(5.0)])
     head.kernel.assign(head.kernel * 0.05)
+    if source_phase:
+        rng = np.random.default_rng(seed)
+        for variable in acoustic.f0_projection.variables + vocoder.f0_input.variables:
+            variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
     return config, acoustic, vocoder
 
 

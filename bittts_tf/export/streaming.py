@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from bittts_tf.models.frame_vocoder import FrameVocoder, sigmoid_gelu
+from bittts_tf.models.frame_vocoder import FrameVocoder, f0_features, sigmoid_gelu
 from bittts_tf.runtime.stream import StreamShapes, zero_states
 
 
@@ -93,6 +93,9 @@ def _plan(acoustic, vocoder) -> tuple[list, int, int]:
         k = block.depthwise.kernel_size[0]
         convs.append((f"vocoder/{block.name}", block.depthwise, k, block.channels))
         delay += (k - 1) // 2
+    if vocoder.takes_f0 and acoustic.f0_projection is None:
+        raise StreamingError("the vocoder has a source phase but the acoustic model gives no "
+                             "frame F0 (AcousticConfig.frame_f0)")
     for name, layer, k, _ in convs:
         if k % 2 == 0 or layer.padding != "same" or tuple(layer.dilation_rate) != (1,) \
                 or tuple(layer.strides) != (1,):
@@ -107,8 +110,16 @@ def stream_shapes(acoustic, vocoder, step: int) -> StreamShapes:
     states = [(f"state_{i:02d}", k - 1, channels) for i, (_, _, k, channels) in enumerate(convs)]
     states.append((f"state_{len(states):02d}", delay - decoder_delay, vocoder.n_mels))  # mel delay
     states.append((f"state_{len(states):02d}", delay, 1))                           # mask history
+    if vocoder.takes_f0:
+        # The F0 features wait for conv_in's centre; the F0 head's output for
+        # the spectrum's frame. Apart from the mel's delay line: the int8
+        # graph gives a state one scale, and log-F0 needs its own (a 1 % F0
+        # error is 0.11 of a standardized unit, under 2 codes of the mel's).
+        k = vocoder.conv_in.kernel_size[0]
+        states.append((f"state_{len(states):02d}", (k - 1) // 2, 2))         # F0 features
+        states.append((f"state_{len(states):02d}", delay - decoder_delay, 2))  # frame F0 delay
     return StreamShapes(step, delay, acoustic.config["encoder_channels"], vocoder.n_mels,
-                        vocoder.config["n_fft"] + 2, tuple(states))
+                        vocoder.config["n_fft"] + 2, tuple(states), vocoder.takes_f0)
 
 
 def _window(state, x, keep: int):
@@ -137,7 +148,7 @@ def frames_stream_function(acoustic, vocoder, step: int):
     def body(frames, mask, states):
         # Everything is [1, 1, T, C] (NHWC); time is axis 2.
         new_states = []
-        history, mask_state = _window(states[-1], mask, delay)
+        history, mask_state = _window(states[n_conv + 1], mask, delay)
 
         def mask_at(d):
             return history[:, :, delay - d:delay - d + step]
@@ -157,11 +168,20 @@ def frames_stream_function(acoustic, vocoder, step: int):
             x = (y + window[:, :, half:half + step]) * mask_at(d)
         mel = (_conv(acoustic.mel_projection, x) * config["mel_std"] + config["mel_mean"]) \
             * mask_at(d)
+        if shapes.frame_f0:
+            frame_f0 = _conv(acoustic.f0_projection, x) * mask_at(d)
+            features = f0_features(
+                frame_f0[..., 0] * config["log_f0_std"] + config["log_f0_mean"],
+                tf.sigmoid(frame_f0[..., 1])) * mask_at(d)
         i = len(acoustic.decoder.blocks)
         half = (convs[i][2] - 1) // 2
         window = conv_window(i, mel)
         d += half
-        x = _layer_norm(vocoder.norm_in, _conv(vocoder.conv_in, window)) * mask_at(d)
+        x = _conv(vocoder.conv_in, window)
+        if shapes.frame_f0:
+            feature_window, feature_state = _window(states[n_conv + 2], features, half)
+            x = x + _conv(vocoder.f0_input, feature_window[:, :, :step])
+        x = _layer_norm(vocoder.norm_in, x) * mask_at(d)
         for j, block in enumerate(vocoder.blocks):
             half = (convs[i + 1 + j][2] - 1) // 2
             window = conv_window(i + 1 + j, x)
@@ -172,7 +192,12 @@ def frames_stream_function(acoustic, vocoder, step: int):
         spectrum = _conv(vocoder.head, _layer_norm(vocoder.norm_out, x))
         mel_window, mel_state = _window(states[n_conv], mel, delay - decoder_delay)
         outputs = {"spectrum": spectrum, "mask": mask_at(delay), "mel": mel_window[:, :, :step]}
-        for k, state in enumerate(new_states + [mel_state, mask_state]):
+        new_states += [mel_state, mask_state]
+        if shapes.frame_f0:
+            f0_window, f0_state = _window(states[n_conv + 3], frame_f0, delay - decoder_delay)
+            outputs["frame_f0"] = f0_window[:, :, :step]
+            new_states += [feature_state, f0_state]
+        for k, state in enumerate(new_states):
             outputs[shapes.states[k][0]] = state
         return outputs
 

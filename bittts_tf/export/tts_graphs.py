@@ -92,6 +92,13 @@ FRAMES_LAYERS = ("decoder_input", "decoder", "mel_projection")
 def frames_function(acoustic, vocoder, shapes: GraphShapes):
     function, _ = streaming.frames_stream_function(acoustic, vocoder, shapes.stream.step)
     layers = [getattr(acoustic, name) for name in FRAMES_LAYERS] + [vocoder]
+    if vocoder.takes_f0:
+        # Its layers, not the model: the converter saves the group as a
+        # SavedModel, which traces each model's call on its first input
+        # alone, and a source-phase vocoder refuses a call without F0 (the
+        # converter then silently dropped the graph's signature).
+        layers[-1:] = [vocoder.conv_in, vocoder.f0_input, vocoder.norm_in, *vocoder.blocks,
+                       vocoder.norm_out, vocoder.head, acoustic.f0_projection]
     return function, _LayerGroup(layers)
 
 
@@ -200,6 +207,17 @@ MAX_FRAMES_PER_TOKEN = variance.MAX_FRAMES_PER_TOKEN
 MAX_FRAMES_PER_SEGMENT = variance.MAX_FRAMES_PER_SEGMENT
 
 
+def _source_phase(model_config, shapes: GraphShapes) -> dict:
+    """{"source_phase": ...} for a source-phase vocoder (what the runtime's
+    inverse STFT needs besides the graph's frame F0), else nothing."""
+    if not shapes.stream.frame_f0:
+        return {}
+    a = model_config.acoustic
+    return {"source_phase": {"cutoff": float(model_config.vocoder.source_phase_cutoff),
+                             "log_f0_mean": float(a.log_f0_mean),
+                             "log_f0_std": float(a.log_f0_std)}}
+
+
 def manifest(model_config, front_end, shapes: GraphShapes, graphs: dict[str, bytes],
              source: dict) -> dict:
     from bittts_tf.runtime import model_folder
@@ -215,7 +233,8 @@ def manifest(model_config, front_end, shapes: GraphShapes, graphs: dict[str, byt
                    "max_frames_per_token": MAX_FRAMES_PER_TOKEN,
                    "max_frames_per_segment": MAX_FRAMES_PER_SEGMENT,
                    "n_fft": int(model_config.vocoder.n_fft),
-                   "stream": shapes.stream.to_dict()},
+                   "stream": shapes.stream.to_dict(),
+                   **_source_phase(model_config, shapes)},
         "graphs": {key: {"file": key + ".tflite", "bytes": len(data),
                          "sha256": model_folder.sha256(data)} for key, data in graphs.items()},
         "model_config": model_config.to_dict(),

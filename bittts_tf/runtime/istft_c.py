@@ -61,7 +61,16 @@ def library() -> ctypes.CDLL:
     lib.bittts_istft_irfft.argtypes = [i32, _f32p, _size, _f32p, _size]
     lib.bittts_istft_record_size.argtypes = []
     lib.bittts_istft_record_size.restype = _size
+    lib.bittts_istft_source_phase.argtypes = [_f32p, _size, i32, i32, _f32p, _size,
+                                              ctypes.POINTER(Source), _f32p]
     return lib
+
+
+class Source(ctypes.Structure):
+    """bittts_istft_source: a source-phase vocoder's cut-off and how to read
+    the acoustic model's frame F0 head."""
+    _fields_ = [("sample_rate", ctypes.c_float), ("cutoff", ctypes.c_float),
+                ("log_f0_mean", ctypes.c_float), ("log_f0_std", ctypes.c_float)]
 
 
 def _check(status: int) -> None:
@@ -85,10 +94,16 @@ def irfft(spectrum_real, spectrum_imag, n_fft: int = istft_spec.N_FFT) -> np.nda
 
 
 class IstftStream:
-    """One utterance's inverse STFT, frame by frame (buffers owned here)."""
+    """One utterance's inverse STFT, frame by frame (buffers owned here).
+    With a `source` (a source-phase vocoder), each frame's phases first take
+    the source phase of its frame F0 (bittts_istft_source_phase), and the
+    integrated F0 is kept here from frame to frame."""
 
-    def __init__(self, n_fft: int = istft_spec.N_FFT, hop: int = istft_spec.HOP_LENGTH):
+    def __init__(self, n_fft: int = istft_spec.N_FFT, hop: int = istft_spec.HOP_LENGTH,
+                 source: Source | None = None):
         lib = library()
+        self.source = source
+        self._theta = np.zeros(1, np.float32)
         _check(lib.bittts_istft_check(n_fft, hop))
         self.n_fft, self.hop = n_fft, hop
         self.delay_frames = lib.bittts_istft_delay_frames(n_fft, hop)
@@ -104,24 +119,38 @@ class IstftStream:
         """Starts a new utterance."""
         _check(library().bittts_istft_begin(self._record, self.n_fft, self.hop,
                                             _ptr(self._state), self._state.size))
+        self._theta[0] = 0.0
 
-    def push(self, head_frame, mask: float = 1.0) -> np.ndarray:
-        """One frame's head output ([n_fft + 2]) -> 0 or hop samples."""
-        head = np.ascontiguousarray(head_frame, np.float32).reshape(-1)
+    def push(self, head_frame, mask: float = 1.0, frame_f0=None) -> np.ndarray:
+        """One frame's head output ([n_fft + 2]) -> 0 or hop samples;
+        `frame_f0` ([2]) with a source, which then needs it."""
+        head = np.array(head_frame, np.float32).reshape(-1)   # a copy: the phases change
+        if self.source is not None:
+            if frame_f0 is None:
+                raise ValueError("a source-phase stream needs each frame's F0 head")
+            f0 = np.ascontiguousarray(frame_f0, np.float32).reshape(-1)
+            _check(library().bittts_istft_source_phase(
+                _ptr(head), head.size, self.n_fft, self.hop, _ptr(f0), f0.size,
+                ctypes.byref(self.source), _ptr(self._theta)))
         _check(library().bittts_istft_push(
             self._record, _ptr(head), head.size, float(mask), _ptr(self._scratch),
             self._scratch.size, _ptr(self._out), self._out.size, ctypes.byref(self._n_out)))
         return self._out[:self._n_out.value].copy()
 
-    def push_frames(self, head_frames, mask=None) -> np.ndarray:
-        """Several frames ([k, n_fft + 2], mask [k] or [k, 1], default 1), e.g.
-        one invoke of a streaming graph -> their samples, concatenated."""
+    def push_frames(self, head_frames, mask=None, frame_f0=None) -> np.ndarray:
+        """Several frames ([k, n_fft + 2], mask [k] or [k, 1], default 1,
+        frame_f0 [k, 2] with a source), e.g. one invoke of a streaming graph
+        -> their samples, concatenated."""
         head = np.asarray(head_frames, np.float32).reshape(-1, self.n_fft + 2)
         masks = (np.ones(len(head), np.float32) if mask is None
                  else np.asarray(mask, np.float32).reshape(-1))
         if masks.size != len(head):
             raise ValueError(f"{masks.size} mask values for {len(head)} frames")
-        parts = [self.push(frame, m) for frame, m in zip(head, masks)]
+        f0_rows = ([None] * len(head) if frame_f0 is None
+                   else np.asarray(frame_f0, np.float32).reshape(-1, 2))
+        if len(f0_rows) != len(head):
+            raise ValueError(f"{len(f0_rows)} frame F0 rows for {len(head)} frames")
+        parts = [self.push(frame, m, f) for frame, m, f in zip(head, masks, f0_rows)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def flush(self) -> np.ndarray:
@@ -137,11 +166,13 @@ class IstftStream:
 
 
 def istft_stream(head_frames, mask=None, n_fft: int = istft_spec.N_FFT,
-                 hop: int = istft_spec.HOP_LENGTH) -> np.ndarray:
+                 hop: int = istft_spec.HOP_LENGTH, source: Source | None = None,
+                 frame_f0=None) -> np.ndarray:
     """Whole utterance through the stream: head [T, n_fft + 2], mask [T] (or
-    [T, 1]; default all 1) -> [T * hop] samples."""
+    [T, 1]; default all 1), and with a `source` frame_f0 [T, 2] -> [T * hop]
+    samples."""
     head = np.asarray(head_frames, np.float32)
     if head.ndim != 2 or head.shape[1] != n_fft + 2:
         raise ValueError(f"head_frames must be [T, {n_fft + 2}], got shape {head.shape}")
-    stream = IstftStream(n_fft, hop)
-    return np.concatenate([stream.push_frames(head, mask), stream.finish()])
+    stream = IstftStream(n_fft, hop, source)
+    return np.concatenate([stream.push_frames(head, mask, frame_f0), stream.finish()])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 
 from bittts_tf import fileio
@@ -89,6 +90,9 @@ _REQUIRED = ("format", "format_version", "audio", "front_end", "speakers", "shap
 _SHAPES = ("max_tokens", "hop_length", "encoder_channels", "n_mels", "n_fft",
            "max_frames_per_token", "max_frames_per_segment", "stream")
 _STREAM = ("step", "delay", "channels", "n_mels", "head_width", "states")
+# A source-phase vocoder's (shapes.source_phase, with shapes.stream.frame_f0):
+# its cut-off in Hz and the acoustic model's log-F0 standardization.
+SOURCE_PHASE = ("cutoff", "log_f0_mean", "log_f0_std")
 
 
 def _check_shapes(shapes: dict, where: str) -> None:
@@ -105,6 +109,16 @@ def _check_shapes(shapes: dict, where: str) -> None:
             isinstance(s, list) and len(s) == 3 and isinstance(s[0], str)
             and isinstance(s[1], int) and s[1] >= 0 and positive(s[2]) for s in states):
         bad.append("shapes.stream.states")
+    source = shapes.get("source_phase")
+    if stream.get("frame_f0", False) is not (source is not None):
+        bad.append("shapes.stream.frame_f0 (a frame F0 goes with shapes.source_phase)")
+    elif source is not None:
+        def finite(value):
+            return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value))
+        if not (isinstance(source, dict) and all(finite(source.get(k)) for k in SOURCE_PHASE)
+                and source["cutoff"] > 0 and source["log_f0_std"] > 0):
+            bad.append("shapes.source_phase")
     if bad:
         raise ModelFolderError(f"{where}: fields out of range or of the wrong type: {bad}")
 

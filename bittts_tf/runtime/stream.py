@@ -26,26 +26,35 @@ class StreamShapes:
     n_mels: int
     head_width: int                # n_fft + 2: log-magnitudes, then phases
     states: tuple                  # ((name, frames, channels), ...) in input order
+    # The graph also emits the acoustic model's frame F0 head ([1, 1, step, 2]:
+    # standardized log-F0, voicing logit) of the spectrum's frames, which a
+    # source-phase vocoder's phases need (runtime.source_phase).
+    frame_f0: bool = False
 
     @property
     def output_names(self) -> list[str]:
         """The graph's outputs in signature order (output_0, ...): a dict of
         outputs is flattened in sorted key order."""
-        return sorted(["spectrum", "mask", "mel"] + [name for name, _, _ in self.states])
+        rows = ["spectrum", "mask", "mel"] + (["frame_f0"] if self.frame_f0 else [])
+        return sorted(rows + [name for name, _, _ in self.states])
 
     @property
     def state_names(self) -> list[str]:
         return [name for name, _, _ in self.states]
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "delay": self.delay, "channels": self.channels,
-                "n_mels": self.n_mels, "head_width": self.head_width,
-                "states": [list(s) for s in self.states]}
+        shapes = {"step": self.step, "delay": self.delay, "channels": self.channels,
+                  "n_mels": self.n_mels, "head_width": self.head_width,
+                  "states": [list(s) for s in self.states]}
+        if self.frame_f0:   # absent otherwise: folders made before it read the same
+            shapes["frame_f0"] = True
+        return shapes
 
     @classmethod
     def from_dict(cls, d: dict) -> "StreamShapes":
         return cls(int(d["step"]), int(d["delay"]), int(d["channels"]), int(d["n_mels"]),
-                   int(d["head_width"]), tuple((str(n), int(f), int(c)) for n, f, c in d["states"]))
+                   int(d["head_width"]), tuple((str(n), int(f), int(c)) for n, f, c in d["states"]),
+                   bool(d.get("frame_f0", False)))
 
     def inputs(self, dtype) -> dict[str, tuple]:
         """Input name -> (shape, dtype): NHWC [1, 1, frames, channels]."""
@@ -59,6 +68,8 @@ class StreamShapes:
         """Output name -> shape."""
         shapes = {"spectrum": (1, 1, self.step, self.head_width), "mask": (1, 1, self.step, 1),
                   "mel": (1, 1, self.step, self.n_mels)}
+        if self.frame_f0:
+            shapes["frame_f0"] = (1, 1, self.step, 2)
         shapes.update({name: (1, 1, frames, channels) for name, frames, channels in self.states})
         return shapes
 
@@ -165,12 +176,13 @@ class RunnerGraph:
 
 
 def stream_rows(run, shapes: StreamShapes, regulated: np.ndarray, zero: dict | None = None
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """Drives the frames graph (`run(**inputs) -> outputs`, a GraphRunner's
     run or a Keras step) over regulated frames [T, C]: `step` frames an
-    invoke, then `delay` masked frames. Yields (spectrum rows, mel rows) of
-    frames 0 .. T-1 in order, as each invoke completes them. `zero`: the
-    states to start from (default float zeros; an int8 graph's zero point)."""
+    invoke, then `delay` masked frames. Yields (spectrum rows, mel rows,
+    frame F0 rows or None) of frames 0 .. T-1 in order, as each invoke
+    completes them. `zero`: the states to start from (default float zeros;
+    an int8 graph's zero point)."""
     regulated = np.asarray(regulated, np.float32)
     total, step, delay = len(regulated), shapes.step, shapes.delay
     n_steps = -(-(total + delay) // step)
@@ -186,14 +198,18 @@ def stream_rows(run, shapes: StreamShapes, regulated: np.ndarray, zero: dict | N
         first = k * step - delay          # the frame of this invoke's first output row
         keep = slice(max(0, -first), max(0, min(step, total - first)))
         if keep.stop > keep.start:
-            yield (np.asarray(out["spectrum"])[0, 0, keep], np.asarray(out["mel"])[0, 0, keep])
+            yield (np.asarray(out["spectrum"])[0, 0, keep], np.asarray(out["mel"])[0, 0, keep],
+                   np.asarray(out["frame_f0"])[0, 0, keep] if shapes.frame_f0 else None)
 
 
-def run_stream(run, shapes: StreamShapes, regulated, zero: dict | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(spectrum [T, n_fft + 2], mel [T, n_mels]) of the whole segment."""
+def run_stream(run, shapes: StreamShapes, regulated, zero: dict | None = None,
+               with_f0: bool = False) -> tuple[np.ndarray, ...]:
+    """(spectrum [T, n_fft + 2], mel [T, n_mels]) of the whole segment, and
+    with `with_f0` the frame F0 rows [T, 2] after them."""
+    if with_f0 and not shapes.frame_f0:
+        raise ValueError("this frames graph emits no frame F0")
     parts = list(stream_rows(run, shapes, regulated, zero))
-    if not parts:
-        return (np.zeros((0, shapes.head_width), np.float32),
-                np.zeros((0, shapes.n_mels), np.float32))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    widths = (shapes.head_width, shapes.n_mels, 2)
+    columns = [np.concatenate([p[i] for p in parts]) if parts
+               else np.zeros((0, widths[i]), np.float32) for i in range(2 + with_f0)]
+    return tuple(columns)

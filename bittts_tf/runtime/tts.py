@@ -18,7 +18,7 @@ from bittts_tf.audio.config import AudioConfig
 from bittts_tf.litert import native, tflite_file
 from bittts_tf.runtime import model_folder as folder_lib
 from bittts_tf.runtime.decode_at_load import decode_at_load
-from bittts_tf.runtime.istft_c import IstftStream
+from bittts_tf.runtime.istft_c import IstftStream, Source
 from bittts_tf.runtime.stream import GraphRunner, RunnerGraph, StreamShapes, stream_rows
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.text.normalize import TextError
@@ -183,6 +183,10 @@ class TextToSpeech:
         self.shapes = dict(manifest["shapes"])
         self.stream_shapes = StreamShapes.from_dict(self.shapes["stream"])
         self.speakers = int(manifest["speakers"])
+        source = self.shapes.get("source_phase")
+        self.source = (None if source is None else Source(
+            float(self.audio_config.sample_rate), float(source["cutoff"]),
+            float(source["log_f0_mean"]), float(source["log_f0_std"])))
         self.variant, self.decode, self.num_threads = variant, decode, num_threads
         # Read and checked now; the interpreters start at the first synthesis,
         # after the text has been checked (their start-up logs nothing then).
@@ -248,9 +252,9 @@ class TextToSpeech:
         graph = self._graph("frames")
         zero = {name: graph.zero(name, (1, 1, frames, channels))
                 for name, frames, channels in self.stream_shapes.states}
-        istft = IstftStream(self.shapes["n_fft"], self.shapes["hop_length"])
-        for spectrum, mel in stream_rows(graph.run, self.stream_shapes, regulated, zero):
-            yield istft.push_frames(spectrum), mel
+        istft = IstftStream(self.shapes["n_fft"], self.shapes["hop_length"], self.source)
+        for spectrum, mel, frame_f0 in stream_rows(graph.run, self.stream_shapes, regulated, zero):
+            yield istft.push_frames(spectrum, frame_f0=frame_f0), mel
         yield istft.finish(), np.zeros((0, self.stream_shapes.n_mels), np.float32)
     def stream(self, text: str, speaker: int = 0, duration_scale: float = 1.0,
                notes: list | None = None, segments_out: list | None = None,
