@@ -29,7 +29,8 @@ def random_tts(seed: int, vocoder_overrides: dict | None = None, weight_bits=1.5
     head.kernel.assign(head.kernel * 0.05)
     if source_phase:
         rng = np.random.default_rng(seed)
-        for variable in acoustic.f0_projection.variables + vocoder.f0_input.variables:
+        f0_input = vocoder.f0_input.variables if vocoder.f0_input is not None else []
+        for variable in acoustic.f0_projection.variables + f0_input:
             variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32))
     return config, acoustic, vocoder
 

@@ -97,8 +97,9 @@ def frames_function(acoustic, vocoder, shapes: GraphShapes):
         # SavedModel, which traces each model's call on its first input
         # alone, and a source-phase vocoder refuses a call without F0 (the
         # converter then silently dropped the graph's signature).
-        layers[-1:] = [vocoder.conv_in, vocoder.f0_input, vocoder.norm_in, *vocoder.blocks,
-                       vocoder.norm_out, vocoder.head, acoustic.f0_projection]
+        layers[-1:] = [layer for layer in (vocoder.conv_in, vocoder.f0_input, vocoder.norm_in,
+                                           *vocoder.blocks, vocoder.norm_out, vocoder.head,
+                                           acoustic.f0_projection) if layer is not None]
     return function, _LayerGroup(layers)
 
 

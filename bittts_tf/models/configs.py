@@ -167,6 +167,10 @@ class FrameVocoderConfig:
     # lowest harmonics was where the voice lost to festival's (festival with
     # our 0-1 kHz phases: 3.09 -> 2.90).
     source_phase_cutoff: float = 0.0
+    # With a source phase: F0 also enters as two input features (2 x channels
+    # float weights after conv_in), so the magnitudes can follow the F0 the
+    # phases follow.
+    source_f0_input: bool = True
 
     def __post_init__(self):
         if not 0.0 <= self.source_phase_cutoff:

@@ -172,7 +172,7 @@ class FrameVocoder(Vocoder):
         # Float: 2 x channels weights, and the F0 features have no zeros for
         # a ternary kernel to spend.
         self.f0_input = (QuantDense(c["channels"], weight_bits=FLOAT_BITS, name="f0_input")
-                         if self.takes_f0 else None)
+                         if self.takes_f0 and c.get("source_f0_input", True) else None)
         self.istft_constants = istft_lib.irfft_constants(c["n_fft"])
 
     @property
@@ -184,7 +184,7 @@ class FrameVocoder(Vocoder):
         n_fft // 2 + 1 bins, then their phases (what the streaming graph
         emits); `f0_features` ([B, T, 2], see `f0_features`) when takes_f0."""
         x = self.conv_in(mels * mask)
-        if self.takes_f0:
+        if self.f0_input is not None:
             if f0_features is None:
                 raise ValueError("this vocoder has a source phase: pass the frame F0")
             x = x + self.f0_input(f0_features * mask)

@@ -27,8 +27,9 @@ class StreamShapes:
     head_width: int                # n_fft + 2: log-magnitudes, then phases
     states: tuple                  # ((name, frames, channels), ...) in input order
     # The graph also emits the acoustic model's frame F0 head ([1, 1, step, 2]:
-    # standardized log-F0, voicing logit) of the spectrum's frames, which a
-    # source-phase vocoder's phases need (runtime.source_phase).
+    # standardized log-F0, voicing logit / 16: only its sign is read) of the
+    # spectrum's frames, which a source-phase vocoder's phases need
+    # (istft_c.IstftStream with a source).
     frame_f0: bool = False
 
     @property
