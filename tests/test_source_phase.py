@@ -162,24 +162,43 @@ def test_segments_cut_the_frame_values_with_the_mels(rng):
                 assert float(mel_segment[b, t, 0]) == start + t
 
 
-def test_a_joint_source_phase_run_starts_from_a_checkpoint_without_it(tmp_path):
-    plain = run.train(options(tmp_path / "plain", mode="joint", quantize="all", steps=2,
-                              stft_loss_weight=9.0))
+def test_a_joint_source_phase_run_starts_from_a_checkpoint_without_it(tmp_path, rng):
+    """From a rebuild of a voice without the new layers (as
+    tools/recover_checkpoint.py writes one): refused without
+    --init_new_layers; with it, every old weight comes in (a zero learning
+    rate keeps them through two steps, the first on the recording's F0, the
+    second on the model's) and the new layers are added."""
+    from bittts_tf.text.g2p import FrontEnd
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, generator = build.build_acoustic(config), build.build_generator(config)
+    for variable in acoustic.trainable_variables + generator.trainable_variables:
+        variable.assign(rng.normal(0, 0.1, variable.shape))
+    metadata = {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a folder"}}
+    plain = checkpoints.save(str(tmp_path / "plain"), 0,
+                             {"acoustic": acoustic, "generator": generator}, {}, metadata, keep=0)
     new_layers = dict(acoustic_overrides={"frame_f0": True},
-                      vocoder_overrides={"source_phase_cutoff": 4000.0},
-                      init_from=str(tmp_path / "plain"), mode="joint", quantize="all",
-                      stft_loss_weight=9.0, target_f0_steps=1, steps=2)
-    with pytest.raises(checkpoints.CheckpointError, match="f0_projection|not in it"):
+                      vocoder_overrides={"source_phase_cutoff": 4000.0}, init_from=plain,
+                      mode="joint", quantize="all", stft_loss_weight=9.0, target_f0_steps=1,
+                      steps=2, learning_rate=0.0, use_ground_truth_durations=True)
+    with pytest.raises(checkpoints.CheckpointError, match="not in it"):
         run.train(options(tmp_path / "refused", **new_layers))
     result = run.train(options(tmp_path / "source", init_new_layers=True, **new_layers))
-    # Step 1 fed the vocoder the recording's F0, step 2 the model's.
     for step in (1, 2):
         losses = result["train_losses"][step]
         assert np.isfinite(losses["wave_mel_l1"]) and losses["frame_log_f0"] > 0
     manifest = checkpoints.read_manifest(result["checkpoint"])
+    assert manifest["step"] == 2 and manifest["init_from"] == plain
+    arrays, _ = checkpoints.read_arrays(result["checkpoint"])
+    stored, _ = checkpoints.read_arrays(plain)
+    for group in ("model/acoustic", "model/generator"):
+        paths = {p: i for i, (p, _) in enumerate(manifest["layout"][group])}
+        old = checkpoints.read_manifest(plain)["layout"][group]
+        for i, (path, _) in enumerate(old):
+            value = stored[f"{group}/{i:05d}"]
+            if value.dtype.kind == "f":   # weights, not the dropout seed states
+                np.testing.assert_array_equal(arrays[f"{group}/{paths[path]:05d}"], value)
     assert any("f0_input" in p for p, _ in manifest["layout"]["model/generator"])
     assert any("f0_projection" in p for p, _ in manifest["layout"]["model/acoustic"])
-    assert manifest["step"] == 2 and manifest["init_from"] == plain["checkpoint"]
 
 
 def test_restoring_with_new_variables_keeps_them_and_loads_the_rest(tmp_path, rng):
