@@ -389,6 +389,10 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
         raise FirmwareError(f"{model_dir}: max_tokens {shapes['max_tokens']} does not fit the "
                             "uint16 segment lengths of the phrase table")
     stream = StreamShapes.from_dict(shapes["stream"])
+    if stream.frame_f0:
+        # Refused rather than built into firmware that would drop the phases.
+        raise FirmwareError(f"{model_dir}: its vocoder has a source phase, which the firmware's "
+                            "stream (bittts_stream.c) does not apply yet")
     try:
         firmware_spec.config_values(shapes, num_symbols)
     except ValueError as e:

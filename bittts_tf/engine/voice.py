@@ -59,6 +59,10 @@ def folder_blobs(model_dir: str) -> tuple[bytes, bytes, dict, int]:
     folder = model_folder.load(model_dir)
     shapes = dict(folder.manifest["shapes"])
     stream = StreamShapes.from_dict(shapes["stream"])
+    if stream.frame_f0:
+        raise model_folder.ModelFolderError(
+            f"{model_dir}: its vocoder has a source phase, which the C99 engine's stream does "
+            "not apply yet")
     text, _ = blob_lib.from_graph(folder.read_graph("text", "int8"), f"{model_dir}/text.int8",
                                   output_names=TEXT_OUTPUTS)
     frames, _ = blob_lib.from_graph(folder.read_graph("frames", "int8"), f"{model_dir}/frames.int8",
