@@ -36,7 +36,9 @@ def numpy_source_phase(f0, n_fft, hop, sample_rate, cutoff):
                 for k in range(n_fft // 2 + 1):
                     frequency = k * sample_rate / n_fft
                     if frequency < cutoff:
-                        harmonic = np.round(frequency / f0[b, t])   # half to even, as tf.round
+                        # In float32 as TensorFlow divides: near a tie of f / F0 a
+                        # float64 quotient could round to the other harmonic.
+                        harmonic = np.round(np.float32(frequency) / np.float32(f0[b, t]))
                         out[b, t, k] = (harmonic * theta) % (2 * math.pi)
             theta = (theta + 2 * math.pi * hop / sample_rate * f0[b, t]) % (2 * math.pi)
     return out

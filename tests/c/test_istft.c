@@ -412,6 +412,61 @@ static void test_refused(void) {
   CHECK(all_canary(o, sizeof o / sizeof *o), "a refused irfft wrote");
 }
 
+static float sp_head[N_MAX + 3]; /* a head frame and a canary */
+
+/* The source phase against a double-precision reference, frame by frame
+ * with theta carried; refused calls leave the head and theta as they were. */
+static void test_source_phase(void) {
+  const bittts_istft_source source = {16000.0f, rng_float(500.0f, 7000.0f), 5.2f, 0.09f};
+  const int n = N_MAX, hop = BITTTS_ISTFT_HOP, bins = N_MAX / 2 + 1;
+  double theta_ref = 0.0, worst = 0.0;
+  float theta = 0.0f, frame_f0[2], before[N_MAX + 2];
+  int t, b;
+  for (t = 0; t < 60; ++t) {
+    double f0;
+    frame_f0[0] = rng_float(-3.0f, 3.0f);
+    frame_f0[1] = rng_float(-2.0f, 4.0f);
+    for (b = 0; b < n + 2; ++b) sp_head[b] = before[b] = rng_float(-3.0f, 3.0f);
+    sp_head[n + 2] = CANARY_F;
+    CHECK(bittts_istft_source_phase(sp_head, (size_t)n + 2, n, hop, frame_f0, 2, &source,
+                                    &theta) == BITTTS_ISTFT_OK, "source phase frame %d", t);
+    /* F0 and the harmonic index in float, as specified: near a tie of
+     * f_b / F0 a double quotient would round to the other harmonic. */
+    f0 = frame_f0[1] > 0.0f ? expf(frame_f0[0] * source.log_f0_std + source.log_f0_mean) : 0.0f;
+    for (b = 0; b < n + 2; ++b) {
+      double expected = before[b], d;
+      const float hz = (float)(b - bins) * (source.sample_rate / (float)n);
+      if (b >= bins && f0 > 0.0 && hz < source.cutoff)
+        expected += fmod(nearbyintf(hz / (float)f0) * theta_ref, 2.0 * kPi);
+      d = fabs(remainder(sp_head[b] - expected, 2.0 * kPi));
+      if (d > worst) worst = d;
+    }
+    CHECK(sp_head[n + 2] == CANARY_F, "source phase wrote past the head");
+    theta_ref = fmod(theta_ref + 2.0 * kPi * hop / source.sample_rate * f0, 2.0 * kPi);
+    CHECK(fabs(remainder(theta - theta_ref, 2.0 * kPi)) < 1e-4, "theta %g against %g", theta,
+          theta_ref);
+  }
+  CHECK(worst < 5e-3, "source phase: max error %.3g rad", worst);
+  memcpy(before, sp_head, sizeof before);
+  {
+    float saved = theta, bad_theta = 7.0f;
+    frame_f0[0] = NAN;
+    CHECK(bittts_istft_source_phase(sp_head, (size_t)n + 2, n, hop, frame_f0, 2, &source,
+                                    &theta) == BITTTS_ISTFT_VALUE, "NaN F0 refused");
+    frame_f0[0] = 0.0f;
+    CHECK(bittts_istft_source_phase(sp_head, (size_t)n + 1, n, hop, frame_f0, 2, &source,
+                                    &theta) == BITTTS_ISTFT_SIZE, "short head refused");
+    CHECK(bittts_istft_source_phase(sp_head, (size_t)n + 2, n, hop, frame_f0, 1, &source,
+                                    &theta) == BITTTS_ISTFT_SIZE, "short frame F0 refused");
+    CHECK(bittts_istft_source_phase(sp_head, (size_t)n + 2, n, hop, frame_f0, 2, &source,
+                                    &bad_theta) == BITTTS_ISTFT_VALUE, "theta > 2 pi refused");
+    CHECK(bittts_istft_source_phase(sp_head, (size_t)n + 2, n, hop, frame_f0, 2, NULL,
+                                    &theta) == BITTTS_ISTFT_NULL, "NULL source refused");
+    CHECK(memcmp(before, sp_head, sizeof before) == 0 && theta == saved && bad_theta == 7.0f,
+          "a refused source phase wrote");
+  }
+}
+
 int main(int argc, char **argv) {
   seed_rng("test_istft", argc > 1 ? argv[1] : getenv("BITTTS_TEST_SEED"));
   test_lengths();
@@ -420,6 +475,7 @@ int main(int argc, char **argv) {
   print_irfft_hash();
   test_stream();
   test_restart();
+  test_source_phase();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures != 0;
 }
