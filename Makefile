@@ -378,12 +378,16 @@ $(VOICE_DATA)/bittts_model_data.c: $(VENV)/.stamp $(wildcard $(VOICE_MODEL)/*.in
   $(BUILD)/libbittts_engine.so
 	$(PY) tools/firmware.py --model_dir=$(VOICE_MODEL) --out_dir=$(VOICE_DATA) --variant=int8 \
 	  --target=engine --phrase="$(VOICE_PHRASE)"
-$(BUILD)/speak_%.elf: firmware_stub/board/speak_mps2.c $(VOICE_DATA)/bittts_model_data.c $(ENGINE_SRC) \
+# SPEAK_DIR, VOICE_MODEL, VOICE_DATA and VOICE_PHRASE may be set on the command
+# line to build another voice's image elsewhere (the tests' random voices),
+# leaving the shipped voice's in build/.
+SPEAK_DIR := $(BUILD)
+$(SPEAK_DIR)/speak_%.elf: firmware_stub/board/speak_mps2.c $(VOICE_DATA)/bittts_model_data.c $(ENGINE_SRC) \
   $(ENGINE_HDR) $(QEMU_DEPS) $(BUILD)/.apt-stamp
-	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) --specs=nano.specs $(QEMU_LINK) -Wl,-Map=$(BUILD)/speak_$*.map \
+	$(ARM_CC) $(ARM_CFLAGS) $(CPU_$*) --specs=nano.specs $(QEMU_LINK) -Wl,-Map=$(@:.elf=.map) \
 	  $(ENGINE_CFLAGS) -I$(VOICE_DATA) -o $@ $(QEMU_START) firmware_stub/board/speak_mps2.c \
 	  $(VOICE_DATA)/bittts_model_data.c $(ENGINE_SRC) -lm
-	arm-none-eabi-objcopy -O binary $@ $(BUILD)/speak_$*.bin
+	arm-none-eabi-objcopy -O binary $@ $(@:.elf=.bin)
 .PHONY: firmware-image
 firmware-image: $(BUILD)/speak_m7.elf $(BUILD)/speak_m4.elf
 	$(ARM_SIZE) $^

@@ -33,6 +33,11 @@ static int count_fits(int64_t count) {
          (uint64_t)count <= (uint64_t)(SIZE_MAX / sizeof(float));
 }
 
+static int positive_finite(float v) { return isfinite(v) && v > 0.0f; }
+
+/* A checked config's: its vocoder has a source phase. */
+static int has_source(const bittts_stream_config *c) { return c->source_cutoff > 0.0f; }
+
 bittts_stream_status bittts_check_config(const bittts_stream_config *c) {
   int32_t i;
   if (c == NULL) return BITTTS_STREAM_NULL;
@@ -53,6 +58,15 @@ bittts_stream_status bittts_check_config(const bittts_stream_config *c) {
                           : c->state_frames[i] != 0 || c->state_channels[i] != 0)
       return BITTTS_STREAM_CONFIG;
   }
+  /* Without a source phase every source field is 0 (a half-set source is a
+   * config gone wrong, not a choice); with one, each is as
+   * bittts_istft_source_phase wants it, so no row is refused for its config. */
+  if (c->source_cutoff == 0.0f
+          ? c->source_sample_rate != 0.0f || c->source_log_f0_mean != 0.0f ||
+                c->source_log_f0_std != 0.0f
+          : !(positive_finite(c->source_cutoff) && positive_finite(c->source_sample_rate) &&
+              positive_finite(c->source_log_f0_std) && isfinite(c->source_log_f0_mean)))
+    return BITTTS_STREAM_CONFIG;
   /* The uncapped total, the capped total (at most the segment cap plus one
    * frame a phoneme) with the delay and a step of padding, and every buffer
    * must count in int32. */
@@ -68,7 +82,7 @@ bittts_stream_status bittts_check_config(const bittts_stream_config *c) {
 size_t bittts_stream_work_len(const bittts_stream_config *c, int32_t int8) {
   if (bittts_check_config(c) != BITTTS_STREAM_OK) return 0;
   return bittts_istft_state_len(c->n_fft, c->hop_length) + bittts_istft_scratch_len(c->n_fft) +
-         (size_t)c->hop_length + (int8 ? (size_t)c->head_width : 0);
+         (size_t)c->hop_length + (int8 || has_source(c) ? (size_t)c->head_width : 0);
 }
 
 bittts_stream_status bittts_text_input(const bittts_stream_config *c, const int32_t *ids,
@@ -175,6 +189,15 @@ static bittts_stream_status check_io(const bittts_stream_config *c, const bittts
   if (io->int8 &&
       !(quant_ok(io->frames_quant) && quant_ok(io->mask_quant) && quant_ok(io->spectrum_quant)))
     return BITTTS_STREAM_QUANT;
+  /* A frame F0 where the config has no source phase (or none where it has
+   * one) is a config made for another graph: its phases would be lost. */
+  if (has_source(c)) {
+    if (io->frame_f0 == NULL) return BITTTS_STREAM_NULL;
+    if (io->frame_f0_len != (size_t)c->step * 2) return BITTTS_STREAM_SIZE;
+    if (io->int8 && !quant_ok(io->frame_f0_quant)) return BITTTS_STREAM_QUANT;
+  } else if (io->frame_f0 != NULL || io->frame_f0_len != 0) {
+    return BITTTS_STREAM_SIZE;
+  }
   return BITTTS_STREAM_OK;
 }
 
@@ -222,6 +245,11 @@ bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_c
   s->scratch = work + istft_len;
   s->out = s->scratch + c->n_fft;
   s->row = s->out + c->hop_length;
+  s->source.sample_rate = c->source_sample_rate;
+  s->source.cutoff = c->source_cutoff;
+  s->source.log_f0_mean = c->source_log_f0_mean;
+  s->source.log_f0_std = c->source_log_f0_std;
+  s->theta = 0.0f;
   s->n_tokens = (int32_t)n_tokens;
   s->total_frames = (int32_t)total;
   s->n_invokes = (int32_t)((total + c->delay + c->step - 1) / c->step);
@@ -312,13 +340,19 @@ static int send_pcm(const bittts_callbacks *cb, const float *audio, size_t n) {
   return 0;
 }
 
+/* As the runtime: (code - zero_point) * scale in float32. */
+static void dequantize(const int8_t *codes, size_t n, bittts_quant q, float *out) {
+  size_t i;
+  for (i = 0; i < n; ++i) out[i] = ((float)codes[i] - (float)q.zero_point) * q.scale;
+}
+
 /* Invoke k after its inputs are written: the graph, then the rows of frames
  * 0 .. total_frames - 1 into the inverse STFT, then (last invoke) its flushes. */
 static bittts_stream_status run_invoke(bittts_stream *s, int32_t k, const bittts_callbacks *cb) {
   const bittts_stream_config *c = s->config;
   const size_t width = (size_t)c->head_width, hop = (size_t)c->hop_length;
   const void *spectrum = NULL;
-  size_t spectrum_len = 0, n_out, i;
+  size_t spectrum_len = 0, n_out;
   /* The frame of this invoke's first spectrum row. */
   const int32_t first = k * c->step - c->delay;
   int32_t j, flushes;
@@ -330,13 +364,24 @@ static bittts_stream_status run_invoke(bittts_stream *s, int32_t k, const bittts
     const float *row;
     if (first + j < 0 || first + j >= s->total_frames) continue;
     if (s->io.int8) {
-      /* As the runtime: (code - zero_point) * scale in float32. */
-      const int8_t *codes = (const int8_t *)spectrum + (size_t)j * width;
-      const bittts_quant q = s->io.spectrum_quant;
-      for (i = 0; i < width; ++i) s->row[i] = ((float)codes[i] - (float)q.zero_point) * q.scale;
+      dequantize((const int8_t *)spectrum + (size_t)j * width, width, s->io.spectrum_quant,
+                 s->row);
+      row = s->row;
+    } else if (has_source(c)) {
+      /* The graph's output is read-only: the phases change in a copy. */
+      memcpy(s->row, (const float *)spectrum + (size_t)j * width, width * sizeof *s->row);
       row = s->row;
     } else {
       row = (const float *)spectrum + (size_t)j * width;
+    }
+    if (has_source(c)) {
+      float f0[2];
+      if (s->io.int8) dequantize((const int8_t *)s->io.frame_f0 + 2 * (size_t)j, 2,
+                                 s->io.frame_f0_quant, f0);
+      else memcpy(f0, (const float *)s->io.frame_f0 + 2 * (size_t)j, sizeof f0);
+      if (bittts_istft_source_phase(s->row, width, c->n_fft, c->hop_length, f0, 2, &s->source,
+                                    &s->theta) != BITTTS_ISTFT_OK)
+        return BITTTS_STREAM_SPECTRUM;
     }
     if (bittts_istft_push(&s->istft, row, width, 1.0f, s->scratch, (size_t)c->n_fft, s->out,
                           hop, &n_out) != BITTTS_ISTFT_OK)

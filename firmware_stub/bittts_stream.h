@@ -37,7 +37,10 @@ const char *bittts_stream_status_message(bittts_stream_status status);
 /* BITTTS_STREAM_OK when every field is in range (n_fft and hop_length as
  * bittts_istft_check wants them, head_width = n_fft + 2, num_states states
  * of 0 or more frames and 1 or more channels, the entries past num_states
- * 0) and every buffer size the config implies fits in size_t and int32. */
+ * 0; the source fields all 0, or, for a source-phase vocoder, a sample
+ * rate, cut-off and log-F0 deviation positive and finite and a finite
+ * log-F0 mean) and every buffer size the config implies fits in size_t and
+ * int32. */
 bittts_stream_status bittts_check_config(const bittts_stream_config *config);
 
 /* Text-graph input: ids[0..n_ids) copied into phonemes[0..max_tokens), the rest
@@ -70,7 +73,14 @@ bittts_stream_status bittts_durations(const bittts_stream_config *config,
  * (round half to even; NaN becomes the zero point), a spectrum code q the
  * value (q - zero_point) * scale. States stay codes: a state leaves the graph
  * and comes back with the same parameters (the exporter makes them equal;
- * tools/firmware.py checks it). */
+ * tools/firmware.py checks it).
+ *
+ * A source-phase vocoder's graph (config->source_cutoff > 0) also emits
+ * frame_f0, each spectrum row's standardized log-F0 and voicing logit (2
+ * values a row, dequantized as the spectrum is): before a row goes into the
+ * inverse STFT, its low bins' phases take the source phase of that frame F0
+ * (bittts_istft_source_phase), its integrated F0 carried from row to row and
+ * 0 at a segment's start, as the Python runtime's IstftStream does. */
 typedef struct {
   float scale;
   int32_t zero_point;
@@ -101,11 +111,18 @@ typedef struct {
   bittts_quant spectrum_quant;  /* int8 only: the spectrum output's */
   bittts_state_slot *states;    /* num_states slots, state_00 first */
   size_t n_states;
+  /* Source phase only (NULL and 0 otherwise, and then not read): the
+   * frame_f0 output's data, step * 2 values, which run_frames leaves there
+   * as it does the output states; int8: its parameters. */
+  const void *frame_f0;
+  size_t frame_f0_len;
+  bittts_quant frame_f0_quant;
 } bittts_frames_io;
 
 /* Floats of the work buffer a stream needs: the inverse STFT's state and
- * scratch, one hop of samples and, for int8 (int8 != 0), one dequantized
- * spectrum row (0 for a config bittts_check_config refuses). */
+ * scratch, one hop of samples and, for int8 (int8 != 0) or a source phase,
+ * one spectrum row (dequantized, or a copy whose phases change) (0 for a
+ * config bittts_check_config refuses). */
 size_t bittts_stream_work_len(const bittts_stream_config *config, int32_t int8);
 
 /* Callbacks return 0 to go on; anything else stops with BITTTS_STREAM_CALLBACK. */
@@ -135,8 +152,10 @@ typedef struct {
   const int32_t *durations;
   float *scratch; /* in the work buffer: the inverse STFT's scratch, */
   float *out;     /* one hop of samples, */
-  float *row;     /* a dequantized spectrum row (int8) */
+  float *row;     /* a spectrum row, dequantized (int8) or copied (source phase) */
   bittts_istft istft;
+  bittts_istft_source source; /* the config's source fields */
+  float theta;                /* the source phase's integrated F0 */
   int32_t n_tokens;
   int32_t total_frames;
   int32_t n_invokes;

@@ -36,7 +36,7 @@ typedef enum {
     "a callback returned non-zero", \
     "model array truncated, corrupt, or not a .tflite flatbuffer", \
     "int8 scale not positive and finite, or a zero point outside -128..127", \
-    "the inverse STFT refused a spectrum row (NaN log-magnitude, infinite phase)" \
+    "the inverse STFT refused a spectrum row (NaN log-magnitude, infinite phase, non-finite frame F0)" \
 }
 
 #define BITTTS_DURATION_SCALE_MIN 0.1f
@@ -46,6 +46,7 @@ typedef enum {
 #define BITTTS_PCM16_SHIFT 16
 #define BITTTS_TFLITE_IDENTIFIER "TFL3"
 #define BITTTS_CONFIG_NUM_FIELDS 11
+#define BITTTS_CONFIG_NUM_SOURCE_FIELDS 4
 #define BITTTS_MAX_STATES 32
 #define BITTTS_CRC32_NIBBLE_TABLE { \
     0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, \
@@ -68,6 +69,10 @@ typedef struct {
   int32_t num_states;              /* frames-graph states (state_00 ..): inputs and outputs */
   int32_t state_frames[BITTTS_MAX_STATES];  /* frames state NN holds (entries past num_states: 0) */
   int32_t state_channels[BITTTS_MAX_STATES];  /* values per frame of state NN */
+  float source_sample_rate;        /* Hz: the bins' and the F0's time base (0: no source phase) */
+  float source_cutoff;             /* Hz: bins below it take the source phase (0: no source phase) */
+  float source_log_f0_mean;        /* F0 = exp(frame_f0[0] * log_f0_std + log_f0_mean) Hz (0: none) */
+  float source_log_f0_std;         /* the log-F0 standardization's deviation (0: no source phase) */
 } bittts_stream_config;
 
 typedef struct {

@@ -83,7 +83,7 @@ static int pcm_i16(void *user, const int16_t *samples, size_t n) {
 static bittts_voice_status frames_io(const bittts_stream_config *config,
                                      const bittts_engine *frames, bittts_frames_io *io,
                                      bittts_state_slot *slots, bittts_engine_tensor *spectrum) {
-  bittts_engine_tensor in_frames, in_mask, state_in, state_out;
+  bittts_engine_tensor in_frames, in_mask, state_in, state_out, frame_f0;
   int32_t type, k;
   size_t step = (size_t)config->step;
   char name[9] = "state_00";
@@ -122,6 +122,15 @@ static bittts_voice_status frames_io(const bittts_stream_config *config,
   }
   io->states = slots;
   io->n_states = (size_t)config->num_states;
+  /* A source-phase config reads each row's frame F0 where the graph leaves it. */
+  if (config->source_cutoff > 0.0f) {
+    if (!find_view(frames, 1, "frame_f0", type, step * 2, &frame_f0) || frame_f0.count != step * 2)
+      return BITTTS_VOICE_GRAPH;
+    io->frame_f0 = frame_f0.data;
+    io->frame_f0_len = frame_f0.count;
+    io->frame_f0_quant.scale = frame_f0.scale;
+    io->frame_f0_quant.zero_point = frame_f0.zero_point;
+  }
   return BITTTS_VOICE_OK;
 }
 

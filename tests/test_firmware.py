@@ -55,6 +55,11 @@ config_from = stream_c.config_from
 
 @pytest.fixture(scope="module")
 def lib():
+    return load_library()
+
+
+def load_library() -> ctypes.CDLL:
+    """build/libbittts_stream.so with its functions' argument types."""
     if not LIBRARY.exists():
         pytest.fail(f"{LIBRARY} is missing: build it with `make lib`")
     lib = ctypes.CDLL(str(LIBRARY))
@@ -125,7 +130,8 @@ def test_config_and_work_length_agree_with_c(lib):
     config = config_from(shapes, 71)
     assert lib.bittts_check_config(ctypes.byref(config)) == OK
     assert ctypes.sizeof(config) == 4 * (len(firmware_spec.CONFIG_FIELDS)
-                                         + 2 * firmware_spec.MAX_STATES)
+                                         + 2 * firmware_spec.MAX_STATES
+                                         + len(firmware_spec.CONFIG_SOURCE_FIELDS))
     for int8 in (0, 1):
         assert lib.bittts_stream_work_len(ctypes.byref(config), int8) == \
             firmware_spec.work_len(1024, 256, 1026, bool(int8))
@@ -297,7 +303,7 @@ class CSpeaker:
         tts = TextToSpeech(folder, variant=variant)
         self.lib, self.segments, self.shapes = lib, tts.segments, tts.shapes
         self.stream = StreamShapes.from_dict(self.shapes["stream"])
-        self.config = config_from(self.shapes, len(tts.front_end.symbols))
+        self.config = config_from(self.shapes, len(tts.front_end.symbols), tts.sample_rate)
         assert lib.bittts_check_config(ctypes.byref(self.config)) == OK
         loaded = model_folder.load(folder)
         text = loaded.read_graph("text", variant)
@@ -327,6 +333,12 @@ class CSpeaker:
                            quant(self.frames.tensor["frames"]), quant(self.frames.tensor["mask"]),
                            quant(self.frames.output_tensor["spectrum"]),
                            ctypes.cast(self.slots, ctypes.POINTER(StateSlot)), len(s.states))
+        # A source-phase graph's frame F0 rows, where the graph leaves them (as
+        # its output states).
+        self.frame_f0 = np.zeros((1, 1, s.step, 2), dtype) if s.frame_f0 else None
+        if s.frame_f0:
+            self.io.frame_f0, self.io.frame_f0_len = self.frame_f0.ctypes.data, self.frame_f0.size
+            self.io.frame_f0_quant = quant(self.frames.output_tensor["frame_f0"])
         self.work = np.zeros(lib.bittts_stream_work_len(ctypes.byref(self.config), int(int8)),
                              np.float32)
         self.samples, self.pcm16, self.alive, self.invokes = [], [], [], 0
@@ -342,6 +354,8 @@ class CSpeaker:
             out = self.frames.run(**inputs)
             for (name, _, _), state in zip(self.stream.states, self.state_out):
                 np.copyto(state, out[name])
+            if self.frame_f0 is not None:
+                np.copyto(self.frame_f0, out["frame_f0"])
             rows = np.ascontiguousarray(out["spectrum"]).reshape(-1)
             self.alive = [rows]  # C reads it after the callback returns
             spectrum[0] = rows.ctypes.data

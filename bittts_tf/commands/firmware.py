@@ -188,7 +188,8 @@ def expected_tensors(shapes: dict, stream: StreamShapes, int8: bool) -> dict:
 def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, sample_rate,
                 graphs, indices, variant, phrases) -> str:
     int8 = variant == "int8"
-    work = firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"], stream.head_width, int8)
+    work = firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"], stream.head_width, int8,
+                                  stream.frame_f0)
     frames = indices["frames"]
     states = stream.states
     lines = [
@@ -199,8 +200,7 @@ def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, 
         '#include "bittts_stream_spec.h"', "",
         "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
         "/* The record layout this file was generated for. */",
-        f"#if BITTTS_CONFIG_NUM_FIELDS != {len(firmware_spec.CONFIG_FIELDS)} || "
-        f"BITTTS_MAX_STATES != {firmware_spec.MAX_STATES}",
+        f"#if {firmware_spec.layout_check()}",
         '#error "bittts_stream_spec.h does not match: run tools/firmware.py again"', "#endif", "",
     ]
     for graph, (path, data, _) in graphs.items():
@@ -229,12 +229,18 @@ def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, 
               f"#define BITTTS_MODEL_DELAY {stream.delay}",
               f"#define BITTTS_MODEL_HEAD_WIDTH {stream.head_width}",
               f"#define BITTTS_MODEL_FRAMES_INT8 {int(int8)} /* 1: its tensors are int8 */",
+              "/* 1: a source-phase vocoder's graph, whose frame_f0 output (STEP rows of 2)",
+              " * goes to the stream with the spectrum (bittts_frames_io.frame_f0). */",
+              f"#define BITTTS_MODEL_FRAME_F0 {int(stream.frame_f0)}",
               "/* Floats of the work buffer: bittts_stream_work_len(&config, "
               "BITTTS_MODEL_FRAMES_INT8). */",
               f"#define BITTTS_MODEL_STREAM_WORK_FLOATS {work}",
               "/* int8: value = scale * (code - zero point) (float32 graphs: unused). */"]
-    for key, what in (("in:frames", "FRAMES_INPUT_FRAMES"), ("in:mask", "FRAMES_INPUT_MASK"),
-                      ("out:spectrum", "FRAMES_OUTPUT_SPECTRUM")):
+    quantized = [("in:frames", "FRAMES_INPUT_FRAMES"), ("in:mask", "FRAMES_INPUT_MASK"),
+                 ("out:spectrum", "FRAMES_OUTPUT_SPECTRUM")]
+    if stream.frame_f0:
+        quantized.append(("out:frame_f0", "FRAMES_OUTPUT_FRAME_F0"))
+    for key, what in quantized:
         scale, zero_point = frames[key][2] or (0.0, 0)
         lines += [f"#define BITTTS_MODEL_{what}_SCALE {c_float(scale)}",
                   f"#define BITTTS_MODEL_{what}_ZERO_POINT {zero_point}"]
@@ -251,7 +257,8 @@ def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, 
               + table([(frames[f"in:{name}"][2] or (0.0, 0))[1] for name, _, _ in states]),
               ""]
     lines += config_and_phrase_lines(shapes, stream, num_symbols, phrases,
-                                     "run each\n * segment through the text graph on its own.")
+                                     "run each\n * segment through the text graph on its own.",
+                                     sample_rate)
     return "\n".join(lines)
 
 
@@ -389,12 +396,8 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
         raise FirmwareError(f"{model_dir}: max_tokens {shapes['max_tokens']} does not fit the "
                             "uint16 segment lengths of the phrase table")
     stream = StreamShapes.from_dict(shapes["stream"])
-    if stream.frame_f0:
-        # Refused rather than built into firmware that would drop the phases.
-        raise FirmwareError(f"{model_dir}: its vocoder has a source phase, which the firmware's "
-                            "stream (bittts_stream.c) does not apply yet")
     try:
-        firmware_spec.config_values(shapes, num_symbols)
+        firmware_spec.config_values(shapes, num_symbols, sample_rate)
     except ValueError as e:
         raise FirmwareError(f"{model_dir}: {e}") from None
     expected = expected_tensors(shapes, stream, variant == "int8")

@@ -32,10 +32,12 @@ class BoardError(RuntimeError):
     """An image that cannot be built or did not run (the message says why)."""
 
 
-def build(elf: str) -> None:
-    """`make <elf>` in the repository (paths relative to it)."""
-    built = subprocess.run(["make", "--no-print-directory", elf], cwd=ROOT, capture_output=True,
-                           text=True)
+def build(elf: str, variables: dict | None = None) -> None:
+    """`make <elf>` in the repository (paths relative to it), with make
+    `variables` (e.g. the Makefile's VOICE_MODEL) set on its command line."""
+    settings = [f"{name}={value}" for name, value in (variables or {}).items()]
+    built = subprocess.run(["make", "--no-print-directory", *settings, elf], cwd=ROOT,
+                           capture_output=True, text=True)
     if built.returncode:
         last = (built.stderr.strip().splitlines() or ["make failed"])[-1]
         raise BoardError(f"cannot build {elf} ({last}); `make apt` installs arm-none-eabi-gcc")

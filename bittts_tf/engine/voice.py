@@ -54,28 +54,27 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def folder_blobs(model_dir: str) -> tuple[bytes, bytes, dict, int]:
-    """(text blob, frames blob, shapes, symbol count) of a model folder's int8 graphs."""
+def folder_blobs(model_dir: str) -> tuple[bytes, bytes, dict, int, float]:
+    """(text blob, frames blob, shapes, symbol count, sample rate) of a model
+    folder's int8 graphs."""
     folder = model_folder.load(model_dir)
     shapes = dict(folder.manifest["shapes"])
     stream = StreamShapes.from_dict(shapes["stream"])
-    if stream.frame_f0:
-        raise model_folder.ModelFolderError(
-            f"{model_dir}: its vocoder has a source phase, which the C99 engine's stream does "
-            "not apply yet")
     text, _ = blob_lib.from_graph(folder.read_graph("text", "int8"), f"{model_dir}/text.int8",
                                   output_names=TEXT_OUTPUTS)
     frames, _ = blob_lib.from_graph(folder.read_graph("frames", "int8"), f"{model_dir}/frames.int8",
                                     output_names=stream.output_names)
     from bittts_tf.text.g2p import FrontEnd
-    return text, frames, shapes, len(FrontEnd.from_dict(folder.manifest["front_end"]).symbols)
+    return (text, frames, shapes, len(FrontEnd.from_dict(folder.manifest["front_end"]).symbols),
+            float(folder.manifest["audio"]["sample_rate"]))
 
 
 class Voice:
     """The C voice on two blobs and a config; `speak(ids)` -> int16 PCM."""
 
-    def __init__(self, text_blob: bytes, frames_blob: bytes, shapes: dict, num_symbols: int):
-        self.config = stream_c.config_from(shapes, num_symbols)
+    def __init__(self, text_blob: bytes, frames_blob: bytes, shapes: dict, num_symbols: int,
+                 sample_rate: float | None = None):
+        self.config = stream_c.config_from(shapes, num_symbols, sample_rate)
         self._blobs = [native._aligned_bytes(len(b)) for b in (text_blob, frames_blob)]
         for target, data in zip(self._blobs, (text_blob, frames_blob)):
             target[:] = np.frombuffer(data, np.uint8)

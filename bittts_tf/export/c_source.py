@@ -46,13 +46,16 @@ def table(values, indent: str = "    ") -> str:
 
 
 def config_and_phrase_lines(shapes: dict, stream: StreamShapes, num_symbols: int,
-                            phrases: list[str], segment_note: str) -> list[str]:
+                            phrases: list[str], segment_note: str,
+                            sample_rate: float | None = None) -> list[str]:
     """The header's BITTTS_MODEL_STREAM_CONFIG initializer, the phrase
     record and table declaration, and the header's closing lines."""
-    values = firmware_spec.config_values(shapes, num_symbols)
+    values = firmware_spec.config_values(shapes, num_symbols, sample_rate)
     config = [f"    {values[name]} /* {name} */" for name, _ in firmware_spec.CONFIG_FIELDS]
     config += [f"    {table(values[name][:len(stream.states)], '     ')} /* {name} */"
                for name, _ in firmware_spec.CONFIG_ARRAYS]
+    config += [f"    {c_float(values[name])} /* {name} */"
+               for name, _ in firmware_spec.CONFIG_SOURCE_FIELDS]
     lines = ["/* static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG; */",
              "#define BITTTS_MODEL_STREAM_CONFIG { \\", ", \\\n".join(config) + " \\", "}", "",
              "/* A phrase: the phoneme ids of its segments one after another; " + segment_note + " */",

@@ -57,8 +57,10 @@ TFLM_METHODS = {
 }
 
 # bittts_stream_config: int32 fields in this order, then the CONFIG_ARRAYS of
-# MAX_STATES entries each. `config_values` fills them from a model folder's
-# manifest (shapes, shapes.stream) and the front end's symbol count.
+# MAX_STATES entries each, then the float32 CONFIG_SOURCE_FIELDS.
+# `config_values` fills them from a model folder's manifest (shapes,
+# shapes.stream, shapes.source_phase), the front end's symbol count and the
+# sample rate.
 CONFIG_FIELDS = (
     ("max_tokens", "phoneme ids per text-graph call (its input length)"),
     ("num_symbols", "phoneme ids are 0 .. num_symbols - 1"),
@@ -79,6 +81,17 @@ CONFIG_ARRAYS = (
 )
 # The frames graph's states a config can describe (the tiny preset has 15).
 MAX_STATES = 32
+# A source-phase vocoder's (shapes.source_phase): the stream reads the frames
+# graph's frame_f0 output and hands these to bittts_istft_source_phase (the
+# fields of bittts_istft_source, in its order). All 0 for a vocoder without:
+# source_cutoff > 0 is what turns the source phase on, as
+# FrameVocoderConfig.source_phase_cutoff does.
+CONFIG_SOURCE_FIELDS = (
+    ("source_sample_rate", "Hz: the bins' and the F0's time base (0: no source phase)"),
+    ("source_cutoff", "Hz: bins below it take the source phase (0: no source phase)"),
+    ("source_log_f0_mean", "F0 = exp(frame_f0[0] * log_f0_std + log_f0_mean) Hz (0: none)"),
+    ("source_log_f0_std", "the log-F0 standardization's deviation (0: no source phase)"),
+)
 
 # bittts_duration_info: int32 fields, what regulation did to a segment.
 DURATION_INFO_FIELDS = (
@@ -106,7 +119,8 @@ STATUSES = (
     ("CALLBACK", "a callback returned non-zero"),
     ("MODEL", "model array truncated, corrupt, or not a .tflite flatbuffer"),
     ("QUANT", "int8 scale not positive and finite, or a zero point outside -128..127"),
-    ("SPECTRUM", "the inverse STFT refused a spectrum row (NaN log-magnitude, infinite phase)"),
+    ("SPECTRUM", "the inverse STFT refused a spectrum row (NaN log-magnitude, infinite phase, "
+                 "non-finite frame F0)"),
 )
 
 # Caps above 2**24 would not be exact in float32, where durations are compared.
@@ -141,11 +155,17 @@ def status_code(name: str) -> int:
     return [n for n, _ in STATUSES].index(name)
 
 
-def config_values(shapes: dict, num_symbols: int) -> dict:
+def config_values(shapes: dict, num_symbols: int, sample_rate: float | None = None) -> dict:
     """bittts_stream_config's fields (the arrays as MAX_STATES-long lists)
-    from a model folder's manifest shapes. ValueError for a stream this
-    record cannot describe."""
+    from a model folder's manifest shapes; a source-phase vocoder's
+    (shapes.source_phase) needs the manifest's audio sample rate. ValueError
+    for a stream this record cannot describe."""
     stream, states = shapes["stream"], shapes["stream"]["states"]
+    source = shapes.get("source_phase")
+    if bool(stream.get("frame_f0", False)) != (source is not None):
+        raise ValueError("shapes.stream.frame_f0 and shapes.source_phase go together")
+    if source is not None and not (sample_rate is not None and sample_rate > 0):
+        raise ValueError(f"a source-phase vocoder needs a positive sample rate, not {sample_rate}")
     if len(states) > MAX_STATES:
         raise ValueError(f"the frames graph has {len(states)} states, the firmware's config "
                          f"holds at most {MAX_STATES} (MAX_STATES in firmware_spec.py)")
@@ -160,20 +180,34 @@ def config_values(shapes: dict, num_symbols: int) -> dict:
     padding = [0] * (MAX_STATES - len(states))
     values["state_frames"] = [int(frames) for _, frames, _ in states] + padding
     values["state_channels"] = [int(channels) for _, _, channels in states] + padding
+    values.update(dict.fromkeys((name for name, _ in CONFIG_SOURCE_FIELDS), 0.0))
+    if source is not None:
+        values.update(source_sample_rate=float(sample_rate), source_cutoff=float(source["cutoff"]),
+                      source_log_f0_mean=float(source["log_f0_mean"]),
+                      source_log_f0_std=float(source["log_f0_std"]))
     return values
 
 
-def work_len(n_fft: int, hop: int, head_width: int, int8: bool) -> int:
+def layout_check() -> str:
+    """The preprocessor condition a generated header refuses to build under:
+    a bittts_stream_spec.h whose record is not the one it was written for."""
+    return (f"BITTTS_CONFIG_NUM_FIELDS != {len(CONFIG_FIELDS)} || BITTTS_CONFIG_NUM_SOURCE_FIELDS "
+            f"!= {len(CONFIG_SOURCE_FIELDS)} || BITTTS_MAX_STATES != {MAX_STATES}")
+
+
+def work_len(n_fft: int, hop: int, head_width: int, int8: bool, source: bool = False) -> int:
     """Floats of the work buffer bittts_stream_begin takes (bittts_stream_work_len):
     the inverse STFT's state (n_fft + n_fft / hop), its scratch (n_fft) and
-    one hop of output, and for an int8 stream one dequantized spectrum row."""
-    return n_fft + n_fft // hop + n_fft + hop + (head_width if int8 else 0)
+    one hop of output, and for an int8 stream or a source-phase one (whose
+    phases change in place) one spectrum row."""
+    return n_fft + n_fft // hop + n_fft + hop + (head_width if int8 or source else 0)
 
 
-def _struct(name: str, fields, arrays=()) -> str:
+def _struct(name: str, fields, arrays=(), floats=()) -> str:
     width = max(len(f) for f, _ in fields)
     lines = [f"  int32_t {f + ';':<{width + 1}}  /* {doc} */" for f, doc in fields]
     lines += [f"  int32_t {f}[BITTTS_MAX_STATES];  /* {doc} */" for f, doc in arrays]
+    lines += [f"  float {f + ';':<{width + 3}}  /* {doc} */" for f, doc in floats]
     return "typedef struct {\n" + "\n".join(lines) + f"\n}} {name};\n"
 
 
@@ -209,12 +243,13 @@ typedef enum {{
 #define BITTTS_PCM16_SHIFT {PCM16_SHIFT}
 #define BITTTS_TFLITE_IDENTIFIER "{identifier}"
 #define BITTTS_CONFIG_NUM_FIELDS {len(CONFIG_FIELDS)}
+#define BITTTS_CONFIG_NUM_SOURCE_FIELDS {len(CONFIG_SOURCE_FIELDS)}
 #define BITTTS_MAX_STATES {MAX_STATES}
 #define BITTTS_CRC32_NIBBLE_TABLE {{ \\
 {crc_rows} \\
 }}
 
-{_struct("bittts_stream_config", CONFIG_FIELDS, CONFIG_ARRAYS)}
+{_struct("bittts_stream_config", CONFIG_FIELDS, CONFIG_ARRAYS, CONFIG_SOURCE_FIELDS)}
 {_struct("bittts_duration_info", DURATION_INFO_FIELDS)}
 #endif  /* BITTTS_STREAM_SPEC_H_ */
 """

@@ -13,7 +13,8 @@ from bittts_tf.export import firmware_spec
 Config = type("Config", (ctypes.Structure,), {"_fields_": (
     [(name, ctypes.c_int32) for name, _ in firmware_spec.CONFIG_FIELDS]
     + [(name, ctypes.c_int32 * firmware_spec.MAX_STATES)
-       for name, _ in firmware_spec.CONFIG_ARRAYS])})
+       for name, _ in firmware_spec.CONFIG_ARRAYS]
+    + [(name, ctypes.c_float) for name, _ in firmware_spec.CONFIG_SOURCE_FIELDS])})
 DurationInfo = type("DurationInfo", (ctypes.Structure,),
                     {"_fields_": [(name, ctypes.c_int32)
                                   for name, _ in firmware_spec.DURATION_INFO_FIELDS]})
@@ -33,7 +34,8 @@ class FramesIO(ctypes.Structure):
     _fields_ = [("frames", vp), ("frames_len", size_t), ("mask", vp), ("mask_len", size_t),
                 ("int8", ctypes.c_int32), ("frames_quant", Quant), ("mask_quant", Quant),
                 ("spectrum_quant", Quant), ("states", ctypes.POINTER(StateSlot)),
-                ("n_states", size_t)]
+                ("n_states", size_t), ("frame_f0", vp), ("frame_f0_len", size_t),
+                ("frame_f0_quant", Quant)]
 
 
 RUN_FRAMES = ctypes.CFUNCTYPE(ctypes.c_int, vp, vp, vp, ctypes.POINTER(vp),
@@ -47,11 +49,12 @@ class Callbacks(ctypes.Structure):
                 ("pcm_i16", PCM_I16)]
 
 
-def config_from(shapes: dict, num_symbols: int) -> Config:
-    """The config record of a model folder's shapes (manifest["shapes"])."""
-    values = firmware_spec.config_values(shapes, num_symbols)
+def config_from(shapes: dict, num_symbols: int, sample_rate: float | None = None) -> Config:
+    """The config record of a model folder's shapes (manifest["shapes"]);
+    a source-phase vocoder's needs the sample rate (manifest["audio"])."""
+    values = firmware_spec.config_values(shapes, num_symbols, sample_rate)
     config = Config()
-    for name, _ in firmware_spec.CONFIG_FIELDS:
+    for name, _ in firmware_spec.CONFIG_FIELDS + firmware_spec.CONFIG_SOURCE_FIELDS:
         setattr(config, name, values[name])
     for name, _ in firmware_spec.CONFIG_ARRAYS:
         getattr(config, name)[:] = values[name]

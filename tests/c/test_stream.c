@@ -112,14 +112,84 @@ static bittts_stream_config random_config(void) {
 
 /* ---- config ---------------------------------------------------------------- */
 
+/* A random source phase as a voice has it (cut-off and rates in Hz, log-F0
+ * standardized about a few hundred Hz). */
+static void set_source_fields(bittts_stream_config *c) {
+  c->source_sample_rate = (float)rng_range(8000, 48000);
+  c->source_cutoff = rng_float(100.0f, c->source_sample_rate / 2.0f);
+  c->source_log_f0_mean = rng_float(4.0f, 6.0f);
+  c->source_log_f0_std = rng_float(0.05f, 0.5f);
+}
+
+/* The source fields: all 0, or all in range; anything else refused, and a
+ * call on a refused config writes nothing. */
+static void test_source_config(void) {
+  const float bad_values[] = {NAN, INFINITY, -INFINITY, -1.0f, 0.0f, -0.0f};
+  bittts_stream_config c = small_config(), bad;
+  float *fields[4];
+  int32_t ids[3] = {1, 2, 3}, out[14], length = -7;
+  int f, v, i, round;
+  for (round = 0; round < 50; ++round) {
+    c = random_config();
+    set_source_fields(&c);
+    CHECK(bittts_check_config(&c) == BITTTS_STREAM_OK, "random source %d", round);
+    /* A source phase changes the phases of a copy of each row: int8 or not. */
+    CHECK(bittts_stream_work_len(&c, 0) == bittts_stream_work_len(&c, 1), "source work");
+    CHECK(bittts_stream_work_len(&c, 0) ==
+              bittts_istft_state_len(c.n_fft, c.hop_length) + (size_t)c.n_fft +
+                  (size_t)c.hop_length + (size_t)c.head_width,
+          "source work %u", (unsigned)bittts_stream_work_len(&c, 0));
+  }
+  c = small_config();
+  set_source_fields(&c);
+  c.source_log_f0_mean = -c.source_log_f0_mean; /* any finite mean: F0 below 1 Hz is a voice */
+  CHECK(bittts_check_config(&c) == BITTTS_STREAM_OK, "negative log-F0 mean");
+  c.source_log_f0_mean = 0.0f;
+  CHECK(bittts_check_config(&c) == BITTTS_STREAM_OK, "zero log-F0 mean");
+  set_source_fields(&c);
+  fields[0] = &bad.source_sample_rate;
+  fields[1] = &bad.source_cutoff;
+  fields[2] = &bad.source_log_f0_mean;
+  fields[3] = &bad.source_log_f0_std;
+  for (f = 0; f < 4; ++f)
+    for (v = 0; v < (int)(sizeof bad_values / sizeof *bad_values); ++v) {
+      /* The mean may be any finite value; a 0 cut-off turns the source off,
+       * and then every other field must be 0 as well. */
+      const int allowed = f == 2 && isfinite(bad_values[v]);
+      bad = c;
+      *fields[f] = bad_values[v];
+      for (i = 0; i < 14; ++i) out[i] = CANARY_I;
+      length = -7;
+      CHECK(bittts_check_config(&bad) == (allowed ? BITTTS_STREAM_OK : BITTTS_STREAM_CONFIG),
+            "source field %d = %g", f, (double)bad_values[v]);
+      if (allowed) continue;
+      CHECK(bittts_stream_work_len(&bad, 0) == 0, "work of a bad source");
+      CHECK(bittts_text_input(&bad, ids, 3, out + 1, 12, &length) == BITTTS_STREAM_CONFIG,
+            "text input on a bad source");
+      for (i = 0; i < 14; ++i) CHECK(out[i] == CANARY_I, "written on a bad source");
+      CHECK(length == -7, "length written on a bad source");
+    }
+  /* No source phase: a cut-off of 0 with any other field set is refused. */
+  for (f = 0; f < 4; ++f) {
+    if (f == 1) continue;
+    bad = small_config();
+    *fields[f] = rng_float(0.5f, 100.0f);
+    CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "field %d without a cut-off", f);
+  }
+  bad = small_config();
+  bad.source_cutoff = rng_float(1.0f, 4000.0f);
+  CHECK(bittts_check_config(&bad) == BITTTS_STREAM_CONFIG, "a cut-off alone");
+}
+
 static void test_config(void) {
   bittts_stream_config c = small_config(), bad;
   int32_t *fields = (int32_t *)&bad;
   int k;
   CHECK(bittts_check_config(&c) == BITTTS_STREAM_OK, "small config");
   CHECK(bittts_check_config(NULL) == BITTTS_STREAM_NULL, "NULL config");
-  CHECK(sizeof c == (BITTTS_CONFIG_NUM_FIELDS + 2 * BITTTS_MAX_STATES) * sizeof(int32_t),
-        "config is int32 fields, then the two state arrays");
+  CHECK(sizeof c == (BITTTS_CONFIG_NUM_FIELDS + 2 * BITTTS_MAX_STATES) * sizeof(int32_t) +
+                        BITTTS_CONFIG_NUM_SOURCE_FIELDS * sizeof(float),
+        "config is int32 fields, then the two state arrays, then the source's floats");
   CHECK(bittts_stream_work_len(&c, 0) == 32 + 4 + 32 + 8, "float work %u",
         (unsigned)bittts_stream_work_len(&c, 0));
   CHECK(bittts_stream_work_len(&c, 1) == 32 + 4 + 32 + 8 + 34, "int8 work %u",
@@ -193,6 +263,7 @@ static void test_config(void) {
     bad = random_config();
     CHECK(bittts_check_config(&bad) == BITTTS_STREAM_OK, "random config %d", k);
   }
+  test_source_config();
   CHECK(strcmp(bittts_stream_status_message(BITTTS_STREAM_ID),
                "phoneme id outside the model's symbols") == 0, "message");
   CHECK(strcmp(bittts_stream_status_message((bittts_stream_status)99), "unknown status") == 0,
@@ -495,11 +566,20 @@ static void head_row(const bittts_stream_config *c, const float *x, float m, con
   }
 }
 
+/* The stand-in graph's frame F0 of a row (a source-phase config): a
+ * standardized log-F0 within a few units, a voicing logit of either sign. */
+static void f0_row(const bittts_stream_config *c, const float *x, float m, const float *acc,
+                   float *f0) {
+  const int channels = c->encoder_channels;
+  f0[0] = 0.75f * x[0] - 0.5f * acc[channels - 1] + 0.2f * m;
+  f0[1] = x[(channels + 1) / 2 % channels] + 0.25f * acc[0] - 0.1f;
+}
+
 /* A test segment: the config, the int8 parameters, the durations. */
 typedef struct {
   bittts_stream_config c;
   int int8;
-  bittts_quant frames_q, mask_q, spectrum_q, acc_q;
+  bittts_quant frames_q, mask_q, spectrum_q, acc_q, f0_q;
   int32_t zero_points[BITTTS_MAX_STATES];
   int n_tokens;
   int32_t durations[MAX_TOKENS];
@@ -530,6 +610,8 @@ typedef struct {
   bittts_state_slot slots[BITTTS_MAX_STATES];
   float spectrum_f[MAX_STEP * MAX_HEAD];
   int8_t spectrum_q[MAX_STEP * MAX_HEAD];
+  float f0_f[MAX_STEP * 2];
+  int8_t f0_q[MAX_STEP * 2];
   float work[MAX_WORK + 2];
   size_t work_len;
   int calls, input_errors, fail_frames_at, fail_pcm_at, bad_len, null_spectrum, nan_at;
@@ -590,7 +672,7 @@ static int fake_run_frames(void *user, const void *frames, const void *mask,
   const int width = c->head_width, stateful = c->num_states > 0;
   static float x_window[(MAX_DELAY + MAX_STEP) * MAX_CH], m_window[MAX_DELAY + MAX_STEP];
   static int8_t xq_window[(MAX_DELAY + MAX_STEP) * MAX_CH], mq_window[MAX_DELAY + MAX_STEP];
-  float acc[MAX_CH], row[MAX_HEAD];
+  float acc[MAX_CH], row[MAX_HEAD], f0[2];
   int8_t acc_code[MAX_CH];
   int w, ch, r, b, i;
   size_t j;
@@ -636,6 +718,11 @@ static int fake_run_frames(void *user, const void *frames, const void *mask,
     for (b = 0; b < width; ++b) {
       if (k->int8) f->spectrum_q[r * width + b] = quantize_reference(row[b], k->spectrum_q);
       else f->spectrum_f[r * width + b] = row[b];
+    }
+    f0_row(c, x_window + r * channels, m_window[r], acc, f0);
+    for (b = 0; b < 2; ++b) {
+      if (k->int8) f->f0_q[r * 2 + b] = quantize_reference(f0[b], k->f0_q);
+      else f->f0_f[r * 2 + b] = f0[b];
     }
   }
   if (call == f->nan_at) f->spectrum_f[(step - 1) * width] = NAN;
@@ -706,6 +793,7 @@ static void random_case(Case *k, const bittts_stream_config *c, int int8) {
   k->mask_q = rng() % 2 ? random_quant(0.002f, 0.01f, -128, 0) : (bittts_quant){1.0f / 255, -128};
   k->spectrum_q = random_quant(0.02f, 0.06f, -10, 10);
   k->acc_q = random_quant(0.03f, 0.08f, -30, 30);
+  k->f0_q = random_quant(0.02f, 0.05f, -20, 20);
   for (i = 0; i < c->num_states; ++i) k->zero_points[i] = rng_range(-128, 127);
   if (c->num_states > 0) {
     k->zero_points[kHistory] = k->frames_q.zero_point;
@@ -730,9 +818,10 @@ static void build_reference(Case *k) {
   const bittts_stream_config *c = &k->c;
   const int channels = c->encoder_channels;
   static float state[MAX_N_FFT + MAX_N_FFT], scratch[MAX_N_FFT], out[MAX_N_FFT / 2];
-  float acc[MAX_CH], row[MAX_HEAD];
+  float acc[MAX_CH], row[MAX_HEAD], f0[2], theta = 0.0f;
   int8_t acc_code[MAX_CH];
   bittts_istft istft;
+  bittts_istft_source source;
   int t, tok, d, ch, padded, b;
   size_t n_out;
   k->total = 0;
@@ -779,6 +868,19 @@ static void build_reference(Case *k) {
     if (k->int8)
       for (b = 0; b < c->head_width; ++b)
         row[b] = dequantize_reference(quantize_reference(row[b], k->spectrum_q), k->spectrum_q);
+    if (c->source_cutoff > 0.0f) {
+      /* Frame t's F0 on its own row, the integrated F0 over the whole segment. */
+      f0_row(c, g_xv + t * channels, g_mv[t], g_acc + (t + c->delay) * channels, f0);
+      if (k->int8)
+        for (b = 0; b < 2; ++b)
+          f0[b] = dequantize_reference(quantize_reference(f0[b], k->f0_q), k->f0_q);
+      source.sample_rate = c->source_sample_rate;
+      source.cutoff = c->source_cutoff;
+      source.log_f0_mean = c->source_log_f0_mean;
+      source.log_f0_std = c->source_log_f0_std;
+      CHECK(bittts_istft_source_phase(row, MAX_HEAD, c->n_fft, c->hop_length, f0, 2, &source,
+                                      &theta) == BITTTS_ISTFT_OK, "reference source phase");
+    }
     bittts_istft_push(&istft, row, (size_t)c->head_width, 1.0f, scratch, MAX_N_FFT, out,
                       MAX_N_FFT / 2, &n_out);
     memcpy(g_expected + g_n_expected, out, n_out * sizeof *out);
@@ -819,6 +921,11 @@ static void bind(const Case *k) {
   g.io.spectrum_quant = k->spectrum_q;
   g.io.states = g.slots;
   g.io.n_states = (size_t)c->num_states;
+  if (c->source_cutoff > 0.0f) {
+    g.io.frame_f0 = k->int8 ? (const void *)g.f0_q : (const void *)g.f0_f;
+    g.io.frame_f0_len = (size_t)c->step * 2;
+    g.io.frame_f0_quant = k->f0_q;
+  }
   for (i = 0; i < BITTTS_MAX_STATES; ++i) {
     int j;
     for (j = 0; j < MAX_STATE_LEN + 2; ++j) {
@@ -889,6 +996,8 @@ static void test_stream_walk(void) {
     bittts_stream s;
     int i, steps = 0;
     random_case(&k, &c, round % 3 == 0);
+    /* A third of the walks are a source-phase vocoder's (float32 and int8). */
+    if (round % 4 < 2 && rng() % 3 == 0) set_source_fields(&k.c);
     for (i = 0; i < k.n_tokens; ++i) k.durations[i] = rng_range(1, c.max_frames_per_token);
     build_reference(&k);
     bind(&k);
