@@ -43,7 +43,13 @@ def original():
     gammas and betas moved off 0 and 1, a random mel projection."""
     seed = fresh_seed("recover: model")
     config, acoustic, vocoder = random_tts(seed)
-    rng = np.random.default_rng(seed)
+    move_off_defaults(acoustic, vocoder, np.random.default_rng(seed))
+    return config, acoustic, vocoder
+
+
+def move_off_defaults(acoustic, vocoder, rng):
+    """Biases, layer-norm gammas and betas moved off 0 and 1 (the converter
+    drops a MUL by ones and an ADD of zeros), a random mel projection."""
     for model in (acoustic, vocoder):
         for variable in model.variables:
             if variable.path.endswith(("/bias", "/gamma", "/beta")):
@@ -51,7 +57,6 @@ def original():
                 variable.assign(np.asarray(variable) + noise)
     projection = acoustic.mel_projection.kernel
     projection.assign(rng.normal(0.0, 0.1, projection.shape).astype(np.float32))
-    return config, acoustic, vocoder
 
 
 def write_format1_folder(path, config, acoustic, vocoder):

@@ -286,7 +286,24 @@ def _read_folder(model_dir: str):
     if config.vocoder.kind != "frame":
         raise RecoveryError(f"{model_dir}: the model_config's vocoder is {config.vocoder.kind!r}; "
                             "exported folders hold the frame-rate vocoder")
+    _check_source_phase(model_dir, manifest, config)
     return manifest, graphs, config, front_end
+
+
+def _check_source_phase(model_dir: str, manifest: dict, config) -> None:
+    """The exporter wrote shapes.source_phase's log-F0 statistics from the
+    model_config, whose values the f0_input fold is undone with (the runtime
+    reads the manifest's): two values mean an edited manifest."""
+    source = (manifest.get("shapes") or {}).get("source_phase")
+    if not isinstance(source, dict):
+        return
+    for key in ("log_f0_mean", "log_f0_std"):
+        value, wanted = source.get(key), getattr(config.acoustic, key)
+        if not isinstance(value, (int, float)) or float(value) != float(wanted):
+            raise RecoveryError(f"{model_dir}/{folder_lib.MANIFEST}: shapes.source_phase.{key} "
+                                f"is {value!r}, the model_config's acoustic {key} {wanted!r}; "
+                                "the F0 standardization the graphs were exported with is "
+                                "unknown")
 
 
 def _scope(acoustic_packed: bool, vocoder_packed: bool, config) -> tuple[str, float]:
@@ -309,7 +326,7 @@ def _scope(acoustic_packed: bool, vocoder_packed: bool, config) -> tuple[str, fl
 
 def _plan_models(graphs: dict, acoustic, vocoder, notes: list, fold_log: list) -> list[Plan]:
     layers = graph_layers(acoustic, vocoder)
-    folds = model_folds(acoustic)
+    folds = model_folds(acoustic, vocoder)
     plans = []
     for role, graph in graphs.items():
         graph_plans, how = plan_graph(graph, layers[role], folds, fold_log, notes)

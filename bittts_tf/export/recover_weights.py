@@ -44,6 +44,13 @@ Folds undone:
   (it is read by the mask's MUL). Seen so, K = filter / std and
   b = (bias - mean) / std (exact to float32 rounding at |mean|). A graph
   that still has the MUL / ADD after the op keeps its weights as they are.
+- A source-phase vocoder's f0_input reads f0_features(log-F0, voicing),
+  which are pair @ M for pair = voicing * [standardized log-F0, 1]; the
+  frames graph windows the pair and runs f0_input as one 1x1 conv of
+  kernel M @ W (streaming.f0_input_map gives M to both, so the map undone
+  is the one the exporter folds), always; W = M^-1 (M @ W) in float64, the bias as it is
+  (within 2.2e-7 of the kernel's peak on random voices: the graph holds
+  M @ W rounded to float32).
 """
 
 from __future__ import annotations
@@ -126,10 +133,42 @@ class _Fold:
     why: str
 
 
-def model_folds(acoustic) -> dict[int, _Fold]:
+@dataclasses.dataclass
+class _InputMap:
+    """`layer(pair @ matrix)` in the model, which the graph runs as one conv
+    of kernel matrix @ W on `pair`."""
+    matrix: np.ndarray   # float32 [in, in]
+    why: str
+
+
+def model_folds(acoustic, vocoder) -> dict[int, _Fold | _InputMap]:
     c = acoustic.config
-    return {id(acoustic.mel_projection): _Fold(float(c["mel_std"]), float(c["mel_mean"]),
-                                               "mel_projection(x) * mel_std + mel_mean")}
+    folds = {id(acoustic.mel_projection): _Fold(float(c["mel_std"]), float(c["mel_mean"]),
+                                                "mel_projection(x) * mel_std + mel_mean")}
+    f0_input = getattr(vocoder, "f0_input", None)
+    if f0_input is not None:
+        from bittts_tf.export import streaming
+
+        folds[id(f0_input)] = _InputMap(streaming.f0_input_map(c), "f0_input(f0_features) run "
+                                        "on voicing * [standardized log-F0, 1]")
+    return folds
+
+
+def _undo_input_map(graph: Graph, k: int, item: LayerRef, fold: _InputMap, kernel: np.ndarray,
+                    codes, folds: list) -> np.ndarray:
+    """The layer's kernel W from the graph's M @ W."""
+    matrix = fold.matrix.astype(np.float64)
+    if codes is not None or kernel.shape[0] != matrix.shape[0]:
+        raise RecoveryError(f"layer {item.path!r}: {graph.file} holds a "
+                            f"{'packed' if codes is not None else list(kernel.shape)} kernel; "
+                            f"{fold.why} folds a {matrix.shape[0]}-input float one")
+    if not abs(np.linalg.det(matrix)) > 0:
+        raise RecoveryError(f"layer {item.path!r}: the map of {fold.why} is singular "
+                            "(log_f0_std of 0?), so its kernel cannot be taken back")
+    folds.append(f"{item.path}: {fold.why}, its map folded into {graph.file}'s "
+                 f"{graph.kinds[k]} {graph.name(graph.output(k))[:50]!r}: kernel = map^-1 @ "
+                 "kernel")
+    return np.linalg.solve(matrix, kernel.astype(np.float64)).astype(np.float32)
 
 
 def _scalar_reader(graph: Graph, tensor: int, kind: str, value: float) -> int | None:
@@ -207,7 +246,11 @@ def _plan_conv(graph: Graph, k: int, item: LayerRef, folds: dict, fold_log: list
             bias = bias.reshape(-1)
             rows.append(("bias", graph.file, graph.name(bias_tensor), "float constant"))
     fold = folds.get(id(layer))
-    if fold is not None:
+    if isinstance(fold, _InputMap):
+        kernel = _undo_input_map(graph, k, item, fold, kernel, codes, fold_log)
+        rows = [(a, f, t, how + (", fold undone" if a == "kernel" else ""))
+                for a, f, t, how in rows]
+    elif fold is not None:
         logged = len(fold_log)
         kernel, bias = _undo_fold(graph, k, item, fold, kernel, bias, fold_log)
         if len(fold_log) > logged:

@@ -81,15 +81,21 @@ _FIRST_CHANNEL = tf.constant([1.0, 0.0])
 _SECOND_CHANNEL = tf.constant([0.0, 1.0])
 
 
-def _f0_input_folded(layer, pair, config):
-    """f0_input(f0_features(log-F0, voicing)) from pair = voicing * [standardized
-    log-F0, 1] ([1, 1, T, 2]): the features are pair @ M, with M from the
-    log-F0 standardization and f0_features' constants, so the layer is one
-    1x1 conv of kernel M @ W."""
+def f0_input_map(config) -> np.ndarray:
+    """M ([2, 2] float32) with f0_features(log-F0, voicing) = pair @ M for
+    pair = voicing * [standardized log-F0, 1]: from the acoustic config's
+    log-F0 standardization and f0_features' constants. The frames graph runs
+    f0_input as one 1x1 conv of kernel M @ W (recovery undoes it)."""
     scale = F0_FEATURE_SCALE
-    m = np.array([[config["log_f0_std"] * scale, 0.0],
-                  [(config["log_f0_mean"] - math.log(F0_REFERENCE)) * scale, 1.0]], np.float32)
-    kernel = tf.matmul(tf.constant(m), tf.cast(layer.kernel, tf.float32))
+    return np.array([[config["log_f0_std"] * scale, 0.0],
+                     [(config["log_f0_mean"] - math.log(F0_REFERENCE)) * scale, 1.0]],
+                    np.float32)
+
+
+def _f0_input_folded(layer, pair, config):
+    """f0_input(f0_features(log-F0, voicing)) from pair ([1, 1, T, 2], see
+    f0_input_map): one 1x1 conv of kernel M @ W."""
+    kernel = tf.matmul(tf.constant(f0_input_map(config)), tf.cast(layer.kernel, tf.float32))
     return tf.nn.conv2d(pair, kernel[None, None], strides=1, padding="VALID") + layer.bias
 
 
