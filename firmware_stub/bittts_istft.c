@@ -357,7 +357,14 @@ bittts_istft_status bittts_istft_source_phase(float *head, size_t head_len, int3
         isfinite(source->cutoff) && source->cutoff > 0.0f && isfinite(source->log_f0_mean) &&
         isfinite(source->log_f0_std) && source->log_f0_std > 0.0f))
     return BITTTS_ISTFT_VALUE;
-  f0 = frame_f0[1] > 0.0f ? expf(frame_f0[0] * source->log_f0_std + source->log_f0_mean) : 0.0f;
+  /* exp in double rounded to float32, not expf: theta integrates F0 over the
+   * utterance, so an F0 an ulp apart (the Cortex-M4 newlib's expf against
+   * glibc's) put a random voice's board PCM up to 5 steps off the host's;
+   * the double exp rounded to float agrees on host, M4 and M7 (the stream's
+   * durations rely on it too). */
+  f0 = frame_f0[1] > 0.0f
+           ? (float)exp((double)(frame_f0[0] * source->log_f0_std + source->log_f0_mean))
+           : 0.0f;
   /* A log-F0 so large that expf overflows is no voice: refused, not inf. */
   if (!isfinite(f0)) return BITTTS_ISTFT_VALUE;
   bins = n_fft / 2 + 1;

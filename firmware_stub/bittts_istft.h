@@ -100,7 +100,8 @@ typedef struct {
  * *theta, the integrated F0 (in [0, 2 pi); 0 at an utterance's first frame),
  * by the frame. frame_f0[0 .. 1] (frame_f0_len >= 2): the acoustic model's
  * standardized log-F0 and voicing logit. As FrameVocoder.spectrum:
- *   F0 = frame_f0[1] > 0 ? expf(frame_f0[0] * log_f0_std + log_f0_mean) : 0
+ *   F0 = frame_f0[1] > 0 ? (float)exp(frame_f0[0] * log_f0_std + log_f0_mean) : 0
+ *        (the float32 argument's exp in double, rounded to float32)
  *   if F0 > 0, for each bin b with f_b = b * sample_rate / n_fft < cutoff:
  *     phase[b] += fmod(nearbyint(f_b / F0) * theta, 2 pi)  (half to even)
  *   theta = fmod(theta + 2 pi * hop / sample_rate * F0, 2 pi)

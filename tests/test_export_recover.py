@@ -231,16 +231,20 @@ def test_every_weight_comes_back(original, recovered, form):
     print(f"format {form}: {len(errors)} weights recovered, worst {errors[worst]:.2g} of the "
           f"peak ({worst})")
     assert errors[worst] <= 1e-6, worst
-    originals = {layer.path: layer for layer in qlayers.quantized_layers(acoustic)
-                 + qlayers.quantized_layers(vocoder)}
-    for layer in qlayers.quantized_layers(recovery.acoustic) + \
-            qlayers.quantized_layers(recovery.vocoder):
+    assert_same_ternary_codes((acoustic, vocoder), (recovery.acoustic, recovery.vocoder))
+
+
+
+def assert_same_ternary_codes(models, recovered):
+    """Every ternary layer but the aligner's (training only) has the original's
+    codes, and its scale within 1e-6."""
+    originals = {layer.path: layer for model in models for layer in qlayers.quantized_layers(model)}
+    for layer in (layer for model in recovered for layer in qlayers.quantized_layers(model)):
         if layer.is_ternary and "aligner" not in layer.path:
             codes, beta = layer.ternary_codes()
             want_codes, want_beta = originals[layer.path].ternary_codes()
             np.testing.assert_array_equal(codes, want_codes, err_msg=layer.path)
             assert abs(beta - want_beta) <= 1e-6 * want_beta, layer.path
-
 
 def test_reexport_gives_the_same_graphs(original, folders, recovered, tmp_path, rng):
     """The recovered models exported again (format 2) against the original
@@ -391,17 +395,22 @@ def test_an_ambiguous_weight_is_one_line(folders, tmp_path):
 
 # --- The tool -----------------------------------------------------------------
 
-def test_tool_writes_a_checkpoint_export_loads(original, folders, tmp_path):
+def recovered_by_the_tool(folder, out):
+    """tools/recover_checkpoint.py's checkpoint of `folder`, loaded as
+    tools/export_tts.py --checkpoint=DIR loads it."""
     from bittts_tf.eval.synthesis import Synthesizer
 
-    config, acoustic, vocoder = original
-    out = tmp_path / "ckpt"
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "recover_checkpoint.py"),
-                             f"--model_dir={folders[1]}", f"--output={out}"],
+                             f"--model_dir={folder}", f"--output={out}"],
                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "loaded back as tools/export_tts.py loads it" in result.stdout
-    loaded = Synthesizer(str(out))   # what tools/export_tts.py --checkpoint=DIR builds
+    return Synthesizer(str(out))
+
+
+def test_tool_writes_a_checkpoint_export_loads(original, folders, tmp_path):
+    config, acoustic, vocoder = original
+    loaded = recovered_by_the_tool(folders[1], tmp_path / "ckpt")
     want = effective_weights(acoustic, vocoder)
     got = effective_weights(loaded.acoustic, loaded.generator)
     training_only = {v.path for v in acoustic.aligner.variables}

@@ -6,23 +6,19 @@ model folder, through the library and the tool, and a layer the graph does
 not hold is a one-line error naming it."""
 
 import json
-import pathlib
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from seeds import fresh_seed
-from test_export_recover import effective_weights, move_off_defaults, worst_error
+from test_export_recover import (assert_same_ternary_codes, effective_weights, move_off_defaults,
+                                 recovered_by_the_tool, worst_error)
 from tts_models import random_tts
 
 from bittts_tf.export import recover, tts_graphs
-from bittts_tf.quant import layers as qlayers
 from bittts_tf.runtime import model_folder
 from bittts_tf.text import FrontEnd
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS = 24
 STEP = 4
 
@@ -80,31 +76,15 @@ def test_every_source_phase_weight_comes_back(voices, f0_input):
     assert folded == ["acoustic/mel_projection"] + (["generator/f0_input"] if f0_input else [])
     assert_same_weights((acoustic, vocoder), (recovery.acoustic, recovery.vocoder),
                         f"source_f0_input={f0_input}")
-    originals = {layer.path: layer for layer in qlayers.quantized_layers(acoustic)
-                 + qlayers.quantized_layers(vocoder)}
-    for layer in qlayers.quantized_layers(recovery.acoustic) + \
-            qlayers.quantized_layers(recovery.vocoder):
-        if layer.is_ternary and "aligner" not in layer.path:
-            codes, beta = layer.ternary_codes()
-            want_codes, want_beta = originals[layer.path].ternary_codes()
-            np.testing.assert_array_equal(codes, want_codes, err_msg=layer.path)
-            assert abs(beta - want_beta) <= 1e-6 * want_beta, layer.path
+    assert_same_ternary_codes((acoustic, vocoder), (recovery.acoustic, recovery.vocoder))
 
 
 def test_tool_recovers_the_shipping_configuration(voices, tmp_path):
     """source_f0_input=false, the configuration that ships: the tool's
     checkpoint, loaded as tools/export_tts.py loads it, holds the original
     weights."""
-    from bittts_tf.eval.synthesis import Synthesizer
-
     _, acoustic, vocoder, folder = voices(False)
-    out = tmp_path / "ckpt"
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "recover_checkpoint.py"),
-                             f"--model_dir={folder}", f"--output={out}"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "loaded back as tools/export_tts.py loads it" in result.stdout
-    loaded = Synthesizer(str(out))
+    loaded = recovered_by_the_tool(folder, tmp_path / "ckpt")
     assert_same_weights((acoustic, vocoder), (loaded.acoustic, loaded.generator),
                         "the tool's checkpoint")
 

@@ -26,6 +26,7 @@ from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.text import FrontEnd
 from seeds import fresh_seed
 from tts_models import random_tts
+from test_engine_board import assert_board_pcm_is_the_host_pcm
 from test_firmware import (MAX_TOKENS, OK, TEXTS, CSpeaker, check_against_the_runtime,
                            header_defines, i32p, load_library, ptr, run_tool)
 
@@ -290,12 +291,4 @@ def test_board_image_speaks_the_source_phase(folder, cpu, tmp_path):
     tts = TextToSpeech(folder, variant="int8", engine="c99")
     host = np.concatenate([voice.Voice.from_folder(folder).speak(ids)
                            for ids in tts.segments(PHRASE)])
-    got = np.fromfile(pcm, np.int16)
-    assert got.size == host.size > 0
-    difference = np.abs(got.astype(np.int32) - host.astype(np.int32))
-    print(f"{cpu}: {np.count_nonzero(difference)} of {got.size} samples differ, largest by "
-          f"{difference.max()}")
-    if cpu == "m7":
-        np.testing.assert_array_equal(got, host)
-    else:
-        assert difference.max() <= 1 and np.count_nonzero(difference) <= got.size // 1000
+    assert_board_pcm_is_the_host_pcm(cpu, np.fromfile(pcm, np.int16), host)

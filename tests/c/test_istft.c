@@ -432,7 +432,9 @@ static void test_source_phase(void) {
                                     &theta) == BITTTS_ISTFT_OK, "source phase frame %d", t);
     /* F0 and the harmonic index in float, as specified: near a tie of
      * f_b / F0 a double quotient would round to the other harmonic. */
-    f0 = frame_f0[1] > 0.0f ? expf(frame_f0[0] * source.log_f0_std + source.log_f0_mean) : 0.0f;
+    f0 = frame_f0[1] > 0.0f
+             ? (float)exp((double)(frame_f0[0] * source.log_f0_std + source.log_f0_mean))
+             : 0.0f;
     for (b = 0; b < n + 2; ++b) {
       double expected = before[b], d;
       const float hz = (float)(b - bins) * (source.sample_rate / (float)n);
