@@ -9,7 +9,8 @@ On the Cortex-M4 a few samples may differ by one step: the inverse STFT calls
 libm's expf, sinf and cosf, and the M4 multilib of Debian's newlib rounds
 some of them differently from the M7's and from glibc (a sweep of 38,301
 expf and 87,241 sinf / cosf arguments hashed in QEMU: M7 equal to glibc, M4
-not); measured on the shipped voice's phrase: 2 of 16,128 samples, by 1."""
+not); measured on the phrase of the voice shipped before the source phase:
+2 of 16,128 samples, by 1."""
 
 import pathlib
 

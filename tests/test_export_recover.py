@@ -452,8 +452,16 @@ def test_shipped_voice_is_recovered():
     (durations,) = result.durations
     regulated = np.asarray(hidden)[0, :len(ids)][np.repeat(np.arange(len(ids)), durations)]
     mask = np.ones((1, len(regulated), 1), np.float32)
-    mel = recovery.acoustic.decode_frames(regulated[None], mask)
-    audio = np.asarray(recovery.vocoder(mel, mask))[0]
+    if recovery.acoustic.f0_projection is None:
+        mel = recovery.acoustic.decode_frames(regulated[None], mask)
+        audio = np.asarray(recovery.vocoder(mel, mask))[0]
+    else:
+        # A source-phase voice: its vocoder takes the F0 head's frame F0.
+        from bittts_tf.models.frame_vocoder import f0_from_head
+        mel, frame_f0 = recovery.acoustic.decode_frames(regulated[None], mask, with_f0=True)
+        config = recovery.acoustic.config
+        f0_hz, features = f0_from_head(frame_f0, config["log_f0_mean"], config["log_f0_std"])
+        audio = np.asarray(recovery.vocoder(mel, mask, f0=f0_hz, f0_feature_values=features))[0]
     audio_error = worst_error(audio, result.audio)
     mel_error = worst_error(np.asarray(mel)[0], result.mel)
     seconds = time.perf_counter() - start
@@ -461,4 +469,9 @@ def test_shipped_voice_is_recovered():
           f"hidden {text_errors[0]:.2g}, log-durations {text_errors[1]:.2g}, audio "
           f"{audio_error:.2g}, mel {mel_error:.2g} ({seconds:.1f} s)")
     assert max(text_errors) <= 1e-4
-    assert audio_error <= 1e-4 and mel_error <= 1e-4
+    # A source-phase voice's runtime carries the integrated F0 in float32 from
+    # frame to frame (bittts_istft_source_phase), Keras integrates it in
+    # float64: a harmonic's phase drifts by its index times the summed
+    # rounding (this folder: 2.1e-4 of the peak on this sentence).
+    audio_bound = 1e-4 if recovery.acoustic.f0_projection is None else 1e-3
+    assert audio_error <= audio_bound and mel_error <= 1e-4
