@@ -107,7 +107,7 @@ def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path, rng):
     seed = int(rng.integers(1 << 20))
     print(f"check_distribute seed {seed}")
     report = check(tmp_path, seed, "--checks=multi_worker", "--steps=6", "--checkpoint_every=2",
-                   f"--work_dir={tmp_path}", "--timeout=240", "--nostraight_run", timeout=900)
+                   f"--work_dir={tmp_path}", "--timeout=240", timeout=900)
     mw = report["multi_worker"]
     print(mw)
     # Steps 1-2 (and any before the kill) from the first launch, the rest
@@ -117,7 +117,15 @@ def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path, rng):
     assert mw["survivor_message"].startswith("train: a worker stopped or became unreachable")
     assert "restart every worker" in mw["survivor_message"]
     assert mw["restart"].startswith(f"resumed from {tmp_path}/killed/checkpoints/ckpt-")
-    assert mw["resumed_run_max_relative_loss_difference"] < 1e-4
+    # The same two workers without a kill: a resume that restores weights,
+    # optimizers and the data position repeats them exactly (0.0 measured).
+    assert mw["resumed_run_against_two_workers_max_relative_loss_difference"] < 1e-6
+    # Against one process the workers' reduction order shows: float32
+    # rounding, which the hard alignment path can turn into one step's
+    # pitch loss off by 4.6e-3 (seed 814505); below 1e-4 on other seeds.
+    assert mw["steps_compared"] == 6
+    assert mw["max_relative_loss_difference"] < 5e-2
+    assert mw["resumed_run_max_relative_loss_difference"] < 5e-2
 
 
 def test_variable_error_is_floored_at_a_share_of_the_whole_gradient(rng):

@@ -50,8 +50,9 @@ flags.DEFINE_string("precision_mode", "vocoder", "precision: training mode.")
 flags.DEFINE_boolean("small_discriminators", False,
                      "gradients/precision: period discriminators 2 and 3 only (faster; tests).")
 flags.DEFINE_boolean("straight_run", True,
-                     "multi_worker: also a two-worker run without a kill (the killed and "
-                     "resumed run is compared with the single-process run either way).")
+                     "multi_worker: also a two-worker run without a kill, the reference "
+                     "an exact resume must equal (the killed and resumed run is compared "
+                     "with the single-process run either way).")
 flags.DEFINE_float("timeout", 300.0, "multi_worker: seconds any launch may take.")
 flags.DEFINE_string("work_dir", "", "multi_worker: where the runs go (default: a temporary dir).")
 flags.DEFINE_string("output", "", "Also write the figures to this JSON file.")
@@ -105,13 +106,18 @@ def wait_all(processes, timeout: float, what: str) -> list[int]:
     return codes
 
 
-def max_relative_difference(reference: dict, got: dict) -> tuple[float, list[int]]:
+def max_relative_difference(reference: dict, got: dict) -> tuple[dict[str, float], list[int]]:
+    """The largest relative difference of each loss over the steps, which
+    must be the reference's."""
     steps = sorted(reference)
     if sorted(got) != steps:
         raise CheckError(f"steps differ: reference {steps}, got {sorted(got)}")
-    worst = max(abs(got[s][k] - v) / max(abs(v), 1e-12)
-                for s in steps for k, v in reference[s].items())
-    return worst, steps
+    per_loss = {}
+    for s in steps:
+        for name, value in reference[s].items():
+            difference = abs(got[s][name] - value) / max(abs(value), 1e-12)
+            per_loss[name] = max(per_loss.get(name, 0.0), difference)
+    return per_loss, steps
 
 
 def last_line(path: str) -> str:
@@ -132,7 +138,7 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
     reference = run_log.read_losses(single_dir)
 
     # Two workers, straight through.
-    straight_error, compared, straight_seconds = None, [], None
+    straight, straight_error, compared, straight_seconds = None, None, [], None
     if straight_run:
         straight_dir = os.path.join(work_dir, "two_workers")
         started = time.time()
@@ -143,8 +149,8 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
             raise CheckError(f"two-worker run exited with {codes}: "
                              f"{last_line(straight_dir + '.worker0.log')}")
         straight_seconds = round(time.time() - started, 1)
-        straight_error, compared = max_relative_difference(reference,
-                                                           run_log.read_losses(straight_dir))
+        straight = run_log.read_losses(straight_dir)
+        straight_error, compared = max_relative_difference(reference, straight)
 
     # Kill worker 1 after the first checkpoint, then restart both.
     killed_dir = os.path.join(work_dir, "killed")
@@ -174,18 +180,29 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
                          f"{last_line(killed_dir + '.restart.worker0.log')}")
     resumed_line = next((line for line in open(killed_dir + ".restart.worker0.log")
                          if line.startswith("resumed from")), "")
-    resumed_error, resumed_steps = max_relative_difference(reference,
-                                                           run_log.read_losses(killed_dir))
+    resumed = run_log.read_losses(killed_dir)
+    resumed_error, resumed_steps = max_relative_difference(reference, resumed)
+    # Two workers reduce in an order of their own, so their losses leave the
+    # single process's by float32 rounding, and the alignment search (a hard
+    # path) can turn that into a step off by 4.6e-3 (the pitch loss, seed
+    # 814505, both with and without the kill). Against the run of the same
+    # two workers without a kill a resume that restores everything is exact:
+    # 0.0 at every step on that seed.
+    same_workers_error = (None if straight is None else
+                          max(max_relative_difference(straight, resumed)[0].values()))
     return {"seed": seed, "mode": mode, "steps": steps, "checkpoint_every": every,
             "steps_compared": len(compared), "resumed_steps_compared": len(resumed_steps),
-            "max_relative_loss_difference": straight_error,
+            "max_relative_loss_difference": (None if straight_error is None
+                                             else max(straight_error.values())),
+            "max_relative_loss_difference_per_loss": straight_error,
             "single_process_seconds": round(single_seconds, 1),
             "two_workers_seconds": straight_seconds,
             "killed_worker_1_after_step": killed_at,
             "survivor_exit_code": survivor, "survivor_stopped_after_seconds": round(stop_seconds, 1),
             "survivor_message": message, "restart": resumed_line.strip(),
             "resumed_from": resume_from,
-            "resumed_run_max_relative_loss_difference": resumed_error}
+            "resumed_run_max_relative_loss_difference": max(resumed_error.values()),
+            "resumed_run_against_two_workers_max_relative_loss_difference": same_workers_error}
 
 
 def _last_step(run_dir: str) -> int:
