@@ -100,3 +100,40 @@ def test_bad_series_and_reports_are_refused_in_one_line(rng, tmp_path):
         assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c.png").exists()
+
+
+def test_kept_points_plot_again_as_they_are_beside_new_series(rng, tmp_path):
+    cpu = rng.uniform(60, 6000, size=(3, 2))
+    reports = [exported_report(tmp_path, f"k{i}", random_rows(rng, 30, 0.1, 2.8), *cpu[i])
+               for i in range(3)]
+    first = run_tool(f"--series=old runs:acoustic={','.join(reports[:2])}",
+                     f"--output={tmp_path / 'first.png'}")
+    assert first.returncode == 0, first.stderr
+    old_points = json.loads((tmp_path / "first.json").read_text())
+    # The reports of the first plot are gone; the new one's are not.
+    for path in reports[:2]:
+        os.unlink(path)
+    grown = run_tool(f"--keep={tmp_path / 'first.json'}",
+                     f"--series=new run:vocoder={reports[2]}", f"--output={tmp_path / 'grown.png'}")
+    assert grown.returncode == 0, grown.stderr
+    points = json.loads((tmp_path / "grown.json").read_text())
+    assert points[:2] == old_points
+    assert points[2]["series"] == "new run"
+    assert points[2]["cpu_minutes"] == pytest.approx(cpu[2, 1] / 60, abs=0.01)
+    assert (tmp_path / "grown.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_kept_points_are_refused_in_one_line(tmp_path):
+    not_points = tmp_path / "not_points.json"
+    not_points.write_text(json.dumps([{"series": "x", "wer": 0.1}]))
+    a_dict = tmp_path / "a_dict.json"
+    a_dict.write_text("{}")
+    out = f"--output={tmp_path / 'c.png'}"
+    for args, message in [([f"--keep={not_points}"], "point 0 lacks"),
+                          ([f"--keep={a_dict}"], "expected a list of points"),
+                          ([f"--keep={tmp_path / 'missing.json'}"], "cannot read"),
+                          ([], "nothing to plot")]:
+        result = run_tool(*args, out)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.png").exists()

@@ -12,6 +12,12 @@ whose checkpoint's recorded CPU minutes are the x axis:
       --series="vocoder fine-tuned:vocoder=out/val_c.json,out/val_d.json" \
       --output=out/curves_validation.png
 
+--keep=POINTS.json keeps the points of an earlier plot (the .json this tool
+wrote beside it) as they are, so a plot can grow after its reports are gone:
+
+  python tools/eval_curves.py --keep=models/slt_tiny/curves_validation.json \
+      --series="source phase:vocoder=out/val_e.json" --output=out/curves_validation.png
+
 Each point has an error bar: the 95% bootstrap interval over the report's
 sentences (on the 160 validation sentences 0.020 to 0.025 WER and 0.026
 to 0.032 DNSMOS on each side). Prints one row per report (CPU minutes,
@@ -28,16 +34,18 @@ import os
 from absl import app, flags
 
 from bittts_tf import fileio
-from bittts_tf.eval.curves import SOURCE_KEYS, plot, report_point
+from bittts_tf.eval.curves import SOURCE_KEYS, plot, read_points, report_point
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("keep", None, "Points JSON an earlier run of this tool wrote: its series "
+                    "are plotted again as they are, before the --series.")
 flags.DEFINE_multi_string("series", None, "NAME:PART=REPORT,REPORT,...: one line of the plot; "
                           f"PART is one of {sorted(SOURCE_KEYS)}.")
 flags.DEFINE_list("metrics", ["wer", "dnsmos_ovrl"], "Summary columns of the reports to plot.")
 flags.DEFINE_string("system", "model", "The system of each report to take.")
 flags.DEFINE_string("output", None, "PNG of the curves; a .json with the same stem gets the "
                     "points.")
-flags.mark_flags_as_required(["series", "output"])
+flags.mark_flags_as_required(["output"])
 
 
 def parse_series(spec: str) -> tuple[str, str, list[str]]:
@@ -53,7 +61,13 @@ def parse_series(spec: str) -> tuple[str, str, list[str]]:
 def main(argv):
     del argv
     series, rows, row_minutes = {}, [], []
-    for spec in FLAGS.series:
+    if not FLAGS.series and not FLAGS.keep:
+        raise app.UsageError("nothing to plot: give --series, --keep or both")
+    for row in (read_points(FLAGS.keep) if FLAGS.keep else []):
+        series.setdefault(row["series"], []).append((row["cpu_minutes"], row))
+        rows.append(row)
+        row_minutes.append(row["cpu_minutes"])
+    for spec in FLAGS.series or []:
         name, part, reports = parse_series(spec)
         series[name] = []
         for path in reports:

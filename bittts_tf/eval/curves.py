@@ -92,3 +92,16 @@ def report_point(report_path: str, part: str, system: str = "model",
             _, summary[f"{metric}_low"], summary[f"{metric}_high"] = paired.interval(
                 sentences, metric, confidence, name=report_path)
     return (recorded or 0.0) / 60.0, summary
+
+
+def read_points(path: str) -> list[dict]:
+    """The rows tools/eval_curves.py wrote beside a plot: series, part,
+    report, cpu_minutes and the metrics with their intervals."""
+    rows = _read_json(path, "points of an earlier plot")
+    if not isinstance(rows, list):
+        raise ReportError(f"{path}: expected a list of points, got {type(rows).__name__}")
+    for number, row in enumerate(rows):
+        if not (isinstance(row, dict) and isinstance(row.get("series"), str)
+                and isinstance(row.get("cpu_minutes"), (int, float)) and "wer" in row):
+            raise ReportError(f"{path}: point {number} lacks a series, cpu_minutes or wer")
+    return rows
