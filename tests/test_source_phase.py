@@ -16,6 +16,7 @@ from bittts_tf.training import checkpoints, jets_trainer, run
 from bittts_tf.training import losses as losses_lib
 from bittts_tf.training.config import TrainingConfig
 from test_training import options
+from tts_models import random_recovered_checkpoint
 
 
 def random_f0(rng, batch, frames):
@@ -170,14 +171,7 @@ def test_a_joint_source_phase_run_starts_from_a_checkpoint_without_it(tmp_path, 
     --init_new_layers; with it, every old weight comes in (a zero learning
     rate keeps them through two steps, the first on the recording's F0, the
     second on the model's) and the new layers are added."""
-    from bittts_tf.text.g2p import FrontEnd
-    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
-    acoustic, generator = build.build_acoustic(config), build.build_generator(config)
-    for variable in acoustic.trainable_variables + generator.trainable_variables:
-        variable.assign(rng.normal(0, 0.1, variable.shape))
-    metadata = {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a folder"}}
-    plain = checkpoints.save(str(tmp_path / "plain"), 0,
-                             {"acoustic": acoustic, "generator": generator}, {}, metadata, keep=0)
+    plain, _, _ = random_recovered_checkpoint(rng, tmp_path / "plain")
     new_layers = dict(acoustic_overrides={"frame_f0": True},
                       vocoder_overrides={"source_phase_cutoff": 4000.0}, init_from=plain,
                       mode="joint", quantize="all", stft_loss_weight=9.0, target_f0_steps=1,

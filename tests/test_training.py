@@ -268,16 +268,9 @@ def test_joint_training_starts_from_a_recovered_checkpoint_of_both_models(tmp_pa
     tools/recover_checkpoint.py rebuilds it: its acoustic model and generator
     both come in (with a zero learning rate, out of two steps unchanged); a
     recovered checkpoint without the generator is refused in one line."""
-    from bittts_tf.models import build, configs
-    from bittts_tf.text.g2p import FrontEnd
+    from tts_models import random_recovered_checkpoint
 
-    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
-    acoustic, generator = build.build_acoustic(config), build.build_generator(config)
-    for variable in acoustic.trainable_variables + generator.trainable_variables:
-        variable.assign(rng.normal(0, 0.1, variable.shape))
-    metadata = {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a model folder"}}
-    both = checkpoints.save(str(tmp_path / "both"), 0,
-                            {"acoustic": acoustic, "generator": generator}, {}, metadata, keep=0)
+    both, acoustic, metadata = random_recovered_checkpoint(rng, tmp_path / "both")
     out = tmp_path / "joint"
     result = run.train(options(out, mode="joint", quantize="all", steps=2, learning_rate=0.0,
                                init_from=both, use_ground_truth_durations=True))

@@ -60,3 +60,18 @@ def save_small_vocoder_run(seed: int, run: Path, step: int) -> Path:
     checkpoints.save(str(run / "checkpoints"), step, {"generator": build.build_generator(config)},
                      {}, {"model_config": config.to_dict()})
     return run
+
+
+def random_recovered_checkpoint(rng: np.random.Generator, folder: Path):
+    """(path, acoustic model, metadata) of a checkpoint of both models of the
+    tiny ternary preset, random weights (normal, sd 0.1), saved as
+    tools/recover_checkpoint.py saves a voice rebuilt from its folder: the
+    start of a joint fine-tune."""
+    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
+    acoustic, generator = build.build_acoustic(config), build.build_generator(config)
+    for variable in acoustic.trainable_variables + generator.trainable_variables:
+        variable.assign(rng.normal(0, 0.1, variable.shape))
+    metadata = {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a folder"}}
+    path = checkpoints.save(str(folder), 0, {"acoustic": acoustic, "generator": generator}, {},
+                            metadata, keep=0)
+    return path, acoustic, metadata
