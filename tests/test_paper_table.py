@@ -254,3 +254,61 @@ def test_paper_voices_second_driver_leaves_festival_to_the_first(tmp_path):
     assert "ternary_am/evaluate" in stages and "4bit/evaluate" in stages
     assert not [name for name in stages if name.startswith("festival/")]
     assert "festival/evaluate" in dry_run(tmp_path, "--voices=ternary_am")
+
+
+SOURCE_STAGES = ["acoustic", "acoustic_average", "warmup", "adversarial", "adversarial_average",
+                 "finetune", "finetune_average", "pair", "joint", "joint_average", "export",
+                 "evaluate", "bench", "budget"]
+TWIN_BUDGETS = ["--acoustic_minutes=36.6", "--warmup_minutes=27.8", "--adversarial_minutes=61.9",
+                "--finetune_minutes=295.7", "--joint_minutes=212.5"]
+
+
+def test_paper_voices_source_phase_voices_end_with_a_joint_stage(tmp_path):
+    stages = dry_run(tmp_path, "--voices=float32_src,ternary_src", "--nofestival", *TWIN_BUDGETS)
+    out = str(tmp_path / "out")
+    for voice, quantize, head in (("float32_src", ("none", "none", "none"), ""),
+                                  ("ternary_src", ("acoustic", "vocoder", "all"),
+                                   "quantize_head=true,")):
+        names = [name.split("/", 1)[1] for name in stages if name.startswith(voice + "/")]
+        assert names == SOURCE_STAGES
+        for stage in ("acoustic", "warmup", "adversarial", "finetune", "joint"):
+            assert "--acoustic_config=dropout=0.0,frame_f0=true " in stages[f"{voice}/{stage}"]
+        assert (f"--vocoder_config={head}source_phase_cutoff=4000,source_f0_input=false "
+                in stages[f"{voice}/warmup"])
+        for stage in ("adversarial", "finetune", "joint"):
+            assert (f"--vocoder_config=n_scales=0,{head}source_phase_cutoff=4000,"
+                    "source_f0_input=false " in stages[f"{voice}/{stage}"])
+        for stage, minutes in (("acoustic", 36.6), ("warmup", 27.8), ("adversarial", 61.9),
+                               ("finetune", 295.7), ("joint", 212.5)):
+            assert f"--max_cpu_minutes={minutes} " in stages[f"{voice}/{stage}"]
+        assert [stages[f"{voice}/{stage}"].split("--quantize=")[1].split()[0]
+                for stage in ("acoustic", "finetune", "joint")] == list(quantize)
+
+        pair = os.path.join(out, voice, "pair.npz")
+        assert stages[f"{voice}/pair"].split(" ", 1)[1] == (
+            f"tools/pair_checkpoints.py --acoustic={os.path.join(out, voice, 'am_avg3.npz')} "
+            f"--vocoder={os.path.join(out, voice, 'voc_ft_avg2.npz')} --output={pair}")
+        joint = stages[f"{voice}/joint"]
+        for flag in ("--mode=joint", "--batch_size=16", "--segment_frames=48",
+                     "--learning_rate=1e-4", "--lr_decay_rate=0.995", "--stft_loss_weight=9",
+                     "--use_ground_truth_durations", "--target_f0_steps=1000000",
+                     "--generator_warmup_steps=300", f"--init_from={pair}",
+                     f"--output_dir={tmp_path / 'runs' / voice / 'joint'}"):
+            assert f"{flag} " in joint + " ", flag
+        assert "--teacher_acoustic" not in joint
+        assert os.path.join(out, voice, "joint_avg2.npz") in stages[f"{voice}/joint_average"]
+        export = stages[f"{voice}/export"]
+        assert f"--checkpoint={os.path.join(out, voice, 'joint_avg2.npz')} " in export
+        assert "--vocoder_checkpoint" not in export
+
+
+def test_paper_voices_joint_voices_run_only_when_named_with_a_joint_budget(tmp_path):
+    stages = dry_run(tmp_path)
+    assert not [name for name in stages if "_src/" in name or name.endswith(("/pair", "/joint"))]
+    assert "--vocoder_checkpoint=" in stages["float32/export"]
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "paper_voices.py"),
+                             "--dry_run", "--voices=float32,ternary_src", f"--root={tmp_path}"],
+                            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "paper_voices: --voices: a joint stage ends ternary_src; give its budget, --joint_minutes"]

@@ -5,16 +5,20 @@
   nohup nice -n 19 python tools/paper_voices.py > runs/paper/driver.log 2>&1 &
   python tools/paper_voices.py --dry_run          # the commands, nothing run
 
-The voices (--voices, in this order by default):
+The voices (--voices; the paper's table, the first five, in this order by
+default):
   float32        the tiny config, no quantization
   ternary_all    ternary acoustic model and vocoder
   ternary_am     ternary acoustic model, float32 vocoder
   4bit           4-bit acoustic model and vocoder
   float32_small  float32, its widths cut to about ternary_all's bytes
+  float32_src    the shipped voice's architecture (frame F0 head, source-phase
+                 vocoder: see below), no quantization; with a joint stage
+  ternary_src    the same, ternary (the spectral head too, as shipped)
 
 Each voice, on the same recipe (models/slt_tiny/README.md, "How the voice was
 first made"), with the CPU budget of --acoustic_minutes + --finetune_minutes
-(25 + 95 = 120 CPU minutes):
+(25 + 95 = 120 CPU minutes; + --joint_minutes for a source-phase voice):
   1. acoustic     the acoustic model until 25 CPU minutes; the last 3
                   checkpoints within them averaged;
   2. warmup       the vocoder on the spectral losses until 30 CPU minutes;
@@ -32,6 +36,34 @@ After the first voice's scoring, festival's own voice (the teacher) speaks the
 same test sentences once (--systems=festival): the table's reference row and
 the MCD's reference clips.
 
+The source-phase voices (float32_src, ternary_src) have the architecture and
+recipe of the shipped voice since 2026-12-06 (models/slt_tiny/README.md): in
+every stage --acoustic_config=dropout=0.0,frame_f0=true (a frame-level log-F0
+and voicing head, trained by its own losses in the acoustic stage) and
+--vocoder_config=[quantize_head=true,]source_phase_cutoff=4000,
+source_f0_input=false (in vocoder mode the source phase takes the corpus's
+F0, with --teacher_acoustic too). After stage 4 they go on:
+  4b. pair       tools/pair_checkpoints.py: the averaged acoustic model and the
+                 averaged fine-tuned vocoder in one checkpoint, weights only
+                 (latent ternary weights and aligner as trained): a joint run
+                 starts from it at step 0 with fresh optimizers and 0 CPU
+                 seconds;
+  4c. joint      tools/train.py --mode=joint from the pair, with the shipped
+                 joint flags (learning rate 1e-4, ground-truth durations, the
+                 recording's F0 for the source phase, period discriminators
+                 after 300 steps), until --joint_minutes of its own CPU time;
+                 the last 2 checkpoints within averaged;
+and stages 5-8 export the joint average (both models from it). --joint_minutes
+is 0 by default (no joint stage): these voices run only when named, with it.
+The float32 twin of the shipped ternary voice at its lineage's CPU time
+(acoustic 36.6, vocoder 295.7: warm-up 27.8, adversarial to 61.9; joint
+212.5; about 545 CPU minutes):
+
+  nohup nice -n 5 python tools/paper_voices.py --voices=float32_src --root=runs/twin \
+      --out=out/twin --acoustic_minutes=36.6 --warmup_minutes=27.8 \
+      --adversarial_minutes=61.9 --finetune_minutes=295.7 --joint_minutes=212.5 \
+      --nofestival > runs/twin.log 2>&1 &
+
 train.py stops a run at its first checkpoint past the budget and keeps only
 its last 3 checkpoints, so every checkpoint is hard-linked into the run's
 kept/ folder as it appears, and the averages take the last ones whose CPU
@@ -39,14 +71,14 @@ time is within the budget: the weights of a voice never cost more than its
 budget (the checkpoint past it is trained but not used).
 
 Files: runs (checkpoints, logs) under --root/VOICE/ (am, voc_warmup, voc_adv,
-voc_ft, logs/STAGE.log), averages and scores under --out/VOICE/ (am_avg3.npz,
-voc_adv_avg2.npz, voc_ft_avg2.npz, model/, eval_test.json, eval_test_wavs/,
-bench_tts.json, budget.json). A stage that finished has a marker,
---root/VOICE/done/STAGE.json (written atomically), and is skipped; a stage
-that was killed starts again, and a training stage resumes from its newest
-checkpoint. So after a kill, run the same command again (one driver at a time
-per --root: a second one waits for the first; the stage's command dies with
-the driver). A stage that fails ends its voice (the others go on); the exit
+voc_ft, joint, logs/STAGE.log), averages and scores under --out/VOICE/
+(am_avg3.npz, voc_adv_avg2.npz, voc_ft_avg2.npz, pair.npz, joint_avg2.npz,
+model/, eval_test.json, eval_test_wavs/, bench_tts.json, budget.json). A
+stage that finished has a marker, --root/VOICE/done/STAGE.json (written
+atomically), and is skipped; a stage that was killed starts again, and a
+training stage resumes from its newest checkpoint. So after a kill, run the
+same command again (one driver at a time per --root: a second one waits for
+the first; the stage's command dies with the driver). A stage that fails ends its voice (the others go on); the exit
 status is then 1. Paths are relative to the folder the driver runs in: the
 repository's.
 
@@ -93,6 +125,16 @@ class Voice:
     weight_bits: str = ""             # "" : train.py's default (1.58, ternary)
     acoustic_config: tuple = ()       # field=value overrides of the tiny preset
     vocoder_config: tuple = ()
+    # A last stage fine-tuning both models together (train.py --mode=joint)
+    # from the pair of averages; the model folder is exported from it.
+    joint: bool = False
+
+    @property
+    def joint_quantize(self) -> str:
+        """The joint run's --quantize: both models' scopes together."""
+        return {("none", "none"): "none", ("acoustic", "none"): "acoustic",
+                ("none", "vocoder"): "vocoder",
+                ("acoustic", "vocoder"): "all"}[(self.acoustic_quantize, self.vocoder_quantize)]
 
 
 # float32_small: every width of the tiny preset cut (depths and kernels kept)
@@ -103,6 +145,13 @@ SMALL_ACOUSTIC = ("encoder_channels=48", "decoder_channels=32", "duration_channe
                   "pitch_channels=32", "energy_channels=32")
 SMALL_VOCODER = ("channels=40", "hidden_channels=128")
 
+# The shipped voice's architecture since 2026-12-06 (models/slt_tiny/README.md):
+# a frame F0 head on the acoustic model, the source phase below 4 kHz in the
+# vocoder (no F0 input features), and a joint fine-tune of the pair. The
+# ternary one's spectral head is ternary too, as shipped.
+SOURCE_ACOUSTIC = ("frame_f0=true",)
+SOURCE_VOCODER = ("source_phase_cutoff=4000", "source_f0_input=false")
+
 VOICES = {
     "float32": Voice("none", "none"),
     "ternary_all": Voice("acoustic", "vocoder"),
@@ -110,10 +159,19 @@ VOICES = {
     "4bit": Voice("acoustic", "vocoder", weight_bits="4"),
     "float32_small": Voice("none", "none", acoustic_config=SMALL_ACOUSTIC,
                            vocoder_config=SMALL_VOCODER),
+    "float32_src": Voice("none", "none", acoustic_config=SOURCE_ACOUSTIC,
+                         vocoder_config=SOURCE_VOCODER, joint=True),
+    "ternary_src": Voice("acoustic", "vocoder", acoustic_config=SOURCE_ACOUSTIC,
+                         vocoder_config=("quantize_head=true",) + SOURCE_VOCODER, joint=True),
 }
+# The paper's table: the voices made unless --voices names others.
+PAPER_VOICES = ["float32", "ternary_all", "ternary_am", "4bit", "float32_small"]
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("voices", list(VOICES), f"Voices to make, in order: {', '.join(VOICES)}.")
+flags.DEFINE_list("voices", PAPER_VOICES, "Voices to make, in order (default: the paper's "
+                  f"table); one or more of {', '.join(VOICES)}. "
+                  f"{', '.join(v for v in VOICES if VOICES[v].joint)} end with a joint stage "
+                  "(--joint_minutes).")
 flags.DEFINE_string("root", "runs/paper", "Training runs, logs and stage markers: ROOT/VOICE/.")
 flags.DEFINE_string("out", "out/paper", "Averaged checkpoints, model folders and scores: OUT/VOICE/.")
 flags.DEFINE_string("corpus", "data/slt_varied_cache", "Feature cache (or synthetic:N for a smoke run).")
@@ -128,6 +186,11 @@ flags.DEFINE_float("adversarial_minutes", 62.0,
                    "The vocoder's CPU minutes at the end of the adversarial stage (warm-up included).")
 flags.DEFINE_float("finetune_minutes", 95.0,
                    "The vocoder's CPU minutes at the end of the fine-tuning (all its stages).")
+flags.DEFINE_float("joint_minutes", 0.0,
+                   "CPU minutes of the joint stage (both models together, from the pair of "
+                   "averages; its own CPU time, none carried over) of the voices that have one "
+                   f"({', '.join(v for v in VOICES if VOICES[v].joint)}); 0: no joint stage, and "
+                   "those voices are refused.", lower_bound=0.0)
 flags.DEFINE_string("int8_corpus", None, "Feature cache calibrating the int8 graphs "
                     "(default: --corpus when it is a cache).")
 flags.DEFINE_integer("int8_utterances", 64, "Calibration utterances of the int8 graphs (0: no "
@@ -185,11 +248,24 @@ def make_voice(stages: "Stages", name: str) -> str:
         init_from=adversarial_average, warmup_steps=warm_step, teacher=am_average),
         run("voc_ft"), FLAGS.finetune_minutes, keep=2)
     vocoder_average = stages.average(name, "finetune_average", finetune, out("voc_ft_avg2.npz"))
+    sources = {"checkpoint": am_average, "vocoder_checkpoint": vocoder_average}
+
+    if voice.joint:
+        # 4b. Both models together, from the pair of averages: one checkpoint
+        # holding both (weights only: the joint run starts at step 0 and 0
+        # CPU seconds, so its budget is its own); the last 2 within averaged.
+        pair = out("pair.npz")
+        stages.command(name, "pair", tool("pair_checkpoints.py", acoustic=am_average,
+                                          vocoder=vocoder_average, output=pair))
+        joint = stages.train(name, "joint", joint_flags(voice, run("joint"), pair),
+                             run("joint"), FLAGS.joint_minutes, keep=2)
+        # A joint checkpoint holds the vocoder too: export takes both from it.
+        sources = {"checkpoint": stages.average(name, "joint_average", joint,
+                                                out("joint_avg2.npz"))}
 
     # 5-8. The model folder, scored like every other.
     model = out("model")
-    stages.command(name, "export", tool("export_tts.py", checkpoint=am_average,
-                                        vocoder_checkpoint=vocoder_average, out_dir=model,
+    stages.command(name, "export", tool("export_tts.py", **sources, out_dir=model,
                                         **int8_flags()))
     stages.command(name, "evaluate", tool("evaluate.py", model_dir=model, set="test",
                                           systems="model", audio_dir=out("eval_test_wavs"),
@@ -212,11 +288,14 @@ def speak_festival(stages: "Stages", model: str) -> None:
         output=os.path.join(reference, "eval_test.json"), **limit_flags()))
 
 
+def acoustic_config(voice: Voice) -> str:
+    return ",".join(("dropout=0.0",) + voice.acoustic_config)
+
+
 def acoustic_flags(voice: Voice, output_dir: str) -> list[str]:
     return tool("train.py", mode="acoustic", **common_flags(voice, voice.acoustic_quantize),
                 learning_rate="2e-3", lr_decay_rate=0.985, use_ground_truth_durations=True,
-                binarization_start_step=300,
-                acoustic_config=",".join(("dropout=0.0",) + voice.acoustic_config),
+                binarization_start_step=300, acoustic_config=acoustic_config(voice),
                 max_cpu_minutes=FLAGS.acoustic_minutes, output_dir=output_dir)
 
 
@@ -227,9 +306,25 @@ def vocoder_flags(voice: Voice, output_dir: str, minutes: float, adversarial: bo
     vocoder_config = (("n_scales=0",) if adversarial else ()) + voice.vocoder_config
     return tool("train.py", mode="vocoder", **common_flags(voice, voice.vocoder_quantize),
                 segment_frames=48, learning_rate="1e-3", lr_decay_rate=0.995, stft_loss_weight=9,
-                vocoder_config=",".join(vocoder_config), init_from=init_from,
-                generator_warmup_steps=warmup_steps, teacher_acoustic=teacher,
-                max_cpu_minutes=minutes, output_dir=output_dir)
+                vocoder_config=",".join(vocoder_config),
+                # A joint voice names its acoustic config in every stage (the
+                # source-phase vocoder takes the corpus's F0 in vocoder mode).
+                acoustic_config=acoustic_config(voice) if voice.joint else "",
+                init_from=init_from, generator_warmup_steps=warmup_steps,
+                teacher_acoustic=teacher, max_cpu_minutes=minutes, output_dir=output_dir)
+
+
+def joint_flags(voice: Voice, output_dir: str, init_from: str) -> list[str]:
+    """The shipped voice's joint fine-tune (models/slt_tiny/README.md): the
+    acoustic model's mels (ground-truth durations) feed the vocoder, the
+    recording's F0 drives the source phase (--target_f0_steps past any
+    budget), fresh period discriminators after 300 steps."""
+    return tool("train.py", mode="joint", **common_flags(voice, voice.joint_quantize),
+                segment_frames=48, learning_rate="1e-4", lr_decay_rate=0.995, stft_loss_weight=9,
+                vocoder_config=",".join(("n_scales=0",) + voice.vocoder_config),
+                acoustic_config=acoustic_config(voice), use_ground_truth_durations=True,
+                init_from=init_from, target_f0_steps=1000000, generator_warmup_steps=300,
+                max_cpu_minutes=FLAGS.joint_minutes, output_dir=output_dir)
 
 
 def common_flags(voice: Voice, quantize: str) -> dict:
@@ -443,6 +538,10 @@ def main(argv):
     unknown = [v for v in FLAGS.voices if v not in VOICES]
     if unknown:
         raise cli.ToolError(f"--voices: unknown {unknown}; choose from {', '.join(VOICES)}")
+    joint = [v for v in FLAGS.voices if VOICES[v].joint]
+    if joint and not FLAGS.joint_minutes:
+        raise cli.ToolError(f"--voices: a joint stage ends {', '.join(joint)}; give its budget, "
+                            "--joint_minutes")
     if not FLAGS.dry_run:
         lock = hold_lock()   # noqa: F841 -- held until the driver exits
         # Only this driver's folders: a second driver (another --root, other
@@ -452,7 +551,9 @@ def main(argv):
     stages = Stages(FLAGS.dry_run)
     print(f"{now()} voices {', '.join(FLAGS.voices)}; budget {FLAGS.acoustic_minutes:g} (acoustic) + "
           f"{FLAGS.finetune_minutes:g} (vocoder: warm-up to {FLAGS.warmup_minutes:g}, adversarial "
-          f"to {FLAGS.adversarial_minutes:g}) CPU minutes a voice", flush=True)
+          f"to {FLAGS.adversarial_minutes:g}) CPU minutes a voice"
+          + (f", + {FLAGS.joint_minutes:g} (joint) for {', '.join(joint)}" if joint else ""),
+          flush=True)
     for name in FLAGS.voices:
         try:
             model = make_voice(stages, name)
