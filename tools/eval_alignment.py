@@ -20,7 +20,7 @@ from absl import app, flags
 
 from bittts_tf import fileio
 from bittts_tf.data.cache import FeatureCache
-from bittts_tf.eval.synthesis import resolve
+from bittts_tf.training.checkpoints import resolve
 from bittts_tf.models import configs
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import checkpoints

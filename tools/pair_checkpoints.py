@@ -45,16 +45,6 @@ ACOUSTIC = "model/acoustic"
 GENERATOR = "model/generator"
 
 
-def resolve(path: str, flag: str) -> str:
-    """A checkpoint file, or a run / checkpoints directory's newest."""
-    if os.path.isdir(path):
-        found = checkpoints.of_run(path)
-        if not found:
-            raise cli.ToolError(f"--{flag}={path}: no checkpoint in it")
-        return found[-1]
-    return path
-
-
 def model_arrays(arrays: dict, manifest: dict, group: str, path: str, flag: str) -> dict:
     """The stored arrays of one model, keyed "<group>/<index>" as stored."""
     layout = manifest.get("layout", {}).get(group)
@@ -117,8 +107,8 @@ def pair(acoustic_path: str, vocoder_path: str) -> tuple[dict, dict]:
 
 def main(argv):
     del argv
-    acoustic = resolve(FLAGS.acoustic, "acoustic")
-    vocoder = resolve(FLAGS.vocoder, "vocoder")
+    acoustic = checkpoints.resolve(FLAGS.acoustic)
+    vocoder = checkpoints.resolve(FLAGS.vocoder)
     output = FLAGS.output
     if not output.endswith(".npz"):
         raise cli.ToolError(f"--output={output}: name a .npz file")

@@ -8,7 +8,6 @@ by Griffin-Lim, which is only good enough to hear what was said.
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
@@ -21,21 +20,11 @@ class SynthesisError(ValueError):
     """Bad input to synthesis (an unknown speaker)."""
 
 
-def resolve(path: str) -> str:
-    """A checkpoint file, or a run / checkpoints directory (its newest checkpoint)."""
-    if os.path.isdir(path):
-        found = checkpoints.of_run(path)
-        if not found:
-            raise checkpoints.CheckpointError(f"no checkpoint in {path}")
-        return found[-1]
-    return path
-
-
 def load_vocoder(checkpoint: str, dtype: str = "float32"):
     """(generator, model config) of the vocoder a checkpoint file or run
     directory holds; CheckpointError if it holds none."""
     from bittts_tf.models import build
-    path = resolve(checkpoint)
+    path = checkpoints.resolve(checkpoint)
     manifest = checkpoints.read_manifest(path)
     if "model/generator" not in manifest["layout"]:
         raise checkpoints.CheckpointError(f"{path} holds no vocoder (an acoustic-only run?)")
@@ -55,7 +44,7 @@ class Synthesizer:
         # request with bad text or an unknown speaker is refused before the
         # 5-10 s of importing TensorFlow, building and restoring them
         # (tools/synthesize.py).
-        self.checkpoint = resolve(checkpoint)
+        self.checkpoint = checkpoints.resolve(checkpoint)
         self.dtype = dtype
         manifest = checkpoints.read_manifest(self.checkpoint)
         self.config = configs.ModelConfig.from_dict(manifest["model_config"])
@@ -68,7 +57,7 @@ class Synthesizer:
         self._vocoder_config = None
         source = self.checkpoint if "model/generator" in manifest["layout"] else None
         if vocoder_checkpoint:
-            source = resolve(vocoder_checkpoint)
+            source = checkpoints.resolve(vocoder_checkpoint)
         if source:
             vocoder_config = configs.ModelConfig.from_dict(
                 checkpoints.read_manifest(source)["model_config"])

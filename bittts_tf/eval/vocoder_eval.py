@@ -72,7 +72,8 @@ def evaluate_checkpoint(checkpoint: str, corpus: str, n: int = 20, with_wer: boo
     """`evaluate` of a vocoder (or joint) checkpoint or run directory on the
     first `n` utterances its run held out of the feature cache `corpus`."""
     from bittts_tf.data.cache import FeatureCache
-    from bittts_tf.eval.synthesis import load_vocoder, resolve
+    from bittts_tf.eval.synthesis import load_vocoder
+    from bittts_tf.training.checkpoints import resolve
     from bittts_tf.training import checkpoints
 
     path = resolve(checkpoint)

@@ -172,6 +172,16 @@ def of_run(directory: str) -> list[str]:
             or list_checkpoints(directory))
 
 
+def resolve(path: str) -> str:
+    """A checkpoint file, or a run / checkpoints directory (its newest checkpoint)."""
+    if os.path.isdir(path):
+        found = of_run(path)
+        if not found:
+            raise CheckpointError(f"no checkpoint in {path}")
+        return found[-1]
+    return path
+
+
 def latest(directory: str) -> str | None:
     paths = list_checkpoints(directory)
     return paths[-1] if paths else None
