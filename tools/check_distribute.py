@@ -32,7 +32,7 @@ import time
 
 from absl import flags
 
-from bittts_tf.training import run_log
+from bittts_tf.training import resume_check, run_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKS = ("gradients", "multi_worker", "precision")
@@ -112,12 +112,8 @@ def max_relative_difference(reference: dict, got: dict) -> tuple[dict[str, float
     steps = sorted(reference)
     if sorted(got) != steps:
         raise CheckError(f"steps differ: reference {steps}, got {sorted(got)}")
-    per_loss = {}
-    for s in steps:
-        for name, value in reference[s].items():
-            difference = abs(got[s][name] - value) / max(abs(value), 1e-12)
-            per_loss[name] = max(per_loss.get(name, 0.0), difference)
-    return per_loss, steps
+    compared = resume_check.compare(reference, got, resumed_at=0)
+    return compared["max_relative_difference_per_loss"], steps
 
 
 def last_line(path: str) -> str:
