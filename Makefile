@@ -247,7 +247,7 @@ bench-istft-cortex-m: $(foreach cpu,m4 m7,$(BUILD)/bench_istft_$(cpu).elf)
 CONV_SRC := tflite/bittts_ternary_conv.c
 CONV_HDR := tflite/bittts_ternary_conv.h
 CONV_OBJS := $(foreach cpu,m4 m7,$(BUILD)/cortex_m/bittts_ternary_conv_$(cpu).o)
-CONV_TEST_DEPS := tests/c/test_ternary_conv.c $(CONV_SRC) $(CONV_HDR) $(CORE_SRC) $(CORE_HDR)
+CONV_TEST_DEPS := tests/c/test_ternary_conv.c tests/c/reference_rescale.h $(CONV_SRC) $(CONV_HDR) $(CORE_SRC) $(CORE_HDR)
 .PHONY: test-c-conv test-cortex-m-conv
 
 LITERT_SRC += $(CONV_SRC)

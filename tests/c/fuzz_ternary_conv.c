@@ -45,6 +45,7 @@
 #include "bittts_spec.h"
 #include "bittts_ternary.h"
 #include "bittts_ternary_conv.h"
+#include "reference_rescale.h"
 
 #define FAIL(...)                             \
   do {                                        \
@@ -140,24 +141,6 @@ static void reference_f32(const Shape *s, const float *x, const int8_t *packed, 
       }
 }
 
-/* TFLite's double rounding: the doubling high multiply (ties up for a
- * positive product, toward zero for a negative one), then a divide by a
- * power of two with ties away from zero; int32 wraps as TFLite's does. */
-static int32_t wrap(long long v) { return (int32_t)(uint32_t)(unsigned long long)v; }
-
-static int32_t reference_rescale(int32_t x, int32_t m, int shift) {
-  long long p, high, half, magnitude;
-  int right = shift > 0 ? 0 : -shift;
-  if (shift > 0) x = wrap((long long)((unsigned long long)(uint32_t)x << shift));
-  p = (long long)x * m;
-  high = p >= 0 ? (p + (1LL << 30)) >> 31 : -((-p + (1LL << 30) - 1) >> 31);
-  if (high > INT32_MAX) high = INT32_MAX;
-  if (right == 0) return (int32_t)high;
-  half = 1LL << (right - 1);
-  magnitude = ((high < 0 ? -high : high) + half) >> right;
-  return (int32_t)(high < 0 ? -magnitude : magnitude);
-}
-
 static void reference_i8(const Shape *s, const bittts_conv_quant *q, const int8_t *x,
                          const int8_t *packed, const int32_t *bias, int8_t *y) {
   size_t n, t, o, k, c;
@@ -172,9 +155,9 @@ static void reference_i8(const Shape *s, const bittts_conv_quant *q, const int8_
             acc += (long long)trit_at(s, packed, o, k, c) *
                    (x[(n * s->t + (size_t)frame) * s->cin + c] + q->input_offset);
         }
-        acc = wrap(acc + (bias ? bias[o] : 0));
-        v = wrap((long long)reference_rescale((int32_t)acc, q->multiplier, q->shift) +
-                 q->output_offset);
+        acc = reference_wrap(acc + (bias ? bias[o] : 0));
+        v = reference_wrap((long long)reference_rescale((int32_t)acc, q->multiplier, q->shift)
+                           + q->output_offset);
         y[(n * s->out + t) * s->cout + o] =
             (int8_t)(v < q->act_min ? q->act_min : (v > q->act_max ? q->act_max : v));
       }

@@ -29,6 +29,7 @@
 #include "../../tflite/bittts_ternary.h"
 #include "../../tflite/bittts_ternary_conv.h"
 
+#include "reference_rescale.h"
 #include "test_harness.h"
 static size_t pick(size_t lo, size_t hi) { return lo + rng() % (hi - lo + 1); }
 
@@ -105,25 +106,8 @@ static void ref_conv_f32(const RefShape *r, const float *x, const int *trits, fl
       }
 }
 
-/* x * m * 2^(shift - 31) rounded twice, ties away from zero each time, from
- * the definitions: the doubling high multiply, then the power-of-two divide. */
-static int32_t ref_rescale(int32_t x, int32_t m, int shift) {
-  long long p, high, half, magnitude;
-  int right = shift > 0 ? 0 : -shift;
-  if (shift > 0) x = (int32_t)(uint32_t)((unsigned long long)(uint32_t)x << shift);
-  p = (long long)x * m;
-  /* p / 2^31: up at half for p >= 0, toward zero at half for p < 0; the one
-   * product above INT32_MAX (INT32_MIN squared) saturates. */
-  high = p >= 0 ? (p + (1LL << 30)) >> 31 : -((-p + (1LL << 30) - 1) >> 31);
-  if (high > INT32_MAX) high = INT32_MAX;
-  if (right == 0) return (int32_t)high;
-  half = 1LL << (right - 1);
-  magnitude = ((high < 0 ? -high : high) + half) >> right;
-  return (int32_t)(high < 0 ? -magnitude : magnitude);
-}
-
 static int8_t ref_requantize(int32_t acc, const bittts_conv_quant *q) {
-  long long v = (long long)ref_rescale(acc, q->multiplier, q->shift) + q->output_offset;
+  long long v = (long long)reference_rescale(acc, q->multiplier, q->shift) + q->output_offset;
   if (v < q->act_min) v = q->act_min;
   if (v > q->act_max) v = q->act_max;
   return (int8_t)v;
@@ -437,7 +421,7 @@ static void test_rescale(void) {
     for (j = 0; j < sizeof multipliers / sizeof *multipliers; ++j)
       for (shift = -31; shift <= 30; ++shift) {
         int32_t got = bittts_conv_multiply_by_quantized_multiplier(edges[i], multipliers[j], shift);
-        int32_t want = ref_rescale(edges[i], multipliers[j], shift);
+        int32_t want = reference_rescale(edges[i], multipliers[j], shift);
         if (got != want) {
           CHECK(0, "rescale(%ld, %ld, %d) = %ld, reference %ld", (long)edges[i],
                 (long)multipliers[j], shift, (long)got, (long)want);
@@ -450,7 +434,7 @@ static void test_rescale(void) {
     shift = (int)(rng() % 62) - 31;
     if (round % 2) x >>= rng() % 24; /* accumulator-sized values too */
     got = bittts_conv_multiply_by_quantized_multiplier(x, m, shift);
-    want = ref_rescale(x, m, shift);
+    want = reference_rescale(x, m, shift);
     if (got != want) {
       CHECK(0, "rescale(%ld, %ld, %d) = %ld, reference %ld", (long)x, (long)m, shift, (long)got,
             (long)want);
