@@ -24,10 +24,10 @@ import pytest
 import soundfile as sf
 
 from bittts_tf.audio.io import save_wav
-from bittts_tf.export import firmware_spec, tts_graphs
+from bittts_tf.export import tflm, tts_graphs
 from bittts_tf.litert import tflite_file
 from bittts_tf.litert.native import BUILD_DIR, make_interpreter
-from bittts_tf.runtime import TextToSpeech, model_folder, stream_c
+from bittts_tf.runtime import TextToSpeech, model_folder, stream_c, stream_spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
@@ -42,7 +42,7 @@ STEPS = (1, 4, 40)   # the tiny preset's delay is 34
 INT8_STEP = 4        # the folder that also holds the int8 graphs
 TEXTS = ["Hello there.",
          "The quick brown fox, who was rather tired, jumped over the lazy dog by the river."]
-OK = firmware_spec.status_code("OK")
+OK = stream_spec.status_code("OK")
 
 # ctypes records of bittts_stream.h (bittts_tf.runtime.stream_c, from the spec).
 Config, DurationInfo, Quant, StateSlot, FramesIO = (
@@ -105,39 +105,39 @@ def c_durations(lib, config, log_d, scale):
 
 
 def test_committed_header_is_generated_from_spec():
-    assert firmware_spec.HEADER_PATH.read_text() == firmware_spec.c_header(), \
+    assert stream_spec.HEADER_PATH.read_text() == stream_spec.c_header(), \
         "firmware_stub/bittts_stream_spec.h is stale: run python -m " \
-        "bittts_tf.export.firmware_spec --write-header"
+        "bittts_tf.runtime.stream_spec --write-header"
 
 
 def test_duration_scale_range_is_the_runtimes():
     runtime = types.SimpleNamespace(speakers=1)
-    for scale in (firmware_spec.DURATION_SCALE_MIN, firmware_spec.DURATION_SCALE_MAX):
+    for scale in (stream_spec.DURATION_SCALE_MIN, stream_spec.DURATION_SCALE_MAX):
         TextToSpeech._check(runtime, 0, scale)
-    for scale in (np.nextafter(firmware_spec.DURATION_SCALE_MIN, 0),
-                  np.nextafter(firmware_spec.DURATION_SCALE_MAX, 11)):
+    for scale in (np.nextafter(stream_spec.DURATION_SCALE_MIN, 0),
+                  np.nextafter(stream_spec.DURATION_SCALE_MAX, 11)):
         with pytest.raises(SynthesisError):
             TextToSpeech._check(runtime, 0, scale)
 
 
 def test_config_and_work_length_agree_with_c(lib):
     """config_values fills a record C accepts, and the work buffer the
-    generated header sizes (firmware_spec.work_len) is C's."""
+    generated header sizes (stream_spec.work_len) is C's."""
     shapes = {"max_tokens": 64, "encoder_channels": 128, "hop_length": 256, "n_fft": 1024,
               "max_frames_per_token": 75, "max_frames_per_segment": 1500,
               "stream": {"step": 4, "delay": 34, "channels": 128, "head_width": 1026,
                          "states": [["state_00", 4, 96], ["state_01", 34, 1]]}}
     config = config_from(shapes, 71)
     assert lib.bittts_check_config(ctypes.byref(config)) == OK
-    assert ctypes.sizeof(config) == 4 * (len(firmware_spec.CONFIG_FIELDS)
-                                         + 2 * firmware_spec.MAX_STATES
-                                         + len(firmware_spec.CONFIG_SOURCE_FIELDS))
+    assert ctypes.sizeof(config) == 4 * (len(stream_spec.CONFIG_FIELDS)
+                                         + 2 * stream_spec.MAX_STATES
+                                         + len(stream_spec.CONFIG_SOURCE_FIELDS))
     for int8 in (0, 1):
         assert lib.bittts_stream_work_len(ctypes.byref(config), int8) == \
-            firmware_spec.work_len(1024, 256, 1026, bool(int8))
+            stream_spec.work_len(1024, 256, 1026, bool(int8))
     too_many = dict(shapes, stream=dict(shapes["stream"], states=[["s", 1, 1]] * 33))
     with pytest.raises(ValueError, match="at most 32"):
-        firmware_spec.config_values(too_many, 71)
+        stream_spec.config_values(too_many, 71)
 
 
 # ---- durations -----------------------------------------------------------------
@@ -250,12 +250,12 @@ def test_pcm16_is_what_save_wav_writes(lib, rng, tmp_path):
 
 def test_model_check_is_zlib_crc32(lib, rng):
     data = bytearray(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    data[0:8] = (16).to_bytes(4, "little") + firmware_spec.TFLITE_IDENTIFIER
+    data[0:8] = (16).to_bytes(4, "little") + stream_spec.TFLITE_IDENTIFIER
     for length in (0, 1, 7, 8, 9, 100, 4999, 5000):
         assert lib.bittts_crc32(0, bytes(data[:length]), length) == zlib.crc32(data[:length])
     crc = zlib.crc32(data)
     assert lib.bittts_check_model(bytes(data), len(data), len(data), crc) == OK
-    model_error = firmware_spec.status_code("MODEL")
+    model_error = stream_spec.status_code("MODEL")
     assert lib.bittts_check_model(bytes(data[:-1]), len(data) - 1, len(data), crc) == model_error
     data[int(rng.integers(8, len(data)))] ^= 0x10
     assert lib.bittts_check_model(bytes(data), len(data), len(data), crc) == model_error
@@ -684,7 +684,7 @@ def test_firmware_resolver_has_every_op(exported, generated, variant):
             tflite_file.parse_model(folder.read_graph(graph, variant)))
         customs_seen |= set(customs)
         for op in builtins:
-            (expected if op in firmware_spec.TFLM_METHODS else missing).add(op)
+            (expected if op in tflm.TFLM_METHODS else missing).add(op)
     # The int8 graphs ship with the fused conv (a decode op only where no
     # CONV_2D reads the kernel); the float graphs decode.
     ours = {"packed": ["BitTTSTernaryDecode"], "int8": ["BitTTSTernaryConv"]}[variant]
@@ -692,7 +692,7 @@ def test_firmware_resolver_has_every_op(exported, generated, variant):
     calls = [line.split("resolver.")[1].split("(")[0] for line in resolver.splitlines()
              if "resolver.Add" in line]
     n = len(customs_seen)
-    assert sorted(calls[:-n]) == sorted(firmware_spec.TFLM_METHODS[op] for op in expected)
+    assert sorted(calls[:-n]) == sorted(tflm.TFLM_METHODS[op] for op in expected)
     assert calls[-n:] == ["AddCustom"] * n
     for name in customs_seen:
         assert f"Register_{name}()" in resolver

@@ -20,8 +20,8 @@ import pytest
 import soundfile as sf
 
 from bittts_tf.engine import board, voice
-from bittts_tf.export import firmware_spec, tflm, tts_graphs
-from bittts_tf.runtime import TextToSpeech, model_folder
+from bittts_tf.export import tflm, tts_graphs
+from bittts_tf.runtime import TextToSpeech, model_folder, stream_spec
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.text import FrontEnd
 from seeds import fresh_seed
@@ -31,8 +31,8 @@ from test_firmware import (MAX_TOKENS, OK, TEXTS, CSpeaker, check_against_the_ru
                            header_defines, i32p, load_library, ptr, run_tool)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SOURCE_FIELDS = [name for name, _ in firmware_spec.CONFIG_SOURCE_FIELDS]
-CONFIG_ERROR = firmware_spec.status_code("CONFIG")
+SOURCE_FIELDS = [name for name, _ in stream_spec.CONFIG_SOURCE_FIELDS]
+CONFIG_ERROR = stream_spec.status_code("CONFIG")
 PHRASE = "Hello there."
 
 
@@ -143,17 +143,17 @@ def test_c_stream_refuses_source_fields_and_frame_f0_out_of_range(lib, folder, r
     # given to a config without a source phase.
     io = type(speaker.io).from_buffer_copy(speaker.io)
     io.frame_f0 = None
-    assert speak(good, io) == firmware_spec.status_code("NULL")
+    assert speak(good, io) == stream_spec.status_code("NULL")
     io = type(speaker.io).from_buffer_copy(speaker.io)
     io.frame_f0_len += int(rng.choice([-1, 1]))
-    assert speak(good, io) == firmware_spec.status_code("SIZE")
+    assert speak(good, io) == stream_spec.status_code("SIZE")
     io = type(speaker.io).from_buffer_copy(speaker.io)
     io.frame_f0_quant.scale = float(rng.choice([0.0, -0.1, np.nan]))
-    assert speak(good, io) == firmware_spec.status_code("QUANT")
+    assert speak(good, io) == stream_spec.status_code("QUANT")
     config = type(good).from_buffer_copy(good)
     without_source(config)
     assert lib.bittts_check_config(ctypes.byref(config)) == OK
-    assert speak(config, speaker.io) == firmware_spec.status_code("SIZE")
+    assert speak(config, speaker.io) == stream_spec.status_code("SIZE")
     assert speak(good, speaker.io) == OK
 
 
@@ -162,16 +162,16 @@ def test_config_values_and_work_length_of_a_source_phase(lib, folder):
     the rate); the work buffer holds a spectrum row for the float graphs too."""
     shapes = model_folder.load(folder).shapes
     with pytest.raises(ValueError, match="sample rate"):
-        firmware_spec.config_values(shapes, 71)
+        stream_spec.config_values(shapes, 71)
     no_source = dict(shapes, stream=dict(shapes["stream"], frame_f0=False))
     with pytest.raises(ValueError, match="go together"):
-        firmware_spec.config_values(no_source, 71, 16000)
+        stream_spec.config_values(no_source, 71, 16000)
     speaker = CSpeaker(lib, folder)
     for int8 in (0, 1):
         assert lib.bittts_stream_work_len(ctypes.byref(speaker.config), int8) == \
-            firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"],
+            stream_spec.work_len(shapes["n_fft"], shapes["hop_length"],
                                    shapes["stream"]["head_width"], bool(int8), True) == \
-            firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"],
+            stream_spec.work_len(shapes["n_fft"], shapes["hop_length"],
                                    shapes["stream"]["head_width"], True)
 
 

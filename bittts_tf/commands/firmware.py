@@ -34,10 +34,11 @@ import zlib
 import numpy as np
 from absl import flags
 
-from bittts_tf.export import firmware_spec
+from bittts_tf.export import tflm
 from bittts_tf.export.c_source import c_bytes, c_float, c_string, config_and_phrase_lines, table
 from bittts_tf.litert import tflite_file
 from bittts_tf.litert.tflite_file import FLOAT32, INT8, INT32
+from bittts_tf.runtime import stream_spec
 from bittts_tf.runtime.stream import StreamShapes
 
 FLAGS = flags.FLAGS
@@ -188,7 +189,7 @@ def expected_tensors(shapes: dict, stream: StreamShapes, int8: bool) -> dict:
 def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, sample_rate,
                 graphs, indices, variant, phrases) -> str:
     int8 = variant == "int8"
-    work = firmware_spec.work_len(shapes["n_fft"], shapes["hop_length"], stream.head_width, int8,
+    work = stream_spec.work_len(shapes["n_fft"], shapes["hop_length"], stream.head_width, int8,
                                   stream.frame_f0)
     frames = indices["frames"]
     states = stream.states
@@ -200,7 +201,7 @@ def data_header(model_dir, shapes, stream: StreamShapes, num_symbols, speakers, 
         '#include "bittts_stream_spec.h"', "",
         "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
         "/* The record layout this file was generated for. */",
-        f"#if {firmware_spec.layout_check()}",
+        f"#if {stream_spec.layout_check()}",
         '#error "bittts_stream_spec.h does not match: run tools/firmware.py again"', "#endif", "",
     ]
     for graph, (path, data, _) in graphs.items():
@@ -306,9 +307,9 @@ def resolver_header(model_dir, graphs, ops) -> tuple[str, list[str]]:
     methods, missing, seen = [], [], set()
     for graph, (builtins, customs) in ops.items():
         for name in builtins:
-            if name in firmware_spec.TFLM_METHODS:
+            if name in tflm.TFLM_METHODS:
                 if name not in seen:
-                    methods.append(firmware_spec.TFLM_METHODS[name])
+                    methods.append(tflm.TFLM_METHODS[name])
             else:
                 missing.append(f"{name} ({graph}.tflite)")
             seen.add(name)
@@ -397,7 +398,7 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
                             "uint16 segment lengths of the phrase table")
     stream = StreamShapes.from_dict(shapes["stream"])
     try:
-        firmware_spec.config_values(shapes, num_symbols, sample_rate)
+        stream_spec.config_values(shapes, num_symbols, sample_rate)
     except ValueError as e:
         raise FirmwareError(f"{model_dir}: {e}") from None
     expected = expected_tensors(shapes, stream, variant == "int8")

@@ -1,5 +1,5 @@
 """Conversion to TFLite with packed ternary weights, the TTS graphs and model
-folders, and the tooling for firmware (TFLite Micro, the firmware spec)."""
+folders, and the tooling for firmware (TFLite Micro, the budget, C sources)."""
 
 
 class ConversionError(RuntimeError):

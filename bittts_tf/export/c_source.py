@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bittts_tf.export import firmware_spec
+from bittts_tf.runtime import stream_spec
 from bittts_tf.runtime.stream import StreamShapes
 
 
@@ -50,12 +50,12 @@ def config_and_phrase_lines(shapes: dict, stream: StreamShapes, num_symbols: int
                             sample_rate: float | None = None) -> list[str]:
     """The header's BITTTS_MODEL_STREAM_CONFIG initializer, the phrase
     record and table declaration, and the header's closing lines."""
-    values = firmware_spec.config_values(shapes, num_symbols, sample_rate)
-    config = [f"    {values[name]} /* {name} */" for name, _ in firmware_spec.CONFIG_FIELDS]
+    values = stream_spec.config_values(shapes, num_symbols, sample_rate)
+    config = [f"    {values[name]} /* {name} */" for name, _ in stream_spec.CONFIG_FIELDS]
     config += [f"    {table(values[name][:len(stream.states)], '     ')} /* {name} */"
-               for name, _ in firmware_spec.CONFIG_ARRAYS]
+               for name, _ in stream_spec.CONFIG_ARRAYS]
     config += [f"    {c_float(values[name])} /* {name} */"
-               for name, _ in firmware_spec.CONFIG_SOURCE_FIELDS]
+               for name, _ in stream_spec.CONFIG_SOURCE_FIELDS]
     lines = ["/* static const bittts_stream_config config = BITTTS_MODEL_STREAM_CONFIG; */",
              "#define BITTTS_MODEL_STREAM_CONFIG { \\", ", \\\n".join(config) + " \\", "}", "",
              "/* A phrase: the phoneme ids of its segments one after another; " + segment_note + " */",

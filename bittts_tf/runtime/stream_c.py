@@ -1,5 +1,5 @@
 """bittts_stream.h's records for ctypes: the config and duration records
-from bittts_tf.export.firmware_spec (their single source), the io records
+from bittts_tf.runtime.stream_spec (their single source), the io records
 and callback types as the header declares them (pointers: not in the spec).
 Used by the tests that drive the C stream and by the C99 voice's host build
 (bittts_tf.engine.voice)."""
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import ctypes
 
-from bittts_tf.export import firmware_spec
+from bittts_tf.runtime import stream_spec
 
 Config = type("Config", (ctypes.Structure,), {"_fields_": (
-    [(name, ctypes.c_int32) for name, _ in firmware_spec.CONFIG_FIELDS]
-    + [(name, ctypes.c_int32 * firmware_spec.MAX_STATES)
-       for name, _ in firmware_spec.CONFIG_ARRAYS]
-    + [(name, ctypes.c_float) for name, _ in firmware_spec.CONFIG_SOURCE_FIELDS])})
+    [(name, ctypes.c_int32) for name, _ in stream_spec.CONFIG_FIELDS]
+    + [(name, ctypes.c_int32 * stream_spec.MAX_STATES)
+       for name, _ in stream_spec.CONFIG_ARRAYS]
+    + [(name, ctypes.c_float) for name, _ in stream_spec.CONFIG_SOURCE_FIELDS])})
 DurationInfo = type("DurationInfo", (ctypes.Structure,),
                     {"_fields_": [(name, ctypes.c_int32)
-                                  for name, _ in firmware_spec.DURATION_INFO_FIELDS]})
+                                  for name, _ in stream_spec.DURATION_INFO_FIELDS]})
 f32p, i32p, vp = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
 size_t = ctypes.c_size_t
 
@@ -52,10 +52,10 @@ class Callbacks(ctypes.Structure):
 def config_from(shapes: dict, num_symbols: int, sample_rate: float | None = None) -> Config:
     """The config record of a model folder's shapes (manifest["shapes"]);
     a source-phase vocoder's needs the sample rate (manifest["audio"])."""
-    values = firmware_spec.config_values(shapes, num_symbols, sample_rate)
+    values = stream_spec.config_values(shapes, num_symbols, sample_rate)
     config = Config()
-    for name, _ in firmware_spec.CONFIG_FIELDS + firmware_spec.CONFIG_SOURCE_FIELDS:
+    for name, _ in stream_spec.CONFIG_FIELDS + stream_spec.CONFIG_SOURCE_FIELDS:
         setattr(config, name, values[name])
-    for name, _ in firmware_spec.CONFIG_ARRAYS:
+    for name, _ in stream_spec.CONFIG_ARRAYS:
         getattr(config, name)[:] = values[name]
     return config

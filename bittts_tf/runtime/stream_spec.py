@@ -1,8 +1,9 @@
-"""Constants and record layouts shared by the firmware stub's C99 code and
-Python: the single source of truth.
+"""Constants and record layouts shared by the C99 stream walker
+(`firmware_stub/bittts_stream.c`) and Python: the single source of truth.
+No TensorFlow: the runtime drives the C walker through ctypes with them.
 
 `firmware_stub/bittts_stream_spec.h` is generated from this module (`python -m
-bittts_tf.export.firmware_spec --write-header`); a test fails when the
+bittts_tf.runtime.stream_spec --write-header`); a test fails when the
 committed header and this module disagree. tools/firmware.py fills the
 config record from a model folder's manifest with `config_values` and sizes
 the stream's work buffer with `work_len`; the ctypes tests build their
@@ -15,46 +16,6 @@ import pathlib
 
 from bittts_tf import header_cli
 from bittts_tf.litert.tflite_file import TFLITE_IDENTIFIER
-
-# Builtin op -> its MicroMutableOpResolver method (TFLite Micro as of
-# 2026-08, commit 90b983c; methods have been added, never renamed).
-TFLM_METHODS = {
-    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin", "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast",
-    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
-    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEPTH_TO_SPACE": "AddDepthToSpace", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
-    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice", "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "EQUAL": "AddEqual", "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill", "FLOOR": "AddFloor",
-    "FLOOR_DIV": "AddFloorDiv", "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual", "HARD_SWISH": "AddHardSwish",
-    "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
-    "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual",
-    "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot",
-    "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic", "LOG_SOFTMAX": "AddLogSoftmax",
-    "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable",
-    "REDUCE_ALL": "AddReduceAll", "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin",
-    "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape",
-    "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf",
-    "TANH": "AddTanh", "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "UNPACK": "AddUnpack",
-    "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
-}
 
 # bittts_stream_config: int32 fields in this order, then the CONFIG_ARRAYS of
 # MAX_STATES entries each, then the float32 CONFIG_SOURCE_FIELDS.
@@ -168,7 +129,7 @@ def config_values(shapes: dict, num_symbols: int, sample_rate: float | None = No
         raise ValueError(f"a source-phase vocoder needs a positive sample rate, not {sample_rate}")
     if len(states) > MAX_STATES:
         raise ValueError(f"the frames graph has {len(states)} states, the firmware's config "
-                         f"holds at most {MAX_STATES} (MAX_STATES in firmware_spec.py)")
+                         f"holds at most {MAX_STATES} (MAX_STATES in stream_spec.py)")
     if stream["channels"] != shapes["encoder_channels"]:
         raise ValueError(f"shapes.stream.channels {stream['channels']} differs from "
                          f"shapes.encoder_channels {shapes['encoder_channels']}")
@@ -219,8 +180,8 @@ def c_header() -> str:
     table = crc32_nibble_table()
     crc_rows = ", \\\n".join("    " + ", ".join(f"0x{v:08X}u" for v in table[i:i + 4])
                             for i in range(0, 16, 4))
-    return f"""/* Generated by `python -m bittts_tf.export.firmware_spec --write-header`. Do not
- * edit: bittts_tf/export/firmware_spec.py is the source of truth and a test
+    return f"""/* Generated by `python -m bittts_tf.runtime.stream_spec --write-header`. Do not
+ * edit: bittts_tf/runtime/stream_spec.py is the source of truth and a test
  * checks they agree. */
 #ifndef BITTTS_STREAM_SPEC_H_
 #define BITTTS_STREAM_SPEC_H_
