@@ -92,7 +92,7 @@ def main(argv):
                                                 synthesizer)
         except (CacheError, OSError, ValueError, KeyError) as e:
             sys.exit(f"export_tts: --int8_corpus: {e}")
-        source["int8_calibration"] = {"corpus": os.path.abspath(FLAGS.int8_corpus),
+        source["int8_calibration"] = {"corpus": FLAGS.int8_corpus,  # as given, as the checkpoints are
                                       "utterances": len(utterances)}
         print(f"int8 calibration: {len(utterances)} utterances of {FLAGS.int8_corpus}")
     try:

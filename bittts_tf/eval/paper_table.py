@@ -264,7 +264,7 @@ def reference_row(reference_dir: str, system: str = REFERENCE) -> dict:
 def build_table(out_dir: str, voices=VOICES, reference: str | None = REFERENCE,
                 with_mcd: bool = True) -> dict:
     reference_dir = os.path.join(out_dir, reference) if reference else None
-    table = {"out_dir": os.path.abspath(out_dir),
+    table = {"out_dir": out_dir,  # as given: the table is committed, a machine path is not
              "columns": [{"key": k, "header": h} for k, h, _ in COLUMNS],
              "voices": [voice_row(v, os.path.join(out_dir, v), reference_dir, with_mcd)
                         for v in voices],
