@@ -18,7 +18,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def exported_report(tmp_path, name, rows, acoustic_cpu, vocoder_cpu):
     """A report of a folder whose manifest names an acoustic and a vocoder
-    checkpoint recording the given CPU seconds (None: recorded none)."""
+    checkpoint recording the given CPU seconds (None: recorded none); rows
+    without DNSMOS make a report scored with --nodnsmos."""
     folder = tmp_path / f"model_{name}"
     folder.mkdir()
     source = {}
@@ -29,12 +30,12 @@ def exported_report(tmp_path, name, rows, acoustic_cpu, vocoder_cpu):
     (folder / "manifest.json").write_text(json.dumps({"source": source}))
     report = tmp_path / f"{name}.json"
     words = sum(r["words"] for r in rows)
+    summary = {"wer": sum(r["word_errors"] for r in rows) / words,
+               "cer": sum(r["character_errors"] for r in rows) / sum(r["characters"] for r in rows)}
+    if "dnsmos_ovrl" in rows[0]:
+        summary["dnsmos_ovrl"] = float(np.mean([r["dnsmos_ovrl"] for r in rows]))
     report.write_text(json.dumps({"model_dir": str(folder), "systems": {"model": {
-        "summary": {"wer": sum(r["word_errors"] for r in rows) / words,
-                    "cer": sum(r["character_errors"] for r in rows)
-                    / sum(r["characters"] for r in rows),
-                    "dnsmos_ovrl": float(np.mean([r["dnsmos_ovrl"] for r in rows]))},
-        "sentences": rows}}}))
+        "summary": summary, "sentences": rows}}}))
     return str(report)
 
 
@@ -119,21 +120,83 @@ def test_kept_points_plot_again_as_they_are_beside_new_series(rng, tmp_path):
     points = json.loads((tmp_path / "grown.json").read_text())
     assert points[:2] == old_points
     assert points[2]["series"] == "new run"
+    assert "old runs: 2 points" in grown.stdout and "new run: 1 points" in grown.stdout
     assert points[2]["cpu_minutes"] == pytest.approx(cpu[2, 1] / 60, abs=0.01)
     assert (tmp_path / "grown.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_kept_points_are_refused_in_one_line(tmp_path):
-    not_points = tmp_path / "not_points.json"
-    not_points.write_text(json.dumps([{"series": "x", "wer": 0.1}]))
-    a_dict = tmp_path / "a_dict.json"
-    a_dict.write_text("{}")
+    point = {"series": "x", "report": "r.json", "cpu_minutes": 1.0, "wer": 0.1, "cer": 0.05}
+    kept = {}
+    for name, points in {"not_points": [{"series": "x", "wer": 0.1}],
+                         "no_cer": [{k: v for k, v in point.items() if k != "cer"}],
+                         "null_wer": [dict(point, wer=None)],
+                         "text_dnsmos": [dict(point, dnsmos_ovrl="high")],
+                         "empty": [], "a_dict": {}}.items():
+        kept[name] = tmp_path / f"{name}.json"
+        kept[name].write_text(json.dumps(points))
     out = f"--output={tmp_path / 'c.png'}"
-    for args, message in [([f"--keep={not_points}"], "point 0 lacks"),
-                          ([f"--keep={a_dict}"], "expected a list of points"),
+    for args, message in [([f"--keep={kept['not_points']}"], "point 0 lacks"),
+                          ([f"--keep={kept['no_cer']}"], "point 0 lacks"),
+                          ([f"--keep={kept['null_wer']}"], "point 0 lacks"),
+                          ([f"--keep={kept['text_dnsmos']}"], "not numbers: ['dnsmos_ovrl']"),
+                          ([f"--keep={kept['empty']}"], "holds no points"),
+                          ([f"--keep={kept['a_dict']}"], "expected a list of points"),
                           ([f"--keep={tmp_path / 'missing.json'}"], "cannot read"),
                           ([], "nothing to plot")]:
         result = run_tool(*args, out)
         assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c.png").exists()
+
+
+def test_bad_metrics_and_output_are_refused_in_one_line(rng, tmp_path):
+    good = exported_report(tmp_path, "good", random_rows(rng, 10, 0.1, 2.8), 60.0, 60.0)
+    series = f"--series=x:vocoder={good}"
+    for args, message in [(["--metrics=", f"--output={tmp_path / 'c.png'}"], "--metrics"),
+                          (["--metrics=wer,dnsmos", f"--output={tmp_path / 'c.png'}"],
+                           "--metrics"),
+                          ([f"--output={tmp_path / 'c.json'}"], "a .png path")]:
+        result = run_tool(series, *args)
+        assert result.returncode != 0 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.png").exists() and not (tmp_path / "c.json").exists()
+
+
+def test_a_series_named_again_gets_the_new_points_in_plot_and_json(rng, tmp_path):
+    reports = [exported_report(tmp_path, f"s{i}", random_rows(rng, 20, 0.1, 2.8),
+                               *rng.uniform(60, 600, 2)) for i in range(3)]
+    first = run_tool(f"--series=runs:acoustic={reports[0]}", f"--output={tmp_path / 'a.png'}")
+    assert first.returncode == 0, first.stderr
+    again = run_tool(f"--keep={tmp_path / 'a.json'}", f"--series=runs:acoustic={reports[1]}",
+                     f"--series=runs:acoustic={reports[2]}", f"--output={tmp_path / 'b.png'}")
+    assert again.returncode == 0, again.stderr
+    points = json.loads((tmp_path / "b.json").read_text())
+    assert [p["series"] for p in points] == ["runs"] * 3
+    assert "runs: 3 points" in again.stdout
+
+
+def test_reports_scored_without_dnsmos_plot_and_compare_their_words(rng, tmp_path):
+    """tools/evaluate.py --nodnsmos writes no DNSMOS: WER and CER are still
+    plotted and compared, and the comparison says what it left out."""
+    def without_dnsmos(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("dnsmos")} for r in rows]
+
+    rows = [without_dnsmos(random_rows(rng, 30, rate, 2.8)) for rate in (0.05, 0.3)]
+    reports = [exported_report(tmp_path, f"n{i}", rows[i], 60.0, 120.0 * (i + 1))
+               for i in range(2)]
+    plotted = run_tool(f"--series=no dnsmos:vocoder={','.join(reports)}",
+                       f"--output={tmp_path / 'n.png'}")
+    assert plotted.returncode == 0, plotted.stderr
+    points = json.loads((tmp_path / "n.json").read_text())
+    assert [("dnsmos_ovrl" in p) for p in points] == [False, False]
+    for point, report_rows in zip(points, rows):
+        words = sum(r["words"] for r in report_rows)
+        assert point["wer"] == pytest.approx(sum(r["word_errors"] for r in report_rows) / words)
+    compared = subprocess.run([sys.executable, os.path.join(REPO, "tools", "compare_evals.py"),
+                               f"--a={reports[0]}", f"--b={reports[1]}", "--resamples=500"],
+                              capture_output=True, text=True, timeout=300)
+    assert compared.returncode == 0, compared.stderr
+    assert "| wer | " in compared.stdout and "| cer | " in compared.stdout
+    assert "left out (not scored for every sentence of both): dnsmos_ovrl, dnsmos_sig, " \
+           "dnsmos_bak" in compared.stdout

@@ -105,6 +105,17 @@ def test_reports_of_other_sentences_or_systems_are_refused(rng, tmp_path):
     broken.write_text(json.dumps({"systems": {"m": {"sentences": [dict(a[0], words=None), a[1]]}}}))
     with pytest.raises(paired.ReportError, match="lacks a number"):
         paired.compare(*[paired.load_sentences(str(broken))[1]] * 2, names=(str(broken),) * 2)
+    for name, systems in [("summary_only", {"m": {"summary": {"wer": 0.1}}}),
+                          ("rows_not_dicts", {"m": {"sentences": [1, 2]}}),
+                          ("system_not_dict", {"m": [a]})]:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"systems": systems}))
+        with pytest.raises(paired.ReportError, match="system 'm' has no per-sentence rows"):
+            paired.load_sentences(str(path))
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps({"systems": [a]}))
+    with pytest.raises(paired.ReportError, match="not a mapping of systems"):
+        paired.load_sentences(str(listed))
 
 
 def test_tool_prints_the_table_and_writes_its_json(rng, tmp_path):

@@ -24,6 +24,7 @@ from bittts_tf.quant import layers as qlayers
 from bittts_tf.runtime import model_folder
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.text import FrontEnd
+from bittts_tf.training import checkpoints
 from seeds import fresh_seed
 from tts_models import random_tts
 
@@ -417,6 +418,35 @@ def test_tool_writes_a_checkpoint_export_loads(original, folders, tmp_path):
     for path in want:
         if path not in training_only:
             assert worst_error(got[path], want[path]) <= 1e-6, path
+
+
+def test_a_checkpoint_that_does_not_load_back_is_not_left_behind(folders, tmp_path):
+    """The loader (here one whose first acoustic weight drifts by 1 as it
+    loads) disagrees with what was written: the tool says which variable in
+    one line and deletes the checkpoint, so --checkpoint=OUT cannot pick up
+    an unverified one."""
+    tool = str(ROOT / "tools" / "recover_checkpoint.py")
+    out = tmp_path / "ckpt"
+    script = f"""
+import runpy, sys
+from bittts_tf.eval import synthesis
+
+class Drifted(synthesis.Synthesizer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        weight = self.acoustic.variables[0]
+        weight.assign(weight + 1.0)
+
+synthesis.Synthesizer = Drifted
+sys.argv = [{tool!r}, "--model_dir={folders[1]}", "--output={out}"]
+runpy.run_path({tool!r}, run_name="__main__")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "does not load back as written" in result.stderr.strip().splitlines()[-1]
+    assert checkpoints.of_run(str(out)) == []
 
 
 # --- The shipped voice --------------------------------------------------------

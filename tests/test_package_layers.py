@@ -6,7 +6,6 @@ loaded."""
 
 import ast
 import pathlib
-import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "bittts_tf"

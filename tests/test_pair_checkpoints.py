@@ -117,4 +117,9 @@ def test_pair_refuses_what_would_not_pair_in_one_line(tmp_path, rng):
     assert "checkpoints directory" in line
     line = refusal(run_tool(f"--acoustic={am}", f"--vocoder={voc}", f"--output={am}"))
     assert "is one of the inputs" in line
+    empty_run = tmp_path / "empty_run"
+    empty_run.mkdir()
+    line = refusal(run_tool(f"--acoustic={am}", f"--vocoder={empty_run}",
+                            f"--output={tmp_path / 'p.npz'}"))
+    assert f"--vocoder={empty_run}: no checkpoint in this directory" in line
     assert not (tmp_path / "p.npz").exists()

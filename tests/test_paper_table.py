@@ -312,3 +312,25 @@ def test_paper_voices_joint_voices_run_only_when_named_with_a_joint_budget(tmp_p
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "paper_voices: --voices: a joint stage ends ternary_src; give its budget, --joint_minutes"]
+
+
+def test_paper_voices_refuses_budgets_that_would_not_run_as_asked(tmp_path):
+    """A budget of 0 or less would train for every step (train.py reads it
+    as no limit), and a vocoder stage that ends before the one before it
+    would start over budget and leave nothing to average."""
+    cases = [(["--voices="], "--voices: name one or more voices"),
+             (["--acoustic_minutes=0"], "--acoustic_minutes must be positive"),
+             (["--acoustic_minutes=-1"], "--acoustic_minutes must be positive"),
+             (["--warmup_minutes=0"], "the vocoder's budgets must grow"),
+             (["--warmup_minutes=30", "--adversarial_minutes=30"], "the vocoder's budgets must grow"),
+             (["--adversarial_minutes=96", "--finetune_minutes=95"],
+              "the vocoder's budgets must grow")]
+    for flags_given, message in cases:
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "paper_voices.py"),
+                                 "--dry_run", f"--root={tmp_path / 'runs'}",
+                                 f"--out={tmp_path / 'out'}", *flags_given],
+                                capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+        assert result.returncode != 0, flags_given
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (flags_given, result.stderr[-1000:])
+    assert not (tmp_path / "runs").exists()

@@ -46,6 +46,9 @@ def main(argv):
     print(f"{len(rows_a)} sentences; b - a, paired bootstrap over sentences "
           f"({FLAGS.resamples} resamples, seed {FLAGS.seed})")
     print(paired.table(results, names, FLAGS.confidence))
+    left_out = [m for m in paired.METRICS if m not in {r.metric for r in results}]
+    if left_out:
+        print(f"left out (not scored for every sentence of both): {', '.join(left_out)}")
     if FLAGS.output:
         fileio.atomic_write_json(FLAGS.output, {
             "a": FLAGS.a, "a_system": system_a, "b": FLAGS.b, "b_system": system_b,

@@ -35,7 +35,7 @@ flags.mark_flags_as_required(["checkpoint", "corpus"])
 
 def main(argv):
     del argv
-    path = resolve(FLAGS.checkpoint)
+    path = resolve(FLAGS.checkpoint, f"--checkpoint={FLAGS.checkpoint}")
     manifest = checkpoints.read_manifest(path)
     config = configs.ModelConfig.from_dict(manifest["model_config"])
     symbols = FrontEnd.from_dict(manifest["front_end"]).symbols

@@ -34,6 +34,7 @@ import os
 from absl import app, flags
 
 from bittts_tf import fileio
+from bittts_tf.eval import paired
 from bittts_tf.eval.curves import SOURCE_KEYS, plot, read_points, report_point
 
 FLAGS = flags.FLAGS
@@ -46,6 +47,10 @@ flags.DEFINE_string("system", "model", "The system of each report to take.")
 flags.DEFINE_string("output", None, "PNG of the curves; a .json with the same stem gets the "
                     "points.")
 flags.mark_flags_as_required(["output"])
+flags.register_validator("metrics", lambda m: bool(m) and set(m) <= set(paired.METRICS),
+                         message=f"--metrics: one or more of {list(paired.METRICS)}")
+flags.register_validator("output", lambda path: path is None or path.endswith(".png"),
+                         message="--output: a .png path (the points go beside it, .json)")
 
 
 def parse_series(spec: str) -> tuple[str, str, list[str]]:
@@ -69,7 +74,7 @@ def main(argv):
         row_minutes.append(row["cpu_minutes"])
     for spec in FLAGS.series or []:
         name, part, reports = parse_series(spec)
-        series[name] = []
+        series.setdefault(name, [])   # a name given again (or kept) gets the new points too
         for path in reports:
             minutes, summary = report_point(path, part, FLAGS.system)
             series[name].append((minutes, summary))
@@ -79,7 +84,7 @@ def main(argv):
                          **{key: summary[key] for metric in ("wer", "cer", *FLAGS.metrics)
                             for key in (metric, f"{metric}_low", f"{metric}_high")
                             if key in summary}})
-    width = max(len("series"), *(len(row["series"]) for row in rows))
+    width = max([len("series")] + [len(row["series"]) for row in rows])
     print(f"{'series':<{width}} {'CPU min':>7} {'WER':>6} {'CER':>6} {'DNSMOS':>6}  report")
     # The table rounds the recorded minutes once (the JSON's two decimals
     # rounded again could print 95.0 for 95.0501).
@@ -87,6 +92,8 @@ def main(argv):
         mos = row.get("dnsmos_ovrl")
         print(f"{row['series']:<{width}} {minutes:7.1f} {row['wer']:6.3f} "
               f"{row['cer']:6.3f} {'-' if mos is None else f'{mos:.2f}':>6}  {row['report']}")
+    for name, points in series.items():
+        print(f"{name}: {len(points)} points")
     plot(series, FLAGS.metrics, FLAGS.output, label="validation", log_scale=False)
     stem = os.path.splitext(FLAGS.output)[0]
     fileio.atomic_write_json(stem + ".json", rows)

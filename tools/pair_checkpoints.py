@@ -107,8 +107,8 @@ def pair(acoustic_path: str, vocoder_path: str) -> tuple[dict, dict]:
 
 def main(argv):
     del argv
-    acoustic = checkpoints.resolve(FLAGS.acoustic)
-    vocoder = checkpoints.resolve(FLAGS.vocoder)
+    acoustic = checkpoints.resolve(FLAGS.acoustic, f"--acoustic={FLAGS.acoustic}")
+    vocoder = checkpoints.resolve(FLAGS.vocoder, f"--vocoder={FLAGS.vocoder}")
     output = FLAGS.output
     if not output.endswith(".npz"):
         raise cli.ToolError(f"--output={output}: name a .npz file")

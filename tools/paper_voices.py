@@ -207,6 +207,19 @@ flags.DEFINE_string("python", sys.executable, "The Python that runs the tools.")
 STEPS = 200000
 flags.register_validator("checkpoint_every", lambda every: every > 0 and STEPS % every == 0,
                          message=f"--checkpoint_every must divide {STEPS}")
+# train.py reads --max_cpu_minutes <= 0 as no limit: here that would train
+# for all STEPS, so every budget is positive, and each vocoder stage ends
+# after the one before (a stage that starts over its budget stops at once
+# and leaves no checkpoint for the next).
+flags.register_validator("acoustic_minutes", lambda minutes: minutes > 0,
+                         message="--acoustic_minutes must be positive")
+flags.register_multi_flags_validator(
+    ["warmup_minutes", "adversarial_minutes", "finetune_minutes"],
+    lambda f: 0 < f["warmup_minutes"] < f["adversarial_minutes"] < f["finetune_minutes"],
+    message="the vocoder's budgets must grow: 0 < --warmup_minutes < --adversarial_minutes "
+            "< --finetune_minutes (each is the vocoder's CPU minutes at the end of its stage)")
+flags.register_validator("voices", lambda voices: bool(voices),
+                         message="--voices: name one or more voices")
 
 
 class StageFailed(RuntimeError):

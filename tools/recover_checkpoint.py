@@ -9,7 +9,8 @@ exported again in another graph form.
 --output receives one checkpoint holding both models (ckpt-00000000.npz):
 --checkpoint alone finds the vocoder in it, and it serves as
 --vocoder_checkpoint too. It is loaded back the way tools/export_tts.py loads
-it and compared with the recovered weights before the tool reports success.
+it and compared with the recovered weights before the tool reports success
+(a checkpoint that does not load back is deleted, not left for a loader).
 Weights no graph holds (the aligner: training only) keep their initial
 values; the tool lists them, and the checkpoint's manifest keeps the list
 under "recovered_from".
@@ -75,8 +76,13 @@ def main(argv):
           + (f" ({', '.join(sorted({p.rsplit('/', 2)[0] for p in recovery.not_recovered}))})"
              if recovery.not_recovered else ""))
     if FLAGS.verify:
-        print(f"loaded back as tools/export_tts.py loads it: {verify(path, recovery)} variables "
-              "equal")
+        try:
+            compared = verify(path, recovery)
+        except BaseException:
+            # --checkpoint=OUTPUT would find an unverified checkpoint and use it
+            os.unlink(path)
+            raise
+        print(f"loaded back as tools/export_tts.py loads it: {compared} variables equal")
     if FLAGS.report:
         from bittts_tf import fileio
         fileio.atomic_write_json(FLAGS.report, {

@@ -94,14 +94,30 @@ def report_point(report_path: str, part: str, system: str = "model",
     return (recorded or 0.0) / 60.0, summary
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_METRIC_KEYS = {key for metric in paired.METRICS
+                for key in (metric, f"{metric}_low", f"{metric}_high")}
+
+
 def read_points(path: str) -> list[dict]:
     """The rows tools/eval_curves.py wrote beside a plot: series, part,
     report, cpu_minutes and the metrics with their intervals."""
     rows = _read_json(path, "points of an earlier plot")
     if not isinstance(rows, list):
         raise ReportError(f"{path}: expected a list of points, got {type(rows).__name__}")
-    for number, row in enumerate(rows):
+    if not rows:
+        raise ReportError(f"{path}: holds no points")
+    for index, row in enumerate(rows):
         if not (isinstance(row, dict) and isinstance(row.get("series"), str)
-                and isinstance(row.get("cpu_minutes"), (int, float)) and "wer" in row):
-            raise ReportError(f"{path}: point {number} lacks a series, cpu_minutes or wer")
+                and isinstance(row.get("report"), str) and _number(row.get("cpu_minutes"))
+                and _number(row.get("wer")) and _number(row.get("cer"))):
+            raise ReportError(f"{path}: point {index} lacks a series, report, cpu_minutes, wer "
+                              "or cer (strings and numbers)")
+        bad = [key for key in row if key in _METRIC_KEYS and row[key] is not None
+               and not _number(row[key])]
+        if bad:
+            raise ReportError(f"{path}: point {index} has values that are not numbers: {bad}")
     return rows

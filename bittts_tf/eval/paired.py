@@ -30,9 +30,10 @@ METRICS = {
     "dnsmos_bak": ("dnsmos_bak", None),
     "cpps_db": ("cpps_db", None),
 }
-# Metrics that reports made before them lack: compared when both reports
-# have them for every sentence, left out otherwise.
-OPTIONAL = {"cpps_db"}
+# Metrics a report may lack (CPPS: reports made before it; DNSMOS: reports
+# scored with tools/evaluate.py --nodnsmos): compared when both reports have
+# them for every sentence, left out otherwise.
+OPTIONAL = {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "cpps_db"}
 
 
 class ReportError(ValueError):
@@ -64,13 +65,19 @@ def load_sentences(path: str, system: str | None = None) -> tuple[str, list[dict
         raise ReportError(f"{path}: not a JSON evaluation report ({error})") from None
     except (KeyError, TypeError):
         raise ReportError(f"{path}: no 'systems' (not a tools/evaluate.py report)") from None
+    if not isinstance(systems, dict):
+        raise ReportError(f"{path}: 'systems' is a {type(systems).__name__}, not a mapping of "
+                          "systems (not a tools/evaluate.py report)")
     if system is None:
         if len(systems) != 1:
             raise ReportError(f"{path} holds the systems {sorted(systems)}: name one")
         system = next(iter(systems))
     if system not in systems:
         raise ReportError(f"{path} has no system {system!r} (it has {sorted(systems)})")
-    return system, systems[system]["sentences"]
+    rows = systems[system].get("sentences") if isinstance(systems[system], dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ReportError(f"{path}: system {system!r} has no per-sentence rows ('sentences')")
+    return system, rows
 
 
 def _columns(rows: list[dict], path: str) -> dict[str, np.ndarray]:

@@ -3,7 +3,6 @@ training checkpoint (the tools' --keras_model / --checkpoint)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,10 +34,7 @@ def from_checkpoint(path: str, which: str = "generator") -> keras.Model:
             "the acoustic model's text -> mel path has a data-dependent "
             "length, so it has no single graph to convert; tools/export_tts.py exports it")
     try:
-        found = checkpoints.of_run(path) if os.path.isdir(path) else [path]
-        if not found:
-            raise CheckpointModelError(f"{path}: no checkpoint in this directory")
-        checkpoint = found[-1]
+        checkpoint = checkpoints.resolve(path)
         manifest = checkpoints.read_manifest(checkpoint)
         layout = manifest.get("layout", {})
         if f"model/{which}" not in layout:

@@ -62,7 +62,7 @@ def last_checkpoints(directory: str, count: int) -> list[str]:
     """The `count` newest checkpoints of a run (or checkpoints) directory, oldest first."""
     found = checkpoints.of_run(directory)
     if not found:
-        raise checkpoints.CheckpointError(f"no checkpoint in {directory}")
+        raise checkpoints.CheckpointError(f"{directory}: no checkpoint in this directory")
     if len(found) < count:
         raise ValueError(f"{directory} holds {len(found)} checkpoints, "
                          f"fewer than the {count} asked for")

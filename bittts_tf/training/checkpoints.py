@@ -172,12 +172,14 @@ def of_run(directory: str) -> list[str]:
             or list_checkpoints(directory))
 
 
-def resolve(path: str) -> str:
-    """A checkpoint file, or a run / checkpoints directory (its newest checkpoint)."""
+def resolve(path: str, what: str | None = None) -> str:
+    """A checkpoint file, or a run / checkpoints directory (its newest
+    checkpoint). `what` names the input in the error (e.g. "--init_from=DIR");
+    the path does when it is left out."""
     if os.path.isdir(path):
         found = of_run(path)
         if not found:
-            raise CheckpointError(f"no checkpoint in {path}")
+            raise CheckpointError(f"{what or path}: no checkpoint in this directory")
         return found[-1]
     return path
 

@@ -177,7 +177,7 @@ def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
     if mode != "vocoder":
         raise TrainingInputError(f"a teacher acoustic model serves vocoder training, not mode "
                                  f"{mode!r}")
-    path = _checkpoint_of(path, f"teacher {path}")
+    path = checkpoints.resolve(path, f"--teacher_acoustic={path}")
     manifest = checkpoints.read_manifest(path)
     teacher_config = configs.ModelConfig.from_dict(manifest["model_config"])
     if teacher_config.audio != model_config.audio:
@@ -187,17 +187,6 @@ def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
     checkpoints.restore(path, {"acoustic": teacher})
     teacher.trainable = False
     return teacher
-
-
-def _checkpoint_of(path: str, what: str) -> str:
-    """`path`, or when it is a directory (a run's, or its checkpoints') the
-    newest checkpoint in it."""
-    if not os.path.isdir(path):
-        return path
-    found = checkpoints.of_run(path)
-    if not found:
-        raise checkpoints.CheckpointError(f"{what} holds no checkpoint")
-    return found[-1]
 
 
 def held_out_batches(held_out: list, training_config: TrainingConfig, hop_length: int) -> list:
@@ -221,7 +210,7 @@ def _init_checkpoint(init_from: str, mode: str) -> str | None:
     """The checkpoint --init_from names (a file, or a run's newest), checked for mode."""
     if not init_from:
         return None
-    path = _checkpoint_of(init_from, f"--init_from={init_from}")
+    path = checkpoints.resolve(init_from, f"--init_from={init_from}")
     manifest = checkpoints.read_manifest(path)
     if _is_recovered(manifest):
         for group in (f"model/{name}" for name in _RECOVERED_MODELS[mode]):
