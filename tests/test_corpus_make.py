@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest_corpus import MAKE_CORPUS, REPO, TINY_FLAGS, require_festival, run_make_corpus, tiny_corpus  # noqa: F401
@@ -85,3 +86,55 @@ def test_killed_run_resumes_without_redoing_finished_work(tmp_path):
 def test_restart_with_other_settings_is_refused(tiny_corpus):
     proc = run_make_corpus(tiny_corpus, "--seed=8", check=False)
     assert proc.returncode != 0 and "other settings" in proc.stderr
+
+
+def refusal(proc) -> str:
+    """The one stderr line of a refused run."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("make_corpus: "), lines
+    return lines[0]
+
+
+def test_a_plan_that_cannot_be_made_does_not_block_the_corrected_command(tmp_path):
+    require_festival()
+    out = tmp_path / "corpus"
+    small = ["--num_utterances=1", "--voices=slt", "--num_workers=1", "--sources=everyday"]
+    line = refusal(run_make_corpus(str(out), *small, "--min_words=30", "--max_words=5", check=False))
+    assert "no usable everyday sentence" in line
+    assert not (out / "corpus_settings.json").exists()
+
+    fixed = run_make_corpus(str(out), *small, "--min_words=1", "--max_words=30")
+    assert "0 of 1 utterances already done" in fixed.stdout
+    settings = json.loads((out / "corpus_settings.json").read_text())
+    assert (settings["min_words"], settings["max_words"]) == (1, 30)
+    assert len(read_metadata(out)) == 1
+
+
+@pytest.mark.parametrize("flag", ["--voices=", "--num_workers=0", "--batch_size=0",
+                                  "--num_utterances=0"])
+def test_an_empty_or_zero_flag_is_refused_in_one_line_before_writing(tmp_path, flag):
+    out = tmp_path / "corpus"
+    line = refusal(run_make_corpus(str(out), flag, check=False))
+    assert flag.split("=")[0] in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", [b'{"sample_rate": 16', b"\xff\xfe\x00garbage", b"[1, 2]\n"])
+def test_a_damaged_settings_file_is_named_and_kept(tmp_path, damage):
+    out = tmp_path / "corpus"
+    out.mkdir()
+    path = out / "corpus_settings.json"
+    path.write_bytes(damage)
+    line = refusal(run_make_corpus(str(out), check=False))
+    assert f"{path} is damaged" in line and "--out_dir" in line
+    assert path.read_bytes() == damage
+
+
+def test_missing_festival_is_refused_in_one_line(tmp_path):
+    nothing = tmp_path / "empty_path"
+    nothing.mkdir()
+    proc = subprocess.run([sys.executable, MAKE_CORPUS, f"--out_dir={tmp_path / 'corpus'}"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env={**os.environ, "PATH": str(nothing)})
+    assert "festival is not installed" in refusal(proc)

@@ -1,11 +1,13 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest_corpus import tiny_cache, tiny_corpus  # noqa: F401
+from conftest_corpus import REPO, tiny_cache, tiny_corpus  # noqa: F401
 
 from bittts_tf.audio.config import preset
 from bittts_tf.audio.features import frame_features
@@ -128,3 +130,28 @@ def test_timings_that_do_not_fit_the_audio_are_skipped(tiny_corpus, tmp_path):
                                 num_workers=1, progress=False)
     assert [e["utt_id"] for e in cache.entries] == [utterances[1].utt_id]
     assert "durations do not fit the audio" in cache.report.reason_of(u.utt_id)
+
+
+def build_cache_command(*flags: str) -> subprocess.CompletedProcess:
+    """The command the README documents, run as a user would."""
+    return subprocess.run([sys.executable, "-m", "bittts_tf.data.build_cache", *flags],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_build_cache_command_refuses_a_missing_corpus_in_one_line(tmp_path):
+    missing = tmp_path / "no_corpus"
+    proc = build_cache_command(f"--corpus_dir={missing}", f"--cache_dir={tmp_path / 'cache'}")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert lines == [f"build_cache: {missing}: no metadata.csv; not an LJSpeech-format corpus"]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_build_cache_command_builds_with_parallel_workers(tiny_corpus, tmp_path):
+    # Two workers: spawned, they import the module again and must still work.
+    cache_dir = tmp_path / "cache"
+    proc = build_cache_command(f"--corpus_dir={tiny_corpus}", f"--cache_dir={cache_dir}",
+                               "--num_workers=2")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "cache built: 6 utterances (6 extracted" in proc.stdout
+    assert len(FeatureCache(str(cache_dir))) == 6

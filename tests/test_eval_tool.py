@@ -221,6 +221,15 @@ def test_the_speaking_rate_reaches_the_model_and_the_report(tmp_path, model_dir)
     one_line_error(proc, "duration_scale")
 
 
+def test_an_output_that_is_a_folder_is_refused_before_scoring(tmp_path, model_dir):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={folder}", "--limit=1",
+                    "--systems=model", "--nodnsmos")
+    one_line_error(proc, f"--output={folder} is a folder")
+    assert "set:" not in proc.stdout and list(folder.iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def vocoder_checkpoint(tmp_path_factory):
     """A small frame vocoder with random weights (a fresh, printed seed), saved

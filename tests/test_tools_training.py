@@ -53,6 +53,57 @@ def test_compare_runs_names_a_directory_without_a_curve(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def compare_runs(*flags):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "compare_runs.py"), *flags],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def refusal(result) -> str:
+    """The one stderr line of a refused run."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("compare_runs: "), lines
+    return lines[0]
+
+
+def test_compare_runs_tells_runs_of_one_folder_name_apart_by_their_paths(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    runs = ["x/s1/am", "x/s2/am", "y/s1/am"]
+    finals = dict(zip(runs, rng.uniform(0.2, 1.0, len(runs))))
+    for run, final in finals.items():
+        write_curve(tmp_path / run, [{"step": s, "cpu_seconds": 60.0 * s, "mel_l1": final * (3 - s),
+                                      "alignment_boundary_ms": 20.0} for s in range(3)])
+    png = tmp_path / "curves.png"
+    result = compare_runs(f"--runs={','.join(str(tmp_path / r) for r in runs)}", f"--output={png}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "curves.json").read_text())
+    # The shortest path ends that no other run shares.
+    labels = {"x/s1/am": "x/s1/am", "x/s2/am": "s2/am", "y/s1/am": "y/s1/am"}
+    assert set(summary) == set(labels.values())
+    for run, label in labels.items():
+        assert summary[label]["mel_l1"] == pytest.approx(finals[run])
+
+
+def test_compare_runs_refuses_bad_input_in_one_line(tmp_path):
+    good, torn = tmp_path / "good", tmp_path / "torn"
+    write_curve(good, [{"step": 0, "cpu_seconds": 0.0, "mel_l1": 1.0, "alignment_boundary_ms": 9.0}])
+    (torn / "held_out.jsonl").parent.mkdir()
+    (torn / "held_out.jsonl").write_text('{"step": 0, "cpu_seconds": 0.0, "mel_l1": 1.0}\n\n'
+                                         '{"step": 100, "mel_l1": 0.5}\n')
+
+    assert "given twice" in refusal(compare_runs(f"--runs={good},{good}/"))
+
+    line = refusal(compare_runs(f"--runs={good}", f"--output={tmp_path / 'd.json'}"))
+    assert "--output" in line and ".png" in line
+    assert not (tmp_path / "d.json").exists()
+
+    line = refusal(compare_runs(f"--runs={good}", "--metrics=mel_l1,nosuch"))
+    assert "--metrics" in line and "nosuch" in line and "alignment_boundary_ms, mel_l1" in line
+
+    line = refusal(compare_runs(f"--runs={good},{torn}", "--metrics=mel_l1"))
+    assert f"{torn / 'held_out.jsonl'}: line 3 has no step or no cpu_seconds" in line
+
+
 def test_resume_comparison_finds_the_largest_relative_difference(seed):
     rng = np.random.default_rng(seed)
     before = {s: {"loss": float(rng.uniform(1, 2)), "mel": float(rng.uniform(1, 2))}

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bittts_tf import fileio
 from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.quant import quantized_layers
 from bittts_tf.training import callbacks, checkpoints, run, run_log
+from bittts_tf.training.config import TrainingInputError
 from bittts_tf.training.mel import LogMel, reference_log_mel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,6 +148,18 @@ def test_corrupt_or_mismatched_checkpoint_is_named(tmp_path):
         checkpoints.restore(str(truncated), trainer.models)
     with pytest.raises(checkpoints.CheckpointError, match="has no 'model/generator'"):
         checkpoints.restore(path, {"generator": trainer.acoustic})
+
+    # Resumes that would not continue the run are refused before training;
+    # the temporary file of a save that was killed half-way is gone.
+    stale = tmp_path / "ok" / "checkpoints" / f"{fileio.TEMP_PREFIX}killed.npz"
+    stale.write_bytes(b"half a checkpoint")
+    with pytest.raises(TrainingInputError, match="does not hold out what the run resumed"):
+        run.train(options(tmp_path / "ok", mode="acoustic", steps=4, held_out=3))
+    assert not stale.exists()
+    with pytest.raises(TrainingInputError, match="is at step 2, which --checkpoint_every=4 does "
+                                                 "not divide"):
+        run.train(options(tmp_path / "ok", mode="acoustic", steps=4, checkpoint_every=4))
+    assert checkpoints.of_run(str(tmp_path / "ok")) == [path]
 
 
 def test_held_out_curve_and_cpu_budget_survive_a_resume(tmp_path):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bittts_tf.eval.held_out import HeldOutEvaluator
+from bittts_tf.eval.held_out import HeldOutError, HeldOutEvaluator
 from bittts_tf.quant import quantized_layers
 from bittts_tf.quant.quantizers import ternary_codes_np
 from bittts_tf.training import averaging, checkpoints, run, run_log
@@ -99,13 +99,13 @@ def test_held_out_evaluation_matches_what_training_logged(ternary_run):
 def test_averaging_refuses_what_it_cannot_average(ternary_run, tmp_path):
     run_dir, _ = ternary_run
     paths = averaging.last_checkpoints(str(run_dir), 3)
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(checkpoints.CheckpointError, match="at least two"):
         averaging.average(paths[:1])
-    with pytest.raises(ValueError, match="fewer than the 4"):
+    with pytest.raises(checkpoints.CheckpointError, match="fewer than the 4"):
         averaging.last_checkpoints(str(run_dir), 4)
-    with pytest.raises(ValueError, match="a resumed run would pick"):
+    with pytest.raises(checkpoints.CheckpointError, match="a resumed run would pick"):
         averaging.write_average(paths, os.path.join(os.path.dirname(paths[0]), "avg.npz"))
-    with pytest.raises(ValueError, match="repeat a step"):
+    with pytest.raises(checkpoints.CheckpointError, match="repeat a step"):
         averaging.average([paths[0], paths[0]])
 
     arrays, manifest = checkpoints.read_arrays(paths[0])
@@ -122,7 +122,7 @@ def test_averaging_refuses_what_it_cannot_average(ternary_run, tmp_path):
 
     elsewhere = checkpoints.write(str(tmp_path / "elsewhere.npz"), arrays,
                                   {**manifest, "held_out_ids": ["utt_a", "utt_b"]})
-    with pytest.raises(ValueError, match="does not hold out the utterances"):
+    with pytest.raises(HeldOutError, match="does not hold out the utterances"):
         HeldOutEvaluator(elsewhere, "synthetic:20")
 
 
@@ -143,3 +143,50 @@ def test_average_tool_prints_inputs_and_average_side_by_side(ternary_run, tmp_pa
     assert len(table) == 3 and table[-1].startswith("average (")
     for line, (path, row) in zip(table, rows.items()):
         assert path in line and f"{row['mel_l1']:.4f}" in line
+
+
+def test_damaged_checkpoints_are_refused_as_checkpoint_errors(ternary_run, tmp_path):
+    """What a damaged or foreign .npz turns into: a CheckpointError naming the
+    file (the tools print it in one line), not an IndexError or KeyError."""
+    run_dir, _ = ternary_run
+    paths = averaging.last_checkpoints(str(run_dir), 2)
+    arrays, manifest = checkpoints.read_arrays(paths[0])
+    bare = tmp_path / "bare.npz"
+    with open(bare, "wb") as f:
+        np.save(f, np.zeros(3))
+    listed = checkpoints.write(str(tmp_path / "listed.npz"), {}, [1, 2])
+    stepless = checkpoints.write(str(tmp_path / "stepless.npz"), arrays,
+                                 {k: v for k, v in manifest.items() if k != "step"})
+    key = next(k for k, v in arrays.items() if k.startswith("model/") and v.dtype.kind == "f"
+               and v.size > 1)
+    reshaped = checkpoints.write(str(tmp_path / "reshaped.npz"),
+                                 {**arrays, key: arrays[key].reshape(-1)[:-1]},
+                                 manifest)   # the older: paths[1] is the reference
+    for path, message in [(bare, "bare.npz is not a checkpoint"),
+                          (listed, "listed.npz is corrupt: its manifest is a list"),
+                          (stepless, "stepless.npz has no step"),
+                          (reshaped, f"reshaped.npz: {key} is")]:
+        with pytest.raises(checkpoints.CheckpointError, match=message):
+            averaging.average([paths[1], str(path)])
+
+
+def test_average_tool_refuses_bad_input_in_one_line(ternary_run, tmp_path):
+    run_dir, _ = ternary_run
+    paths = averaging.last_checkpoints(str(run_dir), 2)
+    out = f"--output={tmp_path / 'avg.npz'}"
+    cases = [([f"--run_dir={run_dir}", "--last=50"], "fewer than the 50 asked for"),
+             ([f"--checkpoints={paths[0]}"], "at least two checkpoints"),
+             ([f"--checkpoints={paths[0]},{paths[0]}"], "repeat a step"),
+             ([f"--checkpoints={','.join(paths)}", "--last=2"], "--last picks from --run_dir"),
+             ([f"--run_dir={run_dir}", f"--report={tmp_path / 'r.json'}"], "give --corpus too"),
+             ([f"--run_dir={run_dir}", "--metrics=mel_l1"], "give --corpus too"),
+             ([f"--run_dir={tmp_path}"], "no checkpoint in this directory")]
+    for args, message in cases:
+        result = subprocess.run([sys.executable, os.path.join(REPO, "tools",
+                                                               "average_checkpoints.py"),
+                                 *args, out], capture_output=True, text=True, cwd=REPO,
+                                timeout=300)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1 and message in lines[0], \
+            (args, result.stderr[-2000:])
+    assert not (tmp_path / "avg.npz").exists()

@@ -35,9 +35,18 @@ def main(argv):
     del argv
     if bool(FLAGS.run_dir) == bool(FLAGS.checkpoints):
         raise app.UsageError("give exactly one of --run_dir and --checkpoints")
+    if FLAGS.checkpoints and FLAGS["last"].present:
+        raise app.UsageError("--last picks from --run_dir; --checkpoints names them all")
+    for name in ("report", "metrics"):
+        if FLAGS[name].present and not FLAGS.corpus:
+            raise app.UsageError(f"--{name} is about held-out losses: give --corpus too")
     paths = (averaging.last_checkpoints(FLAGS.run_dir, FLAGS.last) if FLAGS.run_dir
              else FLAGS.checkpoints)
-    steps = {path: checkpoints.read_manifest(path)["step"] for path in paths}
+    steps = {path: checkpoints.read_manifest(path).get("step") for path in paths}
+    for path, step in steps.items():
+        if not isinstance(step, int):
+            raise checkpoints.CheckpointError(f"checkpoint {path} records no step (not a "
+                                              "training checkpoint)")
     paths = sorted(paths, key=steps.get)
 
     output = averaging.write_average(paths, FLAGS.output)
@@ -48,11 +57,12 @@ def main(argv):
 
     from bittts_tf.eval.held_out import HeldOutEvaluator
     evaluator = HeldOutEvaluator(output, FLAGS.corpus)
-    rows = {path: evaluator.evaluate(path) for path in [*paths, output]}
-    missing = [m for m in FLAGS.metrics if m not in rows[output]]
+    averaged = evaluator.evaluate(output)   # first: a bad --metrics is refused before the rest
+    missing = [m for m in FLAGS.metrics if m not in averaged]
     if missing:
         raise app.UsageError(f"--metrics {missing} are not held-out losses of this run "
-                             f"(it has {sorted(rows[output])})")
+                             f"(it has {sorted(averaged)})")
+    rows = {**{path: evaluator.evaluate(path) for path in paths}, output: averaged}
     print(f"{'checkpoint':<60}" + "".join(f"{m:>24}" for m in FLAGS.metrics))
     for path, row in rows.items():
         label = f"average ({path})" if path == output else path

@@ -29,7 +29,8 @@ from bittts_tf.training import run_log
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("runs", None, "Run directories (tools/train.py --output_dir); the first is "
-                  "the reference of the ratios.")
+                  "the reference of the ratios. Each is named by its folder, or by as much of "
+                  "its path as tells it from another of that name.")
 flags.DEFINE_list("metrics", ["mel_l1", "alignment_boundary_ms"],
                   "held_out.jsonl columns to plot and compare.")
 flags.DEFINE_string("output", None, "PNG of the curves; a .json with the same stem gets the "
@@ -38,6 +39,9 @@ flags.DEFINE_string("vocoder_corpus", None, "Feature cache of vocoder runs: scor
                     "final checkpoint on its held-out utterances (MCD, PESQ, STOI, WER, DNSMOS).")
 flags.DEFINE_integer("n", 20, "Held-out utterances to score per run (with --vocoder_corpus).")
 flags.mark_flag_as_required("runs")
+# The summary goes to the same stem with .json: any other suffix would be overwritten by it.
+flags.register_validator("output", lambda path: path is None or path.endswith(".png"),
+                         message="--output: a .png path (the final values go beside it, .json)")
 
 VOCODER_COLUMNS = ("mcd_db", "pesq", "stoi", "wer", "dnsmos_ovrl")
 
@@ -57,15 +61,47 @@ def load_curves(run_dir: str) -> dict[int, dict]:
     if not os.path.exists(path):
         raise app.UsageError(f"{run_dir}: no held_out.jsonl (not a tools/train.py run, or it "
                              "has not evaluated yet)")
-    curves = run_log.read_held_out(run_dir)
-    if not curves:
+    rows, _ = run_log.parse_json_lines(path)
+    if not rows:
         raise app.UsageError(f"{path}: empty")
-    return curves
+    # parse_json_lines skips blank lines: these are the rows' line numbers.
+    with open(path, encoding="utf-8", errors="replace") as f:
+        numbers = [n for n, line in enumerate(f.read().split("\n"), 1) if line.strip()]
+    for number, row in zip(numbers, rows):
+        if not (isinstance(row.get("cpu_seconds"), (int, float))
+                and isinstance(row.get("step"), int)):
+            raise cli.ToolError(f"{path}: line {number} has no step or no cpu_seconds (the "
+                                "axis of the comparison)")
+    return {row.pop("step"): row for row in rows}
+
+
+def run_names(run_dirs: list[str]) -> list[str]:
+    """Each run's folder name, or where two share one, the fewest trailing
+    path parts that tell it from the others (s1/am, s2/am)."""
+    paths = [os.path.abspath(d).split(os.sep) for d in run_dirs]
+    names = []
+    for i, parts in enumerate(paths):
+        others = paths[:i] + paths[i + 1:]
+        if parts in others:
+            raise app.UsageError(f"--runs: {run_dirs[i]} is given twice")
+        k = next(k for k in range(1, len(parts) + 1) if all(o[-k:] != parts[-k:] for o in others))
+        names.append("/".join(parts[-k:]))
+    return names
+
+
+def check_metrics(curves: dict[str, dict[int, dict]]) -> None:
+    logged = {key for rows in curves.values() for row in rows.values() for key in row}
+    missing = [m for m in FLAGS.metrics if m not in logged]
+    if missing:
+        raise app.UsageError(f"--metrics: no run's held_out.jsonl has {', '.join(missing)}; "
+                             f"they have {', '.join(sorted(logged - {'cpu_seconds'}))}")
 
 
 def main(argv):
     del argv
-    curves = {os.path.basename(os.path.normpath(d)): load_curves(d) for d in FLAGS.runs}
+    names = run_names(FLAGS.runs)
+    curves = {name: load_curves(d) for name, d in zip(names, FLAGS.runs)}
+    check_metrics(curves)
     reference = None
     summary = {}
     for name, rows in curves.items():
@@ -79,8 +115,7 @@ def main(argv):
                                   if m in last and reference.get(m)})
     if FLAGS.vocoder_corpus:
         from bittts_tf.eval import vocoder_eval
-        for run_dir in FLAGS.runs:
-            name = os.path.basename(os.path.normpath(run_dir))
+        for name, run_dir in zip(names, FLAGS.runs):
             print(f"scoring {name} on {FLAGS.n} held-out utterances ...", flush=True)
             scored = vocoder_eval.evaluate_checkpoint(run_dir, FLAGS.vocoder_corpus, FLAGS.n)
             summary[name].update(scored["summary"], checkpoint=scored["checkpoint"],

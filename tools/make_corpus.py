@@ -52,7 +52,7 @@ from bittts_tf.text.normalize import normalize_text  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out_dir", None, "Output corpus folder (created; reused when resuming).")
-flags.DEFINE_integer("num_utterances", 2000, "Number of utterances to synthesize.")
+flags.DEFINE_integer("num_utterances", 2000, "Number of utterances to synthesize.", lower_bound=1)
 flags.DEFINE_integer("sample_rate", 16000, "Sample rate of the written wavs (festival output is resampled).")
 flags.DEFINE_list("voices", ["slt", "kal"], f"Festival voices, one speaker each: {sorted(festival.VOICES)}.")
 flags.DEFINE_list("sources", list(prompts.SOURCES),
@@ -65,8 +65,9 @@ flags.DEFINE_integer("seed", 1234, "Seed for shuffling the prompts.")
 flags.DEFINE_integer("min_words", 6, "Shortest prompt, in words.")
 flags.DEFINE_integer("max_words", 24, "Longest prompt, in words.")
 flags.DEFINE_integer("max_chars", 160, "Longest prompt, in characters.")
-flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Parallel festival processes.")
-flags.DEFINE_integer("batch_size", 8, "Utterances per festival process start.")
+flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Parallel festival processes.",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", 8, "Utterances per festival process start.", lower_bound=1)
 flags.mark_flag_as_required("out_dir")
 
 
@@ -86,11 +87,25 @@ def content_settings() -> dict:
     return settings
 
 
+def read_settings(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+    except ValueError as e:   # torn, or not text (UnicodeDecodeError is a ValueError too)
+        settings = e
+    if not isinstance(settings, dict):
+        problem = settings if isinstance(settings, ValueError) else "not a JSON object"
+        # Not "start afresh": without the old settings, utterances made with
+        # other voices or another sample rate would pass for finished ones.
+        raise cli.ToolError(f"{path} is damaged ({problem}); remove it and rerun with the flags "
+                            "that made the corpus, or use another --out_dir")
+    return settings
+
+
 def check_settings(out_dir: str, settings: dict) -> None:
     path = os.path.join(out_dir, "corpus_settings.json")
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
+        old = read_settings(path)
         changed = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
         if changed:
             raise app.UsageError(f"{out_dir} was made with other settings {changed} "
@@ -191,13 +206,10 @@ def write_outputs(out_dir: str, plan: list[dict], records: dict, multi_speaker: 
 
 def main(argv):
     del argv
-    try:
-        festival.require_festival()
-    except festival.FestivalError as e:
-        sys.exit(f"error: {e}")
+    festival.require_festival()
     out_dir = FLAGS.out_dir
-    os.makedirs(os.path.join(out_dir, "wavs"), exist_ok=True)
-    os.makedirs(os.path.join(out_dir, "segments"), exist_ok=True)
+    if not FLAGS.voices:
+        raise app.UsageError(f"--voices: empty; give one or more of {sorted(festival.VOICES)}")
     for voice in FLAGS.voices:
         if voice not in festival.VOICES:
             raise app.UsageError(f"--voices: unknown voice {voice!r}; choose from {sorted(festival.VOICES)}")
@@ -208,11 +220,15 @@ def main(argv):
                              f"{', '.join(prompts.ALL_SOURCES)}")
 
     settings = content_settings()
-    check_settings(out_dir, settings)
     try:
         plan = make_plan(settings, FLAGS.num_utterances)
     except prompts.PromptSourceError as e:
         raise app.UsageError(str(e)) from None
+    # Only now: settings written for a plan that cannot be made would refuse
+    # the corrected command on a folder that holds nothing.
+    check_settings(out_dir, settings)
+    os.makedirs(os.path.join(out_dir, "wavs"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "segments"), exist_ok=True)
 
     # A killed run may have left temp files; finished utterances are intact
     # because they only ever appear by atomic rename.

@@ -40,11 +40,11 @@ flags.DEFINE_enum("quantize", _DEFAULTS.quantize, configs.QUANTIZE_SCOPES,
 flags.DEFINE_enum("weight_bits", _DEFAULTS.weight_bits, ["1.58", "2", "4", "8"], "Quantized weight precision.")
 flags.DEFINE_boolean("quantize_activations", _DEFAULTS.quantize_activations,
                      "Also quantize conv inputs to 8 bit (LayerNorm + absmax), as the paper does.")
-flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total training steps (a resumed run counts from zero too).")
-flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints; divides --steps.")
+flags.DEFINE_integer("steps", _DEFAULTS.steps, "Total training steps (a resumed run counts from zero too).", lower_bound=1)
+flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every, "Steps between checkpoints; divides --steps.", lower_bound=1)
 flags.DEFINE_string("output_dir", None, "Checkpoints, losses.jsonl and TensorBoard logs.")
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Utterances per batch.")
-flags.DEFINE_integer("held_out", _DEFAULTS.held_out, "Utterances held out for evaluation (the first ones).")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Utterances per batch.", lower_bound=1)
+flags.DEFINE_integer("held_out", _DEFAULTS.held_out, "Utterances held out for evaluation (the first ones).", lower_bound=0)
 flags.DEFINE_integer("segment_frames", _DEFAULTS.segment_frames, "Mel frames per vocoder training segment.")
 flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Initial AdamW learning rate (decays exponentially).")
 flags.DEFINE_float("lr_decay_rate", _DEFAULTS.lr_decay_rate,

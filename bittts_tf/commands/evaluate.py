@@ -175,6 +175,8 @@ def main(argv):
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             fail(f"cannot make the folder {folder}: {e.strerror}")
+    if os.path.isdir(FLAGS.output):
+        fail(f"--output={FLAGS.output} is a folder; name the JSON file to write")
 
     tts = load_model(FLAGS.model_dir)
     config = tts.audio_config

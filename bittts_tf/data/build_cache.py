@@ -11,9 +11,16 @@ rebuilds it.
 
 from __future__ import annotations
 
+from bittts_tf import cli
+
+if __name__ == "__main__":
+    # Only when run: an import (or a spawned extraction worker, which imports
+    # this module under another name) must not start a second stderr filter.
+    cli.quiet_startup()
+
 import time
 
-from absl import app, flags
+from absl import flags
 
 from bittts_tf.audio.config import PRESETS, preset
 from bittts_tf.data.cache import build_feature_cache
@@ -55,4 +62,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

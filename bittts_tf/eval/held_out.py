@@ -9,6 +9,10 @@ from bittts_tf.training import callbacks, checkpoints, run
 from bittts_tf.training.config import TrainingConfig
 
 
+class HeldOutError(ValueError):
+    """A corpus that does not hold out the utterances a run held out."""
+
+
 class HeldOutEvaluator:
     """Builds the models once, then evaluates checkpoints of one run.
 
@@ -24,7 +28,7 @@ class HeldOutEvaluator:
         held_out_ids = manifest["held_out_ids"]
         data = run.load_corpus(corpus, self.model_config.audio, len(held_out_ids))
         if data.held_out_ids != held_out_ids:
-            raise ValueError(f"corpus {corpus} does not hold out the utterances {checkpoint} "
+            raise HeldOutError(f"corpus {corpus} does not hold out the utterances {checkpoint} "
                              f"was evaluated on (first expected {held_out_ids[:3]}, "
                              f"found {data.held_out_ids[:3]})")
         self.trainer = run.build_trainer(self.model_config, self.training_config)

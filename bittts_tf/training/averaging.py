@@ -32,25 +32,37 @@ def average(paths: list[str]) -> tuple[dict[str, np.ndarray], dict]:
     is a regular checkpoint that synthesis and export load as they load any.
     """
     if len(paths) < 2:
-        raise ValueError(f"averaging needs at least two checkpoints, got {len(paths)}")
+        raise checkpoints.CheckpointError(
+            f"averaging needs at least two checkpoints, got {len(paths)}")
     loaded = [checkpoints.read_arrays(path) for path in paths]
+    for path, (_, manifest) in zip(paths, loaded):
+        if not isinstance(manifest.get("step"), int) or not isinstance(manifest.get("layout"),
+                                                                        dict):
+            raise checkpoints.CheckpointError(f"checkpoint {path} has no step or layout in its "
+                                              "manifest (not a training checkpoint)")
     newest = max(range(len(paths)), key=lambda i: loaded[i][1]["step"])
     newest_path, (arrays, manifest) = paths[newest], loaded[newest]
     reference = _model_layout(manifest)
     for path, (_, other) in zip(paths, loaded):
-        if _model_layout(other) != reference or other["model_config"] != manifest["model_config"]:
+        if (_model_layout(other) != reference
+                or other.get("model_config") != manifest.get("model_config")):
             raise checkpoints.CheckpointError(
                 f"{path} holds other models than {newest_path}; only checkpoints of one run "
                 "can be averaged")
     steps = [other["step"] for _, other in loaded]
     if len(set(steps)) != len(steps):
-        raise ValueError(f"the checkpoints repeat a step: {sorted(steps)}")
+        raise checkpoints.CheckpointError(f"the checkpoints repeat a step: {sorted(steps)}")
 
     averaged = dict(arrays)
     for key, value in arrays.items():
         if key.startswith(MODEL_PREFIX) and value.dtype.kind == "f":
             total = np.zeros(value.shape, np.float64)
-            for stored, _ in loaded:
+            for path, (stored, _) in zip(paths, loaded):
+                if key not in stored or stored[key].shape != value.shape:
+                    raise checkpoints.CheckpointError(
+                        f"checkpoint {path}: {key} is "
+                        f"{list(stored[key].shape) if key in stored else 'missing'} where "
+                        f"{newest_path} has {list(value.shape)} (corrupt, or another run)")
                 total += stored[key]
             averaged[key] = (total / len(loaded)).astype(value.dtype)
     manifest = {**manifest, "averaged_from": [os.path.abspath(p) for p in paths],
@@ -64,8 +76,8 @@ def last_checkpoints(directory: str, count: int) -> list[str]:
     if not found:
         raise checkpoints.CheckpointError(f"{directory}: no checkpoint in this directory")
     if len(found) < count:
-        raise ValueError(f"{directory} holds {len(found)} checkpoints, "
-                         f"fewer than the {count} asked for")
+        raise checkpoints.CheckpointError(f"{directory} holds {len(found)} checkpoints, "
+                                          f"fewer than the {count} asked for")
     return found[-count:]
 
 
@@ -74,9 +86,9 @@ def write_average(paths: list[str], output: str) -> str:
     among a run's own checkpoints, where a resume would take it for the newest."""
     for path in paths:
         if os.path.dirname(os.path.abspath(output)) == os.path.dirname(os.path.abspath(path)):
-            raise ValueError(f"--output={output} is in the directory of {path}: a resumed run "
-                             "would pick the average up as its newest checkpoint; write it "
-                             "elsewhere")
+            raise checkpoints.CheckpointError(
+                f"--output={output} is in the directory of {path}: a resumed run would pick "
+                "the average up as its newest checkpoint; write it elsewhere")
     arrays, manifest = average(paths)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     return checkpoints.write(output, arrays, manifest)

@@ -194,10 +194,21 @@ def _open(path: str):
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         data = np.load(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {e}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):   # a bare .npy (or pickle) under the name
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint: one array, not an .npz "
+                              "archive of them")
+    try:
         manifest = json.loads(bytes(data[MANIFEST_KEY]).decode())
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError,
             UnicodeDecodeError) as e:
+        data.close()
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {e}") from None
+    if not isinstance(manifest, dict):
+        data.close()
+        raise CheckpointError(f"checkpoint {path} is corrupt: its manifest is a "
+                              f"{type(manifest).__name__}, not an object")
     return data, manifest
 
 

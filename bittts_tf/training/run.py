@@ -11,6 +11,7 @@ import os
 
 import keras
 
+from bittts_tf import fileio
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import callbacks, checkpoints, data, distribute, jets_trainer, run_log
@@ -257,16 +258,24 @@ def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
 
 
 def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
+    if options.steps < 1 or options.checkpoint_every < 1:
+        raise TrainingInputError(f"--steps={options.steps} and --checkpoint_every="
+                                 f"{options.checkpoint_every} must be positive")
     if options.steps % options.checkpoint_every:
         raise TrainingInputError(f"--steps={options.steps} must be a multiple of "
                                  f"--checkpoint_every={options.checkpoint_every}")
     keras.utils.set_random_seed(options.seed)
     os.makedirs(options.output_dir, exist_ok=True)
     ckpt_dir = os.path.join(options.output_dir, "checkpoints")
+    if is_chief:
+        # A save killed half-way leaves its temporary file (checkpoint-sized).
+        fileio.remove_stale_temps(ckpt_dir)
     resume_from = checkpoints.latest(ckpt_dir)
     start_from = resume_from or _init_checkpoint(options.init_from, options.mode)
 
     corpus = load_corpus(options.corpus, configs.preset(options.config).audio, options.held_out)
+    if resume_from:
+        _require_same_held_out(resume_from, options, corpus)
     model_config, training_config = _configs(options, corpus, resume_from)
     if strategy is not None:
         distribute.check_batch_size(strategy, training_config.batch_size)
@@ -284,6 +293,12 @@ def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
         distribute.agree(strategy, start.step, "the step to resume from")
         if training_config.mode != "acoustic":
             trainer.adversarial_phase = start.step >= training_config.generator_warmup_steps
+    if start.step % options.checkpoint_every:
+        # Keras counts epochs of checkpoint_every steps from step // every: the
+        # run would go past --steps and end between checkpoints.
+        raise TrainingInputError(f"{start_from} is at step {start.step}, which "
+                                 f"--checkpoint_every={options.checkpoint_every} does not "
+                                 "divide: give an interval that divides it")
     if start.step >= options.steps:
         print(f"already at step {start.step} >= --steps={options.steps}; nothing to train")
 
@@ -306,6 +321,18 @@ def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
               "train_losses": step_log.steps, "checkpoint": checkpoints.latest(ckpt_dir),
               "trainer": trainer}
     return result
+
+
+def _require_same_held_out(resume_from: str, options: RunOptions, corpus: Corpus) -> None:
+    """A resumed run's corpus must hold out what the run held out, or its
+    held-out curve would join two sets of utterances."""
+    manifest = checkpoints.read_manifest(resume_from)
+    if manifest.get("held_out_ids", corpus.held_out_ids) != corpus.held_out_ids:
+        raise TrainingInputError(
+            f"--corpus={options.corpus} --held_out={options.held_out} does not hold out what "
+            f"the run resumed from {resume_from} held out (it was trained on "
+            f"--corpus={manifest.get('corpus')}, {len(manifest['held_out_ids'])} held out): "
+            "resume with its corpus, or start another --output_dir")
 
 
 def _configs(options: RunOptions, corpus: Corpus, resume_from: str | None
