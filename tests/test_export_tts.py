@@ -176,6 +176,32 @@ def test_speak_writes_a_wav_and_fails_in_one_line(exported, tmp_path):
         assert not bad_out.exists()
 
 
+def test_speak_refuses_flags_it_would_ignore(tmp_path):
+    """Flags the chosen mode would not read, and a thread count LiteRT cannot
+    use (was reported as a failure of the model's file), are refused in one
+    line before anything is loaded; --list_speakers alone still lists."""
+    voice = f"--model_dir={ROOT / 'models' / 'slt_tiny'}"
+    out = tmp_path / "never.wav"
+    cases = [([voice, "--list_speakers", "Hello."], "drop the text"),
+             ([voice, "--list_speakers", "--text=Hello."], "drop --text"),
+             ([voice, "--list_speakers", "-o", str(out)], "drop --output"),
+             ([voice, "--list_speakers", "--speaker=0"], "drop --speaker"),
+             ([voice, "--engine=c99", "--variant=int8", "--decode=graph", "Hi.", "-o", str(out)],
+              "--engine=c99 does not read --decode"),
+             ([voice, "--engine=c99", "--variant=int8", "--num_threads=1", "Hi.", "-o", str(out)],
+              "--engine=c99 does not read --num_threads"),
+             ([voice, "--num_threads=0", "Hi.", "-o", str(out)], "--num_threads=0"),
+             ([voice, "--num_threads=-2", "Hi.", "-o", str(out)], "--num_threads=-2")]
+    for args, message in cases:
+        result = speak(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("speak: ") and message in lines[0], (args, lines[0])
+        assert not out.exists() and not result.stdout, args
+    listed = speak(voice, "--list_speakers")
+    assert listed.returncode == 0 and listed.stdout.split() == ["0"], listed.stderr
+
+
 def test_ternary_spectral_head_is_packed_and_streams_as_keras(tmp_path):
     """quantize_head: the vocoder's spectral head (128 x 1026 weights, 131 KB
     as int8) is packed like the convs, and the stream still gives the Keras
@@ -195,3 +221,28 @@ def test_ternary_spectral_head_is_packed_and_streams_as_keras(tmp_path):
     expected = keras_whole(acoustic, vocoder, result.segments)
     error = np.abs(result.audio - expected).max() / np.abs(expected).max()
     assert error <= 1e-4, error
+
+
+def test_export_tool_refuses_before_converting_what_would_fail_or_be_ignored(tmp_path):
+    """Flags that serve a flag not given, a file where the folder goes, and
+    segments too short for a word: one line each, before any checkpoint is
+    read (the checkpoint named here does not exist)."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    base = [f"--checkpoint={tmp_path / 'no_such_run'}"]
+    cases = [([f"--out_dir={tmp_path / 'v'}", "--int8_utterances=3"],
+              "--int8_utterances serves --int8_corpus"),
+             ([f"--out_dir={tmp_path / 'v'}", "--tflm_lut_validate_texts=1"],
+              "--tflm_lut_validate_texts serves --tflm_lut_dir"),
+             ([f"--out_dir={a_file}"], f"--out_dir={a_file} is a file"),
+             ([f"--out_dir={tmp_path / 'v'}", f"--tflm_lut_dir={a_file}"],
+              f"--tflm_lut_dir={a_file} is a file"),
+             ([f"--out_dir={tmp_path / 'v'}", "--max_tokens=2"], "--max_tokens=2"),
+             ([f"--out_dir={tmp_path / 'v'}", "--step=0"], "--step=0")]
+    for args, message in cases:
+        result = subprocess.run([sys.executable, str(ROOT / "tools" / "export_tts.py"), *base,
+                                 *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1 and message in lines[0], \
+            (args, result.stderr[-2000:])
+    assert not (tmp_path / "v").exists()

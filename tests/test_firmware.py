@@ -772,3 +772,50 @@ def test_exp_sweep_hash_is_numpys(tmp_path):
     for b in bits.tolist():
         digest = ((digest ^ b) * 16777619) & 0xFFFFFFFF
     assert line == f"exp sweep {len(d)} values hash {digest:08x}", line
+
+
+VOICE = ROOT / "models" / "slt_tiny"
+
+
+def resigned_copy(tmp_path, graph: str, data: bytes) -> pathlib.Path:
+    """A copy of the shipped voice (never the voice itself) whose packed
+    `graph` is `data`, with the manifest re-signed to vouch for it."""
+    copy = tmp_path / "voice"
+    shutil.copytree(VOICE, copy)
+    (copy / f"{graph}.tflite").write_bytes(data)
+    manifest = json.loads((copy / model_folder.MANIFEST).read_text())
+    manifest["graphs"][graph].update(bytes=len(data), sha256=model_folder.sha256(data))
+    (copy / model_folder.MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("direction", ["input", "output"])
+def test_firmware_refuses_a_signature_naming_a_tensor_the_graph_does_not_list(tmp_path, direction):
+    """A re-signed graph whose signature points an entry at an inner tensor:
+    the firmware addresses it by its place in the graph's inputs or outputs,
+    where it has none (was a ValueError from list.index)."""
+    model = tflite_file.parse_model((VOICE / "text.tflite").read_bytes())
+    subgraph, signature = model.subgraphs[0], model.signatureDefs[0]
+    listed = {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs}
+    inner = next(i for i in range(len(subgraph.tensors)) if i not in listed)
+    entry = (signature.inputs if direction == "input" else signature.outputs)[0]
+    entry.tensorIndex = inner
+    copy = resigned_copy(tmp_path, "text", tflite_file.serialize_model(model))
+    result = run_tool(f"--model_dir={copy}", f"--out_dir={tmp_path / 'out'}", "--allow_missing_ops")
+    assert result.returncode == 1, result.stdout
+    message = result.stderr.strip()
+    assert message.startswith("firmware: ") and "\n" not in message, message
+    assert f"text.tflite: signature {direction} '{entry.name.decode()}'" in message, message
+    assert f"tensor {inner}" in message, message
+    assert not (tmp_path / "out").exists()
+
+
+def test_firmware_engine_target_refuses_allow_missing_ops(tmp_path):
+    """The engine has no op resolver: --allow_missing_ops would be ignored."""
+    result = run_tool(f"--model_dir={VOICE}", f"--out_dir={tmp_path / 'out'}", "--variant=int8",
+                      "--target=engine", "--allow_missing_ops")
+    assert result.returncode == 1, result.stdout
+    message = result.stderr.strip()
+    assert message.startswith("firmware: ") and "\n" not in message, message
+    assert "--allow_missing_ops" in message and "--target=engine" in message, message
+    assert not (tmp_path / "out").exists()

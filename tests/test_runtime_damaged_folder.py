@@ -2,9 +2,12 @@
 (what a broken exporter or a hostile sender produces) is refused in one line
 naming the file, in both decode modes: never a traceback, never a crash.
 Each case runs the real runtime in a forked child (folder_fuzz), so a crash
-fails the test instead of ending the suite."""
+fails the test instead of ending the suite. A manifest whose fields have the
+wrong type or range is refused by model_folder.load, naming the field."""
 
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -148,3 +151,76 @@ def test_fuzz_smoke_no_traceback_no_crash(tmp_path, seed):
     bad = [r for r in results if r.outcome in folder_fuzz.BAD]
     assert len(results) == 16
     assert not bad, bad
+
+
+DELETE = object()
+
+
+def _set(path, value):
+    """A damage: the manifest with the field at `path` set to `value`
+    (DELETE: removed)."""
+    def damage(manifest):
+        *parents, last = path
+        for key in parents:
+            manifest = manifest[key]
+        if value is DELETE:
+            del manifest[last]
+        else:
+            manifest[last] = value
+    return damage
+
+
+# (field the message must name, damage). Each was a TypeError, ValueError,
+# KeyError or AttributeError in some reader, or a nonsense message later.
+MANIFEST_DAMAGES = {
+    "speakers as text": ("'speakers'", _set(["speakers"], "two")),
+    "speakers null": ("'speakers'", _set(["speakers"], None)),
+    "no speakers": ("'speakers'", _set(["speakers"], 0)),
+    "speakers true": ("'speakers'", _set(["speakers"], True)),
+    "shapes null": ("'shapes'", _set(["shapes"], None)),
+    "stream a list": ("'shapes.stream'", _set(["shapes", "stream"], [])),
+    "graphs a list": ("'graphs'", _set(["graphs"], [])),
+    "graph entry a string": ("'graphs.text'", _set(["graphs", "text"], "text.tflite")),
+    "graph without file": ("'graphs.text.file'", _set(["graphs", "text", "file"], DELETE)),
+    "graph file a path": ("'graphs.frames.file'",
+                          _set(["graphs", "frames", "file"], "../slt_tiny/frames.tflite")),
+    "graph bytes as text": ("'graphs.text.bytes'", _set(["graphs", "text", "bytes"], "205496")),
+    "graph without sha256": ("'graphs.frames.int8.sha256'",
+                             _set(["graphs", "frames.int8", "sha256"], DELETE)),
+    "graph sha256 a number": ("'graphs.text.sha256'", _set(["graphs", "text", "sha256"], 12)),
+    "max_tokens 1": ("shapes.max_tokens", _set(["shapes", "max_tokens"], 1)),
+    "max_tokens 2": ("shapes.max_tokens", _set(["shapes", "max_tokens"], 2)),
+    "audio null": ("'audio'", _set(["audio"], None)),
+    "no sample rate": ("'audio.sample_rate'", _set(["audio", "sample_rate"], DELETE)),
+    "sample rate as text": ("'audio.sample_rate'", _set(["audio", "sample_rate"], "16000")),
+    "sample rate 0": ("'audio.sample_rate'", _set(["audio", "sample_rate"], 0)),
+    "hop length negative": ("'audio.hop_length'", _set(["audio", "hop_length"], -256)),
+    "n_fft fractional": ("'audio.n_fft'", _set(["audio", "n_fft"], 1024.5)),
+    "front end a list": ("'front_end'", _set(["front_end"], [])),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(MANIFEST_DAMAGES))
+def test_a_damaged_manifest_field_is_refused_by_name(tmp_path, damage):
+    """A copy of the shipped voice (never the voice itself) with one field of
+    its manifest damaged: model_folder.load, which every tool calls first,
+    refuses it in one line naming the manifest and the field."""
+    field, change = MANIFEST_DAMAGES[damage]
+    copy = tmp_path / "voice"
+    shutil.copytree(VOICE, copy)
+    manifest_path = copy / model_folder.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    change(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(model_folder.ModelFolderError) as refused:
+        model_folder.load(str(copy))
+    message = str(refused.value)
+    assert str(manifest_path) in message and field in message and "\n" not in message, message
+
+
+def test_the_undamaged_manifest_copy_loads(tmp_path):
+    copy = tmp_path / "voice"
+    shutil.copytree(VOICE, copy)
+    folder = model_folder.load(str(copy))
+    assert folder.manifest["speakers"] >= 1
+    assert folder.read_graph("text") == model_folder.load(VOICE).read_graph("text")

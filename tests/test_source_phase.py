@@ -6,17 +6,23 @@ layers."""
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import soundfile
 import tensorflow as tf
 
 from bittts_tf.models import build, configs, frame_vocoder
+from bittts_tf.text import FrontEnd
+from bittts_tf.text.segment import segment_ids
 from bittts_tf.training import checkpoints, jets_trainer, run
 from bittts_tf.training import losses as losses_lib
 from bittts_tf.training.config import TrainingConfig
 from test_training import options
-from tts_models import random_recovered_checkpoint
+from tts_models import random_recovered_checkpoint, random_tts
 
 
 def random_f0(rng, batch, frames):
@@ -308,3 +314,37 @@ def test_the_int8_stream_keeps_the_frame_f0_to_a_few_cents(f0_input):
     assert np.median(error) < np.median(shift) / 4 and p90 < np.percentile(shift, 90) / 4
     clear = np.abs(expected[:, 1]) > 0.5
     assert clear.any() and np.array_equal(frame_f0[clear, 1] > 0, expected[clear, 1] > 0)
+
+
+def test_the_synthesize_tool_voices_each_segment_with_its_frame_f0(tmp_path, rng):
+    """tools/synthesize.py on a checkpoint of a source-phase voice: each
+    segment's waveform is the vocoder's on that segment's mel and the F0 the
+    acoustic model gave it, computed here from the models' own calls."""
+    config, acoustic, vocoder = random_tts(int(rng.integers(2**31)), source_phase=True)
+    front_end = FrontEnd()
+    path = checkpoints.save(str(tmp_path / "run"), 1, {"acoustic": acoustic, "generator": vocoder},
+                            {}, {"model_config": config.to_dict(),
+                                 "front_end": front_end.to_dict()}, keep=0)
+    text, max_tokens = "Thunder rolled over the hills, and the rain came down.", 12
+    wav = tmp_path / "spoken.wav"
+    result = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools",
+                                      "synthesize.py"),
+         f"--checkpoint={path}", f"--text={text}", f"--output={wav}", "--wav_format=FLOAT",
+         f"--max_tokens={max_tokens}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    got, _ = soundfile.read(wav, dtype="float32")
+    a = config.acoustic
+    expected = []
+    pieces = segment_ids(front_end, text, max_tokens)
+    assert len(pieces) > 1
+    for ids in pieces:
+        mel, lengths, _, frame_f0 = acoustic.infer(np.asarray([ids], np.int32),
+                                                   np.asarray([len(ids)], np.int32),
+                                                   with_f0=True)
+        n = int(lengths[0])
+        f0_hz, features = frame_vocoder.f0_from_head(frame_f0[:, :n], a.log_f0_mean, a.log_f0_std)
+        expected.append(np.asarray(vocoder(mel[:, :n], f0=f0_hz, f0_feature_values=features)[0]))
+    expected = np.concatenate(expected)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())

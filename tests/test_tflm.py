@@ -10,6 +10,7 @@ the budget's MAC count equals the layers' arithmetic."""
 import ctypes
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -333,6 +334,65 @@ def test_budget_tool(folder, tmp_path):
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1].startswith("budget: ")
     assert "not a model folder" in bad.stderr
+
+
+def test_macs_per_second_refuses_a_frames_per_phoneme_that_is_not_positive():
+    shapes = {"hop_length": 256, "max_tokens": 64, "stream": {"step": 4}}
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(budget.BudgetError, match="frames per phoneme"):
+            budget.macs_per_second(shapes, 16000, 5_000_000, 10_000_000, bad)
+
+
+def refused_in_one_line(run, expected: str) -> str:
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("budget: ") and expected in lines[0], lines
+    return lines[0]
+
+
+def test_budget_tool_refuses_bad_flags_before_loading_anything(tmp_path):
+    """Before the arena search: --frames_per_phoneme=0 divided by zero after
+    it, a negative one passed the MAC target, --variants= wrote an empty report."""
+    output = tmp_path / "budget.json"
+    for args, expected in ((["--frames_per_phoneme=0"], "--frames_per_phoneme must be a positive"),
+                           (["--frames_per_phoneme=-5"], "--frames_per_phoneme must be a positive"),
+                           (["--frames_per_phoneme=nan"], "--frames_per_phoneme must be a positive"),
+                           (["--variants="], "--variants is empty")):
+        run = subprocess.run([sys.executable, str(ROOT / "tools" / "budget.py"),
+                              f"--model_dir={tmp_path / 'none'}", f"--output={output}", *args],
+                             capture_output=True, text=True)
+        refused_in_one_line(run, expected)
+    assert not output.exists()
+
+
+def test_budget_tool_keeps_the_variants_done_when_a_later_one_fails(tmp_path):
+    """The shipped folder with its int8 text graph damaged: packed is counted,
+    int8 refused; packed's figures land beside --output, marked incomplete,
+    and a complete report already at --output stays as it was."""
+    model = tmp_path / "model"
+    shutil.copytree(ROOT / "models" / "slt_tiny", model)
+    damaged = bytearray((model / "text.int8.tflite").read_bytes())
+    damaged[len(damaged) // 2] ^= 1
+    (model / "text.int8.tflite").write_bytes(bytes(damaged))
+    output = tmp_path / "budget.json"
+    output.write_text('{"earlier": "complete"}')
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "budget.py"), f"--model_dir={model}",
+                          f"--output={output}", "--variants=packed,int8", "--noarena"],
+                         capture_output=True, text=True)
+    line = refused_in_one_line(run, "int8: ")
+    partial = tmp_path / "budget.incomplete.json"
+    assert "text.int8.tflite" in line and "variants done: packed" in line and str(partial) in line
+    assert json.loads(output.read_text()) == {"earlier": "complete"}
+    report = json.loads(partial.read_text())
+    assert set(report["variants"]) == {"packed"}
+    assert report["incomplete"]["failed_variant"] == "int8"
+    assert report["variants"]["packed"]["macs_per_second"]["total_macs_per_second"] > 0
+    # A run that completes replaces the leftovers.
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "budget.py"), f"--model_dir={model}",
+                          f"--output={output}", "--variants=packed", "--noarena"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert set(json.loads(output.read_text())["variants"]) == {"packed"} and not partial.exists()
 
 
 def test_check_tflm_tool_errors_are_one_line(tmp_path):

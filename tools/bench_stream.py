@@ -27,12 +27,14 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_string("old_model_dir", None, "Format-1 model folder (stateless frames graph).")
 flags.DEFINE_string("model_dir", "models/slt_tiny", "Format-2 model folder (the stream).")
-flags.DEFINE_integer("rounds", 5, "Rounds over both paths.")
-flags.DEFINE_string("decode", "load", "Where the ternary weights are decoded: load or graph.")
+flags.DEFINE_integer("rounds", 5, "Rounds over both paths.", lower_bound=1)
+flags.DEFINE_enum("decode", "load", ["load", "graph"],
+                  "Where the ternary weights are decoded: load or graph.")
 flags.DEFINE_list("sentences", [
     "The weather will be sunny tomorrow, with a light breeze from the west.",
     "Please turn left at the next corner and walk for two minutes.",
 ], "Sentences whose regulated frames are run.")
+flags.register_validator("sentences", bool, message="--sentences is empty: give one or more")
 flags.DEFINE_string("output", "out/bench_stream.json", "JSON report, written atomically.")
 flags.mark_flag_as_required("old_model_dir")
 
@@ -41,27 +43,67 @@ class StatelessFrames:
     """A format-1 frames graph: windows of left + chunk + right frames, each
     invoke giving the chunk's samples (the format-1 runtime's loop)."""
 
-    def __init__(self, model_dir: str, decode: str):
+    def __init__(self, model_dir: str, decode: str, channels: int):
         from bittts_tf.litert import tflite_file
         from bittts_tf.runtime.decode_at_load import decode_at_load
-        manifest = json.load(open(os.path.join(model_dir, "manifest.json")))
+        manifest_path = os.path.join(model_dir, "manifest.json")
+        with open(manifest_path) as f:
+            try:
+                manifest = json.load(f)
+            except ValueError as e:
+                raise cli.ToolError(f"{manifest_path}: not readable JSON ({e})") from None
+        if not isinstance(manifest, dict):
+            raise cli.ToolError(f"{manifest_path}: not a JSON object")
         if manifest.get("format_version") != 1:
             raise cli.ToolError(f"{model_dir}: format version {manifest.get('format_version')}, "
                                 "not the stateless format 1")
-        self.shapes = manifest["shapes"]
-        data = open(os.path.join(model_dir, manifest["graphs"]["frames"]["file"]), "rb").read()
-        tflite_file.parse_model(data, model_dir)
-        if decode == "load":
-            from ai_edge_litert.interpreter import Interpreter
-            self.interpreter = Interpreter(model_content=decode_at_load(data), num_threads=1)
-        else:
-            from bittts_tf.litert.native import make_interpreter
-            self.interpreter = make_interpreter(data, num_threads=1)
-        self.interpreter.allocate_tensors()
-        self.inputs = {tflite_file.signature_input_name(d["name"]): d["index"]
-                       for d in self.interpreter.get_input_details()}
-        self.audio = sorted(self.interpreter.get_output_details(),
-                            key=lambda d: int(d["name"].rsplit(":", 1)[-1]))[0]["index"]
+        # Read now, not at the first chunk: a torn manifest fails before any timing.
+        try:
+            self.shapes = {key: manifest["shapes"][key] for key in
+                           ("left_context", "chunk_frames", "right_context", "hop_length")}
+            graph_path = os.path.join(model_dir, manifest["graphs"]["frames"]["file"])
+        except KeyError as e:
+            raise cli.ToolError(f"{manifest_path}: no {e.args[0]!r} (a format-1 manifest has "
+                                "the stateless shapes and graphs.frames.file)") from None
+        except TypeError:
+            raise cli.ToolError(f"{manifest_path}: its shapes or graphs.frames.file are not "
+                                "as a format-1 manifest writes them") from None
+        if not all(isinstance(v, int) and v >= 0 for v in self.shapes.values()) \
+                or min(self.shapes["chunk_frames"], self.shapes["hop_length"]) < 1:
+            raise cli.ToolError(f"{manifest_path}: bad stateless shapes {self.shapes}")
+        with open(graph_path, "rb") as f:
+            data = f.read()
+        tflite_file.parse_model(data, graph_path)
+        try:
+            if decode == "load":
+                from ai_edge_litert.interpreter import Interpreter
+                self.interpreter = Interpreter(model_content=decode_at_load(data), num_threads=1)
+            else:
+                from bittts_tf.litert.native import make_interpreter
+                self.interpreter = make_interpreter(data, num_threads=1)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise cli.ToolError(f"{graph_path}: the interpreter cannot load it "
+                                f"({cli.one_line(e)[:300]})") from None
+        details = self.interpreter.get_input_details()
+        self.inputs = {tflite_file.signature_input_name(d["name"]): d["index"] for d in details}
+        shapes = {tflite_file.signature_input_name(d["name"]): tuple(int(n) for n in d["shape"])
+                  for d in details}
+        outputs = self.interpreter.get_output_details()
+        numbers = [d["name"].rsplit(":", 1)[-1] for d in outputs]
+        if not outputs or not all(n.isdigit() for n in numbers):
+            raise cli.ToolError(f"{graph_path}: outputs {[d['name'] for d in outputs]}, not "
+                                "the exporter's numbered audio and mel")
+        self.audio = min(zip(map(int, numbers), (d["index"] for d in outputs)))[1]
+        s = self.shapes
+        window = s["left_context"] + s["chunk_frames"] + s["right_context"]
+        want = {"frames": (1, window, channels), "mask": (1, window, 1)}
+        if shapes != want:
+            got = {name: shapes.get(name, "none") for name in want}
+            others = len(set(shapes) - set(want))
+            more = f" and {others} more" if others else ""
+            raise cli.ToolError(f"{graph_path}: inputs {got}{more}, not the {want} its manifest's "
+                                f"shapes and {FLAGS.model_dir}'s {channels} channels give")
 
     def samples(self, regulated: np.ndarray) -> np.ndarray:
         s = self.shapes
@@ -87,15 +129,19 @@ class StatelessFrames:
 def main(argv):
     del argv
     from bittts_tf import fileio
-    from bittts_tf.runtime import TextToSpeech
+    from bittts_tf.runtime import TextError, TextToSpeech
     from bittts_tf.runtime.tts import regulate, regulate_durations
 
     new = TextToSpeech(FLAGS.model_dir, decode=FLAGS.decode, num_threads=1)
-    old = StatelessFrames(FLAGS.old_model_dir, FLAGS.decode)
+    try:
+        sentence_ids = [new.segments(sentence) for sentence in FLAGS.sentences]
+    except TextError as e:
+        raise cli.ToolError(f"--sentences: {e}") from None
+    old = StatelessFrames(FLAGS.old_model_dir, FLAGS.decode, int(new.shapes["encoder_channels"]))
     caps = (new.shapes["max_frames_per_token"], new.shapes["max_frames_per_segment"])
     segments = []
-    for sentence in FLAGS.sentences:
-        for ids in new.segments(sentence):
+    for ids_of_sentence in sentence_ids:
+        for ids in ids_of_sentence:
             hidden, log_duration = new.encode(ids)
             durations, _ = regulate_durations(log_duration, len(ids), 1.0, *caps)
             segments.append(regulate(hidden, durations))

@@ -29,13 +29,18 @@ from tqdm import tqdm
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Model folder (export with --with_float32 for the baseline).")
 flags.DEFINE_string("output", "out/bench_tts.json", "JSON report, written atomically.")
-flags.DEFINE_integer("rounds", 5, "Rounds over all configurations.")
-flags.DEFINE_integer("num_threads", 1, "Interpreter threads.")
+flags.DEFINE_integer("rounds", 5, "Rounds over all configurations.", lower_bound=1)
+# LiteRT's interpreter takes 1 or more (it has no "all cores" value).
+flags.DEFINE_integer("num_threads", 1, "Interpreter threads.", lower_bound=1)
 flags.DEFINE_list("sentences", [
     "The weather will be sunny tomorrow, with a light breeze from the west.",
     "Please turn left at the next corner and walk for two minutes.",
 ], "Sentences to synthesize.")
+flags.register_validator("sentences", bool, message="--sentences is empty: give one or more")
 flags.mark_flag_as_required("model_dir")
+
+# A fresh process loads the model and speaks once, in seconds: this stops a hung one.
+MEMORY_TIMEOUT_SECONDS = 600
 
 CONFIGURATIONS = [("float32", "float32", "load"), ("in-graph decode", "packed", "graph"),
                   ("decode at load", "packed", "load"), ("int8 in-graph decode", "int8", "graph"),
@@ -50,20 +55,31 @@ def peak_memory(model_dir: str, variant: str, decode: str, sentence: str) -> dic
         "import resource\n"
         "from bittts_tf.runtime import TextToSpeech\n"
         "def rss():\n"
-        "    return int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
+        "    with open('/proc/self/statm') as f:\n"
+        "        return int(f.read().split()[1]) * resource.getpagesize()\n"
         "before = rss()\n"
         f"tts = TextToSpeech({model_dir!r}, {variant!r}, {decode!r}, {FLAGS.num_threads})\n"
         f"tts.synthesize({sentence!r})\n"
         "print(rss() - before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    grown, peak = (int(v) for v in out.stdout.split()[-2:])
+    what = f"peak memory of {variant} graphs, {decode} decode"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=MEMORY_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise cli.ToolError(f"{what}: the measuring process took over "
+                            f"{MEMORY_TIMEOUT_SECONDS} s") from None
+    fields = out.stdout.split()[-2:] if out.returncode == 0 else []
+    if len(fields) != 2 or not all(v.lstrip("-").isdigit() for v in fields):
+        last = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        raise cli.ToolError(f"{what}: the measuring process failed ({last})")
+    grown, peak = (int(v) for v in fields)
     return {"peak_rss_mib": round(peak / 1024, 1), "model_rss_mib": round(grown / 2**20, 2)}
 
 
 def main(argv):
     del argv
     from bittts_tf import fileio
-    from bittts_tf.runtime import ModelFolderError, TextToSpeech
+    from bittts_tf.runtime import ModelFolderError, TextError, TextToSpeech
 
     # Load every configuration the folder has.
     engines = {}
@@ -76,10 +92,25 @@ def main(argv):
             print(f"skipping {name}: {e}")
     if not engines:
         sys.exit(f"bench_tts: {FLAGS.model_dir} has no graphs to run")
+    # Every sentence is read now: one the front end refuses would otherwise
+    # end the rounds part-way and lose every timing.
+    first = next(iter(engines.values()))
+    for sentence in FLAGS.sentences:
+        try:
+            first.segments(sentence)
+        except TextError as e:
+            raise cli.ToolError(f"--sentences: {e}") from None
 
-    # Warm up (interpreter start, first allocations), then alternate.
+    # Warm up (interpreter start, first allocations: a graph the interpreter
+    # refuses is named here).
     for engine in engines.values():
         engine.synthesize(FLAGS.sentences[0])
+    # Memory before the rounds, each in its own process: a failure there
+    # costs no timings.
+    memory = {name: peak_memory(FLAGS.model_dir, variant, decode, FLAGS.sentences[0])
+              for name, variant, decode in CONFIGURATIONS if name in engines}
+
+    # Alternate.
     totals = {name: {"seconds": 0.0, "audio_seconds": 0.0, "first_audio": []} for name in engines}
     for _ in tqdm(range(FLAGS.rounds), desc="rounds"):
         for sentence in FLAGS.sentences:
@@ -89,7 +120,6 @@ def main(argv):
                 totals[name]["audio_seconds"] += len(result.audio) / result.sample_rate
                 totals[name]["first_audio"].append(result.time_to_first_audio)
 
-    # Memory, each in its own process.
     rows = {}
     for name, variant, decode in CONFIGURATIONS:
         if name not in engines:
@@ -99,7 +129,7 @@ def main(argv):
                       "rtf": round(t["seconds"] / t["audio_seconds"], 4),
                       "time_to_first_audio_ms": round(1000 * sum(t["first_audio"])
                                                       / len(t["first_audio"]), 2),
-                      **peak_memory(FLAGS.model_dir, variant, decode, FLAGS.sentences[0])}
+                      **memory[name]}
     baseline = rows.get("float32")
     if baseline:
         for row in rows.values():
@@ -113,7 +143,7 @@ def main(argv):
               f"{row['model_rss_mib']:8.2f}MiB")
     report = {"model_dir": os.path.abspath(FLAGS.model_dir), "num_threads": FLAGS.num_threads,
               "rounds": FLAGS.rounds, "sentences": FLAGS.sentences,
-              "step_frames": next(iter(engines.values())).stream_shapes.step,
+              "step_frames": first.stream_shapes.step,
               "configurations": rows, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     fileio.atomic_write_json(FLAGS.output, report)

@@ -16,6 +16,8 @@ int8 graphs shipped fused), and the stock TFLM forms "lut" / "int8_lut"
 (made here with tflm.lut_compress, not stored). Arenas are the smallest each graph allocates and invokes in, found
 by bisection in the pinned tflite-micro wheel (64-bit host: pointers and
 TFLM's own records are larger than on a Cortex-M, activations are not).
+A variant refused part-way leaves the variants done before it in
+OUTPUT.incomplete.json (--output itself is written only by a complete run).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bittts_tf import cli
 
 cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
+import math
 import os
 import sys
 
@@ -47,6 +50,12 @@ flags.mark_flags_as_required(["model_dir", "output"])
 VARIANTS = ("packed", "int8", "fused", "int8_fused", "lut", "int8_lut")
 _LUT_OF = {"lut": "packed", "int8_lut": "int8"}
 _FUSED_OF = {"fused": "packed", "int8_fused": "int8"}
+# Refused before the arena search: 0 would divide by zero after it, and a
+# negative or NaN average gives a MAC rate that passes the target.
+flags.register_validator("frames_per_phoneme", lambda v: math.isfinite(v) and v > 0,
+                         message="--frames_per_phoneme must be a positive number")
+flags.register_validator("variants", bool,
+                         message=f"--variants is empty; choose from {list(VARIANTS)}")
 
 
 def variant_graphs(folder, variant: str) -> dict[str, bytes] | None:
@@ -119,6 +128,14 @@ def table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def incomplete_path(output: str) -> str:
+    """Where a run that failed part-way keeps the variants it did finish:
+    beside --output, never over it (a complete report there stays, and no
+    reader of --output takes a partial one for the whole)."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}.incomplete{ext or '.json'}"
+
+
 def main(argv):
     del argv
     unknown = [v for v in FLAGS.variants if v not in VARIANTS]
@@ -126,19 +143,33 @@ def main(argv):
         sys.exit(f"budget: --variants: unknown {unknown}; choose from {list(VARIANTS)}")
     try:
         folder = model_folder.load(FLAGS.model_dir)
-        report = {"model_dir": os.path.abspath(FLAGS.model_dir), "targets": budget.TARGETS,
-                  "tflite_micro": tflm.WHEEL_VERSION, "shapes": folder.shapes, "variants": {}}
-        for variant in FLAGS.variants:
+    except (model_folder.ModelFolderError, FileNotFoundError) as e:
+        sys.exit(f"budget: {e}")
+    report = {"model_dir": os.path.abspath(FLAGS.model_dir), "targets": budget.TARGETS,
+              "tflite_micro": tflm.WHEEL_VERSION, "shapes": folder.shapes, "variants": {}}
+    partial = incomplete_path(FLAGS.output)
+    for variant in FLAGS.variants:
+        try:
             graphs = variant_graphs(folder, variant)
             if graphs is None:
                 print(f"budget: {FLAGS.model_dir} has no {_LUT_OF.get(variant, variant)} graphs; "
                       f"skipping {variant}", file=sys.stderr)
                 continue
             report["variants"][variant] = variant_budget(folder, variant, graphs)
-    except (model_folder.ModelFolderError, tflm.TFLMError, budget.BudgetError,
-            FileNotFoundError) as e:
-        sys.exit(f"budget: {e}")
+        except Exception as e:   # noqa: BLE001 -- only refusals are caught; bugs re-raise
+            if not cli.refuses_input(e):
+                raise
+            done = list(report["variants"])
+            if not done:
+                sys.exit(f"budget: {variant}: {cli.one_line(e)}")
+            # The arena searches already done are slow: keep them.
+            fileio.atomic_write_json(partial, {**report, "incomplete": {
+                "failed_variant": variant, "error": cli.one_line(e)}})
+            sys.exit(f"budget: {variant}: {cli.one_line(e)} (variants done: {', '.join(done)}; "
+                     f"their figures are in {partial}, marked incomplete)")
     fileio.atomic_write_json(FLAGS.output, report)
+    if os.path.exists(partial):
+        os.unlink(partial)   # a failed run's leftovers, superseded by this report
     print(table(report))
     print(f"wrote {FLAGS.output}")
 

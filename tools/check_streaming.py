@@ -130,8 +130,7 @@ def main(argv):
     references, exact_references = [], []
     for text in tqdm(texts, desc="keras"):
         for models, waveforms in ((synthesizer, references), (exact, exact_references)):
-            mels = models.segment_mels(text, FLAGS.max_tokens)
-            waveforms.append(np.concatenate([models.waveform(m) for m in mels]))
+            waveforms.append(models.speak(text, FLAGS.max_tokens)[1])
     floor_errors = errors_against(references, exact_references)
 
     results = {}

@@ -33,6 +33,40 @@ flags.DEFINE_list("sentences", [
     "Can you hear me clearly, or should I speak more slowly?",
     "This voice fits in less than one megabyte of memory.",
 ], "Sentences to speak (a comma inside a sentence needs the flag given once per sentence).")
+flags.register_validator("sentences", bool, message="--sentences is empty: give one or more")
+
+
+def read_sizes(model_dir: str) -> dict:
+    """The export's size totals the report quotes. float32_graph_bytes and
+    bits_per_ternary_weight are None where the export had no float32
+    baseline or no ternary weights."""
+    from bittts_tf.runtime import model_folder
+
+    path = os.path.join(model_dir, model_folder.SIZE_REPORT)
+    with open(path) as f:
+        try:
+            total = json.load(f)["total"]
+        except ValueError as e:
+            raise cli.ToolError(f"{path}: not readable JSON ({e})") from None
+        except (KeyError, TypeError):
+            raise cli.ToolError(f"{path}: no \"total\" object") from None
+    if not isinstance(total, dict):
+        raise cli.ToolError(f"{path}: \"total\" is not an object")
+
+    def number(value, whole: bool) -> bool:
+        kinds = int if whole else (int, float)
+        return isinstance(value, kinds) and not isinstance(value, bool) and value >= 0
+
+    wanted = {"packed_graph_bytes": (True, False), "ternary_weights": (True, False),
+              "float32_graph_bytes": (True, True), "bits_per_ternary_weight": (False, True)}
+    for key, (whole, may_be_none) in wanted.items():
+        if key not in total:
+            raise cli.ToolError(f"{path}: total has no {key!r}")
+        value = total[key]
+        if not (number(value, whole) or (value is None and may_be_none)):
+            raise cli.ToolError(f"{path}: total {key!r} is {value!r}, not a "
+                                f"{'whole ' if whole else ''}number")
+    return {key: total[key] for key in wanted}
 
 
 def main(argv):
@@ -42,12 +76,20 @@ def main(argv):
     from bittts_tf.audio.plots import mel_figure_png
     from bittts_tf.eval import metrics
     from bittts_tf.quant import spec
-    from bittts_tf.runtime import ModelFolderError, TextToSpeech, model_folder
+    from bittts_tf.runtime import ModelFolderError, TextError, TextToSpeech
 
     try:
         tts = TextToSpeech(FLAGS.model_dir, decode=FLAGS.decode)
     except ModelFolderError as e:
         sys.exit(f"demo: {e}")
+    # Everything the report needs is checked before the first sentence is
+    # spoken, so a bad size report or sentence costs no speech.
+    total = read_sizes(FLAGS.model_dir)
+    for sentence in FLAGS.sentences:
+        try:
+            tts.segments(sentence)
+        except TextError as e:
+            raise cli.ToolError(f"--sentences: {e}") from None
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     recognizer = metrics.Recognizer()
 
@@ -68,8 +110,7 @@ def main(argv):
                      "word_errors": metrics.word_error_rate([heard], [sentence])})
 
     # Sizes come from the export's own report and the files on disk.
-    with open(os.path.join(FLAGS.model_dir, model_folder.SIZE_REPORT)) as f:
-        total = json.load(f)["total"]
+    float32_bytes = total["float32_graph_bytes"]
     folder_bytes = sum(os.path.getsize(os.path.join(FLAGS.model_dir, name))
                        for name in os.listdir(FLAGS.model_dir))
     report = {
@@ -78,8 +119,9 @@ def main(argv):
         "model_dir": FLAGS.model_dir,
         "model_bytes": folder_bytes,
         "graph_bytes": total["packed_graph_bytes"],
-        "float32_model_bytes": total["float32_graph_bytes"],
-        "size_ratio_vs_float32": round(total["packed_graph_bytes"] / total["float32_graph_bytes"], 4),
+        "float32_model_bytes": float32_bytes,
+        "size_ratio_vs_float32": (round(total["packed_graph_bytes"] / float32_bytes, 4)
+                                  if float32_bytes else None),
         "bits_per_ternary_weight": total["bits_per_ternary_weight"],
         "ternary_weights": total["ternary_weights"],
         "rtf": round(synthesis_seconds / audio_seconds, 4),
@@ -92,9 +134,12 @@ def main(argv):
 
     for row in rows:
         print(f"said:  {row['text']}\nheard: {row['heard']}\n")
-    print(f"{report['model_bytes']:,d} bytes on disk ({report['graph_bytes']:,d} in graphs vs "
-          f"{report['float32_model_bytes']:,d} for float32, {report['size_ratio_vs_float32']:.3f}x); "
-          f"{report['bits_per_ternary_weight']} bits per ternary weight")
+    ratio, bits = report["size_ratio_vs_float32"], report["bits_per_ternary_weight"]
+    float32 = ("; the export made no float32 baseline" if ratio is None
+               else f" vs {float32_bytes:,d} for float32, {ratio:.3f}x")
+    print(f"{report['model_bytes']:,d} bytes on disk ({report['graph_bytes']:,d} in graphs"
+          f"{float32}); " + ("no ternary weights" if bits is None
+                             else f"{bits} bits per ternary weight"))
     print(f"real-time factor {report['rtf']:.3f} ({FLAGS.decode} decode, 1 thread); "
           f"pocketsphinx word error rate {report['wer_pocketsphinx']:.3f}")
     print(f"wrote {os.path.join(FLAGS.out_dir, 'report.json')}")

@@ -29,28 +29,33 @@ from absl import flags
 from bittts_tf.data.cache import CacheError, FeatureCache, split_entries
 from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.export import ConversionError
+from bittts_tf.text.segment import MIN_TOKENS
 from bittts_tf.training.checkpoints import CheckpointError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "Acoustic (or joint) checkpoint file or run directory.")
 flags.DEFINE_string("vocoder_checkpoint", None, "Vocoder checkpoint (two-stage training).")
 flags.DEFINE_string("out_dir", None, "The model folder to write.")
-flags.DEFINE_integer("max_tokens", 64, "Phonemes per text-graph call (longer text is split).")
+flags.DEFINE_integer("max_tokens", 64, "Phonemes per text-graph call (longer text is split).",
+                     lower_bound=MIN_TOKENS)
 flags.DEFINE_integer("step", 4, "Mel frames per invoke of the frames graph's stream (16 ms each "
-                     "at 16 kHz): more frames an invoke cost more arena, fewer cost more invokes.")
+                     "at 16 kHz): more frames an invoke cost more arena, fewer cost more invokes.",
+                     lower_bound=1)
 flags.DEFINE_boolean("with_float32", False,
                      "Also write the float32 variant (same weights as float constants) for "
                      "tools/bench_tts.py; not for shipping.")
 flags.DEFINE_string("int8_corpus", None,
                     "Feature cache whose training-split utterances calibrate the int8 graphs; "
                     "without it no int8 graphs are written.")
-flags.DEFINE_integer("int8_utterances", 64, "Utterances of --int8_corpus to calibrate on.")
+flags.DEFINE_integer("int8_utterances", 64, "Utterances of --int8_corpus to calibrate on.",
+                     lower_bound=1)
 flags.DEFINE_string("tflm_lut_dir", None,
                     "Also write the stock-TFLM form of each exported variant here (each ternary "
                     "kernel a 2-bit LUT-compressed tensor decoded by TFLM's own DECODE op: no "
                     "custom op needed), validated in the pinned tflite-micro wheel.")
 flags.DEFINE_integer("tflm_lut_validate_texts", 3,
-                     "Evaluation sentences spoken to validate the LUT graphs (0: none).")
+                     "Evaluation sentences spoken to validate the LUT graphs (0: none).",
+                     lower_bound=0)
 flags.mark_flags_as_required(["checkpoint", "out_dir"])
 
 
@@ -74,8 +79,30 @@ def calibration_utterances(cache_dir: str, count: int, synthesizer) -> list[dict
     return [cache.load(entries[i]["utt_id"]) for i in chosen]
 
 
+def refuse_before_exporting() -> None:
+    """What would fail or be ignored only after the minutes of conversion."""
+    for flag, needs in (("int8_utterances", "int8_corpus"),
+                        ("tflm_lut_validate_texts", "tflm_lut_dir")):
+        if FLAGS[flag].present and not FLAGS[needs].value:
+            sys.exit(f"export_tts: --{flag} serves --{needs}; give it too, or drop --{flag}")
+    for flag in ("out_dir", "tflm_lut_dir"):
+        path = FLAGS[flag].value
+        if path and os.path.exists(path) and not os.path.isdir(path):
+            sys.exit(f"export_tts: --{flag}={path} is a file; name a folder")
+    if FLAGS.tflm_lut_dir:
+        from bittts_tf.export import tflm
+        try:
+            tflm.check_wheel()
+        except ModuleNotFoundError as e:
+            sys.exit(f"export_tts: --tflm_lut_dir: {e.name} is not installed; it needs the "
+                     "[tflm] extra: pip install 'bittts_tf[tflm]'")
+        except tflm.TFLMError as e:
+            sys.exit(f"export_tts: --tflm_lut_dir: {e}")
+
+
 def main(argv):
     del argv
+    refuse_before_exporting()
     try:
         synthesizer = Synthesizer(FLAGS.checkpoint, FLAGS.vocoder_checkpoint)
     except (CheckpointError, OSError, ValueError) as e:
@@ -133,7 +160,7 @@ def packed_weights(graph: dict) -> str:
 def write_tflm_lut():
     from bittts_tf.eval.evaluation import load_sentences
     from bittts_tf.export import tflm
-    texts = load_sentences()[:max(0, FLAGS.tflm_lut_validate_texts)]
+    texts = load_sentences()[:FLAGS.tflm_lut_validate_texts]
     try:
         lut = tflm.write_lut_graphs(FLAGS.out_dir, FLAGS.tflm_lut_dir, texts)
     except (tflm.TFLMError, FileNotFoundError) as e:

@@ -99,12 +99,23 @@ def tensor_indices(model, expected: dict, path: str, optional=()) -> dict:
     if len(outputs) != len(expected["outputs"]):
         raise FirmwareError(f"{path}: {len(outputs)} outputs, expected "
                             f"{', '.join(name for name, _, _ in expected['outputs'])}")
+    graph_inputs = [int(i) for i in (subgraph.inputs if subgraph.inputs is not None else [])]
+    graph_outputs = [int(i) for i in (subgraph.outputs if subgraph.outputs is not None else [])]
+
+    def position(direction, entry, tensor, listed):
+        # A re-signed graph's signature can name any tensor; the firmware
+        # addresses it by its place in the subgraph's own list.
+        if tensor not in listed:
+            raise FirmwareError(f"{path}: signature {direction} {entry} names tensor {tensor}, "
+                                f"which is not one of the graph's {len(listed)} {direction}s")
+        return listed.index(tensor)
+
     # Keys "in:<name>" / "out:<name>": the stream has a mask and each state both ways.
-    found = {f"in:{name}": ("input", [int(i) for i in subgraph.inputs].index(tensor), tensor)
+    found = {f"in:{name}": ("input", position("input", repr(name), tensor, graph_inputs), tensor)
              for name, tensor in inputs.items()}
-    found.update({f"out:{name}": ("output", [int(i) for i in subgraph.outputs].index(tensor),
-                                  tensor)
-                  for (name, _, _), tensor in zip(expected["outputs"], outputs)})
+    found.update({f"out:{name}": ("output", position("output", f"'output_{i}' ({name})",
+                                                     tensor, graph_outputs), tensor)
+                  for i, ((name, _, _), tensor) in enumerate(zip(expected["outputs"], outputs))})
     want = {f"in:{name}": value for name, value in wanted.items()}
     want.update({f"out:{name}": (shape, dtype) for name, shape, dtype in expected["outputs"]})
     result = {}
@@ -388,6 +399,10 @@ def generate(model_dir: str, out_dir: str, phrases: list[str], variant: str = "p
 
     if target == "engine" and variant != "int8":
         raise FirmwareError(f"--target=engine runs the int8 graphs: pass --variant=int8, not {variant}")
+    if target == "engine" and allow_missing_ops:
+        # The engine lowers every op itself or refuses the graph: no resolver to leave one out of.
+        raise FirmwareError("--allow_missing_ops is for --target=tflm's op resolver; "
+                            "--target=engine has none, so drop one of the two")
     try:
         shapes, num_symbols, speakers, sample_rate, graphs, segments = load_inputs(
             model_dir, variant, phrases)

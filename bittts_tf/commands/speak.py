@@ -40,12 +40,15 @@ flags.DEFINE_enum("variant", "packed", ["packed", "int8", "float32"],
 flags.DEFINE_enum("decode", "load", ["load", "graph"],
                   "Decode the ternary weights once at load (fast on a desktop) or in the graph "
                   "at every invoke (as a microcontroller does).")
-flags.DEFINE_integer("num_threads", 1, "Interpreter threads.")
+flags.DEFINE_integer("num_threads", 1, "Interpreter threads.", lower_bound=1)
 flags.DEFINE_enum("engine", "litert", ["litert", "c99"],
                   "What runs the graphs: LiteRT, or the C99 engine of the firmware "
                   "(firmware_stub/bittts_engine*.c, host build; --variant=int8 only).")
 
 STDOUT = "-"
+# What only speaking reads (--model_dir serves --list_speakers too).
+SYNTHESIS_FLAGS = ("text", "output", "speaker", "wav_format", "duration_scale", "variant",
+                   "decode", "num_threads", "engine")
 
 
 def text_to_say(positional: list[str]) -> str:
@@ -59,14 +62,31 @@ def text_to_say(positional: list[str]) -> str:
     return text
 
 
+def refuse_ignored_flags(positional: list[str]) -> None:
+    """Flags the chosen mode would not read: refused rather than dropped."""
+    if FLAGS.list_speakers:
+        given = ["the text"] if positional else []
+        given += [f"--{name}" for name in SYNTHESIS_FLAGS if FLAGS[name].present]
+        if given:
+            raise app.UsageError(f"--list_speakers only lists the speakers and says nothing: "
+                                 f"drop {', '.join(given)}")
+    if FLAGS.engine == "c99":
+        given = [f"--{name}" for name in ("decode", "num_threads") if FLAGS[name].present]
+        if given:
+            them = "them" if len(given) > 1 else "it"
+            raise app.UsageError(f"--engine=c99 does not read {' or '.join(given)}, only "
+                                 f"LiteRT's interpreter does; drop {them} or use --engine=litert")
+
+
 def main(argv):
     from bittts_tf import install_layout
     from bittts_tf.audio.io import save_wav, wav_bytes
     from bittts_tf.runtime import TextToSpeech, model_folder
 
+    refuse_ignored_flags(argv[1:])
     model_dir = FLAGS.model_dir or str(install_layout.default_model_dir())
     if FLAGS.list_speakers:
-        for speaker in range(int(model_folder.load(model_dir).manifest["speakers"])):
+        for speaker in range(model_folder.load(model_dir).manifest["speakers"]):
             print(speaker)
         return
     text = text_to_say(argv[1:])

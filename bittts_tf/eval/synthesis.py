@@ -106,12 +106,22 @@ class Synthesizer:
             return np.asarray(mel[0, :n]), np.asarray(frame_f0[0][0, :n])
         return np.asarray(mel[0, :n])
 
-    def segment_mels(self, text: str, max_tokens: int, duration_scale: float = 1.0,
-                     speaker: int = 0) -> list[np.ndarray]:
-        """One mel per segment, split as the exported text graph splits `text`."""
+    def speak(self, text: str, max_tokens: int = 0, duration_scale: float = 1.0,
+              speaker: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+        """(each segment's mel, the whole waveform): `text` split as the
+        exported text graph splits it (max_tokens 0: one piece), each segment
+        voiced with its frame F0 when the vocoder has a source phase."""
         from bittts_tf.text.segment import segment_ids
-        return [self.mel_of_ids(ids, duration_scale, speaker)
-                for ids in segment_ids(self.front_end, text, max_tokens)]
+        pieces = (segment_ids(self.front_end, text, max_tokens) if max_tokens
+                  else [self.front_end.encode(text)])
+        with_f0 = getattr(self.generator, "takes_f0", False)
+        mels, audio = [], []
+        for ids in pieces:
+            out = self.mel_of_ids(ids, duration_scale, speaker, with_f0=with_f0)
+            mel, frame_f0 = out if with_f0 else (out, None)
+            mels.append(mel)
+            audio.append(self.waveform(mel, frame_f0))
+        return mels, np.concatenate(audio)
 
     def waveform(self, mel: np.ndarray, frame_f0: np.ndarray | None = None) -> np.ndarray:
         """`frame_f0`: the acoustic model's frame F0 output, for a vocoder with

@@ -173,6 +173,10 @@ def macs_per_second(shapes: dict, sample_rate: int, frames_macs: int, text_macs:
     max_tokens phonemes, amortized over the audio of a full segment at
     `frames_per_phoneme` (an assumption: shorter segments cost more). The
     inverse STFT (C, outside the graphs) is counted apart."""
+    # Zero would divide by zero; a negative or NaN assumption gives a rate
+    # that passes the target while meaning nothing.
+    if not (np.isfinite(frames_per_phoneme) and frames_per_phoneme > 0):
+        raise BudgetError(f"frames per phoneme {frames_per_phoneme}: must be a positive number")
     hop, step = shapes["hop_length"], shapes["stream"]["step"]
     step_seconds = step * hop / sample_rate
     frames_rate = frames_macs / step_seconds

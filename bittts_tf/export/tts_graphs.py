@@ -30,6 +30,7 @@ from bittts_tf.litert import tflite_file
 from bittts_tf.models.frame_vocoder import FrameVocoder
 from bittts_tf.models import variance
 from bittts_tf.quant import layers as qlayers
+from bittts_tf.text.segment import MIN_TOKENS
 
 TEXT_GRAPH = "text"
 FRAMES_GRAPH = "frames"
@@ -47,8 +48,9 @@ class GraphShapes:
 
 
 def graph_shapes(acoustic, vocoder, max_tokens: int, step: int) -> GraphShapes:
-    if max_tokens < 3:
-        raise ExportError(f"max_tokens={max_tokens}: a text graph needs room for a word and two pauses")
+    if max_tokens < MIN_TOKENS:
+        raise ExportError(f"max_tokens={max_tokens}: a text graph needs room for a word and two "
+                          f"pauses ({MIN_TOKENS})")
     if not isinstance(vocoder, FrameVocoder):
         raise ExportError(f"the frames graph needs the frame-rate vocoder; {type(vocoder).__name__} "
                           "runs at the sample rate and is not exported")

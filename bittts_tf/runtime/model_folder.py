@@ -21,8 +21,10 @@ import hashlib
 import json
 import math
 import os
+import re
 
 from bittts_tf import fileio
+from bittts_tf.text.segment import MIN_TOKENS
 
 FORMAT_NAME = "bittts-tts-model"
 # 2: the frames graph is a stream with state (version 1's stateless graph
@@ -87,6 +89,7 @@ class ModelFolder:
 
 
 _REQUIRED = ("format", "format_version", "audio", "front_end", "speakers", "shapes", "graphs")
+_OBJECTS = ("audio", "front_end", "shapes", "graphs")
 _SHAPES = ("max_tokens", "hop_length", "encoder_channels", "n_mels", "n_fft",
            "max_frames_per_token", "max_frames_per_segment", "stream")
 _STREAM = ("step", "delay", "channels", "n_mels", "head_width", "states")
@@ -95,19 +98,23 @@ _STREAM = ("step", "delay", "channels", "n_mels", "head_width", "states")
 SOURCE_PHASE = ("cutoff", "log_f0_mean", "log_f0_std")
 
 
+def _positive(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _check_shapes(shapes: dict, where: str) -> None:
     """Every size a positive int and every state [name, frames >= 0, channels > 0]:
     the runtime allocates from them."""
-    def positive(value):
-        return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
     stream = shapes["stream"]
-    bad = [f"shapes.{k}" for k in _SHAPES if k != "stream" and not positive(shapes[k])]
-    bad += [f"shapes.stream.{k}" for k in _STREAM if k != "states" and not positive(stream[k])]
+    bad = [f"shapes.{k}" for k in _SHAPES if k != "stream" and not _positive(shapes[k])]
+    if _positive(shapes["max_tokens"]) and shapes["max_tokens"] < MIN_TOKENS:
+        # Text could not be cut into segments: each needs a word between two pauses.
+        bad.append(f"shapes.max_tokens (at least {MIN_TOKENS})")
+    bad += [f"shapes.stream.{k}" for k in _STREAM if k != "states" and not _positive(stream[k])]
     states = stream["states"]
     if not isinstance(states, list) or not states or not all(
             isinstance(s, list) and len(s) == 3 and isinstance(s[0], str)
-            and isinstance(s[1], int) and s[1] >= 0 and positive(s[2]) for s in states):
+            and isinstance(s[1], int) and s[1] >= 0 and _positive(s[2]) for s in states):
         bad.append("shapes.stream.states")
     source = shapes.get("source_phase")
     if stream.get("frame_f0", False) is not (source is not None):
@@ -119,6 +126,30 @@ def _check_shapes(shapes: dict, where: str) -> None:
         if not (isinstance(source, dict) and all(finite(source.get(k)) for k in SOURCE_PHASE)
                 and source["cutoff"] > 0 and source["log_f0_std"] > 0):
             bad.append("shapes.source_phase")
+    if bad:
+        raise ModelFolderError(f"{where}: fields out of range or of the wrong type: {bad}")
+
+
+def _check_fields(manifest: dict, where: str) -> None:
+    """The fields outside shapes that tools read as they are: the speaker
+    count, the audio's rates, and each graph's file, size and hash."""
+    bad = [] if _positive(manifest["speakers"]) else ["speakers"]
+    audio = manifest["audio"]   # AudioConfig's defaults stand in for an absent hop or n_fft
+    bad += [f"audio.{k}" for k in ("sample_rate", "hop_length", "n_fft")
+            if k in audio and not _positive(audio[k])]
+    for key, entry in manifest["graphs"].items():
+        if not isinstance(entry, dict):
+            bad.append(f"graphs.{key}")
+            continue
+        file, size, digest = entry.get("file"), entry.get("bytes"), entry.get("sha256")
+        # A bare name: the graph is a file of this folder, not a path elsewhere.
+        if not (isinstance(file, str) and file not in ("", ".", "..")
+                and os.path.basename(file) == file):
+            bad.append(f"graphs.{key}.file")
+        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+            bad.append(f"graphs.{key}.bytes")
+        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+            bad.append(f"graphs.{key}.sha256")
     if bad:
         raise ModelFolderError(f"{where}: fields out of range or of the wrong type: {bad}")
 
@@ -148,12 +179,22 @@ def load(path: str) -> ModelFolder:
                                "tools/export_tts.py (tools/recover_checkpoint.py rebuilds its "
                                "checkpoint from the folder)")
     missing = [k for k in _REQUIRED if k not in manifest]
-    missing += [f"shapes.{k}" for k in _SHAPES if k not in manifest.get("shapes", {})]
-    if not missing:
-        missing += [f"shapes.stream.{k}" for k in _STREAM if k not in manifest["shapes"]["stream"]]
+    shapes = manifest.get("shapes")
+    if isinstance(shapes, dict):
+        missing += [f"shapes.{k}" for k in _SHAPES if k not in shapes]
+        if isinstance(shapes.get("stream"), dict):
+            missing += [f"shapes.stream.{k}" for k in _STREAM if k not in shapes["stream"]]
+    if isinstance(manifest.get("audio"), dict) and "sample_rate" not in manifest["audio"]:
+        missing.append("audio.sample_rate")
     if missing:
         raise ModelFolderError(f"{manifest_path}: missing fields {missing}")
-    _check_shapes(manifest["shapes"], manifest_path)
+    not_objects = [k for k in _OBJECTS if not isinstance(manifest[k], dict)]
+    if isinstance(shapes, dict) and not isinstance(shapes["stream"], dict):
+        not_objects.append("shapes.stream")
+    if not_objects:
+        raise ModelFolderError(f"{manifest_path}: fields that are not JSON objects: {not_objects}")
+    _check_shapes(shapes, manifest_path)
+    _check_fields(manifest, manifest_path)
     for graph in GRAPHS:
         if graph not in manifest["graphs"]:
             raise ModelFolderError(f"{manifest_path}: no {graph} graph listed")

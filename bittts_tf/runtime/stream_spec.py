@@ -61,8 +61,8 @@ DURATION_INFO_FIELDS = (
     ("uncapped_total", "the total before the segment cap sped it up, 0 if it did not"),
 )
 
-# The Python runtime refuses duration scales outside this range
-# (TextToSpeech._check); a test checks that it still does.
+# The Python runtime (TextToSpeech._check) and the C stream refuse duration
+# scales outside this range.
 DURATION_SCALE_MIN = 0.1
 DURATION_SCALE_MAX = 10.0
 

@@ -19,6 +19,7 @@ from bittts_tf.litert import native, tflite_file
 from bittts_tf.runtime import model_folder as folder_lib
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.istft_c import IstftStream, Source
+from bittts_tf.runtime.stream_spec import DURATION_SCALE_MAX, DURATION_SCALE_MIN
 from bittts_tf.runtime.stream import GraphRunner, RunnerGraph, StreamShapes, stream_rows
 from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.text.normalize import TextError
@@ -231,8 +232,10 @@ class TextToSpeech:
         if not 0 <= speaker < self.speakers:
             raise SynthesisError(f"speaker {speaker} is unknown: this model has "
                                  f"{self.speakers} speaker(s), ids 0..{self.speakers - 1}")
-        if not (np.isfinite(duration_scale) and 0.1 <= duration_scale <= 10.0):
-            raise SynthesisError(f"duration scale {duration_scale} is outside 0.1..10")
+        if not (np.isfinite(duration_scale)
+                and DURATION_SCALE_MIN <= duration_scale <= DURATION_SCALE_MAX):
+            raise SynthesisError(f"duration scale {duration_scale} is outside "
+                                 f"{DURATION_SCALE_MIN:g}..{DURATION_SCALE_MAX:g}")
 
     def encode(self, ids: list[int], speaker: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Text graph: (encoder states [n, C], log-durations [n]) of one segment."""

@@ -31,9 +31,13 @@ def _phones(words: list[_Word]) -> list[str]:
     return join_with_pauses((word.phones, word.pause_after) for word in words)
 
 
+# The fewest symbols a segment needs: a one-phoneme word between two pauses.
+MIN_TOKENS = 3
+
+
 def segment_phonemes(front_end: FrontEnd, text: str, max_tokens: int) -> list[list[str]]:
     """Phoneme sequences of at most `max_tokens` symbols that together say `text`."""
-    if max_tokens < 3:
+    if max_tokens < MIN_TOKENS:
         raise ValueError(f"max_tokens={max_tokens} leaves no room for a word between two pauses")
     words = _words(front_end, normalize_text(text))
     if not words:
