@@ -273,7 +273,10 @@ def test_c_voice_refuses_a_bad_source_by_status(folder, rng):
     ids = TextToSpeech(folder, variant="int8", engine="c99").segments(PHRASE)[0]
     assert speaker.speak(ids).size > 0
     name = str(rng.choice(SOURCE_FIELDS))
-    setattr(speaker.config, name, float(rng.choice([np.nan, np.inf, -1.0])))
+    # A log-F0 mean may be any finite number (-1.0 is a mean of 0.37 Hz);
+    # the rates and the deviation must be positive too.
+    bad = [np.nan, np.inf] + ([] if name == "source_log_f0_mean" else [-1.0])
+    setattr(speaker.config, name, float(rng.choice(bad)))
     with pytest.raises(voice.VoiceError, match=f"STREAM .* stream status {CONFIG_ERROR}"):
         speaker.speak(ids)
 
@@ -294,3 +297,10 @@ def test_board_image_speaks_the_source_phase(folder, cpu, tmp_path):
     host = np.concatenate([voice.Voice.from_folder(folder).speak(ids)
                            for ids in tts.segments(PHRASE)])
     assert_board_pcm_is_the_host_pcm(cpu, np.fromfile(pcm, np.int16), host)
+
+
+# A seed that once failed: it set source_log_f0_mean to -1.0, a finite mean
+# the stream rightly takes.
+@pytest.mark.replay_seed(1966873994)
+def test_c_voice_refuses_a_bad_source_replayed_seed(folder, rng):
+    test_c_voice_refuses_a_bad_source_by_status(folder, rng)
