@@ -64,6 +64,12 @@ def noise_pattern(log_level: int, has_gpu_driver: bool) -> re.Pattern | None:
     return re.compile("^(?:" + "|".join(patterns) + ")")
 
 
+def inline_noise_pattern(log_level: int) -> re.Pattern | None:
+    """LiteRT's delegate note where it lands in the middle of a line: after a
+    progress bar's text, which tqdm ends with no newline while it runs."""
+    return re.compile(_LITERT_INFO + r"[^\n\r]*(?:\r\n|\n|\r)?") if log_level >= 1 else None
+
+
 def _has_gpu_driver() -> bool:
     return os.path.exists("/proc/driver/nvidia")
 
@@ -79,15 +85,15 @@ def quiet_startup() -> None:
     noise = noise_pattern(level, _has_gpu_driver())
     if noise is None or not hasattr(os, "fork"):
         return
-    _start_filter(noise)
+    _start_filter(noise, inline_noise_pattern(level))
 
 
-def _start_filter(noise: re.Pattern) -> None:
+def _start_filter(noise: re.Pattern, inline: re.Pattern | None = None) -> None:
     read_end, write_end = os.pipe()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        _filter_loop(read_end, write_end, noise)   # never returns
+        _filter_loop(read_end, write_end, noise, inline)   # never returns
     os.close(read_end)
     original_stderr = os.dup(2)
     os.dup2(write_end, 2)
@@ -108,7 +114,8 @@ def _start_filter(noise: re.Pattern) -> None:
     atexit.register(finish)
 
 
-def _filter_loop(read_end: int, write_end: int, noise: re.Pattern) -> None:
+def _filter_loop(read_end: int, write_end: int, noise: re.Pattern,
+                 inline: re.Pattern | None) -> None:
     """The filter process: forwards the pipe to the real stderr line by line,
     minus the noise, until every writer has gone."""
     try:
@@ -129,11 +136,15 @@ def _filter_loop(read_end: int, write_end: int, noise: re.Pattern) -> None:
             if not chunk:
                 lines, pending = lines + [pending], b""
             for line in lines:
-                if line and not noise.match(line.decode("utf-8", "replace")):
-                    try:
-                        os.write(2, line)
-                    except OSError:
-                        pass
+                text = line.decode("utf-8", "replace")
+                if not line or noise.match(text):
+                    continue
+                if inline is not None and inline.search(text):
+                    line = inline.sub("", text).encode("utf-8")
+                try:
+                    os.write(2, line)
+                except OSError:
+                    pass
             if not chunk:
                 break
     finally:
