@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 
-def run_child(body: str, env_level: str | None = None) -> subprocess.CompletedProcess:
+def run_child(body: str, env_level: str = "2") -> subprocess.CompletedProcess:
     script = "from bittts_tf import cli\ncli.quiet_startup()\n" + textwrap.dedent(body)
-    env = None if env_level is None else {**os.environ, "TF_CPP_MIN_LOG_LEVEL": env_level}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": env_level}   # the user's own level wins
     return subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
                           env=env)
 
