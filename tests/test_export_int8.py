@@ -35,6 +35,8 @@ from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import run_stream
 from bittts_tf.text import FrontEnd
 from seeds import fresh_seed
+from tts_models import (SHARED_VOICE_MAX_TOKENS, shared_voice, shared_voice_export_report,
+                        shared_voice_folder)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, STEP = 24, 4
@@ -49,18 +51,12 @@ def random_utterances(rng, count):
 
 
 @pytest.fixture(scope="module")
-def tts():
-    keras.utils.set_random_seed(fresh_seed("test_export_int8 model"))
-    config = configs.preset("tiny", quantize="all", n_symbols=len(FrontEnd().symbols))
-    acoustic, vocoder = build.build_acoustic(config), build.build_generator(config)
-    # As a trained model: a few frames a phoneme, and a mel that varies (the
-    # projection starts at zero, which gives a constant mel).
-    head = acoustic.variance_adaptor.duration_predictor.head
-    head.bias.assign([np.log(5.0)])
-    head.kernel.assign(head.kernel * 0.05)
-    projection = acoustic.mel_projection
-    projection.kernel.assign(np.random.default_rng(0).normal(
-        0, 1 / np.sqrt(projection.kernel.shape[0]), projection.kernel.shape))
+def tts(tmp_path_factory):
+    """The run's shared random voice (tts_models.shared_voice, a fresh printed
+    seed: the tiny ternary preset as a trained model, a few frames a phoneme
+    and a mel that varies, from a random mel projection), built here."""
+    _, config, acoustic, vocoder, _ = shared_voice(tmp_path_factory)
+    assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS
     shapes = tts_graphs.graph_shapes(acoustic, vocoder, MAX_TOKENS, STEP)
     return config, acoustic, vocoder, shapes
 
@@ -347,14 +343,11 @@ def test_bits_per_ternary_weight_and_sizes(graphs):
 
 @pytest.fixture(scope="module")
 def int8_folder(tts, tmp_path_factory):
-    config, acoustic, vocoder, _ = tts
-    rng = np.random.default_rng(fresh_seed("test_export_int8 folder calibration"))
-    path = tmp_path_factory.mktemp("int8_folder")
-    report = tts_graphs.export_model_folder(str(path), acoustic, vocoder, config, FrontEnd(),
-                                            MAX_TOKENS, STEP, {"test": True},
-                                            float32_baseline=False,
-                                            int8_utterances=random_utterances(rng, 3))
-    return path, report
+    """(folder, what export_model_folder returned): the `tts` voice's folder
+    with int8 graphs calibrated on its random utterances (shared with
+    test_tflm, test_firmware and test_export_tts: exported once a run)."""
+    folder = shared_voice_folder(tmp_path_factory, STEP, int8=True)
+    return pathlib.Path(folder), shared_voice_export_report(folder)
 
 
 def test_model_folder_int8_variant(int8_folder):

@@ -18,7 +18,7 @@ from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec
 from bittts_tf.runtime import ModelFolderError, SynthesisError, TextToSpeech, model_folder
 from bittts_tf.text import FrontEnd, TextError
-from tts_models import random_tts
+from tts_models import SHARED_VOICE_MAX_TOKENS, random_tts, shared_voice, shared_voice_folder
 from seeds import fresh_seed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -28,23 +28,23 @@ TEXTS = ["Hello there.",
 
 
 @pytest.fixture(scope="module")
-def trained_looking_model():
-    seed = fresh_seed("test_export_tts model")
-    return random_tts(seed)
+def trained_looking_model(tmp_path_factory):
+    """The run's shared random voice (tts_models.shared_voice: a fresh printed
+    seed; durations and a mel as a trained model's), built in this process."""
+    _, config, acoustic, vocoder, _ = shared_voice(tmp_path_factory)
+    return config, acoustic, vocoder
 
 
 @pytest.fixture(scope="module")
 def exported(trained_looking_model, tmp_path_factory):
-    """Model folders whose frames stream takes 1 (the smallest), 4 and 16
-    frames an invoke."""
-    config, acoustic, vocoder = trained_looking_model
-    folders = {}
-    for step in (1, 4, 16):
-        path = str(tmp_path_factory.mktemp(f"step{step}"))
-        tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
-                                       step, {"test": True}, float32_baseline=step == 16)
-        folders[step] = path
-    return folders
+    """Model folders of that voice whose frames stream takes 1 (the
+    smallest), 4 and 16 frames an invoke (the 4-frame one, shared with
+    test_tflm and test_firmware, also holds int8 graphs; the 16-frame one a
+    size report against float32 graphs)."""
+    assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS
+    return {1: shared_voice_folder(tmp_path_factory, 1),
+            4: shared_voice_folder(tmp_path_factory, 4, int8=True),
+            16: shared_voice_folder(tmp_path_factory, 16, float32_baseline=True)}
 
 
 def keras_whole(acoustic, vocoder, segments):

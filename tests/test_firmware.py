@@ -24,16 +24,14 @@ import pytest
 import soundfile as sf
 
 from bittts_tf.audio.io import save_wav
-from bittts_tf.export import tflm, tts_graphs
+from bittts_tf.export import tflm
 from bittts_tf.litert import tflite_file
 from bittts_tf.litert.native import BUILD_DIR, make_interpreter
 from bittts_tf.runtime import TextToSpeech, model_folder, stream_c, stream_spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
-from tts_models import random_tts_for_int8
-from bittts_tf.text import FrontEnd
-from seeds import fresh_seed
+from tts_models import SHARED_VOICE_MAX_TOKENS, shared_voice_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBRARY = BUILD_DIR / "libbittts_stream.so"
@@ -267,17 +265,13 @@ def test_model_check_is_zlib_crc32(lib, rng):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Folders of one random tiny model at each step; the INT8_STEP one also
-    has the int8 graphs (calibrated on random phonemes)."""
-    seed = fresh_seed("test_firmware model")
-    config, acoustic, vocoder, utterances = random_tts_for_int8(seed, MAX_TOKENS)
-    folders = {}
-    for step in STEPS:
-        path = str(tmp_path_factory.mktemp(f"step{step}"))
-        tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
-                                       step, {"test": True}, float32_baseline=False,
-                                       int8_utterances=utterances if step == INT8_STEP else None)
-        folders[step] = path
-    return folders
+    has the int8 graphs (calibrated on random phonemes). The model is the
+    run's shared random voice (tts_models.shared_voice_folder, a fresh
+    printed seed), its folders exported once for test_tflm and
+    test_export_tts too."""
+    assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS
+    return {step: shared_voice_folder(tmp_path_factory, step, int8=step == INT8_STEP)
+            for step in STEPS}
 
 
 def litert(model: bytes, decode: str):

@@ -18,14 +18,13 @@ import keras
 import numpy as np
 import pytest
 
-from bittts_tf.export import budget, tflm, tts_graphs
+from bittts_tf.export import budget, tflm
 from bittts_tf.litert import tflite_file
 from bittts_tf.quant import spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime import model_folder
-from bittts_tf.text import FrontEnd
 from seeds import fresh_seed
-from tts_models import random_tts_for_int8
+from tts_models import SHARED_VOICE_MAX_TOKENS, shared_voice_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, STEP = 24, 4
@@ -35,13 +34,11 @@ PREFIX = f"{spec.TFLM_REGISTERER_SYMBOL}: cannot register {spec.OP_NAME}: "
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A random tiny model's folder, float32 (packed) and int8 graphs."""
-    seed = fresh_seed("test_tflm model")
-    config, acoustic, vocoder, utterances = random_tts_for_int8(seed, MAX_TOKENS)
-    path = str(tmp_path_factory.mktemp("tflm_model"))
-    tts_graphs.export_model_folder(path, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS, STEP,
-                                   {"test": True}, int8_utterances=utterances)
-    return path
+    """A random tiny model's folder, float32 (packed) and int8 graphs: the
+    run's shared random voice (tts_models.shared_voice_folder, a fresh
+    printed seed; test_firmware speaks the same folder)."""
+    assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS
+    return shared_voice_folder(tmp_path_factory, STEP, int8=True)
 
 
 def test_wheel_is_pinned():

@@ -1,6 +1,8 @@
 """A random tiny TTS that speaks like a trained one, for export and runtime tests."""
 
 import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -75,3 +77,144 @@ def random_recovered_checkpoint(rng: np.random.Generator, folder: Path):
     path = checkpoints.save(str(folder), 0, {"acoustic": acoustic, "generator": generator}, {},
                             metadata, keep=0)
     return path, acoustic, metadata
+
+
+# --- One random int8-ready voice shared by the export and firmware tests -------
+#
+# test_tflm, test_firmware, test_export_tts and test_export_int8 each built
+# and exported folders of a random tiny voice of their own (the same preset,
+# steps and calibration); converting and calibrating them was most of those
+# files' set-up (the int8 folder three times a run). They now
+# take the folders from here: one voice a run (a fresh seed, printed with
+# every test that uses it, replayable with BITTTS_FIXTURE_SEED), each folder
+# exported once by whichever pytest-xdist worker asks first and read by the
+# others (a file lock in the run's shared temporary folder).
+
+SHARED_VOICE = "shared int8 voice (test_tflm, test_firmware, test_export_tts, test_export_int8)"
+SHARED_VOICE_MAX_TOKENS = 24
+
+
+def _shared_root(tmp_path_factory) -> Path:
+    """A folder all xdist workers of this run share (the workers' base temp
+    folders sit side by side in it); without xdist, this process's own."""
+    import os
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    root = base / "shared_voices"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+class _Locked:
+    """An exclusive flock on `path` for the block (between processes)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+        self.file = open(self.path, "a")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+        return False
+
+
+def shared_voice_seed(tmp_path_factory) -> int:
+    """The shared voice's seed: drawn (and printed) by the first worker that
+    asks, read back (and printed) by the others."""
+    from seeds import SHARED_SEEDS, fresh_seed
+    root = _shared_root(tmp_path_factory)
+    if str(root) in _seeds:
+        return _seeds[str(root)]
+    with _Locked(root / "seed.lock"):
+        path = root / "seed"
+        if path.exists():
+            seed = int(path.read_text())
+            print(f"{SHARED_VOICE}: seed {seed}, drawn by another worker of this run "
+                  f"(replay with BITTTS_FIXTURE_SEED={seed})")
+            SHARED_SEEDS[SHARED_VOICE] = seed
+        else:
+            seed = fresh_seed(SHARED_VOICE)
+            path.write_text(str(seed))
+    _seeds[str(root)] = seed
+    return seed
+
+
+_seeds: dict[str, int] = {}
+
+
+def _weights_digest(*models) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    for model in models:
+        for variable in model.variables:
+            digest.update(variable.path.encode())
+            digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+    return digest.hexdigest()
+
+
+_voices: dict[int, tuple] = {}
+
+
+def shared_voice(tmp_path_factory):
+    """(seed, config, acoustic, vocoder, utterances): random_tts_for_int8 of
+    the shared seed, built once in this process. Its weights must be the ones
+    the run's folders were exported from (whichever worker exported them):
+    checked against the digest the first builder recorded, and again on
+    every later request in this process."""
+    seed = shared_voice_seed(tmp_path_factory)
+    if seed not in _voices:
+        config, acoustic, vocoder, utterances = random_tts_for_int8(seed, SHARED_VOICE_MAX_TOKENS)
+        digest = _weights_digest(acoustic, vocoder)
+        root = _shared_root(tmp_path_factory)
+        with _Locked(root / "seed.lock"):
+            recorded = root / f"weights-{seed}.sha256"
+            if recorded.exists():
+                assert recorded.read_text() == digest, (
+                    f"{SHARED_VOICE}: seed {seed} built other weights in this process than in "
+                    "the one that exported the shared folders")
+            else:
+                recorded.write_text(digest)
+        _voices[seed] = seed, config, acoustic, vocoder, utterances, digest
+    seed, config, acoustic, vocoder, utterances, digest = _voices[seed]
+    # Shared within this process too: no test file may have changed its weights.
+    assert _weights_digest(acoustic, vocoder) == digest, f"{SHARED_VOICE}: weights changed"
+    return seed, config, acoustic, vocoder, utterances
+
+
+def shared_voice_folder(tmp_path_factory, step: int, int8: bool = False,
+                        float32_baseline: bool = False) -> str:
+    """The shared voice's model folder at `step` (the packed graphs; with
+    `int8`, also the int8 graphs calibrated on its four random utterances;
+    with `float32_baseline`, a size report against float32 graphs), exported
+    on first request in this run. Read-only: tests that damage a folder copy it."""
+    from bittts_tf.export import tts_graphs
+    from bittts_tf.text import FrontEnd
+    root = _shared_root(tmp_path_factory)
+    seed = shared_voice_seed(tmp_path_factory)
+    name = f"voice{seed}_step{step}{'_int8' if int8 else ''}{'_f32' if float32_baseline else ''}"
+    path = root / name
+    with _Locked(root / f"{name}.lock"):
+        if not path.exists():
+            _, config, acoustic, vocoder, utterances = shared_voice(tmp_path_factory)
+            partial = root / f"{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)   # a failed earlier attempt's
+            report = tts_graphs.export_model_folder(
+                str(partial), acoustic, vocoder, config, FrontEnd(), SHARED_VOICE_MAX_TOKENS,
+                step, {"test": True}, float32_baseline=float32_baseline,
+                int8_utterances=utterances if int8 else None)
+            (root / f"{name}.returned_report.json").write_text(json.dumps(report))
+            partial.rename(path)
+    return str(path)
+
+
+def shared_voice_export_report(folder: str) -> dict:
+    """What export_model_folder returned when it wrote `folder` (a
+    shared_voice_folder), as it returned it."""
+    return json.loads(Path(f"{folder}.returned_report.json").read_text())
