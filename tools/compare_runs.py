@@ -61,17 +61,9 @@ def load_curves(run_dir: str) -> dict[int, dict]:
     if not os.path.exists(path):
         raise app.UsageError(f"{run_dir}: no held_out.jsonl (not a tools/train.py run, or it "
                              "has not evaluated yet)")
-    rows, _ = run_log.parse_json_lines(path)
+    rows, _ = run_log.parse_json_lines(path, numbers=("cpu_seconds",))   # the x axis
     if not rows:
         raise app.UsageError(f"{path}: empty")
-    # parse_json_lines skips blank lines: these are the rows' line numbers.
-    with open(path, encoding="utf-8", errors="replace") as f:
-        numbers = [n for n, line in enumerate(f.read().split("\n"), 1) if line.strip()]
-    for number, row in zip(numbers, rows):
-        if not (isinstance(row.get("cpu_seconds"), (int, float))
-                and isinstance(row.get("step"), int)):
-            raise cli.ToolError(f"{path}: line {number} has no step or no cpu_seconds (the "
-                                "axis of the comparison)")
     return {row.pop("step"): row for row in rows}
 
 

@@ -20,8 +20,9 @@ class LogFileError(ValueError):
     """A JSON-lines log that is damaged other than by a kill mid-write."""
 
 
-def parse_json_lines(path: str) -> tuple[list[dict], str | None]:
-    """The rows of a JSON-lines file, and a note if its last line was torn.
+def parse_json_lines(path: str, numbers: tuple[str, ...] = ()) -> tuple[list[dict], str | None]:
+    """The rows of a JSON-lines file, and a note if its last line was torn;
+    every row needs an integer "step" and a number under each of `numbers`.
 
     A run killed while appending leaves at most its last line half-written
     (no newline at its end): that row is dropped with a note, as the resumed
@@ -41,12 +42,16 @@ def parse_json_lines(path: str) -> tuple[list[dict], str | None]:
             raise LogFileError(f"{path}: line {number} is not JSON ({e.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("step"), int):
             raise LogFileError(f"{path}: line {number} has no integer \"step\"")
+        for key in numbers:
+            if not isinstance(row.get(key), (int, float)) or isinstance(row.get(key), bool):
+                raise LogFileError(f"{path}: line {number} has no step or no {key} number")
         rows.append(row)
     note = None
     if last.strip():
         try:   # whole but for its newline: a row like any other
             row = json.loads(last)
-            if isinstance(row, dict) and isinstance(row.get("step"), int):
+            if (isinstance(row, dict) and isinstance(row.get("step"), int)
+                    and all(isinstance(row.get(key), (int, float)) for key in numbers)):
                 return rows + [row], None
         except json.JSONDecodeError:
             pass
