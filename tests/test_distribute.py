@@ -106,25 +106,30 @@ def test_mirrored_gradients_and_mixed_precision_match_float32_single_device(tmp_
 def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path, rng):
     seed = int(rng.integers(1 << 20))
     print(f"check_distribute seed {seed}")
-    report = check(tmp_path, seed, "--checks=multi_worker", "--steps=6", "--checkpoint_every=2",
-                   f"--work_dir={tmp_path}", "--timeout=240", timeout=900)
+    # No straight two-worker run (two of the seven launches, a fifth of the
+    # test's time): the resume's exactness is checked on the steps the killed
+    # run took after its checkpoint. The kill comes once step 4 is logged,
+    # two steps before the run's end, so at least one step repeats.
+    report = check(tmp_path, seed, "--checks=multi_worker", "--steps=6", "--checkpoint_every=3",
+                   "--nostraight_run", f"--work_dir={tmp_path}", "--timeout=240", timeout=900)
     mw = report["multi_worker"]
     print(mw)
-    # Steps 1-2 (and any before the kill) from the first launch, the rest
-    # from the restart: all as in one process.
+    # Steps 1-3 from the first launch, 4-6 from the restart: all as in one
+    # process.
     assert mw["resumed_steps_compared"] == 6
     assert mw["survivor_exit_code"] == 1
     assert mw["survivor_message"].startswith("train: a worker stopped or became unreachable")
     assert "restart every worker" in mw["survivor_message"]
-    assert mw["restart"].startswith(f"resumed from {tmp_path}/killed/checkpoints/ckpt-")
-    # The same two workers without a kill: a resume that restores weights,
-    # optimizers and the data position repeats them exactly (0.0 measured).
-    assert mw["resumed_run_against_two_workers_max_relative_loss_difference"] < 1e-6
+    assert mw["restart"].startswith(
+        f"resumed from {tmp_path}/killed/checkpoints/ckpt-00000003.npz at step 3 (")
+    # The steps the killed run took after its checkpoint, trained again by
+    # the restart: a resume that restores weights, optimizers and the data
+    # position repeats them exactly (0.0 measured).
+    assert mw["repeated_steps_compared"] >= 1
+    assert mw["repeated_steps_max_relative_loss_difference"] < 1e-6
     # Against one process the workers' reduction order shows: float32
     # rounding, which the hard alignment path can turn into one step's
     # pitch loss off by 4.6e-3 (seed 814505); below 1e-4 on other seeds.
-    assert mw["steps_compared"] == 6
-    assert mw["max_relative_loss_difference"] < 5e-2
     assert mw["resumed_run_max_relative_loss_difference"] < 5e-2
 
 

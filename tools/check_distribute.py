@@ -9,7 +9,8 @@
                 whose worker 1 is killed after the first checkpoint (the
                 other must stop with a clear message within --timeout), and a
                 restart of both that must resume at the last checkpoint with
-                the single-process losses.
+                the single-process losses, and repeat exactly the steps the
+                killed run took after that checkpoint.
   precision     one step in mixed precision vs float32 on the same weights:
                 ternary codes of every forward kernel, loss difference.
 
@@ -32,7 +33,7 @@ import time
 
 from absl import flags
 
-from bittts_tf.training import resume_check, run_log
+from bittts_tf.training import checkpoints, resume_check, run_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKS = ("gradients", "multi_worker", "precision")
@@ -168,6 +169,9 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
     stop_seconds = time.time() - killed_time
     message = last_line(killed_dir + ".worker0.log")
     resume_from = sorted(os.listdir(os.path.join(killed_dir, "checkpoints")))[-1]
+    # The steps after that checkpoint which the killed run logged, which the
+    # restart drops from the log and trains again from the same state.
+    before_restart = run_log.read_losses(killed_dir)
 
     restart = launch_workers(command, killed_dir + ".restart")
     codes = wait_all(restart, timeout, "restarted run")
@@ -178,12 +182,17 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
                          if line.startswith("resumed from")), "")
     resumed = run_log.read_losses(killed_dir)
     resumed_error, resumed_steps = max_relative_difference(reference, resumed)
+    repeated = resume_check.compare(
+        before_restart, resumed,
+        resumed_at=checkpoints.read_manifest(os.path.join(killed_dir, "checkpoints",
+                                                          resume_from))["step"])
     # Two workers reduce in an order of their own, so their losses leave the
     # single process's by float32 rounding, and the alignment search (a hard
     # path) can turn that into a step off by 4.6e-3 (the pitch loss, seed
     # 814505, both with and without the kill). Against the run of the same
     # two workers without a kill a resume that restores everything is exact:
-    # 0.0 at every step on that seed.
+    # 0.0 at every step on that seed; so are the steps the killed run logged
+    # after its checkpoint and the restart trained again.
     same_workers_error = (None if straight is None else
                           max(max_relative_difference(straight, resumed)[0].values()))
     return {"seed": seed, "mode": mode, "steps": steps, "checkpoint_every": every,
@@ -198,6 +207,8 @@ def multi_worker_check(seed: int, steps: int, every: int, mode: str, timeout: fl
             "survivor_message": message, "restart": resumed_line.strip(),
             "resumed_from": resume_from,
             "resumed_run_max_relative_loss_difference": max(resumed_error.values()),
+            "repeated_steps_compared": repeated["n_steps_compared"],
+            "repeated_steps_max_relative_loss_difference": repeated["max_relative_difference"],
             "resumed_run_against_two_workers_max_relative_loss_difference": same_workers_error}
 
 
