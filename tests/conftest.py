@@ -23,6 +23,33 @@ settings.register_profile("bittts", deadline=None, max_examples=60, derandomize=
 settings.load_profile("bittts")
 
 
+# The slowest test files, longest first (seconds in one fresh-clone run on 2
+# cores, 2026-12-06). `make test-py` hands files to the two workers in
+# collection order (--dist loadfile --no-loadscope-reorder), and this hook
+# puts these first: the run then ends on short files, both workers busy.
+# xdist's own order (most tests first) left test_tools_bad_input's one 46 s
+# test and test_distribute's 180 s near the end, one worker running alone.
+SLOWEST_FILES = (
+    ("test_training.py", 186), ("test_distribute.py", 180), ("test_export_tts.py", 114),
+    ("test_export_recover.py", 108), ("test_eval_tool.py", 103), ("test_firmware.py", 95),
+    ("test_tflm.py", 83), ("test_export_int8.py", 73), ("test_source_phase.py", 64),
+    ("test_tfmot_tools.py", 53), ("test_packaging.py", 49), ("test_firmware_source_phase.py", 48),
+    ("test_training_averaging.py", 48), ("test_corpus_make.py", 48),
+    ("test_tools_bad_input.py", 46), ("test_corpus_everyday.py", 46),
+    ("test_export_recover_source_phase.py", 45), ("test_tools_bench_input.py", 40),
+    ("test_export_streaming.py", 39), ("test_tools_export.py", 37))
+
+
+_missing = [name for name, _ in SLOWEST_FILES
+            if not os.path.exists(os.path.join(os.path.dirname(__file__), name))]
+assert not _missing, f"conftest.SLOWEST_FILES names files that are gone: {_missing}"
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, (name, _) in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def seed(request):
     """Every test's seed, fresh and printed (replay with BITTTS_TEST_SEED=<seed>).
