@@ -150,12 +150,16 @@ _seeds: dict[str, int] = {}
 
 
 def _weights_digest(*models) -> str:
+    """Of every variable's shape, dtype and values, in the models' order; not
+    of the paths, which hold per-process counters (a dropout's state is
+    "seed_generator_28/..." in a worker that built other models first)."""
     import hashlib
     digest = hashlib.sha256()
     for model in models:
         for variable in model.variables:
-            digest.update(variable.path.encode())
-            digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+            value = np.ascontiguousarray(np.asarray(variable))
+            digest.update(f"{value.shape} {value.dtype}".encode())
+            digest.update(value.tobytes())
     return digest.hexdigest()
 
 
