@@ -181,7 +181,8 @@ def test_a_joint_source_phase_run_starts_from_a_checkpoint_without_it(tmp_path, 
     new_layers = dict(acoustic_overrides={"frame_f0": True},
                       vocoder_overrides={"source_phase_cutoff": 4000.0}, init_from=plain,
                       mode="joint", quantize="all", stft_loss_weight=9.0, target_f0_steps=1,
-                      steps=2, learning_rate=0.0, use_ground_truth_durations=True)
+                      steps=2, learning_rate=0.0, use_ground_truth_durations=True,
+                      media_every=2)   # TensorBoard audio of a source-phase vocoder too
     with pytest.raises(checkpoints.CheckpointError, match="not in it"):
         run.train(options(tmp_path / "refused", **new_layers))
     result = run.train(options(tmp_path / "source", init_new_layers=True, **new_layers))

@@ -112,7 +112,8 @@ def test_phase_loss_equals_numpy_and_sees_jittered_phases(rng):
 def test_discriminators_wait_for_the_warm_up(tmp_path):
     result = run.train(options(tmp_path / "voc", mode="vocoder", quantize="vocoder", steps=4,
                                stft_loss_weight=9.0, cepstral_loss_weight=50.0, phase_loss_weight=10.0,
-                               generator_warmup_steps=2))
+                               generator_warmup_steps=2,
+                               media_every=4))   # TensorBoard audio of a plain vocoder too
     losses = result["train_losses"]
     for step in (1, 2):  # the optimizer's step counter is 0 and 1 here: warm-up
         assert losses[step]["adversarial"] == losses[step]["discriminator"] == 0.0

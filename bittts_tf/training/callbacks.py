@@ -222,5 +222,11 @@ class TensorBoardLogger(keras.callbacks.Callback):
         image = tf.image.decode_png(mel_figure_png(mels, titles))[None]
         tf.summary.image("mel", image)
         if trainer.generator is not None:
-            audio = trainer.generator(mels[-1][None].astype(np.float32))
+            f0 = trainer.vocoder_f0(sample)
+            if f0 is None:
+                audio = trainer.generate(mels[-1][None].astype(np.float32))
+            else:
+                # A source-phase vocoder needs every frame's F0: the
+                # recording's, so it voices the ground-truth mel.
+                audio = trainer.generate(mels[0][None].astype(np.float32), f0[:1, :n])
             tf.summary.audio("audio", audio[..., None], self.sample_rate)
