@@ -346,7 +346,7 @@ def int8_folder(tts, tmp_path_factory):
     """(folder, what export_model_folder returned): the `tts` voice's folder
     with int8 graphs calibrated on its random utterances (shared with
     test_tflm, test_firmware and test_export_tts: exported once a run)."""
-    folder = shared_voice_folder(tmp_path_factory, STEP, int8=True)
+    folder = shared_voice_folder(tmp_path_factory, STEP)
     return pathlib.Path(folder), shared_voice_export_report(folder)
 
 

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 import pytest
@@ -60,10 +59,12 @@ def move_off_defaults(acoustic, vocoder, rng):
     projection.assign(rng.normal(0.0, 0.1, projection.shape).astype(np.float32))
 
 
-def write_format1_folder(path, config, acoustic, vocoder):
+def write_format1_folder(path, config, acoustic, vocoder, text_graph: bytes):
     """The folder as the format-1 exporter wrote it (the shipped voice's form):
-    the text graph, and a stateless frames graph over LEFT + CHUNK + RIGHT
-    regulated frames giving the chunk's samples and mel."""
+    the text graph (`text_graph`: format 2 changed only the frames graph, so a
+    format-2 export's text.tflite, which saves converting it again), and a
+    stateless frames graph over LEFT + CHUNK + RIGHT regulated frames giving
+    the chunk's samples and mel."""
     window, hop = LEFT + CHUNK + RIGHT, config.audio.hop_length
     channels = config.acoustic.encoder_channels
 
@@ -80,9 +81,7 @@ def write_format1_folder(path, config, acoustic, vocoder):
         layers = [acoustic.decoder_input, acoustic.decoder, acoustic.mel_projection, vocoder]
         return frames, tts_graphs._LayerGroup(layers)
 
-    shapes = types.SimpleNamespace(max_tokens=MAX_TOKENS)
-    graphs = {"text": tts_graphs.convert_graph(
-                  "text", lambda: tts_graphs.text_function(acoustic, shapes), False).packed,
+    graphs = {"text": text_graph,
               "frames": tts_graphs.convert_graph("frames", frames_function, False).packed}
     os.makedirs(path, exist_ok=True)
     for key, data in graphs.items():
@@ -109,7 +108,7 @@ def folders(original, tmp_path_factory):
     tts_graphs.export_model_folder(format2, acoustic, vocoder, config, FrontEnd(), MAX_TOKENS,
                                    STEP, {"test": "format 2"}, float32_baseline=False)
     format1 = write_format1_folder(str(tmp_path_factory.mktemp("format1")), config, acoustic,
-                                   vocoder)
+                                   vocoder, (pathlib.Path(format2) / "text.tflite").read_bytes())
     return {1: format1, 2: format2}
 
 

@@ -31,13 +31,13 @@ from bittts_tf.runtime import TextToSpeech, model_folder, stream_c, stream_spec
 from bittts_tf.runtime.decode_at_load import decode_at_load
 from bittts_tf.runtime.stream import GraphRunner, StreamShapes
 from bittts_tf.runtime.tts import SynthesisError, regulate_durations
-from tts_models import SHARED_VOICE_MAX_TOKENS, shared_voice_folder
+from tts_models import SHARED_FOLDERS, SHARED_VOICE_MAX_TOKENS, shared_voice_folder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBRARY = BUILD_DIR / "libbittts_stream.so"
 MAX_TOKENS = 24
 STEPS = (1, 4, 40)   # the tiny preset's delay is 34
-INT8_STEP = 4        # the folder that also holds the int8 graphs
+INT8_STEP = 4        # the folder that also holds the int8 graphs (tts_models.SHARED_FOLDERS)
 TEXTS = ["Hello there.",
          "The quick brown fox, who was rather tired, jumped over the lazy dog by the river."]
 OK = stream_spec.status_code("OK")
@@ -269,8 +269,8 @@ def exported(tmp_path_factory):
     run's shared random voice (tts_models.shared_voice_folder, a fresh
     printed seed), its folders exported once for test_tflm and
     test_export_tts too."""
-    assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS
-    return {step: shared_voice_folder(tmp_path_factory, step, int8=step == INT8_STEP)
+    assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS and SHARED_FOLDERS[INT8_STEP]["int8"]
+    return {step: shared_voice_folder(tmp_path_factory, step)
             for step in STEPS}
 
 

@@ -79,7 +79,7 @@ def test_pair_holds_both_models_as_trained_and_starts_a_joint_run_afresh(tmp_pat
     assert manifest["front_end"] == FRONT_END
 
     from bittts_tf.training import run
-    assert run._init_checkpoint(str(output), "joint") == str(output)
+    assert run.init_checkpoint(str(output), "joint") == str(output)
 
 
 def test_pair_of_float32_models_is_float32(tmp_path, rng):

@@ -322,7 +322,8 @@ def test_the_int8_stream_keeps_the_frame_f0_to_a_few_cents(f0_input):
     head.kernel.assign(head.kernel / spread)
     head.bias.assign([0.0, 0.5])
     shapes = tts_graphs.graph_shapes(acoustic, vocoder, 24, 4)
-    graph = tts_graphs.export_int8_graphs(acoustic, vocoder, shapes, utterances)["frames"]
+    graph = tts_graphs.export_int8_graphs(acoustic, vocoder, shapes, utterances,
+                                         graphs=(tts_graphs.FRAMES_GRAPH,))["frames"]
     interpreter = native.make_interpreter(graph.packed)
     interpreter.allocate_tensors()
     stream = shapes.stream

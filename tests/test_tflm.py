@@ -38,7 +38,7 @@ def folder(tmp_path_factory):
     run's shared random voice (tts_models.shared_voice_folder, a fresh
     printed seed; test_firmware speaks the same folder)."""
     assert SHARED_VOICE_MAX_TOKENS == MAX_TOKENS
-    return shared_voice_folder(tmp_path_factory, STEP, int8=True)
+    return shared_voice_folder(tmp_path_factory, STEP)
 
 
 def test_wheel_is_pinned():

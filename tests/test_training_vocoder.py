@@ -7,7 +7,7 @@ import pytest
 from bittts_tf.models import build, configs
 from bittts_tf.training import checkpoints, data, run
 from bittts_tf.training import losses as losses_lib
-from test_training import options
+from test_training import CHEAP_DISCRIMINATORS, options
 
 
 def test_stft_loss_is_zero_only_for_equal_signals(rng):
@@ -151,7 +151,8 @@ def test_fine_tuning_uses_the_frozen_teachers_aligned_mels(tmp_path):
 def _vocoder_trainer(noise: float, seed: int):
     from bittts_tf.training import jets_trainer
     from bittts_tf.training.config import TrainingConfig
-    config = configs.preset("tiny")
+    # Only the input noise is used: the cheapest discriminators that compile.
+    config = configs.preset("tiny", vocoder_overrides=CHEAP_DISCRIMINATORS)
     training = TrainingConfig(mode="vocoder", vocoder_input_noise=noise, seed=seed)
     trainer = jets_trainer.JetsTrainer(training, config.audio,
                                        generator=build.build_generator(config),

@@ -192,17 +192,31 @@ def shared_voice(tmp_path_factory):
     return seed, config, acoustic, vocoder, utterances
 
 
-def shared_voice_folder(tmp_path_factory, step: int, int8: bool = False,
-                        float32_baseline: bool = False) -> str:
-    """The shared voice's model folder at `step` (the packed graphs; with
-    `int8`, also the int8 graphs calibrated on its four random utterances;
-    with `float32_baseline`, a size report against float32 graphs), exported
-    on first request in this run. Read-only: tests that damage a folder copy it."""
+# The steps the shared voice is exported at, and what else each folder holds.
+# One folder per step, so that the files asking for a step share it: 4 holds
+# the int8 graphs (test_export_tts, test_export_int8, test_tflm, test_firmware),
+# 40, above the tiny preset's delay of 34, a size report against float32
+# graphs (test_export_tts, test_firmware). A packed export costs ~10 s of CPU.
+SHARED_FOLDERS = {1: {"int8": False, "float32_baseline": False},
+                  4: {"int8": True, "float32_baseline": False},
+                  40: {"int8": False, "float32_baseline": True}}
+
+
+def shared_voice_folder(tmp_path_factory, step: int) -> str:
+    """The shared voice's model folder at `step`, one of SHARED_FOLDERS (the
+    packed graphs; with "int8", also the int8 graphs calibrated on its four
+    random utterances; with "float32_baseline", a size report against float32
+    graphs), exported on first request in this run. Read-only: tests that
+    damage a folder copy it."""
     from bittts_tf.export import tts_graphs
     from bittts_tf.text import FrontEnd
+    if step not in SHARED_FOLDERS:
+        raise ValueError(f"the shared voice is exported at steps {sorted(SHARED_FOLDERS)}, "
+                         f"not {step}")
+    int8, float32_baseline = (SHARED_FOLDERS[step][k] for k in ("int8", "float32_baseline"))
     root = _shared_root(tmp_path_factory)
     seed = shared_voice_seed(tmp_path_factory)
-    name = f"voice{seed}_step{step}{'_int8' if int8 else ''}{'_f32' if float32_baseline else ''}"
+    name = f"voice{seed}_step{step}"
     path = root / name
     with _Locked(root / f"{name}.lock"):
         if not path.exists():

@@ -244,14 +244,18 @@ def main(argv):
         raise CheckError(f"unknown check or mode {unknown}: checks are {CHECKS}, modes {MODES}")
     seed = FLAGS.seed if FLAGS.seed is not None else secrets.randbits(20)
     print(f"seed {seed}", flush=True)
-    import tensorflow as tf
-    if "gradients" in FLAGS.checks:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from bittts_tf.training import distribute_check
     report = {"seed": seed}
     small = FLAGS.small_discriminators
+    if "gradients" in FLAGS.checks or "precision" in FLAGS.checks:
+        # TensorFlow only for the checks that compute here: multi_worker's
+        # runs are train.py processes, and this one would import it for nothing
+        # (about 6 s of CPU).
+        import tensorflow as tf
+        if "gradients" in FLAGS.checks:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from bittts_tf.training import distribute_check
     if "gradients" in FLAGS.checks:
         devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
         report["gradients"] = []

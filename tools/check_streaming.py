@@ -112,10 +112,12 @@ def main(argv):
     del argv
     from bittts_tf import fileio
     from bittts_tf.eval.synthesis import Synthesizer
-    from bittts_tf.export import tts_graphs
     from bittts_tf.runtime import TextToSpeech
 
+    # Synthesizer reads only the manifests: a bad checkpoint is refused before
+    # tts_graphs imports TensorFlow.
     synthesizer = Synthesizer(FLAGS.checkpoint, FLAGS.vocoder_checkpoint)
+    from bittts_tf.export import tts_graphs
     if synthesizer.generator is None:
         sys.exit("check_streaming: no vocoder; pass --vocoder_checkpoint")
     if FLAGS.corpus:

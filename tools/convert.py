@@ -48,6 +48,10 @@ flags.DEFINE_string("report", None, "Where to write the JSON size report "
 
 
 def convert_tfmot_model(path: str, integer: bool) -> conversion_report.ConversionResult:
+    try:
+        keras_io.check_tf_keras_model_path(path)
+    except keras_io.ModelFileError as error:
+        sys.exit(f"convert: {error}")
     # Imported here, not above: it switches the process to tf-keras, which only
     # this path may do (the Keras 3 paths build Keras 3 models).
     from bittts_tf import tfmot

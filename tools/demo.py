@@ -74,22 +74,24 @@ def main(argv):
     from bittts_tf import fileio
     from bittts_tf.audio.io import save_wav
     from bittts_tf.audio.plots import mel_figure_png
-    from bittts_tf.eval import metrics
     from bittts_tf.quant import spec
-    from bittts_tf.runtime import ModelFolderError, TextError, TextToSpeech
+    from bittts_tf.runtime import ModelFolderError, TextError, TextToSpeech, model_folder
 
+    # Everything the report needs is checked before the first sentence is
+    # spoken, so a bad size report or sentence costs no speech; the manifest
+    # and size report first, before the G2P and scipy load (about 3 s of CPU).
     try:
+        model_folder.load(FLAGS.model_dir)
+        total = read_sizes(FLAGS.model_dir)
         tts = TextToSpeech(FLAGS.model_dir, decode=FLAGS.decode)
     except ModelFolderError as e:
         sys.exit(f"demo: {e}")
-    # Everything the report needs is checked before the first sentence is
-    # spoken, so a bad size report or sentence costs no speech.
-    total = read_sizes(FLAGS.model_dir)
     for sentence in FLAGS.sentences:
         try:
             tts.segments(sentence)
         except TextError as e:
             raise cli.ToolError(f"--sentences: {e}") from None
+    from bittts_tf.eval import metrics
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     recognizer = metrics.Recognizer()
 

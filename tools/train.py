@@ -24,12 +24,12 @@ import sys
 from absl import app, flags
 
 from bittts_tf.models import configs
-from bittts_tf.training import run
+from bittts_tf.training import run_inputs
+from bittts_tf.training.cluster import PRECISIONS, STRATEGIES
 from bittts_tf.training.config import FORWARD_SUMS, MODES
-from bittts_tf.training.distribute import PRECISIONS, STRATEGIES, WorkerLost
 
 FLAGS = flags.FLAGS
-_DEFAULTS = run.RunOptions(output_dir="")  # one home for every default
+_DEFAULTS = run_inputs.RunOptions(output_dir="")  # one home for every default
 flags.DEFINE_enum("config", _DEFAULTS.config, sorted(configs.PRESETS), "Model size preset.")
 flags.DEFINE_string("corpus", _DEFAULTS.corpus,
                     "A feature-cache directory (tools/make_corpus.py), or synthetic:N.")
@@ -132,7 +132,7 @@ def main(argv):
         vocoder_overrides = configs.parse_vocoder_overrides(FLAGS.vocoder_config, FLAGS.config)
     except ValueError as e:
         raise app.UsageError(f"--vocoder_config: {e}") from None
-    options = run.RunOptions(**{name: FLAGS[name].value for name in (
+    options = run_inputs.RunOptions(**{name: FLAGS[name].value for name in (
         "output_dir", "corpus", "config", "mode", "quantize", "weight_bits",
         "quantize_activations", "steps", "checkpoint_every", "batch_size", "held_out",
         "segment_frames", "learning_rate", "lr_decay_rate", "use_ground_truth_durations",
@@ -143,6 +143,10 @@ def main(argv):
         "generator_warmup_steps", "frame_f0_weight", "target_f0_steps", "scalar_every", "media_every", "eval_every",
         "max_cpu_minutes", "seed", "init_from", "init_new_layers", "strategy", "precision", "run_eagerly")},
         acoustic_overrides=acoustic_overrides, vocoder_overrides=vocoder_overrides)
+    # Refused here, before TensorFlow and Keras are imported (about 8 s of CPU).
+    run_inputs.check_inputs(options)
+    from bittts_tf.training import run
+    from bittts_tf.training.cluster import WorkerLost
     try:
         result = run.train(options)
     except WorkerLost as e:

@@ -23,12 +23,14 @@ class SynthesisError(ValueError):
 def load_vocoder(checkpoint: str, dtype: str = "float32"):
     """(generator, model config) of the vocoder a checkpoint file or run
     directory holds; CheckpointError if it holds none."""
-    from bittts_tf.models import build
     path = checkpoints.resolve(checkpoint)
     manifest = checkpoints.read_manifest(path)
     if "model/generator" not in manifest["layout"]:
         raise checkpoints.CheckpointError(f"{path} holds no vocoder (an acoustic-only run?)")
     config = configs.ModelConfig.from_dict(manifest["model_config"])
+    # Imported after the manifest is checked: a missing or corrupt checkpoint
+    # is refused without the 5-7 s of importing TensorFlow.
+    from bittts_tf.models import build
     with build.dtype_policy(dtype):
         generator = build.build_generator(config)
     checkpoints.restore(path, {"generator": generator})
@@ -91,12 +93,7 @@ class Synthesizer:
                    with_f0: bool = False):
         """The mel [T, n_mels]; with `with_f0`, (mel, the frame F0 head's
         output [T, 2]) of an acoustic model that has one (AcousticConfig.frame_f0)."""
-        n_speakers = self.config.acoustic.n_speakers
-        if not 0 <= speaker < n_speakers:
-            # Caught here: the embedding lookup would fail deep in TensorFlow, or,
-            # for a one-speaker model, silently ignore the id.
-            raise SynthesisError(f"speaker {speaker} is unknown: {self.checkpoint} has "
-                                 f"{n_speakers} speaker(s), ids 0..{n_speakers - 1}")
+        self._check_speaker(speaker)
         ids = np.asarray([ids], np.int32)
         speakers = np.asarray([speaker], np.int32) if self.config.acoustic.n_speakers > 1 else None
         mel, lengths, _, *frame_f0 = self.acoustic.infer(
@@ -106,6 +103,14 @@ class Synthesizer:
             return np.asarray(mel[0, :n]), np.asarray(frame_f0[0][0, :n])
         return np.asarray(mel[0, :n])
 
+    def _check_speaker(self, speaker: int) -> None:
+        n_speakers = self.config.acoustic.n_speakers
+        if not 0 <= speaker < n_speakers:
+            # Caught here: the embedding lookup would fail deep in TensorFlow, or,
+            # for a one-speaker model, silently ignore the id.
+            raise SynthesisError(f"speaker {speaker} is unknown: {self.checkpoint} has "
+                                 f"{n_speakers} speaker(s), ids 0..{n_speakers - 1}")
+
     def speak(self, text: str, max_tokens: int = 0, duration_scale: float = 1.0,
               speaker: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
         """(each segment's mel, the whole waveform): `text` split as the
@@ -114,6 +119,7 @@ class Synthesizer:
         from bittts_tf.text.segment import segment_ids
         pieces = (segment_ids(self.front_end, text, max_tokens) if max_tokens
                   else [self.front_end.encode(text)])
+        self._check_speaker(speaker)  # before self.generator builds the vocoder
         with_f0 = getattr(self.generator, "takes_f0", False)
         mels, audio = [], []
         for ids in pieces:

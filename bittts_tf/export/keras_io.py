@@ -16,6 +16,19 @@ class ModelFileError(ValueError):
     """A model file that cannot be loaded; the message names the file."""
 
 
+def check_tf_keras_model_path(path) -> pathlib.Path:
+    """`path` if it can hold a saved tf-keras model (a SavedModel directory or
+    an .h5 file), else ModelFileError. Without TensorFlow, so that a bad path
+    is refused before the TFMOT import (about 7 s of CPU)."""
+    path = pathlib.Path(path)
+    is_saved_model = path.is_dir() and (path / "saved_model.pb").is_file()
+    if not is_saved_model and not (path.is_file() and path.suffix in (".h5", ".hdf5")):
+        what = "no SavedModel (saved_model.pb) in this directory" if path.is_dir() else (
+            "no such file" if not path.exists() else "not a SavedModel directory or .h5 file")
+        raise ModelFileError(f"{path}: {what}")
+    return path
+
+
 def load_keras_model(path) -> keras.Model:
     path = pathlib.Path(path)
     if not path.is_file():

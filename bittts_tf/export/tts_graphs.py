@@ -374,12 +374,17 @@ def convert_int8_function(function, trackable, samples: list, integer_io: bool =
     return int8_scales.tie_mul_scales(model)[0]
 
 
-def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
-                       utterances: list[dict]) -> dict[str, ConvertedGraph]:
-    """Both graphs as integer models calibrated on `utterances`: `packed` with
+def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes, utterances: list[dict],
+                       graphs: tuple[str, ...] = (TEXT_GRAPH, FRAMES_GRAPH)
+                       ) -> dict[str, ConvertedGraph]:
+    """The `graphs` as integer models calibrated on `utterances`: `packed` with
     the ternary kernels packed (int8 codes decoded by BitTTSTernaryDecode,
     one scale a kernel: `int8_scales.collapse_equal_channel_scales`),
-    `folded` as the TFLite converter made it; no float32 baseline."""
+    `folded` as the TFLite converter made it; no float32 baseline. The frames
+    graph's calibration runs the text path in Keras whichever are asked for."""
+    unknown = set(graphs) - {TEXT_GRAPH, FRAMES_GRAPH}
+    if unknown:
+        raise ValueError(f"unknown graphs {sorted(unknown)}: {TEXT_GRAPH!r}, {FRAMES_GRAPH!r}")
     samples = calibration_inputs(acoustic, utterances, shapes)
     function, _ = frames_function(acoustic, vocoder, shapes)
     samples[FRAMES_GRAPH] = streaming.calibration_inputs(
@@ -387,6 +392,8 @@ def export_int8_graphs(acoustic, vocoder, shapes: GraphShapes,
     out = {}
     for name, make in ((TEXT_GRAPH, lambda: text_function(acoustic, shapes)),
                        (FRAMES_GRAPH, lambda: frames_function(acoustic, vocoder, shapes))):
+        if name not in graphs:
+            continue
         function, layers = make()
         # The stream is int8 from its inputs to its outputs: the states leave
         # and come back as int8 codes, unchanged.

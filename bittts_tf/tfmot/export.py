@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
 
 import numpy as np
 import tensorflow as tf
@@ -19,14 +18,13 @@ import tensorflow_model_optimization as tfmot
 
 # validate imports Keras 3 modules (as TFMOT itself does) but builds nothing with them.
 from bittts_tf.export import ConversionError, conversion_report, converter, packer, validate
+from bittts_tf.export.keras_io import ModelFileError, check_tf_keras_model_path
 from bittts_tf.litert import native
 from bittts_tf.quant import quantizers
 from bittts_tf.tfmot.quantizer import TernaryWeightQuantizer
 from bittts_tf.tfmot.scheme import quantize_scope
 
 
-class ModelFileError(ValueError):
-    """A file that is not a loadable tf-keras model; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,12 +125,7 @@ def compare_litert(model, tflite_bytes: bytes, inputs: list[np.ndarray]) -> dict
 def load_model(path) -> tf_keras.Model:
     """A tf-keras model saved with its TFMOT wrappers: a SavedModel directory
     or an .h5 file."""
-    path = pathlib.Path(path)
-    is_saved_model = path.is_dir() and (path / "saved_model.pb").is_file()
-    if not is_saved_model and not (path.is_file() and path.suffix in (".h5", ".hdf5")):
-        what = "no SavedModel (saved_model.pb) in this directory" if path.is_dir() else (
-            "no such file" if not path.exists() else "not a SavedModel directory or .h5 file")
-        raise ModelFileError(f"{path}: {what}")
+    path = check_tf_keras_model_path(path)
     try:
         with quantize_scope():
             return tf_keras.models.load_model(os.fspath(path), compile=False)

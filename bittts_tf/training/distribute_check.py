@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from bittts_tf.models import build, configs
 from bittts_tf.text.g2p import FrontEnd
-from bittts_tf.training import data, distribute, jets_trainer, run
+from bittts_tf.training import data, distribute, jets_trainer, run, run_inputs
 from bittts_tf.training.synthetic import synthetic_corpus
 
 NO_DROPOUT = {"dropout": 0.0, "predictor_dropout": 0.0}
@@ -56,7 +56,7 @@ def tiny_setup(mode: str, seed: int, batch_size: int = 4, n_utterances: int = 12
                              acoustic_overrides=dict(NO_DROPOUT),
                              vocoder_overrides=dict(vocoder_overrides or {}), seed=seed)
     corpus = run.Corpus(utterances, [], [], [], front_end, 1)
-    return (run._model_config(options, corpus, utterances), run._training_config(options),
+    return (run._model_config(options, corpus, utterances), run_inputs.training_config(options),
             utterances)
 
 
