@@ -9,19 +9,20 @@ from ai_edge_litert.interpreter import OpResolverType
 
 from bittts_tf.export import packer, streaming, tflm, tts_graphs
 from bittts_tf.litert import native, tflite_file
+from bittts_tf.runtime import model_folder
 from bittts_tf.runtime.stream import GraphRunner, run_stream, zero_states
-from tts_models import random_tts
+from tts_models import random_tts, shared_voice, shared_voice_folder
+
+
+STEP = 4  # the step of the shared voice's folder this file reads the packed frames graph of
 
 
 @pytest.fixture(scope="module")
-def voice():
-    from seeds import fresh_seed
-    seed = fresh_seed("test_export_streaming voice")
-    config, acoustic, vocoder = random_tts(seed)
-    rng = np.random.default_rng(seed)
-    # The mel projection starts at zero (a constant mel): as a trained one, varied.
-    kernel = acoustic.mel_projection.kernel
-    kernel.assign(rng.normal(0, 0.1, kernel.shape).astype(np.float32))
+def voice(tmp_path_factory):
+    """The run's shared random voice (tts_models.shared_voice: its mel
+    projection varied, as a trained one; a fresh printed seed). No test here
+    changes its weights."""
+    _, _, acoustic, vocoder, _ = shared_voice(tmp_path_factory)
     return acoustic, vocoder
 
 
@@ -117,23 +118,23 @@ def test_state_is_what_was_recomputed(voice, rng):
 
 
 @pytest.fixture(scope="module")
-def graphs(voice):
+def graphs(voice, tmp_path_factory):
+    """(stream shapes, the packed float frames graph at STEP, the packed int8
+    one). The float graph is the shared voice's folder's (export_model_folder
+    converts this very stream function; converting it again cost ~6 s); the
+    int8 one is calibrated here, on random frames, as its bounds were measured."""
     acoustic, vocoder = voice
-    step = 4
-
-    def make():
-        function, _ = streaming.frames_stream_function(acoustic, vocoder, step)
-        return function, layer_group(acoustic, vocoder)
-
-    float_graph = tts_graphs.convert_graph("frames", make, float32_baseline=False)
-    function, shapes = streaming.frames_stream_function(acoustic, vocoder, step)
+    packed = model_folder.load(shared_voice_folder(tmp_path_factory, STEP)).read_graph(
+        "frames", "packed")
+    function, shapes = streaming.frames_stream_function(acoustic, vocoder, STEP)
     rng = np.random.default_rng(0)
     calibration = streaming.calibration_inputs(
         function, shapes, rng.normal(size=(40, 128)).astype(np.float32), 24)
-    int8 = tts_graphs.convert_int8_function(make()[0], layer_group(acoustic, vocoder),
-                                            calibration, integer_io=True)
+    int8 = tts_graphs.convert_int8_function(
+        streaming.frames_stream_function(acoustic, vocoder, STEP)[0],
+        layer_group(acoustic, vocoder), calibration, integer_io=True)
     packed8, _ = packer.pack_int8_ternary_weights(layer_group(acoustic, vocoder), int8)
-    return shapes, float_graph.packed, packed8
+    return shapes, packed, packed8
 
 
 def test_litert_packed_stream_equals_keras_whole(voice, graphs, rng):
