@@ -29,9 +29,14 @@ settings.load_profile("bittts")
 # puts these first: the run then ends on short files, both workers busy.
 # xdist's own order (most tests first) left test_tools_bad_input's one 46 s
 # test and test_distribute's 180 s near the end, one worker running alone.
+# test_export_tts goes first: it exports the shared voice's folders
+# (tts_models.SHARED_FOLDERS, ~60 s), which test_tflm, test_firmware,
+# test_export_int8 and test_export_streaming read; a worker that reaches one of
+# those while the other is still exporting idles on the lock (test_tflm
+# right after test_export_tts took 114 s instead of 79).
 SLOWEST_FILES = (
-    ("test_training.py", 174), ("test_distribute.py", 143), ("test_export_recover.py", 104),
-    ("test_eval_tool.py", 93), ("test_export_tts.py", 90), ("test_tflm.py", 79),
+    ("test_export_tts.py", 90), ("test_training.py", 174), ("test_distribute.py", 143),
+    ("test_export_recover.py", 104), ("test_eval_tool.py", 93), ("test_tflm.py", 79),
     ("test_corpus_make.py", 56), ("test_firmware_source_phase.py", 56),
     ("test_source_phase.py", 54), ("test_export_int8.py", 46), ("test_training_averaging.py", 45),
     ("test_tfmot_tools.py", 37), ("test_corpus_everyday.py", 37),
