@@ -36,7 +36,7 @@ from bittts_tf.runtime.stream import run_stream
 from bittts_tf.text import FrontEnd
 from seeds import fresh_seed
 from tts_models import (SHARED_VOICE_MAX_TOKENS, shared_voice, shared_voice_export_report,
-                        shared_voice_folder)
+                        shared_voice_folder, shared_voice_int8_graphs)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAX_TOKENS, STEP = 24, 4
@@ -62,10 +62,12 @@ def tts(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def graphs(tts):
-    _, acoustic, vocoder, shapes = tts
-    rng = np.random.default_rng(fresh_seed("test_export_int8 calibration"))
-    return tts_graphs.export_int8_graphs(acoustic, vocoder, shapes, random_utterances(rng, 6))
+def graphs(tts, tmp_path_factory):
+    """The shared voice's int8 graphs as export_model_folder made them for its
+    step-4 folder (calibrated on the voice's four random utterances)."""
+    graphs = shared_voice_int8_graphs(tmp_path_factory)
+    assert sorted(graphs) == [tts_graphs.FRAMES_GRAPH, tts_graphs.TEXT_GRAPH]
+    return graphs
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -223,13 +224,38 @@ def shared_voice_folder(tmp_path_factory, step: int) -> str:
             _, config, acoustic, vocoder, utterances = shared_voice(tmp_path_factory)
             partial = root / f"{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)   # a failed earlier attempt's
-            report = tts_graphs.export_model_folder(
-                str(partial), acoustic, vocoder, config, FrontEnd(), SHARED_VOICE_MAX_TOKENS,
-                step, {"test": True}, float32_baseline=float32_baseline,
-                int8_utterances=utterances if int8 else None)
+            int8_graphs = {}
+            real_export_int8 = tts_graphs.export_int8_graphs
+
+            def export_int8_kept(*args, **kwargs):
+                int8_graphs.update(real_export_int8(*args, **kwargs))
+                return int8_graphs
+
+            # The int8 ConvertedGraphs export_model_folder made, kept for
+            # test_export_int8: exporting them again there cost ~10 s of CPU.
+            tts_graphs.export_int8_graphs = export_int8_kept
+            try:
+                report = tts_graphs.export_model_folder(
+                    str(partial), acoustic, vocoder, config, FrontEnd(), SHARED_VOICE_MAX_TOKENS,
+                    step, {"test": True}, float32_baseline=float32_baseline,
+                    int8_utterances=utterances if int8 else None)
+            finally:
+                tts_graphs.export_int8_graphs = real_export_int8
+            assert bool(int8_graphs) == int8, sorted(int8_graphs)
             (root / f"{name}.returned_report.json").write_text(json.dumps(report))
+            if int8:
+                (root / f"{name}.int8_graphs.pickle").write_bytes(pickle.dumps(int8_graphs))
             partial.rename(path)
     return str(path)
+
+
+def shared_voice_int8_graphs(tmp_path_factory) -> dict:
+    """The int8 ConvertedGraphs (packed, folded, shipped, tensor reports) that
+    export_model_folder made for the shared voice's int8 folder and wrote
+    into it (the shipped form)."""
+    step = next(step for step, extras in SHARED_FOLDERS.items() if extras["int8"])
+    folder = shared_voice_folder(tmp_path_factory, step)
+    return pickle.loads(Path(f"{folder}.int8_graphs.pickle").read_bytes())
 
 
 def shared_voice_export_report(folder: str) -> dict:
