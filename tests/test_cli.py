@@ -1,6 +1,7 @@
 """bittts_tf.cli: the start-up noise filter on a tool's stderr and the
 one-line refusals, in child processes (the filter owns file descriptor 2)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,49 @@ def test_a_package_error_is_one_line_and_a_bug_keeps_its_traceback():
         cli.run(main)
     """)
     assert bug.returncode != 0 and b"Traceback" in bug.stderr and b"KeyError" in bug.stderr
+
+
+def test_a_tool_process_imports_keras_without_scikit_learn_and_librosa_still_works(seed):
+    """keep_keras_off_scikit_learn: after quiet_startup, Keras and TensorFlow
+    import without scikit-learn, and every librosa function the package
+    calls still runs (none needs it). Checked against the same calls in a
+    process that imports scikit-learn."""
+    probe = textwrap.dedent('''
+        import json, sys
+        if sys.argv[1] == "tool":
+            from bittts_tf import cli
+            cli.quiet_startup()
+        import keras, librosa, numpy as np, tensorflow
+        rng = np.random.default_rng(int(sys.argv[2]))
+        t = np.arange(8000) / 8000
+        y = (np.sin(2 * np.pi * 180 * t) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+        mel_basis = librosa.filters.mel(sr=8000, n_fft=256, n_mels=20)
+        spectrum = np.abs(librosa.stft(y, n_fft=256, hop_length=64,
+                                       window=librosa.filters.get_window("hann", 256)))
+        mel = mel_basis @ spectrum
+        f0, _, _ = librosa.pyin(y, fmin=80, fmax=400, sr=8000, frame_length=1024)
+        results = {
+            "pad_center": librosa.util.pad_center(np.ones(3), size=7).tolist(),
+            "mel": float(mel.sum()),
+            "f0": float(np.nanmedian(f0)),
+            "resample": float(np.abs(librosa.resample(y, orig_sr=8000, target_sr=4000)).sum()),
+            "dtw": float(librosa.sequence.dtw(mel[:, :20], mel[:, 5:30])[0][-1, -1]),
+            "mel_to_stft": float(librosa.feature.inverse.mel_to_stft(
+                mel[:, :10], sr=8000, n_fft=256).sum()),
+            "griffinlim": librosa.griffinlim(spectrum[:, :10], n_iter=2, hop_length=64,
+                                             random_state=0).shape[0],
+            "mel_to_audio": librosa.feature.inverse.mel_to_audio(
+                mel[:, :10], sr=8000, n_fft=256, hop_length=64, n_iter=2).shape[0],
+        }
+        print(json.dumps({"sklearn": sys.modules.get("sklearn") is not None,
+                          "results": results}))
+    ''')
+    outputs = {}
+    for mode in ("tool", "plain"):
+        done = subprocess.run([sys.executable, "-c", probe, mode, str(seed)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not outputs["tool"]["sklearn"]
+    assert outputs["plain"]["sklearn"]   # the reference did import it through Keras
+    assert outputs["tool"]["results"] == outputs["plain"]["results"]
