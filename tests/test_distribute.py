@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from bittts_tf.training import distribute, distribute_check
+from bittts_tf.training import cluster, distribute_check
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,19 +41,19 @@ def check(tmp_path, seed, *flags, timeout=420):
      "must name a job"),
 ])
 def test_bad_tf_config_is_named(text, named):
-    with pytest.raises(distribute.DistributeError, match=named):
-        distribute.parse_tf_config(text)
+    with pytest.raises(cluster.DistributeError, match=named):
+        cluster.parse_tf_config(text)
 
 
 def test_chief_is_the_chief_task_else_worker_0():
     workers = {"worker": ["a:1", "b:2"]}
-    assert distribute.is_chief_task({"cluster": workers, "task": {"type": "worker", "index": 0}})
-    assert not distribute.is_chief_task({"cluster": workers,
+    assert cluster.is_chief_task({"cluster": workers, "task": {"type": "worker", "index": 0}})
+    assert not cluster.is_chief_task({"cluster": workers,
                                          "task": {"type": "worker", "index": 1}})
     with_chief = {"chief": ["c:3"], **workers}
-    assert not distribute.is_chief_task({"cluster": with_chief,
+    assert not cluster.is_chief_task({"cluster": with_chief,
                                          "task": {"type": "worker", "index": 0}})
-    assert distribute.is_chief_task({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
+    assert cluster.is_chief_task({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
 
 
 def test_train_tool_refuses_a_bad_tf_config_in_one_line(tmp_path):

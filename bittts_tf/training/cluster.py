@@ -17,6 +17,16 @@ class DistributeError(ValueError):
     """A strategy, TF_CONFIG or batch size that cannot work."""
 
 
+def check_strategy(name: str) -> None:
+    if name not in STRATEGIES:
+        raise DistributeError(f"--strategy={name!r}: must be one of {STRATEGIES}")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise DistributeError(f"--precision={precision!r}: must be one of {PRECISIONS}")
+
+
 def parse_tf_config(text: str | None) -> dict:
     """TF_CONFIG as a dict, checked: a cluster with workers and this task in it."""
     if not text:

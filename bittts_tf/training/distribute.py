@@ -26,17 +26,16 @@ import tensorflow as tf
 
 from bittts_tf.training import callbacks, checkpoints, data
 
-# Pure parts, importable without TensorFlow (tools/train.py checks its flags
-# and TF_CONFIG with them first).
-from bittts_tf.training.cluster import (  # noqa: F401  (re-exported)
-    COLLECTIVE_TIMEOUT_SECONDS, PRECISIONS, STRATEGIES, DistributeError, WorkerLost,
+# The pure parts live in `cluster`, importable without TensorFlow
+# (tools/train.py checks its flags and TF_CONFIG with them first).
+from bittts_tf.training.cluster import (
+    COLLECTIVE_TIMEOUT_SECONDS, DistributeError, WorkerLost, check_precision, check_strategy,
     is_chief_task, parse_tf_config)
 
 
 def make_strategy(name: str):
     """(strategy or None for "default", is_chief). Call before any other TF op."""
-    if name not in STRATEGIES:
-        raise DistributeError(f"--strategy={name!r}: must be one of {STRATEGIES}")
+    check_strategy(name)
     if name == "default":
         return None, True
     if name == "mirrored":
@@ -50,8 +49,7 @@ def make_strategy(name: str):
 
 def set_precision(precision: str) -> None:
     """The global Keras dtype policy of the models built next."""
-    if precision not in PRECISIONS:
-        raise DistributeError(f"--precision={precision!r}: must be one of {PRECISIONS}")
+    check_precision(precision)
     import keras
     keras.mixed_precision.set_global_policy(precision)
 

@@ -192,12 +192,8 @@ def check_inputs(options: RunOptions) -> None:
     TF_CONFIG, the training config, the checkpoint to start from (when
     output_dir has none to resume) and the corpus. Writes nothing."""
     check_steps(options)
-    if options.strategy not in cluster.STRATEGIES:
-        raise cluster.DistributeError(f"--strategy={options.strategy!r}: must be one of "
-                                      f"{cluster.STRATEGIES}")
-    if options.precision not in cluster.PRECISIONS:
-        raise cluster.DistributeError(f"--precision={options.precision!r}: must be one of "
-                                      f"{cluster.PRECISIONS}")
+    cluster.check_strategy(options.strategy)
+    cluster.check_precision(options.precision)
     if options.strategy == "multi_worker":
         cluster.parse_tf_config(os.environ.get("TF_CONFIG"))
     training_config(options)
