@@ -17,8 +17,8 @@ from bittts_tf.training import callbacks, checkpoints, data, distribute, jets_tr
 from bittts_tf.training.config import TrainingConfig, TrainingInputError
 from bittts_tf.training import run_inputs
 from bittts_tf.training.run_inputs import (  # noqa: F401  (RunOptions, load_corpus: re-exported)
-    RECOVERED_MODELS, Corpus, RunOptions, check_inputs, init_checkpoint, is_recovered,
-    load_corpus, require_mode)
+    RECOVERED_MODELS, Corpus, RunOptions, init_checkpoint, is_recovered, load_corpus,
+    require_mode)
 
 
 def _model_config(options: RunOptions, corpus: Corpus, train_utterances) -> configs.ModelConfig:
@@ -111,7 +111,10 @@ def train(options: RunOptions, strategy=None, is_chief: bool = True) -> dict:
 
 
 def _train(options: RunOptions, strategy, is_chief: bool) -> dict:
-    check_inputs(options)
+    # The rest of run_inputs.check_inputs is met on the way (make_strategy,
+    # set_precision, init_checkpoint, load_corpus, _configs); tools/train.py
+    # runs it whole before importing this module.
+    run_inputs.check_steps(options)
     keras.utils.set_random_seed(options.seed)
     os.makedirs(options.output_dir, exist_ok=True)
     ckpt_dir = os.path.join(options.output_dir, "checkpoints")
