@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import soundfile as sf
+from hypothesis import assume, given, strategies as st
 
 from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.audio.features import log_mel
@@ -71,6 +72,20 @@ def test_counts_and_summary_match_an_independent_edit_distance(rng):
     assert summary["cer"] == pytest.approx(metrics.character_error_rate(heard, references))
     assert 0 < summary["wer"] < 1  # the stub did change some words
     assert "dnsmos_ovrl" not in summary
+
+
+def words_one_character_at_a_time(text: str) -> list[str]:
+    kept = "".join(c.lower() if c.isalnum() or c == "'" else " " for c in text)
+    return kept.split()
+
+
+@given(st.text(max_size=80))
+def test_words_are_letters_digits_and_apostrophes_lower_cased(text):
+    """metrics.normalize_words against a character-by-character reading. The
+    one difference is str.lower's rule for a capital sigma ending a word
+    (final sigma), which only the whole-string lower applies."""
+    assume("\u03a3" not in text)
+    assert metrics.normalize_words(text) == words_one_character_at_a_time(text)
 
 
 def test_silence_has_every_word_wrong(recognizer):

@@ -3,7 +3,7 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from bittts_tf.text import numbers
+from bittts_tf.text import normalize, numbers
 from bittts_tf.text.normalize import TextError, normalize_text
 
 # An independent reader of English number words, written for the test.
@@ -100,6 +100,37 @@ def test_any_unicode_gives_ascii_text_without_crashing(text):
     out = normalize_text(text)
     assert out.isascii()
     assert not re.search(r"\d", out), out  # every digit was spelled out
+
+
+def ascii_one_character_at_a_time(text: str) -> str:
+    """What _to_ascii does to ASCII text, said one character at a time."""
+    return "".join(c if (c.isprintable() or c in "\n\t") else " " for c in text)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_text_keeps_what_prints_and_spaces_the_rest(text):
+    assert normalize._to_ascii(text) == ascii_one_character_at_a_time(text)
+
+
+@given(st.text(alphabet=st.sampled_from(sorted(normalize._PUNCT_MAP) + list("ab1 .\u00e9")),
+               max_size=60))
+def test_typographic_punctuation_reads_as_its_ascii_form(text):
+    mapped = "".join(normalize._PUNCT_MAP.get(c, c) for c in text)
+    assert normalize._to_ascii(text) == normalize._to_ascii(mapped)
+
+
+@given(st.lists(st.sampled_from(sorted(normalize._ABBREVIATIONS) + ["no", "stop", "op", "3", "o'"]),
+                max_size=12),
+       st.lists(st.sampled_from([". ", ".", " ", "-", ", ", ".,", "'"]), min_size=12, max_size=12),
+       st.booleans())
+def test_abbreviations_are_the_words_the_table_lists(words, gaps, upper):
+    """normalize._ABBREV_RE with its look-up against the table's words as one
+    alternation, longest first."""
+    text = "".join(w.upper() if upper else w for pair in zip(words, gaps) for w in pair)
+    listed = re.compile(r"\b(" + "|".join(sorted(normalize._ABBREVIATIONS, key=len, reverse=True))
+                        + r")\.(?=\s|$|[,;:])", re.IGNORECASE)
+    expected = listed.sub(lambda m: normalize._ABBREVIATIONS[m.group(1).lower()], text)
+    assert normalize._ABBREV_RE.sub(normalize._abbreviation, text) == expected
 
 
 def test_non_string_is_a_clear_error():

@@ -12,6 +12,7 @@ when a vocoder re-synthesizes a recording from its own mel.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import scipy.fft
@@ -150,9 +151,15 @@ def word_errors(hypothesis: list[str], reference: list[str]) -> int:
     return previous[-1]
 
 
+# Neither a letter, a digit nor an apostrophe: re's word class is str.isalnum
+# and the underscore.
+_NOT_A_WORD_CHARACTER = re.compile(r"[^\w']|_")
+
+
 def normalize_words(text: str) -> list[str]:
-    kept = "".join(c.lower() if c.isalnum() or c == "'" else " " for c in text)
-    return kept.split()
+    """Lower-case words of letters, digits and apostrophes; anything else
+    separates words."""
+    return _NOT_A_WORD_CHARACTER.sub(" ", text).lower().split()
 
 
 def word_error_rate(hypotheses: list[str], references: list[str]) -> float:

@@ -44,8 +44,10 @@ _ABBREVIATIONS = {
     "nov": "november", "dec": "december",
 }
 # "No." is "number" only before a digit; otherwise it ends a sentence ("Say no.").
-_ABBREV_RE = re.compile(r"\b(" + "|".join(sorted(_ABBREVIATIONS, key=len, reverse=True))
-                        + r")\.(?=\s|$|[,;:])", re.IGNORECASE)
+# Any word before a period, looked up: 4x faster than an alternation of the
+# abbreviations, which was tried at every word boundary (0.09 against 0.37 s
+# over 20,000 read prompts).
+_ABBREV_RE = re.compile(r"\b([A-Za-z]+)\.(?=\s|$|[,;:])")
 _LATIN_RE = re.compile(r"\b(e\.g|i\.e)\.", re.IGNORECASE)
 
 _CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"),
@@ -67,6 +69,11 @@ _SYMBOLS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " nu
             # A currency sign with no amount after it has nothing to say.
             "$": " ", "\u00a3": " ", "\u20ac": " ", "\u00a5": " "}
 
+_SYMBOL_TABLE = str.maketrans(_SYMBOLS)
+_PUNCT_TABLE = str.maketrans(_PUNCT_MAP)
+# ASCII's unprintable characters but tab and newline: a space each.
+_ASCII_CONTROLS = str.maketrans({c: " " for c in [*range(32), 127] if chr(c) not in "\n\t"})
+
 
 def _digits(s: str) -> str:
     """A number as text ("1,000") as the digit string numbers.cardinal reads;
@@ -77,10 +84,11 @@ def _digits(s: str) -> str:
 def _to_ascii(text: str) -> str:
     if text.isascii():
         # NFKC, the map and NFKD leave ASCII as it is; this path was 45% of
-        # normalizing 20,000 ASCII prompts (5.8 of 13.1 s).
-        return "".join(c if (c.isprintable() or c in "\n\t") else " " for c in text)
+        # normalizing 20,000 ASCII prompts (5.8 of 13.1 s) and, a character
+        # at a time, still a third of what was left.
+        return text.translate(_ASCII_CONTROLS)
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(_PUNCT_MAP.get(c, c) for c in text)
+    text = text.translate(_PUNCT_TABLE)
     # Decompose so that accents become separate marks, then drop the marks.
     text = unicodedata.normalize("NFKD", text)
     out = []
@@ -97,6 +105,10 @@ def _to_ascii(text: str) -> str:
             # No English reading (CJK, emoji, ...): a word boundary, not a sound.
             out.append(" ")
     return "".join(out)
+
+
+def _abbreviation(m: re.Match) -> str:
+    return _ABBREVIATIONS.get(m.group(1).lower(), m.group(0))
 
 
 def _currency(m: re.Match) -> str:
@@ -133,13 +145,13 @@ def normalize_text(text: str) -> str:
     text = _to_ascii(text)
     text = _LATIN_RE.sub(lambda m: "for example" if m.group(1).lower() == "e.g" else "that is", text)
     text = re.sub(r"\bno\.(?=\s*\d)", "number", text, flags=re.IGNORECASE)
-    text = _ABBREV_RE.sub(lambda m: _ABBREVIATIONS[m.group(1).lower()], text)
+    text = _ABBREV_RE.sub(_abbreviation, text)
     text = _CURRENCY_RE.sub(_currency, text)
     text = _PERCENT_RE.sub(lambda m: m.group(1) + " percent", text)
     text = _ORDINAL_RE.sub(lambda m: numbers.ordinal(_digits(m.group(1))), text)
     text = _DECIMAL_RE.sub(lambda m: f"{numbers.cardinal(_digits(m.group(1)))} point {numbers.digits(m.group(2))}", text)
     text = _NUMBER_RE.sub(lambda m: " " + _plain_number(m) + " ", text)
-    text = "".join(_SYMBOLS.get(c, c) for c in text)
+    text = text.translate(_SYMBOL_TABLE)
     # A hyphen inside a word ("self-evident", "twenty-one") is a word break; a
     # free-standing dash is a pause.
     text = re.sub(r"(?<=\w)-(?=\w)", " ", text)
