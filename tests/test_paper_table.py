@@ -249,6 +249,28 @@ def test_paper_voices_dry_run_takes_up_what_finished_stages_chose(tmp_path):
     assert "--generator_warmup_steps=7000" in stages["ternary_am/finetune"]
 
 
+def test_paper_voices_dry_run_says_how_far_an_unfinished_stage_got(tmp_path, rng):
+    """The newest checkpoint of a stage without its marker, in the run's
+    checkpoints/ or kept/ folder (train.py deletes old ones; the driver keeps
+    links), gives the step and CPU minutes; a dry run writes nothing."""
+    steps = sorted(int(s) for s in rng.choice(np.arange(1, 400), 3, replace=False) * 500)
+    minutes = sorted(float(m) for m in rng.uniform(0.5, 29.5, 3).round(1))
+    warmup = tmp_path / "runs" / "ternary_am" / "voc_warmup"
+    newest_in = str(rng.choice(["checkpoints", "kept"]))
+    folders = ["kept", "kept", newest_in]
+    for folder, step, minute in zip(folders, steps, minutes):
+        checkpoints.write(str(warmup / folder / f"ckpt-{step:08d}.npz"), {},
+                          {"step": step, "cpu_seconds": 60.0 * minute})
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    stages = dry_run(tmp_path, "--voices=ternary_am", "--nofestival")
+    assert stages["ternary_am/warmup"].startswith(
+        f"under way, {minutes[-1]:.1f} of 30 CPU minutes at step {steps[-1]}; ")
+    assert "tools/train.py" in stages["ternary_am/warmup"]
+    assert "under way" not in stages["ternary_am/acoustic"]
+    assert "under way" not in stages["ternary_am/adversarial"]
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
 def test_paper_voices_second_driver_leaves_festival_to_the_first(tmp_path):
     stages = dry_run(tmp_path, "--voices=ternary_am,4bit", "--nofestival")
     assert "ternary_am/evaluate" in stages and "4bit/evaluate" in stages

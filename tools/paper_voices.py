@@ -3,7 +3,7 @@
 (tools/paper_table.py) can compare them.
 
   nohup nice -n 19 python tools/paper_voices.py > runs/paper/driver.log 2>&1 &
-  python tools/paper_voices.py --dry_run          # the commands, nothing run
+  python tools/paper_voices.py --dry_run          # the commands and how far each stage got; nothing run
 
 The voices (--voices; the paper's table, the first five, in this order by
 default):
@@ -199,7 +199,8 @@ flags.DEFINE_integer("eval_limit", 0, "Score only the first N test sentences (0:
 flags.DEFINE_integer("bench_rounds", 3, "Rounds of tools/bench_tts.py.")
 flags.DEFINE_boolean("festival", True, "Score festival's own voice on the test sentences once, "
                      "after the first voice (--nofestival: another driver does).")
-flags.DEFINE_boolean("dry_run", False, "Print each stage's command (or that it is done); run nothing.")
+flags.DEFINE_boolean("dry_run", False, "Print each stage's command (or that it is done, or how far "
+                     "an unfinished training stage got: step and CPU minutes); run nothing.")
 flags.DEFINE_string("python", sys.executable, "The Python that runs the tools.")
 
 
@@ -399,8 +400,10 @@ class Stages:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 
-    def command(self, voice: str, stage: str, command: list[str], finish=None) -> dict | None:
-        """Runs `command` unless the stage is done; `finish()` adds to the marker."""
+    def command(self, voice: str, stage: str, command: list[str], finish=None,
+                note: str = "") -> dict | None:
+        """Runs `command` unless the stage is done; `finish()` adds to the
+        marker. A dry run prints `note` before the command."""
         record = self.done(voice, stage)
         label = f"{voice}/{stage}"
         if record is not None:
@@ -408,7 +411,7 @@ class Stages:
             return record
         if self.dry_run:
             if label not in self.printed:
-                print(f"{label}: {shlex.join(command)}", flush=True)
+                print(f"{label}: {note}{shlex.join(command)}", flush=True)
             self.printed.add(label)
             return None
         log = os.path.join(FLAGS.root, voice, "logs", stage + ".log")
@@ -428,7 +431,15 @@ class Stages:
         """A train.py run; its marker names the `keep` last checkpoints within
         `minutes` of CPU time."""
         kept = Keeper(run_dir)
-        return self.command(voice, stage, command, finish=_Finish(kept, minutes, keep))
+        note = ""
+        if self.dry_run and self.done(voice, stage) is None:
+            # A run that spans sessions: how far the killed or running stage got.
+            reached = progress(run_dir)
+            if reached is not None:
+                note = (f"under way, {reached['cpu_minutes']:.1f} of {minutes:g} CPU minutes "
+                        f"at step {reached['step']}; ")
+        return self.command(voice, stage, command, finish=_Finish(kept, minutes, keep),
+                            note=note)
 
     def average(self, voice: str, stage: str, trained: dict | None, output: str) -> str:
         """The average of the checkpoints `trained` chose, as `output`."""
@@ -469,6 +480,20 @@ class Keeper:
             rows.append({"path": path, "step": int(manifest["step"]),
                          "cpu_minutes": round(float(manifest.get("cpu_seconds", 0.0)) / 60, 3)})
         return rows
+
+
+def progress(run_dir: str) -> dict | None:
+    """Step and CPU minutes of the newest checkpoint a run wrote (in its
+    checkpoints/ or kept/ folder), read without writing anything; None
+    before its first."""
+    newest = [paths[-1] for paths in (checkpoints.list_checkpoints(os.path.join(run_dir, folder))
+                                      for folder in ("checkpoints", "kept")) if paths]
+    if not newest:
+        return None
+    manifest = max((checkpoints.read_manifest(path) for path in newest),
+                   key=lambda m: int(m["step"]))
+    return {"step": int(manifest["step"]),
+            "cpu_minutes": float(manifest.get("cpu_seconds", 0.0)) / 60}
 
 
 @dataclasses.dataclass
