@@ -18,11 +18,14 @@ size_t bittts_engine_type_bytes(int32_t type) {
 
 typedef struct {
   int32_t opcode;
+  uint32_t const_inputs;  /* bit k: input k is read by check, trusted by eval */
   bittts_engine_kernel_fn check;
   bittts_engine_kernel_fn eval;
 } kernel_entry;
 
-#define KERNEL(NAME, op) {BITTTS_ENGINE_OP_##NAME, bittts_engine_check_##op, bittts_engine_eval_##op}
+#define KERNEL(NAME, op)                                              \
+  {BITTTS_ENGINE_OP_##NAME, BITTTS_ENGINE_CONST_INPUTS_##NAME,        \
+   bittts_engine_check_##op, bittts_engine_eval_##op}
 static const kernel_entry kKernels[] = {
   KERNEL(ADD, add), KERNEL(SUB, sub), KERNEL(MUL, mul),
   KERNEL(SQUARED_DIFFERENCE, squared_difference), KERNEL(RSQRT, rsqrt),
@@ -235,6 +238,23 @@ static bittts_engine_status op_args(const bittts_engine *e, size_t k,
   return BITTTS_ENGINE_OK;
 }
 
+/* Every input of op k that its kernel's check reads (multipliers, shifts,
+ * packed bytes, a table) is a constant of the blob: an arena tensor could be
+ * changed by the caller or an earlier op after the check passed (a depthwise
+ * shift of -100 so written made eval shift by 100 bits). */
+static bittts_engine_status check_constants(const bittts_engine *e, size_t k, uint32_t mask) {
+  const uint8_t *r = e->ops + k * BITTTS_ENGINE_OP_BYTES;
+  uint32_t j;
+  uint16_t id;
+  for (j = 0; j < BITTTS_ENGINE_MAX_OP_INPUTS; ++j) {
+    if (!(mask >> j & 1u)) continue;
+    id = j < r[2] ? read_u16(r + 12 + 2 * j) : BITTTS_ENGINE_ABSENT;
+    if (id == BITTTS_ENGINE_ABSENT) continue;  /* the kernel's check judges its arity */
+    if (id >= e->n_tensors || !is_const(e, id)) return BITTTS_ENGINE_ERR_BLOB;
+  }
+  return BITTTS_ENGINE_OK;
+}
+
 static int overlap(const bittts_engine_tensor *a, const bittts_engine_tensor *b) {
   const uint8_t *pa = (const uint8_t *)a->data, *pb = (const uint8_t *)b->data;
   if (pa == NULL || pb == NULL || a->bytes == 0 || b->bytes == 0) return 0;
@@ -317,7 +337,9 @@ bittts_engine_status bittts_engine_open(bittts_engine *engine, const uint8_t *bl
     if (status == BITTTS_ENGINE_OK) status = check_disjoint(&args);
     if (status == BITTTS_ENGINE_OK) {
       kernel = find_kernel(opcode);
-      status = kernel == NULL ? BITTTS_ENGINE_ERR_UNSUPPORTED : kernel->check(&args);
+      status = kernel == NULL ? BITTTS_ENGINE_ERR_UNSUPPORTED
+                              : check_constants(&e, k, kernel->const_inputs);
+      if (status == BITTTS_ENGINE_OK) status = kernel->check(&args);
     }
     if (status != BITTTS_ENGINE_OK) {
       if (failed_op != NULL) *failed_op = (int32_t)k;

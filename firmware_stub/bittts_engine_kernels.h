@@ -11,7 +11,9 @@
  *   everything eval relies on: the number of tensors, their types, ranks and
  *   dims against each other and against the parameters, every parameter's
  *   range, and the data of constant inputs (which it may read: filters,
- *   packed kernels, shape tensors). No tensor is written.
+ *   packed kernels, shape tensors). No tensor is written. An input whose
+ *   data it reads must be a constant of the blob (BITTTS_ENGINE_CONST_INPUTS_*
+ *   in bittts_engine_spec.h; the engine refuses a blob that breaks this).
  * eval: runs the op. It may assume its check passed on these same tensor
  *   views and parameters (the engine never changes them after the check);
  *   it allocates nothing, holds no static mutable state, writes only its

@@ -138,3 +138,71 @@ def test_generated_header_is_current():
     """firmware_stub/bittts_engine_spec.h is what bittts_tf/engine/spec.py
     generates (python -m bittts_tf.engine.spec --write-header)."""
     assert spec.HEADER_PATH.read_text() == spec.c_header()
+
+
+
+# The graph ops whose engine kernels read some inputs' data in their check.
+CHECKED_INPUT_OPS = {"CONV_2D": "CONV_2D", "DEPTHWISE_CONV_2D": "DEPTHWISE_CONV_2D",
+                     "BitTTSTernaryConv": "TERNARY_CONV", "LOGISTIC": "LOGISTIC"}
+
+
+def _shipped_ops(graph_op: str) -> list[tuple[bytes, int]]:
+    """(graph, op index) of every op of kind `graph_op` in the shipped
+    voice's int8 graphs."""
+    from bittts_tf.engine import graph
+    from bittts_tf.litert import tflite_file
+    found = []
+    for name in ("text", "frames"):
+        data = tflite_file.read_tflite(pathlib.Path(__file__).resolve().parents[1]
+                                       / "models" / "slt_tiny" / f"{name}.int8.tflite")
+        _, ops, _, _ = graph.read_graph(data)
+        found += [(data, op.index) for op in ops if op.name == graph_op]
+    return found
+
+
+def _as_graph_input(program: blob.Program, input_slot: int) -> bytes:
+    """The blob of `program` with its op's input `input_slot` held in the
+    arena as a graph input instead of a constant."""
+    import copy
+    program = copy.deepcopy(program)
+    tensor_id = program.ops[0][1][input_slot]
+    program.tensors[tensor_id].data = None
+    program.inputs[f"in{input_slot}"] = tensor_id
+    blob.plan_arena(program)
+    return blob.write(program)
+
+
+def test_an_input_its_check_reads_must_be_a_constant(seed):
+    """Multipliers, shifts, packed bytes and the LOGISTIC table are checked
+    once, at open: the engine refuses a blob that keeps one in the arena,
+    where it could change after the check (a depthwise shift of -100 made
+    eval shift by 100 bits). Other inputs may live in the arena."""
+    from bittts_tf.engine import graph
+    rng = np.random.default_rng(seed)
+    required = spec.const_inputs()
+    assert set(required) == set(CHECKED_INPUT_OPS.values())
+    for graph_op, opcode in CHECKED_INPUT_OPS.items():
+        candidates = _shipped_ops(graph_op)
+        data, index = candidates[int(rng.integers(len(candidates)))]
+        print(graph_op, "op", index)
+        program = blob.lower(graph.single_op_model(data, index))
+        assert program.ops[0][0] == opcode
+        blob.plan_arena(program)
+        assert _status(blob.write(program)) == "OK", graph_op
+        for slot in required[opcode]:
+            assert _status(_as_graph_input(program, slot)) == "ERR_BLOB", (graph_op, slot)
+        if opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):  # the filter: read only by eval
+            assert _status(_as_graph_input(program, 1)) == "OK", graph_op
+
+
+def test_the_writer_refuses_a_lowering_that_leaves_a_checked_input_in_the_arena(monkeypatch):
+    """The Python side holds the same rule: an op whose listed input is not
+    a constant (here the activations, listed for the test) fails to lower,
+    naming the op."""
+    import pytest
+    from bittts_tf.engine import graph
+    data, index = _shipped_ops("CONV_2D")[0]
+    real = spec.const_inputs()
+    monkeypatch.setattr(spec, "const_inputs", lambda: {**real, "CONV_2D": (0, 3, 4)})
+    with pytest.raises(graph.GraphError, match=r"CONV_2D\): input 0 must be a constant"):
+        blob.lower(graph.single_op_model(data, index))

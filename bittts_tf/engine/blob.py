@@ -113,6 +113,13 @@ def lower(data: bytes, name: str = "<graph>", output_names: list[str] | None = N
                             [None if ref is None else tensor_id(ref) for ref in lowered.inputs],
                             [tensor_id(ref) for ref in lowered.outputs],
                             [int(np.int32(p)) for p in lowered.params]))
+    constants = spec.const_inputs()
+    for k, (opcode, op_inputs, _, _) in enumerate(program.ops):
+        for j in constants.get(opcode, ()):
+            if (j >= len(op_inputs) or op_inputs[j] is None
+                    or program.tensors[op_inputs[j]].data is None):
+                raise graph.GraphError(f"{name}: op {ops[k].index} ({ops[k].name}): input {j} "
+                                       "must be a constant (its kernel checks it once, at open)")
     names = list(output_names) if output_names is not None else [f"output_{k}" for k in range(len(outputs))]
     if len(names) != len(outputs):
         raise graph.GraphError(f"{name}: {len(outputs)} outputs, {len(names)} names given")

@@ -40,6 +40,11 @@ PARAMS = {
              "output_multiplier", "output_shift"),
 }
 
+# LOGISTIC's table (input 1) is checked entry by entry when the engine opens
+# a blob and only looked up after: it must be a constant of the blob (see
+# lower_conv.CONST_INPUTS).
+CONST_INPUTS = {"LOGISTIC": (1,)}
+
 # TFLite's ActivationFunctionType values the int8 kernels clamp for.
 _ACT_NONE, _ACT_RELU, _ACT_RELU_N1_TO_1, _ACT_RELU6 = 0, 1, 2, 3
 # int8 ADD / SUB shift both inputs left by 20 bits before rescaling them;

@@ -40,6 +40,17 @@ PARAMS = {
                      "output_offset", "multiplier", "shift", "act_min", "act_max"),
 }
 
+# The inputs whose data the device's check validates when the engine opens a
+# blob (the multipliers and shifts in range, every packed byte < 243) and its
+# eval then trusts: each must be a constant of the blob, or a caller (or an
+# earlier op) could change it after the check. A depthwise shift of -100
+# written into an arena tensor made the kernel shift by 100 bits.
+CONST_INPUTS = {
+    "CONV_2D": (3, 4),
+    "DEPTHWISE_CONV_2D": (3, 4),
+    "TERNARY_CONV": (1,),
+}
+
 
 # --- arithmetic shared with lower_data ------------------------------------------
 

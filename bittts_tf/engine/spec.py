@@ -115,6 +115,20 @@ def params() -> dict[str, tuple[str, ...]]:
     return table
 
 
+def const_inputs() -> dict[str, tuple[int, ...]]:
+    """Opcode name -> the inputs its check reads and its eval trusts, which
+    the blob must hold as constants (`CONST_INPUTS` in lower_*.py)."""
+    table: dict[str, tuple[int, ...]] = {}
+    for module_name, entries in _lowering_tables("CONST_INPUTS"):
+        for opcode, inputs in entries.items():
+            if opcode not in OPCODES or opcode in table or not all(
+                    0 <= k < MAX_OP_INPUTS for k in inputs):
+                raise ValueError(f"{module_name}: CONST_INPUTS names {opcode!r} twice or unknown, "
+                                 f"or an input outside 0..{MAX_OP_INPUTS - 1}")
+            table[opcode] = tuple(inputs)
+    return table
+
+
 def lowerings() -> dict:
     """Graph op name (builtin or custom code) -> its lowering function."""
     table = {}
@@ -163,6 +177,11 @@ def c_header() -> str:
         for k, name in enumerate(names):
             lines.append(f"#define BITTTS_ENGINE_P_{opcode}_{name.upper()} {k}")
         lines.append(f"#define BITTTS_ENGINE_P_{opcode}_COUNT {len(names)}")
+    constants = const_inputs()
+    lines += ["", "/* Each op's inputs that must be constants of the blob (bit k: input k). */"]
+    for opcode in OPCODES:
+        mask = sum(1 << k for k in constants.get(opcode, ()))
+        lines.append(f"#define BITTTS_ENGINE_CONST_INPUTS_{opcode} 0x{mask:02x}u")
     lines += ["", "#endif  /* BITTTS_ENGINE_SPEC_H_ */", ""]
     return "\n".join(lines)
 
