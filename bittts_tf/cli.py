@@ -196,6 +196,32 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def output_flags(files=(), folders=(), allow=("",)) -> None:
+    """Refuses, while the flags are parsed, an output path that cannot be
+    written (fileio.output_problem): `files` and `folders` name the flags.
+    A value in `allow` passes unchecked (by default the empty string, which
+    an optional output flag takes to mean "none"; a flag whose empty value
+    means nothing passes allow=())."""
+    from absl import flags
+
+    from bittts_tf import fileio
+
+    def validator(folder):
+        def check(value):
+            if value is None or value in allow:
+                return True
+            problem = fileio.output_problem(value, folder=folder)
+            if problem is not None:
+                raise flags.ValidationError(problem)
+            return True
+        return check
+
+    for name in files:
+        flags.register_validator(name, validator(False))
+    for name in folders:
+        flags.register_validator(name, validator(True))
+
+
 def tool_name() -> str:
     return os.path.splitext(os.path.basename(sys.argv[0] or "tool"))[0]
 

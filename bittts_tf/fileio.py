@@ -25,16 +25,47 @@ def _create_temp(directory: str, suffix: str) -> str:
             continue
 
 
+def output_problem(path, folder: bool = False) -> str | None:
+    """Why `path` cannot become an output file (or, with folder=True, an
+    output folder), or None: checked before a tool starts its work, so that
+    minutes of converting or scoring are not lost to a typo found only at the
+    final rename. Looks at the path and its nearest existing ancestor; the
+    write itself can still fail (a full disk), and then says so."""
+    path = os.fspath(path)
+    if not path:
+        return "the path is empty"
+    if os.path.isdir(path) and not folder:
+        return f"{path} is a folder, not a file"
+    if os.path.exists(path) and not os.path.isdir(path) and folder:
+        return f"{path} is a file, not a folder"
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        return f"{ancestor} is a file, so {path} cannot be made"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None
+
+
 def atomic_write(path, write: Callable[[str], None], suffix: str = "") -> str:
     """Calls write(tmp_path) on a temporary file beside `path`, then renames it
-    into place (so the writer may be any library that takes a file name)."""
+    into place (so the writer may be any library that takes a file name). An
+    OSError of the temporary file or the rename names `path`, not the
+    temporary file (which is gone by then)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = _create_temp(directory, suffix)
+    try:
+        tmp = _create_temp(directory, suffix)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path) from None
     try:
         write(tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, path) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

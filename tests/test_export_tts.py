@@ -106,6 +106,17 @@ def test_bad_text_and_speaker_are_named(exported):
             tts.synthesize(text)
     with pytest.raises(SynthesisError, match="speaker 3 is unknown"):
         tts.synthesize("Hello.", speaker=3)
+    # Arguments of the wrong type are refused by name, not by a TypeError
+    # deep in numpy, nor taken (a speaker of 0.5).
+    for speaker in ("0", 0.5, None, True):
+        with pytest.raises(SynthesisError, match=f"speaker {speaker!r} is not an integer"):
+            tts.synthesize("Hello.", speaker=speaker)
+    for scale in ("1", None, [1.0]):
+        with pytest.raises(SynthesisError, match="is not a number"):
+            tts.synthesize("Hello.", duration_scale=scale)
+    for threads in (0, -5, 1.5, "2"):
+        with pytest.raises(ValueError, match="num_threads must be an int >= 1"):
+            TextToSpeech(exported[4], num_threads=threads)
 
 
 def damaged_copies(source, tmp_path):

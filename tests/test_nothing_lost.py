@@ -47,6 +47,37 @@ def test_a_failed_atomic_write_keeps_the_old_file(tmp_path, rng, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
+def test_a_failed_rename_names_the_target_not_the_temporary(tmp_path):
+    """The temporary file is gone when the error is read: the message names
+    what the user asked to write."""
+    from bittts_tf import cli
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(OSError) as refused:
+        fileio.atomic_write_bytes(tmp_path / "a_folder", b"x")
+    line = cli.one_line(refused.value)
+    assert str(tmp_path / "a_folder") in line and fileio.TEMP_PREFIX not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]
+
+
+def test_output_problem_names_what_is_in_the_way(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    problem = fileio.output_problem
+    assert problem("") == "the path is empty"
+    assert problem(tmp_path / "folder") == f"{tmp_path / 'folder'} is a folder, not a file"
+    assert problem(tmp_path / "file", folder=True) == f"{tmp_path / 'file'} is a file, not a folder"
+    assert problem(tmp_path / "file" / "a" / "b.json") == (
+        f"{tmp_path / 'file'} is a file, so {tmp_path / 'file' / 'a' / 'b.json'} cannot be made")
+    # What can be written: a new file in new folders, an old file, an old folder.
+    for path, folder in ((tmp_path / "new" / "deeper" / "x.json", False), (tmp_path / "file", False),
+                         (tmp_path / "folder", True), (tmp_path / "new_folder", True)):
+        assert problem(path, folder=folder) is None, path
+        if folder:
+            os.makedirs(path, exist_ok=True)
+        else:
+            fileio.atomic_write_bytes(path, b"written")
+
+
 def random_rows(rng, n):
     return [{"step": s, "mel_l1": float(rng.random()), "adv": float(rng.normal())}
             for s in range(1, n + 1)]

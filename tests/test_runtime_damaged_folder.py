@@ -197,6 +197,14 @@ MANIFEST_DAMAGES = {
     "hop length negative": ("'audio.hop_length'", _set(["audio", "hop_length"], -256)),
     "n_fft fractional": ("'audio.n_fft'", _set(["audio", "n_fft"], 1024.5)),
     "front end a list": ("'front_end'", _set(["front_end"], [])),
+    # The runtime allocates from shapes before it reads a graph (numpy was
+    # asked for 3.6 TiB), and the inverse STFT takes n_fft + 2 values a row.
+    "max_tokens 10^12": ("shapes.max_tokens", _set(["shapes", "max_tokens"], 10**12)),
+    "segment frames 2^40": ("shapes.max_frames_per_segment",
+                            _set(["shapes", "max_frames_per_segment"], 1 << 40)),
+    "n_fft not the head's": ("shapes.stream.head_width", _set(["shapes", "n_fft"], 512)),
+    "hop the C inverse STFT refuses": ("shapes.n_fft / shapes.hop_length",
+                                       _set(["shapes", "hop_length"], 100)),
 }
 
 
@@ -224,3 +232,12 @@ def test_the_undamaged_manifest_copy_loads(tmp_path):
     folder = model_folder.load(str(copy))
     assert folder.manifest["speakers"] >= 1
     assert folder.read_graph("text") == model_folder.load(VOICE).read_graph("text")
+
+
+def test_a_manifest_nested_too_deep_for_json_is_refused_in_one_line(tmp_path):
+    copy = tmp_path / "voice"
+    shutil.copytree(VOICE, copy)
+    depth = 200_000
+    (copy / model_folder.MANIFEST).write_text("[" * depth + "]" * depth)
+    with pytest.raises(model_folder.ModelFolderError, match="nested too deep"):
+        model_folder.load(str(copy))

@@ -88,6 +88,14 @@ def inputs(tmp_path_factory):
     good = checkpoints.save(str(run / "checkpoints"), 1, {"acoustic": acoustic, "generator": vocoder},
                             {}, {"model_config": config.to_dict(), "front_end": FrontEnd().to_dict()})
     paths["checkpoint"] = good
+    # Whole arrays, a manifest without the model's config.
+    paths["configless_checkpoint"] = checkpoints.save(
+        str(root / "configless" / "checkpoints"), 1, {"acoustic": acoustic, "generator": vocoder},
+        {}, {"front_end": FrontEnd().to_dict()})
+    # A sentence list whose third sentence has a word longer than a segment.
+    paths["unsayable_sentences"] = str(root / "sentences.txt")
+    (root / "sentences.txt").write_text("Hello there.\nIt is late.\nA "
+                                        + "".join(rng.choice(list("abcdefgh"), 300)) + " word.\n")
     paths["garbage_checkpoint"] = garbage(root / "garbage.npz", rng)
     paths["truncated_checkpoint"] = truncated_copy(good, root / "truncated.npz", rng)
     paths["missing"] = str(root / "no_such_file")
@@ -191,6 +199,17 @@ def cases(p) -> list[Case]:
         Case("eval_int8.py", "model without int8 graphs", [f"--model_dir={p['float_only_model']}", f"--output={out}/i.json", "--limit=1", "--nower"], "int8"),
         Case("demo.py", "torn manifest", [f"--model_dir={p['torn_manifest']}", f"--out_dir={out}/demo"], "manifest.json"),
         Case("model_size.py", "bad weight bits", ["--weight_bits=3"], "3"),
+        # outputs that cannot be written, refused before the work
+        Case("speak.py", "--output a folder", [f"--model_dir={p['model_dir']}", "--text=Hi.", f"--output={p['root']}"], f"--output={p['root']}"),
+        Case("convert.py", "--out under a file", [f"--checkpoint={p['checkpoint']}", f"--out={p['checkpoint']}/m.tflite"], p["checkpoint"]),
+        Case("evaluate.py", "--output empty", [f"--model_dir={p['model_dir']}", "--output=", "--limit=1", "--nodnsmos"], "--output="),
+        Case("firmware.py", "--out_dir a file", [f"--model_dir={p['model_dir']}", f"--out_dir={p['checkpoint']}"], p["checkpoint"]),
+        # and the rest
+        Case("convert.py", "checkpoint without its config", [f"--checkpoint={p['configless_checkpoint']}", f"--out={out}/m.tflite"], p["configless_checkpoint"]),
+        Case("evaluate.py", "a sentence too long to say", [f"--model_dir={p['model_dir']}", f"--sentences={p['unsayable_sentences']}", f"--output={out}/e.json", "--nodnsmos", "--systems=model"], f"{p['unsayable_sentences']}, sentence 3"),
+        Case("firmware.py", "phrase that is not UTF-8", [f"--model_dir={p['model_dir']}", f"--out_dir={out}/fw2", os.fsdecode(b"--phrase=Hello \xff there.")], "--phrase"),
+        Case("validate.py", "no trials", [f"--keras_model={p['keras_model']}", f"--tflite={p['missing']}", "--trials=0"], "--trials=0"),
+        Case("inspect_corpus.py", "zero-width bins", [f"--corpus_dir={p['bad_audio_corpus']}", "--bin_seconds=0"], "--bin_seconds"),
     ]
 
 

@@ -148,3 +148,45 @@ def test_paths_written_inside_the_models_scope_restore(tmp_path, rng):
     fresh_optimizer.build(fresh.trainable_variables)
     checkpoints.restore(unscoped, {"net": fresh}, {"opt": fresh_optimizer})
     np.testing.assert_array_equal(fresh.first.kernel.numpy(), model.first.kernel.numpy())
+
+
+def _damaged(config: dict, path: list, value):
+    config = json.loads(json.dumps(config))
+    *parents, last = path
+    target = config
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    return config
+
+
+@pytest.mark.parametrize("preset", sorted(configs.PRESETS))
+def test_a_damaged_stored_model_config_is_refused_naming_the_checkpoint(preset):
+    """A checkpoint whose arrays are whole but whose stored config is not:
+    every reader gets a CheckpointError naming the file (it was a KeyError,
+    or a ValueError from deep in Keras for a negative channel count)."""
+    config = configs.preset(preset).to_dict()
+    front_end = FrontEnd().to_dict()
+    path = "runs/x/checkpoints/ckpt-00000007.npz"
+    assert checkpoints.model_config(path, {"model_config": config}).to_dict() == config
+    assert checkpoints.front_end(path, {"front_end": front_end}).to_dict() == front_end
+    vocoder_size = "channels" if config["vocoder"]["kind"] == "frame" else "initial_channel"
+    damages = {
+        "no model_config": None,
+        "a string": "tiny",
+        "negative vocoder width": _damaged(config, ["vocoder", vocoder_size], -4),
+        "zero encoder blocks": _damaged(config, ["acoustic", "encoder_blocks"], 0),
+        "fractional kernel": _damaged(config, ["acoustic", "encoder_kernel"], 2.5),
+        "unknown vocoder kind": _damaged(config, ["vocoder", "kind"], "wavenet"),
+        "unknown field": _damaged(config, ["acoustic", "no_such_field"], 1),
+        "no audio": _damaged(config, ["audio"], None),
+    }
+    for what, damaged in damages.items():
+        manifest = {} if damaged is None else {"model_config": damaged}
+        with pytest.raises(checkpoints.CheckpointError) as refused:
+            checkpoints.model_config(path, manifest)
+        assert str(refused.value).startswith(f"{path}: "), (what, refused.value)
+    for damaged in (None, "x", {"symbols": 3}):
+        manifest = {} if damaged is None else {"front_end": damaged}
+        with pytest.raises(checkpoints.CheckpointError, match=f"^{path}: "):
+            checkpoints.front_end(path, manifest)

@@ -29,6 +29,7 @@ flags.DEFINE_string("corpus", None, "Optional: the run's corpus, to print held-o
 flags.DEFINE_list("metrics", ["mel_l1", "alignment_boundary_ms"], "Held-out losses to print.")
 flags.DEFINE_string("report", None, "Optional JSON file for the held-out losses.")
 flags.mark_flag_as_required("output")
+cli.output_flags(files=("output", "report"))
 
 
 def main(argv):

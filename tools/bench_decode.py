@@ -36,6 +36,7 @@ flags.DEFINE_integer("block_bytes", 32768, "Packed bytes per block in the stream
 flags.DEFINE_integer("repeats", 7, "Timed runs per decoder; the best is reported.")
 flags.DEFINE_integer("seed", 0, "Seed of the random ternary tensor.")
 flags.DEFINE_string("out", "out/bench_decode.json", "Where to write the results.")
+cli.output_flags(files=("out",))
 
 
 def best_time(fn, repeats):

@@ -25,6 +25,7 @@ from bittts_tf.engine import board
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "out/bench_decode_cortex_m.json", "JSON report (written atomically).")
+cli.output_flags(files=("out",))
 
 
 

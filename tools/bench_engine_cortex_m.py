@@ -30,6 +30,7 @@ from bittts_tf.engine import board
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "out/bench_engine_cortex_m.json", "JSON report (written atomically).")
 flags.DEFINE_list("cpus", ["m7", "m4"], "Boards to run: m7 (mps2-an500), m4 (mps2-an386).")
+cli.output_flags(files=("out",))
 
 FLASH_BUDGET, RAM_BUDGET = 512 * 1024, 128 * 1024
 

@@ -37,6 +37,7 @@ flags.DEFINE_list("sentences", [
 flags.register_validator("sentences", bool, message="--sentences is empty: give one or more")
 flags.DEFINE_string("output", "out/bench_stream.json", "JSON report, written atomically.")
 flags.mark_flag_as_required("old_model_dir")
+cli.output_flags(files=("output",))
 
 
 class StatelessFrames:

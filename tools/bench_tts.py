@@ -38,6 +38,7 @@ flags.DEFINE_list("sentences", [
 ], "Sentences to synthesize.")
 flags.register_validator("sentences", bool, message="--sentences is empty: give one or more")
 flags.mark_flag_as_required("model_dir")
+cli.output_flags(files=("output",))
 
 # A fresh process loads the model and speaks once, in seconds: this stops a hung one.
 MEMORY_TIMEOUT_SECONDS = 600

@@ -56,6 +56,7 @@ flags.register_validator("frames_per_phoneme", lambda v: math.isfinite(v) and v 
                          message="--frames_per_phoneme must be a positive number")
 flags.register_validator("variants", bool,
                          message=f"--variants is empty; choose from {list(VARIANTS)}")
+cli.output_flags(files=("output",))
 
 
 def variant_graphs(folder, variant: str) -> dict[str, bytes] | None:

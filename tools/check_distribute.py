@@ -57,6 +57,7 @@ flags.DEFINE_boolean("straight_run", True,
 flags.DEFINE_float("timeout", 300.0, "multi_worker: seconds any launch may take.")
 flags.DEFINE_string("work_dir", "", "multi_worker: where the runs go (default: a temporary dir).")
 flags.DEFINE_string("output", "", "Also write the figures to this JSON file.")
+cli.output_flags(files=("output",))
 
 
 class CheckError(RuntimeError):

@@ -58,6 +58,7 @@ flags.DEFINE_string("int8_model_dir", None,
 flags.DEFINE_float("int8_mcd_bound", 2.0, "Largest allowed mel cepstral distortion (dB) of the "
                    "int8 path against the Keras waveform, per utterance.")
 flags.mark_flags_as_required(["checkpoint"])
+cli.output_flags(files=("output",))
 
 
 def held_out_texts(corpus: str, n: int) -> list[str]:

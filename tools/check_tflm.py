@@ -34,6 +34,7 @@ flags.DEFINE_list("litert_kernels", list(tflm.LITERT_KERNELS),
                   "LiteRT kernel sets to compare with: default (optimized), reference.")
 flags.DEFINE_bool("c99_engine", True, "Also compare the C99 engine with TFLM (int8 variant).")
 flags.mark_flags_as_required(["model_dir", "output"])
+cli.output_flags(files=("output",))
 
 
 def engine_pcm(model_dir: str, texts: list[str], arenas: dict[str, int]) -> dict:

@@ -34,6 +34,7 @@ flags.mark_flags_as_required(["a", "b"])
 flags.register_validator("confidence", lambda c: 0.5 <= c < 1.0,
                          message="--confidence must be in [0.5, 1)")
 flags.register_validator("resamples", lambda n: n >= 100, message="--resamples must be >= 100")
+cli.output_flags(files=("output",))
 
 
 def main(argv):

@@ -42,6 +42,7 @@ flags.mark_flag_as_required("runs")
 # The summary goes to the same stem with .json: any other suffix would be overwritten by it.
 flags.register_validator("output", lambda path: path is None or path.endswith(".png"),
                          message="--output: a .png path (the final values go beside it, .json)")
+cli.output_flags(files=("output",))
 
 VOCODER_COLUMNS = ("mcd_db", "pesq", "stoi", "wer", "dnsmos_ovrl")
 

@@ -45,6 +45,7 @@ flags.DEFINE_bool("integer", False, "With --tfmot_model trained with 8-bit activ
 flags.DEFINE_string("out", None, "Where to write the .tflite model.", required=True)
 flags.DEFINE_string("report", None, "Where to write the JSON size report "
                     "(default: next to --out, with .size.json).")
+cli.output_flags(files=("out", "report"))
 
 
 def convert_tfmot_model(path: str, integer: bool) -> conversion_report.ConversionResult:

@@ -34,6 +34,7 @@ flags.DEFINE_list("sentences", [
     "This voice fits in less than one megabyte of memory.",
 ], "Sentences to speak (a comma inside a sentence needs the flag given once per sentence).")
 flags.register_validator("sentences", bool, message="--sentences is empty: give one or more")
+cli.output_flags(folders=("out_dir",))
 
 
 def read_sizes(model_dir: str) -> dict:

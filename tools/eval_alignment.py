@@ -21,8 +21,6 @@ from absl import app, flags
 from bittts_tf import fileio
 from bittts_tf.data.cache import FeatureCache
 from bittts_tf.training.checkpoints import resolve
-from bittts_tf.models import configs
-from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import checkpoints
 
 FLAGS = flags.FLAGS
@@ -31,14 +29,15 @@ flags.DEFINE_string("corpus", None, "Feature cache with ground-truth durations."
 flags.DEFINE_integer("batch_size", 16, "Utterances per forward pass.")
 flags.DEFINE_string("output", None, "Optional JSON file for the figures.")
 flags.mark_flags_as_required(["checkpoint", "corpus"])
+cli.output_flags(files=("output",))
 
 
 def main(argv):
     del argv
     path = resolve(FLAGS.checkpoint, f"--checkpoint={FLAGS.checkpoint}")
     manifest = checkpoints.read_manifest(path)
-    config = configs.ModelConfig.from_dict(manifest["model_config"])
-    symbols = FrontEnd.from_dict(manifest["front_end"]).symbols
+    config = checkpoints.model_config(path, manifest)
+    symbols = checkpoints.front_end(path, manifest).symbols
     cache = FeatureCache(FLAGS.corpus)   # before the model: a bad corpus is refused at once
     utterances = [cache.load(i) for i in manifest["held_out_ids"]]
     if any("durations" not in u for u in utterances):

@@ -51,6 +51,7 @@ flags.register_validator("metrics", lambda m: bool(m) and set(m) <= set(paired.M
                          message=f"--metrics: one or more of {list(paired.METRICS)}")
 flags.register_validator("output", lambda path: path is None or path.endswith(".png"),
                          message="--output: a .png path (the points go beside it, .json)")
+cli.output_flags(files=("output",))
 
 
 def parse_series(spec: str) -> tuple[str, str, list[str]]:

@@ -43,6 +43,7 @@ flags.DEFINE_string("output", "out/int8_eval.json", "Where to write the JSON res
 flags.DEFINE_enum("decode", "load", ["load", "graph"],
                   "Where the ternary weights are decoded (bittts_tf.runtime.DECODE_MODES).")
 flags.DEFINE_boolean("wer", True, "Also run pocketsphinx on both systems.")
+cli.output_flags(files=("output",))
 
 
 def fail(message: str):

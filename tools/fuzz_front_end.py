@@ -45,6 +45,7 @@ flags.DEFINE_string("model_dir", None, "Model folder whose front-end settings an
 flags.DEFINE_integer("long_every", 50, "One string in this many is 1,000-20,000 characters long.")
 flags.DEFINE_string("output", "out/fuzz_front_end.json", "JSON report, written atomically.")
 flags.DEFINE_integer("show", 5, "Crashes and wrong outcomes printed in full (all are in the report).")
+cli.output_flags(files=("output",))
 
 # --- the run ----------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ import time
 
 from absl import app, flags
 
+from bittts_tf import cli
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SANITIZE = ["-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all"]
 CFLAGS = ["-std=c99", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]
@@ -90,6 +92,7 @@ flags.DEFINE_string("source_dir", str(ROOT / "tflite"),
                     "that the fuzzers catch a planted bug).")
 flags.DEFINE_string("regressions_dir", str(ROOT / "tests" / "c" / "fuzz_regressions"),
                     "Inputs that once crashed, one directory per target.")
+cli.output_flags(files=("report",))
 
 
 class BuildError(RuntimeError):

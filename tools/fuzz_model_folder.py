@@ -40,6 +40,7 @@ flags.DEFINE_float("timeout", 60.0, "Seconds a try may take before it counts as 
 flags.DEFINE_string("output", "out/fuzz_model_folder.json", "JSON report; the .md table beside it.")
 flags.DEFINE_string("keep_dir", None, "Where the damaged folders that ended in a traceback, crash "
                     "or hang are kept, to replay with tools/speak.py (default: not kept).")
+cli.output_flags(files=("output",))
 
 
 def main(argv):

@@ -18,6 +18,7 @@ from bittts_tf import cli
 cli.quiet_startup()   # first: before TensorFlow or LiteRT loads
 
 import collections
+import math
 import os
 import sys
 
@@ -42,7 +43,10 @@ flags.DEFINE_string("png", None, "Where to save the mel spectrogram picture (opt
 flags.DEFINE_string("utt_id", None, "Utterance to draw (default: the first).")
 flags.DEFINE_enum("preset", "tiny", sorted(PRESETS), "Audio configuration for the mel.")
 flags.DEFINE_float("bin_seconds", 1.0, "Width of the clip-length histogram bins.")
+flags.register_validator("bin_seconds", lambda v: math.isfinite(v) and v > 0,
+                         message="--bin_seconds must be a finite number of seconds above 0")
 flags.mark_flag_as_required("corpus_dir")
+cli.output_flags(files=("png",))
 
 
 def histogram(seconds: list[float], width: float) -> str:
@@ -124,6 +128,8 @@ def main(argv):
             if token[0].isalpha():
                 counted.word(token)
     n_words = sum(counted.counts.values())
+    if n_words == 0:
+        raise cli.ToolError(f"{FLAGS.corpus_dir}: its transcripts hold no words to read")
     shares = ", ".join(f"{src} {counted.counts[src]} ({100 * counted.counts[src] / n_words:.2f}%)"
                        for src in G2P.SOURCES)
     print(f"G2P over {n_words} transcript words: {shares}")

@@ -36,6 +36,7 @@ flags.DEFINE_integer("kill_after_step", None, "SIGKILL the first run once it has
 flags.DEFINE_string("report", None, "JSON file for the figures (optional).")
 flags.DEFINE_float("timeout_minutes", 60, "Give up on either run after this long.")
 flags.mark_flag_as_required("kill_after_step")
+cli.output_flags(files=("report",))
 
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 

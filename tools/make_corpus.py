@@ -69,6 +69,7 @@ flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Parallel festival proc
                      lower_bound=1)
 flags.DEFINE_integer("batch_size", 8, "Utterances per festival process start.", lower_bound=1)
 flags.mark_flag_as_required("out_dir")
+cli.output_flags(folders=("out_dir",))
 
 
 def content_settings() -> dict:

@@ -40,6 +40,7 @@ flags.DEFINE_string("vocoder", None, "Checkpoint file (or run directory: its new
 flags.DEFINE_string("output", None, "The paired checkpoint (.npz), written atomically; not in a "
                     "run's checkpoints directory, where a resume would take it for the newest.")
 flags.mark_flags_as_required(["acoustic", "vocoder", "output"])
+cli.output_flags(files=("output",))
 
 ACOUSTIC = "model/acoustic"
 GENERATOR = "model/generator"
@@ -67,11 +68,8 @@ def pair(acoustic_path: str, vocoder_path: str) -> tuple[dict, dict]:
                              "acoustic"),
               **model_arrays(vocoder_arrays, vocoder_manifest, GENERATOR, vocoder_path,
                              "vocoder")}
-    try:
-        acoustic_config = configs.ModelConfig.from_dict(acoustic_manifest["model_config"])
-        vocoder_config = configs.ModelConfig.from_dict(vocoder_manifest["model_config"])
-    except (KeyError, ValueError) as e:
-        raise cli.ToolError(f"--acoustic / --vocoder: a manifest holds no model config ({e})")
+    acoustic_config = checkpoints.model_config(acoustic_path, acoustic_manifest)
+    vocoder_config = checkpoints.model_config(vocoder_path, vocoder_manifest)
     if acoustic_config.audio != vocoder_config.audio:
         raise cli.ToolError(f"--vocoder={vocoder_path} was trained for {vocoder_config.audio}, "
                             f"--acoustic={acoustic_path} for {acoustic_config.audio}")

@@ -30,6 +30,7 @@ flags.DEFINE_string("output", None, "Stem of the outputs: STEM.md, STEM.json, ST
                     "(default: OUT_DIR/table).")
 flags.DEFINE_boolean("mcd", True, "Compute the MCD against the reference's clips (about a "
                      "second per 10 sentences).")
+cli.output_flags(files=("output",))
 
 
 def main(argv):

@@ -221,6 +221,7 @@ flags.register_multi_flags_validator(
             "< --finetune_minutes (each is the vocoder's CPU minutes at the end of its stage)")
 flags.register_validator("voices", lambda voices: bool(voices),
                          message="--voices: name one or more voices")
+cli.output_flags(folders=("out",))
 
 
 class StageFailed(RuntimeError):

@@ -38,6 +38,7 @@ flags.DEFINE_boolean("verify", True, "Load the written checkpoint back as tools/
 flags.DEFINE_string("report", None, "Optional JSON file: what was recovered and how, what was "
                     "not, the folds undone and the notes.")
 flags.mark_flags_as_required(["model_dir", "output"])
+cli.output_flags(files=("report",), folders=("output",))
 
 
 def verify(path: str, recovery: recover.Recovery) -> int:

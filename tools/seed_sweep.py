@@ -50,6 +50,7 @@ flags.DEFINE_string("output", "out/seed_sweep.json", "JSON report; the .md table
 flags.DEFINE_bool("list", False, "Print the chosen tests, one per line, and run nothing.")
 flags.DEFINE_bool("resume", False, "Keep the seeds already run in --output (the same tests) and "
                   "run only the rest: a sweep longer than a session goes on where it stopped.")
+cli.output_flags(files=("output",))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -44,6 +44,7 @@ flags.register_validator("output", lambda path: path.lower().endswith(".wav"),
 flags.register_validator("max_tokens", lambda n: n == 0 or n >= MIN_TOKENS,
                          message=f"--max_tokens: 0 (one piece) or at least {MIN_TOKENS} (a word "
                                  "between two pauses)")
+cli.output_flags(files=("output",))
 
 
 def main(argv):

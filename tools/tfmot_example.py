@@ -64,6 +64,7 @@ flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
 flags.DEFINE_integer("seed", 0, "Seed of the data and the initial weights.")
 flags.DEFINE_float("tolerance", 1e-5, "Largest relative (max-norm) error of LiteRT against "
                    "tf-keras that passes with float activations.")
+cli.output_flags(folders=("out_dir",))
 
 SAMPLE_RATE = 8000
 CLIP_SAMPLES = 4000  # 0.5 s

@@ -120,6 +120,7 @@ flags.DEFINE_boolean("run_eagerly", _DEFAULTS.run_eagerly,
                      "Run each step eagerly (Keras' run_eagerly): no graph tracing, slower "
                      "steps. For debugging, and for runs of a few steps.")
 flags.mark_flag_as_required("output_dir")
+cli.output_flags(folders=("output_dir",))
 
 
 def main(argv):

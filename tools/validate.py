@@ -29,9 +29,11 @@ flags.DEFINE_string("checkpoint", None, "Or the training checkpoint (or run dire
 flags.DEFINE_enum("model", "generator", list(source_model.CHECKPOINT_MODELS),
                   "With --checkpoint: which model of the checkpoint.")
 flags.DEFINE_string("tflite", None, "The converted model.", required=True)
-flags.DEFINE_integer("batch", 1, "Batch size of the random inputs (the .tflite is resized to it).")
-flags.DEFINE_integer("length", 64, "Length given to unknown (None) input dimensions.")
-flags.DEFINE_integer("trials", 3, "Number of random input draws.")
+flags.DEFINE_integer("batch", 1, "Batch size of the random inputs (the .tflite is resized to it).",
+                     lower_bound=1)
+flags.DEFINE_integer("length", 64, "Length given to unknown (None) input dimensions.",
+                     lower_bound=1)
+flags.DEFINE_integer("trials", 3, "Number of random input draws.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the first draw.")
 flags.DEFINE_float("tolerance", validate.FLOAT_TOLERANCE,
                    "Largest relative (max-norm) output error that passes when no activation "
@@ -42,6 +44,7 @@ flags.DEFINE_float("activation_tolerance", validate.ACTIVATION_TOLERANCE,
 flags.DEFINE_float("max_flip_share", validate.MAX_FLIP_SHARE,
                    "With 8-bit activations: largest share of codes that may differ by a step.")
 flags.DEFINE_string("report", None, "Optional JSON file for the results.")
+cli.output_flags(files=("report",))
 
 
 def main(argv):

@@ -34,7 +34,7 @@ import time
 
 from absl import flags
 
-from bittts_tf import fileio
+from bittts_tf import cli, fileio
 from bittts_tf.eval import evaluation, metrics, sets
 
 SYSTEMS = ("model", "griffin_lim", "festival", "festival_griffin_lim", "festival_vocoder")
@@ -67,6 +67,8 @@ flags.DEFINE_float("duration_scale", 1.0, "The model's speaking rate: its predic
                    lower_bound=0.1, upper_bound=10.0)
 flags.DEFINE_enum("engine", "litert", ["litert", "c99"],
                   "What runs them: LiteRT, or the C99 engine (--variant=int8 only).")
+cli.output_flags(files=("output",), allow=())
+cli.output_flags(folders=("audio_dir",))
 
 
 def fail(message: str):
@@ -175,10 +177,16 @@ def main(argv):
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             fail(f"cannot make the folder {folder}: {e.strerror}")
-    if os.path.isdir(FLAGS.output):
-        fail(f"--output={FLAGS.output} is a folder; name the JSON file to write")
 
     tts = load_model(FLAGS.model_dir)
+    # Every sentence must be one the model can say: a word longer than a
+    # segment found on clip 200 would lose the 199 scored before it.
+    from bittts_tf.text.normalize import TextError
+    for number, text in enumerate(sentences, 1):
+        try:
+            tts.segments(text)
+        except TextError as e:
+            fail(f"{sentences_file}, sentence {number}: {e}")
     config = tts.audio_config
     generator = (load_vocoder(FLAGS.vocoder_checkpoint, config)
                  if FLAGS.vocoder_checkpoint is not None else None)

@@ -26,6 +26,7 @@ import numpy as np
 
 from absl import flags
 
+from bittts_tf import cli
 from bittts_tf.data.cache import CacheError, FeatureCache, split_entries
 from bittts_tf.eval.synthesis import Synthesizer
 from bittts_tf.export import ConversionError
@@ -57,6 +58,8 @@ flags.DEFINE_integer("tflm_lut_validate_texts", 3,
                      "Evaluation sentences spoken to validate the LUT graphs (0: none).",
                      lower_bound=0)
 flags.mark_flags_as_required(["checkpoint", "out_dir"])
+cli.output_flags(folders=("out_dir",), allow=())
+cli.output_flags(folders=("tflm_lut_dir",))
 
 
 def calibration_utterances(cache_dir: str, count: int, synthesizer) -> list[dict]:
@@ -85,10 +88,6 @@ def refuse_before_exporting() -> None:
                         ("tflm_lut_validate_texts", "tflm_lut_dir")):
         if FLAGS[flag].present and not FLAGS[needs].value:
             sys.exit(f"export_tts: --{flag} serves --{needs}; give it too, or drop --{flag}")
-    for flag in ("out_dir", "tflm_lut_dir"):
-        path = FLAGS[flag].value
-        if path and os.path.exists(path) and not os.path.isdir(path):
-            sys.exit(f"export_tts: --{flag}={path} is a file; name a folder")
     if FLAGS.tflm_lut_dir:
         from bittts_tf.export import tflm
         try:

@@ -34,6 +34,7 @@ import zlib
 import numpy as np
 from absl import flags
 
+from bittts_tf import cli
 from bittts_tf.export import tflm
 from bittts_tf.export.c_source import c_bytes, c_float, c_string, config_and_phrase_lines, table
 from bittts_tf.litert import tflite_file
@@ -54,6 +55,7 @@ flags.DEFINE_enum("target", "tflm", ["tflm", "engine"],
                   "tflm: the graphs for a TFLite Micro application; engine: engine blobs for "
                   "the C99 engine (firmware_stub/bittts_voice.h), int8 variant only.")
 flags.mark_flags_as_required(["model_dir", "out_dir"])
+cli.output_flags(folders=("out_dir",), allow=())
 
 DATA_HEADER = "bittts_model_data.h"
 DATA_SOURCE = "bittts_model_data.c"
@@ -172,6 +174,12 @@ def load_inputs(model_dir: str, variant: str, phrases: list[str]):
         graphs[graph] = (path, data, model)
     segments = []
     for text in phrases:
+        try:
+            # The phrase goes into C source as UTF-8; a command line's stray
+            # bytes arrive as lone surrogates that have no encoding.
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FirmwareError(f"--phrase {text!r}: holds bytes that are not UTF-8") from None
         try:
             segments.append(segment_ids(front_end, text, shapes["max_tokens"]))
         except TextError as e:

@@ -22,6 +22,8 @@ import time
 
 from absl import app, flags
 
+from bittts_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None,
                     "Model folder written by bittts-export (tools/export_tts.py); "
@@ -44,6 +46,7 @@ flags.DEFINE_integer("num_threads", 1, "Interpreter threads.", lower_bound=1)
 flags.DEFINE_enum("engine", "litert", ["litert", "c99"],
                   "What runs the graphs: LiteRT, or the C99 engine of the firmware "
                   "(firmware_stub/bittts_engine*.c, host build; --variant=int8 only).")
+cli.output_flags(files=("output",), allow=("-",))
 
 STDOUT = "-"
 # What only speaking reads (--model_dir serves --list_speakers too).

@@ -4,7 +4,6 @@ utterances its run held out."""
 
 from __future__ import annotations
 
-from bittts_tf.models import configs
 from bittts_tf.training import callbacks, checkpoints, run
 from bittts_tf.training.config import TrainingConfig
 
@@ -22,8 +21,8 @@ class HeldOutEvaluator:
 
     def __init__(self, checkpoint: str, corpus: str):
         manifest = checkpoints.read_manifest(checkpoint)
+        self.model_config = checkpoints.model_config(checkpoint, manifest)
         self.stored_model_config = manifest["model_config"]
-        self.model_config = configs.ModelConfig.from_dict(self.stored_model_config)
         self.training_config = TrainingConfig(**manifest["training_config"])
         held_out_ids = manifest["held_out_ids"]
         data = run.load_corpus(corpus, self.model_config.audio, len(held_out_ids))

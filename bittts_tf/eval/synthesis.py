@@ -12,7 +12,6 @@ import functools
 import numpy as np
 
 from bittts_tf.models import configs
-from bittts_tf.text.g2p import FrontEnd
 from bittts_tf.training import checkpoints
 
 
@@ -27,7 +26,7 @@ def load_vocoder(checkpoint: str, dtype: str = "float32"):
     manifest = checkpoints.read_manifest(path)
     if "model/generator" not in manifest["layout"]:
         raise checkpoints.CheckpointError(f"{path} holds no vocoder (an acoustic-only run?)")
-    config = configs.ModelConfig.from_dict(manifest["model_config"])
+    config = checkpoints.model_config(path, manifest)
     # Imported after the manifest is checked: a missing or corrupt checkpoint
     # is refused without the 5-7 s of importing TensorFlow.
     from bittts_tf.models import build
@@ -49,9 +48,9 @@ class Synthesizer:
         self.checkpoint = checkpoints.resolve(checkpoint)
         self.dtype = dtype
         manifest = checkpoints.read_manifest(self.checkpoint)
-        self.config = configs.ModelConfig.from_dict(manifest["model_config"])
+        self.config = checkpoints.model_config(self.checkpoint, manifest)
         self._acoustic_config = self.config
-        self.front_end = FrontEnd.from_dict(manifest["front_end"])
+        self.front_end = checkpoints.front_end(self.checkpoint, manifest)
         if "model/acoustic" not in manifest["layout"]:
             raise checkpoints.CheckpointError(f"{self.checkpoint} holds no acoustic model "
                                               "(a vocoder-only run?)")
@@ -61,8 +60,7 @@ class Synthesizer:
         if vocoder_checkpoint:
             source = checkpoints.resolve(vocoder_checkpoint)
         if source:
-            vocoder_config = configs.ModelConfig.from_dict(
-                checkpoints.read_manifest(source)["model_config"])
+            vocoder_config = checkpoints.model_config(source)
             if vocoder_config.audio != self.config.audio:
                 raise ValueError(f"vocoder {source} was trained for {vocoder_config.audio}, the "
                                  f"acoustic model for {self.config.audio}")

@@ -24,7 +24,6 @@ def from_checkpoint(path: str, which: str = "generator") -> keras.Model:
     mel [batch, frames, n_mels] -> waveform. "acoustic" is refused: its
     text -> mel path has a data-dependent length (durations), so it has no
     single graph; tools/export_tts.py exports it as fixed-shape graphs."""
-    from bittts_tf.models import configs
     from bittts_tf.training import checkpoints
 
     if which not in CHECKPOINT_MODELS:
@@ -40,7 +39,7 @@ def from_checkpoint(path: str, which: str = "generator") -> keras.Model:
         if f"model/{which}" not in layout:
             raise CheckpointModelError(f"{checkpoint}: holds no {which} (it holds "
                                        f"{', '.join(sorted(layout)) or 'nothing'})")
-        config = configs.ModelConfig.from_dict(manifest["model_config"])
+        config = checkpoints.model_config(checkpoint, manifest)
         import keras   # TensorFlow: only once the checkpoint is known to hold the model
 
         from bittts_tf.models import build

@@ -186,9 +186,11 @@ class FrameVocoderConfig:
 
 def vocoder_config_from_dict(data: dict):
     """The vocoder config a saved dict describes (HiFi-GAN when it names no kind)."""
-    if data.get("kind", "hifigan") == "frame":
-        return FrameVocoderConfig(**data)
-    return VocoderConfig(**data)
+    kinds = {"hifigan": VocoderConfig, "frame": FrameVocoderConfig}
+    kind = data.get("kind", "hifigan")
+    if kind not in kinds:
+        raise ValueError(f"vocoder kind {kind!r} is none of {sorted(kinds)}")
+    return kinds[kind](**data)
 
 
 HIFIGAN_VERSIONS = {
@@ -216,6 +218,24 @@ def hifigan(version: str, initial_channel: int | None = None, **overrides) -> Vo
     return VocoderConfig(version=version, **fields)
 
 
+# The integer fields that may be 0 (no multi-scale discriminator); every
+# other count, size and kernel is at least 1.
+_MAY_BE_ZERO = frozenset({"n_scales"})
+
+
+def _check_counts(part) -> None:
+    """Every int field of an acoustic or vocoder config a positive int (a
+    damaged checkpoint's channels=-4 would otherwise fail deep in Keras)."""
+    for field in dataclasses.fields(part):
+        if field.type not in (int, "int"):
+            continue
+        value = getattr(part, field.name)
+        least = 0 if field.name in _MAY_BE_ZERO else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{type(part).__name__}.{field.name}={value!r} must be an "
+                             f"integer >= {least}")
+
+
 @dataclasses.dataclass
 class ModelConfig:
     name: str
@@ -240,6 +260,8 @@ class ModelConfig:
         if self.acoustic.n_mels != self.audio.n_mels:
             raise ValueError(f"acoustic n_mels={self.acoustic.n_mels} but audio n_mels="
                              f"{self.audio.n_mels}")
+        for part in (self.acoustic, self.vocoder):
+            _check_counts(part)
 
     @property
     def acoustic_bits(self) -> float:

@@ -24,6 +24,7 @@ import os
 import re
 
 from bittts_tf import fileio
+from bittts_tf.audio import istft_spec
 from bittts_tf.text.segment import MIN_TOKENS
 
 FORMAT_NAME = "bittts-tts-model"
@@ -98,8 +99,14 @@ _STREAM = ("step", "delay", "channels", "n_mels", "head_width", "states")
 SOURCE_PHASE = ("cutoff", "log_f0_mean", "log_f0_std")
 
 
+# No size in shapes exceeds this: the engine's tensor dims are uint16, and the
+# runtime allocates from these sizes before any graph is read (a damaged
+# max_tokens of 10^12 asked numpy for 3.6 TiB).
+MAX_SIZE = 0xFFFF
+
+
 def _positive(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_SIZE
 
 
 def _check_shapes(shapes: dict, where: str) -> None:
@@ -114,7 +121,7 @@ def _check_shapes(shapes: dict, where: str) -> None:
     states = stream["states"]
     if not isinstance(states, list) or not states or not all(
             isinstance(s, list) and len(s) == 3 and isinstance(s[0], str)
-            and isinstance(s[1], int) and s[1] >= 0 and _positive(s[2]) for s in states):
+            and isinstance(s[1], int) and 0 <= s[1] <= MAX_SIZE and _positive(s[2]) for s in states):
         bad.append("shapes.stream.states")
     source = shapes.get("source_phase")
     if stream.get("frame_f0", False) is not (source is not None):
@@ -126,6 +133,15 @@ def _check_shapes(shapes: dict, where: str) -> None:
         if not (isinstance(source, dict) and all(finite(source.get(k)) for k in SOURCE_PHASE)
                 and source["cutoff"] > 0 and source["log_f0_std"] > 0):
             bad.append("shapes.source_phase")
+    if not bad:
+        # The inverse STFT's: a spectrum row holds n_fft / 2 + 1 log-magnitudes
+        # and as many phases, and the C inverse STFT serves only some sizes.
+        try:
+            istft_spec.check_config(shapes["n_fft"], shapes["hop_length"])
+        except ValueError as error:
+            bad.append(f"shapes.n_fft / shapes.hop_length ({error})")
+        if stream["head_width"] != shapes["n_fft"] + 2:
+            bad.append(f"shapes.stream.head_width (n_fft + 2 = {shapes['n_fft'] + 2})")
     if bad:
         raise ModelFolderError(f"{where}: fields out of range or of the wrong type: {bad}")
 
@@ -165,8 +181,10 @@ def load(path: str) -> ModelFolder:
     except FileNotFoundError:
         raise ModelFolderError(f"{manifest_path}: missing; export a model with "
                                "tools/export_tts.py") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFolderError(f"{manifest_path}: not a readable JSON manifest ({e})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ModelFolderError(f"{manifest_path}: not a readable JSON manifest "
+                               f"({e if not isinstance(e, RecursionError) else 'nested too deep'})"
+                               ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ModelFolderError(f"{manifest_path}: not a {FORMAT_NAME} manifest")
     version = manifest.get("format_version")

@@ -172,6 +172,8 @@ class TextToSpeech:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if engine == "c99" and variant != "int8":
             raise ValueError(f"the c99 engine runs the int8 variant, not {variant!r}")
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be an int >= 1, got {num_threads!r}")
         self.engine = engine
         self.folder = folder_lib.load(model_dir)
         manifest = self.folder.manifest
@@ -229,6 +231,11 @@ class TextToSpeech:
         return segment_ids(self.front_end, text, self.shapes["max_tokens"])
 
     def _check(self, speaker: int, duration_scale: float) -> None:
+        if isinstance(speaker, bool) or not isinstance(speaker, (int, np.integer)):
+            raise SynthesisError(f"speaker {speaker!r} is not an integer id")
+        if isinstance(duration_scale, bool) or not isinstance(duration_scale,
+                                                               (int, float, np.number)):
+            raise SynthesisError(f"duration scale {duration_scale!r} is not a number")
         if not 0 <= speaker < self.speakers:
             raise SynthesisError(f"speaker {speaker} is unknown: this model has "
                                  f"{self.speakers} speaker(s), ids 0..{self.speakers - 1}")

@@ -229,6 +229,32 @@ def read_manifest(path: str) -> dict:
     return manifest
 
 
+def model_config(path: str, manifest: dict | None = None):
+    """The ModelConfig checkpoint `path` was trained with (from its manifest,
+    read here unless given); a CheckpointError naming the file when it is
+    missing or unusable."""
+    from bittts_tf.models import configs
+    manifest = read_manifest(path) if manifest is None else manifest
+    if "model_config" not in manifest:
+        raise CheckpointError(f"{path}: its manifest has no model_config")
+    try:
+        return configs.ModelConfig.from_dict(manifest["model_config"])
+    except (ValueError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{path}: its model_config is unusable: {error}") from None
+
+
+def front_end(path: str, manifest: dict | None = None):
+    """The FrontEnd stored with checkpoint `path`, as model_config()."""
+    from bittts_tf.text import FrontEnd
+    manifest = read_manifest(path) if manifest is None else manifest
+    if "front_end" not in manifest:
+        raise CheckpointError(f"{path}: its manifest has no front_end")
+    try:
+        return FrontEnd.from_dict(manifest["front_end"])
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"{path}: its front_end is unusable: {error}") from None
+
+
 def _match_new_variables(path: str, group: str, stored: list, variables: list,
                          auto_names: set[str], owner_prefixes: list[tuple]) -> list:
     """The model variables the stored ones load into, matched by path:

@@ -67,7 +67,7 @@ def load_teacher(path: str, model_config: configs.ModelConfig, mode: str):
                                  f"{mode!r}")
     path = checkpoints.resolve(path, f"--teacher_acoustic={path}")
     manifest = checkpoints.read_manifest(path)
-    teacher_config = configs.ModelConfig.from_dict(manifest["model_config"])
+    teacher_config = checkpoints.model_config(path, manifest)
     if teacher_config.audio != model_config.audio:
         raise TrainingInputError(f"teacher {path} was trained for {teacher_config.audio}, the "
                                  f"vocoder for {model_config.audio}")
@@ -191,7 +191,7 @@ def _configs(options: RunOptions, corpus: Corpus, resume_from: str | None
     """New from the options, or the ones the checkpoint was trained with."""
     if resume_from:
         manifest = checkpoints.read_manifest(resume_from)
-        model_config = configs.ModelConfig.from_dict(manifest["model_config"])
+        model_config = checkpoints.model_config(resume_from, manifest)
         training_config = TrainingConfig(**manifest["training_config"])
         require_mode(resume_from, training_config.mode, options.mode)
         return model_config, training_config
