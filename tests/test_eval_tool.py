@@ -46,6 +46,9 @@ STAND_IN_RUNTIME = textwrap.dedent('''
                 raise ModelFolderError(f"{model_dir}: no model.tflite")
             self.audio_config = AudioConfig()
 
+        def segments(self, text):
+            return [normalize_text(text)]
+
         def synthesize(self, text, duration_scale=1.0):
             [spoken], _ = festival.synthesize_batch([("x", normalize_text(text))], "slt")
             rate = self.audio_config.sample_rate
@@ -226,7 +229,7 @@ def test_an_output_that_is_a_folder_is_refused_before_scoring(tmp_path, model_di
     folder.mkdir()
     proc = run_tool(tmp_path, f"--model_dir={model_dir}", f"--output={folder}", "--limit=1",
                     "--systems=model", "--nodnsmos")
-    one_line_error(proc, f"--output={folder} is a folder")
+    one_line_error(proc, f"--output={folder}: {folder} is a folder")
     assert "set:" not in proc.stdout and list(folder.iterdir()) == []
 
 

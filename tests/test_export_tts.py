@@ -243,9 +243,9 @@ def test_export_tool_refuses_before_converting_what_would_fail_or_be_ignored(tmp
               "--int8_utterances serves --int8_corpus"),
              ([f"--out_dir={tmp_path / 'v'}", "--tflm_lut_validate_texts=1"],
               "--tflm_lut_validate_texts serves --tflm_lut_dir"),
-             ([f"--out_dir={a_file}"], f"--out_dir={a_file} is a file"),
+             ([f"--out_dir={a_file}"], f"--out_dir={a_file}: {a_file} is a file"),
              ([f"--out_dir={tmp_path / 'v'}", f"--tflm_lut_dir={a_file}"],
-              f"--tflm_lut_dir={a_file} is a file"),
+              f"--tflm_lut_dir={a_file}: {a_file} is a file"),
              ([f"--out_dir={tmp_path / 'v'}", "--max_tokens=2"], "--max_tokens=2"),
              ([f"--out_dir={tmp_path / 'v'}", "--step=0"], "--step=0")]
     for args, message in cases:

@@ -713,7 +713,7 @@ def test_firmware_tool_errors_are_one_line(exported, generated, tmp_path):
         ([f"--model_dir={source}", f"--out_dir={tmp_path / 'o3'}", "--allow_missing_ops",
           "--phrase=?!"], "--phrase '?!'"),
         ([f"--model_dir={source}", f"--out_dir={a_file}", "--allow_missing_ops"],
-         "not a directory"),
+         f"--out_dir={a_file}: {a_file} is a file, not a folder"),
         ([f"--model_dir={exported[1]}", f"--out_dir={tmp_path / 'o4'}", "--variant=int8"],
          "no int8 text graph"),
     ]

@@ -92,6 +92,11 @@ def inputs(tmp_path_factory):
     paths["configless_checkpoint"] = checkpoints.save(
         str(root / "configless" / "checkpoints"), 1, {"acoustic": acoustic, "generator": vocoder},
         {}, {"front_end": FrontEnd().to_dict()})
+    # A 4-bit vocoder, which a ternary acoustic model cannot be paired with.
+    config_4bit, _, vocoder_4bit = random_tts(seed, weight_bits=4)
+    paths["vocoder_4bit"] = checkpoints.save(
+        str(root / "vocoder_4bit" / "checkpoints"), 1, {"generator": vocoder_4bit}, {},
+        {"model_config": config_4bit.to_dict(), "front_end": FrontEnd().to_dict()})
     # A sentence list whose third sentence has a word longer than a segment.
     paths["unsayable_sentences"] = str(root / "sentences.txt")
     (root / "sentences.txt").write_text("Hello there.\nIt is late.\nA "
@@ -208,6 +213,7 @@ def cases(p) -> list[Case]:
         Case("convert.py", "checkpoint without its config", [f"--checkpoint={p['configless_checkpoint']}", f"--out={out}/m.tflite"], p["configless_checkpoint"]),
         Case("evaluate.py", "a sentence too long to say", [f"--model_dir={p['model_dir']}", f"--sentences={p['unsayable_sentences']}", f"--output={out}/e.json", "--nodnsmos", "--systems=model"], f"{p['unsayable_sentences']}, sentence 3"),
         Case("firmware.py", "phrase that is not UTF-8", [f"--model_dir={p['model_dir']}", f"--out_dir={out}/fw2", os.fsdecode(b"--phrase=Hello \xff there.")], "--phrase"),
+        Case("check_streaming.py", "a vocoder that does not fit", [f"--checkpoint={p['checkpoint']}", f"--vocoder_checkpoint={p['vocoder_4bit']}", f"--output={out}/s2.json"], "does not fit"),
         Case("validate.py", "no trials", [f"--keras_model={p['keras_model']}", f"--tflite={p['missing']}", "--trials=0"], "--trials=0"),
         Case("inspect_corpus.py", "zero-width bins", [f"--corpus_dir={p['bad_audio_corpus']}", "--bin_seconds=0"], "--bin_seconds"),
     ]

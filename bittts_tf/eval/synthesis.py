@@ -62,11 +62,16 @@ class Synthesizer:
         if source:
             vocoder_config = checkpoints.model_config(source)
             if vocoder_config.audio != self.config.audio:
-                raise ValueError(f"vocoder {source} was trained for {vocoder_config.audio}, the "
-                                 f"acoustic model for {self.config.audio}")
+                raise checkpoints.CheckpointError(
+                    f"vocoder {source} was trained for {vocoder_config.audio}, the acoustic "
+                    f"model for {self.config.audio}")
+            try:
+                self.config = configs.with_vocoder_of(self.config, vocoder_config)
+            except ValueError as error:
+                raise checkpoints.CheckpointError(f"vocoder {source} does not fit the acoustic "
+                                                  f"model of {self.checkpoint}: {error}") from None
             self.vocoder_source = source
             self._vocoder_config = vocoder_config
-            self.config = configs.with_vocoder_of(self.config, vocoder_config)
 
     @functools.cached_property
     def acoustic(self):
