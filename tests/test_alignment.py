@@ -26,9 +26,8 @@ def path_matrix(tokens, n_tokens):
     return m
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_mas_equals_brute_force(seed):
-    rng = np.random.default_rng(seed)
+@pytest.mark.parametrize("case", range(12))
+def test_mas_equals_brute_force(case, rng):
     n_tokens = int(rng.integers(1, 5))
     n_frames = int(rng.integers(n_tokens, 9))
     log_probs = rng.normal(size=(n_frames, n_tokens)) * 3
@@ -47,8 +46,7 @@ def test_mas_rejects_too_few_frames():
         alignment.monotonic_alignment_search(np.zeros((2, 3)))
 
 
-def test_batched_mas_ignores_padding():
-    rng = np.random.default_rng(0)
+def test_batched_mas_ignores_padding(rng):
     a = rng.normal(size=(6, 3))
     padded = rng.normal(size=(2, 9, 4)) * 100  # garbage in the padding
     padded[0, :6, :3] = a
@@ -70,8 +68,7 @@ def brute_force_forward_sum(log_probs):
     return -scipy.special.logsumexp(scores) / n_frames
 
 
-def test_forward_sum_loss_equals_brute_force_on_a_padded_batch():
-    rng = np.random.default_rng(1)
+def test_forward_sum_loss_equals_brute_force_on_a_padded_batch(rng):
     text_lengths = np.array([3, 1, 4, 2])
     mel_lengths = np.array([7, 3, 8, 2])
     log_probs = rng.normal(size=(4, 8, 4)).astype(np.float32) * 2
@@ -92,8 +89,7 @@ def numpy_forward(log_probs):
     return -alpha[-1] / n_frames
 
 
-def test_forward_sum_loss_equals_numpy_forward_algorithm_on_long_inputs():
-    rng = np.random.default_rng(2)
+def test_forward_sum_loss_equals_numpy_forward_algorithm_on_long_inputs(rng):
     text_lengths = np.array([20, 35])
     mel_lengths = np.array([150, 90])
     log_probs = rng.normal(size=(2, 150, 35)).astype(np.float32)
@@ -103,8 +99,7 @@ def test_forward_sum_loss_equals_numpy_forward_algorithm_on_long_inputs():
     np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 
-def test_forward_sum_gradient_is_finite_and_zero_in_padding():
-    rng = np.random.default_rng(3)
+def test_forward_sum_gradient_is_finite_and_zero_in_padding(rng):
     log_probs = tf.Variable(rng.normal(size=(2, 10, 5)).astype(np.float32))
     with tf.GradientTape() as tape:
         loss = alignment.forward_sum_loss(log_probs, [5, 3], [10, 6])
@@ -127,8 +122,7 @@ def test_beta_binomial_prior_matches_scipy():
     assert np.all(prior[1, 7:] == 0) and np.all(prior[1, :, 3:] == 0)
 
 
-def test_binarization_loss_is_the_mean_log_prob_on_the_hard_path():
-    rng = np.random.default_rng(4)
+def test_binarization_loss_is_the_mean_log_prob_on_the_hard_path(rng):
     log_probs = np.log(rng.dirichlet(np.ones(4), size=(1, 9))).astype(np.float32)
     hard = alignment.batch_monotonic_alignment_search(log_probs, [4], [9])
     expected = -np.sum(hard * log_probs) / 9
@@ -136,9 +130,8 @@ def test_binarization_loss_is_the_mean_log_prob_on_the_hard_path():
     np.testing.assert_allclose(float(got), expected, rtol=1e-6)
 
 
-def test_boundary_error_matches_numpy_on_a_padded_batch():
+def test_boundary_error_matches_numpy_on_a_padded_batch(rng):
     from bittts_tf.eval.alignment_metrics import boundary_error_ms, boundary_error_ms_np
-    rng = np.random.default_rng(5)
     lengths = [6, 3]
     durations = np.zeros((2, 6), np.int32)
     reference = np.zeros((2, 6), np.int32)
@@ -167,8 +160,7 @@ def brute_force_ctc(log_probs, blank_log_prob):
     return -scipy.special.logsumexp(total) / n_tokens
 
 
-def test_ctc_forward_sum_equals_brute_force_on_a_padded_batch():
-    rng = np.random.default_rng(6)
+def test_ctc_forward_sum_equals_brute_force_on_a_padded_batch(rng):
     text_lengths = np.array([3, 1, 2])
     mel_lengths = np.array([6, 4, 5])
     log_probs = (rng.normal(size=(3, 6, 3)) * 2).astype(np.float32)

@@ -71,6 +71,8 @@ def test_clips_outside_the_length_limits_are_reported(tiny_corpus):
     seconds = {u: sf.info(os.path.join(tiny_corpus, "wavs", u + ".wav")).duration
                for u, *_ in metadata_rows(tiny_corpus)}
     assert {u.utt_id for u in utterances} == {u for u, s in seconds.items() if s <= 3.0}
+    too_long = {u for u, s in seconds.items() if s > 3.0}
+    assert too_long and report.ids() == too_long
     assert all(r.reason.startswith("too long") for r in report)
 
 

@@ -11,13 +11,6 @@ from bittts_tf import fileio
 from bittts_tf.training import run_log
 
 
-@pytest.fixture
-def rng():
-    seed = int(np.random.default_rng().integers(2**31))
-    print(f"seed {seed}")
-    return np.random.default_rng(seed)
-
-
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o027])
 def test_atomic_writes_get_the_mode_the_umask_gives(tmp_path, rng, umask):
     data = rng.integers(0, 256, int(rng.integers(1, 5000)), dtype=np.uint8).tobytes()

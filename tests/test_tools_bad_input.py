@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from bittts_tf.runtime import model_folder
+from seeds import fresh_seed
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,8 +77,7 @@ def inputs(tmp_path_factory):
     from bittts_tf.training import checkpoints
     from tts_models import random_tts
 
-    seed = int(np.random.default_rng().integers(2**31))
-    print(f"bad inputs: seed {seed}")
+    seed = fresh_seed("bad inputs")
     rng = np.random.default_rng(seed)
     root = tmp_path_factory.mktemp("bad_inputs")
     paths = {"root": str(root)}

@@ -42,9 +42,9 @@ def options(output_dir, **overrides):
     return run.RunOptions(**base)
 
 
-def test_tf_log_mel_matches_the_feature_extractor():
+def test_tf_log_mel_matches_the_feature_extractor(rng):
     config = audio_preset("tiny")
-    audio = np.random.default_rng(0).normal(0, 0.1, (2, 5000)).astype(np.float32)
+    audio = rng.normal(0, 0.1, (2, 5000)).astype(np.float32)
     got = LogMel(config)(tf.constant(audio)).numpy()
     for i in range(2):
         np.testing.assert_allclose(got[i], reference_log_mel(audio[i], config), atol=2e-3)
@@ -249,7 +249,7 @@ def test_qat_run_starts_from_a_float_run_checkpoint(tmp_path):
     assert manifest["model_config"]["quantize"] == "acoustic"
 
 
-def test_vocoder_training_starts_from_a_recovered_checkpoint_not_from_another_mode(tmp_path):
+def test_vocoder_training_starts_from_a_recovered_checkpoint_not_from_another_mode(tmp_path, rng):
     """A checkpoint rebuilt from a model folder (weights only, no optimizer,
     step or discriminators: tools/recover_checkpoint.py) starts a run at step
     0 with its generator's weights; with a zero learning rate they come out
@@ -259,7 +259,7 @@ def test_vocoder_training_starts_from_a_recovered_checkpoint_not_from_another_mo
     config = configs.preset("tiny", quantize="all")
     generator = build.build_generator(config)
     for variable in generator.trainable_variables:  # not the initializer's values
-        variable.assign(np.random.default_rng(0).normal(0, 0.1, variable.shape))
+        variable.assign(rng.normal(0, 0.1, variable.shape))
     recovered = checkpoints.save(
         str(tmp_path / "recovered"), 0, {"generator": generator}, {},
         {"model_config": config.to_dict(), "recovered_from": {"model_dir": "a model folder"}},

@@ -116,12 +116,19 @@ def test_the_trainer_rebuilt_in_one_process_restores(tmp_path, rng):
     first = run.build_trainer(model_config, training_config)
     for v in first.models["acoustic"].trainable_variables:
         v.assign(rng.normal(size=v.shape).astype(np.float32))
+    # An optimizer with state to restore (built at compile): every slot non-zero.
+    for v in first.optimizer.variables:
+        v.assign(rng.normal(size=v.shape).astype(v.dtype) if v.dtype == "float32"
+                 else np.full(v.shape, 7, v.dtype))
     path = checkpoints.save(str(tmp_path), 3, first.models, {"generator_side": first.optimizer},
                             {})
     second = run.build_trainer(model_config, training_config)
     assert first.optimizer.name != second.optimizer.name
     checkpoints.restore(path, second.models, {"generator_side": second.optimizer})
     for got, want in zip(second.models["acoustic"].variables, first.models["acoustic"].variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=got.path)
+    assert len(second.optimizer.variables) == len(first.optimizer.variables) > 2
+    for got, want in zip(second.optimizer.variables, first.optimizer.variables):
         np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=got.path)
 
 

@@ -12,15 +12,15 @@ import pytest
 from bittts_tf.export import converter, validate
 from bittts_tf.litert import tflite_file
 from bittts_tf.quant import TernaryConv1D, TernaryDense
+from seeds import fresh_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def seed():
-    seed = int(np.random.default_rng().integers(2**31))
-    print(f"seed {seed}")
-    return seed
+def model_seed():
+    """The converted models' weights (shared by the module's tests)."""
+    return fresh_seed("test_validate_bound models")
 
 
 def two_output_model(quantize_activations):
@@ -36,8 +36,8 @@ def two_output_model(quantize_activations):
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["float", "8bit"])
-def converted(request, seed):
-    keras.utils.set_random_seed(seed + int(request.param))
+def converted(request, model_seed):
+    keras.utils.set_random_seed(model_seed + int(request.param))
     model = two_output_model(request.param)
     return model, converter.convert(model).tflite
 

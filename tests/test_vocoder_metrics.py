@@ -12,8 +12,7 @@ from bittts_tf.audio.config import preset as audio_preset
 from bittts_tf.eval import metrics
 
 
-def test_word_errors_equals_brute_force_edit_distance():
-    rng = np.random.default_rng(0)
+def test_word_errors_equals_brute_force_edit_distance(rng):
 
     def brute(h, r):
         # Shortest edit script found by breadth-first search over edits.
@@ -42,20 +41,20 @@ def test_word_errors_equals_brute_force_edit_distance():
                                    ["the cat sat down", "hello world"]) == pytest.approx(1 / 6)
 
 
-def harmonic(seconds, sample_rate, f0, seed=0):
+def harmonic(seconds, sample_rate, f0, seed):
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     rng = np.random.default_rng(seed)
     return (0.3 * np.sin(2 * np.pi * f0 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
             + 0.01 * rng.normal(size=t.shape)).astype(np.float32)
 
 
-def test_mcd_is_zero_for_identical_and_gain_changed_signals_and_grows_with_noise():
+def test_mcd_is_zero_for_identical_and_gain_changed_signals_and_grows_with_noise(seed):
     config = audio_preset("tiny")
-    x = harmonic(1.0, config.sample_rate, 180)
+    x = harmonic(1.0, config.sample_rate, 180, seed)
     assert metrics.mel_cepstral_distortion(x, x, config) == 0.0
     # A gain only shifts the log mel by a constant, i.e. only c0, which MCD leaves out.
     assert metrics.mel_cepstral_distortion(x, 0.5 * x, config) < 0.05
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed + 1)
     small = metrics.mel_cepstral_distortion(x, x + 0.01 * rng.normal(size=x.shape), config)
     large = metrics.mel_cepstral_distortion(x, x + 0.1 * rng.normal(size=x.shape), config)
     assert 0 < small < large
@@ -85,10 +84,10 @@ def test_mcd_scale_is_the_rms_db_distance_of_smooth_log_mels(seed):
                                rtol=1e-9)
 
 
-def test_pesq_and_stoi_rank_clean_above_noisy():
+def test_pesq_and_stoi_rank_clean_above_noisy(seed):
     sample_rate = 16000
-    x = harmonic(2.0, sample_rate, 150)
-    noisy = x + 0.2 * np.random.default_rng(2).normal(size=x.shape)
+    x = harmonic(2.0, sample_rate, 150, seed)
+    noisy = x + 0.2 * np.random.default_rng(seed + 1).normal(size=x.shape)
     assert metrics.stoi_score(x, x, sample_rate) == pytest.approx(1.0, abs=1e-6)
     assert metrics.stoi_score(x, noisy, sample_rate) < 0.99
     assert metrics.pesq_score(x, x, sample_rate) > 4.4
@@ -134,11 +133,11 @@ def test_cpps_falls_as_noise_buries_a_voice_as_a_second_implementation_says(rng)
     assert metrics.cpps_db(upsampled, 2 * rate) == pytest.approx(ours[0], abs=1.0)
 
 
-def test_pesq_is_undefined_for_silence_and_where_it_finds_no_utterance(monkeypatch):
+def test_pesq_is_undefined_for_silence_and_where_it_finds_no_utterance(monkeypatch, seed):
     import pesq
 
     sample_rate = 16000
-    x = harmonic(1.0, sample_rate, 150)
+    x = harmonic(1.0, sample_rate, 150, seed)
     assert metrics.pesq_score(x, np.zeros_like(x), sample_rate) is None
     assert metrics.pesq_score(np.zeros_like(x), x, sample_rate) is None
 
@@ -149,7 +148,7 @@ def test_pesq_is_undefined_for_silence_and_where_it_finds_no_utterance(monkeypat
     assert metrics.pesq_score(x, x, sample_rate) is None
 
 
-def test_vocoder_summary_averages_pesq_where_defined(monkeypatch):
+def test_vocoder_summary_averages_pesq_where_defined(monkeypatch, seed):
     """vocoder_eval's PESQ is the mean over the utterances where it is
     defined, beside how many it was not."""
     from bittts_tf.eval import vocoder_eval
@@ -157,10 +156,11 @@ def test_vocoder_summary_averages_pesq_where_defined(monkeypatch):
     config = audio_preset("tiny")
     scores = iter([None, 2.5, 3.5])
     monkeypatch.setattr(metrics, "pesq_score", lambda *args: next(scores))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     utterances = [{"mel": rng.normal(size=(80, config.n_mels)).astype(np.float32),
                    "audio": (harmonic(80 * config.hop_length / config.sample_rate,
-                                      config.sample_rate, 150 + 50 * i) * 16000).astype(np.int16)}
+                                      config.sample_rate, 150 + 50 * i, seed + i)
+                             * 16000).astype(np.int16)}
                   for i in range(3)]
     echo = lambda mel: np.stack([u["audio"] / 32768.0 for u in utterances
                                  if np.array_equal(u["mel"], mel[0])])
