@@ -318,11 +318,15 @@ bittts_engine_status bittts_engine_eval_depthwise_conv_2d(const bittts_engine_op
           bittts_fixed_requant q;
           int32_t acc = 0, v, ky, kx;
           if (n_kx > 0) {
-            const int8_t *xr = x_first + ic, *fr = f_first + oc;
-            for (ky = 0; ky < n_ky; ++ky, xr += x_row, fr += f_row) {
-              const int8_t *xp = xr, *fp = fr;
-              for (kx = 0; kx < n_kx; ++kx, xp += x_step, fp += out_c)
-                acc += *fp * (*xp + input_offset);
+            /* Offsets, not stepped pointers: a pointer stepped past the last
+             * valid tap would leave the view, which C leaves undefined even
+             * when nothing is read through it. */
+            const int8_t *xc = x_first + ic, *fc = f_first + oc;
+            for (ky = 0; ky < n_ky; ++ky) {
+              const size_t x_at = (size_t)ky * x_row, f_at = (size_t)ky * f_row;
+              for (kx = 0; kx < n_kx; ++kx)
+                acc += fc[f_at + (size_t)kx * (size_t)out_c] *
+                       (xc[x_at + (size_t)kx * x_step] + input_offset);
             }
           }
           if (bias != NULL) acc = wrap_add(acc, bias[oc]);
