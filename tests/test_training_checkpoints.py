@@ -3,6 +3,7 @@ layers were reordered is refused by name, and a rebuild of the same model in
 the same process (Keras numbers unnamed objects from a process-wide counter)
 restores exactly."""
 
+import dataclasses
 import json
 
 import keras
@@ -197,3 +198,25 @@ def test_a_damaged_stored_model_config_is_refused_naming_the_checkpoint(preset):
         manifest = {} if damaged is None else {"front_end": damaged}
         with pytest.raises(checkpoints.CheckpointError, match=f"^{path}: "):
             checkpoints.front_end(path, manifest)
+
+
+def test_a_damaged_stored_training_config_is_refused_naming_the_checkpoint():
+    """A resumed run reads the stored TrainingConfig: a missing, mistyped or
+    out-of-range one is a CheckpointError naming the file (it was a bare
+    KeyError or TypeError)."""
+    path = "runs/x/checkpoints/ckpt-00000007.npz"
+    stored = dataclasses.asdict(TrainingConfig(mode="vocoder", batch_size=3))
+    assert checkpoints.training_config(path, {"training_config": stored}) == TrainingConfig(
+        mode="vocoder", batch_size=3)
+    damages = {
+        "missing": None,
+        "a list": [1, 2],
+        "unknown field": {**stored, "no_such_field": 1},
+        "unknown mode": {**stored, "mode": "sing"},
+        "decay rate 0": {**stored, "lr_decay_rate": 0.0},
+    }
+    for what, damaged in damages.items():
+        manifest = {} if damaged is None else {"training_config": damaged}
+        with pytest.raises(checkpoints.CheckpointError) as refused:
+            checkpoints.training_config(path, manifest)
+        assert str(refused.value).startswith(f"{path}: "), (what, refused.value)

@@ -5,7 +5,6 @@ utterances its run held out."""
 from __future__ import annotations
 
 from bittts_tf.training import callbacks, checkpoints, run
-from bittts_tf.training.config import TrainingConfig
 
 
 class HeldOutError(ValueError):
@@ -23,7 +22,7 @@ class HeldOutEvaluator:
         manifest = checkpoints.read_manifest(checkpoint)
         self.model_config = checkpoints.model_config(checkpoint, manifest)
         self.stored_model_config = manifest["model_config"]
-        self.training_config = TrainingConfig(**manifest["training_config"])
+        self.training_config = checkpoints.training_config(checkpoint, manifest)
         held_out_ids = manifest["held_out_ids"]
         data = run.load_corpus(corpus, self.model_config.audio, len(held_out_ids))
         if data.held_out_ids != held_out_ids:

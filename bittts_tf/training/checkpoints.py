@@ -243,6 +243,20 @@ def model_config(path: str, manifest: dict | None = None):
         raise CheckpointError(f"{path}: its model_config is unusable: {error}") from None
 
 
+def training_config(path: str, manifest: dict | None = None):
+    """The TrainingConfig stored with checkpoint `path`, as model_config()
+    (a resumed run would otherwise fail with a bare KeyError or TypeError)."""
+    from bittts_tf.training.config import TrainingConfig
+    manifest = read_manifest(path) if manifest is None else manifest
+    stored = manifest.get("training_config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: its manifest has no training_config object")
+    try:
+        return TrainingConfig(**stored)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: its training_config is unusable: {error}") from None
+
+
 def front_end(path: str, manifest: dict | None = None):
     """The FrontEnd stored with checkpoint `path`, as model_config()."""
     from bittts_tf.text import FrontEnd

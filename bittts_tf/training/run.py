@@ -192,7 +192,7 @@ def _configs(options: RunOptions, corpus: Corpus, resume_from: str | None
     if resume_from:
         manifest = checkpoints.read_manifest(resume_from)
         model_config = checkpoints.model_config(resume_from, manifest)
-        training_config = TrainingConfig(**manifest["training_config"])
+        training_config = checkpoints.training_config(resume_from, manifest)
         require_mode(resume_from, training_config.mode, options.mode)
         return model_config, training_config
     return _model_config(options, corpus, corpus.train), run_inputs.training_config(options)
