@@ -75,6 +75,24 @@ def test_padding_does_not_change_outputs(quantize, n_speakers, rng):
                                atol=1e-5, rtol=1e-5)
 
 
+def away_from_ternary_ties(value):
+    """The weights with every |w| / mean|w| at least 1e-3 from 0.5, where a
+    ternary code changes. There, float32's mean|w| and float64's can round one
+    weight to different codes (seed 794568999 flipped one weight in
+    generator/block_2/expand, 1.5e-3 of the audio's peak): a tie, not a
+    difference between the two builds."""
+    if value.ndim < 2:
+        return value
+    value = value.copy()
+    for _ in range(10):
+        ratio = np.abs(value.astype(np.float64)) / np.mean(np.abs(value.astype(np.float64)))
+        near = np.abs(ratio - 0.5) < 1e-3
+        if not near.any():
+            return value
+        value[near] *= np.float32(0.99)
+    raise AssertionError("weights still at a ternary tie after 10 nudges")
+
+
 @pytest.mark.parametrize("quantize", ["none", "all"])
 def test_models_built_in_float64_compute_the_float32_models_function(quantize, rng):
     """The float64 build (tools/check_streaming.py's exact reference): every
@@ -90,7 +108,7 @@ def test_models_built_in_float64_compute_the_float32_models_function(quantize, r
         for v32, v64 in zip(model32.weights, model64.weights):
             # Random weights: the zero-initialized mel projection would make
             # every mel the mean mel.
-            value = rng.normal(0, 0.3, v32.shape).astype(np.float32)
+            value = away_from_ternary_ties(rng.normal(0, 0.3, v32.shape).astype(np.float32))
             v32.assign(value)
             v64.assign(value.astype(np.float64))
     batch = pad_batch(random_utterances(config, rng, [(7, 29), (4, 17)]))
