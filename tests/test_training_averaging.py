@@ -81,7 +81,12 @@ def test_averaged_ternary_model_requantizes_the_mean_latent_weights(ternary_run,
     index = next(i for i, (path, _) in enumerate(layout) if path == layer.kernel.path)
     mean_latent = np.mean([a[f"model/acoustic/{index:05d}"] for a in arrays], axis=0)
     codes, beta = ternary_codes_np(mean_latent)
-    np.testing.assert_allclose(layer.effective_kernel(), codes * beta, rtol=1e-6)
+    # numpy's and TensorFlow's float32 means of |w| may differ in the last bit,
+    # and a weight at a tie (|w| / beta = 0.5) may then round either way.
+    decided = np.abs(np.abs(mean_latent) / beta - 0.5) > 1e-5
+    assert decided.mean() > 0.99
+    np.testing.assert_allclose(np.asarray(layer.effective_kernel())[decided],
+                               (codes * beta)[decided], rtol=1e-6)
 
 
 def test_held_out_evaluation_matches_what_training_logged(ternary_run):
