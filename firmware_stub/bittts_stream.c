@@ -212,21 +212,24 @@ static bittts_stream_status check_segment(const bittts_stream_config *c, size_t 
   return check_io(c, io, work_len);
 }
 
-bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_config *c,
-                                         const float *hidden, size_t hidden_len,
-                                         const int32_t *durations, size_t n_tokens,
-                                         const bittts_frames_io *io, float *work,
-                                         size_t work_len) {
+/* Either hidden (floats) or codes (int8) is NULL. */
+static bittts_stream_status begin(bittts_stream *s, const bittts_stream_config *c,
+                                  const float *hidden, const int8_t *codes, size_t hidden_len,
+                                  const int32_t *durations, size_t n_tokens,
+                                  const bittts_frames_io *io, float *work, size_t work_len) {
   bittts_stream_status status;
   int64_t total = 0;
   size_t i, istft_len;
   if (s == NULL) return BITTTS_STREAM_NULL;
   /* A refused begin leaves no stream behind, not even the one before. */
   s->magic = 0;
-  if (c == NULL || hidden == NULL || durations == NULL || io == NULL || work == NULL)
+  if (c == NULL || (hidden == NULL && codes == NULL) || durations == NULL || io == NULL ||
+      work == NULL)
     return BITTTS_STREAM_NULL;
   status = check_segment(c, hidden_len, n_tokens, io, work_len);
   if (status != BITTTS_STREAM_OK) return status;
+  /* Codes are the int8 frames input's: a float graph has none. */
+  if (codes != NULL && io->int8 != 1) return BITTTS_STREAM_QUANT;
   for (i = 0; i < n_tokens; ++i) {
     if (durations[i] < 1 || durations[i] > c->max_frames_per_token) return BITTTS_STREAM_VALUE;
     total += durations[i];
@@ -241,6 +244,7 @@ bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_c
   s->config = c;
   s->io = *io;
   s->hidden = hidden;
+  s->codes = codes;
   s->durations = durations;
   s->scratch = work + istft_len;
   s->out = s->scratch + c->n_fft;
@@ -260,6 +264,26 @@ bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_c
   return BITTTS_STREAM_OK;
 }
 
+bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_config *c,
+                                         const float *hidden, size_t hidden_len,
+                                         const int32_t *durations, size_t n_tokens,
+                                         const bittts_frames_io *io, float *work,
+                                         size_t work_len) {
+  if (s != NULL) s->magic = 0;
+  if (hidden == NULL) return BITTTS_STREAM_NULL;
+  return begin(s, c, hidden, NULL, hidden_len, durations, n_tokens, io, work, work_len);
+}
+
+bittts_stream_status bittts_stream_begin_codes(bittts_stream *s, const bittts_stream_config *c,
+                                               const int8_t *codes, size_t codes_len,
+                                               const int32_t *durations, size_t n_tokens,
+                                               const bittts_frames_io *io, float *work,
+                                               size_t work_len) {
+  if (s != NULL) s->magic = 0;
+  if (codes == NULL) return BITTTS_STREAM_NULL;
+  return begin(s, c, NULL, codes, codes_len, durations, n_tokens, io, work, work_len);
+}
+
 int32_t bittts_stream_remaining(const bittts_stream *s) {
   if (s == NULL || s->magic != kStreamMagic) return 0;
   return s->n_invokes - s->next_invoke;
@@ -277,15 +301,35 @@ static int8_t quantize(float x, bittts_quant q) {
   return (int8_t)v;
 }
 
-/* Writes row r of the frames input (the segment's frame or zeros) and its mask. */
-static void write_frame(const bittts_stream *s, int32_t r, const float *row, float mask) {
+bittts_stream_status bittts_hidden_codes(const float *hidden, size_t n, bittts_quant q,
+                                         int8_t *codes, size_t codes_len) {
+  const uintptr_t from = (uintptr_t)hidden, to = (uintptr_t)codes;
+  size_t i;
+  if (hidden == NULL || codes == NULL) return BITTTS_STREAM_NULL;
+  if (codes_len < n || n > SIZE_MAX / sizeof *hidden) return BITTTS_STREAM_SIZE;
+  if (!quant_ok(q)) return BITTTS_STREAM_QUANT;
+  /* From at or before hidden's start, code i lands on the bytes of a float
+   * j <= i / 4, read already (float i just before code i is written). */
+  if (to > from && to < from + n * sizeof *hidden) return BITTTS_STREAM_SIZE;
+  for (i = 0; i < n; ++i) codes[i] = quantize(hidden[i], q);
+  return BITTTS_STREAM_OK;
+}
+
+/* Writes row r of the frames input (token `token`'s row, or zeros when it
+ * is negative) and its mask. */
+static void write_frame(const bittts_stream *s, int32_t r, int32_t token, float mask) {
   const bittts_frames_io *io = &s->io;
   const size_t channels = (size_t)s->config->encoder_channels, at = (size_t)r * channels;
+  const float *row = token >= 0 && s->hidden != NULL ? s->hidden + (size_t)token * channels : NULL;
   size_t i;
   if (io->int8) {
     int8_t *frames = (int8_t *)io->frames + at;
-    for (i = 0; i < channels; ++i) frames[i] = quantize(row != NULL ? row[i] : 0.0f,
-                                                        io->frames_quant);
+    if (token >= 0 && s->codes != NULL) {
+      memcpy(frames, s->codes + (size_t)token * channels, channels);
+    } else {
+      for (i = 0; i < channels; ++i) frames[i] = quantize(row != NULL ? row[i] : 0.0f,
+                                                          io->frames_quant);
+    }
     ((int8_t *)io->mask)[r] = quantize(mask, io->mask_quant);
   } else {
     float *frames = (float *)io->frames + at;
@@ -306,7 +350,7 @@ static void write_inputs(bittts_stream *s, int32_t k) {
   for (r = 0; r < c->step; ++r) {
     const int32_t f = first + r;
     if (f >= s->total_frames) {
-      write_frame(s, r, NULL, 0.0f);
+      write_frame(s, r, -1, 0.0f);
       continue;
     }
     while (s->cursor_token < s->n_tokens - 1 &&
@@ -314,7 +358,7 @@ static void write_inputs(bittts_stream *s, int32_t k) {
       s->cursor_frame += s->durations[s->cursor_token];
       ++s->cursor_token;
     }
-    write_frame(s, r, s->hidden + (size_t)s->cursor_token * (size_t)c->encoder_channels, 1.0f);
+    write_frame(s, r, s->cursor_token, 1.0f);
   }
   /* A segment starts from zero states (int8: the zero point's code, as the
    * runtime's GraphRunner.zero); later invokes get the previous one's. */

@@ -148,7 +148,8 @@ typedef struct {
 typedef struct {
   const bittts_stream_config *config;
   bittts_frames_io io;
-  const float *hidden;
+  const float *hidden;   /* the rows as floats, quantized per frame, */
+  const int8_t *codes;   /* or (bittts_stream_begin_codes) as int8 codes, copied */
   const int32_t *durations;
   float *scratch; /* in the work buffer: the inverse STFT's scratch, */
   float *out;     /* one hop of samples, */
@@ -180,6 +181,26 @@ bittts_stream_status bittts_stream_begin(bittts_stream *stream,
                                          const int32_t *durations, size_t n_tokens,
                                          const bittts_frames_io *io, float *work,
                                          size_t work_len);
+
+/* The encoder states as an int8 frames input holds them: codes[i] is
+ * hidden[i] quantized with q (round half to even, clipped), the code every
+ * frame of that token gets. codes may start at or before hidden's first
+ * byte (in place over the floats) or lie apart from them; codes starting
+ * inside the floats are BITTTS_STREAM_SIZE. For a board whose text graph's float
+ * hidden output would otherwise stay in RAM while the frames graph streams:
+ * a quarter of its bytes, and each token quantized once, not once a frame. */
+bittts_stream_status bittts_hidden_codes(const float *hidden, size_t n, bittts_quant q,
+                                         int8_t *codes, size_t codes_len);
+
+/* bittts_stream_begin for an int8 io (io->int8 == 1) whose hidden rows are
+ * codes of io->frames_quant (bittts_hidden_codes): each frame row is copied.
+ * The samples are the same as bittts_stream_begin's from the floats. */
+bittts_stream_status bittts_stream_begin_codes(bittts_stream *stream,
+                                               const bittts_stream_config *config,
+                                               const int8_t *codes, size_t codes_len,
+                                               const int32_t *durations, size_t n_tokens,
+                                               const bittts_frames_io *io, float *work,
+                                               size_t work_len);
 
 /* Invokes not yet run (0 for a record that is finished or not begun). */
 int32_t bittts_stream_remaining(const bittts_stream *stream);

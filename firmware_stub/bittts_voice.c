@@ -18,19 +18,26 @@ bittts_voice_status bittts_voice_arena_bytes(const bittts_voice_model *model, si
                                              bittts_voice_report *report) {
   bittts_voice_report ignored;
   bittts_engine_status status;
-  size_t text = 0, frames = 0, text_outputs = 0;
+  bittts_stream_status stream_status;
+  size_t text = 0, frames = 0;
   if (report == NULL) report = &ignored;
   memset(report, 0, sizeof *report);
   report->failed_op = -1;
-  if (model == NULL || bytes == NULL) return engine_failed(report, 0, BITTTS_ENGINE_ERR_NULL, -1);
+  if (model == NULL || bytes == NULL || model->config == NULL)
+    return engine_failed(report, 0, BITTTS_ENGINE_ERR_NULL, -1);
+  /* A checked config's max_tokens * encoder_channels fits int32. */
+  stream_status = bittts_check_config(model->config);
+  if (stream_status != BITTTS_STREAM_OK) {
+    report->stream_status = (int32_t)stream_status;
+    return BITTTS_VOICE_STREAM;
+  }
   status = bittts_engine_arena_bytes(model->text_blob, model->text_blob_len, &text);
-  if (status != BITTTS_ENGINE_OK) return engine_failed(report, 0, status, -1);
-  status = bittts_engine_outputs_end(model->text_blob, model->text_blob_len, &text_outputs);
   if (status != BITTTS_ENGINE_OK) return engine_failed(report, 0, status, -1);
   status = bittts_engine_arena_bytes(model->frames_blob, model->frames_blob_len, &frames);
   if (status != BITTTS_ENGINE_OK) return engine_failed(report, 1, status, -1);
   report->text_arena = align_up(text);
-  report->frames_offset = align_up(text_outputs);
+  report->frames_offset =
+      align_up((size_t)model->config->max_tokens * (size_t)model->config->encoder_channels);
   report->frames_arena = align_up(frames);
   *bytes = report->frames_offset + report->frames_arena > report->text_arena
                ? report->frames_offset + report->frames_arena
@@ -144,6 +151,7 @@ bittts_voice_status bittts_voice_speak(const bittts_voice_model *model, const in
   bittts_engine_tensor phonemes, length, hidden, log_duration, spectrum;
   bittts_state_slot slots[BITTTS_MAX_STATES];
   bittts_frames_io io;
+  bittts_stream stream;
   bittts_callbacks callbacks;
   frames_context context;
   bittts_engine_status status;
@@ -154,14 +162,14 @@ bittts_voice_status bittts_voice_speak(const bittts_voice_model *model, const in
   if (report == NULL) report = &ignored;
   voice_status = bittts_voice_arena_bytes(model, &needed, report);
   if (voice_status != BITTTS_VOICE_OK) return voice_status;
-  if (model->config == NULL || pcm == NULL || arena == NULL)
-    return engine_failed(report, 0, BITTTS_ENGINE_ERR_NULL, -1);
+  if (pcm == NULL || arena == NULL) return engine_failed(report, 0, BITTTS_ENGINE_ERR_NULL, -1);
   if (arena_len < needed) return engine_failed(report, 0, BITTTS_ENGINE_ERR_SIZE, -1);
-  stream_status = bittts_check_config(model->config);
-  if (stream_status != BITTTS_STREAM_OK) {
-    report->stream_status = (int32_t)stream_status;
+  if (work == NULL || durations == NULL || (pcm->pcm_f32 == NULL && pcm->pcm_i16 == NULL)) {
+    report->stream_status = (int32_t)BITTTS_STREAM_NULL;
     return BITTTS_VOICE_STREAM;
   }
+  /* Opening binds views and writes nothing: the frames engine's arena may
+   * lie over the text graph's until the text graph has run. */
   status = bittts_engine_open(&text, model->text_blob, model->text_blob_len, arena,
                               report->text_arena, &op);
   if (status != BITTTS_ENGINE_OK) return engine_failed(report, 0, status, op);
@@ -183,6 +191,10 @@ bittts_voice_status bittts_voice_speak(const bittts_voice_model *model, const in
 
   stream_status = bittts_text_input(model->config, ids, n_ids, (int32_t *)phonemes.data,
                                     phonemes.count, (int32_t *)length.data);
+  /* The stream's buffers are checked before the text graph runs. */
+  if (stream_status == BITTTS_STREAM_OK &&
+      (work_len < bittts_stream_work_len(model->config, 1) || durations_len < n_ids))
+    stream_status = BITTTS_STREAM_SIZE;
   if (stream_status != BITTTS_STREAM_OK) {
     report->stream_status = (int32_t)stream_status;
     return BITTTS_VOICE_STREAM;
@@ -191,6 +203,22 @@ bittts_voice_status bittts_voice_speak(const bittts_voice_model *model, const in
    * *length.data, is the segment's length after the invoke. */
   status = bittts_engine_invoke(&text, &op);
   if (status != BITTTS_ENGINE_OK) return engine_failed(report, 0, status, op);
+
+  /* The log-durations are read before the codes go over the outputs. */
+  stream_status = bittts_durations(model->config, (const float *)log_duration.data,
+                                   log_duration.count, (int32_t)n_ids, duration_scale, durations,
+                                   durations_len, &report->durations);
+  if (stream_status == BITTTS_STREAM_OK)
+    stream_status = bittts_hidden_codes((const float *)hidden.data, n_ids * channels,
+                                        io.frames_quant, (int8_t *)arena, report->frames_offset);
+  if (stream_status == BITTTS_STREAM_OK)
+    stream_status = bittts_stream_begin_codes(&stream, model->config, (const int8_t *)arena,
+                                              n_ids * channels, durations, n_ids, &io, work,
+                                              work_len);
+  if (stream_status != BITTTS_STREAM_OK) {
+    report->stream_status = (int32_t)stream_status;
+    return BITTTS_VOICE_STREAM;
+  }
 
   context.frames = &frames;
   context.spectrum = &spectrum;
@@ -201,11 +229,8 @@ bittts_voice_status bittts_voice_speak(const bittts_voice_model *model, const in
   callbacks.run_frames = run_frames;
   callbacks.pcm_f32 = pcm->pcm_f32 != NULL ? pcm_f32 : NULL;
   callbacks.pcm_i16 = pcm->pcm_i16 != NULL ? pcm_i16 : NULL;
-  stream_status = bittts_speak_segment(model->config, (const float *)hidden.data, hidden.count,
-                                       (const float *)log_duration.data, log_duration.count,
-                                       (int32_t)n_ids, duration_scale, durations,
-                                       durations_len, &io, work, work_len, &callbacks,
-                                       &report->durations);
+  while (stream_status == BITTTS_STREAM_OK && bittts_stream_remaining(&stream) > 0)
+    stream_status = bittts_stream_step(&stream, &callbacks);
   if (context.status != BITTTS_ENGINE_OK) return engine_failed(report, 1, context.status, context.failed_op);
   if (stream_status != BITTTS_STREAM_OK) {
     report->stream_status = (int32_t)stream_status;

@@ -2,11 +2,15 @@
  * graph and the frames graph's stream run by bittts_engine, everything
  * between them by bittts_stream. No TFLite Micro, no heap, no static
  * mutable state; the caller gives one arena for both graphs and the
- * stream's work buffer. The text graph runs on the arena's start; its
- * outputs (encoder states, log-durations) lie in its first bytes
- * (bittts_engine_outputs_end), and the frames graph's arena begins right
- * after them, over the text graph's dead intermediates: 58,216 bytes for the
- * shipped voice instead of 68,568 for two separate arenas. */
+ * stream's work buffer. The text graph runs on the arena's start; once it
+ * has, its log-durations become the durations and its float encoder states
+ * become the int8 codes the frames input takes (bittts_hidden_codes), in
+ * place at the arena's start: a quarter of the bytes, and exactly the codes
+ * the stream would make frame by frame. The frames graph's arena begins
+ * after max_tokens rows of codes, over everything else the text graph left.
+ * Shipped voice (max_tokens 64, 128 channels): 45,376 bytes, the text
+ * graph's own arena; with the float states kept (33,024 bytes of outputs
+ * before the frames arena) it was 58,336. */
 #ifndef BITTTS_VOICE_H_
 #define BITTTS_VOICE_H_
 
@@ -45,13 +49,14 @@ typedef struct {
   int32_t graph;          /* 0: text graph, 1: frames graph (of a failure) */
   int32_t failed_op;      /* the op an engine failure names, else -1 */
   size_t text_arena;      /* bytes of the text graph's arena, from the arena's start */
-  size_t frames_offset;   /* where the frames graph's arena starts (after the text outputs) */
+  size_t frames_offset;   /* where the frames graph's arena starts (after the codes) */
   size_t frames_arena;    /* and its bytes */
   bittts_duration_info durations;
 } bittts_voice_report;
 
 /* The arena both graphs need: max(text arena, frames_offset + frames arena),
- * each part rounded up to BITTTS_ENGINE_ALIGN. */
+ * frames_offset being max_tokens * encoder_channels code bytes; each part
+ * rounded up to BITTTS_ENGINE_ALIGN. */
 bittts_voice_status bittts_voice_arena_bytes(const bittts_voice_model *model, size_t *bytes,
                                              bittts_voice_report *report);
 

@@ -83,3 +83,25 @@ def test_c_voice_refuses_bad_calls_by_status(seed):
         speaker.speak(ids)
     speaker.work = work
     assert speaker.speak(ids).size > 0
+
+
+def test_board_arena_is_the_one_the_c_voice_asks_for():
+    """The arena size tools/firmware.py writes into the board's header
+    (firmware_data.arena_bytes) is bittts_voice_arena_bytes's: the text
+    graph's arena, with the frames graph's after max_tokens rows of int8
+    codes; a board given less would be refused, one given more wastes RAM."""
+    from bittts_tf.engine import blob as blob_lib, firmware_data
+    from bittts_tf.runtime import model_folder
+    from bittts_tf.runtime.stream import StreamShapes
+    folder = model_folder.load(MODEL)
+    shapes = folder.manifest["shapes"]
+    names = {"text": voice.TEXT_OUTPUTS,
+             "frames": StreamShapes.from_dict(shapes["stream"]).output_names}
+    programs = {graph: blob_lib.from_graph(folder.read_graph(graph, "int8"), graph,
+                                           output_names=names[graph])[1]
+                for graph in ("text", "frames")}
+    arenas = firmware_data.arena_bytes(programs, shapes)
+    assert voice.Voice.from_folder(MODEL).arena.size == arenas["total"]
+    assert arenas["frames_offset"] == shapes["max_tokens"] * shapes["encoder_channels"]
+    # The int8 codes, not the float32 states, stay below the frames arena.
+    assert arenas["frames_offset"] < programs["text"].outputs_end

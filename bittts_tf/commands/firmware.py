@@ -391,7 +391,7 @@ def engine_files(model_dir, shapes, stream, num_symbols, sample_rate, graphs, ph
         made = firmware_data.blobs(graphs, stream)
     except GraphError as e:
         raise FirmwareError(str(e)) from None
-    arenas = firmware_data.arena_bytes({g: program for g, (_, program) in made.items()})
+    arenas = firmware_data.arena_bytes({g: program for g, (_, program) in made.items()}, shapes)
     blob_graphs = {f"{g}_blob": (graphs[g][0], data, None) for g, (data, _) in made.items()}
     sizes = {key: len(data) for key, (_, data, _) in blob_graphs.items()}
     files = {DATA_HEADER: firmware_data.header(model_dir, shapes, stream, num_symbols, sample_rate,

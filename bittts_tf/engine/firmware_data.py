@@ -22,13 +22,14 @@ def blobs(graphs: dict, stream: StreamShapes) -> dict:
             for graph, (path, data, _) in graphs.items()}
 
 
-def arena_bytes(programs: dict) -> dict:
+def arena_bytes(programs: dict, shapes: dict) -> dict:
     """The voice's arena as bittts_voice_arena_bytes lays it out: the text
-    graph's from the start, the frames graph's after the text outputs."""
+    graph's from the start, the frames graph's after max_tokens rows of int8
+    encoder-state codes (the text graph's float states, quantized in place)."""
     def up(n: int) -> int:
         return -(-n // blob_lib.ALIGN) * blob_lib.ALIGN
     text, frames = up(programs["text"].arena_bytes), up(programs["frames"].arena_bytes)
-    offset = up(programs["text"].outputs_end)
+    offset = up(shapes["max_tokens"] * shapes["encoder_channels"])
     return {"text": text, "frames": frames, "frames_offset": offset,
             "total": max(text, offset + frames)}
 

@@ -1001,9 +1001,23 @@ static void test_stream_walk(void) {
     for (i = 0; i < k.n_tokens; ++i) k.durations[i] = rng_range(1, c.max_frames_per_token);
     build_reference(&k);
     bind(&k);
-    CHECK(bittts_stream_begin(&s, &k.c, g_hidden, (size_t)(k.n_tokens * c.encoder_channels),
-                              k.durations, (size_t)k.n_tokens, &g.io, g.work + 1, g.work_len) ==
-              BITTTS_STREAM_OK, "begin round %d", round);
+    /* Half the int8 walks take the rows as codes made once per token
+     * (bittts_hidden_codes, in place over a copy of the floats): the
+     * reference quantizes every frame as the float walk does. */
+    if (k.int8 && rng() % 2) {
+      const size_t n = (size_t)(k.n_tokens * c.encoder_channels);
+      static float copy[MAX_TOKENS * MAX_CH];
+      memcpy(copy, g_hidden, n * sizeof *copy);
+      CHECK(bittts_hidden_codes(copy, n, k.frames_q, (int8_t *)copy, n) == BITTTS_STREAM_OK,
+            "codes round %d", round);
+      CHECK(bittts_stream_begin_codes(&s, &k.c, (const int8_t *)copy, n, k.durations,
+                                      (size_t)k.n_tokens, &g.io, g.work + 1, g.work_len) ==
+                BITTTS_STREAM_OK, "begin with codes round %d", round);
+    } else {
+      CHECK(bittts_stream_begin(&s, &k.c, g_hidden, (size_t)(k.n_tokens * c.encoder_channels),
+                                k.durations, (size_t)k.n_tokens, &g.io, g.work + 1, g.work_len) ==
+                BITTTS_STREAM_OK, "begin round %d", round);
+    }
     CHECK(bittts_stream_remaining(&s) == k.n_invokes, "round %d: %d invokes, expected %d",
           round, (int)bittts_stream_remaining(&s), k.n_invokes);
     while (bittts_stream_remaining(&s) > 0 && steps <= k.n_invokes) {
@@ -1158,6 +1172,85 @@ static void test_quantize_non_finite(void) {
   CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_CALLBACK, "stopped in the graph");
   CHECK(g.frames_q[1] == k.frames_q.zero_point && g.frames_q[2] == 127 && g.frames_q[3] == -128,
         "codes %d %d %d", g.frames_q[1], g.frames_q[2], g.frames_q[3]);
+}
+
+/* bittts_hidden_codes against the second quantizer, on floats apart from
+ * the codes, in place, and with the codes starting before the floats; each
+ * bad argument refused with nothing written. */
+static void test_hidden_codes(void) {
+  enum { kN = 97, kLead = 40 };
+  static union {
+    float f[kLead / 4 + kN];
+    int8_t b[(kLead / 4 + kN) * 4];
+  } buf;
+  static float x[kN];
+  static int8_t expected[kN], codes[kN + 1];
+  int round, i, lead;
+  for (round = 0; round < 300; ++round) {
+    const bittts_quant q = random_quant(0.01f, 0.05f, -30, 30);
+    for (i = 0; i < kN; ++i) {
+      /* A quarter on ties (half steps), a few beyond the clamp or not finite. */
+      const int kind = (int)(rng() % 16);
+      x[i] = kind < 4 ? ((float)rng_range(-300, 300) + 0.5f) * q.scale
+             : kind == 4 ? rng_float(-1e4f, 1e4f)
+             : kind == 5 ? (rng() % 2 ? INFINITY : -INFINITY)
+             : kind == 6 ? NAN : rng_float(-3.0f, 3.0f);
+      expected[i] = x[i] != x[i] ? (int8_t)q.zero_point : quantize_reference(x[i], q);
+    }
+    memset(codes, 0x5A, sizeof codes);
+    CHECK(bittts_hidden_codes(x, kN, q, codes, kN) == BITTTS_STREAM_OK, "apart");
+    CHECK(memcmp(codes, expected, kN) == 0 && codes[kN] == 0x5A, "apart round %d", round);
+    /* In place (lead 0) or starting up to kLead bytes before the floats. */
+    lead = round % 3 == 0 ? 0 : rng_range(1, kLead / 4) * 4;
+    memcpy(&buf.f[lead / 4], x, sizeof x);
+    CHECK(bittts_hidden_codes(&buf.f[lead / 4], kN, q, buf.b, kN) == BITTTS_STREAM_OK,
+          "in place, lead %d", lead);
+    CHECK(memcmp(buf.b, expected, kN) == 0, "in place round %d lead %d", round, lead);
+  }
+  {
+    const bittts_quant q = {0.02f, 3}, bad[3] = {{0.0f, 0}, {NAN, 0}, {0.02f, 128}};
+    memset(codes, 0x5A, sizeof codes);
+    CHECK(bittts_hidden_codes(NULL, kN, q, codes, kN) == BITTTS_STREAM_NULL, "NULL floats");
+    CHECK(bittts_hidden_codes(x, kN, q, NULL, kN) == BITTTS_STREAM_NULL, "NULL codes");
+    CHECK(bittts_hidden_codes(x, kN, q, codes, kN - 1) == BITTTS_STREAM_SIZE, "short codes");
+    for (i = 0; i < 3; ++i)
+      CHECK(bittts_hidden_codes(x, kN, bad[i], codes, kN) == BITTTS_STREAM_QUANT, "bad quant %d",
+            i);
+    for (i = 0; i <= kN; ++i) CHECK(codes[i] == 0x5A, "a refused call wrote code %d", i);
+    /* Codes from inside the floats would overwrite floats not yet read. */
+    memcpy(buf.f, x, sizeof x);
+    CHECK(bittts_hidden_codes(buf.f, kN, q, buf.b + 1, kN) == BITTTS_STREAM_SIZE,
+          "codes inside the floats");
+    CHECK(bittts_hidden_codes(buf.f, kN, q, buf.b + kN * 4 - 1, kN) == BITTTS_STREAM_SIZE,
+          "codes from the last float's byte");
+    CHECK(memcmp(buf.f, x, sizeof x) == 0, "a refused call wrote over the floats");
+  }
+}
+
+/* bittts_stream_begin_codes: codes are an int8 frames input's, so a float
+ * io is refused, as are NULL codes; nothing is begun. */
+static void test_begin_codes_refused(void) {
+  static Case k;
+  const bittts_callbacks cb = fake_callbacks();
+  const int32_t durations[1] = {1};
+  static const int8_t codes[MAX_CH] = {0};
+  const bittts_stream_config c = small_config();
+  bittts_stream s;
+  random_case(&k, &c, 0);
+  bind(&k);
+  CHECK(bittts_stream_begin_codes(&s, &k.c, codes, (size_t)k.c.encoder_channels, durations, 1,
+                                  &g.io, g.work + 1, g.work_len) == BITTTS_STREAM_QUANT,
+        "codes for a float io");
+  CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "nothing begun (float io)");
+  k.int8 = 1;
+  bind(&k);
+  CHECK(bittts_stream_begin_codes(&s, &k.c, NULL, (size_t)k.c.encoder_channels, durations, 1,
+                                  &g.io, g.work + 1, g.work_len) == BITTTS_STREAM_NULL,
+        "NULL codes");
+  CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "nothing begun (NULL codes)");
+  CHECK(bittts_stream_begin_codes(&s, &k.c, codes, (size_t)k.c.encoder_channels - 1, durations,
+                                  1, &g.io, g.work + 1, g.work_len) == BITTTS_STREAM_SIZE,
+        "codes shorter than a row");
 }
 
 /* Failures after a step has begun end the stream; refused steps write nothing. */
@@ -1394,6 +1487,8 @@ int main(int argc, char **argv) {
   test_stream_walk();
   test_begin_refused();
   test_quantize_non_finite();
+  test_hidden_codes();
+  test_begin_codes_refused();
   test_step_errors();
   test_speak_segment();
   test_speak_refused();
