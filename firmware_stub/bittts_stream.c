@@ -201,6 +201,14 @@ static bittts_stream_status check_io(const bittts_stream_config *c, const bittts
   return BITTTS_STREAM_OK;
 }
 
+bittts_stream_status bittts_check_frames_io(const bittts_stream_config *c,
+                                            const bittts_frames_io *io, size_t work_len) {
+  bittts_stream_status status;
+  if (c == NULL || io == NULL) return BITTTS_STREAM_NULL;
+  if ((status = bittts_check_config(c)) != BITTTS_STREAM_OK) return status;
+  return check_io(c, io, work_len);
+}
+
 /* Everything bittts_stream_begin checks but the durations. */
 static bittts_stream_status check_segment(const bittts_stream_config *c, size_t hidden_len,
                                           size_t n_tokens, const bittts_frames_io *io,

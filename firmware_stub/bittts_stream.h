@@ -125,6 +125,12 @@ typedef struct {
  * config bittts_check_config refuses). */
 size_t bittts_stream_work_len(const bittts_stream_config *config, int32_t int8);
 
+/* What bittts_stream_begin checks of the config, the frames graph's io and
+ * the work buffer's length (work_len floats), for a caller that would
+ * rather know before it runs the text graph. */
+bittts_stream_status bittts_check_frames_io(const bittts_stream_config *config,
+                                            const bittts_frames_io *io, size_t work_len);
+
 /* Callbacks return 0 to go on; anything else stops with BITTTS_STREAM_CALLBACK. */
 typedef struct {
   void *user;

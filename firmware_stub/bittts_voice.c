@@ -39,6 +39,10 @@ bittts_voice_status bittts_voice_arena_bytes(const bittts_voice_model *model, si
   report->frames_offset =
       align_up((size_t)model->config->max_tokens * (size_t)model->config->encoder_channels);
   report->frames_arena = align_up(frames);
+  /* A blob's header may claim any arena: the sum must not wrap a 32-bit size_t. */
+  if (report->text_arena < text || report->frames_arena < frames ||
+      report->frames_arena > SIZE_MAX - report->frames_offset)
+    return engine_failed(report, 1, BITTTS_ENGINE_ERR_SIZE, -1);
   *bytes = report->frames_offset + report->frames_arena > report->text_arena
                ? report->frames_offset + report->frames_arena
                : report->text_arena;
@@ -192,8 +196,9 @@ bittts_voice_status bittts_voice_speak(const bittts_voice_model *model, const in
   stream_status = bittts_text_input(model->config, ids, n_ids, (int32_t *)phonemes.data,
                                     phonemes.count, (int32_t *)length.data);
   /* The stream's buffers are checked before the text graph runs. */
-  if (stream_status == BITTTS_STREAM_OK &&
-      (work_len < bittts_stream_work_len(model->config, 1) || durations_len < n_ids))
+  if (stream_status == BITTTS_STREAM_OK)
+    stream_status = bittts_check_frames_io(model->config, &io, work_len);
+  if (stream_status == BITTTS_STREAM_OK && durations_len < n_ids)
     stream_status = BITTTS_STREAM_SIZE;
   if (stream_status != BITTTS_STREAM_OK) {
     report->stream_status = (int32_t)stream_status;

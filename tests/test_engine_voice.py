@@ -101,7 +101,9 @@ def test_board_arena_is_the_one_the_c_voice_asks_for():
                                            output_names=names[graph])[1]
                 for graph in ("text", "frames")}
     arenas = firmware_data.arena_bytes(programs, shapes)
-    assert voice.Voice.from_folder(MODEL).arena.size == arenas["total"]
-    assert arenas["frames_offset"] == shapes["max_tokens"] * shapes["encoder_channels"]
+    speaker = voice.Voice.from_folder(MODEL)
+    assert speaker.arena.size == arenas["total"]
+    assert (speaker.layout.text_arena, speaker.layout.frames_offset, speaker.layout.frames_arena) \
+        == (arenas["text"], arenas["frames_offset"], arenas["frames"])
     # The int8 codes, not the float32 states, stay below the frames arena.
     assert arenas["frames_offset"] < programs["text"].outputs_end

@@ -84,6 +84,7 @@ class Voice:
         status = _library().bittts_voice_arena_bytes(ctypes.byref(self.model), ctypes.byref(needed),
                                                      ctypes.byref(report))
         self._raise(status, report)
+        self.layout = report   # text_arena, frames_offset, frames_arena
         self.arena = native._aligned_bytes(needed.value)
         self.work = np.zeros(_library().bittts_stream_work_len(ctypes.byref(self.config), 1), np.float32)
         self.durations = np.zeros(shapes["max_tokens"], np.int32)

@@ -1228,29 +1228,45 @@ static void test_hidden_codes(void) {
 }
 
 /* bittts_stream_begin_codes: codes are an int8 frames input's, so a float
- * io is refused, as are NULL codes; nothing is begun. */
+ * io is refused, as are NULL codes and codes shorter than a row; each
+ * refusal ends the stream begun before it and writes nothing the stream
+ * would write. bittts_check_frames_io refuses what begin would. */
 static void test_begin_codes_refused(void) {
   static Case k;
   const bittts_callbacks cb = fake_callbacks();
   const int32_t durations[1] = {1};
   static const int8_t codes[MAX_CH] = {0};
   const bittts_stream_config c = small_config();
+  const size_t row = (size_t)c.encoder_channels;
   bittts_stream s;
-  random_case(&k, &c, 0);
+  int int8, bad;
+  for (int8 = 0; int8 < 2; ++int8)
+    for (bad = 0; bad < (int8 ? 2 : 1); ++bad) {
+      random_case(&k, &c, int8);
+      bind(&k);
+      CHECK(bittts_stream_begin_codes(&s, &k.c, codes, row, durations, 1, &g.io, g.work + 1,
+                                      g.work_len) == (int8 ? BITTTS_STREAM_OK : BITTTS_STREAM_QUANT),
+            "codes for an int8 io begin, for a float io are refused (int8 %d)", int8);
+      if (int8) {
+        CHECK(bittts_stream_begin(&s, &k.c, g_hidden, row, durations, 1, &g.io, g.work + 1,
+                                  g.work_len) == BITTTS_STREAM_OK, "a stream to end");
+        memcpy(&g_before, &g, sizeof g);
+        CHECK(bittts_stream_begin_codes(&s, &k.c, bad ? codes : NULL, bad ? row - 1 : row,
+                                        durations, 1, &g.io, g.work + 1, g.work_len) ==
+                  (bad ? BITTTS_STREAM_SIZE : BITTTS_STREAM_NULL),
+              "codes %s", bad ? "shorter than a row" : "NULL");
+        CHECK(memcmp(&g_before, &g, sizeof g) == 0, "a refused begin wrote something");
+      }
+      CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "nothing begun (int8 %d)", int8);
+    }
+  random_case(&k, &c, 1);
   bind(&k);
-  CHECK(bittts_stream_begin_codes(&s, &k.c, codes, (size_t)k.c.encoder_channels, durations, 1,
-                                  &g.io, g.work + 1, g.work_len) == BITTTS_STREAM_QUANT,
-        "codes for a float io");
-  CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "nothing begun (float io)");
-  k.int8 = 1;
-  bind(&k);
-  CHECK(bittts_stream_begin_codes(&s, &k.c, NULL, (size_t)k.c.encoder_channels, durations, 1,
-                                  &g.io, g.work + 1, g.work_len) == BITTTS_STREAM_NULL,
-        "NULL codes");
-  CHECK(bittts_stream_step(&s, &cb) == BITTTS_STREAM_STATE, "nothing begun (NULL codes)");
-  CHECK(bittts_stream_begin_codes(&s, &k.c, codes, (size_t)k.c.encoder_channels - 1, durations,
-                                  1, &g.io, g.work + 1, g.work_len) == BITTTS_STREAM_SIZE,
-        "codes shorter than a row");
+  CHECK(bittts_check_frames_io(&k.c, &g.io, g.work_len) == BITTTS_STREAM_OK, "io checked");
+  CHECK(bittts_check_frames_io(&k.c, &g.io, g.work_len - 1) == BITTTS_STREAM_SIZE, "short work");
+  CHECK(bittts_check_frames_io(NULL, &g.io, g.work_len) == BITTTS_STREAM_NULL, "NULL config");
+  CHECK(bittts_check_frames_io(&k.c, NULL, g.work_len) == BITTTS_STREAM_NULL, "NULL io");
+  g.io.frames_quant.scale = 0.0f;
+  CHECK(bittts_check_frames_io(&k.c, &g.io, g.work_len) == BITTTS_STREAM_QUANT, "zero scale");
 }
 
 /* Failures after a step has begun end the stream; refused steps write nothing. */
