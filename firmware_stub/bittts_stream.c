@@ -220,7 +220,8 @@ static bittts_stream_status check_segment(const bittts_stream_config *c, size_t 
   return check_io(c, io, work_len);
 }
 
-/* Either hidden (floats) or codes (int8) is NULL. */
+/* The rows as floats (hidden) or as codes; the other is NULL, so both NULL
+ * is a missing pointer. */
 static bittts_stream_status begin(bittts_stream *s, const bittts_stream_config *c,
                                   const float *hidden, const int8_t *codes, size_t hidden_len,
                                   const int32_t *durations, size_t n_tokens,
@@ -277,8 +278,6 @@ bittts_stream_status bittts_stream_begin(bittts_stream *s, const bittts_stream_c
                                          const int32_t *durations, size_t n_tokens,
                                          const bittts_frames_io *io, float *work,
                                          size_t work_len) {
-  if (s != NULL) s->magic = 0;
-  if (hidden == NULL) return BITTTS_STREAM_NULL;
   return begin(s, c, hidden, NULL, hidden_len, durations, n_tokens, io, work, work_len);
 }
 
@@ -287,8 +286,6 @@ bittts_stream_status bittts_stream_begin_codes(bittts_stream *s, const bittts_st
                                                const int32_t *durations, size_t n_tokens,
                                                const bittts_frames_io *io, float *work,
                                                size_t work_len) {
-  if (s != NULL) s->magic = 0;
-  if (codes == NULL) return BITTTS_STREAM_NULL;
   return begin(s, c, NULL, codes, codes_len, durations, n_tokens, io, work, work_len);
 }
 
